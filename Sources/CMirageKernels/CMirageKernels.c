@@ -1,0 +1,1 @@
+#include "CMirageKernels.h"

@@ -1,0 +1,2 @@
+// CMirageKernels: the few kernels Swift cannot express directly (AVX512-BF16 dot products).
+#pragma once

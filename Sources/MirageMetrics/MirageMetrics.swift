@@ -1,0 +1,1 @@
+// MirageMetrics: the CHAIR and POPE scorers, each reproducing its reference implementation.

@@ -1,0 +1,1 @@
+// MirageStore: the SQLite run store (protocols, models, decoders, runs, items, scores, metrics).

@@ -1,0 +1,22 @@
+import ArgumentParser
+
+/// The `mirage` command line. Each subcommand lives in its own file in this folder.
+@main
+struct Mirage: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mirage",
+        abstract: "Measure and reduce object hallucination in multimodal LLMs.",
+        discussion: """
+        Score captions with CHAIR, probe with POPE, run models and decoders on the CPU, and keep every run \
+        in a SQLite store you can compare and export.
+        """,
+        version: MirageVersion.string,
+        subcommands: [
+            // Subcommands are registered here, one line each.
+        ]
+    )
+}
+
+enum MirageVersion {
+    static let string = "0.1.0"
+}

@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+
+/// Where the project's reference data lives for tests: `../shared/data` beside the repository
+/// (CI has the same layout). Tests that need it are disabled with a clear message when it is absent,
+/// e.g. `@Test(.enabled(if: SharedData.isAvailable, SharedData.missingMessage))`.
+public enum SharedData {
+    /// The repository root, derived from this file's location (Tests/MirageTestSupport/SharedData.swift).
+    public static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// `../shared/data`, or `$MIRAGE_SHARED_DATA` when set.
+    public static let root: URL = {
+        if let override = ProcessInfo.processInfo.environment["MIRAGE_SHARED_DATA"], !override.isEmpty {
+            return URL(fileURLWithPath: override)
+        }
+        return repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/data")
+    }()
+
+    public static var isAvailable: Bool {
+        FileManager.default.fileExists(atPath: root.appendingPathComponent("README.md").path)
+    }
+
+    public static let missingMessage: Comment =
+        "skipped: reference data not found at ../shared/data (set MIRAGE_SHARED_DATA to its location)"
+
+    /// A file or folder below the shared data root, e.g. `SharedData.url("chair/synonyms.txt")`.
+    public static func url(_ relativePath: String) -> URL { root.appendingPathComponent(relativePath) }
+
+    /// True when every named path exists below the root.
+    public static func has(_ relativePaths: String...) -> Bool {
+        relativePaths.allSatisfy { FileManager.default.fileExists(atPath: url($0).path) }
+    }
+
+    /// The shared `tools/` folder (e.g. `nltk-oracle`).
+    public static var toolsRoot: URL { root.deletingLastPathComponent().appendingPathComponent("tools") }
+}
+
+/// Locates executables built alongside the test runner (same products folder).
+public enum BuiltProducts {
+    public static var directory: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+    }
+
+    /// The `mirage` executable of this build, searched in the test runner's folder and its parents
+    /// (the runner may sit inside a `.xctest` bundle).
+    public static var mirage: URL? {
+        var dir = directory
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("mirage")
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isDir), !isDir.boolValue {
+                return candidate
+            }
+            dir = dir.deletingLastPathComponent()
+        }
+        return nil
+    }
+}
+
+/// Runs a built executable and captures its output.
+public struct ProcessResult: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+public func runProcess(_ executable: URL, _ arguments: [String], stdin: Data? = nil,
+                       environment: [String: String]? = nil, currentDirectory: URL? = nil) throws -> ProcessResult {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    if let currentDirectory { process.currentDirectoryURL = currentDirectory }
+    let out = Pipe(), err = Pipe(), input = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = input
+    try process.run()
+    // Drain both pipes concurrently so a chatty child never blocks on a full pipe.
+    var outData = Data(), errData = Data()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    group.enter()
+    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    if let stdin { input.fileHandleForWriting.write(stdin) }
+    try? input.fileHandleForWriting.close()
+    process.waitUntilExit()
+    group.wait()
+    return ProcessResult(status: process.terminationStatus,
+                         stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+}
