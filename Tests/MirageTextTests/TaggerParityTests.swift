@@ -106,3 +106,27 @@ struct TaggerParityTests {
                 "\(result.lemmaMismatches.count) captions lemmatized differently:\n\(result.lemmaMismatches.prefix(5).joined(separator: "\n"))")
     }
 }
+
+/// Any oracle output (`nltk-oracle words`, one JSON line per caption) named by
+/// `MIRAGE_TAGGER_ORACLE_JSONL`, e.g. the held-out `captions-extra` captions run through the oracle.
+@Suite("Perceptron tagger and WordNet lemmatizer parity with an oracle output file")
+struct TaggerOracleFileParityTests {
+    static let path = ProcessInfo.processInfo.environment["MIRAGE_TAGGER_ORACLE_JSONL"] ?? ""
+
+    @Test("tags and lemmas of every caption in $MIRAGE_TAGGER_ORACLE_JSONL are identical to NLTK 3.8.1's",
+          .enabled(if: !path.isEmpty, "skipped: set MIRAGE_TAGGER_ORACLE_JSONL to an nltk-oracle output file"),
+          .enabled(if: SharedData.isAvailable, SharedData.missingMessage),
+          .enabled(if: TaggerLemmaModels.wordNetAvailable, TaggerLemmaModels.wordNetMissing))
+    func oracleFileParity() throws {
+        let analyses = try readReferenceAnalyses(URL(fileURLWithPath: Self.path))
+        let result = compareWithReference(analyses, label: Self.path, tagger: TaggerLemmaModels.tagger,
+                                          lemmatizer: TaggerLemmaModels.lemmatizer)
+        print("checked \(analyses.count) captions, \(result.tokens) tokens: " +
+              "\(result.tagMismatches.count) tag and \(result.lemmaMismatches.count) lemma mismatches")
+        #expect(!analyses.isEmpty)
+        #expect(result.tagMismatches.isEmpty,
+                "\(result.tagMismatches.count) captions tagged differently:\n\(result.tagMismatches.prefix(10).joined(separator: "\n"))")
+        #expect(result.lemmaMismatches.isEmpty,
+                "\(result.lemmaMismatches.count) captions lemmatized differently:\n\(result.lemmaMismatches.prefix(10).joined(separator: "\n"))")
+    }
+}
