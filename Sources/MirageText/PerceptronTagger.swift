@@ -16,7 +16,7 @@ import Foundation
 /// All feature strings are interned at load time: tagging a token costs a few byte-exact hash lookups
 /// (the normalized word, its suffix, the raw word) and a sparse dot product over flat arrays.
 /// The value is immutable and safe to use from any number of threads.
-public struct PerceptronTagger: Sendable {
+public struct PerceptronTagger: @unchecked Sendable {
     /// The Penn Treebank tags the model can predict, in code-point order.
     public let classes: [String]
 
@@ -26,29 +26,34 @@ public struct PerceptronTagger: Sendable {
     private let startTag: Int32
     private let start2Tag: Int32
 
+    // Lookup tables, frozen into `memory` (read through pointers so that threads sharing the tagger
+    // never touch a reference count; see `FrozenMemory`). Immutable after `init`.
+    private let memory: FrozenMemory
     /// Every string the model mentions (tag-dictionary words, feature arguments), byte-exact.
     private let strings: ExactStringTable
     /// For string id `s` and string-keyed template `t`: the weight row of feature `"<t> <s>"`, or -1.
-    private let stringRows: [Int32]
+    private let stringRows: UnsafePointer<Int32>
     /// For string id `s`: its tag-dictionary tag id, or -1.
-    private let dictionaryTags: [Int32]
+    private let dictionaryTags: UnsafePointer<Int32>
     /// `"i-1 tag+i word <prev> <s>"`: for string `s`, entries `prevWordStart[s]..<prevWordStart[s+1]`
     /// of `prevWordTags`/`prevWordRows`.
-    private let prevWordStart: [Int32]
-    private let prevWordTags: [Int32]
-    private let prevWordRows: [Int32]
+    private let prevWordStart: UnsafePointer<Int32>
+    private let prevWordTags: UnsafePointer<Int32>
+    private let prevWordRows: UnsafePointer<Int32>
     /// Rows of the tag-only features, indexed by tag id (pairs by `prev * tagCount + prev2`).
-    private let prevTagRows: [Int32]
-    private let prev2TagRows: [Int32]
-    private let tagPairRows: [Int32]
+    private let prevTagRows: UnsafePointer<Int32>
+    private let prev2TagRows: UnsafePointer<Int32>
+    private let tagPairRows: UnsafePointer<Int32>
+    private let tagCount: Int
+    private let classCount: Int
     private let biasRow: Int32
     /// Sparse weight rows: `rowStart[r]..<rowStart[r+1]` of `rowClasses`/`rowWeights`.
-    private let rowStart: [Int32]
-    private let rowClasses: [UInt8]
-    private let rowWeights: [Double]
+    private let rowStart: UnsafePointer<Int32>
+    private let rowClasses: UnsafePointer<UInt8>
+    private let rowWeights: UnsafePointer<Double>
     /// String ids of the START/END context words and of their 3-code-point suffixes.
-    private let boundaryWords: [Int32]
-    private let boundarySuffixes: [Int32]
+    private let boundaryWords: (Int32, Int32, Int32, Int32)
+    private let boundarySuffixes: (Int32, Int32, Int32, Int32)
 
     /// The features whose argument is one string, in the order `_get_features` adds them.
     private enum StringTemplate: Int, CaseIterable {
@@ -94,11 +99,11 @@ public struct PerceptronTagger: Sendable {
             throw TaggerError.invalidModel(path: classesURL.path,
                                            problem: "expected 1 to 255 classes, found \(classBytes.count)")
         }
-        var tags = ExactStringTable()
+        var tags = StringTableBuilder()
         for c in classBytes { tags.insert(c) }
         let classCount = classBytes.count
 
-        var strings = ExactStringTable(minimumCapacity: 65_536)
+        var strings = StringTableBuilder(minimumCapacity: 65_536)
         var stringRows: [Int32] = []
         var dictionaryTags: [Int32] = []
         func intern(_ bytes: [UInt8]) -> Int {
@@ -196,55 +201,71 @@ public struct PerceptronTagger: Sendable {
         for s in 0..<strings.count { prevWordStart[s + 1] += prevWordStart[s] }
 
         // Context words outside the sentence and their suffixes.
-        let boundary = ["-START-", "-START2-", "-END-", "-END2-"]
-        boundaryWords = boundary.map { strings.find($0) }
-        boundarySuffixes = boundary.map { word in
+        let boundary = ["-START-", "-START2-", "-END-", "-END2-"].map { word in
             withUTF8Buffer(word) { b in
-                strings.find(UnsafeBufferPointer(rebasing: b[PythonStr.suffixStart(b, codePoints: 3)...]))
+                (strings.find(b),
+                 strings.find(UnsafeBufferPointer(rebasing: b[PythonStr.suffixStart(b, codePoints: 3)...])))
             }
         }
+        boundaryWords = (boundary[0].0, boundary[1].0, boundary[2].0, boundary[3].0)
+        boundarySuffixes = (boundary[0].1, boundary[1].1, boundary[2].1, boundary[3].1)
 
+        let memory = FrozenMemory()
+        self.memory = memory
         self.classes = classBytes.map { String(decoding: $0, as: UTF8.self) }
         self.tagNames = (0..<tagCount).map { tags.string(Int32($0)) }
         self.startTag = start
         self.start2Tag = start2
-        self.strings = strings
-        self.stringRows = stringRows
-        self.dictionaryTags = dictionaryTags
-        self.prevWordStart = prevWordStart
-        self.prevWordTags = prevWordTriples.map(\.tag)
-        self.prevWordRows = prevWordTriples.map(\.row)
-        self.prevTagRows = prevTagRows
-        self.prev2TagRows = prev2TagRows
-        self.tagPairRows = tagPairRows
+        self.strings = ExactStringTable(strings, memory: memory)
+        self.stringRows = memory.freeze(stringRows)
+        self.dictionaryTags = memory.freeze(dictionaryTags)
+        self.prevWordStart = memory.freeze(prevWordStart)
+        self.prevWordTags = memory.freeze(prevWordTriples.map(\.tag))
+        self.prevWordRows = memory.freeze(prevWordTriples.map(\.row))
+        self.prevTagRows = memory.freeze(prevTagRows)
+        self.prev2TagRows = memory.freeze(prev2TagRows)
+        self.tagPairRows = memory.freeze(tagPairRows)
+        self.tagCount = tagCount
+        self.classCount = classCount
         self.biasRow = biasRow
-        self.rowStart = rowStart
-        self.rowClasses = rowClasses
-        self.rowWeights = rowWeights
+        self.rowStart = memory.freeze(rowStart)
+        self.rowClasses = memory.freeze(rowClasses)
+        self.rowWeights = memory.freeze(rowWeights)
     }
 
     /// Tags `tokens` (NLTK 3.8.1 `pos_tag(tokens)`), returning one Penn Treebank tag per token.
     public func tag(_ tokens: [String]) -> [String] {
         let n = tokens.count
         guard n > 0 else { return [] }
-        let tc = Self.templateCount
-        // Per context position (0 and 1 are START, n+2 and n+3 are END): string ids of the
-        // normalized word and of its last three code points.
-        var contextWord = [Int32](repeating: -1, count: n + 4)
-        var contextSuffix = [Int32](repeating: -1, count: n + 4)
-        // Per token: string ids of the raw word (tag dictionary), its suffix and its first code point.
-        var rawWord = [Int32](repeating: -1, count: n)
-        var rawSuffix = [Int32](repeating: -1, count: n)
-        var rawPrefix = [Int32](repeating: -1, count: n)
-        contextWord[0] = boundaryWords[0]; contextSuffix[0] = boundarySuffixes[0]
-        contextWord[1] = boundaryWords[1]; contextSuffix[1] = boundarySuffixes[1]
-        contextWord[n + 2] = boundaryWords[2]; contextSuffix[n + 2] = boundarySuffixes[2]
-        contextWord[n + 3] = boundaryWords[3]; contextSuffix[n + 3] = boundarySuffixes[3]
+        // Scratch: per context position (0 and 1 are START, n+2 and n+3 are END) the string ids of the
+        // normalized word and of its last three code points; per token the string ids of the raw word
+        // (tag dictionary), of its last three code points and of its first code point.
+        let scratchCount = 2 * (n + 4) + 3 * n
+        return withUnsafeTemporaryAllocation(of: Int32.self, capacity: scratchCount) { scratch in
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: classCount) { scores in
+                let contextWord = scratch.baseAddress!
+                let contextSuffix = contextWord + (n + 4)
+                let rawWord = contextSuffix + (n + 4)
+                let rawSuffix = rawWord + n
+                let rawPrefix = rawSuffix + n
+                analyseTokens(tokens, contextWord, contextSuffix, rawWord, rawSuffix, rawPrefix)
+                return predict(n, contextWord, contextSuffix, rawWord, rawSuffix, rawPrefix, scores.baseAddress!)
+            }
+        }
+    }
 
+    /// Fills the string ids `tag` needs for every token.
+    @inline(__always)
+    private func analyseTokens(_ tokens: [String], _ contextWord: UnsafeMutablePointer<Int32>,
+                               _ contextSuffix: UnsafeMutablePointer<Int32>, _ rawWord: UnsafeMutablePointer<Int32>,
+                               _ rawSuffix: UnsafeMutablePointer<Int32>, _ rawPrefix: UnsafeMutablePointer<Int32>) {
+        let n = tokens.count
+        (contextWord[0], contextWord[1], contextWord[n + 2], contextWord[n + 3]) = boundaryWords
+        (contextSuffix[0], contextSuffix[1], contextSuffix[n + 2], contextSuffix[n + 3]) = boundarySuffixes
         var normalized: [UInt8] = []
         normalized.reserveCapacity(64)
-        for (i, token) in tokens.enumerated() {
-            withUTF8Buffer(token) { raw in
+        for i in 0..<n {
+            withUTF8Buffer(tokens[i]) { raw in
                 normalized.removeAll(keepingCapacity: true)
                 Self.normalize(raw, into: &normalized)
                 normalized.withUnsafeBufferPointer { norm in
@@ -266,70 +287,64 @@ public struct PerceptronTagger: Sendable {
                 }
             }
         }
+    }
 
+    /// The greedy left-to-right pass of `PerceptronTagger.tag`.
+    @inline(__always)
+    private func predict(_ n: Int, _ contextWord: UnsafeMutablePointer<Int32>,
+                         _ contextSuffix: UnsafeMutablePointer<Int32>, _ rawWord: UnsafeMutablePointer<Int32>,
+                         _ rawSuffix: UnsafeMutablePointer<Int32>, _ rawPrefix: UnsafeMutablePointer<Int32>,
+                         _ scores: UnsafeMutablePointer<Double>) -> [String] {
+        let tc = Self.templateCount
+        @inline(__always) func stringRow(_ s: Int32, _ t: StringTemplate) -> Int32 {
+            s < 0 ? -1 : stringRows[Int(s) * tc + t.rawValue]
+        }
+        @inline(__always) func add(_ row: Int32) {
+            guard row >= 0 else { return }
+            for k in Int(rowStart[Int(row)])..<Int(rowStart[Int(row) + 1]) {
+                scores[Int(rowClasses[k])] += rowWeights[k]
+            }
+        }
         var output: [String] = []
         output.reserveCapacity(n)
-        var scores = [Double](repeating: 0, count: classes.count)
         var prev = startTag, prev2 = start2Tag
-        stringRows.withUnsafeBufferPointer { stringRows in
-            scores.withUnsafeMutableBufferPointer { scores in
-                @inline(__always) func stringRow(_ s: Int32, _ t: StringTemplate) -> Int32 {
-                    s < 0 ? -1 : stringRows[Int(s) * tc + t.rawValue]
-                }
-                for i in 0..<n {
-                    var tag: Int32 = rawWord[i] >= 0 ? dictionaryTags[Int(rawWord[i])] : -1
-                    if tag < 0 {
-                        for k in scores.indices { scores[k] = 0 }
-                        let c = i + 2
-                        // Python's insertion order in `_get_features`; sums must follow it exactly.
-                        accumulate(biasRow, into: scores)
-                        accumulate(stringRow(rawSuffix[i], .iSuffix), into: scores)
-                        accumulate(stringRow(rawPrefix[i], .iPref1), into: scores)
-                        accumulate(prevTagRows[Int(prev)], into: scores)
-                        accumulate(prev2TagRows[Int(prev2)], into: scores)
-                        accumulate(tagPairRows[Int(prev) * tagNames.count + Int(prev2)], into: scores)
-                        accumulate(stringRow(contextWord[c], .iWord), into: scores)
-                        accumulate(prevTagWordRow(word: contextWord[c], prev: prev), into: scores)
-                        accumulate(stringRow(contextWord[c - 1], .prevWord), into: scores)
-                        accumulate(stringRow(contextSuffix[c - 1], .prevSuffix), into: scores)
-                        accumulate(stringRow(contextWord[c - 2], .prev2Word), into: scores)
-                        accumulate(stringRow(contextWord[c + 1], .nextWord), into: scores)
-                        accumulate(stringRow(contextSuffix[c + 1], .nextSuffix), into: scores)
-                        accumulate(stringRow(contextWord[c + 2], .next2Word), into: scores)
-                        // max(classes, key=(score, label)) with classes in ascending label order:
-                        // the last maximal score wins.
-                        var best = 0
-                        for k in 1..<scores.count where scores[k] >= scores[best] { best = k }
-                        tag = Int32(best)
-                    }
-                    output.append(tagNames[Int(tag)])
-                    prev2 = prev
-                    prev = tag
-                }
+        for i in 0..<n {
+            var tag: Int32 = rawWord[i] >= 0 ? dictionaryTags[Int(rawWord[i])] : -1
+            if tag < 0 {
+                scores.update(repeating: 0, count: classCount)
+                let c = i + 2
+                // Python's insertion order in `_get_features`; the sums must follow it exactly.
+                add(biasRow)
+                add(stringRow(rawSuffix[i], .iSuffix))
+                add(stringRow(rawPrefix[i], .iPref1))
+                add(prevTagRows[Int(prev)])
+                add(prev2TagRows[Int(prev2)])
+                add(tagPairRows[Int(prev) * tagCount + Int(prev2)])
+                add(stringRow(contextWord[c], .iWord))
+                add(prevTagWordRow(word: contextWord[c], prev: prev))
+                add(stringRow(contextWord[c - 1], .prevWord))
+                add(stringRow(contextSuffix[c - 1], .prevSuffix))
+                add(stringRow(contextWord[c - 2], .prev2Word))
+                add(stringRow(contextWord[c + 1], .nextWord))
+                add(stringRow(contextSuffix[c + 1], .nextSuffix))
+                add(stringRow(contextWord[c + 2], .next2Word))
+                // max(classes, key=(score, label)) with classes in ascending label order: the last
+                // maximal score wins.
+                var best = 0
+                for k in 1..<classCount where scores[k] >= scores[best] { best = k }
+                tag = Int32(best)
             }
+            output.append(tagNames[Int(tag)])
+            prev2 = prev
+            prev = tag
         }
         return output
     }
 
     @inline(__always)
-    private func accumulate(_ row: Int32, into scores: UnsafeMutableBufferPointer<Double>) {
-        guard row >= 0 else { return }
-        rowStart.withUnsafeBufferPointer { starts in
-            rowClasses.withUnsafeBufferPointer { classes in
-                rowWeights.withUnsafeBufferPointer { weights in
-                    for k in Int(starts[Int(row)])..<Int(starts[Int(row) + 1]) {
-                        scores[Int(classes[k])] += weights[k]
-                    }
-                }
-            }
-        }
-    }
-
-    @inline(__always)
     private func prevTagWordRow(word: Int32, prev: Int32) -> Int32 {
         guard word >= 0 else { return -1 }
-        for k in Int(prevWordStart[Int(word)])..<Int(prevWordStart[Int(word) + 1])
-        where prevWordTags[k] == prev {
+        for k in Int(prevWordStart[Int(word)])..<Int(prevWordStart[Int(word) + 1]) where prevWordTags[k] == prev {
             return prevWordRows[k]
         }
         return -1

@@ -22,30 +22,47 @@ public struct WordNetLemmatizer: Sendable {
     /// Where Debian's `wordnet-base` package installs the WordNet 3.0 database.
     public static let defaultDirectory = URL(fileURLWithPath: "/usr/share/wordnet")
 
-    private struct PartOfSpeech: Sendable {
-        var lemmas = ExactStringTable(minimumCapacity: 1024)
-        var exceptionForms = ExactStringTable()
-        /// For exception form id `f`: `exceptionStart[f]..<exceptionStart[f+1]` of `exceptionLemmas`.
-        var exceptionStart: [Int32] = [0]
-        var exceptionLemmas: [[UInt8]] = []
+    /// One detachment rule: replace the ending `old` by `new` (both ASCII, in `ruleText`).
+    private struct Rule: BitwiseCopyable {
+        var oldStart: Int32, oldCount: Int32, newStart: Int32, newCount: Int32
     }
 
-    private let parts: [PartOfSpeech]   // indexed like `WordNetPOS.allIndex`
+    /// Everything `_morphy` consults for one part of speech, as raw views into `memory` (copying this
+    /// struct touches no reference count; see `FrozenMemory`).
+    private struct PartOfSpeech: @unchecked Sendable {
+        var lemmas: ExactStringTable
+        var exceptionForms: ExactStringTable
+        /// For exception form id `f`: `exceptionStart[f]..<exceptionStart[f+1]` of `exceptionLemmas`,
+        /// ids into `exceptionValues`.
+        var exceptionStart: UnsafePointer<Int32>
+        var exceptionLemmas: UnsafePointer<Int32>
+        var exceptionValues: ExactStringTable
+        var rules: UnsafePointer<Rule>
+        var ruleCount: Int
+        var ruleText: UnsafePointer<UInt8>
+    }
+
+    private let memory: FrozenMemory
+    private let noun: PartOfSpeech
+    private let verb: PartOfSpeech
+    private let adjective: PartOfSpeech
+    private let adverb: PartOfSpeech
 
     /// NLTK's `MORPHOLOGICAL_SUBSTITUTIONS` (from WordNet's morphy(7WN)), in NLTK's order.
-    private static let substitutions: [WordNetPOS: [(old: [UInt8], new: [UInt8])]] = {
-        func rules(_ pairs: [(String, String)]) -> [(old: [UInt8], new: [UInt8])] {
-            pairs.map { (Array($0.0.utf8), Array($0.1.utf8)) }
+    private static func substitutions(_ pos: WordNetPOS) -> [(old: String, new: String)] {
+        switch pos {
+        case .noun:
+            return [("s", ""), ("ses", "s"), ("ves", "f"), ("xes", "x"), ("zes", "z"), ("ches", "ch"),
+                    ("shes", "sh"), ("men", "man"), ("ies", "y")]
+        case .verb:
+            return [("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"),
+                    ("ing", "")]
+        case .adjective:
+            return [("er", ""), ("est", ""), ("er", "e"), ("est", "e")]
+        case .adverb:
+            return []
         }
-        return [
-            .noun: rules([("s", ""), ("ses", "s"), ("ves", "f"), ("xes", "x"), ("zes", "z"),
-                          ("ches", "ch"), ("shes", "sh"), ("men", "man"), ("ies", "y")]),
-            .verb: rules([("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""),
-                          ("ing", "e"), ("ing", "")]),
-            .adjective: rules([("er", ""), ("est", ""), ("er", "e"), ("est", "e")]),
-            .adverb: [],
-        ]
-    }()
+    }
 
     private static func fileSuffix(_ pos: WordNetPOS) -> String {
         switch pos {
@@ -56,19 +73,20 @@ public struct WordNetLemmatizer: Sendable {
         }
     }
 
-    private static func index(_ pos: WordNetPOS) -> Int {
+    private func part(_ pos: WordNetPOS) -> PartOfSpeech {
         switch pos {
-        case .noun: return 0
-        case .verb: return 1
-        case .adjective: return 2
-        case .adverb: return 3
+        case .noun: return noun
+        case .verb: return verb
+        case .adjective: return adjective
+        case .adverb: return adverb
         }
     }
 
     /// Loads `index.{noun,verb,adj,adv}` and `{noun,verb,adj,adv}.exc` from `directory`.
     public init(directory: URL = WordNetLemmatizer.defaultDirectory) throws {
         let order: [WordNetPOS] = [.noun, .verb, .adjective, .adverb]
-        var parts = [PartOfSpeech](repeating: PartOfSpeech(), count: 4)
+        var lemmaSets = [WordNetPOS: StringTableBuilder]()
+        for pos in order { lemmaSets[pos] = StringTableBuilder(minimumCapacity: 1024) }
         // Lemma sets: NLTK reads every index file and files each lemma under the pos of its line.
         for pos in order {
             let name = "index.\(Self.fileSuffix(pos))"
@@ -90,33 +108,46 @@ public struct WordNetLemmatizer: Sendable {
                 case [0x72]: linePOS = .adverb
                 default: linePOS = nil
                 }
-                if let linePOS {
-                    fields[0].withUnsafeBufferPointer { _ = parts[Self.index(linePOS)].lemmas.insert($0) }
-                }
+                if let linePOS { lemmaSets[linePOS]!.insert(fields[0]) }
             }
         }
-        // Exception lists: first field -> remaining fields (a repeated form keeps its last line).
+        let memory = FrozenMemory()
+        var parts: [PartOfSpeech] = []
         for pos in order {
+            // Exception list: first field -> remaining fields (a repeated form keeps its last line).
             let bytes = try Self.read(directory, "\(Self.fileSuffix(pos)).exc")
-            var forms: [[UInt8]] = []
-            var lemmas: [[[UInt8]]] = []
-            var table = ExactStringTable(minimumCapacity: 4096)
+            var forms = StringTableBuilder(minimumCapacity: 4096)
+            var values = StringTableBuilder(minimumCapacity: 4096)
+            var lists: [[Int32]] = []
             Self.forEachLine(bytes) { line in
                 let fields = Self.split(line)
                 guard let form = fields.first else { return }
-                let id = Int(table.insert(form))
-                let rest = fields.dropFirst().map { Array($0) }
-                if id == forms.count { forms.append(form); lemmas.append(rest) } else { lemmas[id] = rest }
+                let id = Int(forms.insert(form))
+                let list = fields.dropFirst().map { values.insert($0) }
+                if id == lists.count { lists.append(list) } else { lists[id] = list }
             }
-            var part = parts[Self.index(pos)]
-            part.exceptionForms = table
-            for list in lemmas {
-                part.exceptionLemmas.append(contentsOf: list)
-                part.exceptionStart.append(Int32(part.exceptionLemmas.count))
+            var starts: [Int32] = [0]
+            for list in lists { starts.append(starts.last! + Int32(list.count)) }
+            var ruleText: [UInt8] = []
+            var rules: [Rule] = []
+            for (old, new) in Self.substitutions(pos) {
+                let oldStart = Int32(ruleText.count)
+                ruleText += Array(old.utf8)
+                let newStart = Int32(ruleText.count)
+                ruleText += Array(new.utf8)
+                rules.append(Rule(oldStart: oldStart, oldCount: Int32(old.utf8.count),
+                                  newStart: newStart, newCount: Int32(new.utf8.count)))
             }
-            parts[Self.index(pos)] = part
+            parts.append(PartOfSpeech(
+                lemmas: ExactStringTable(lemmaSets[pos]!, memory: memory),
+                exceptionForms: ExactStringTable(forms, memory: memory),
+                exceptionStart: memory.freeze(starts),
+                exceptionLemmas: memory.freeze(lists.flatMap { $0 }),
+                exceptionValues: ExactStringTable(values, memory: memory),
+                rules: memory.freeze(rules), ruleCount: rules.count, ruleText: memory.freeze(ruleText)))
         }
-        self.parts = parts
+        self.memory = memory
+        (noun, verb, adjective, adverb) = (parts[0], parts[1], parts[2], parts[3])
     }
 
     /// The lemma CHAIR uses: `min(_morphy(word, pos), key=len)`, or `word` when there is none.
@@ -141,23 +172,29 @@ public struct WordNetLemmatizer: Sendable {
 
     /// True when `lemma` is in WordNet's index for `pos` (lemmas as stored: lower case, `_` for spaces).
     public func contains(_ lemma: String, pos: WordNetPOS) -> Bool {
-        parts[Self.index(pos)].lemmas.find(lemma) >= 0
+        part(pos).lemmas.find(lemma) >= 0
     }
 
     private func morphy(_ form: UnsafeBufferPointer<UInt8>, pos: WordNetPOS) -> [[UInt8]] {
-        let part = parts[Self.index(pos)]
-        let rules = Self.substitutions[pos]!
+        let part = part(pos)
 
+        func inLemmas(_ f: [UInt8]) -> Bool { f.withUnsafeBufferPointer { part.lemmas.find($0) >= 0 } }
         func filter(_ forms: [[UInt8]]) -> [[UInt8]] {
             var result: [[UInt8]] = []
-            for f in forms where part.lemmas.find(f) >= 0 && !result.contains(f) { result.append(f) }
+            for f in forms where inLemmas(f) && !result.contains(f) { result.append(f) }
             return result
         }
         func applyRules(_ forms: [[UInt8]]) -> [[UInt8]] {
             var out: [[UInt8]] = []
             for f in forms {
-                for (old, new) in rules where f.count >= old.count && f[(f.count - old.count)...].elementsEqual(old) {
-                    out.append(Array(f[..<(f.count - old.count)]) + new)
+                for r in 0..<part.ruleCount {
+                    let rule = part.rules[r]
+                    let old = UnsafeBufferPointer(start: part.ruleText + Int(rule.oldStart), count: Int(rule.oldCount))
+                    guard f.count >= old.count, f[(f.count - old.count)...].elementsEqual(old) else { continue }
+                    var candidate = Array(f[..<(f.count - old.count)])
+                    candidate.append(contentsOf: UnsafeBufferPointer(start: part.ruleText + Int(rule.newStart),
+                                                                     count: Int(rule.newCount)))
+                    out.append(candidate)
                 }
             }
             return out
@@ -166,8 +203,11 @@ public struct WordNetLemmatizer: Sendable {
         let original = Array(form)
         let exception = part.exceptionForms.find(form)
         if exception >= 0 {
-            let range = Int(part.exceptionStart[Int(exception)])..<Int(part.exceptionStart[Int(exception) + 1])
-            return filter([original] + part.exceptionLemmas[range])
+            var forms = [original]
+            for k in Int(part.exceptionStart[Int(exception)])..<Int(part.exceptionStart[Int(exception) + 1]) {
+                forms.append(Array(part.exceptionValues.key(part.exceptionLemmas[k])))
+            }
+            return filter(forms)
         }
         var forms = applyRules([original])
         let results = filter([original] + forms)
