@@ -105,6 +105,28 @@ struct ModelJSONReader {
         out.append(contentsOf: String(Character(scalar)).utf8)
     }
 
+    /// Calls `body` with the next JSON string's UTF-8 bytes: a view of the input when the string has no
+    /// escapes (no copy), the decoded bytes otherwise.
+    mutating func withString<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) throws -> R {
+        skipWhitespace()
+        let start = position + 1
+        var end = start
+        while end < bytes.count && bytes[end] != 0x22 && bytes[end] != 0x5C { end += 1 }
+        if position < bytes.count && bytes[position] == 0x22 && end < bytes.count && bytes[end] == 0x22 {
+            position = end + 1
+            return try bytes.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[start..<end])) }
+        }
+        let decoded = try string()
+        return try decoded.withUnsafeBufferPointer(body)
+    }
+
+    /// Powers of ten that are exact doubles.
+    private static let exactPowersOfTen: [Double] = (0...22).map { k in
+        var p = 1.0
+        for _ in 0..<k { p *= 10 }
+        return p
+    }
+
     mutating func number() throws -> Double {
         skipWhitespace()
         let start = position
@@ -113,6 +135,30 @@ struct ModelJSONReader {
             case 0x30...0x39, 0x2D, 0x2B, 0x2E, 0x65, 0x45: position += 1  // digits - + . e E
             default: break scan
             }
+        }
+        // Fast path for plain decimals with at most 15 significant digits (all of the tagger's weights,
+        // which NLTK rounded to 3 decimals): the integer mantissa and 10^k are exact doubles, so one
+        // IEEE division is correctly rounded, the same value `Double(text)` and Python's `float` give.
+        var i = start, negative = false
+        if i < position && bytes[i] == 0x2D { negative = true; i += 1 }
+        var mantissa: Int64 = 0, digits = 0, fractionDigits = 0, seenPoint = false, plain = i < position
+        while i < position && plain {
+            let c = bytes[i]
+            if c >= 0x30 && c <= 0x39 {
+                if mantissa > 0 || c != 0x30 { digits += 1 }
+                if digits > 15 { plain = false; break }  // not exact in a double: slow path
+                mantissa = mantissa * 10 + Int64(c - 0x30)
+                if seenPoint { fractionDigits += 1 }
+            } else if c == 0x2E && !seenPoint {
+                seenPoint = true
+            } else {
+                plain = false
+            }
+            i += 1
+        }
+        if plain && digits <= 15 && fractionDigits <= 22 && !(seenPoint && fractionDigits == 0) {
+            let value = Double(mantissa) / Self.exactPowersOfTen[fractionDigits]
+            return negative ? -value : value
         }
         let text = String(decoding: bytes[start..<position], as: UTF8.self)
         guard !text.isEmpty, let value = Double(text) else {
@@ -124,15 +170,24 @@ struct ModelJSONReader {
 
     /// Reads an object, calling `member` with each key; `member` must consume the value.
     mutating func object(_ member: (inout ModelJSONReader, [UInt8]) throws -> Void) throws {
+        try objectMembers { reader in
+            let key = try reader.string()
+            try reader.expect(0x3A)
+            try member(&reader, key)
+        }
+    }
+
+    /// Reads an object, calling `member` for each member: it reads the key (e.g. with `withString`),
+    /// then `colon()`, then the value.
+    mutating func objectMembers(_ member: (inout ModelJSONReader) throws -> Void) throws {
         try expect(0x7B)
         if consume(0x7D) { return }
-        repeat {
-            let key = try string()
-            try expect(0x3A)
-            try member(&self, key)
-        } while consume(0x2C)
+        repeat { try member(&self) } while consume(0x2C)
         try expect(0x7D)
     }
+
+    /// The ":" between a key and its value.
+    mutating func colon() throws { try expect(0x3A) }
 
     /// Reads an array, calling `element` for each entry; `element` must consume the value.
     mutating func array(_ element: (inout ModelJSONReader) throws -> Void) throws {

@@ -146,10 +146,11 @@ public struct PerceptronTagger: @unchecked Sendable {
         try Self.read(weightsURL) { reader in
             try reader.object { reader, feature in
                 let row = Int32(rowStart.count - 1)
-                try reader.object { reader, label in
+                try reader.objectMembers { reader in
+                    let c = try reader.withString { tags.find($0) }
+                    try reader.colon()
                     let weight = try reader.number()
                     // Labels outside `classes` cannot win `max(self.classes, ...)`; skip them.
-                    let c = tags.find(label)
                     if c >= 0 && Int(c) < classCount {
                         rowClasses.append(UInt8(c))
                         rowWeights.append(weight)

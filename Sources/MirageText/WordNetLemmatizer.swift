@@ -95,20 +95,29 @@ public struct WordNetLemmatizer: Sendable {
             try Self.forEachLine(bytes) { line in
                 lineNumber += 1
                 if line.first == 0x20 { return }  // license header
-                let fields = Self.split(line)
-                guard fields.count >= 2 else {
+                // Only the first two fields matter here: the lemma and its part of speech.
+                var i = line.startIndex
+                func nextField() -> Range<Int>? {
+                    while i < line.endIndex && Self.isSpace(line[i]) { i += 1 }
+                    let start = i
+                    while i < line.endIndex && !Self.isSpace(line[i]) { i += 1 }
+                    return start < i ? start..<i : nil
+                }
+                guard let lemma = nextField(), let posField = nextField() else {
+                    if nextField() == nil && line.allSatisfy(Self.isSpace) { return }
                     throw WordNetError.malformed(file: directory.appendingPathComponent(name).path,
                                                  line: lineNumber, problem: "expected a lemma and a part of speech")
                 }
-                let linePOS: WordNetPOS?
-                switch fields[1] {
-                case [0x6E]: linePOS = .noun
-                case [0x76]: linePOS = .verb
-                case [0x61]: linePOS = .adjective
-                case [0x72]: linePOS = .adverb
-                default: linePOS = nil
+                guard posField.count == 1 else { return }
+                let linePOS: WordNetPOS
+                switch line[posField.lowerBound] {
+                case 0x6E: linePOS = .noun
+                case 0x76: linePOS = .verb
+                case 0x61: linePOS = .adjective
+                case 0x72: linePOS = .adverb
+                default: return
                 }
-                if let linePOS { lemmaSets[linePOS]!.insert(fields[0]) }
+                lemmaSets[linePOS]!.insert(UnsafeBufferPointer(rebasing: line[lemma]))
             }
         }
         let memory = FrozenMemory()
@@ -242,29 +251,36 @@ public struct WordNetLemmatizer: Sendable {
 
     /// Calls `body` with each line (without its line break); NLTK reads the files as text, so `\r\n`,
     /// `\r` and `\n` all end a line.
-    private static func forEachLine(_ bytes: [UInt8], _ body: (ArraySlice<UInt8>) throws -> Void) rethrows {
-        var start = 0, i = 0
-        while i < bytes.count {
-            let b = bytes[i]
-            if b == 0x0A || b == 0x0D {
-                try body(bytes[start..<i])
-                if b == 0x0D && i + 1 < bytes.count && bytes[i + 1] == 0x0A { i += 1 }
-                start = i + 1
+    private static func forEachLine(_ bytes: [UInt8],
+                                    _ body: (Slice<UnsafeBufferPointer<UInt8>>) throws -> Void) rethrows {
+        try bytes.withUnsafeBufferPointer { bytes in
+            var start = 0, i = 0
+            while i < bytes.count {
+                let b = bytes[i]
+                if b == 0x0A || b == 0x0D {
+                    try body(bytes[start..<i])
+                    if b == 0x0D && i + 1 < bytes.count && bytes[i + 1] == 0x0A { i += 1 }
+                    start = i + 1
+                }
+                i += 1
             }
-            i += 1
+            if start < bytes.count { try body(bytes[start...]) }
         }
-        if start < bytes.count { try body(bytes[start...]) }
     }
 
+    /// The ASCII whitespace Python's `str.split()` splits WordNet's lines at.
+    @inline(__always)
+    private static func isSpace(_ b: UInt8) -> Bool { (0x09...0x0D).contains(b) || (0x1C...0x20).contains(b) }
+
     /// Python's `str.split()` for the ASCII whitespace WordNet's files contain.
-    private static func split(_ line: ArraySlice<UInt8>) -> [[UInt8]] {
+    private static func split(_ line: Slice<UnsafeBufferPointer<UInt8>>) -> [[UInt8]] {
         var fields: [[UInt8]] = []
         var current: [UInt8] = []
         for b in line {
-            switch b {
-            case 0x09...0x0D, 0x1C...0x20:
+            if isSpace(b) {
                 if !current.isEmpty { fields.append(current); current.removeAll(keepingCapacity: true) }
-            default: current.append(b)
+            } else {
+                current.append(b)
             }
         }
         if !current.isEmpty { fields.append(current) }

@@ -62,4 +62,30 @@ struct WordNetLemmaPairsTests {
         #expect(wn.contains("hot_dog", pos: .noun))
         #expect(!wn.contains("hot dog", pos: .noun))
     }
+
+    @Test("a missing or damaged WordNet file gives an error that names it and the fix")
+    func errors() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-wordnet-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let indexNoun = folder.appendingPathComponent("index.noun").path
+        #expect(throws: WordNetError.fileMissing(path: indexNoun)) { try WordNetLemmatizer(directory: folder) }
+        #expect(WordNetError.fileMissing(path: indexNoun).description.contains("apt-get install wordnet-base"))
+
+        // A tiny database: the license header is skipped, a line without a part of speech is an error.
+        for (name, text) in [("index.noun", "  1 license text\ndog n 1 0 1 0 02084071\n"),
+                             ("index.verb", "lie v 1 0 1 0 00001\n"), ("index.adj", ""), ("index.adv", ""),
+                             ("noun.exc", "geese goose\n"), ("verb.exc", "lay lie\n"), ("adj.exc", ""), ("adv.exc", "")] {
+            try Data(text.utf8).write(to: folder.appendingPathComponent(name))
+        }
+        let tiny = try WordNetLemmatizer(directory: folder)
+        #expect(tiny.lemmatize("dogs", pos: .noun) == "dog")
+        #expect(tiny.lemmatize("geese", pos: .noun) == "geese")  // "goose" is not in this index
+        #expect(tiny.lemmatize("lay", pos: .verb) == "lie")
+        #expect(tiny.lemmatize("1", pos: .noun) == "1")
+        try Data("  1 license\ndog\n".utf8).write(to: folder.appendingPathComponent("index.noun"))
+        #expect(throws: WordNetError.malformed(file: indexNoun, line: 2, problem: "expected a lemma and a part of speech")) {
+            try WordNetLemmatizer(directory: folder)
+        }
+    }
 }
