@@ -29,7 +29,7 @@ struct TaggerUnitTests {
             try Data(text.utf8).write(to: folder.appendingPathComponent("averaged_perceptron_tagger_eng.\(name).json"))
         }
         try write("weights", #"""
-            {"bias": {"A": 0.1, "B": 0.6}, "i word x": {"A": 0.2}, "i+1 word y": {"A": 0.3},
+            {"bias": {"A": 0.1, "B": 0.6}, "i word x": {"A": 0.2}, "i+1 word y": {"A": 0.3}, "i word t": {"C": 0.5, "B": -0.1},
              "i-1 word x": {"C": 5.0}, "i suffix \u00c9\u00e9": {"C": 9.0}, "i pref1 \u00e9": {"D": 9.0}}
             """#)
         try write("tagdict", #"{"Known": "D", "\u00e9": "A"}"#)
@@ -40,6 +40,8 @@ struct TaggerUnitTests {
         // and a tie would go to "B".
         #expect(tagger.tag(["x", "y"]) == ["A", "C"])
         #expect(tagger.tag(["z"]) == ["B"])
+        // B and C both score 0.5: the greater label wins.
+        #expect(tagger.tag(["t"]) == ["C"])
         #expect(tagger.tag(["Known", "x"]) == ["D", "B"])
         // "i suffix" is word[-3:] of the raw word: all of "XÉé", so "Éé" does not fire.
         #expect(tagger.tag(["XÉé"]) == ["B"])
@@ -47,6 +49,9 @@ struct TaggerUnitTests {
         #expect(tagger.tag(["éa"]) == ["D"])
         #expect(tagger.tag(["e\u{301}a"]) == ["B"])
         #expect(tagger.tag([]) == [])
+        // Without any weights every label scores 0.0: the greatest label, every time.
+        try write("weights", "{}")
+        #expect(try PerceptronTagger(directory: folder).tag(["q", "r"]) == ["D", "D"])
     }
 
     @Test("the fast decimal parser gives exactly Double(text) for every weight of the model",
