@@ -15,10 +15,10 @@ struct ChairCommand: ParsableCommand {
         The text pipeline is NLTK 3.8.1's, reproduced exactly: word_tokenize(caption.lower()), the averaged \
         perceptron tagger, and the WordNet lemmatizer. Output lines and rounding match the reference:
 
-          CHAIRs    : 44.6     captions with at least one hallucinated object (%)
-          CHAIRi    : 12.7     hallucinated object mentions / all object mentions (%)
-          Recall    : 79.2     ground-truth objects mentioned / ground-truth objects (%)
-          Len       : 92.7     mean tokens per caption after merging two-word objects
+          CHAIRs    : 44.6   % of captions with a hallucinated object
+          CHAIRi    : 12.7   % of object mentions that are hallucinated
+          Recall    : 79.2   % of ground-truth objects mentioned
+          Len       : 92.7   mean tokens per caption (two-word objects merged)
 
         INPUT is JSON Lines, one {"image_id": <COCO id>, "caption": "..."} per line (what OPERA's \
         chair_eval.py writes), or a JSON list of such objects. Use --image-id-key/--caption-key for other \
@@ -31,11 +31,17 @@ struct ChairCommand: ParsableCommand {
         or coco-annotations-2014.
 
         EXAMPLES:
-          mirage chair --captions log/llava-1.5/ours.jsonl
-          mirage chair --captions ours.jsonl --ground-truth coco2014_gt_objects.json --json
-          mirage chair --captions out.json --image-id-key question_id --caption-key text
-          mirage chair --captions short.jsonl --truncate-incomplete      # OPERA's 64-token protocol
-          mirage chair --captions ours.jsonl --details ours-details.json # per-caption objects and positions
+          Score an OPERA log with the data store's data:
+            mirage chair --captions log/llava-1.5/ours.jsonl
+          Full-precision metrics and per-caption objects as JSON:
+            mirage chair --captions ours.jsonl --json
+          Other key names, prebuilt ground truth:
+            mirage chair --captions out.json --image-id-key question_id \\
+                --caption-key text --ground-truth coco2014_gt_objects.json
+          OPERA's 64-token protocol (drop an unfinished last sentence):
+            mirage chair --captions short.jsonl --truncate-incomplete
+          Hallucinated objects with token positions, per caption, to a file:
+            mirage chair --captions ours.jsonl --details ours-details.json
         """)
 
     @Option(name: .long, help: ArgumentHelp("Captions to score: JSON Lines or a JSON list.", valueName: "file"))
@@ -133,11 +139,15 @@ struct ChairCommand: ParsableCommand {
 enum ChairCommandError: Error, CustomStringConvertible {
     case cannotWrite(String, String)
     case missingData(what: String, fix: String)
+    /// The data store lacks a source: its message (which names the fetch/import command) and the flag that
+    /// names the data directly.
+    case notInStore(String, flag: String)
 
     var description: String {
         switch self {
         case .cannotWrite(let path, let why): return "cannot write \(path): \(why)"
         case .missingData(let what, let fix): return "\(what) not found. \(fix)"
+        case .notInStore(let message, let flag): return "\(message); or pass \(flag)"
         }
     }
 }
@@ -160,6 +170,8 @@ struct ChairReport: Encodable {
         var mentioned: [String]
         var hallucinated: [Mention]
         var ground_truth: [String]
+        /// Tokens of the scored text; `token_index` points into this list.
+        var tokens: [String]
         var words: [String]
         var CHAIRs: Int
         var CHAIRi, Recall, Precision, F1: Double
@@ -182,7 +194,7 @@ struct ChairReport: Encodable {
                     hallucinated: r.hallucinated.map {
                         Mention(word: $0.word, node_word: $0.nodeWord, token_index: $0.tokenIndex)
                     },
-                    ground_truth: r.groundTruth, words: r.words, CHAIRs: r.metrics.chairS,
+                    ground_truth: r.groundTruth, tokens: r.analysis.tokens, words: r.words, CHAIRs: r.metrics.chairS,
                     CHAIRi: r.metrics.chairI, Recall: r.metrics.recall, Precision: r.metrics.precision,
                     F1: r.metrics.f1)
         }
