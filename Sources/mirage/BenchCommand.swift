@@ -141,8 +141,8 @@ struct BenchGroundTruthCommand: ParsableCommand {
         abstract: "Time building CHAIR's ground truth from COCO-2014-sized annotation files.",
         discussion: """
         Writes a deterministic synthetic data set in the COCO 2014 layout (instances_ and \
-        captions_{train,val}2014.json; 123,287 images, ~900k instances with polygons, 616k captions, \
-        ~400 MB), then builds the ground truth in a fresh process (so its peak memory is the build's own), \
+        captions_{train,val}2014.json; 82,783 + 40,504 images, ~900k instances with polygons, 616k \
+        captions, ~500 MB), then builds the ground truth in a fresh process (so its peak memory is the build's own), \
         then builds again to time the cache hit. Targets: < 60 s and < 4 GB on 2 cores (release build).
 
         EXAMPLE:
@@ -224,6 +224,6 @@ struct BenchGroundTruthCommand: ParsableCommand {
                               pipelineVersion: ChairTextPipeline.version)
         }
         let objects = result.groundTruth.objectsByImage.values.reduce(0) { $0 + $1.count }
-        print("  \(result.cacheHit ? "loaded from cache" : "built") ground truth for \(result.groundTruth.imageCount) images (\(objects) image-object pairs) in \(String(format: "%.2f", seconds)) s (CPU \(String(format: "%.2f", cpuSeconds() - cpuStart)) s); peak RSS \(String(format: "%.2f", Double(peakResidentBytes()) / 1e9)) GB; pipeline data loaded in \(String(format: "%.2f", loadSeconds)) s; \(data.threads) threads")
+        print("  \(result.cacheHit ? "loaded from cache" : "built") ground truth for \(result.groundTruth.imageCount) distinct image ids (the synthetic train and val splits reuse ids; \(objects) image-object pairs) in \(String(format: "%.2f", seconds)) s (CPU \(String(format: "%.2f", cpuSeconds() - cpuStart)) s); peak RSS \(String(format: "%.2f", Double(peakResidentBytes()) / 1e9)) GB; pipeline data loaded in \(String(format: "%.2f", loadSeconds)) s; \(data.threads) threads")
     }
 }

@@ -66,17 +66,6 @@ struct ChairCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Cache folder for ground truth built from COCO annotations (default: the data store's cache).", valueName: "dir"))
     var cacheDir: String?
 
-    @Option(name: .long, help: ArgumentHelp("CHAIR synonym list (synonyms.txt).", valueName: "file"))
-    var synonyms: String?
-
-    @Option(name: .long, help: ArgumentHelp(
-        "NLTK data folder holding punkt_tab/english/ and averaged_perceptron_tagger_eng/ (also under tokenizers/ and taggers/).",
-        valueName: "dir"))
-    var nltkData: String?
-
-    @Option(name: .long, help: ArgumentHelp("WordNet 3.0 database folder (index.noun, noun.exc, ...).", valueName: "dir"))
-    var wordnet: String?
-
     @Flag(name: .long, help: "Cut each caption after its last \".\" (drops an unfinished last sentence; OPERA's 64-token protocol).")
     var truncateIncomplete = false
 
@@ -89,23 +78,22 @@ struct ChairCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Also write per-caption detail (objects, hallucinations with token positions) to this JSON file.", valueName: "file"))
     var details: String?
 
-    @Option(name: .long, help: "Worker threads.")
-    var threads = 2
+    @OptionGroup var data: ChairDataOptions
 
     func validate() throws {
         if groundTruth != nil && cocoAnnotations != nil {
             throw ValidationError("pass either --ground-truth or --coco-annotations, not both")
         }
-        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if data.threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
         do {
             let file = try ChairCaptionFile.read(URL(fileURLWithPath: captions), imageIdKey: imageIdKey,
                                                  captionKey: captionKey)
-            let resources = ChairResources(synonyms: synonyms, nltkData: nltkData, wordnet: wordnet,
-                                           groundTruth: groundTruth, cocoAnnotations: cocoAnnotations,
-                                           cacheDir: cacheDir, threads: threads)
+            var resources = data.resources(groundTruth: groundTruth)
+            resources.cocoAnnotations = cocoAnnotations
+            resources.cacheDir = cacheDir
             let scorer = try resources.scorer(options: ChairOptions(truncateIncomplete: truncateIncomplete,
                                                                     allowUnknownImages: allowUnknownImages))
             let run: ChairRunResult
