@@ -3,7 +3,8 @@ import Foundation
 /// A file of captions to score, in either layout the reference accepts: JSON Lines (one
 /// `{"image_id": 123, "caption": "..."}` per line, what OPERA's `chair_eval.py` writes) or a JSON list of
 /// such objects. The layout is recognised from the content (a list starts with `[`). Blank lines in JSON
-/// Lines are skipped. Keys are configurable; an image id may be a JSON integer or a string of digits.
+/// Lines are skipped. Concatenated pretty-printed objects (POPE's `caption_data` files) are read too.
+/// Keys are configurable; an image id may be a JSON integer or a string of digits.
 public struct ChairCaptionFile: Sendable, Hashable {
     public var captions: [ChairCaption]
     /// The 1-based line where each caption's record starts, for error messages.
@@ -45,6 +46,12 @@ public struct ChairCaptionFile: Sendable, Hashable {
                 file.captions.append(try reader.record(Data(bytes[start..<end]), line: line))
                 file.lines.append(line)
             }
+        } else if let objects = concatenatedObjects(bytes, from: first) {
+            for (start, end) in objects {
+                let line = lineNumber(bytes, at: start)
+                file.captions.append(try reader.record(Data(bytes[start..<end]), line: line))
+                file.lines.append(line)
+            }
         } else {
             var line = 0
             var start = 0
@@ -80,6 +87,40 @@ public struct ChairCaptionFile: Sendable, Hashable {
         var line = 1
         for b in bytes[..<offset] where b == UInt8(ascii: "\n") { line += 1 }
         return line
+    }
+
+    /// Byte ranges of top-level objects written one after another over several lines (not one per line),
+    /// or nil when the content is not such a sequence (JSON Lines is then tried).
+    static func concatenatedObjects(_ bytes: [UInt8], from start: Int) -> [(Int, Int)]? {
+        var objects: [(Int, Int)] = []
+        var depth = 0, inString = false, escaped = false, objectStart = 0
+        var multiLine = false
+        for i in start..<bytes.count {
+            let b = bytes[i]
+            if inString {
+                if escaped { escaped = false } else if b == UInt8(ascii: "\\") { escaped = true }
+                else if b == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch b {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                if depth == 0 {
+                    guard b == UInt8(ascii: "{") else { return nil }
+                    objectStart = i
+                }
+                depth += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+                if depth < 0 { return nil }
+                if depth == 0 { objects.append((objectStart, i + 1)) }
+            case UInt8(ascii: "\n"):
+                if depth > 0 { multiLine = true }
+            default:
+                if depth == 0 && !isSpace(b) { return nil }
+            }
+        }
+        return depth == 0 && !inString && multiLine ? objects : nil
     }
 
     /// Byte ranges of the elements of the top-level JSON array starting at `open`, found by tracking
