@@ -3,11 +3,11 @@ import Dispatch
 import Foundation
 import MirageText
 
-/// `mirage bench-tagger`: load time and throughput of the POS tagger and the WordNet lemmatizer on
+/// `mirage bench tagger`: load time and throughput of the POS tagger and the WordNet lemmatizer on
 /// tokenized captions, checking every tag and lemma against the reference while it measures.
 struct BenchTaggerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-tagger",
+        commandName: "tagger",
         abstract: "Time NLTK-exact POS tagging and WordNet lemmatization (CHAIR's text pipeline).",
         discussion: """
         Loads the averaged-perceptron tagger and WordNet, then tags and lemmatizes the tokens of every \
@@ -17,7 +17,7 @@ struct BenchTaggerCommand: ParsableCommand {
         `swift build -c release` before measuring.
 
         Example:
-          .build/release/mirage bench-tagger ../shared/data/chair/reference/*.jsonl
+          .build/release/mirage bench tagger ../shared/data/chair/reference/*.jsonl
         """)
 
     @Argument(help: ArgumentHelp("JSON-lines files with tokens, tags and lemmas per caption.", valueName: "jsonl"))

@@ -13,7 +13,8 @@ struct Mirage: AsyncParsableCommand {
         version: MirageVersion.string,
         subcommands: [
             // Subcommands are registered here, one line each.
-            BenchTaggerCommand.self,
+            ChairCommand.self,
+            BenchCommand.self,
         ]
     )
 }
