@@ -124,11 +124,29 @@ enum PyText {
         }
     }
 
-    static func makeString<C: Collection>(_ scalars: C) -> String where C.Element == Scalar {
-        var view = String.UnicodeScalarView()
-        view.append(contentsOf: scalars)
-        return String(view)
+    /// A `String` from scalars, encoded to UTF-8 directly.
+    static func makeString(_ scalars: ArraySlice<Scalar>) -> String {
+        var utf8Count = 0
+        for c in scalars { utf8Count += UTF8.width(c) }
+        return String(unsafeUninitializedCapacity: utf8Count) { buffer in
+            var k = 0
+            for c in scalars {
+                let v = c.value
+                if v < 0x80 {
+                    buffer[k] = UInt8(v)
+                    k += 1
+                } else {
+                    UTF8.encode(c) { byte in
+                        buffer[k] = byte
+                        k += 1
+                    }
+                }
+            }
+            return k
+        }
     }
+
+    static func makeString(_ scalars: [Scalar]) -> String { makeString(scalars[...]) }
 }
 
 extension String {
