@@ -10,9 +10,10 @@ enum TokenizerTestData {
     static let missingPunkt: Comment =
         "skipped: ../shared/data/nltk/punkt_tab/english not found (set MIRAGE_SHARED_DATA to the shared data folder)"
 
-    static func punkt() throws -> PunktParameters {
-        try PunktParameters(directory: SharedData.url(punktFolder))
-    }
+    private static let loaded = Result { try PunktParameters(directory: SharedData.url(punktFolder)) }
+
+    /// Loaded once per test process.
+    static func punkt() throws -> PunktParameters { try loaded.get() }
 
     /// Reads a JSON-lines file into dictionaries.
     static func jsonLines(_ url: URL) throws -> [[String: Any]] {
@@ -56,8 +57,9 @@ enum TokenizerTestData {
     }
 
     /// Held-out breadth check against the NLTK oracle: set `MIRAGE_TOKENIZER_ORACLE` to a JSON-lines file
-    /// of `{"caption": ..., "tokens": word_tokenize(caption.lower())}` (see Scripts/fixtures/text_oracle_cases.sh,
-    /// `heldout` mode, which builds it from ../shared/data/captions-extra with nltk-oracle).
+    /// of `{"caption": c, "tokens": word_tokenize(c.lower())}`, optionally with `"mixed_tokens":
+    /// word_tokenize(c)` and `"sentences": sent_tokenize(c)`. `Scripts/fixtures/text_oracle_cases.sh heldout F`
+    /// builds it from ../shared/data/captions-extra with nltk-oracle.
     @Test(.enabled(if: ProcessInfo.processInfo.environment["MIRAGE_TOKENIZER_ORACLE"] != nil
                    && TokenizerTestData.hasPunkt,
                    "skipped: set MIRAGE_TOKENIZER_ORACLE to an oracle JSON-lines file to run the held-out check"))
@@ -70,10 +72,18 @@ enum TokenizerTestData {
             let caption = try #require(record["caption"] as? String)
             let want = try #require(record["tokens"] as? [String])
             let got = tokenizer.tokenize(caption.pythonLowercased)
-            if got != want { mismatches.append(TokenizerTestData.describe(caption, got, want)) }
+            if got != want { mismatches.append("lower-cased " + TokenizerTestData.describe(caption, got, want)) }
+            if let mixed = record["mixed_tokens"] as? [String] {
+                let got = tokenizer.tokenize(caption)
+                if got != mixed { mismatches.append("mixed-case " + TokenizerTestData.describe(caption, got, mixed)) }
+            }
+            if let sentences = record["sentences"] as? [String] {
+                let got = tokenizer.sentenceTokenizer.sentences(caption)
+                if got != sentences { mismatches.append("sentences " + TokenizerTestData.describe(caption, got, sentences)) }
+            }
         }
         #expect(!records.isEmpty)
-        #expect(mismatches.isEmpty, Comment(rawValue: "\(mismatches.count) of \(records.count) captions differ:\n"
+        #expect(mismatches.isEmpty, Comment(rawValue: "\(mismatches.count) differences in \(records.count) captions:\n"
             + mismatches.prefix(10).joined(separator: "\n")))
     }
 }
