@@ -159,10 +159,11 @@ public struct PunktSentenceTokenizer: Sendable {
         } else if token.isEllipsis {
             token.ellipsis = true
         } else if token.periodFinal && !(tok.count >= 2 && tok[tok.count - 2] == ".") {
-            let base = PyText.lower(Array(tok.dropLast()))
-            let lastPart = base.lastIndex(of: "-").map { Array(base[($0 + 1)...]) } ?? base
-            if parameters.abbreviationTypes.contains(PyText.makeString(base))
-                || parameters.abbreviationTypes.contains(PyText.makeString(lastPart)) {
+            // tok[:-1].lower(), and its part after the last hyphen
+            let base = PythonStr.lowercased(PyText.makeString(tok.dropLast()))
+            let scalars = base.unicodeScalars
+            let lastPart = scalars.lastIndex(of: "-").map { String(scalars[scalars.index(after: $0)...]) } ?? base
+            if parameters.abbreviationTypes.contains(base) || parameters.abbreviationTypes.contains(lastPart) {
                 token.abbreviation = true
             } else {
                 token.sentenceBreak = true
@@ -235,8 +236,8 @@ struct PunktToken {
 
     init(_ text: ArraySlice<Scalar>) {
         self.text = Array(text)
-        let lowered = PyText.lower(self.text)
-        type = Punkt.isNumeric(lowered) ? Punkt.numberType : PyText.makeString(lowered)
+        let lowered = PythonStr.lowercased(PyText.makeString(text))
+        type = Punkt.isNumeric(Array(lowered.unicodeScalars)) ? Punkt.numberType : lowered
         periodFinal = text.last == "."
     }
 

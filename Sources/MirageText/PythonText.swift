@@ -8,8 +8,7 @@
 // - `\w` is `str.isalnum()` or `_`; `isalnum` = `isalpha` (categories Lu Ll Lt Lm Lo) or a numeric type.
 //   Combining marks (Mn, Mc) are *not* word characters.
 // - `str.isupper()` / `str.islower()` on one character are the derived properties Uppercase / Lowercase.
-// - `str.lower()` applies the full lowercase mapping, and maps capital sigma to final sigma when it ends
-//   a cased word (`handle_capital_sigma`).
+// (`str.lower()` is `PythonStr.lowercased`.)
 // - An IGNORECASE literal matches a character whose simple lowercase equals the pattern's lowercase, plus
 //   the equivalence classes i/ı and s/ſ (`_equivalences`); for the ASCII letters the NLTK patterns use
 //   this adds only U+0130 and U+0131 for `i` and U+017F for `s` (checked against CPython 3.11).
@@ -84,33 +83,6 @@ enum PyText {
         }
     }
 
-    /// Python's `str.lower()`.
-    static func lower(_ s: [Scalar]) -> [Scalar] {
-        var out: [Scalar] = []
-        out.reserveCapacity(s.count)
-        for (i, c) in s.enumerated() {
-            let v = c.value
-            if v < 0x80 {
-                out.append(v >= 0x41 && v <= 0x5A ? Scalar(v + 0x20)! : c)
-            } else if v == 0x3A3 {
-                out.append(isFinalSigma(s, at: i) ? Scalar(0x3C2)! : Scalar(0x3C3)!)
-            } else {
-                out.append(contentsOf: c.properties.lowercaseMapping.unicodeScalars)
-            }
-        }
-        return out
-    }
-
-    /// CPython's `handle_capital_sigma`: a cased letter before (skipping case-ignorables) and none after.
-    private static func isFinalSigma(_ s: [Scalar], at i: Int) -> Bool {
-        var j = i - 1
-        while j >= 0 && s[j].properties.isCaseIgnorable { j -= 1 }
-        guard j >= 0 && s[j].properties.isCased else { return false }
-        j = i + 1
-        while j < s.count && s[j].properties.isCaseIgnorable { j += 1 }
-        return j == s.count || !s[j].properties.isCased
-    }
-
     /// `str.split()` with no arguments: runs of whitespace separate, empty fields are dropped.
     static func splitOnWhitespace(_ s: [Scalar], into tokens: inout [String]) {
         var i = 0
@@ -147,13 +119,4 @@ enum PyText {
     }
 
     static func makeString(_ scalars: [Scalar]) -> String { makeString(scalars[...]) }
-}
-
-extension String {
-    /// Python 3's `str.lower()` (full lowercase mapping, final sigma), which CHAIR applies to a caption
-    /// before tokenising. Swift's `lowercased()` differs on capital sigma at the end of a word.
-    public var pythonLowercased: String {
-        if utf8.allSatisfy({ $0 < 0x80 }) { return lowercased() }
-        return PyText.makeString(PyText.lower(Array(unicodeScalars)))
-    }
 }

@@ -2,8 +2,8 @@ import Foundation
 
 /// NLTK 3.8.1's `nltk.word_tokenize(text)` (language "english", `preserve_line=False`), token for token:
 /// Punkt sentence splitting with the given parameters, then the improved Treebank tokenizer
-/// (`NLTKWordTokenizer`) on each sentence. CHAIR applies it to the Python-lower-cased caption:
-/// `tokenizer.tokenize(caption.pythonLowercased)`.
+/// (`NLTKWordTokenizer`) on each sentence. CHAIR applies it to the Python-lower-cased caption
+/// (`PythonStr.lowercased(caption)`, which differs from Swift's `lowercased()` on final sigma).
 ///
 /// ```swift
 /// let punkt = try PunktParameters(directory: nltkData.appendingPathComponent("tokenizers/punkt_tab/english"))

@@ -47,7 +47,7 @@ enum TokenizerTestData {
         for record in try TokenizerTestData.jsonLines(SharedData.url(log)) where record["overall_metrics"] == nil {
             let caption = try #require(record["caption"] as? String)
             let want = try #require(record["tokens"] as? [String])
-            let got = tokenizer.tokenize(caption.pythonLowercased)
+            let got = tokenizer.tokenize(PythonStr.lowercased(caption))
             if got != want { mismatches.append(TokenizerTestData.describe(caption, got, want)) }
             checked += 1
         }
@@ -71,7 +71,7 @@ enum TokenizerTestData {
         for record in records {
             let caption = try #require(record["caption"] as? String)
             let want = try #require(record["tokens"] as? [String])
-            let got = tokenizer.tokenize(caption.pythonLowercased)
+            let got = tokenizer.tokenize(PythonStr.lowercased(caption))
             if got != want { mismatches.append("lower-cased " + TokenizerTestData.describe(caption, got, want)) }
             if let mixed = record["mixed_tokens"] as? [String] {
                 let got = tokenizer.tokenize(caption)
