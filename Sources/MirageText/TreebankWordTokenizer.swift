@@ -27,7 +27,7 @@ struct TreebankWordTokenizer: Sendable {
 
         // STARTING_QUOTES
         // ([«“‘„]|[`]+) -> " \1 "
-        Self.padOpeningQuotes(a, &b); swap(&a, &b)
+        Self.substitute(&a, &b, Self.openingQuote)
         // ^\" -> ``
         if a.first == "\"" {
             a[0] = "`"
@@ -35,17 +35,17 @@ struct TreebankWordTokenizer: Sendable {
             hasBacktick = true
         }
         // (``) -> " \1 "
-        if hasBacktick { Self.padPairs(a, &b, "`"); swap(&a, &b) }
+        if hasBacktick { Self.substitute(&a, &b) { Self.repeated($0, $1, &$2, "`", run: false) } }
         // ([ \(\[{<])(\"|\'{2}) -> "\1 `` "
-        if hasQuote || hasApostrophe { Self.openingDoubleQuotes(a, &b); swap(&a, &b) }
+        if hasQuote || hasApostrophe { Self.substitute(&a, &b, Self.openingDoubleQuote) }
         // (?i)(\')(?!re|ve|ll|m|t|s|d|n)(\w)\b -> "\1 \2"
-        if hasApostrophe { Self.splitQuotedLetter(a, &b); swap(&a, &b) }
+        if hasApostrophe { Self.substitute(&a, &b, Self.quotedLetter) }
 
         // PUNCTUATION
         // ([^\.])(\.)([\]\)}>"\'»”’ ]*)\s*$ -> "\1 \2 \3 "
         if hasPeriod { Self.finalPeriod(&a, closers: Self.isWideCloser, spaceAfterPeriod: true) }
         // ([:,])([^\d]) -> " \1 \2"
-        Self.padCommasAndColons(a, &b); swap(&a, &b)
+        Self.substitute(&a, &b, Self.commaOrColon)
         // ([:,])$ -> " \1 "   ($: at the end, or before a final newline)
         let dollar = a.last == "\n" ? a.count - 1 : a.count
         if dollar > 0 && (a[dollar - 1] == ":" || a[dollar - 1] == ",") {
@@ -53,7 +53,7 @@ struct TreebankWordTokenizer: Sendable {
             a.insert(" ", at: dollar - 1)
         }
         // \.{2,} -> " \g<0> "
-        if hasPeriod { Self.padRuns(a, &b, "."); swap(&a, &b) }
+        if hasPeriod { Self.substitute(&a, &b) { Self.repeated($0, $1, &$2, ".", run: true) } }
         // [;@#$%&] -> " \g<0> "
         Self.padEach(&a, &b, Self.isSymbol)
         // ([^\.])(\.)([\]\)}>"\']*)\s*$ -> "\1 \2\3 "
@@ -61,14 +61,14 @@ struct TreebankWordTokenizer: Sendable {
         // [?!] -> " \g<0> "
         Self.padEach(&a, &b) { $0 == "?" || $0 == "!" }
         // ([^'])' -> "\1 ' "
-        if hasApostrophe { Self.padClosingApostrophe(a, &b); swap(&a, &b) }
+        if hasApostrophe { Self.substitute(&a, &b, Self.closingApostrophe) }
         // [*] -> " \g<0> "
         Self.padEach(&a, &b) { $0 == "*" }
 
         // PARENS_BRACKETS: [\]\[\(\)\{\}\<\>] -> " \g<0> "
         Self.padEach(&a, &b, Self.isBracket)
         // DOUBLE_DASHES: -- -> " -- "
-        if hasDash { Self.padPairs(a, &b, "-"); swap(&a, &b) }
+        if hasDash { Self.substitute(&a, &b) { Self.repeated($0, $1, &$2, "-", run: false) } }
 
         // text = " " + text + " "
         a.insert(" ", at: 0)
@@ -78,13 +78,13 @@ struct TreebankWordTokenizer: Sendable {
         // ([»”’]) -> " \1 "
         Self.padEach(&a, &b) { $0.value == 0xBB || $0.value == 0x201D || $0.value == 0x2019 }
         // '' -> " '' "  then  " -> " '' "
-        if hasApostrophe { Self.padPairs(a, &b, "'"); swap(&a, &b) }
-        if hasQuote { Self.closingDoubleQuotes(a, &b); swap(&a, &b) }
+        if hasApostrophe { Self.substitute(&a, &b) { Self.repeated($0, $1, &$2, "'", run: false) } }
+        if hasQuote { Self.substitute(&a, &b, Self.closingDoubleQuote) }
         if hasApostrophe || hasQuote {
             // ([^' ])('[sS]|'[mM]|'[dD]|') -> "\1 \2 "
-            Self.splitOneLetterClitics(a, &b); swap(&a, &b)
+            Self.substitute(&a, &b, Self.oneLetterClitic)
             // ([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) -> "\1 \2 "
-            Self.splitTwoLetterClitics(a, &b); swap(&a, &b)
+            Self.substitute(&a, &b, Self.twoLetterClitic)
         }
 
         // CONTRACTIONS2, in order: (?i)\b(A)(B)\b -> " \1 \2 ", wanna ends in (?=\s)
@@ -100,7 +100,7 @@ struct TreebankWordTokenizer: Sendable {
         PyText.splitOnWhitespace(a, into: &tokens)
     }
 
-    // MARK: The single-rule passes (input `t`, output appended to `out`, which the caller empties)
+    // MARK: The single-rule passes
 
     private static func isWideCloser(_ c: Scalar) -> Bool {
         switch c.value {
@@ -130,226 +130,142 @@ struct TreebankWordTokenizer: Sendable {
         }
     }
 
+    /// One left-to-right `re.sub` over `a` into `b` (then swapped): at each position `match` either
+    /// appends the replacement of a match starting there and returns its length, or returns 0 and the
+    /// character is copied. Matchers read only the input, as Python's lookarounds do.
+    @inline(__always)
+    private static func substitute(_ a: inout [Scalar], _ b: inout [Scalar],
+                                   _ match: (_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int) {
+        b.removeAll(keepingCapacity: true)
+        var i = 0
+        while i < a.count {
+            let consumed = match(a, i, &b)
+            if consumed > 0 {
+                i += consumed
+            } else {
+                b.append(a[i])
+                i += 1
+            }
+        }
+        swap(&a, &b)
+    }
+
     /// `([«“‘„]|[`]+)` -> `" \1 "`
-    private static func padOpeningQuotes(_ t: [Scalar], _ out: inout [Scalar]) {
-        out.removeAll(keepingCapacity: true)
-        var i = 0
-        while i < t.count {
-            let c = t[i].value
-            if c == 0xAB || c == 0x201C || c == 0x2018 || c == 0x201E {
-                out.pad(t[i])
-                i += 1
-            } else if c == 0x60 {
-                var e = i + 1
-                while e < t.count && t[e] == "`" { e += 1 }
-                out.pad(t[i..<e])
-                i = e
-            } else {
-                out.append(t[i])
-                i += 1
-            }
+    private static func openingQuote(_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int {
+        let c = t[i].value
+        if c == 0xAB || c == 0x201C || c == 0x2018 || c == 0x201E {
+            out.pad(t[i])
+            return 1
         }
+        guard c == 0x60 else { return 0 }
+        var e = i + 1
+        while e < t.count && t[e] == "`" { e += 1 }
+        out.pad(t[i..<e])
+        return e - i
     }
 
-    /// `(cc)` -> `" \1 "`, non-overlapping from the left.
-    private static func padPairs(_ t: [Scalar], _ out: inout [Scalar], _ c: Scalar) {
-        out.removeAll(keepingCapacity: true)
-        var i = 0
-        while i < t.count {
-            if t[i] == c && i + 1 < t.count && t[i + 1] == c {
-                out.append(" ")
-                out.append(c)
-                out.append(c)
-                out.append(" ")
-                i += 2
-            } else {
-                out.append(t[i])
-                i += 1
-            }
-        }
-    }
-
-    /// `c{2,}` -> `" \g<0> "`
-    private static func padRuns(_ t: [Scalar], _ out: inout [Scalar], _ c: Scalar) {
-        out.removeAll(keepingCapacity: true)
-        var i = 0
-        while i < t.count {
-            if t[i] == c && i + 1 < t.count && t[i + 1] == c {
-                var e = i + 2
-                while e < t.count && t[e] == c { e += 1 }
-                out.pad(t[i..<e])
-                i = e
-            } else {
-                out.append(t[i])
-                i += 1
-            }
-        }
+    /// `cc` (or `c{2,}` when `run`) -> `" \g<0> "`
+    @inline(__always)
+    private static func repeated(_ t: [Scalar], _ i: Int, _ out: inout [Scalar], _ c: Scalar, run: Bool) -> Int {
+        guard t[i] == c && i + 1 < t.count && t[i + 1] == c else { return 0 }
+        var e = i + 2
+        if run { while e < t.count && t[e] == c { e += 1 } }
+        out.pad(t[i..<e])
+        return e - i
     }
 
     /// `([ \(\[{<])(\"|\'{2})` -> `"\1 `` "`
-    private static func openingDoubleQuotes(_ t: [Scalar], _ out: inout [Scalar]) {
-        out.removeAll(keepingCapacity: true)
-        var i = 0
-        while i < t.count {
-            let c = t[i].value
-            if (c == 0x20 || c == 0x28 || c == 0x5B || c == 0x7B || c == 0x3C) && i + 1 < t.count {
-                var quote = 0
-                if t[i + 1] == "\"" {
-                    quote = 1
-                } else if t[i + 1] == "'" && i + 2 < t.count && t[i + 2] == "'" {
-                    quote = 2
-                }
-                if quote > 0 {
-                    out.append(t[i])
-                    out.append(" ")
-                    out.append("`")
-                    out.append("`")
-                    out.append(" ")
-                    i += 1 + quote
-                    continue
-                }
-            }
-            out.append(t[i])
-            i += 1
+    private static func openingDoubleQuote(_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int {
+        let c = t[i].value
+        guard (c == 0x20 || c == 0x28 || c == 0x5B || c == 0x7B || c == 0x3C) && i + 1 < t.count else { return 0 }
+        var quote = 0
+        if t[i + 1] == "\"" {
+            quote = 1
+        } else if t[i + 1] == "'" && i + 2 < t.count && t[i + 2] == "'" {
+            quote = 2
         }
+        guard quote > 0 else { return 0 }
+        out.append(t[i])
+        out.append(contentsOf: " `` ".unicodeScalars)
+        return 1 + quote
     }
 
     /// `(?i)(\')(?!re|ve|ll|m|t|s|d|n)(\w)\b` -> `"\1 \2"`. A two-letter exclusion cannot be followed by
     /// `\b` after its first letter, so only the one-letter exclusions matter.
-    private static func splitQuotedLetter(_ t: [Scalar], _ out: inout [Scalar]) {
-        out.removeAll(keepingCapacity: true)
-        var i = 0
-        while i < t.count {
-            if t[i] == "'" && i + 1 < t.count {
-                let w = t[i + 1]
-                if PyText.isWord(w) && (i + 2 == t.count || !PyText.isWord(t[i + 2]))
-                    && !PyText.caseInsensitiveEquals(w, "m") && !PyText.caseInsensitiveEquals(w, "t")
-                    && !PyText.caseInsensitiveEquals(w, "s") && !PyText.caseInsensitiveEquals(w, "d")
-                    && !PyText.caseInsensitiveEquals(w, "n") {
-                    out.append("'")
-                    out.append(" ")
-                    out.append(w)
-                    i += 2
-                    continue
-                }
-            }
-            out.append(t[i])
-            i += 1
-        }
+    private static func quotedLetter(_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int {
+        guard t[i] == "'" && i + 1 < t.count else { return 0 }
+        let w = t[i + 1]
+        guard PyText.isWord(w) && (i + 2 == t.count || !PyText.isWord(t[i + 2])) else { return 0 }
+        for excluded in "mtsdn".unicodeScalars where PyText.caseInsensitiveEquals(w, excluded) { return 0 }
+        out.append("'")
+        out.append(" ")
+        out.append(w)
+        return 2
     }
 
     /// `([:,])([^\d])` -> `" \1 \2"`
-    private static func padCommasAndColons(_ t: [Scalar], _ out: inout [Scalar]) {
-        out.removeAll(keepingCapacity: true)
-        var i = 0
-        while i < t.count {
-            let c = t[i]
-            if (c == ":" || c == ",") && i + 1 < t.count && !PyText.isDecimal(t[i + 1]) {
-                out.append(" ")
-                out.append(c)
-                out.append(" ")
-                out.append(t[i + 1])
-                i += 2
-            } else {
-                out.append(c)
-                i += 1
-            }
-        }
+    private static func commaOrColon(_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int {
+        let c = t[i]
+        guard (c == ":" || c == ",") && i + 1 < t.count && !PyText.isDecimal(t[i + 1]) else { return 0 }
+        out.pad(c)
+        out.append(t[i + 1])
+        return 2
     }
 
     /// `([^'])' ` -> `"\1 ' "`
-    private static func padClosingApostrophe(_ t: [Scalar], _ out: inout [Scalar]) {
-        out.removeAll(keepingCapacity: true)
-        var i = 0
-        while i < t.count {
-            if t[i] != "'" && i + 2 < t.count && t[i + 1] == "'" && t[i + 2] == " " {
-                out.append(t[i])
-                out.append(" ")
-                out.append("'")
-                out.append(" ")
-                i += 3
-            } else {
-                out.append(t[i])
-                i += 1
-            }
-        }
+    private static func closingApostrophe(_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int {
+        guard t[i] != "'" && i + 2 < t.count && t[i + 1] == "'" && t[i + 2] == " " else { return 0 }
+        out.append(t[i])
+        out.append(contentsOf: " ' ".unicodeScalars)
+        return 3
     }
 
     /// `"` -> `" '' "`
-    private static func closingDoubleQuotes(_ t: [Scalar], _ out: inout [Scalar]) {
-        out.removeAll(keepingCapacity: true)
-        for c in t {
-            if c == "\"" {
-                out.append(" ")
-                out.append("'")
-                out.append("'")
-                out.append(" ")
-            } else {
-                out.append(c)
-            }
-        }
+    private static func closingDoubleQuote(_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int {
+        guard t[i] == "\"" else { return 0 }
+        out.append(contentsOf: " '' ".unicodeScalars)
+        return 1
     }
 
     /// `([^' ])('[sS]|'[mM]|'[dD]|') ` -> `"\1 \2 "`
-    private static func splitOneLetterClitics(_ t: [Scalar], _ out: inout [Scalar]) {
-        out.removeAll(keepingCapacity: true)
-        var i = 0
-        while i < t.count {
-            let c = t[i]
-            if c != "'" && c != " " && i + 2 < t.count && t[i + 1] == "'" {
-                var clitic = 0
-                if i + 3 < t.count && t[i + 3] == " " {
-                    switch t[i + 2] {
-                    case "s", "S", "m", "M", "d", "D": clitic = 2
-                    default: break
-                    }
-                }
-                if clitic == 0 && t[i + 2] == " " { clitic = 1 }
-                if clitic > 0 {
-                    out.append(c)
-                    out.append(" ")
-                    out.append(contentsOf: t[(i + 1)..<(i + 1 + clitic)])
-                    out.append(" ")
-                    i += clitic + 2
-                    continue
-                }
+    private static func oneLetterClitic(_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int {
+        let c = t[i]
+        guard c != "'" && c != " " && i + 2 < t.count && t[i + 1] == "'" else { return 0 }
+        var clitic = 0
+        if i + 3 < t.count && t[i + 3] == " " {
+            switch t[i + 2] {
+            case "s", "S", "m", "M", "d", "D": clitic = 2
+            default: break
             }
-            out.append(c)
-            i += 1
         }
+        if clitic == 0 && t[i + 2] == " " { clitic = 1 }
+        guard clitic > 0 else { return 0 }
+        out.append(c)
+        out.pad(t[(i + 1)..<(i + 1 + clitic)])
+        return clitic + 2
     }
 
     /// `([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ` -> `"\1 \2 "`
-    private static func splitTwoLetterClitics(_ t: [Scalar], _ out: inout [Scalar]) {
-        out.removeAll(keepingCapacity: true)
-        var i = 0
-        while i < t.count {
-            let c = t[i]
-            if c != "'" && c != " " && i + 4 < t.count && t[i + 4] == " "
-                && isTwoLetterClitic(t[i + 1], t[i + 2], t[i + 3]) {
-                out.append(c)
-                out.append(" ")
-                out.append(contentsOf: t[(i + 1)...(i + 3)])
-                out.append(" ")
-                i += 5
-                continue
-            }
-            out.append(c)
-            i += 1
-        }
+    private static func twoLetterClitic(_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int {
+        let c = t[i]
+        guard c != "'" && c != " " && i + 4 < t.count && t[i + 4] == " "
+            && isTwoLetterClitic(t[i + 1], t[i + 2], t[i + 3]) else { return 0 }
+        out.append(c)
+        out.pad(t[(i + 1)...(i + 3)])
+        return 5
     }
 
     // MARK: Passes shared by several rules
 
     /// `re.sub(pattern, " \g<0> ")` for a one-character class.
+    @inline(__always)
     private static func padEach(_ a: inout [Scalar], _ b: inout [Scalar], _ member: (Scalar) -> Bool) {
-        guard let first = a.firstIndex(where: member) else { return }
-        b.removeAll(keepingCapacity: true)
-        b.append(contentsOf: a[..<first])
-        for c in a[first...] {
-            if member(c) { b.pad(c) } else { b.append(c) }
+        guard a.contains(where: member) else { return }
+        substitute(&a, &b) { t, i, out in
+            guard member(t[i]) else { return 0 }
+            out.pad(t[i])
+            return 1
         }
-        swap(&a, &b)
     }
 
     /// `([^\.])(\.)([CLOSERS]*)\s*$` -> `\1 \2 \3 ` (or `\1 \2\3 `). The period must be the last one,
