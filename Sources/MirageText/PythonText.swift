@@ -71,16 +71,22 @@ enum PyText {
         return c.properties.isLowercase
     }
 
-    /// Whether `c` matches the lower-case ASCII letter `letter` under Python's `re.IGNORECASE`.
+    /// Whether `c` matches the pattern character `p` (an ASCII lower-case letter, or any other ASCII
+    /// character matched literally) under Python's `re.IGNORECASE`.
     @inline(__always)
-    static func caseInsensitiveEquals(_ c: Scalar, _ letter: Scalar) -> Bool {
-        let v = c.value, l = letter.value
-        if v == l || v == l - 0x20 { return true }
-        switch l {
-        case 0x69: return v == 0x130 || v == 0x131  // i: İ, ı
-        case 0x73: return v == 0x17F                // s: ſ
-        default: return false
-        }
+    static func caseInsensitiveEquals(_ c: Scalar, _ p: Scalar) -> Bool {
+        let v = c.value, l = p.value
+        if v < 0x80 { return v == l || (l >= 0x61 && l <= 0x7A && v == l - 0x20) }
+        return (l == 0x69 && (v == 0x130 || v == 0x131)) || (l == 0x73 && v == 0x17F)  // i: İ ı, s: ſ
+    }
+
+    /// The code points of `text` (Python's view of a `str`), with a fast path for ASCII.
+    static func scalars(_ text: String) -> [Scalar] {
+        let ascii: [Scalar]? = text.utf8.withContiguousStorageIfAvailable { bytes in
+            guard !bytes.contains(where: { $0 >= 0x80 }) else { return nil }
+            return bytes.map { Scalar($0) }
+        } ?? nil
+        return ascii ?? Array(text.unicodeScalars)
     }
 
     /// `str.split()` with no arguments: runs of whitespace separate, empty fields are dropped.

@@ -186,7 +186,7 @@ struct TreebankWordTokenizer: Sendable {
         }
         guard quote > 0 else { return 0 }
         out.append(t[i])
-        out.append(contentsOf: " `` ".unicodeScalars)
+        out.pad(Self.twoBackticks[...])
         return 1 + quote
     }
 
@@ -196,7 +196,10 @@ struct TreebankWordTokenizer: Sendable {
         guard t[i] == "'" && i + 1 < t.count else { return 0 }
         let w = t[i + 1]
         guard PyText.isWord(w) && (i + 2 == t.count || !PyText.isWord(t[i + 2])) else { return 0 }
-        for excluded in "mtsdn".unicodeScalars where PyText.caseInsensitiveEquals(w, excluded) { return 0 }
+        switch w.value {
+        case 0x6D, 0x4D, 0x74, 0x54, 0x73, 0x53, 0x17F, 0x64, 0x44, 0x6E, 0x4E: return 0  // m t s(ſ) d n, any case
+        default: break
+        }
         out.append("'")
         out.append(" ")
         out.append(w)
@@ -216,14 +219,14 @@ struct TreebankWordTokenizer: Sendable {
     private static func closingApostrophe(_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int {
         guard t[i] != "'" && i + 2 < t.count && t[i + 1] == "'" && t[i + 2] == " " else { return 0 }
         out.append(t[i])
-        out.append(contentsOf: " ' ".unicodeScalars)
+        out.pad("'")
         return 3
     }
 
     /// `"` -> `" '' "`
     private static func closingDoubleQuote(_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int {
         guard t[i] == "\"" else { return 0 }
-        out.append(contentsOf: " '' ".unicodeScalars)
+        out.pad(Self.twoApostrophes[...])
         return 1
     }
 
@@ -285,7 +288,7 @@ struct TreebankWordTokenizer: Sendable {
         a.replaceSubrange(j..<a.count, with: replaced)
     }
 
-    private static let can = Array("can".unicodeScalars), not = Array("not".unicodeScalars)
+    private static let twoBackticks: [Scalar] = ["`", "`"], twoApostrophes: [Scalar] = ["'", "'"]
     private static let wan = Array("wan".unicodeScalars)
     private static let `is` = Array("is".unicodeScalars), was = Array("was".unicodeScalars)
     private static let contractions: [([Scalar], [Scalar])] = [
@@ -323,9 +326,13 @@ struct TreebankWordTokenizer: Sendable {
                                         _ second: UnsafeBufferPointer<Scalar>, endsBeforeSpace: Bool) -> Int? {
         let length = first.count + second.count
         guard t.count >= length else { return nil }
+        // Every contraction starts with a lower-case ASCII letter: skip other ASCII characters quickly.
+        let lead = first[0].value
         var i = from
         while i <= t.count - length {
             defer { i += 1 }
+            let v = t[i].value
+            if v < 0x80 && v != lead && v != lead - 0x20 { continue }
             guard matches(t, at: i, first), isBoundary(t, i), matches(t, at: i + first.count, second) else { continue }
             let end = i + length
             if endsBeforeSpace ? end < t.count && PyText.isSpace(t[end]) : isBoundary(t, end) { return i }
