@@ -100,9 +100,9 @@ import Testing
     @Test(.enabled(if: SharedData.isAvailable && TokenizerTestData.hasPunkt, SharedData.missingMessage))
     func sentencesCoverTheCaption() throws {
         let splitter = PunktSentenceTokenizer(parameters: try TokenizerTestData.punkt())
-        for record in try TokenizerTestData.jsonLines(SharedData.url("chair/reference/llava-1.5-greedy.jsonl"))
-        where record["overall_metrics"] == nil {
-            let caption = PythonStr.lowercased(try #require(record["caption"] as? String))
+        for record in try TokenizerTestData.jsonLines(SharedData.url("chair/reference/llava-1.5-greedy.jsonl")) {
+            guard let original = record.caption else { continue }  // the overall_metrics line
+            let caption = PythonStr.lowercased(original)
             let sentences = splitter.sentences(caption)
             var rest = Substring(caption)
             for sentence in sentences {
