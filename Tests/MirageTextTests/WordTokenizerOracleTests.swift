@@ -12,6 +12,7 @@ import Testing
         var sentences: [String]
         var tokens: [String]
         var lower_tokens: [String]
+        var line_tokens: [String]
         var testDescription: String { String(reflecting: text) }
     }
 
@@ -31,6 +32,8 @@ import Testing
         let tokenizer = WordTokenizer(punkt: try TokenizerTestData.punkt())
         #expect(tokenizer.tokenize(c.text) == c.tokens)
         #expect(tokenizer.tokenize(PythonStr.lowercased(c.text)) == c.lower_tokens)
+        #expect(tokenizer.tokenizeLowercased(c.text) == c.lower_tokens)
+        #expect(tokenizer.tokenizeSentence(c.text) == c.line_tokens)
     }
 
     @Test(.enabled(if: TokenizerTestData.hasPunkt, TokenizerTestData.missingPunkt), arguments: cases)
