@@ -17,7 +17,7 @@ public struct PunktSentenceTokenizer: Sendable {
 
     /// The sentences of `text`, as substrings of it (whitespace between sentences is dropped).
     public func sentences(_ text: String) -> [String] {
-        let scalars = Array(text.unicodeScalars)
+        let scalars = PyText.scalars(text)
         return sentenceSpans(scalars).map { PyText.makeString(scalars[$0]) }
     }
 
@@ -158,9 +158,10 @@ public struct PunktSentenceTokenizer: Sendable {
             token.sentenceBreak = true
         } else if token.isEllipsis {
             token.ellipsis = true
-        } else if token.periodFinal && !(tok.count >= 2 && tok[tok.count - 2] == ".") {
-            let base = PyText.lower(Array(tok.dropLast()))
-            let lastPart = base.lastIndex(of: "-").map { Array(base[($0 + 1)...]) } ?? base
+        } else if token.periodFinal && !(tok.count >= 2 && tok[tok.endIndex - 2] == ".") {
+            // tok[:-1].lower(), and its part after the last hyphen
+            let base = Punkt.lower(tok.dropLast())
+            let lastPart = base.lastIndex(of: "-").map { base[($0 + 1)...] } ?? base[...]
             if parameters.abbreviationTypes.contains(PyText.makeString(base))
                 || parameters.abbreviationTypes.contains(PyText.makeString(lastPart)) {
                 token.abbreviation = true
@@ -225,23 +226,28 @@ public struct PunktSentenceTokenizer: Sendable {
 
 /// One word of a candidate's context with Punkt's annotations (`PunktToken`).
 struct PunktToken {
-    let text: [Scalar]
-    /// Lower-cased, numbers replaced by `##number##`.
-    let type: String
+    let text: ArraySlice<Scalar>
     let periodFinal: Bool
     var sentenceBreak = false
     var abbreviation = false
     var ellipsis = false
 
     init(_ text: ArraySlice<Scalar>) {
-        self.text = Array(text)
-        let lowered = PyText.lower(self.text)
-        type = Punkt.isNumeric(lowered) ? Punkt.numberType : PyText.makeString(lowered)
+        self.text = text
         periodFinal = text.last == "."
     }
 
+    /// Lower-cased, numbers replaced by `##number##`. Computed on demand: only tokens next to a
+    /// candidate period ever need it.
+    var type: String {
+        let lowered = Punkt.lower(text)
+        return Punkt.isNumeric(lowered) ? Punkt.numberType : PyText.makeString(lowered)
+    }
+
     var typeNoPeriod: String {
-        if type.unicodeScalars.count > 1 && type.unicodeScalars.last == "." { return String(type.dropLast()) }
+        let type = self.type
+        let scalars = type.unicodeScalars
+        if scalars.count > 1 && scalars.last == "." { return String(scalars.dropLast()) }
         return type
     }
 
@@ -252,7 +258,8 @@ struct PunktToken {
     var isEllipsis: Bool { text.count >= 2 && text.allSatisfy { $0 == "." } }
     /// `[^\W\d]\.$`
     var isInitial: Bool {
-        text.count == 2 && text[1] == "." && PyText.isWord(text[0]) && !PyText.isDecimal(text[0])
+        text.count == 2 && text.last == "." && PyText.isWord(text[text.startIndex])
+            && !PyText.isDecimal(text[text.startIndex])
     }
 }
 
@@ -291,6 +298,14 @@ enum Punkt {
     @inline(__always)
     static func isASCIIWhitespace(_ c: Scalar) -> Bool {
         c.value == 0x20 || (c.value >= 0x09 && c.value <= 0x0D)
+    }
+
+    /// Python's `s.lower()` (`PythonStr.lowercased`), with a fast path for ASCII.
+    static func lower(_ s: ArraySlice<Scalar>) -> [Scalar] {
+        guard s.allSatisfy(\.isASCII) else {
+            return Array(PythonStr.lowercased(PyText.makeString(s)).unicodeScalars)
+        }
+        return s.map { $0.value >= 0x41 && $0.value <= 0x5A ? Scalar(UInt8($0.value + 0x20)) : $0 }
     }
 
     /// `_RE_NUMERIC` (`^-?[\.,]?\d[\d,\.-]*\.?$`) on a lower-cased token.

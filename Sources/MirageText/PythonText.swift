@@ -8,8 +8,7 @@
 // - `\w` is `str.isalnum()` or `_`; `isalnum` = `isalpha` (categories Lu Ll Lt Lm Lo) or a numeric type.
 //   Combining marks (Mn, Mc) are *not* word characters.
 // - `str.isupper()` / `str.islower()` on one character are the derived properties Uppercase / Lowercase.
-// - `str.lower()` applies the full lowercase mapping, and maps capital sigma to final sigma when it ends
-//   a cased word (`handle_capital_sigma`).
+// (`str.lower()` is `PythonStr.lowercased`.)
 // - An IGNORECASE literal matches a character whose simple lowercase equals the pattern's lowercase, plus
 //   the equivalence classes i/ı and s/ſ (`_equivalences`); for the ASCII letters the NLTK patterns use
 //   this adds only U+0130 and U+0131 for `i` and U+017F for `s` (checked against CPython 3.11).
@@ -72,43 +71,22 @@ enum PyText {
         return c.properties.isLowercase
     }
 
-    /// Whether `c` matches the lower-case ASCII letter `letter` under Python's `re.IGNORECASE`.
+    /// Whether `c` matches the pattern character `p` (an ASCII lower-case letter, or any other ASCII
+    /// character matched literally) under Python's `re.IGNORECASE`.
     @inline(__always)
-    static func caseInsensitiveEquals(_ c: Scalar, _ letter: Scalar) -> Bool {
-        let v = c.value, l = letter.value
-        if v == l || v == l - 0x20 { return true }
-        switch l {
-        case 0x69: return v == 0x130 || v == 0x131  // i: İ, ı
-        case 0x73: return v == 0x17F                // s: ſ
-        default: return false
-        }
+    static func caseInsensitiveEquals(_ c: Scalar, _ p: Scalar) -> Bool {
+        let v = c.value, l = p.value
+        if v < 0x80 { return v == l || (l >= 0x61 && l <= 0x7A && v == l - 0x20) }
+        return (l == 0x69 && (v == 0x130 || v == 0x131)) || (l == 0x73 && v == 0x17F)  // i: İ ı, s: ſ
     }
 
-    /// Python's `str.lower()`.
-    static func lower(_ s: [Scalar]) -> [Scalar] {
-        var out: [Scalar] = []
-        out.reserveCapacity(s.count)
-        for (i, c) in s.enumerated() {
-            let v = c.value
-            if v < 0x80 {
-                out.append(v >= 0x41 && v <= 0x5A ? Scalar(v + 0x20)! : c)
-            } else if v == 0x3A3 {
-                out.append(isFinalSigma(s, at: i) ? Scalar(0x3C2)! : Scalar(0x3C3)!)
-            } else {
-                out.append(contentsOf: c.properties.lowercaseMapping.unicodeScalars)
-            }
-        }
-        return out
-    }
-
-    /// CPython's `handle_capital_sigma`: a cased letter before (skipping case-ignorables) and none after.
-    private static func isFinalSigma(_ s: [Scalar], at i: Int) -> Bool {
-        var j = i - 1
-        while j >= 0 && s[j].properties.isCaseIgnorable { j -= 1 }
-        guard j >= 0 && s[j].properties.isCased else { return false }
-        j = i + 1
-        while j < s.count && s[j].properties.isCaseIgnorable { j += 1 }
-        return j == s.count || !s[j].properties.isCased
+    /// The code points of `text` (Python's view of a `str`), with a fast path for ASCII.
+    static func scalars(_ text: String) -> [Scalar] {
+        let ascii: [Scalar]? = text.utf8.withContiguousStorageIfAvailable { bytes in
+            guard !bytes.contains(where: { $0 >= 0x80 }) else { return nil }
+            return bytes.map { Scalar($0) }
+        } ?? nil
+        return ascii ?? Array(text.unicodeScalars)
     }
 
     /// `str.split()` with no arguments: runs of whitespace separate, empty fields are dropped.
@@ -124,18 +102,27 @@ enum PyText {
         }
     }
 
-    static func makeString<C: Collection>(_ scalars: C) -> String where C.Element == Scalar {
-        var view = String.UnicodeScalarView()
-        view.append(contentsOf: scalars)
-        return String(view)
+    /// A `String` from scalars, encoded to UTF-8 directly.
+    static func makeString(_ scalars: ArraySlice<Scalar>) -> String {
+        var utf8Count = 0
+        for c in scalars { utf8Count += UTF8.width(c) }
+        return String(unsafeUninitializedCapacity: utf8Count) { buffer in
+            var k = 0
+            for c in scalars {
+                let v = c.value
+                if v < 0x80 {
+                    buffer[k] = UInt8(v)
+                    k += 1
+                } else {
+                    UTF8.encode(c) { byte in
+                        buffer[k] = byte
+                        k += 1
+                    }
+                }
+            }
+            return k
+        }
     }
-}
 
-extension String {
-    /// Python 3's `str.lower()` (full lowercase mapping, final sigma), which CHAIR applies to a caption
-    /// before tokenising. Swift's `lowercased()` differs on capital sigma at the end of a word.
-    public var pythonLowercased: String {
-        if utf8.allSatisfy({ $0 < 0x80 }) { return lowercased() }
-        return PyText.makeString(PyText.lower(Array(unicodeScalars)))
-    }
+    static func makeString(_ scalars: [Scalar]) -> String { makeString(scalars[...]) }
 }

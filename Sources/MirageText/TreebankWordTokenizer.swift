@@ -12,193 +12,63 @@ struct TreebankWordTokenizer: Sendable {
         var b: [Scalar] = []
         a.reserveCapacity(sentence.count * 2 + 8)
         b.reserveCapacity(sentence.count * 2 + 8)
-        @inline(__always) func run(_ pass: (_ input: [Scalar], _ out: inout [Scalar]) -> Void) {
-            b.removeAll(keepingCapacity: true)
-            pass(a, &b)
-            swap(&a, &b)
+        // Which rule families can fire at all (later passes only add spaces and these characters).
+        var hasApostrophe = false, hasBacktick = false, hasQuote = false, hasPeriod = false, hasDash = false
+        for c in a {
+            switch c {
+            case "'": hasApostrophe = true
+            case "`": hasBacktick = true
+            case "\"": hasQuote = true
+            case ".": hasPeriod = true
+            case "-": hasDash = true
+            default: break
+            }
         }
 
         // STARTING_QUOTES
         // ([«“‘„]|[`]+) -> " \1 "
-        run { t, out in
-            var i = 0
-            while i < t.count {
-                let c = t[i].value
-                if c == 0xAB || c == 0x201C || c == 0x2018 || c == 0x201E {
-                    out.pad(t[i])
-                    i += 1
-                } else if c == 0x60 {
-                    var e = i + 1
-                    while e < t.count && t[e] == "`" { e += 1 }
-                    out.pad(t[i..<e])
-                    i = e
-                } else {
-                    out.append(t[i])
-                    i += 1
-                }
-            }
-        }
+        Self.substitute(&a, &b, Self.openingQuote)
         // ^\" -> ``
-        if a.first == "\"" { a.replaceSubrange(0..<1, with: ["`", "`"]) }
+        if a.first == "\"" {
+            a[0] = "`"
+            a.insert("`", at: 1)
+            hasBacktick = true
+        }
         // (``) -> " \1 "
-        if a.contains("`") {
-            run { t, out in
-                var i = 0
-                while i < t.count {
-                    if t[i] == "`" && i + 1 < t.count && t[i + 1] == "`" {
-                        out.pad(t[i..<(i + 2)])
-                        i += 2
-                    } else {
-                        out.append(t[i])
-                        i += 1
-                    }
-                }
-            }
-        }
+        if hasBacktick { Self.substitute(&a, &b) { Self.repeated($0, $1, &$2, "`", run: false) } }
         // ([ \(\[{<])(\"|\'{2}) -> "\1 `` "
-        run { t, out in
-            var i = 0
-            while i < t.count {
-                let c = t[i].value
-                if (c == 0x20 || c == 0x28 || c == 0x5B || c == 0x7B || c == 0x3C) && i + 1 < t.count {
-                    var quote = 0
-                    if t[i + 1] == "\"" {
-                        quote = 1
-                    } else if t[i + 1] == "'" && i + 2 < t.count && t[i + 2] == "'" {
-                        quote = 2
-                    }
-                    if quote > 0 {
-                        out.append(t[i])
-                        out.append(contentsOf: [" ", "`", "`", " "])
-                        i += 1 + quote
-                        continue
-                    }
-                }
-                out.append(t[i])
-                i += 1
-            }
-        }
+        if hasQuote || hasApostrophe { Self.substitute(&a, &b, Self.openingDoubleQuote) }
         // (?i)(\')(?!re|ve|ll|m|t|s|d|n)(\w)\b -> "\1 \2"
-        // (A two-letter clitic cannot be followed by \b after one letter, so only the one-letter
-        // exclusions matter.)
-        if a.contains("'") {
-            run { t, out in
-                var i = 0
-                while i < t.count {
-                    if t[i] == "'" && i + 1 < t.count {
-                        let w = t[i + 1]
-                        if PyText.isWord(w) && (i + 2 == t.count || !PyText.isWord(t[i + 2]))
-                            && !"mtsdn".unicodeScalars.contains(where: { PyText.caseInsensitiveEquals(w, $0) }) {
-                            out.append(contentsOf: ["'", " ", w])
-                            i += 2
-                            continue
-                        }
-                    }
-                    out.append(t[i])
-                    i += 1
-                }
-            }
-        }
+        if hasApostrophe { Self.substitute(&a, &b, Self.quotedLetter) }
 
         // PUNCTUATION
         // ([^\.])(\.)([\]\)}>"\'»”’ ]*)\s*$ -> "\1 \2 \3 "
-        finalPeriod(&a, closers: { c in
-            switch c.value {
-            case 0x5D, 0x29, 0x7D, 0x3E, 0x22, 0x27, 0xBB, 0x201D, 0x2019, 0x20: return true
-            default: return false
-            }
-        }, spaceAfterPeriod: true)
+        if hasPeriod { Self.finalPeriod(&a, closers: Self.isWideCloser, spaceAfterPeriod: true) }
         // ([:,])([^\d]) -> " \1 \2"
-        run { t, out in
-            var i = 0
-            while i < t.count {
-                let c = t[i]
-                if (c == ":" || c == ",") && i + 1 < t.count && !PyText.isDecimal(t[i + 1]) {
-                    out.append(contentsOf: [" ", c, " ", t[i + 1]])
-                    i += 2
-                } else {
-                    out.append(c)
-                    i += 1
-                }
-            }
-        }
+        Self.substitute(&a, &b, Self.commaOrColon)
         // ([:,])$ -> " \1 "   ($: at the end, or before a final newline)
-        if let p = a.dollarPositions.first(where: { $0 > 0 && (a[$0 - 1] == ":" || a[$0 - 1] == ",") }) {
-            a.replaceSubrange((p - 1)..<p, with: [" ", a[p - 1], " "])
+        let dollar = a.last == "\n" ? a.count - 1 : a.count
+        if dollar > 0 && (a[dollar - 1] == ":" || a[dollar - 1] == ",") {
+            a.insert(" ", at: dollar)
+            a.insert(" ", at: dollar - 1)
         }
         // \.{2,} -> " \g<0> "
-        if a.contains(".") {
-            run { t, out in
-                var i = 0
-                while i < t.count {
-                    if t[i] == "." && i + 1 < t.count && t[i + 1] == "." {
-                        var e = i + 2
-                        while e < t.count && t[e] == "." { e += 1 }
-                        out.pad(t[i..<e])
-                        i = e
-                    } else {
-                        out.append(t[i])
-                        i += 1
-                    }
-                }
-            }
-        }
+        if hasPeriod { Self.substitute(&a, &b) { Self.repeated($0, $1, &$2, ".", run: true) } }
         // [;@#$%&] -> " \g<0> "
-        padEach(&a, &b) { c in
-            switch c.value {
-            case 0x3B, 0x40, 0x23, 0x24, 0x25, 0x26: return true
-            default: return false
-            }
-        }
+        Self.padEach(&a, &b, Self.isSymbol)
         // ([^\.])(\.)([\]\)}>"\']*)\s*$ -> "\1 \2\3 "
-        finalPeriod(&a, closers: { c in
-            switch c.value {
-            case 0x5D, 0x29, 0x7D, 0x3E, 0x22, 0x27: return true
-            default: return false
-            }
-        }, spaceAfterPeriod: false)
+        if hasPeriod { Self.finalPeriod(&a, closers: Self.isCloser, spaceAfterPeriod: false) }
         // [?!] -> " \g<0> "
-        padEach(&a, &b) { $0 == "?" || $0 == "!" }
+        Self.padEach(&a, &b) { $0 == "?" || $0 == "!" }
         // ([^'])' -> "\1 ' "
-        if a.contains("'") {
-            run { t, out in
-                var i = 0
-                while i < t.count {
-                    if t[i] != "'" && i + 2 < t.count && t[i + 1] == "'" && t[i + 2] == " " {
-                        out.append(contentsOf: [t[i], " ", "'", " "])
-                        i += 3
-                    } else {
-                        out.append(t[i])
-                        i += 1
-                    }
-                }
-            }
-        }
+        if hasApostrophe { Self.substitute(&a, &b, Self.closingApostrophe) }
         // [*] -> " \g<0> "
-        padEach(&a, &b) { $0 == "*" }
+        Self.padEach(&a, &b) { $0 == "*" }
 
         // PARENS_BRACKETS: [\]\[\(\)\{\}\<\>] -> " \g<0> "
-        padEach(&a, &b) { c in
-            switch c.value {
-            case 0x5D, 0x5B, 0x28, 0x29, 0x7B, 0x7D, 0x3C, 0x3E: return true
-            default: return false
-            }
-        }
+        Self.padEach(&a, &b, Self.isBracket)
         // DOUBLE_DASHES: -- -> " -- "
-        if a.contains("-") {
-            run { t, out in
-                var i = 0
-                while i < t.count {
-                    if t[i] == "-" && i + 1 < t.count && t[i + 1] == "-" {
-                        out.pad(t[i..<(i + 2)])
-                        i += 2
-                    } else {
-                        out.append(t[i])
-                        i += 1
-                    }
-                }
-            }
-        }
+        if hasDash { Self.substitute(&a, &b) { Self.repeated($0, $1, &$2, "-", run: false) } }
 
         // text = " " + text + " "
         a.insert(" ", at: 0)
@@ -206,101 +76,204 @@ struct TreebankWordTokenizer: Sendable {
 
         // ENDING_QUOTES
         // ([»”’]) -> " \1 "
-        padEach(&a, &b) { $0.value == 0xBB || $0.value == 0x201D || $0.value == 0x2019 }
-        // '' -> " '' "  and  " -> " '' "
-        if a.contains("'") || a.contains("\"") {
-            run { t, out in
-                var i = 0
-                while i < t.count {
-                    if t[i] == "'" && i + 1 < t.count && t[i + 1] == "'" {
-                        out.append(contentsOf: [" ", "'", "'", " "])
-                        i += 2
-                    } else {
-                        out.append(t[i])
-                        i += 1
-                    }
-                }
-            }
-            run { t, out in
-                for c in t {
-                    if c == "\"" { out.append(contentsOf: [" ", "'", "'", " "]) } else { out.append(c) }
-                }
-            }
-        }
-        if a.contains("'") {
+        Self.padEach(&a, &b) { $0.value == 0xBB || $0.value == 0x201D || $0.value == 0x2019 }
+        // '' -> " '' "  then  " -> " '' "
+        if hasApostrophe { Self.substitute(&a, &b) { Self.repeated($0, $1, &$2, "'", run: false) } }
+        if hasQuote { Self.substitute(&a, &b, Self.closingDoubleQuote) }
+        if hasApostrophe || hasQuote {
             // ([^' ])('[sS]|'[mM]|'[dD]|') -> "\1 \2 "
-            run { t, out in
-                var i = 0
-                while i < t.count {
-                    let c = t[i]
-                    if c != "'" && c != " " && i + 2 < t.count && t[i + 1] == "'" {
-                        var clitic = 0
-                        if i + 3 < t.count && "sSmMdD".unicodeScalars.contains(t[i + 2]) && t[i + 3] == " " {
-                            clitic = 2
-                        } else if t[i + 2] == " " {
-                            clitic = 1
-                        }
-                        if clitic > 0 {
-                            out.append(c)
-                            out.append(" ")
-                            out.append(contentsOf: t[(i + 1)..<(i + 1 + clitic)])
-                            out.append(" ")
-                            i += clitic + 2
-                            continue
-                        }
-                    }
-                    out.append(c)
-                    i += 1
-                }
-            }
+            Self.substitute(&a, &b, Self.oneLetterClitic)
             // ([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) -> "\1 \2 "
-            run { t, out in
-                var i = 0
-                while i < t.count {
-                    let c = t[i]
-                    if c != "'" && c != " " && i + 4 < t.count && t[i + 4] == " "
-                        && TreebankWordTokenizer.isTwoLetterClitic(t[i + 1], t[i + 2], t[i + 3]) {
-                        out.append(c)
-                        out.append(" ")
-                        out.append(contentsOf: t[(i + 1)...(i + 3)])
-                        out.append(" ")
-                        i += 5
-                        continue
-                    }
-                    out.append(c)
-                    i += 1
-                }
-            }
+            Self.substitute(&a, &b, Self.twoLetterClitic)
         }
 
         // CONTRACTIONS2, in order: (?i)\b(A)(B)\b -> " \1 \2 ", wanna ends in (?=\s)
-        for (first, second) in TreebankWordTokenizer.contractions where a.count >= first.count + second.count {
-            splitContraction(&a, &b, first: first, second: second, endsBeforeSpace: first == Self.wan)
+        for (first, second) in Self.contractions where a.count >= first.count + second.count {
+            Self.splitContraction(&a, &b, first: first, second: second, endsBeforeSpace: first == Self.wan)
         }
         // CONTRACTIONS3: (?i) ('t)(is)\b and (?i) ('t)(was)\b -> " \1 \2 "
-        if a.contains("'") {
-            for word in [Self.is, Self.was] { splitTis(&a, &b, word: word) }
+        if hasApostrophe || hasQuote {
+            Self.splitTis(&a, &b, word: Self.is)
+            Self.splitTis(&a, &b, word: Self.was)
         }
 
         PyText.splitOnWhitespace(a, into: &tokens)
     }
 
-    // MARK: Passes shared by several rules
+    // MARK: The single-rule passes
 
-    /// `re.sub(pattern, " \g<0> ")` for a one-character class.
-    private func padEach(_ a: inout [Scalar], _ b: inout [Scalar], _ member: (Scalar) -> Bool) {
-        guard let first = a.firstIndex(where: member) else { return }
+    private static func isWideCloser(_ c: Scalar) -> Bool {
+        switch c.value {
+        case 0x5D, 0x29, 0x7D, 0x3E, 0x22, 0x27, 0xBB, 0x201D, 0x2019, 0x20: return true
+        default: return false
+        }
+    }
+
+    private static func isCloser(_ c: Scalar) -> Bool {
+        switch c.value {
+        case 0x5D, 0x29, 0x7D, 0x3E, 0x22, 0x27: return true
+        default: return false
+        }
+    }
+
+    private static func isSymbol(_ c: Scalar) -> Bool {
+        switch c.value {
+        case 0x3B, 0x40, 0x23, 0x24, 0x25, 0x26: return true
+        default: return false
+        }
+    }
+
+    private static func isBracket(_ c: Scalar) -> Bool {
+        switch c.value {
+        case 0x5D, 0x5B, 0x28, 0x29, 0x7B, 0x7D, 0x3C, 0x3E: return true
+        default: return false
+        }
+    }
+
+    /// One left-to-right `re.sub` over `a` into `b` (then swapped): at each position `match` either
+    /// appends the replacement of a match starting there and returns its length, or returns 0 and the
+    /// character is copied. Matchers read only the input, as Python's lookarounds do.
+    @inline(__always)
+    private static func substitute(_ a: inout [Scalar], _ b: inout [Scalar],
+                                   _ match: (_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int) {
         b.removeAll(keepingCapacity: true)
-        b.append(contentsOf: a[..<first])
-        for c in a[first...] {
-            if member(c) { b.pad(c) } else { b.append(c) }
+        var i = 0
+        while i < a.count {
+            let consumed = match(a, i, &b)
+            if consumed > 0 {
+                i += consumed
+            } else {
+                b.append(a[i])
+                i += 1
+            }
         }
         swap(&a, &b)
     }
 
+    /// `([«“‘„]|[`]+)` -> `" \1 "`
+    private static func openingQuote(_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int {
+        let c = t[i].value
+        if c == 0xAB || c == 0x201C || c == 0x2018 || c == 0x201E {
+            out.pad(t[i])
+            return 1
+        }
+        guard c == 0x60 else { return 0 }
+        var e = i + 1
+        while e < t.count && t[e] == "`" { e += 1 }
+        out.pad(t[i..<e])
+        return e - i
+    }
+
+    /// `cc` (or `c{2,}` when `run`) -> `" \g<0> "`
+    @inline(__always)
+    private static func repeated(_ t: [Scalar], _ i: Int, _ out: inout [Scalar], _ c: Scalar, run: Bool) -> Int {
+        guard t[i] == c && i + 1 < t.count && t[i + 1] == c else { return 0 }
+        var e = i + 2
+        if run { while e < t.count && t[e] == c { e += 1 } }
+        out.pad(t[i..<e])
+        return e - i
+    }
+
+    /// `([ \(\[{<])(\"|\'{2})` -> `"\1 `` "`
+    private static func openingDoubleQuote(_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int {
+        let c = t[i].value
+        guard (c == 0x20 || c == 0x28 || c == 0x5B || c == 0x7B || c == 0x3C) && i + 1 < t.count else { return 0 }
+        var quote = 0
+        if t[i + 1] == "\"" {
+            quote = 1
+        } else if t[i + 1] == "'" && i + 2 < t.count && t[i + 2] == "'" {
+            quote = 2
+        }
+        guard quote > 0 else { return 0 }
+        out.append(t[i])
+        out.pad(Self.twoBackticks[...])
+        return 1 + quote
+    }
+
+    /// `(?i)(\')(?!re|ve|ll|m|t|s|d|n)(\w)\b` -> `"\1 \2"`. A two-letter exclusion cannot be followed by
+    /// `\b` after its first letter, so only the one-letter exclusions matter.
+    private static func quotedLetter(_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int {
+        guard t[i] == "'" && i + 1 < t.count else { return 0 }
+        let w = t[i + 1]
+        guard PyText.isWord(w) && (i + 2 == t.count || !PyText.isWord(t[i + 2])) else { return 0 }
+        switch w.value {
+        case 0x6D, 0x4D, 0x74, 0x54, 0x73, 0x53, 0x17F, 0x64, 0x44, 0x6E, 0x4E: return 0  // m t s(ſ) d n, any case
+        default: break
+        }
+        out.append("'")
+        out.append(" ")
+        out.append(w)
+        return 2
+    }
+
+    /// `([:,])([^\d])` -> `" \1 \2"`
+    private static func commaOrColon(_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int {
+        let c = t[i]
+        guard (c == ":" || c == ",") && i + 1 < t.count && !PyText.isDecimal(t[i + 1]) else { return 0 }
+        out.pad(c)
+        out.append(t[i + 1])
+        return 2
+    }
+
+    /// `([^'])' ` -> `"\1 ' "`
+    private static func closingApostrophe(_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int {
+        guard t[i] != "'" && i + 2 < t.count && t[i + 1] == "'" && t[i + 2] == " " else { return 0 }
+        out.append(t[i])
+        out.pad("'")
+        return 3
+    }
+
+    /// `"` -> `" '' "`
+    private static func closingDoubleQuote(_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int {
+        guard t[i] == "\"" else { return 0 }
+        out.pad(Self.twoApostrophes[...])
+        return 1
+    }
+
+    /// `([^' ])('[sS]|'[mM]|'[dD]|') ` -> `"\1 \2 "`
+    private static func oneLetterClitic(_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int {
+        let c = t[i]
+        guard c != "'" && c != " " && i + 2 < t.count && t[i + 1] == "'" else { return 0 }
+        var clitic = 0
+        if i + 3 < t.count && t[i + 3] == " " {
+            switch t[i + 2] {
+            case "s", "S", "m", "M", "d", "D": clitic = 2
+            default: break
+            }
+        }
+        if clitic == 0 && t[i + 2] == " " { clitic = 1 }
+        guard clitic > 0 else { return 0 }
+        out.append(c)
+        out.pad(t[(i + 1)..<(i + 1 + clitic)])
+        return clitic + 2
+    }
+
+    /// `([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ` -> `"\1 \2 "`
+    private static func twoLetterClitic(_ t: [Scalar], _ i: Int, _ out: inout [Scalar]) -> Int {
+        let c = t[i]
+        guard c != "'" && c != " " && i + 4 < t.count && t[i + 4] == " "
+            && isTwoLetterClitic(t[i + 1], t[i + 2], t[i + 3]) else { return 0 }
+        out.append(c)
+        out.pad(t[(i + 1)...(i + 3)])
+        return 5
+    }
+
+    // MARK: Passes shared by several rules
+
+    /// `re.sub(pattern, " \g<0> ")` for a one-character class.
+    @inline(__always)
+    private static func padEach(_ a: inout [Scalar], _ b: inout [Scalar], _ member: (Scalar) -> Bool) {
+        guard a.contains(where: member) else { return }
+        substitute(&a, &b) { t, i, out in
+            guard member(t[i]) else { return 0 }
+            out.pad(t[i])
+            return 1
+        }
+    }
+
     /// `([^\.])(\.)([CLOSERS]*)\s*$` -> `\1 \2 \3 ` (or `\1 \2\3 `). The period must be the last one,
     /// not preceded by a period, and followed only by closers then whitespace up to the end.
-    private func finalPeriod(_ a: inout [Scalar], closers: (Scalar) -> Bool, spaceAfterPeriod: Bool) {
+    private static func finalPeriod(_ a: inout [Scalar], closers: (Scalar) -> Bool, spaceAfterPeriod: Bool) {
         // Walk back over the trailing whitespace, then over the closers.
         var j = a.count - 1
         while j >= 0 && PyText.isSpace(a[j]) { j -= 1 }
@@ -315,7 +288,7 @@ struct TreebankWordTokenizer: Sendable {
         a.replaceSubrange(j..<a.count, with: replaced)
     }
 
-    private static let can = Array("can".unicodeScalars), not = Array("not".unicodeScalars)
+    private static let twoBackticks: [Scalar] = ["`", "`"], twoApostrophes: [Scalar] = ["'", "'"]
     private static let wan = Array("wan".unicodeScalars)
     private static let `is` = Array("is".unicodeScalars), was = Array("was".unicodeScalars)
     private static let contractions: [([Scalar], [Scalar])] = [
@@ -334,72 +307,99 @@ struct TreebankWordTokenizer: Sendable {
 
     /// Case-insensitive match of the lower-case ASCII `word` at `i` (apostrophes match themselves).
     @inline(__always)
-    private static func matches(_ t: [Scalar], at i: Int, _ word: [Scalar]) -> Bool {
+    private static func matches(_ t: UnsafeBufferPointer<Scalar>, at i: Int, _ word: UnsafeBufferPointer<Scalar>) -> Bool {
         guard i + word.count <= t.count else { return false }
-        for k in word.indices where !PyText.caseInsensitiveEquals(t[i + k], word[k]) { return false }
+        for k in 0..<word.count where !PyText.caseInsensitiveEquals(t[i + k], word[k]) { return false }
         return true
     }
 
     /// `\b` at position `i` of `t`.
     @inline(__always)
-    private static func isBoundary(_ t: [Scalar], _ i: Int) -> Bool {
+    private static func isBoundary(_ t: UnsafeBufferPointer<Scalar>, _ i: Int) -> Bool {
         let before = i > 0 && PyText.isWord(t[i - 1])
         let after = i < t.count && PyText.isWord(t[i])
         return before != after
     }
 
-    /// `(?i)\b(first)(second)\b` (or `(?=\s)` at the end) -> " \1 \2 ".
-    private func splitContraction(_ a: inout [Scalar], _ b: inout [Scalar], first: [Scalar], second: [Scalar],
-                                  endsBeforeSpace: Bool) {
+    /// Start of the first match at or after `from` of `(?i)\b(first)(second)\b` (or `(?=\s)` at the end).
+    private static func findContraction(_ t: UnsafeBufferPointer<Scalar>, from: Int, _ first: UnsafeBufferPointer<Scalar>,
+                                        _ second: UnsafeBufferPointer<Scalar>, endsBeforeSpace: Bool) -> Int? {
         let length = first.count + second.count
-        func matchesAt(_ i: Int) -> Bool {
-            guard Self.isBoundary(a, i), Self.matches(a, at: i, first), Self.matches(a, at: i + first.count, second)
-            else { return false }
+        guard t.count >= length else { return nil }
+        // Every contraction starts with a lower-case ASCII letter: skip other ASCII characters quickly.
+        let lead = first[0].value
+        var i = from
+        while i <= t.count - length {
+            defer { i += 1 }
+            let v = t[i].value
+            if v < 0x80 && v != lead && v != lead - 0x20 { continue }
+            guard matches(t, at: i, first), isBoundary(t, i), matches(t, at: i + first.count, second) else { continue }
             let end = i + length
-            return endsBeforeSpace ? end < a.count && PyText.isSpace(a[end]) : Self.isBoundary(a, end)
+            if endsBeforeSpace ? end < t.count && PyText.isSpace(t[end]) : isBoundary(t, end) { return i }
         }
-        guard let firstMatch = (0...(a.count - length)).first(where: matchesAt) else { return }
-        b.removeAll(keepingCapacity: true)
-        b.append(contentsOf: a[..<firstMatch])
-        var i = firstMatch
-        while i < a.count {
-            if i + length <= a.count && matchesAt(i) {
-                b.append(" ")
-                b.append(contentsOf: a[i..<(i + first.count)])
-                b.append(" ")
-                b.append(contentsOf: a[(i + first.count)..<(i + length)])
-                b.append(" ")
-                i += length
-            } else {
-                b.append(a[i])
-                i += 1
+        return nil
+    }
+
+    /// `(?i)\b(first)(second)\b` (or `(?=\s)` at the end) -> " \1 \2 ".
+    private static func splitContraction(_ a: inout [Scalar], _ b: inout [Scalar], first: [Scalar], second: [Scalar],
+                                         endsBeforeSpace: Bool) {
+        let found: Bool = a.withUnsafeBufferPointer { t in
+            first.withUnsafeBufferPointer { f in
+                second.withUnsafeBufferPointer { s in
+                    var i = 0
+                    var output = false
+                    while let m = findContraction(t, from: i, f, s, endsBeforeSpace: endsBeforeSpace) {
+                        if !output {
+                            b.removeAll(keepingCapacity: true)
+                            output = true
+                        }
+                        b.append(contentsOf: t[i..<m])
+                        b.append(" ")
+                        b.append(contentsOf: t[m..<(m + f.count)])
+                        b.append(" ")
+                        b.append(contentsOf: t[(m + f.count)..<(m + f.count + s.count)])
+                        b.append(" ")
+                        i = m + f.count + s.count
+                    }
+                    if output { b.append(contentsOf: t[i...]) }
+                    return output
+                }
             }
         }
-        swap(&a, &b)
+        if found { swap(&a, &b) }
     }
 
     /// `(?i) ('t)(is)\b` / `(?i) ('t)(was)\b` -> " \1 \2 ".
-    private func splitTis(_ a: inout [Scalar], _ b: inout [Scalar], word: [Scalar]) {
-        let length = 3 + word.count
-        func matchesAt(_ i: Int) -> Bool {
-            i + length <= a.count && a[i] == " " && a[i + 1] == "'" && PyText.caseInsensitiveEquals(a[i + 2], "t")
-                && Self.matches(a, at: i + 3, word) && Self.isBoundary(a, i + length)
-        }
-        guard a.indices.contains(where: matchesAt) else { return }
-        b.removeAll(keepingCapacity: true)
-        var i = 0
-        while i < a.count {
-            if matchesAt(i) {
-                b.append(contentsOf: [" ", "'", a[i + 2], " "])
-                b.append(contentsOf: a[(i + 3)..<(i + length)])
-                b.append(" ")
-                i += length
-            } else {
-                b.append(a[i])
-                i += 1
+    private static func splitTis(_ a: inout [Scalar], _ b: inout [Scalar], word: [Scalar]) {
+        let found: Bool = a.withUnsafeBufferPointer { t in
+            word.withUnsafeBufferPointer { w in
+                let length = 3 + w.count
+                func matchesAt(_ i: Int) -> Bool {
+                    i + length <= t.count && t[i] == " " && t[i + 1] == "'"
+                        && PyText.caseInsensitiveEquals(t[i + 2], "t")
+                        && matches(t, at: i + 3, w) && isBoundary(t, i + length)
+                }
+                guard (0..<t.count).contains(where: matchesAt) else { return false }
+                b.removeAll(keepingCapacity: true)
+                var i = 0
+                while i < t.count {
+                    if matchesAt(i) {
+                        b.append(" ")
+                        b.append("'")
+                        b.append(t[i + 2])
+                        b.append(" ")
+                        b.append(contentsOf: t[(i + 3)..<(i + length)])
+                        b.append(" ")
+                        i += length
+                    } else {
+                        b.append(t[i])
+                        i += 1
+                    }
+                }
+                return true
             }
         }
-        swap(&a, &b)
+        if found { swap(&a, &b) }
     }
 }
 
@@ -417,10 +417,5 @@ extension Array where Element == Unicode.Scalar {
         append(" ")
         append(contentsOf: s)
         append(" ")
-    }
-
-    /// Where Python's `$` (without MULTILINE) matches: at the end, and before a final newline.
-    var dollarPositions: [Int] {
-        last == "\n" ? [count - 1, count] : [count]
     }
 }

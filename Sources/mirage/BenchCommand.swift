@@ -18,6 +18,7 @@ struct BenchCommand: ParsableCommand {
             BenchChairCommand.self,
             BenchGroundTruthCommand.self,
             BenchTaggerCommand.self,
+            BenchTokenizeCommand.self,
         ])
 }
 

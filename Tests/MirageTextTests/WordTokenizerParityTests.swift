@@ -10,16 +10,25 @@ enum TokenizerTestData {
     static let missingPunkt: Comment =
         "skipped: ../shared/data/nltk/punkt_tab/english not found (set MIRAGE_SHARED_DATA to the shared data folder)"
 
-    static func punkt() throws -> PunktParameters {
-        try PunktParameters(directory: SharedData.url(punktFolder))
+    private static let loaded = Result { try PunktParameters(directory: SharedData.url(punktFolder)) }
+
+    /// Loaded once per test process.
+    static func punkt() throws -> PunktParameters { try loaded.get() }
+
+    /// One line of a reference or oracle JSON-lines file (the reference's summary line has no caption).
+    struct Record: Decodable {
+        var caption: String?
+        var tokens: [String]?
+        var mixed_tokens: [String]?
+        var sentences: [String]?
     }
 
-    /// Reads a JSON-lines file into dictionaries.
-    static func jsonLines(_ url: URL) throws -> [[String: Any]] {
-        let text = try String(contentsOf: url, encoding: .utf8)
-        return try text.split(separator: "\n").map {
-            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
-        }
+    /// Reads a JSON-lines file. `JSONDecoder`, not `JSONSerialization`: the latter drops a U+FEFF that
+    /// starts a string (swift-corelibs-foundation), which would corrupt tokens.
+    static func jsonLines(_ url: URL) throws -> [Record] {
+        let data = try Data(contentsOf: url)
+        let decoder = JSONDecoder()
+        return try data.split(separator: UInt8(ascii: "\n")).map { try decoder.decode(Record.self, from: Data($0)) }
     }
 
     /// Prints the first mismatches so a failure says which caption and where.
@@ -43,10 +52,10 @@ enum TokenizerTestData {
         let tokenizer = WordTokenizer(punkt: try TokenizerTestData.punkt())
         var checked = 0
         var mismatches: [String] = []
-        for record in try TokenizerTestData.jsonLines(SharedData.url(log)) where record["overall_metrics"] == nil {
-            let caption = try #require(record["caption"] as? String)
-            let want = try #require(record["tokens"] as? [String])
-            let got = tokenizer.tokenize(caption.pythonLowercased)
+        for record in try TokenizerTestData.jsonLines(SharedData.url(log)) {
+            guard let caption = record.caption else { continue }  // the overall_metrics line
+            let want = try #require(record.tokens)
+            let got = tokenizer.tokenize(PythonStr.lowercased(caption))
             if got != want { mismatches.append(TokenizerTestData.describe(caption, got, want)) }
             checked += 1
         }
@@ -56,8 +65,9 @@ enum TokenizerTestData {
     }
 
     /// Held-out breadth check against the NLTK oracle: set `MIRAGE_TOKENIZER_ORACLE` to a JSON-lines file
-    /// of `{"caption": ..., "tokens": word_tokenize(caption.lower())}` (see Scripts/fixtures/text_oracle_cases.sh,
-    /// `heldout` mode, which builds it from ../shared/data/captions-extra with nltk-oracle).
+    /// of `{"caption": c, "tokens": word_tokenize(c.lower())}`, optionally with `"mixed_tokens":
+    /// word_tokenize(c)` and `"sentences": sent_tokenize(c)`. `Scripts/fixtures/text_oracle_cases.sh heldout F`
+    /// builds it from ../shared/data/captions-extra with nltk-oracle.
     @Test(.enabled(if: ProcessInfo.processInfo.environment["MIRAGE_TOKENIZER_ORACLE"] != nil
                    && TokenizerTestData.hasPunkt,
                    "skipped: set MIRAGE_TOKENIZER_ORACLE to an oracle JSON-lines file to run the held-out check"))
@@ -67,13 +77,21 @@ enum TokenizerTestData {
         var mismatches: [String] = []
         let records = try TokenizerTestData.jsonLines(URL(fileURLWithPath: path))
         for record in records {
-            let caption = try #require(record["caption"] as? String)
-            let want = try #require(record["tokens"] as? [String])
-            let got = tokenizer.tokenize(caption.pythonLowercased)
-            if got != want { mismatches.append(TokenizerTestData.describe(caption, got, want)) }
+            let caption = try #require(record.caption)
+            let want = try #require(record.tokens)
+            let got = tokenizer.tokenize(PythonStr.lowercased(caption))
+            if got != want { mismatches.append("lower-cased " + TokenizerTestData.describe(caption, got, want)) }
+            if let mixed = record.mixed_tokens {
+                let got = tokenizer.tokenize(caption)
+                if got != mixed { mismatches.append("mixed-case " + TokenizerTestData.describe(caption, got, mixed)) }
+            }
+            if let sentences = record.sentences {
+                let got = tokenizer.sentenceTokenizer.sentences(caption)
+                if got != sentences { mismatches.append("sentences " + TokenizerTestData.describe(caption, got, sentences)) }
+            }
         }
         #expect(!records.isEmpty)
-        #expect(mismatches.isEmpty, Comment(rawValue: "\(mismatches.count) of \(records.count) captions differ:\n"
+        #expect(mismatches.isEmpty, Comment(rawValue: "\(mismatches.count) differences in \(records.count) captions:\n"
             + mismatches.prefix(10).joined(separator: "\n")))
     }
 }
