@@ -15,6 +15,8 @@ struct Mirage: AsyncParsableCommand {
             // Subcommands are registered here, one line each.
             DataCommand.self,
             POPECommand.self,
+            ChairCommand.self,
+            BenchCommand.self,
         ]
     )
 }
