@@ -87,17 +87,15 @@ public struct ChairGroundTruthBuilder: Sendable {
         var objects: [Int: Set<String>] = [:]
         for (file, content) in instances {
             for image in content.images where objects[image.id] == nil { objects[image.id] = [] }
-            var nodeByCategory: [Int: String] = [:]
-            for category in content.categories {
-                guard let node = vocabulary.nodeWord(for: category.name) else {
-                    throw ChairError.unknownCategory(category.name, file: file)
-                }
-                nodeByCategory[category.id] = node
-            }
+            let names = Dictionary(content.categories.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
             for a in content.annotations {
-                guard let node = nodeByCategory[a.categoryID] else {
+                guard let name = names[a.categoryID] else {
                     throw ChairError.invalidAnnotations(file, "an annotation refers to category id \(a.categoryID), "
                                                         + "which the file's \"categories\" does not define")
+                }
+                // Like the reference, only categories that annotations use must be vocabulary entries.
+                guard let node = vocabulary.nodeWord(for: name) else {
+                    throw ChairError.unknownCategory(name, file: file)
                 }
                 objects[a.imageID, default: []].insert(node)
             }
