@@ -40,8 +40,7 @@ public struct JSONScanner {
         do {
             data = try Data(contentsOf: url, options: .alwaysMapped)
         } catch {
-            throw JSONScanError(source: url.path, offset: 0,
-                                message: "cannot read the file (\(error.localizedDescription)); check the path")
+            throw JSONScanError(source: url.path, offset: 0, message: error.localizedDescription, unreadable: true)
         }
         return try data.withUnsafeBytes { raw in
             var s = JSONScanner(bytes: raw, source: url.path)
@@ -440,8 +439,15 @@ public struct JSONScanError: Error, CustomStringConvertible {
     public var source: String
     public var offset: Int
     public var message: String
+    /// The file could not be read at all (missing, permissions), as opposed to malformed.
+    public var unreadable: Bool
+
+    public init(source: String, offset: Int, message: String, unreadable: Bool = false) {
+        self.source = source; self.offset = offset; self.message = message; self.unreadable = unreadable
+    }
 
     public var description: String {
-        "\(source): invalid JSON at byte \(offset): \(message). The file may be truncated or not the expected format; re-download or re-import it."
+        if unreadable { return "cannot read \(source) (\(message)); check the path and permissions" }
+        return "\(source): invalid JSON at byte \(offset): \(message). The file may be truncated or not the expected format; re-download or re-import it."
     }
 }

@@ -41,14 +41,16 @@ public struct ChairCaptionFile: Sendable, Hashable {
         var file = ChairCaptionFile(captions: [], lines: [], source: source)
         if bytes[first] == UInt8(ascii: "[") {
             let elements = try topLevelElements(bytes, from: first, source: source)
+            let lines = LineTable(bytes)
             for (start, end) in elements {
-                let line = lineNumber(bytes, at: start)
+                let line = lines.line(at: start)
                 file.captions.append(try reader.record(Data(bytes[start..<end]), line: line))
                 file.lines.append(line)
             }
         } else if let objects = concatenatedObjects(bytes, from: first) {
+            let lines = LineTable(bytes)
             for (start, end) in objects {
-                let line = lineNumber(bytes, at: start)
+                let line = lines.line(at: start)
                 file.captions.append(try reader.record(Data(bytes[start..<end]), line: line))
                 file.lines.append(line)
             }
@@ -83,6 +85,24 @@ public struct ChairCaptionFile: Sendable, Hashable {
 
     static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 }
 
+    /// Line starts of a file, for many offset → line look-ups.
+    struct LineTable {
+        var starts: [Int] = [0]
+        init(_ bytes: [UInt8]) {
+            for (i, b) in bytes.enumerated() where b == UInt8(ascii: "\n") { starts.append(i + 1) }
+        }
+        /// 1-based line of a byte offset (binary search).
+        func line(at offset: Int) -> Int {
+            var lo = 0, hi = starts.count
+            while hi - lo > 1 {
+                let mid = (lo + hi) / 2
+                if starts[mid] <= offset { lo = mid } else { hi = mid }
+            }
+            return lo + 1
+        }
+    }
+
+    /// 1-based line of one offset (for a single error).
     static func lineNumber(_ bytes: [UInt8], at offset: Int) -> Int {
         var line = 1
         for b in bytes[..<offset] where b == UInt8(ascii: "\n") { line += 1 }

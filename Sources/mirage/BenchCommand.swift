@@ -19,6 +19,7 @@ struct BenchCommand: ParsableCommand {
             BenchGroundTruthCommand.self,
             BenchTaggerCommand.self,
             BenchTokenizeCommand.self,
+            BenchDataCommand.self,
         ])
 }
 
@@ -160,9 +161,6 @@ struct BenchGroundTruthCommand: ParsableCommand {
     @Option(name: .long, help: .hidden)
     var measure: String?
 
-    @Flag(name: .long, help: .hidden)
-    var clearCache = false
-
     @OptionGroup var data: ChairDataOptions
 
     func run() throws {
@@ -178,6 +176,7 @@ struct BenchGroundTruthCommand: ParsableCommand {
             try? FileManager.default.removeItem(at: cache)
             for pass in ["build (no cache)", "second build (cache)"] {
                 print("\(pass):")
+                fflush(stdout)
                 let child = try Process.run(URL(fileURLWithPath: CommandLine.arguments[0]),
                                             arguments: childArguments())
                 child.waitUntilExit()

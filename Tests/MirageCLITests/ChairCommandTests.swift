@@ -44,6 +44,21 @@ import MirageTestSupport
         #expect(result.stdout == "CHAIRs    : 44.6\nCHAIRi    : 12.7\nRecall    : 79.2\nLen       : 92.7\n")
     }
 
+    /// With no data options, everything comes from the data store (here filled by `mirage data import`).
+    @Test(.enabled(if: isAvailable, missingMessage))
+    func usesTheDataStoreByDefault() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let binary = try #require(BuiltProducts.mirage)
+        var environment = ProcessInfo.processInfo.environment
+        environment["MIRAGE_DATA"] = dir.path
+        let imported = try runProcess(binary, ["data", "import", "--from", SharedData.root.path], environment: environment)
+        #expect(imported.status == 0, "\(imported.stderr)")
+        let result = try Self.chair(["--captions", SharedData.url("chair/opera-logs/llava-1.5-ours.jsonl").path], store: dir)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == "CHAIRs    : 44.6\nCHAIRi    : 12.7\nRecall    : 79.2\nLen       : 92.7\n")
+    }
+
     @Test(.enabled(if: isAvailable, missingMessage))
     func jsonAndDetailsCarryFullPrecisionAndPositions() throws {
         let dir = try Self.temporaryDirectory()
