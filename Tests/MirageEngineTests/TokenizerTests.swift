@@ -131,3 +131,31 @@ import Testing
         #expect(throws: TokenizerError.self) { try Tokenizer(tokenizerJSON: Data("not json".utf8)) }
     }
 }
+
+@Suite struct SyntheticTokenizerTests {
+    @Test(arguments: [259, 600, 2048])
+    func writesWorkingTokenizerOfExactSize(_ size: Int) throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-synth-tok-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try SyntheticTokenizer.write(to: folder, vocabularySize: size)
+        let tokenizer = try Tokenizer(folder: folder)
+        #expect(tokenizer.vocabularySize == size)
+        #expect(tokenizer.id(for: "<|im_end|>") == size - 1 && tokenizer.eosTokenID == size - 3)
+        #expect(!tokenizer.addsBosToken)
+        // Byte-level BPE round-trips any (NFC) text.
+        for text in TokenizerFixtures.texts {
+            let ids = tokenizer.encode(text)
+            #expect(ids.allSatisfy { $0 >= 0 && $0 < size })
+            #expect(tokenizer.decode(ids) == text.precomposedStringWithCanonicalMapping)
+        }
+        if size >= 600 {  // merges were learned: common words are single tokens
+            #expect(tokenizer.encode(" the image").count < 4)
+        }
+        // Deterministic output.
+        #expect(try SyntheticTokenizer.files(vocabularySize: size) == SyntheticTokenizer.files(vocabularySize: size))
+    }
+
+    @Test func rejectsTooSmallVocabulary() {
+        #expect(throws: TokenizerError.self) { try SyntheticTokenizer.files(vocabularySize: 100) }
+    }
+}
