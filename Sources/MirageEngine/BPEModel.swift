@@ -148,17 +148,15 @@ final class BPEModel: @unchecked Sendable {
     /// Tokenizes one pre-tokenized word.
     func tokenize(_ word: [Unicode.Scalar]) -> [BPEPiece] {
         if word.isEmpty { return [] }
-        var key = String.UnicodeScalarView()
-        key.append(contentsOf: word)
-        let keyString = String(key)
-        if let cached = cache[keyString] { return cached }
-        let pieces = computePieces(word, string: keyString)
-        if word.count < 256 { cache[keyString] = pieces }
+        let cacheable = word.count < 64
+        if cacheable, let cached = cache[word] { return cached }
+        let pieces = computePieces(word)
+        if cacheable { cache[word] = pieces }
         return pieces
     }
 
-    private func computePieces(_ word: [Unicode.Scalar], string: String) -> [BPEPiece] {
-        if ignoreMerges, let id = vocab[string] {
+    private func computePieces(_ word: [Unicode.Scalar]) -> [BPEPiece] {
+        if ignoreMerges, let id = vocab[String(String.UnicodeScalarView(word))] {
             return [BPEPiece(id: Int32(id), start: 0, end: Int32(word.count))]
         }
         // Initial symbols.
@@ -301,13 +299,13 @@ struct BPEHeap {
 
 /// Per-word results shared by all callers of one tokenizer (thread-safe; stops growing when full).
 final class BPECache: @unchecked Sendable {
-    private var entries: [String: [BPEPiece]] = [:]
+    private var entries: [[Unicode.Scalar]: [BPEPiece]] = [:]
     private let lock = NSLock()
     private let capacity: Int
 
     init(capacity: Int) { self.capacity = capacity }
 
-    subscript(key: String) -> [BPEPiece]? {
+    subscript(key: [Unicode.Scalar]) -> [BPEPiece]? {
         get { lock.lock(); defer { lock.unlock() }; return entries[key] }
         set {
             lock.lock(); defer { lock.unlock() }

@@ -210,22 +210,36 @@ public final class Tokenizer: Sendable {
 
     /// Token ids of `text`, with the post-processor's BOS/EOS when `addSpecialTokens`.
     public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int] {
-        encodeTokens(text, addSpecialTokens: addSpecialTokens).map(\.id)
+        var ids: [Int] = []
+        ids.reserveCapacity(text.utf8.count / 3 + 4)
+        forEachToken(text, addSpecialTokens: addSpecialTokens) { id, _ in ids.append(id) }
+        return ids
     }
 
     /// Tokens of `text` with their strings and byte ranges.
     public func encodeTokens(_ text: String, addSpecialTokens: Bool = true) -> [TokenizerToken] {
         var tokens: [TokenizerToken] = []
+        forEachToken(text, addSpecialTokens: addSpecialTokens) { id, span in
+            tokens.append(TokenizerToken(id: id, token: token(for: id) ?? "", byteRange: span() ?? 0..<0,
+                                         isTemplate: span() == nil))
+        }
+        return tokens
+    }
+
+    /// The encoding pipeline: template prefix, added tokens in the raw text, normalizer, added tokens in
+    /// the normalized text, pre-tokenizer, BPE, template suffix. `body` gets each id and a closure giving
+    /// its input byte span (nil for template tokens), computed only when asked for.
+    private func forEachToken(_ text: String, addSpecialTokens: Bool,
+                              _ body: (Int, () -> Range<Int>?) -> Void) {
         if addSpecialTokens {
-            for id in postProcessor.prefix { tokens.append(templateToken(id)) }
+            for id in postProcessor.prefix { body(id, { nil }) }
         }
         var rawSegments: [TokenizerSegment] = []
-        let input = AlignedText(text)
-        rawMatcher.split(input, into: &rawSegments)
+        rawMatcher.split(AlignedText(text), into: &rawSegments)
         for segment in rawSegments {
             switch segment {
             case .token(let id, let span):
-                tokens.append(TokenizerToken(id: id, token: token(for: id) ?? "", byteRange: span, isTemplate: false))
+                body(id, { span })
             case .text(let raw):
                 let normalized = normalizer?.apply(raw) ?? raw
                 var segments: [TokenizerSegment] = []
@@ -233,31 +247,20 @@ public final class Tokenizer: Sendable {
                 for piece in segments {
                     switch piece {
                     case .token(let id, let span):
-                        tokens.append(TokenizerToken(id: id, token: token(for: id) ?? "", byteRange: span, isTemplate: false))
+                        body(id, { span })
                     case .text(let normalizedText):
-                        appendModelTokens(normalizedText, to: &tokens)
+                        let words = preTokenizer?.apply([normalizedText]) ?? [normalizedText]
+                        for word in words {
+                            for piece in model.tokenize(word.scalars) {
+                                body(Int(piece.id), { word.span(Int(piece.start)..<Int(piece.end)) })
+                            }
+                        }
                     }
                 }
             }
         }
         if addSpecialTokens {
-            for id in postProcessor.suffix { tokens.append(templateToken(id)) }
-        }
-        return tokens
-    }
-
-    private func templateToken(_ id: Int) -> TokenizerToken {
-        TokenizerToken(id: id, token: token(for: id) ?? "", byteRange: 0..<0, isTemplate: true)
-    }
-
-    private func appendModelTokens(_ text: AlignedText, to tokens: inout [TokenizerToken]) {
-        let words = preTokenizer?.apply([text]) ?? (text.isEmpty ? [] : [text])
-        for word in words {
-            for piece in model.tokenize(word.scalars) {
-                let id = Int(piece.id)
-                tokens.append(TokenizerToken(id: id, token: model.tokens[id] ?? "",
-                                             byteRange: word.span(Int(piece.start)..<Int(piece.end)), isTemplate: false))
-            }
+            for id in postProcessor.suffix { body(id, { nil }) }
         }
     }
 

@@ -243,11 +243,13 @@ enum ByteLevelAlphabet {
     /// Each scalar's UTF-8 bytes as alphabet characters, all aligned with the scalar.
     static func encode(_ text: AlignedText) -> AlignedText {
         var result = AlignedText.empty(origin: text.origin)
-        result.scalars.reserveCapacity(text.count * 2)
+        let capacity = text.scalars.reduce(0) { $0 + UTF8.width($1) }
+        result.scalars.reserveCapacity(capacity)
+        result.starts.reserveCapacity(capacity)
+        result.ends.reserveCapacity(capacity)
         for i in 0..<text.count {
-            for byte in String(text.scalars[i]).utf8 {
-                result.append(byteToScalar[Int(byte)], start: text.starts[i], end: text.ends[i])
-            }
+            let start = text.starts[i], end = text.ends[i]
+            UTF8.encode(text.scalars[i]) { byte in result.append(byteToScalar[Int(byte)], start: start, end: end) }
         }
         return result
     }

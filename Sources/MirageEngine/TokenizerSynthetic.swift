@@ -124,7 +124,7 @@ public enum SyntheticTokenizer {
 
     /// Training text (written for Mirage): image descriptions like the captions Mirage scores, plus
     /// punctuation, digits, code and chat markup so common pieces of each get merges.
-    static let trainingText = """
+    public static let trainingText = """
     The image shows a kitchen with a wooden table, four chairs and a bowl of fruit. There is a refrigerator \
     on the left side of the room and a window above the sink. A cat is sitting on the counter next to a \
     cup of coffee. The image depicts a busy city street with cars, buses and people walking on the \

@@ -14,6 +14,7 @@ struct Mirage: AsyncParsableCommand {
         subcommands: [
             // Subcommands are registered here, one line each.
             InspectTokens.self,
+            BenchTokenizer.self,
         ]
     )
 }
