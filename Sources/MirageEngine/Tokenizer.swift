@@ -180,8 +180,10 @@ public final class Tokenizer: Sendable {
         self.addedTokens = added.sorted { $0.id < $1.id }
         self.addedByID = Dictionary(added.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         self.addedByContent = Dictionary(added.map { ($0.content, $0.id) }, uniquingKeysWith: { first, _ in first })
-        self.rawMatcher = AddedTokenMatcher(added.filter { !$0.normalized }.map { ($0, $0.content) })
-        self.normalizedMatcher = AddedTokenMatcher(added.filter(\.normalized).map { token in
+        // split_special_tokens: special tokens written in the text are tokenized as ordinary text.
+        let matchable = (config?.bool("split_special_tokens", default: false) ?? false) ? added.filter { !$0.special } : added
+        self.rawMatcher = AddedTokenMatcher(matchable.filter { !$0.normalized }.map { ($0, $0.content) })
+        self.normalizedMatcher = AddedTokenMatcher(matchable.filter(\.normalized).map { token in
             (token, normalizer?.apply(token.content) ?? token.content)
         })
         self.bosToken = bos
