@@ -62,12 +62,7 @@ final class BPEModel: @unchecked Sendable {
         self.byteIDs = (0..<256).map { byte in
             vocab[String(format: "<0x%02X>", byte)].map { Int32($0) } ?? -1
         }
-        if let unkToken {
-            guard let id = vocab[unkToken] else { throw TokenizerError.unknownToken(unkToken) }
-            self.unkID = id
-        } else {
-            self.unkID = nil
-        }
+        self.unkID = try Self.unknownID(unkToken, in: vocab)
         self.fuseUnk = fuseUnk
         self.byteFallback = byteFallback
         self.ignoreMerges = ignoreMerges
@@ -132,17 +127,18 @@ final class BPEModel: @unchecked Sendable {
         self.merges = other.merges
         self.scalarIDs = other.scalarIDs
         self.byteIDs = other.byteIDs
-        if let unkToken {
-            guard let id = other.vocab[unkToken] else { throw TokenizerError.unknownToken(unkToken) }
-            self.unkID = id
-        } else {
-            self.unkID = nil
-        }
+        self.unkID = try Self.unknownID(unkToken, in: other.vocab)
         self.fuseUnk = fuseUnk
         self.byteFallback = byteFallback
         self.ignoreMerges = ignoreMerges
         self.continuingSubwordPrefix = other.continuingSubwordPrefix
         self.endOfWordSuffix = other.endOfWordSuffix
+    }
+
+    private static func unknownID(_ token: String?, in vocab: [String: Int]) throws -> Int? {
+        guard let token else { return nil }
+        guard let id = vocab[token] else { throw TokenizerError.unknownToken(token) }
+        return id
     }
 
     /// Tokenizes one pre-tokenized word.

@@ -172,14 +172,26 @@ indirect enum TokenizerPreTokenizer: Sendable {
         case .isolated:
             ranges = parts.map(\.0)
         case .mergedWithPrevious:
-            var previousWasGap = false
+            // A match joins the piece before it, unless that piece is a match too.
+            var previousIsMatch = false
             for (range, isMatch) in parts {
-                if isMatch && previousWasGap, let last = ranges.popLast() {
+                if isMatch, !previousIsMatch, let last = ranges.popLast() {
                     ranges.append(last.lowerBound..<range.upperBound)
                 } else {
                     ranges.append(range)
                 }
-                previousWasGap = !isMatch
+                previousIsMatch = isMatch
+            }
+        case .contiguous:
+            // Neighbours of the same kind join (with invert, runs of delimiters do).
+            var previousIsMatch = false
+            for (index, (range, isMatch)) in parts.enumerated() {
+                if index > 0, isMatch == previousIsMatch, let last = ranges.popLast() {
+                    ranges.append(last.lowerBound..<range.upperBound)
+                } else {
+                    ranges.append(range)
+                }
+                previousIsMatch = isMatch
             }
         case .mergedWithNext:
             var pending: Int? = nil
@@ -193,16 +205,6 @@ indirect enum TokenizerPreTokenizer: Sendable {
                 }
             }
             if let start = pending { ranges.append(start..<text.count) }
-        case .contiguous:
-            var previousWasMatch = false
-            for (range, isMatch) in parts {
-                if isMatch && previousWasMatch, let last = ranges.popLast() {
-                    ranges.append(last.lowerBound..<range.upperBound)
-                } else {
-                    ranges.append(range)
-                }
-                previousWasMatch = isMatch
-            }
         }
         for range in ranges where !range.isEmpty { result.append(text[range]) }
     }

@@ -159,3 +159,29 @@ import Testing
         #expect(throws: TokenizerError.self) { try SyntheticTokenizer.files(vocabularySize: 100) }
     }
 }
+
+/// Split behaviours on "the-final--countdown-" with the literal "-"; expected pieces printed by
+/// tokenizers 0.23.3 (`pre_tokenizers.Split("-", behavior, invert).pre_tokenize_str`).
+@Suite struct TokenizerSplitBehaviourTests {
+    static let expected: [(String, Bool, [String])] = [
+        ("Removed", false, ["the", "final", "countdown"]),
+        ("Removed", true, ["-", "-", "-", "-"]),
+        ("Isolated", false, ["the", "-", "final", "-", "-", "countdown", "-"]),
+        ("Isolated", true, ["the", "-", "final", "-", "-", "countdown", "-"]),
+        ("MergedWithPrevious", false, ["the-", "final-", "-", "countdown-"]),
+        ("MergedWithPrevious", true, ["the", "-final", "-", "-countdown", "-"]),
+        ("MergedWithNext", false, ["the", "-final", "-", "-countdown", "-"]),
+        ("MergedWithNext", true, ["the-", "final-", "-", "countdown-"]),
+        ("Contiguous", false, ["the", "-", "final", "--", "countdown", "-"]),
+        ("Contiguous", true, ["the", "-", "final", "--", "countdown", "-"]),
+    ]
+
+    @Test func splitBehavioursMatchTokenizers() throws {
+        for (behavior, invert, pieces) in Self.expected {
+            let splitter = TokenizerPreTokenizer.split(.literal(["-"]), behavior: TokenizerSplitBehavior(rawValue: behavior)!,
+                                                       invert: invert)
+            let words = splitter.apply([AlignedText("the-final--countdown-")]).map(\.string)
+            #expect(words == pieces, "\(behavior) invert=\(invert)")
+        }
+    }
+}
