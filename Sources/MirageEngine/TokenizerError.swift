@@ -62,8 +62,9 @@ struct TokenizerJSON {
     func child(_ object: [String: Any]) -> TokenizerJSON { TokenizerJSON(file: file, object: object) }
 
     subscript(key: String) -> Any? {
-        let value = object[key]
-        return value is NSNull ? nil : value
+        guard let value = object[key] else { return nil }
+        // A type comparison, not `is NSNull`: a cast would bridge large dictionaries to NSDictionary.
+        return type(of: value) == NSNull.self ? nil : value
     }
 
     func string(_ key: String) -> String? { self[key] as? String }
