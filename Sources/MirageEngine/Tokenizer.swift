@@ -109,7 +109,7 @@ public final class Tokenizer: Sendable {
             if addPrefixSpace { steps.append(.strip(content: " ", start: 1, stop: 0)) }
             decoder = .sequence(steps)
         case "Qwen2Tokenizer":
-            model = try model.with(unkToken: nil, fuseUnk: false, byteFallback: false, ignoreMerges: model.ignoreMerges)
+            model = try model.with(unkToken: nil, fuseUnk: false, byteFallback: false, ignoreMerges: false)
             normalizer = .nfc
             preTokenizer = .sequence([
                 .split(.regex(.qwen2(maxDigits: 1)), behavior: .isolated, invert: false),
@@ -152,8 +152,8 @@ public final class Tokenizer: Sendable {
             }
         }
         for content in namedTokens {
-            if index[content] != nil {
-                add(TokenizerAddedToken(id: 0, content: content))
+            if let existing = index[content] {
+                added[existing].special = true
             } else if let id = model.vocab[content] {
                 add(TokenizerAddedToken(id: id, content: content, normalized: false, special: true))
             }
@@ -324,9 +324,14 @@ public struct TokenizerStreamDecoder: Sendable {
         let text = tokenizer.decode(window, skipSpecialTokens: skipSpecialTokens)
         window.removeAll()
         prefixCount = 0
-        let scalars = text.unicodeScalars
-        let held = scalars.starts(with: prefix.unicodeScalars)
-            ? String(String.UnicodeScalarView(scalars.dropFirst(prefixScalars))) : ""
+        // Whatever follows the part already returned (the common prefix, should a decoder have
+        // rewritten earlier text).
+        var common = 0
+        for (a, b) in zip(text.unicodeScalars, prefix.unicodeScalars) {
+            guard a == b else { break }
+            common += 1
+        }
+        let held = String(String.UnicodeScalarView(text.unicodeScalars.dropFirst(common)))
         prefix = ""
         prefixScalars = 0
         return held
