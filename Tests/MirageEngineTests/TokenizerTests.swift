@@ -4,7 +4,7 @@ import Testing
 
 /// Parity with transformers 5.24 / tokenizers 0.23.3 on the recorded corpus, for every fixture folder.
 @Suite struct TokenizerParityTests {
-    static let folders = ["llama", "llama-json", "llama-legacy", "llama-metaspace", "qwen2", "gpt2-style"]
+    static let folders = ["llama", "llama-json", "llama-legacy", "llama-metaspace", "qwen2", "gpt2-style", "llama3-style"]
 
     @Test(arguments: folders)
     func encodeMatchesTransformers(_ name: String) throws {
