@@ -85,9 +85,8 @@ public final class Tokenizer: Sendable {
         var decoder = try (spec["decoder"] as? [String: Any]).map { try TokenizerDecoder.parse(spec.child($0)) }
         var postProcessor = try (spec["post_processor"] as? [String: Any])
             .map { try TokenizerPostProcessor.parse(spec.child($0)) } ?? .none
-        if let truncation = spec["truncation"], !(truncation is NSNull) {
-            throw TokenizerError.unsupported(component: "truncation", detail: "tokenizer.json enables truncation; remove it")
-        }
+        // tokenizer.json's "truncation" and "padding" are ignored: a default transformers call
+        // (`tokenizer(text)`, no truncation or padding requested) switches both off.
 
         // Named special tokens: tokenizer_config.json wins over special_tokens_map.json.
         func named(_ key: String) -> String? { config?.tokenContent(key) ?? specialMap?.tokenContent(key) }

@@ -40,14 +40,6 @@ struct TokenizerJSON {
         self.object = object
     }
 
-    static func load(_ url: URL) throws -> TokenizerJSON {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw TokenizerError.missingFile(path: url.path)
-        }
-        return try parse(data, file: url.lastPathComponent)
-    }
-
     static func parse(_ data: Data, file: String) throws -> TokenizerJSON {
         let value: Any
         do { value = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
