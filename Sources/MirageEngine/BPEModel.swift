@@ -75,7 +75,7 @@ final class BPEModel: @unchecked Sendable {
         guard type == "BPE" else {
             throw TokenizerError.unsupported(component: "model", detail: "type \(type) (only BPE is implemented)")
         }
-        if let dropout = json["dropout"] as? NSNumber, dropout.doubleValue != 0 {
+        if let dropout = TokenizerJSON.number(json["dropout"]), dropout != 0 {
             throw TokenizerError.unsupported(component: "BPE model", detail: "dropout \(dropout) (sampling tokenization)")
         }
         guard let rawVocab = json["vocab"] as? [String: Any] else {
@@ -84,7 +84,7 @@ final class BPEModel: @unchecked Sendable {
         var vocab: [String: Int] = [:]
         vocab.reserveCapacity(rawVocab.count)
         for (token, value) in rawVocab {
-            guard let id = (value as? NSNumber)?.intValue else {
+            guard let id = TokenizerJSON.integer(value) else {
                 throw TokenizerError.malformed(file: json.file, detail: "vocab entry \(token.debugDescription) has no integer id")
             }
             vocab[token] = id

@@ -369,17 +369,18 @@ enum TokenizerPostProcessor: Sendable {
                 if object["Sequence"] != nil {
                     seenSequence = true
                 } else if let special = object["SpecialToken"] as? [String: Any], let name = special["id"] as? String {
-                    guard let entry = specials[name] as? [String: Any], let ids = entry["ids"] as? [NSNumber] else {
+                    guard let entry = specials[name] as? [String: Any],
+                          let ids = (entry["ids"] as? [Any])?.compactMap(TokenizerJSON.integer) else {
                         throw TokenizerError.malformed(file: json.file,
                                                        detail: "TemplateProcessing uses \(name.debugDescription) without listing its ids")
                     }
-                    if seenSequence { suffix += ids.map(\.intValue) } else { prefix += ids.map(\.intValue) }
+                    if seenSequence { suffix += ids } else { prefix += ids }
                 }
             }
             return .template(prefix: prefix, suffix: suffix)
         case "BertProcessing", "RobertaProcessing":
             guard let cls = json["cls"] as? [Any], let sep = json["sep"] as? [Any],
-                  let clsID = (cls.last as? NSNumber)?.intValue, let sepID = (sep.last as? NSNumber)?.intValue else {
+                  let clsID = TokenizerJSON.integer(cls.last), let sepID = TokenizerJSON.integer(sep.last) else {
                 throw TokenizerError.malformed(file: json.file, detail: "\(type) lacks cls/sep")
             }
             return .template(prefix: [clsID], suffix: [sepID])

@@ -185,3 +185,23 @@ import Testing
         }
     }
 }
+
+@Suite struct TokenizerJSONParserTests {
+    /// The tokenizer-file JSON reader agrees with Foundation's JSONSerialization.
+    @Test func agreesWithJSONSerialization() throws {
+        let text = #"""
+        {"a": "plain", "b": "esc \" \\ \/ \b \f \n \r \t \u0120\u010a \ud83d\ude00 é", "n": [0, -12, 3.5, 1e3, -2.5E-2],
+         "t": true, "f": false, "z": null, "nested": {"x": [[], {}, [1, [2]]]}, "": ""}
+        """#
+        let ours = try #require(try TokenizerJSONParser.parse(Data(text.utf8), file: "test") as? [String: Any])
+        let reference = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(ours["b"] as? String == reference["b"] as? String)
+        #expect(ours["b"] as? String == "esc \" \\ / \u{8} \u{C} \n \r \t ĠĊ 😀 é")
+        #expect((ours["n"] as! [Any]).map { TokenizerJSON.number($0)! } == (reference["n"] as! [NSNumber]).map(\.doubleValue))
+        #expect(ours["t"] as? Bool == true && ours["f"] as? Bool == false && ours["z"] is NSNull)
+        #expect(Set(ours.keys) == Set(reference.keys))
+        for bad in ["{", "{\"a\" 1}", "[1,]x", "\"abc", "{\"a\": tru}", "[1] 2"] {
+            #expect(throws: TokenizerError.self) { try TokenizerJSONParser.parse(Data(bad.utf8), file: "bad") }
+        }
+    }
+}
