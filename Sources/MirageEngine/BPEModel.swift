@@ -17,9 +17,9 @@ final class BPEModel: @unchecked Sendable {
     /// id → token string (nil for ids the vocabulary skips).
     let tokens: [String?]
     /// (left id << 32 | right id) → (rank << 32 | merged id).
-    private let merges: [UInt64: UInt64]
+    private let merges: BPEMergeTable
     /// Single-scalar tokens, for the common case without affixes.
-    private let scalarIDs: [UInt32: Int32]
+    private let scalarIDs: BPEScalarTable
     /// `<0xNN>` token ids, or -1 where absent.
     private let byteIDs: [Int32]
     let unkID: Int?
@@ -37,8 +37,7 @@ final class BPEModel: @unchecked Sendable {
         for (token, id) in vocab where id >= 0 { tokens[id] = token }
         self.tokens = tokens
         let prefix = continuingSubwordPrefix ?? ""
-        var table: [UInt64: UInt64] = [:]
-        table.reserveCapacity(merges.count)
+        var table = BPEMergeTable(capacity: merges.count)
         for (rank, (left, right)) in merges.enumerated() {
             guard let a = vocab[left], let b = vocab[right] else {
                 throw TokenizerError.malformed(file: "tokenizer.json",
@@ -50,7 +49,7 @@ final class BPEModel: @unchecked Sendable {
                                                detail: "merge \"\(left) \(right)\" produces \"\(left + rightPart)\", which is not in the vocabulary")
             }
             let key = UInt64(UInt32(a)) << 32 | UInt64(UInt32(b))
-            if table[key] == nil { table[key] = UInt64(rank) << 32 | UInt64(UInt32(merged)) }
+            if table[key] == nil { table.insert(key, UInt64(rank) << 32 | UInt64(UInt32(merged))) }
         }
         self.merges = table
         var scalarIDs: [UInt32: Int32] = [:]
@@ -58,7 +57,7 @@ final class BPEModel: @unchecked Sendable {
             let scalars = token.unicodeScalars
             if scalars.count == 1, let first = scalars.first { scalarIDs[first.value] = Int32(id) }
         }
-        self.scalarIDs = scalarIDs
+        self.scalarIDs = BPEScalarTable(scalarIDs)
         self.byteIDs = (0..<256).map { byte in
             vocab[String(format: "<0x%02X>", byte)].map { Int32($0) } ?? -1
         }
@@ -255,6 +254,71 @@ final class BPEModel: @unchecked Sendable {
                 heap.push(rank: UInt32(value >> 32), position: UInt32(left))
             }
         }
+    }
+}
+
+/// Open-addressing hash table for merges: Swift's Dictionary hashes with a seeded SipHash, several
+/// times slower than this multiplicative hash for the integer keys BPE looks up millions of times.
+struct BPEMergeTable: Sendable {
+    private static let empty = UInt64.max  // never a key: ids are below 2^31
+    private var keys: [UInt64]
+    private var values: [UInt64]
+    private let shift: UInt64
+
+    init(capacity: Int) {
+        var bits = 4
+        while (1 << bits) < max(16, capacity * 2) { bits += 1 }
+        keys = [UInt64](repeating: Self.empty, count: 1 << bits)
+        values = [UInt64](repeating: 0, count: 1 << bits)
+        shift = UInt64(64 - bits)
+    }
+
+    @inline(__always) private func slot(_ key: UInt64) -> Int { Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> shift) }
+
+    subscript(key: UInt64) -> UInt64? {
+        @inline(__always) get {
+            let mask = keys.count - 1
+            var i = slot(key)
+            while true {
+                let k = keys[i]
+                if k == key { return values[i] }
+                if k == Self.empty { return nil }
+                i = (i + 1) & mask
+            }
+        }
+    }
+
+    /// Adds a key that is not present yet.
+    mutating func insert(_ key: UInt64, _ value: UInt64) {
+        let mask = keys.count - 1
+        var i = slot(key)
+        while keys[i] != Self.empty { i = (i + 1) & mask }
+        keys[i] = key
+        values[i] = value
+    }
+}
+
+/// Single-scalar token ids: a direct table for the Basic Multilingual Plane, a dictionary beyond it.
+struct BPEScalarTable: Sendable {
+    private let bmp: [Int32]
+    private let astral: [UInt32: Int32]
+
+    init(_ ids: [UInt32: Int32]) {
+        var bmp = [Int32](repeating: -1, count: 0x10000)
+        var astral: [UInt32: Int32] = [:]
+        for (scalar, id) in ids {
+            if scalar < 0x10000 { bmp[Int(scalar)] = id } else { astral[scalar] = id }
+        }
+        self.bmp = bmp
+        self.astral = astral
+    }
+
+    @inline(__always) subscript(scalar: UInt32) -> Int32? {
+        if scalar < 0x10000 {
+            let id = bmp[Int(scalar)]
+            return id >= 0 ? id : nil
+        }
+        return astral[scalar]
     }
 }
 
