@@ -29,6 +29,9 @@ public final class Tokenizer: Sendable {
     private let normalizedMatcher: AddedTokenMatcher
     private let addedByID: [Int: TokenizerAddedToken]
     private let addedByContent: [String: Int]
+    /// Set when the pre-tokenizer is a regex split followed by the byte-level mapping (GPT-2, Qwen2,
+    /// Llama-3): encoding then maps each word into a reused buffer instead of building word copies.
+    private let byteLevelWords: TokenizerPattern?
 
     /// Added and special tokens, by id.
     public let addedTokens: [TokenizerAddedToken]
@@ -174,6 +177,7 @@ public final class Tokenizer: Sendable {
         self.model = model
         self.normalizer = normalizer
         self.preTokenizer = preTokenizer
+        self.byteLevelWords = preTokenizer?.byteLevelWordPattern
         self.decoder = decoder
         self.postProcessor = postProcessor
         self.addedTokens = added.sorted { $0.id < $1.id }
@@ -250,6 +254,10 @@ public final class Tokenizer: Sendable {
                     case .token(let id, let span):
                         body(id, { span })
                     case .text(let normalizedText):
+                        if let pattern = byteLevelWords {
+                            forEachByteLevelToken(normalizedText, pattern: pattern, body)
+                            continue
+                        }
                         let words = preTokenizer?.apply([normalizedText]) ?? [normalizedText]
                         for word in words {
                             for piece in model.tokenize(word.scalars) {
@@ -262,6 +270,30 @@ public final class Tokenizer: Sendable {
         }
         if addSpecialTokens {
             for id in postProcessor.suffix { body(id, { nil }) }
+        }
+    }
+
+    /// Regex words mapped to byte-level characters in one reused buffer; `source` remembers which scalar
+    /// of `text` each byte character came from.
+    private func forEachByteLevelToken(_ text: AlignedText, pattern: TokenizerPattern,
+                                       _ body: (Int, () -> Range<Int>?) -> Void) {
+        let alphabet = ByteLevelAlphabet.byteToScalar
+        var buffer: [Unicode.Scalar] = []
+        var source: [Int32] = []
+        for range in pattern.matches(text.scalars) {
+            buffer.removeAll(keepingCapacity: true)
+            source.removeAll(keepingCapacity: true)
+            for k in range {
+                UTF8.encode(text.scalars[k]) { byte in
+                    buffer.append(alphabet[Int(byte)])
+                    source.append(Int32(k))
+                }
+            }
+            for piece in model.tokenize(buffer) {
+                body(Int(piece.id), {
+                    text.span(Int(source[Int(piece.start)])..<(Int(source[Int(piece.end) - 1]) + 1))
+                })
+            }
         }
     }
 

@@ -95,6 +95,22 @@ indirect enum TokenizerPreTokenizer: Sendable {
         }
     }
 
+    /// The word pattern when this pre-tokenizer is exactly "split on a regex, then map bytes"
+    /// (ByteLevel with its GPT-2 regex, or Split(regex, Isolated) followed by ByteLevel without regex),
+    /// in both cases without a prefix space.
+    var byteLevelWordPattern: TokenizerPattern? {
+        switch self {
+        case .byteLevel(addPrefixSpace: false, useRegex: true):
+            return .gpt2
+        case .sequence(let steps) where steps.count == 2:
+            guard case .split(.regex(let pattern), behavior: .isolated, invert: false) = steps[0],
+                  case .byteLevel(addPrefixSpace: false, useRegex: false) = steps[1] else { return nil }
+            return pattern
+        default:
+            return nil
+        }
+    }
+
     /// Splits every piece; empty pieces are dropped, as in tokenizers.
     func apply(_ pieces: [AlignedText]) -> [AlignedText] {
         switch self {
