@@ -88,6 +88,30 @@ import Testing
         #expect(llama.encode("x", addSpecialTokens: false).first != 1)
     }
 
+    /// Over the whole corpus: spans stay inside the input, move forward, and cover every byte.
+    @Test(arguments: TokenizerParityTests.folders)
+    func byteRangesCoverTheCorpus(_ name: String) throws {
+        let tokenizer = try TokenizerFixtures.tokenizer(name)
+        var failures: [String] = []
+        for text in TokenizerFixtures.texts {
+            let count = text.utf8.count
+            var covered = [Bool](repeating: false, count: count)
+            var previous = 0
+            for token in tokenizer.encodeTokens(text) where !token.isTemplate {
+                let range = token.byteRange
+                guard range.lowerBound >= previous, range.upperBound <= count, !range.isEmpty else {
+                    failures.append("\(text.debugDescription): \(token)")
+                    break
+                }
+                previous = range.lowerBound
+                for k in range { covered[k] = true }
+            }
+            if covered.contains(false) { failures.append("\(text.debugDescription): bytes not covered") }
+        }
+        let count = failures.count
+        #expect(count == 0, "\(name): \(failures.prefix(3))")
+    }
+
     @Test func byteRangesPointIntoTheInput() throws {
         for name in ["llama", "qwen2"] {
             let tokenizer = try TokenizerFixtures.tokenizer(name)
