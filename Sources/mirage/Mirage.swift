@@ -17,6 +17,8 @@ struct Mirage: AsyncParsableCommand {
             POPECommand.self,
             ChairCommand.self,
             BenchCommand.self,
+            InspectTokens.self,
+            BenchTokenizer.self,
         ]
     )
 }
