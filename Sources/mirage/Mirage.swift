@@ -13,6 +13,9 @@ struct Mirage: AsyncParsableCommand {
         version: MirageVersion.string,
         subcommands: [
             // Subcommands are registered here, one line each.
+            Runs.self,
+            Compare.self,
+            Export.self,
         ]
     )
 }
