@@ -28,6 +28,9 @@ public final class RunStore: Sendable {
         var config = Configuration()
         config.busyMode = .timeout(60)
         config.foreignKeysEnabled = true
+        // WAL + NORMAL: a commit survives the process being killed (the WAL is in the OS), only a power loss
+        // may drop the last commits; one fsync per item would make imports I/O-bound.
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         do {
             pool = try DatabasePool(path: path, configuration: config)
             let migrator = Schema.migrator
