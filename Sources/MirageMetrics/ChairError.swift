@@ -14,6 +14,8 @@ public enum ChairError: Error, CustomStringConvertible, Equatable, Sendable {
     case unknownImage(imageId: Int, captionIndex: Int?)
     /// Nothing to score.
     case noCaptions
+    /// A caption file is malformed: file, 1-based line when known, what is wrong.
+    case invalidCaptions(file: String, line: Int?, reason: String)
 
     public var description: String {
         switch self {
@@ -39,6 +41,9 @@ public enum ChairError: Error, CustomStringConvertible, Equatable, Sendable {
                 + "pass --allow-unknown-images to do the same."
         case .noCaptions:
             return "no captions to score: the input holds no caption records"
+        case .invalidCaptions(let file, let line, let reason):
+            let at = line.map { "\(file):\($0)" } ?? file
+            return "\(at): \(reason)"
         }
     }
 }

@@ -248,31 +248,44 @@ public struct ChairScorer: Sendable {
     }
 }
 
-/// Splits `0..<count` into `threads` contiguous chunks, runs each on its own thread and returns the results
-/// in index order. Plain threads, not `concurrentPerform`, whose worker count is erratic on this machine.
+/// Splits `0..<count` into up to `threads` contiguous chunks and runs each on its own thread (the calling
+/// thread takes the first). Plain threads, not `concurrentPerform`, whose worker count is erratic on this
+/// machine.
 enum ParallelMap {
-    static func run<T>(count: Int, threads: Int, _ body: @escaping @Sendable (Int) -> T) -> [T] {
-        let workers = max(1, min(threads, count / 8 + 1))
-        if workers == 1 { return (0..<count).map(body) }
-        let buffer = UnsafeMutablePointer<T>.allocate(capacity: count)
-        let base = UncheckedSendablePointer(pointer: buffer)
+    /// Runs `body` once per chunk and returns the chunk results in order. Chunks hold at least
+    /// `minimumPerThread` indices, so tiny inputs stay on the calling thread.
+    static func chunks<T>(count: Int, threads: Int, minimumPerThread: Int = 8,
+                          _ body: @escaping @Sendable (Range<Int>) -> T) -> [T] {
+        let workers = max(1, min(threads, count / max(1, minimumPerThread)))
+        let size = (count + workers - 1) / max(1, workers)
+        let ranges = (0..<workers).map { w in min(count, w * size)..<min(count, (w + 1) * size) }
+        if workers == 1 { return [body(0..<count)] }
+        let results = UnsafeMutablePointer<T>.allocate(capacity: workers)
+        let base = UncheckedSendablePointer(pointer: results)
         let done = DispatchSemaphore(value: 0)
-        let chunk = (count + workers - 1) / workers
         for w in 1..<workers {
-            let range = min(count, w * chunk)..<min(count, (w + 1) * chunk)
+            let range = ranges[w]
             let thread = Thread {
-                for i in range { (base.pointer + i).initialize(to: body(i)) }
+                (base.pointer + w).initialize(to: body(range))
                 done.signal()
             }
             thread.stackSize = 8 << 20
             thread.start()
         }
-        for i in 0..<min(count, chunk) { (buffer + i).initialize(to: body(i)) }
+        results.initialize(to: body(ranges[0]))
         for _ in 1..<workers { done.wait() }
-        let result = Array(UnsafeBufferPointer(start: buffer, count: count))
-        buffer.deinitialize(count: count)
-        buffer.deallocate()
-        return result
+        let out = Array(UnsafeBufferPointer(start: results, count: workers))
+        results.deinitialize(count: workers)
+        results.deallocate()
+        return out
+    }
+
+    /// Maps every index, in parallel chunks, keeping index order.
+    static func run<T>(count: Int, threads: Int, minimumPerThread: Int = 8,
+                       _ body: @escaping @Sendable (Int) -> T) -> [T] {
+        chunks(count: count, threads: threads, minimumPerThread: minimumPerThread) { range in
+            range.map(body)
+        }.flatMap { $0 }
     }
 }
 
