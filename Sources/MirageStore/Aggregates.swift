@@ -1,4 +1,6 @@
 import Foundation
+import MirageData
+import MirageMetrics
 
 /// Additive CHAIR sums over a set of captions; every run-level CHAIR figure is a ratio of two of them, so a
 /// run, a subset of shared images, or a bootstrap resample are all scored the same way.
@@ -45,8 +47,8 @@ public struct ChairTotals: Hashable, Sendable {
     public var chairS: Double { ratio(captionsWithHallucination, captions) }
     public var chairI: Double { ratio(hallucinatedMentions, mentions) }
     public var recall: Double { ratio(recalledObjects, groundTruthObjects) }
-    /// Mean words per caption (OPERA prints `0.01 * mean` times 100, i.e. this value).
-    public var length: Double { ratio(words, captions) }
+    /// OPERA's Len: `0.01 * words / captions` (printed ×100, it reads as the mean word count).
+    public var length: Double { captions == 0 ? .nan : 0.01 * Double(words) / Double(captions) }
     /// Object-level precision: distinct correct objects / distinct mentioned objects, summed over captions.
     public var objectPrecision: Double { ratio(recalledObjects, distinctMentionedObjects) }
     public var objectRecall: Double { recall }
@@ -62,48 +64,26 @@ public struct ChairTotals: Hashable, Sendable {
     }
 }
 
-/// Additive POPE confusion counts with positive = "yes". An answer the parser could not read ("unknown")
-/// is wrong whatever the label: it counts as a false negative on a "yes" question and is neither TN nor FP
-/// on a "no" question; it is not a "yes" for the yes-ratio.
-public struct PopeCounts: Hashable, Sendable {
-    public var truePositives = 0, falsePositives = 0, trueNegatives = 0, falseNegatives = 0
-    public var unknownOnNo = 0
-    public var unknown = 0
-
-    public init() {}
-    public init(_ s: PopeItemScore) {
-        if s.parsed == .unknown { unknown = 1 }
-        switch (s.label, s.parsed) {
-        case (.yes, .yes): truePositives = 1
-        case (.yes, _): falseNegatives = 1
-        case (.no, .yes): falsePositives = 1
-        case (.no, .no): trueNegatives = 1
-        case (.no, .unknown): unknownOnNo = 1
-        case (.unknown, _): break
-        }
+extension POPEConfusion {
+    init(_ s: PopeItemScore) {
+        self.init()
+        add(label: s.label, prediction: s.parsed)
     }
 
-    public static func + (a: PopeCounts, b: PopeCounts) -> PopeCounts {
+    static func + (a: POPEConfusion, b: POPEConfusion) -> POPEConfusion {
         var r = a
-        r.truePositives += b.truePositives; r.falsePositives += b.falsePositives
-        r.trueNegatives += b.trueNegatives; r.falseNegatives += b.falseNegatives
-        r.unknownOnNo += b.unknownOnNo; r.unknown += b.unknown
+        r.truePositive += b.truePositive; r.falsePositive += b.falsePositive
+        r.trueNegative += b.trueNegative; r.falseNegative += b.falseNegative
+        r.unknownOnYes += b.unknownOnYes; r.unknownOnNo += b.unknownOnNo
         return r
     }
+}
 
-    public var total: Int { truePositives + falsePositives + trueNegatives + falseNegatives + unknownOnNo }
-    public var accuracy: Double { ratio(truePositives + trueNegatives, total) }
-    public var precision: Double { ratio(truePositives, truePositives + falsePositives) }
-    public var recall: Double { ratio(truePositives, truePositives + falseNegatives) }
-    public var f1: Double {
-        let p = precision, r = recall
-        return p + r > 0 ? 2 * p * r / (p + r) : .nan
-    }
-    public var yesRatio: Double { ratio(truePositives + falsePositives, total) }
-
-    public var metrics: [String: Double] {
+extension POPEMetrics {
+    /// The values stored in `run_metrics` (fractions; NaN where undefined).
+    public var stored: [String: Double] {
         ["accuracy": accuracy, "precision": precision, "recall": recall, "f1": f1, "yes_ratio": yesRatio,
-         "unknown": Double(unknown), "items": Double(total)]
+         "unknown": Double(confusion.unknownOnYes + confusion.unknownOnNo), "items": Double(count)]
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import MirageMetrics
 
 /// A column group of the comparison: CHAIR, or POPE on one question file/split, or the POPE average.
 public struct ComparisonColumn: Codable, Hashable, Sendable {
@@ -111,7 +112,7 @@ public struct ComparisonBuilder {
                 key = "pope/" + name; title = "POPE " + name
             }
             var metrics = try store.metrics(run: run.id)
-            if metrics.isEmpty { metrics = RunMetrics.compute(task: p.task, items: items) }
+            if metrics.isEmpty { metrics = RunMetrics.compute(task: p.task, parser: p.answerParser.flatMap(POPEAnswerParser.init(rawValue:)), items: items) }
             loaded.append(Loaded(run: run, items: items, metrics: metrics, column: key))
             if let existing = columns.first(where: { $0.key == key }) {
                 if existing.protocolHash != nil && existing.protocolHash != run.protocolRecord.hash {
@@ -242,6 +243,6 @@ public struct ComparisonBuilder {
             if bc && !mc { baseOnly += 1 }
             if mc && !bc { methodOnly += 1 }
         }
-        return McNemarResult(pairs: pairs, baselineOnly: baseOnly, methodOnly: methodOnly)
+        return McNemarResult(pairs: pairs, test: McNemarTest(onlyFirstCorrect: baseOnly, onlySecondCorrect: methodOnly))
     }
 }

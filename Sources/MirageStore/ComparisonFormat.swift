@@ -26,7 +26,7 @@ extension Comparison {
             switch c.kind {
             case .chair:
                 add("CHAIR_S", "chair_s", .metric("chair_s")); add("CHAIR_I", "chair_i", .metric("chair_i"))
-                add("Recall", "recall", .metric("recall")); add("Len", "len", .metric("len"), percent: false)
+                add("Recall", "recall", .metric("recall")); add("Len", "len", .metric("len"))
                 add("F1", "object_f1", .metric("object_f1"))
                 if hasBaseline {
                     add("ΔC_S", "chair_s.delta", .delta("chair_s")); add("95% CI", "chair_s.ci", .interval("chair_s"))

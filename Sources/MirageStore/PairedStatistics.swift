@@ -1,5 +1,6 @@
 import Foundation
 import MirageData
+import MirageMetrics
 
 /// A percentile interval from a paired bootstrap.
 public struct BootstrapInterval: Codable, Hashable, Sendable {
@@ -58,30 +59,10 @@ public enum PairedBootstrap {
     }
 }
 
-/// McNemar's exact test on paired correctness (two-sided binomial test on the discordant pairs).
+/// McNemar's test against the baseline (MirageMetrics' `McNemarTest`, first = baseline, second = method) on
+/// the questions both runs answered.
 public struct McNemarResult: Codable, Hashable, Sendable {
-    /// Pairs both runs answered: `baselineOnly` = baseline right, method wrong; `methodOnly` = the reverse.
     public var pairs: Int
-    public var baselineOnly: Int
-    public var methodOnly: Int
-    public var pValue: Double
-
-    public init(pairs: Int, baselineOnly: Int, methodOnly: Int) {
-        self.pairs = pairs; self.baselineOnly = baselineOnly; self.methodOnly = methodOnly
-        pValue = Self.exactPValue(baselineOnly, methodOnly)
-    }
-
-    /// p = min(1, 2·P[X ≤ min(b, c)]) for X ~ Binomial(b + c, 1/2); 1 when there is no discordant pair.
-    static func exactPValue(_ b: Int, _ c: Int) -> Double {
-        let n = b + c
-        guard n > 0 else { return 1 }
-        let k = min(b, c)
-        let logHalfN = Double(n) * log(0.5)
-        var tail = 0.0
-        for i in 0...k {
-            let logChoose = lgamma(Double(n + 1)) - lgamma(Double(i + 1)) - lgamma(Double(n - i + 1))
-            tail += exp(logChoose + logHalfN)
-        }
-        return min(1, 2 * tail)
-    }
+    public var test: McNemarTest
+    public var pValue: Double { test.pValue }
 }

@@ -1,5 +1,7 @@
 import Foundation
 import GRDB
+import MirageData
+import MirageMetrics
 
 /// The SQLite run store: protocols, models, decoders, runs, items, per-item scores and run metrics.
 ///
@@ -362,8 +364,8 @@ public final class RunStore: Sendable {
                                           groundTruth: try decoder.decode([String].self, from: Data(gt.utf8)),
                                           wordCount: row["word_count"]))
         case "pope":
-            score = .pope(PopeItemScore(label: PopeAnswer(rawValue: row["label"]) ?? .unknown,
-                                        parsed: PopeAnswer(rawValue: row["parsed_answer"]) ?? .unknown))
+            score = .pope(PopeItemScore(label: POPELabel(rawValue: row["label"]) ?? .no,
+                                        parsed: POPEPrediction(rawValue: row["parsed_answer"]) ?? .unknown))
         default:
             score = nil
         }
@@ -376,7 +378,8 @@ public final class RunStore: Sendable {
     @discardableResult
     public func finishRun(_ id: Int64, status: RunStatus = .complete) throws -> [String: Double] {
         let run = try run(id: id)
-        let metrics = RunMetrics.compute(task: run.task, items: try items(run: id))
+        let parser = run.protocolRecord.evalProtocol.answerParser.flatMap(POPEAnswerParser.init(rawValue:))
+        let metrics = RunMetrics.compute(task: run.task, parser: parser, items: try items(run: id))
         try write { db in
             try db.execute(sql: "DELETE FROM run_metrics WHERE run_id = ?", arguments: [id])
             for (name, value) in metrics.sorted(by: { $0.key < $1.key }) {
@@ -404,7 +407,7 @@ public final class RunStore: Sendable {
 
 /// Run-level metrics from item scores (failed and unscored items are left out).
 public enum RunMetrics {
-    public static func compute(task: EvalProtocol.Task, items: [StoredItem]) -> [String: Double] {
+    public static func compute(task: EvalProtocol.Task, parser: POPEAnswerParser? = nil, items: [StoredItem]) -> [String: Double] {
         var out: [String: Double]
         switch task {
         case .chair:
@@ -413,10 +416,11 @@ public enum RunMetrics {
                 return acc
             }.metrics
         case .pope:
-            out = items.reduce(PopeCounts()) { acc, item in
-                if case .pope(let s)? = item.score { return acc + PopeCounts(s) }
+            let confusion = items.reduce(POPEConfusion()) { acc, item in
+                if case .pope(let s)? = item.score { return acc + POPEConfusion(s) }
                 return acc
-            }.metrics
+            }
+            out = POPEMetrics(parser: parser ?? .opera, confusion: confusion).stored
         }
         out["failed_items"] = Double(items.filter { $0.item.failureReason != nil }.count)
         return out

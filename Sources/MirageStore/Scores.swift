@@ -1,4 +1,6 @@
 import Foundation
+import MirageData
+import MirageMetrics
 
 /// One object word a caption mentions, as CHAIR found it.
 public struct ObjectMention: Codable, Hashable, Sendable {
@@ -33,17 +35,25 @@ public struct ChairItemScore: Codable, Hashable, Sendable {
     public var distinctMentioned: Set<String> { Set(mentions.map(\.node)) }
 }
 
-/// A POPE answer as the chosen parser read it.
-public enum PopeAnswer: String, Codable, Sendable, CaseIterable { case yes, no, unknown }
-
+/// A POPE answer: the question's label and the answer as the chosen parser read it.
 public struct PopeItemScore: Codable, Hashable, Sendable {
-    public var label: PopeAnswer
-    public var parsed: PopeAnswer
-    public init(label: PopeAnswer, parsed: PopeAnswer) { self.label = label; self.parsed = parsed }
-    public var isCorrect: Bool { label == parsed }
+    public var label: POPELabel
+    public var parsed: POPEPrediction
+    public init(label: POPELabel, parsed: POPEPrediction) { self.label = label; self.parsed = parsed }
+    /// "unknown" is never correct.
+    public var isCorrect: Bool { parsed.rawValue == label.rawValue }
 }
 
 public enum ItemScore: Hashable, Sendable {
     case chair(ChairItemScore)
     case pope(PopeItemScore)
+}
+
+extension ChairItemScore {
+    /// The stored form of a CHAIR scorer result.
+    public init(_ result: ChairCaptionResult) {
+        self.init(mentions: result.mentions.map {
+            ObjectMention(word: $0.word, node: $0.nodeWord, position: $0.tokenIndex, hallucinated: $0.hallucinated)
+        }, groundTruth: result.groundTruth, wordCount: result.words.count)
+    }
 }

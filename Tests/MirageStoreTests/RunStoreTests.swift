@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import GRDB
+import MirageData
+import MirageMetrics
 @testable import MirageStore
 
 func temporaryDatabasePath() -> String {
@@ -48,7 +50,7 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
     #expect(metrics["chair_s"] == 0.5)       // 1 of 2 captions
     #expect(metrics["chair_i"] == 0.25)      // 1 of 4 mentions
     #expect(metrics["recall"] == 2.0 / 3.0)  // {dog} + {dog} of {dog} + {dog, car}
-    #expect(metrics["len"] == 4)
+    #expect(metrics["len"] == 0.04)      // 0.01 * mean words, as OPERA
     #expect(metrics["object_precision"] == 2.0 / 3.0) // distinct: {dog,cat} -> 1, {dog} -> 1
     #expect(try store.metrics(run: run.id)["chair_s"] == 0.5)
     #expect(try store.run(id: run.id).status == .complete)
@@ -67,16 +69,22 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
     #expect(throws: StoreError.runNotFound("base")) { try store.resolveRun("base") }
 }
 
-@Test func popeCountsFollowPositiveYes() {
-    let scores: [PopeItemScore] = [.init(label: .yes, parsed: .yes), .init(label: .yes, parsed: .no),
-                                   .init(label: .no, parsed: .yes), .init(label: .no, parsed: .no),
-                                   .init(label: .no, parsed: .unknown), .init(label: .yes, parsed: .unknown)]
-    let c = scores.map(PopeCounts.init).reduce(PopeCounts(), +)
-    #expect(c.total == 6 && c.unknown == 2)
-    #expect(c.accuracy == 2.0 / 6.0)
-    #expect(c.precision == 0.5)            // TP 1, FP 1
-    #expect(c.recall == 1.0 / 3.0)         // TP 1, FN 2 (one unknown)
-    #expect(c.yesRatio == 2.0 / 6.0)
+@Test func popeRunMetricsCountUnknownAsWrong() throws {
+    let store = try RunStore(path: temporaryDatabasePath())
+    let run = try store.createRun(NewRun(
+        evalProtocol: EvalProtocol(task: .pope, imageIDs: [1], questionFile: "q.json", answerParser: "strict"),
+        model: ModelSpec(name: "m"), decoder: DecoderSpec(name: "greedy"), mirageVersion: "test")).run
+    let pairs: [(POPELabel, POPEPrediction)] = [(.yes, .yes), (.yes, .no), (.no, .yes), (.no, .no), (.no, .unknown), (.yes, .unknown)]
+    for (i, p) in pairs.enumerated() {
+        try store.recordItem(run: run.id, NewItem(key: "\(i)", ordinal: i, questionID: i + 1, outputText: "x"),
+                             score: .pope(PopeItemScore(label: p.0, parsed: p.1)))
+    }
+    let m = try store.finishRun(run.id)
+    #expect(m["items"] == 6 && m["unknown"] == 2)
+    #expect(m["accuracy"] == 2.0 / 6.0)
+    #expect(m["precision"] == 0.5)            // TP 1, FP 1
+    #expect(m["recall"] == 1.0 / 3.0)         // TP 1 of 3 labelled yes
+    #expect(m["yes_ratio"] == 2.0 / 6.0)
 }
 
 @Test func newerSchemaIsRefusedAndLeftUntouched() throws {
