@@ -21,6 +21,14 @@ public struct ChairTextPipeline: CaptionAnalyzing {
         self.lemmatizer = lemmatizer
     }
 
+    /// Loads NLTK's `word_tokenize` (Punkt parameters in the punkt_tab layout), the averaged-perceptron
+    /// tagger (JSON layout) and WordNet 3.0 from their folders.
+    public init(punktDirectory: URL, taggerDirectory: URL, wordnetDirectory: URL) throws {
+        let tokenizer = WordTokenizer(punkt: try PunktParameters(directory: punktDirectory))
+        self.init(tokenizer: { tokenizer.tokenize($0) }, tagger: try PerceptronTagger(directory: taggerDirectory),
+                  lemmatizer: try WordNetLemmatizer(directory: wordnetDirectory))
+    }
+
     public func analyze(_ caption: String) -> TextAnalysis {
         // Python's str.lower(): full Unicode lower-casing including the final-sigma rule.
         let tokens = tokenize(PythonStr.lowercased(caption))
