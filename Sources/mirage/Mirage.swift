@@ -18,6 +18,7 @@ struct Mirage: AsyncParsableCommand {
             Runs.self,
             Compare.self,
             Export.self,
+            Import.self,
         ]
     )
 }
