@@ -207,9 +207,15 @@ public struct ComparisonBuilder {
                     }
                 }
             }
-            notes.append("Δ = row − baseline (\(base.title)). CHAIR intervals: paired bootstrap over shared images, "
-                + "\(options.bootstrapSamples) resamples, seed \(options.seed), 95% percentile interval. "
-                + "POPE p: McNemar's exact test on the questions both runs answered.")
+            var note = "Δ = row − baseline (\(base.title))."
+            if columns.contains(where: { $0.kind == .chair }) {
+                note += " CHAIR 95% CI: paired bootstrap over shared images, \(options.bootstrapSamples) resamples, "
+                    + "seed \(options.seed), percentile interval."
+            }
+            if columns.contains(where: { $0.kind == .pope }) {
+                note += " POPE p: McNemar's test on the questions both runs answered."
+            }
+            notes.append(note)
         }
         return Comparison(columns: columns, rows: rows, baselineRun: options.baseline,
                           bootstrapSamples: options.bootstrapSamples, bootstrapSeed: options.seed, notes: notes)

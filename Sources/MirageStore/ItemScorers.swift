@@ -14,6 +14,18 @@ public struct ChairItemScorer: ItemScoring {
         return .chair(ChairItemScore(try scorer.score(ChairCaption(imageId: image, caption: item.outputText))))
     }
 
+    /// Scores on the scorer's worker threads.
+    public func scoreAll(_ items: [NewItem]) throws -> [ItemScore] {
+        if items.isEmpty { return [] }
+        let captions = try items.map { item -> ChairCaption in
+            guard let image = item.imageID else {
+                throw StoreError.invalid("item '\(item.key)' has no image id; CHAIR needs the COCO image id of every caption")
+            }
+            return ChairCaption(imageId: image, caption: item.outputText)
+        }
+        return try scorer.score(captions).captions.map { .chair(ChairItemScore($0)) }
+    }
+
     /// SHA-256 of the vocabulary's canonical JSON (entry → node word, sorted keys): identifies it in protocols.
     public static func vocabularyChecksum(_ vocabulary: ChairVocabulary) -> String {
         ContentHash.sha256Hex(Data(CanonicalJSON.string(vocabulary.nodeWordByEntry).utf8))

@@ -3,6 +3,12 @@ import Foundation
 /// Scores one recorded item (CHAIR on a caption, POPE on an answer).
 public protocol ItemScoring: Sendable {
     func score(_ item: NewItem) throws -> ItemScore
+    /// Scores many items at once (in order); scorers that can work in parallel override this.
+    func scoreAll(_ items: [NewItem]) throws -> [ItemScore]
+}
+
+extension ItemScoring {
+    public func scoreAll(_ items: [NewItem]) throws -> [ItemScore] { try items.map(score) }
 }
 
 /// Stores a finished set of outputs (an imported file) as a run, scoring each item and committing it on its
@@ -32,11 +38,16 @@ public struct RunImporter {
             return Outcome(run: run, created: false, recorded: 0, metrics: try store.metrics(run: run.id), wasComplete: true)
         }
         let scored = try store.scoredItemKeys(run: run.id)
+        let pending = items.filter { !scored.contains($0.key) }
+        // Scoring is done up front (in parallel where the scorer can); storing stays one item per
+        // transaction, so an interruption loses at most one stored item's worth of work.
+        let toScore = pending.filter { $0.failureReason == nil }
+        var scores: [String: ItemScore] = [:]
+        for (item, score) in zip(toScore, try scorer.scoreAll(toScore)) { scores[item.key] = score }
         var recorded = 0
         var done = scored.count
-        for item in items where !scored.contains(item.key) {
-            let score = item.failureReason == nil ? try scorer.score(item) : nil
-            try store.recordItem(run: run.id, item, score: score)
+        for item in pending {
+            try store.recordItem(run: run.id, item, score: scores[item.key])
             recorded += 1
             done += 1
             progress?(done, items.count)

@@ -99,7 +99,9 @@ struct Import: ParsableCommand {
             let importer = CaptionImport(captions: captions, scorer: scorer, fileSHA256: try SHA256.hex(ofFile: url),
                                          keys: (imageIdKey, captionKey))
             let store = try database.open(create: true)
-            let outcome = try importer.run(store: store, options: runOptions, path: url.path)
+            let outcome = try importer.run(store: store, prompt: runOptions.prompt, maxNewTokens: runOptions.maxNewTokens) {
+                runOptions.newRun($0, sourceHash: $1, sourcePath: url.path)
+            }
             report(outcome, store: store)
         }
     }
@@ -174,8 +176,9 @@ struct CaptionImport {
     var fileSHA256: String
     var keys: (imageID: String, caption: String)
 
-    func run(store: RunStore, options: Import.RunOptions, path: String,
-             protocolName: String? = nil) throws -> RunImporter.Outcome {
+    /// - Parameter makeRun: the run to create for (protocol, source hash).
+    func run(store: RunStore, prompt: String?, maxNewTokens: Int?, quiet: Bool = false,
+             makeRun: (EvalProtocol, String) -> NewRun) throws -> RunImporter.Outcome {
         // Unknown images are reported, with their line, before anything is stored.
         if !scorer.options.allowUnknownImages {
             for (i, c) in captions.captions.enumerated() where scorer.groundTruth.objects(for: c.imageId) == nil {
@@ -185,7 +188,7 @@ struct CaptionImport {
         let vocabulary = ChairItemScorer.vocabularyChecksum(scorer.vocabulary)
         let truth = ChairItemScorer.groundTruthChecksum(scorer.groundTruth)
         var evalProtocol = EvalProtocol(task: .chair, imageIDs: captions.captions.map(\.imageId),
-                                        promptTemplate: options.prompt, maxNewTokens: options.maxNewTokens,
+                                        promptTemplate: prompt, maxNewTokens: maxNewTokens,
                                         vocabularyChecksum: vocabulary, groundTruthChecksum: truth)
         if scorer.options.truncateIncomplete { evalProtocol.answerParser = "truncate-incomplete" }
         let sourceHash = ContentHash.sha256Hex(Data(CanonicalJSON.string([
@@ -195,11 +198,10 @@ struct CaptionImport {
             "vocabulary": vocabulary, "ground_truth": truth,
         ]).utf8))
         let items = captions.captions.enumerated().map { i, c in
-            NewItem(key: String(i), ordinal: i, imageID: c.imageId, prompt: options.prompt, outputText: c.caption)
+            NewItem(key: String(i), ordinal: i, imageID: c.imageId, prompt: prompt, outputText: c.caption)
         }
-        var newRun = options.newRun(evalProtocol, sourceHash: sourceHash, sourcePath: path)
-        if let protocolName { newRun.protocolName = protocolName }
-        return try runImport(store: store, newRun: newRun, items: items, scorer: ChairItemScorer(scorer: scorer))
+        return try runImport(store: store, newRun: makeRun(evalProtocol, sourceHash), items: items,
+                             scorer: ChairItemScorer(scorer: scorer), quiet: quiet)
     }
 }
 

@@ -19,6 +19,7 @@ struct Mirage: AsyncParsableCommand {
             Compare.self,
             Export.self,
             Import.self,
+            Reproduce.self,
         ]
     )
 }

@@ -88,7 +88,7 @@ struct Runs: ParsableCommand {
             if let v = r.sourcePath { lines.append(("Source", v)) }
             lines += [("Mirage", r.mirageVersion + (r.gitRevision.map { " (\($0.prefix(12)))" } ?? "")),
                       ("Host", r.host), ("Created", r.createdAt), ("Finished", r.finishedAt ?? "-")]
-            let width = lines.map(\.0.count).max()!
+            let width = max(lines.map(\.0.count).max()!, (s.metrics.keys.map(\.count).max() ?? 0) + 2)
             for (k, v) in lines { print(k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }
             if !s.metrics.isEmpty {
                 print("Metrics")
