@@ -129,7 +129,12 @@ public struct ComparisonBuilder {
                                                 protocolHash: run.protocolRecord.hash))
             }
         }
-        columns.sort { ($0.kind == .chair ? 0 : 1, 0) < ($1.kind == .chair ? 0 : 1, 0) }
+        // CHAIR first, then POPE splits in the paper's order (random, popular, adversarial), then the rest.
+        let splitOrder = ["pope/random", "pope/popular", "pope/adversarial"]
+        func rank(_ c: ComparisonColumn) -> Int {
+            c.kind == .chair ? 0 : splitOrder.firstIndex(of: c.key).map { $0 + 1 } ?? splitOrder.count + 1
+        }
+        columns = columns.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
         let popeColumns = columns.filter { $0.kind == .pope }
         if popeColumns.count > 1 {
             columns.append(ComparisonColumn(key: "pope/average", kind: .popeAverage, title: "POPE average", protocolHash: nil))

@@ -201,14 +201,15 @@ extension Comparison {
             s.contains(where: { ",\"\n\r".contains($0) }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
         }
         var header = ["method", "model", "decoder", "baseline"]
-        for c in columns { header.append("\(c.key).run") }
+        let runColumns = columns.filter { $0.kind != .popeAverage }
+        for c in runColumns { header.append("\(c.key).run") }
         for c in cols {
             if case .interval = c.value { header += [c.csvName + "_low", c.csvName + "_high"] } else { header.append(c.csvName) }
         }
         var lines = [header.map(quote).joined(separator: ",")]
         for r in rows {
             var cells = [r.title, r.model, r.decoder, r.isBaseline ? "true" : "false"]
-            for c in columns { cells.append(r.runs[c.key].map(String.init) ?? "") }
+            for c in runColumns { cells.append(r.runs[c.key].map(String.init) ?? "") }
             for c in cols { cells += rawCells(r, c) }
             lines.append(cells.map(quote).joined(separator: ","))
         }
@@ -222,31 +223,36 @@ extension Comparison {
             var method: String, model: String, decoder: String, baseline: Bool
             var runs: [String: Int64]
             var metrics: [String: [String: Double?]]
-            var deltas: [String: [String: Double?]]
-            var intervals: [String: [String: JSONInterval]]
-            var shared_images: [String: Int]
-            var mcnemar: [String: McNemarResult]
+            var deltas: [String: [String: Double?]]?
+            var intervals: [String: [String: JSONInterval]]?
+            var shared_images: [String: Int]?
+            var mcnemar: [String: McNemarResult]?
         }
+        struct JSONBootstrap: Encodable { var unit: String, samples: Int, seed: UInt64, interval: String }
         struct JSONComparison: Encodable {
             var columns: [ComparisonColumn]
             var rows: [JSONRow]
             var baseline_run: Int64?
-            var bootstrap: [String: String]
+            var bootstrap: JSONBootstrap?
+            var notes: [String]
         }
         func clean(_ d: [String: [String: Double]]) -> [String: [String: Double?]] {
             d.mapValues { $0.mapValues { $0.isNaN ? nil : $0 } }
         }
+        func nonEmpty<T: Collection>(_ c: T) -> T? { c.isEmpty ? nil : c }
+        let hasChairDeltas = baselineRun != nil && columns.contains { $0.kind == .chair }
         let doc = JSONComparison(
             columns: columns,
             rows: rows.map { r in
                 JSONRow(method: r.title, model: r.model, decoder: r.decoder, baseline: r.isBaseline, runs: r.runs,
-                        metrics: clean(r.metrics), deltas: clean(r.deltas),
-                        intervals: r.intervals.mapValues { $0.mapValues { JSONInterval(low: $0.lower, high: $0.upper) } },
-                        shared_images: r.sharedImages, mcnemar: r.mcnemar)
+                        metrics: clean(r.metrics), deltas: nonEmpty(clean(r.deltas)),
+                        intervals: nonEmpty(r.intervals.mapValues { $0.mapValues { JSONInterval(low: $0.lower, high: $0.upper) } }),
+                        shared_images: nonEmpty(r.sharedImages), mcnemar: nonEmpty(r.mcnemar))
             },
             baseline_run: baselineRun,
-            bootstrap: baselineRun == nil ? [:] : ["unit": "image", "samples": String(bootstrapSamples),
-                                                   "seed": String(bootstrapSeed), "interval": "percentile 95%"])
+            bootstrap: hasChairDeltas ? JSONBootstrap(unit: "image", samples: bootstrapSamples, seed: bootstrapSeed,
+                                                      interval: "95% percentile") : nil,
+            notes: notes)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         return String(decoding: try! encoder.encode(doc), as: UTF8.self) + "\n"
