@@ -414,7 +414,7 @@ public enum RunMetrics {
             out = items.reduce(ChairTotals()) { acc, item in
                 if case .chair(let s)? = item.score { return acc + ChairTotals(s) }
                 return acc
-            }.metrics
+            }.stored
         case .pope:
             let confusion = items.reduce(POPEConfusion()) { acc, item in
                 if case .pope(let s)? = item.score { return acc + POPEConfusion(s) }

@@ -5,7 +5,7 @@ import Testing
 private func totals(hallucinated: Int, mentions: Int) -> ChairTotals {
     var t = ChairTotals()
     t.captions = 1
-    t.captionsWithHallucination = hallucinated > 0 ? 1 : 0
+    t.hallucinatedCaptions = hallucinated > 0 ? 1 : 0
     t.mentions = mentions
     t.hallucinatedMentions = hallucinated
     return t
