@@ -64,11 +64,16 @@ public struct PopeAnswerFile: Sendable {
         return PopeAnswerFile(answers: answers, source: source)
     }
 
+    /// `auto` made concrete: by question id when every answer carries one, else by order.
+    public func resolved(_ alignment: Alignment) -> Alignment {
+        guard alignment == .auto else { return alignment }
+        return answers.allSatisfy { $0.questionID != nil } ? .questionID : .order
+    }
+
     /// Pairs every answer with its question. Every answer must find a question and no question may be
     /// answered twice; by order, the counts must be equal.
     public func align(with questions: POPEQuestionFile, _ alignment: Alignment) throws -> [(POPEQuestion, Answer)] {
-        let byID = alignment == .questionID || (alignment == .auto && answers.allSatisfy { $0.questionID != nil })
-        if !byID {
+        if resolved(alignment) == .order {
             guard answers.count == questions.questions.count else {
                 throw ImportError.countMismatch(answers: answers.count, questions: questions.questions.count,
                                                 answerFile: source, questionFile: questions.source)

@@ -14,14 +14,16 @@ struct Compare: ParsableCommand {
 
         With --baseline, each row also gets its delta to the baseline's row, a paired bootstrap 95% interval of \
         the CHAIR_S and CHAIR_I deltas (resampling unit: image, over the images both runs captioned; \
-        --bootstrap-samples, --seed) and, per POPE split, McNemar's exact test on the questions both runs answered.
+        --bootstrap-samples, --seed) and, per POPE split, McNemar's test on the questions both runs answered (exact \
+binomial below 25 discordant pairs, else the continuity-corrected chi-square).
 
         Runs evaluated under different protocols (other images, prompt, max new tokens, question file, parser, \
         CHAIR data) are refused in one column, with the differences listed; --allow-mixed-protocols overrides.
 
         Examples:
           mirage compare 1 2 3 --baseline 1
-          mirage compare --protocol opera-chair-shared --baseline llava-greedy --format latex > table.tex
+          mirage compare --protocol opera-chair512 \\
+              --baseline opera-llava-1.5-greedy --format latex > table.tex
           mirage compare --model llava-1.5 --task pope --format md
           mirage compare 4 5 --format json
         """)

@@ -14,11 +14,11 @@ struct Import: ParsableCommand {
         content again is detected by its SHA-256 and names the existing run instead of storing a copy.
 
         Examples:
-          mirage import captions llava-greedy.jsonl --model llava-1.5 --decoder greedy
-          mirage import captions out.json --caption-key text --model mymodel --decoder opera \\
-              --decoder-param num_beams=5 --decoder-param scale_factor=50 --max-new-tokens 512
-          mirage import pope answers.jsonl --questions coco_pope_random.json --parser opera \\
-              --model llava-1.5 --decoder greedy
+          mirage import captions greedy.jsonl --model llava-1.5 --decoder greedy
+          mirage import captions out.json --caption-key text --model mine \\
+              --decoder opera --decoder-param num_beams=5 --max-new-tokens 512
+          mirage import pope answers.jsonl --questions coco_pope_random.json \\
+              --parser opera --model llava-1.5 --decoder greedy
         """,
         subcommands: [Captions.self, Pope.self])
 
@@ -72,8 +72,10 @@ struct Import: ParsableCommand {
             options below.
 
             Examples:
-              mirage import captions llava-greedy.jsonl --model llava-1.5 --decoder greedy --label llava-greedy
-              mirage import captions captions.json --image-id-key id --caption-key text --model m --decoder beam5 \\
+              mirage import captions greedy.jsonl --model llava-1.5 \\
+                  --decoder greedy --label llava-greedy
+              mirage import captions caps.json --image-id-key id \\
+                  --caption-key text --model m --decoder beam5 \\
                   --max-new-tokens 64 --truncate-incomplete
             """)
 
@@ -119,10 +121,12 @@ struct Import: ParsableCommand {
             published files; --split names it otherwise.
 
             Examples:
-              mirage import pope answers.jsonl --questions coco_pope_random.json --parser opera \\
+              mirage import pope answers.jsonl \\
+                  --questions coco_pope_random.json --parser opera \\
                   --model llava-1.5 --decoder greedy
-              mirage import pope out.jsonl --answer-key text --questions q.json --align order --split popular \\
-                  --parser strict --model m --decoder beam5
+              mirage import pope out.jsonl --answer-key text --questions q.json \\
+                  --align order --split popular --parser strict \\
+                  --model m --decoder beam5
             """)
 
         @OptionGroup var database: DatabaseOptions
@@ -150,7 +154,7 @@ struct Import: ParsableCommand {
             let sourceHash = ContentHash.sha256Hex(Data(CanonicalJSON.string([
                 "task": "pope", "file": fileSHA, "questions": questionFile.sha256, "parser": parser.rawValue,
                 "answer_key": answerKey, "question_id_key": questionIdKey,
-                "align": pairs.count == answers.answers.count && align != .auto ? align.rawValue : "auto",
+                "align": answers.resolved(align).rawValue,
             ]).utf8))
             let items = pairs.enumerated().map { i, pair in
                 NewItem(key: String(i), ordinal: i, imageID: pair.0.cocoImageID, questionID: pair.0.questionID,

@@ -26,7 +26,8 @@ struct Reproduce: AsyncParsableCommand {
             Examples:
               mirage reproduce opera
               mirage reproduce opera --from ../shared/data/chair/opera-logs --format md
-              mirage compare --protocol opera-chair512 --baseline opera-llava-1.5-greedy
+              mirage compare --protocol opera-chair512 \\
+                  --baseline opera-llava-1.5-greedy
             """)
 
         enum Format: String, ExpressibleByArgument, CaseIterable { case table, md }

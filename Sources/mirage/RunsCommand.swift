@@ -38,7 +38,11 @@ struct Runs: ParsableCommand {
         func run() throws {
             let store = try database.open(create: false)
             let rows = try store.summaries(RunFilter(protocolRef: `protocol`, model: model, decoder: decoder, task: task))
-            if rows.isEmpty { print("No runs\(`protocol` ?? model ?? decoder ?? task?.rawValue != nil ? " match" : " yet") in \(store.path)."); return }
+            if rows.isEmpty {
+                let filtered = `protocol` != nil || model != nil || decoder != nil || task != nil
+                print(filtered ? "No runs match in \(store.path)." : "No runs yet in \(store.path).")
+                return
+            }
             var table = [["ID", "Label", "Task", "Protocol", "Model", "Decoder", "Items", "Status", "Metrics", "Created"]]
             for s in rows {
                 let r = s.run
