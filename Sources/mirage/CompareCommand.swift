@@ -15,7 +15,7 @@ struct Compare: ParsableCommand {
         With --baseline, each row also gets its delta to the baseline's row, a paired bootstrap 95% interval of \
         the CHAIR_S and CHAIR_I deltas (resampling unit: image, over the images both runs captioned; \
         --bootstrap-samples, --seed) and, per POPE split, McNemar's test on the questions both runs answered (exact \
-binomial below 25 discordant pairs, else the continuity-corrected chi-square).
+        binomial below 25 discordant pairs, else the continuity-corrected chi-square).
 
         Runs evaluated under different protocols (other images, prompt, max new tokens, question file, parser, \
         CHAIR data) are refused in one column, with the differences listed; --allow-mixed-protocols overrides.
