@@ -68,6 +68,8 @@ public struct POPEQuestionFile: Sendable {
     public var questions: [POPEQuestion]
     public var variant: POPEVariantInfo
     public var source: String
+    /// "\r\n" when the file uses CRLF line ends (OPERA's and some of VCD's copies do), else "\n".
+    public var lineEnding: String
 
     public var sha256: String { variant.sha256 }
 }
@@ -168,16 +170,19 @@ public enum POPEQuestionReader {
             yes: questions.filter { $0.label == .yes }.count, no: questions.filter { $0.label == .no }.count,
             images: Set(questions.map(\.image)).count,
             typoQuestions: questions.filter { $0.text.contains("imange") }.count)
-        return POPEQuestionFile(questions: questions, variant: info, source: source)
+        let crlf = data.withUnsafeBytes { raw in
+            raw.indices.dropLast().contains { raw[$0] == 0x0D && raw[$0 + 1] == 0x0A }
+        }
+        return POPEQuestionFile(questions: questions, variant: info, source: source, lineEnding: crlf ? "\r\n" : "\n")
     }
 
     /// Writes questions as JSON lines byte-compatible with POPE's `json.dumps` output
     /// (`{"question_id": 1, "image": "...", "text": "...", "label": "yes"}`, ASCII with \u escapes).
-    public static func jsonLines(_ questions: [POPEQuestion]) -> Data {
+    public static func jsonLines(_ questions: [POPEQuestion], lineEnding: String = "\n") -> Data {
         var out = ""
         for q in questions {
             out += "{\"question_id\": \(q.questionID), \"image\": \(PythonJSON.string(q.image)), "
-            out += "\"text\": \(PythonJSON.string(q.text)), \"label\": \"\(q.label.rawValue)\"}\n"
+            out += "\"text\": \(PythonJSON.string(q.text)), \"label\": \"\(q.label.rawValue)\"}\(lineEnding)"
         }
         return Data(out.utf8)
     }
@@ -201,5 +206,45 @@ public enum PythonJSON {
             }
         }
         return out + "\""
+    }
+}
+
+/// One model answer from an answer file.
+public struct POPEAnswer: Sendable, Hashable {
+    public var questionID: Int?
+    public var answer: String
+}
+
+/// Answer files: JSON lines with the answer under `answer` (POPE's evaluate.py), `text` (LLaVA's
+/// model_vqa output) or `caption`, and optionally `question_id`.
+public enum POPEAnswerReader {
+    public static func load(_ url: URL) throws -> [POPEAnswer] {
+        try parse(Data(contentsOf: url), source: url.path)
+    }
+
+    public static func parse(_ data: Data, source: String = "<memory>") throws -> [POPEAnswer] {
+        var answers: [POPEAnswer] = []
+        let text = String(decoding: data, as: UTF8.self)
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            if line.allSatisfy(\.isWhitespace) { continue }
+            var id: Int?, answer: String?
+            do {
+                try JSONScanner.withBytes(Array(line.utf8), source: source) { s in
+                    try s.forEachMember { key, s in
+                        if key == "question_id" { id = try? s.readInt() }
+                        else if key == "answer" || key == "text" || key == "caption" {
+                            if answer == nil || key == "answer" { answer = try s.readString() } else { try s.skipValue() }
+                        } else { try s.skipValue() }
+                    }
+                }
+            } catch let e as JSONScanError {
+                throw POPEError.badLine(file: source, line: i + 1, reason: e.message)
+            }
+            guard let answer else {
+                throw POPEError.badLine(file: source, line: i + 1, reason: "no \"answer\" (or \"text\") field")
+            }
+            answers.append(POPEAnswer(questionID: id, answer: answer))
+        }
+        return answers
     }
 }

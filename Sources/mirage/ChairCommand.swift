@@ -15,10 +15,10 @@ struct ChairCommand: ParsableCommand {
         The text pipeline is NLTK 3.8.1's, reproduced exactly: word_tokenize(caption.lower()), the averaged \
         perceptron tagger, and the WordNet lemmatizer. Output lines and rounding match the reference:
 
-          CHAIRs    : 44.6     captions with at least one hallucinated object (%)
-          CHAIRi    : 12.7     hallucinated object mentions / all object mentions (%)
-          Recall    : 79.2     ground-truth objects mentioned / ground-truth objects (%)
-          Len       : 92.7     mean tokens per caption after merging two-word objects
+          CHAIRs    : 44.6   % of captions with a hallucinated object
+          CHAIRi    : 12.7   % of object mentions that are hallucinated
+          Recall    : 79.2   % of ground-truth objects mentioned
+          Len       : 92.7   mean tokens per caption (two-word objects merged)
 
         INPUT is JSON Lines, one {"image_id": <COCO id>, "caption": "..."} per line (what OPERA's \
         chair_eval.py writes), or a JSON list of such objects. Use --image-id-key/--caption-key for other \
@@ -31,11 +31,17 @@ struct ChairCommand: ParsableCommand {
         or coco-annotations-2014.
 
         EXAMPLES:
-          mirage chair --captions log/llava-1.5/ours.jsonl
-          mirage chair --captions ours.jsonl --ground-truth coco2014_gt_objects.json --json
-          mirage chair --captions out.json --image-id-key question_id --caption-key text
-          mirage chair --captions short.jsonl --truncate-incomplete      # OPERA's 64-token protocol
-          mirage chair --captions ours.jsonl --details ours-details.json # per-caption objects and positions
+          Score an OPERA log with the data store's data:
+            mirage chair --captions log/llava-1.5/ours.jsonl
+          Full-precision metrics and per-caption objects as JSON:
+            mirage chair --captions ours.jsonl --json
+          Other key names, prebuilt ground truth:
+            mirage chair --captions out.json --image-id-key question_id \\
+                --caption-key text --ground-truth coco2014_gt_objects.json
+          OPERA's 64-token protocol (drop an unfinished last sentence):
+            mirage chair --captions short.jsonl --truncate-incomplete
+          Hallucinated objects with token positions, per caption, to a file:
+            mirage chair --captions ours.jsonl --details ours-details.json
         """)
 
     @Option(name: .long, help: ArgumentHelp("Captions to score: JSON Lines or a JSON list.", valueName: "file"))
@@ -60,17 +66,6 @@ struct ChairCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Cache folder for ground truth built from COCO annotations (default: the data store's cache).", valueName: "dir"))
     var cacheDir: String?
 
-    @Option(name: .long, help: ArgumentHelp("CHAIR synonym list (synonyms.txt).", valueName: "file"))
-    var synonyms: String?
-
-    @Option(name: .long, help: ArgumentHelp(
-        "NLTK data folder holding punkt_tab/english/ and averaged_perceptron_tagger_eng/ (also under tokenizers/ and taggers/).",
-        valueName: "dir"))
-    var nltkData: String?
-
-    @Option(name: .long, help: ArgumentHelp("WordNet 3.0 database folder (index.noun, noun.exc, ...).", valueName: "dir"))
-    var wordnet: String?
-
     @Flag(name: .long, help: "Cut each caption after its last \".\" (drops an unfinished last sentence; OPERA's 64-token protocol).")
     var truncateIncomplete = false
 
@@ -83,23 +78,22 @@ struct ChairCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Also write per-caption detail (objects, hallucinations with token positions) to this JSON file.", valueName: "file"))
     var details: String?
 
-    @Option(name: .long, help: "Worker threads.")
-    var threads = 2
+    @OptionGroup var data: ChairDataOptions
 
     func validate() throws {
         if groundTruth != nil && cocoAnnotations != nil {
             throw ValidationError("pass either --ground-truth or --coco-annotations, not both")
         }
-        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if data.threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
         do {
             let file = try ChairCaptionFile.read(URL(fileURLWithPath: captions), imageIdKey: imageIdKey,
                                                  captionKey: captionKey)
-            let resources = ChairResources(synonyms: synonyms, nltkData: nltkData, wordnet: wordnet,
-                                           groundTruth: groundTruth, cocoAnnotations: cocoAnnotations,
-                                           cacheDir: cacheDir, threads: threads)
+            var resources = data.resources(groundTruth: groundTruth)
+            resources.cocoAnnotations = cocoAnnotations
+            resources.cacheDir = cacheDir
             let scorer = try resources.scorer(options: ChairOptions(truncateIncomplete: truncateIncomplete,
                                                                     allowUnknownImages: allowUnknownImages))
             let run: ChairRunResult
@@ -133,11 +127,15 @@ struct ChairCommand: ParsableCommand {
 enum ChairCommandError: Error, CustomStringConvertible {
     case cannotWrite(String, String)
     case missingData(what: String, fix: String)
+    /// The data store lacks a source: its message (which names the fetch/import command) and the flag that
+    /// names the data directly.
+    case notInStore(String, flag: String)
 
     var description: String {
         switch self {
         case .cannotWrite(let path, let why): return "cannot write \(path): \(why)"
         case .missingData(let what, let fix): return "\(what) not found. \(fix)"
+        case .notInStore(let message, let flag): return "\(message); or pass \(flag)"
         }
     }
 }
@@ -160,6 +158,8 @@ struct ChairReport: Encodable {
         var mentioned: [String]
         var hallucinated: [Mention]
         var ground_truth: [String]
+        /// Tokens of the scored text; `token_index` points into this list.
+        var tokens: [String]
         var words: [String]
         var CHAIRs: Int
         var CHAIRi, Recall, Precision, F1: Double
@@ -182,7 +182,7 @@ struct ChairReport: Encodable {
                     hallucinated: r.hallucinated.map {
                         Mention(word: $0.word, node_word: $0.nodeWord, token_index: $0.tokenIndex)
                     },
-                    ground_truth: r.groundTruth, words: r.words, CHAIRs: r.metrics.chairS,
+                    ground_truth: r.groundTruth, tokens: r.analysis.tokens, words: r.words, CHAIRs: r.metrics.chairS,
                     CHAIRi: r.metrics.chairI, Recall: r.metrics.recall, Precision: r.metrics.precision,
                     F1: r.metrics.f1)
         }

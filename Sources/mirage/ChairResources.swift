@@ -85,7 +85,7 @@ struct ChairResources {
         do {
             return try store.locate(id)
         } catch {
-            throw ChairCommandError.missingData(what: "data source '\(id)'", fix: "\(error) Or pass \(flag).")
+            throw ChairCommandError.notInStore("\(error)", flag: flag)
         }
     }
 
@@ -93,7 +93,7 @@ struct ChairResources {
         do {
             return try store.locate(id, file: name)
         } catch {
-            throw ChairCommandError.missingData(what: "data source '\(id)'", fix: "\(error) Or pass \(flag).")
+            throw ChairCommandError.notInStore("\(error)", flag: flag)
         }
     }
 }
