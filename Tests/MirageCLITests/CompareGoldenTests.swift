@@ -67,3 +67,25 @@ func compareFormatsMatchHandWrittenGoldenFiles(format: String, file: String) thr
     let allowed = try mirageOK(["compare", "1", "5", "--allow-mixed-protocols", "--format", "csv", "--db", setup.db])
     #expect(allowed.split(separator: "\n").count == 3)
 }
+
+@Test(.enabled(if: SharedData.has("chair/synonyms.txt", "chair/coco2014_gt_objects.json", "nltk")
+               && FileManager.default.fileExists(atPath: "/usr/share/wordnet/index.noun"),
+               "skipped: needs ../shared/data (CHAIR data, NLTK models) and WordNet (apt-get install wordnet-base)"))
+func compareChairWithBootstrapMatchesGoldenFile() throws {
+    let scratch = try Scratch()
+    defer { scratch.cleanup() }
+    let db = scratch.path("runs.sqlite")
+    let images = [42, 575, 5359, 1025]
+    let runs = [("greedy", ["A dog running.", "A cat sitting.", "A car parked.", "A dog sleeping."]),
+                ("beam5", ["A dog and a cat.", "A cat and a dog.", "A car and a dog.", "A dog and a cat."])]
+    for (decoder, captions) in runs {
+        let file = try scratch.write("\(decoder).jsonl", zip(images, captions).map {
+            "{\"image_id\": \($0), \"caption\": \"\($1)\"}"
+        }.joined(separator: "\n") + "\n")
+        try mirageOK(["import", "captions", file, "--model", "m", "--decoder", decoder, "--db", db,
+                      "--synonyms", SharedData.url("chair/synonyms.txt").path, "--nltk-data", SharedData.url("nltk").path,
+                      "--ground-truth", SharedData.url("chair/coco2014_gt_objects.json").path])
+    }
+    let output = try mirageOK(["compare", "1", "2", "--baseline", "1", "--format", "md", "--db", db])
+    #expect(output == (try golden("compare-chair.md")))
+}
