@@ -17,6 +17,7 @@ struct BenchCommand: ParsableCommand {
             // Bench subcommands, one line each.
             BenchChairCommand.self,
             BenchGroundTruthCommand.self,
+            BenchStoreCommand.self,
         ])
 }
 
