@@ -105,7 +105,6 @@ public enum ImportError: Error, CustomStringConvertible, Equatable {
     case empty(String)
     case countMismatch(answers: Int, questions: Int, answerFile: String, questionFile: String)
     case unknownQuestion(file: String, line: Int, questionID: Int, questionFile: String)
-    case sourceChanged(String)
 
     public var description: String {
         switch self {
@@ -122,8 +121,6 @@ public enum ImportError: Error, CustomStringConvertible, Equatable {
         case let .unknownQuestion(file, line, id, questionFile):
             return "\(file), line \(line): question_id \(id) is not in \(questionFile). Use the question file the answers "
                 + "were generated from. Nothing was stored."
-        case let .sourceChanged(message):
-            return message
         }
     }
 }

@@ -6,8 +6,6 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     case newerSchema(path: String, unknownMigrations: [String])
     case databaseMissing(path: String)
     case runNotFound(String)
-    case ambiguousRun(String, candidates: [Int64])
-    case protocolNotFound(String)
     case labelTaken(String, run: Int64)
     case invalid(String)
     case sqlite(path: String, message: String)
@@ -23,11 +21,6 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
                 + "`mirage reproduce opera`), or point --db at an existing database."
         case let .runNotFound(ref):
             return "no run matches '\(ref)'. `mirage runs list` shows the runs in this database (use an id or a label)."
-        case let .ambiguousRun(ref, candidates):
-            return "'\(ref)' matches several runs (\(candidates.map(String.init).joined(separator: ", "))); "
-                + "use a run id instead."
-        case let .protocolNotFound(ref):
-            return "no protocol matches '\(ref)'. `mirage runs list` shows each run's protocol (id, name or hash prefix)."
         case let .labelTaken(label, run):
             return "the label '\(label)' already names run \(run); labels are unique. Choose another, or relabel run \(run) first."
         case let .invalid(message):

@@ -141,7 +141,7 @@ import MirageTestSupport
         defer { try? FileManager.default.removeItem(at: root) }
         let store = DataStore(root: root, useSystemFolders: false)
         let found = store.detect(in: SharedData.root)
-        #expect(found == ["chair-synonyms", "punkt", "pos-tagger", "chair-ground-truth"])
+        #expect(found == ["chair-synonyms", "punkt", "pos-tagger", "chair-ground-truth", "opera-logs"])
         for id in found {
             let result = try store.import(id, from: SharedData.root)
             #expect(try store.locate(id) == result.location)
