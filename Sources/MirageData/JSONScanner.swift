@@ -373,8 +373,21 @@ public struct JSONScanner {
         case UInt8(ascii: "t"), UInt8(ascii: "f"): _ = try readBool()
         case UInt8(ascii: "n"):
             guard readNull() else { throw error("unexpected \(describeHere())") }
-        default: _ = try readDouble()
+        default: try skipNumber()
         }
+    }
+
+    /// Skips a number without converting it (validated only as a run of number characters).
+    mutating func skipNumber() throws {
+        let start = pos
+        while pos < end {
+            let c = base[pos]
+            if (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "-") || c == UInt8(ascii: "+")
+                || c == UInt8(ascii: ".") || c == UInt8(ascii: "e") || c == UInt8(ascii: "E") {
+                pos += 1
+            } else { break }
+        }
+        if pos == start { throw error("expected a value, found \(describeHere())") }
     }
 
     mutating func skipString() throws {
