@@ -43,6 +43,20 @@ public enum Validation: Sendable, Hashable {
     case synonymList
 }
 
+extension Validation: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .text: return "UTF-8 text"
+        case .tabSeparated(let n): return "\(n)-column tab-separated text"
+        case .json: return "JSON"
+        case .stringListObject: return "JSON object of string lists"
+        case .cocoInstances: return "COCO instances file"
+        case .cocoCaptions: return "COCO captions file"
+        case .synonymList: return "CHAIR synonym list"
+        }
+    }
+}
+
 /// One file a source provides.
 public struct SourceFile: Sendable, Hashable {
     /// Name inside the source's folder in the data store.

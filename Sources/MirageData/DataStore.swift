@@ -66,7 +66,7 @@ public struct SourceManifest: Codable, Sendable {
     public var id: String
     /// "fetched <url>" or "imported from <folder>".
     public var origin: String
-    /// How the files were checked: "checksum", "validated" (parsed) per file.
+    /// How each file was checked: "sha256 verified", "archive <algorithm> verified" or "parsed as <format>".
     public var verification: [String: String]
     /// SHA-256 of every stored file.
     public var sha256: [String: String]
@@ -77,7 +77,7 @@ public struct SourceManifest: Codable, Sendable {
 public struct ImportResult: Sendable {
     public var id: String
     public var location: URL
-    /// File name → "checksum verified" or "validated".
+    /// File name → "sha256 verified", "archive <algorithm> verified" or "parsed as <format>".
     public var verification: [String: String]
 }
 
@@ -307,7 +307,7 @@ public struct DataStore: Sendable {
                 verification[f.name] = "sha256 verified"
             } else {
                 try Validator.validate(url, as: f.validation)
-                verification[f.name] = "validated (\(f.validation))"
+                verification[f.name] = "parsed as \(f.validation)"
             }
         }
         try ensureRoot()
