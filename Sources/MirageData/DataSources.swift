@@ -112,6 +112,7 @@ public struct DataCatalog: Sendable {
 
     public static let standard = DataCatalog([
         .chairSynonyms, .punkt, .posTagger, .wordnet, .chairGroundTruth, .cocoAnnotations2014,
+        .operaLogs,
     ])
 }
 

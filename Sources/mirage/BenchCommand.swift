@@ -18,6 +18,7 @@ struct BenchCommand: ParsableCommand {
             BenchChairCommand.self,
             BenchGroundTruthCommand.self,
             BenchDataCommand.self,
+            BenchStoreCommand.self,
         ])
 }
 

@@ -17,6 +17,11 @@ struct Mirage: AsyncParsableCommand {
             POPECommand.self,
             ChairCommand.self,
             BenchCommand.self,
+            Runs.self,
+            Compare.self,
+            Export.self,
+            Import.self,
+            Reproduce.self,
         ]
     )
 }

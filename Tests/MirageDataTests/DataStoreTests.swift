@@ -141,7 +141,7 @@ import MirageTestSupport
         defer { try? FileManager.default.removeItem(at: root) }
         let store = DataStore(root: root, useSystemFolders: false)
         let found = store.detect(in: SharedData.root)
-        let expected = ["chair-synonyms", "punkt", "pos-tagger", "chair-ground-truth"]
+        let expected = ["chair-synonyms", "punkt", "pos-tagger", "chair-ground-truth", "opera-logs"]
         #expect(expected.allSatisfy(found.contains), "found \(found)")
         #expect(!found.contains("wordnet") && !found.contains("coco-annotations-2014"), "found \(found)")
         for id in expected {
