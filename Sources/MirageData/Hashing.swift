@@ -70,16 +70,84 @@ public enum Hex {
     }
 }
 
+// MARK: - Shared Merkle–Damgård framing (64-byte blocks, 0x80 padding, 64-bit bit length)
+
+protocol BlockCompressor {
+    init()
+    /// Whether the message length is appended big-endian (SHA-256) or little-endian (MD5).
+    static var bigEndianLength: Bool { get }
+    mutating func compress(blocks: UnsafeRawPointer, count: Int)
+    var digest: [UInt8] { get }
+}
+
+/// Buffers input into 64-byte blocks for a compressor and applies the final padding.
+struct BlockHasher<C: BlockCompressor> {
+    var core = C()
+    var buffer = [UInt8](repeating: 0, count: 64)
+    var buffered = 0
+    var length: UInt64 = 0
+
+    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        guard var p = bytes.baseAddress, bytes.count > 0 else { return }
+        var n = bytes.count
+        length &+= UInt64(n)
+        if buffered > 0 {
+            let take = min(64 - buffered, n)
+            buffer.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: buffered).copyMemory(from: p, byteCount: take) }
+            buffered += take; p += take; n -= take
+            if buffered == 64 {
+                buffer.withUnsafeBytes { core.compress(blocks: $0.baseAddress!, count: 1) }
+                buffered = 0
+            }
+        }
+        let whole = n / 64
+        if whole > 0 {
+            core.compress(blocks: p, count: whole)
+            p += whole * 64; n -= whole * 64
+        }
+        if n > 0 {
+            buffer.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: p, byteCount: n) }
+            buffered = n
+        }
+    }
+
+    mutating func finalize() -> [UInt8] {
+        let bitLength = length &* 8
+        var pad = [UInt8](repeating: 0, count: (buffered < 56 ? 56 : 120) - buffered)
+        pad[0] = 0x80
+        let order = C.bigEndianLength ? Array((0..<8).reversed()) : Array(0..<8)
+        for i in order { pad.append(UInt8(truncatingIfNeeded: bitLength >> (UInt64(i) * 8))) }
+        pad.withUnsafeBytes { update($0) }
+        return core.digest
+    }
+}
+
 // MARK: - SHA-256
 
 public struct SHA256: StreamingHash {
-    private var h: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
-        (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
-    private var buffer = [UInt8](repeating: 0, count: 64)
-    private var buffered = 0
-    private var length: UInt64 = 0
-
+    var hasher = BlockHasher<SHA256Compressor>()
     public init() {}
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bytes) }
+    public mutating func finalize() -> [UInt8] { hasher.finalize() }
+}
+
+/// SHA-256 compression function and state.
+struct SHA256Compressor: BlockCompressor {
+    static let bigEndianLength = true
+
+    var h: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
+        (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
+    init() {}
+
+    var digest: [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(32)
+        for word in [h.0, h.1, h.2, h.3, h.4, h.5, h.6, h.7] {
+            out.append(UInt8(word >> 24)); out.append(UInt8((word >> 16) & 0xff))
+            out.append(UInt8((word >> 8) & 0xff)); out.append(UInt8(word & 0xff))
+        }
+        return out
+    }
 
     /// FIPS 180-4 §4.2.2: first 32 bits of the fractional parts of the cube roots of the first 64 primes.
     static let k: [UInt32] = [
@@ -93,81 +161,55 @@ public struct SHA256: StreamingHash {
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
     ]
 
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        guard var p = bytes.baseAddress, bytes.count > 0 else { return }
-        var n = bytes.count
-        length &+= UInt64(n)
-        if buffered > 0 {
-            let take = min(64 - buffered, n)
-            buffer.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: buffered).copyMemory(from: p, byteCount: take) }
-            buffered += take; p += take; n -= take
-            if buffered == 64 {
-                buffer.withUnsafeBytes { compress(blocks: $0.baseAddress!, count: 1) }
-                buffered = 0
-            }
-        }
-        let whole = n / 64
-        if whole > 0 {
-            compress(blocks: p, count: whole)
-            p += whole * 64; n -= whole * 64
-        }
-        if n > 0 {
-            buffer.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: p, byteCount: n) }
-            buffered = n
-        }
+    @inline(__always) private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x &>> n) | (x &<< (32 &- n)) }
+
+    /// One round with the working variables passed by position (the caller rotates the roles, so no
+    /// register shuffling is needed).
+    @inline(__always)
+    private static func round(_ a: UInt32, _ b: UInt32, _ c: UInt32, _ d: inout UInt32,
+                              _ e: UInt32, _ f: UInt32, _ g: UInt32, _ h: inout UInt32, _ kw: UInt32) {
+        let t1 = h &+ (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) &+ (g ^ (e & (f ^ g))) &+ kw
+        let t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) &+ ((a & b) | (c & (a | b)))
+        d = d &+ t1
+        h = t1 &+ t2
     }
 
-    public mutating func finalize() -> [UInt8] {
-        let bitLength = length &* 8
-        var pad = [UInt8](repeating: 0, count: (buffered < 56 ? 56 : 120) - buffered)
-        pad[0] = 0x80
-        for i in (0..<8).reversed() { pad.append(UInt8(truncatingIfNeeded: bitLength >> (UInt64(i) * 8))) }
-        let saved = length
-        pad.withUnsafeBytes { update($0) }
-        length = saved
-        var out = [UInt8]()
-        out.reserveCapacity(32)
-        for word in [h.0, h.1, h.2, h.3, h.4, h.5, h.6, h.7] {
-            out.append(UInt8(word >> 24)); out.append(UInt8((word >> 16) & 0xff))
-            out.append(UInt8((word >> 8) & 0xff)); out.append(UInt8(word & 0xff))
-        }
-        return out
-    }
-
-    @inline(__always) private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
-
-    private mutating func compress(blocks: UnsafeRawPointer, count: Int) {
-        var (a0, b0, c0, d0, e0, f0, g0, h0) = h
+    mutating func compress(blocks: UnsafeRawPointer, count: Int) {
+        var (a, b, c, d, e, f, g, h) = self.h
         Self.k.withUnsafeBufferPointer { kp in
-            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
+            let k = kp.baseAddress!
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { wb in
+                let w = wb.baseAddress!
                 for blk in 0..<count {
-                    let base = blocks + blk * 64
+                    let base = blocks + blk &* 64
                     for t in 0..<16 {
-                        w[t] = UInt32(bigEndian: base.loadUnaligned(fromByteOffset: t * 4, as: UInt32.self))
+                        w[t] = UInt32(bigEndian: base.loadUnaligned(fromByteOffset: t &* 4, as: UInt32.self))
                     }
                     for t in 16..<64 {
-                        let x = w[t - 15], y = w[t - 2]
-                        let s0 = Self.rotr(x, 7) ^ Self.rotr(x, 18) ^ (x >> 3)
-                        let s1 = Self.rotr(y, 17) ^ Self.rotr(y, 19) ^ (y >> 10)
-                        w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
+                        let x = w[t &- 15], y = w[t &- 2]
+                        let s0 = Self.rotr(x, 7) ^ Self.rotr(x, 18) ^ (x &>> 3)
+                        let s1 = Self.rotr(y, 17) ^ Self.rotr(y, 19) ^ (y &>> 10)
+                        w[t] = w[t &- 16] &+ s0 &+ w[t &- 7] &+ s1
                     }
-                    var a = a0, b = b0, c = c0, d = d0, e = e0, f = f0, g = g0, hh = h0
-                    for t in 0..<64 {
-                        let s1 = Self.rotr(e, 6) ^ Self.rotr(e, 11) ^ Self.rotr(e, 25)
-                        let ch = (e & f) ^ (~e & g)
-                        let t1 = hh &+ s1 &+ ch &+ kp[t] &+ w[t]
-                        let s0 = Self.rotr(a, 2) ^ Self.rotr(a, 13) ^ Self.rotr(a, 22)
-                        let maj = (a & b) ^ (a & c) ^ (b & c)
-                        let t2 = s0 &+ maj
-                        hh = g; g = f; f = e; e = d &+ t1
-                        d = c; c = b; b = a; a = t1 &+ t2
+                    let (a0, b0, c0, d0, e0, f0, g0, h0) = (a, b, c, d, e, f, g, h)
+                    var t = 0
+                    while t < 64 {
+                        Self.round(a, b, c, &d, e, f, g, &h, k[t] &+ w[t])
+                        Self.round(h, a, b, &c, d, e, f, &g, k[t &+ 1] &+ w[t &+ 1])
+                        Self.round(g, h, a, &b, c, d, e, &f, k[t &+ 2] &+ w[t &+ 2])
+                        Self.round(f, g, h, &a, b, c, d, &e, k[t &+ 3] &+ w[t &+ 3])
+                        Self.round(e, f, g, &h, a, b, c, &d, k[t &+ 4] &+ w[t &+ 4])
+                        Self.round(d, e, f, &g, h, a, b, &c, k[t &+ 5] &+ w[t &+ 5])
+                        Self.round(c, d, e, &f, g, h, a, &b, k[t &+ 6] &+ w[t &+ 6])
+                        Self.round(b, c, d, &e, f, g, h, &a, k[t &+ 7] &+ w[t &+ 7])
+                        t &+= 8
                     }
-                    a0 = a0 &+ a; b0 = b0 &+ b; c0 = c0 &+ c; d0 = d0 &+ d
-                    e0 = e0 &+ e; f0 = f0 &+ f; g0 = g0 &+ g; h0 = h0 &+ hh
+                    a = a &+ a0; b = b &+ b0; c = c &+ c0; d = d &+ d0
+                    e = e &+ e0; f = f &+ f0; g = g &+ g0; h = h &+ h0
                 }
             }
         }
-        h = (a0, b0, c0, d0, e0, f0, g0, h0)
+        self.h = (a, b, c, d, e, f, g, h)
     }
 }
 
@@ -175,50 +217,20 @@ public struct SHA256: StreamingHash {
 
 /// MD5, only for verifying upstream checksums that are published as MD5 (COCO's zips, nltk_data's index).
 public struct MD5: StreamingHash {
-    private var s: (UInt32, UInt32, UInt32, UInt32) = (0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476)
-    private var buffer = [UInt8](repeating: 0, count: 64)
-    private var buffered = 0
-    private var length: UInt64 = 0
-
+    var hasher = BlockHasher<MD5Compressor>()
     public init() {}
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bytes) }
+    public mutating func finalize() -> [UInt8] { hasher.finalize() }
+}
 
-    /// RFC 1321 §3.4: T[i] = floor(2^32 * |sin(i + 1)|).
-    static let t: [UInt32] = (0..<64).map { UInt32(truncatingIfNeeded: Int64(abs(sin(Double($0 + 1))) * 4294967296.0)) }
-    /// Per-round left-rotation amounts (RFC 1321 §3.4).
-    static let shifts: [UInt32] = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21]
+/// MD5 compression function and state.
+struct MD5Compressor: BlockCompressor {
+    static let bigEndianLength = false
 
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        guard var p = bytes.baseAddress, bytes.count > 0 else { return }
-        var n = bytes.count
-        length &+= UInt64(n)
-        if buffered > 0 {
-            let take = min(64 - buffered, n)
-            buffer.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: buffered).copyMemory(from: p, byteCount: take) }
-            buffered += take; p += take; n -= take
-            if buffered == 64 {
-                buffer.withUnsafeBytes { compress(blocks: $0.baseAddress!, count: 1) }
-                buffered = 0
-            }
-        }
-        let whole = n / 64
-        if whole > 0 {
-            compress(blocks: p, count: whole)
-            p += whole * 64; n -= whole * 64
-        }
-        if n > 0 {
-            buffer.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: p, byteCount: n) }
-            buffered = n
-        }
-    }
+    var s: (UInt32, UInt32, UInt32, UInt32) = (0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476)
+    init() {}
 
-    public mutating func finalize() -> [UInt8] {
-        let bitLength = length &* 8
-        var pad = [UInt8](repeating: 0, count: (buffered < 56 ? 56 : 120) - buffered)
-        pad[0] = 0x80
-        for i in 0..<8 { pad.append(UInt8(truncatingIfNeeded: bitLength >> (UInt64(i) * 8))) }
-        let saved = length
-        pad.withUnsafeBytes { update($0) }
-        length = saved
+    var digest: [UInt8] {
         var out = [UInt8]()
         for word in [s.0, s.1, s.2, s.3] {
             for i in 0..<4 { out.append(UInt8(truncatingIfNeeded: word >> (UInt32(i) * 8))) }
@@ -226,7 +238,12 @@ public struct MD5: StreamingHash {
         return out
     }
 
-    private mutating func compress(blocks: UnsafeRawPointer, count: Int) {
+    /// RFC 1321 §3.4: T[i] = floor(2^32 * |sin(i + 1)|).
+    static let t: [UInt32] = (0..<64).map { UInt32(truncatingIfNeeded: Int64(abs(sin(Double($0 + 1))) * 4294967296.0)) }
+    /// Per-round left-rotation amounts (RFC 1321 §3.4).
+    static let shifts: [UInt32] = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21]
+
+    mutating func compress(blocks: UnsafeRawPointer, count: Int) {
         var (a0, b0, c0, d0) = s
         Self.t.withUnsafeBufferPointer { tp in
             Self.shifts.withUnsafeBufferPointer { sp in

@@ -40,8 +40,7 @@ public struct JSONScanner {
         do {
             data = try Data(contentsOf: url, options: .alwaysMapped)
         } catch {
-            throw JSONScanError(source: url.path, offset: 0,
-                                message: "cannot read the file (\(error.localizedDescription)); check the path")
+            throw JSONScanError(source: url.path, offset: 0, message: error.localizedDescription, unreadable: true)
         }
         return try data.withUnsafeBytes { raw in
             var s = JSONScanner(bytes: raw, source: url.path)
@@ -374,8 +373,21 @@ public struct JSONScanner {
         case UInt8(ascii: "t"), UInt8(ascii: "f"): _ = try readBool()
         case UInt8(ascii: "n"):
             guard readNull() else { throw error("unexpected \(describeHere())") }
-        default: _ = try readDouble()
+        default: try skipNumber()
         }
+    }
+
+    /// Skips a number without converting it (validated only as a run of number characters).
+    mutating func skipNumber() throws {
+        let start = pos
+        while pos < end {
+            let c = base[pos]
+            if (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "-") || c == UInt8(ascii: "+")
+                || c == UInt8(ascii: ".") || c == UInt8(ascii: "e") || c == UInt8(ascii: "E") {
+                pos += 1
+            } else { break }
+        }
+        if pos == start { throw error("expected a value, found \(describeHere())") }
     }
 
     mutating func skipString() throws {
@@ -440,8 +452,15 @@ public struct JSONScanError: Error, CustomStringConvertible {
     public var source: String
     public var offset: Int
     public var message: String
+    /// The file could not be read at all (missing, permissions), as opposed to malformed.
+    public var unreadable: Bool
+
+    public init(source: String, offset: Int, message: String, unreadable: Bool = false) {
+        self.source = source; self.offset = offset; self.message = message; self.unreadable = unreadable
+    }
 
     public var description: String {
-        "\(source): invalid JSON at byte \(offset): \(message). The file may be truncated or not the expected format; re-download or re-import it."
+        if unreadable { return "cannot read \(source) (\(message)); check the path and permissions" }
+        return "\(source): invalid JSON at byte \(offset): \(message). The file may be truncated or not the expected format; re-download or re-import it."
     }
 }

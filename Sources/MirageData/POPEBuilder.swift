@@ -156,3 +156,35 @@ public struct POPEBuilder: Sendable {
         }.map(\.element)
     }
 }
+
+extension POPEImageObjects {
+    /// Reads POPE's ground-truth format: JSON lines `{"image": "COCO_val2014_….jpg", "objects": [...]}`
+    /// (e.g. RUCAIBox/POPE `segmentation/coco_ground_truth_segmentation.json`). Other keys are ignored.
+    public static func load(_ url: URL) throws -> [POPEImageObjects] {
+        let text = String(decoding: try Data(contentsOf: url), as: UTF8.self)
+        var out: [POPEImageObjects] = []
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            if line.allSatisfy(\.isWhitespace) { continue }
+            var image: String?, objects: [String]?
+            do {
+                try JSONScanner.withBytes(Array(line.utf8), source: url.path) { s in
+                    try s.forEachMember { key, s in
+                        if key == "image" { image = try s.readString() }
+                        else if key == "objects" {
+                            var list: [String] = []
+                            try s.forEachElement { s in list.append(try s.readString()) }
+                            objects = list
+                        } else { try s.skipValue() }
+                    }
+                }
+            } catch let e as JSONScanError {
+                throw POPEError.badLine(file: url.path, line: i + 1, reason: e.message)
+            }
+            guard let image, let objects else {
+                throw POPEError.badLine(file: url.path, line: i + 1, reason: "expected {\"image\": ..., \"objects\": [...]}")
+            }
+            out.append(POPEImageObjects(image: image, objects: objects))
+        }
+        return out
+    }
+}

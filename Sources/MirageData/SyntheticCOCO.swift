@@ -95,7 +95,7 @@ public struct SyntheticCOCO: Sendable {
         caps.write("{\(info), \"images\": [")
         for i in 0..<images {
             let id = imageID(i)
-            let image = "{\"license\": 1, \"file_name\": \"COCO_\(split)_\(String(format: "%012d", id)).jpg\", \"height\": 480, \"width\": 640, \"id\": \(id)}"
+            let image = "{\"license\": 1, \"file_name\": \"COCO_\(split)_\(Self.padded(id)).jpg\", \"height\": 480, \"width\": 640, \"id\": \(id)}"
             let sep = i == 0 ? "" : ", "
             inst.write(sep + image)
             caps.write(sep + image)
@@ -121,13 +121,15 @@ public struct SyntheticCOCO: Sendable {
                 var a = first ? "" : ", "
                 first = false
                 a += "{\"segmentation\": [["
-                let x0 = Double(rng.uniform(600)), y0 = Double(rng.uniform(440))
+                let x0 = rng.uniform(600), y0 = rng.uniform(440)
                 for p in 0..<polygonPoints {
-                    let x = x0 + Double(rng.uniform(4000)) / 100, y = y0 + Double(rng.uniform(4000)) / 100
-                    a += (p == 0 ? "" : ",") + String(format: "%.2f,%.2f", x, y)
+                    if p > 0 { a += "," }
+                    Self.appendHundredths(x0 * 100 + rng.uniform(4000), to: &a)
+                    a += ","
+                    Self.appendHundredths(y0 * 100 + rng.uniform(4000), to: &a)
                 }
                 a += "]], \"area\": \(rng.uniform(100_000)).5, \"iscrowd\": 0, \"image_id\": \(id), "
-                a += "\"bbox\": [\(x0), \(y0), 40.0, 40.0], \"category_id\": \(cat.id), \"id\": \(annotationID)}"
+                a += "\"bbox\": [\(x0).0, \(y0).0, 40.0, 40.0], \"category_id\": \(cat.id), \"id\": \(annotationID)}"
                 annotationID += 1
                 inst.write(a)
             }
@@ -153,6 +155,20 @@ public struct SyntheticCOCO: Sendable {
         try caps.close()
         return Files(instances: instancesURL, captions: captionsURL,
                      instanceCount: annotationID - 1, captionCount: captionID - 1)
+    }
+
+    /// Appends v/100 with two decimals ("123.05").
+    static func appendHundredths(_ v: Int, to s: inout String) {
+        let frac = v % 100
+        s += "\(v / 100)."
+        if frac < 10 { s += "0" }
+        s += "\(frac)"
+    }
+
+    /// COCO's zero-padded 12-digit id.
+    static func padded(_ id: Int) -> String {
+        let digits = String(id)
+        return String(repeating: "0", count: max(0, 12 - digits.count)) + digits
     }
 
     /// Sparse, increasing image ids like COCO's.

@@ -3,7 +3,8 @@ import Foundation
 /// A file of captions to score, in either layout the reference accepts: JSON Lines (one
 /// `{"image_id": 123, "caption": "..."}` per line, what OPERA's `chair_eval.py` writes) or a JSON list of
 /// such objects. The layout is recognised from the content (a list starts with `[`). Blank lines in JSON
-/// Lines are skipped. Keys are configurable; an image id may be a JSON integer or a string of digits.
+/// Lines are skipped. Concatenated pretty-printed objects (POPE's `caption_data` files) are read too.
+/// Keys are configurable; an image id may be a JSON integer or a string of digits.
 public struct ChairCaptionFile: Sendable, Hashable {
     public var captions: [ChairCaption]
     /// The 1-based line where each caption's record starts, for error messages.
@@ -40,8 +41,16 @@ public struct ChairCaptionFile: Sendable, Hashable {
         var file = ChairCaptionFile(captions: [], lines: [], source: source)
         if bytes[first] == UInt8(ascii: "[") {
             let elements = try topLevelElements(bytes, from: first, source: source)
+            let lines = LineTable(bytes)
             for (start, end) in elements {
-                let line = lineNumber(bytes, at: start)
+                let line = lines.line(at: start)
+                file.captions.append(try reader.record(Data(bytes[start..<end]), line: line))
+                file.lines.append(line)
+            }
+        } else if let objects = concatenatedObjects(bytes, from: first) {
+            let lines = LineTable(bytes)
+            for (start, end) in objects {
+                let line = lines.line(at: start)
                 file.captions.append(try reader.record(Data(bytes[start..<end]), line: line))
                 file.lines.append(line)
             }
@@ -76,10 +85,62 @@ public struct ChairCaptionFile: Sendable, Hashable {
 
     static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 }
 
+    /// Line starts of a file, for many offset → line look-ups.
+    struct LineTable {
+        var starts: [Int] = [0]
+        init(_ bytes: [UInt8]) {
+            for (i, b) in bytes.enumerated() where b == UInt8(ascii: "\n") { starts.append(i + 1) }
+        }
+        /// 1-based line of a byte offset (binary search).
+        func line(at offset: Int) -> Int {
+            var lo = 0, hi = starts.count
+            while hi - lo > 1 {
+                let mid = (lo + hi) / 2
+                if starts[mid] <= offset { lo = mid } else { hi = mid }
+            }
+            return lo + 1
+        }
+    }
+
+    /// 1-based line of one offset (for a single error).
     static func lineNumber(_ bytes: [UInt8], at offset: Int) -> Int {
         var line = 1
         for b in bytes[..<offset] where b == UInt8(ascii: "\n") { line += 1 }
         return line
+    }
+
+    /// Byte ranges of top-level objects written one after another over several lines (not one per line),
+    /// or nil when the content is not such a sequence (JSON Lines is then tried).
+    static func concatenatedObjects(_ bytes: [UInt8], from start: Int) -> [(Int, Int)]? {
+        var objects: [(Int, Int)] = []
+        var depth = 0, inString = false, escaped = false, objectStart = 0
+        var multiLine = false
+        for i in start..<bytes.count {
+            let b = bytes[i]
+            if inString {
+                if escaped { escaped = false } else if b == UInt8(ascii: "\\") { escaped = true }
+                else if b == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch b {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                if depth == 0 {
+                    guard b == UInt8(ascii: "{") else { return nil }
+                    objectStart = i
+                }
+                depth += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+                if depth < 0 { return nil }
+                if depth == 0 { objects.append((objectStart, i + 1)) }
+            case UInt8(ascii: "\n"):
+                if depth > 0 { multiLine = true }
+            default:
+                if depth == 0 && !isSpace(b) { return nil }
+            }
+        }
+        return depth == 0 && !inString && multiLine ? objects : nil
     }
 
     /// Byte ranges of the elements of the top-level JSON array starting at `open`, found by tracking

@@ -51,7 +51,8 @@ public struct ChairGroundTruthBuilder: Sendable {
         }
         var cacheFile: URL? = nil
         if let cacheDirectory {
-            let key = try cacheKey(files: files, pipelineVersion: pipelineVersion)
+            let key = try cacheKey(files: files, pipelineVersion: pipelineVersion,
+                                   memo: cacheDirectory.appendingPathComponent("file-digests.json"))
             let url = cacheDirectory.appendingPathComponent("chair-gt-\(key.prefix(32)).json")
             cacheFile = url
             if FileManager.default.fileExists(atPath: url.path),
@@ -86,17 +87,15 @@ public struct ChairGroundTruthBuilder: Sendable {
         var objects: [Int: Set<String>] = [:]
         for (file, content) in instances {
             for image in content.images where objects[image.id] == nil { objects[image.id] = [] }
-            var nodeByCategory: [Int: String] = [:]
-            for category in content.categories {
-                guard let node = vocabulary.nodeWord(for: category.name) else {
-                    throw ChairError.unknownCategory(category.name, file: file)
-                }
-                nodeByCategory[category.id] = node
-            }
+            let names = Dictionary(content.categories.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
             for a in content.annotations {
-                guard let node = nodeByCategory[a.categoryID] else {
+                guard let name = names[a.categoryID] else {
                     throw ChairError.invalidAnnotations(file, "an annotation refers to category id \(a.categoryID), "
                                                         + "which the file's \"categories\" does not define")
+                }
+                // Like the reference, only categories that annotations use must be vocabulary entries.
+                guard let node = vocabulary.nodeWord(for: name) else {
+                    throw ChairError.unknownCategory(name, file: file)
                 }
                 objects[a.imageID, default: []].insert(node)
             }
@@ -121,11 +120,50 @@ public struct ChairGroundTruthBuilder: Sendable {
         return ChairGroundTruth(objectsByImage: objects)
     }
 
-    /// SHA-256 over the inputs' checksums, the vocabulary and the pipeline version.
-    func cacheKey(files: [URL], pipelineVersion: String) throws -> String {
+    /// A file's SHA-256 remembered with its size and modification time, so an unchanged ~500 MB input set
+    /// is not hashed again on every run (the same trade-off as git's index).
+    struct FileDigest: Codable, Equatable {
+        var size: Int64
+        var modified: Double
+        var sha256: String
+    }
+
+    static func stat(_ url: URL) -> (size: Int64, modified: Double)? {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
+              let size = (attributes[.size] as? NSNumber)?.int64Value,
+              let modified = attributes[.modificationDate] as? Date else { return nil }
+        return (size, modified.timeIntervalSince1970)
+    }
+
+    /// SHA-256 over the inputs' checksums, the vocabulary and the pipeline version. Input checksums are
+    /// memoised in `memo` by path, size and modification time.
+    func cacheKey(files: [URL], pipelineVersion: String, memo: URL? = nil) throws -> String {
+        var remembered: [String: FileDigest] = [:]
+        if let memo, let data = try? Data(contentsOf: memo),
+           let decoded = try? JSONDecoder().decode([String: FileDigest].self, from: data) {
+            remembered = decoded
+        }
+        let stats = files.map(Self.stat)
+        let known = remembered
         let digests = try ParallelMap.run(count: files.count, threads: threads, minimumPerThread: 1) { i in
-            Swift.Result { try SHA256.hex(ofFile: files[i]) }
+            if let st = stats[i], let entry = known[files[i].path], entry.size == st.size,
+               entry.modified == st.modified {
+                return Swift.Result<String, Error>.success(entry.sha256)
+            }
+            return Swift.Result { try SHA256.hex(ofFile: files[i]) }
         }.enumerated().map { i, r in try Self.annotationResult(r, file: files[i]) }
+        if let memo {
+            for (i, file) in files.enumerated() {
+                if let st = stats[i] {
+                    remembered[file.path] = FileDigest(size: st.size, modified: st.modified, sha256: digests[i])
+                }
+            }
+            if remembered != known, let data = try? JSONEncoder().encode(remembered) {
+                try? FileManager.default.createDirectory(at: memo.deletingLastPathComponent(),
+                                                         withIntermediateDirectories: true)
+                try? data.write(to: memo, options: .atomic)
+            }
+        }
         var hash = SHA256()
         hash.update("chair-ground-truth/1\n\(pipelineVersion)\n")
         for (file, digest) in zip(files, digests) { hash.update("\(file.lastPathComponent) \(digest)\n") }

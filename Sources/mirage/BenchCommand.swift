@@ -17,6 +17,7 @@ struct BenchCommand: ParsableCommand {
             // Bench subcommands, one line each.
             BenchChairCommand.self,
             BenchGroundTruthCommand.self,
+            BenchDataCommand.self,
             BenchStoreCommand.self,
         ])
 }
@@ -159,9 +160,6 @@ struct BenchGroundTruthCommand: ParsableCommand {
     @Option(name: .long, help: .hidden)
     var measure: String?
 
-    @Flag(name: .long, help: .hidden)
-    var clearCache = false
-
     @OptionGroup var data: ChairDataOptions
 
     func run() throws {
@@ -177,6 +175,7 @@ struct BenchGroundTruthCommand: ParsableCommand {
             try? FileManager.default.removeItem(at: cache)
             for pass in ["build (no cache)", "second build (cache)"] {
                 print("\(pass):")
+                fflush(stdout)
                 let child = try Process.run(URL(fileURLWithPath: CommandLine.arguments[0]),
                                             arguments: childArguments())
                 child.waitUntilExit()

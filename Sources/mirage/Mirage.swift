@@ -13,6 +13,8 @@ struct Mirage: AsyncParsableCommand {
         version: MirageVersion.string,
         subcommands: [
             // Subcommands are registered here, one line each.
+            DataCommand.self,
+            POPECommand.self,
             ChairCommand.self,
             BenchCommand.self,
             Runs.self,

@@ -44,6 +44,21 @@ import MirageTestSupport
         #expect(result.stdout == "CHAIRs    : 44.6\nCHAIRi    : 12.7\nRecall    : 79.2\nLen       : 92.7\n")
     }
 
+    /// With no data options, everything comes from the data store (here filled by `mirage data import`).
+    @Test(.enabled(if: isAvailable, missingMessage))
+    func usesTheDataStoreByDefault() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let binary = try #require(BuiltProducts.mirage)
+        var environment = ProcessInfo.processInfo.environment
+        environment["MIRAGE_DATA"] = dir.path
+        let imported = try runProcess(binary, ["data", "import", "--from", SharedData.root.path], environment: environment)
+        #expect(imported.status == 0, "\(imported.stderr)")
+        let result = try Self.chair(["--captions", SharedData.url("chair/opera-logs/llava-1.5-ours.jsonl").path], store: dir)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == "CHAIRs    : 44.6\nCHAIRi    : 12.7\nRecall    : 79.2\nLen       : 92.7\n")
+    }
+
     @Test(.enabled(if: isAvailable, missingMessage))
     func jsonAndDetailsCarryFullPrecisionAndPositions() throws {
         let dir = try Self.temporaryDirectory()
@@ -99,6 +114,44 @@ import MirageTestSupport
         #expect(result.status == 1)
         #expect(result.stdout.isEmpty)
         #expect(result.stderr.contains(message), "\(result.stderr)")
+    }
+
+    /// `--coco-annotations`: the ground truth is built from a hand-made COCO 2014 layout, then cached.
+    @Test(.enabled(if: isAvailable, missingMessage))
+    func buildsGroundTruthFromAnnotationsAndCachesIt() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let annotations = dir.appendingPathComponent("annotations")
+        try FileManager.default.createDirectory(at: annotations, withIntermediateDirectories: true)
+        let categories = #""categories": [{"id": 1, "name": "person"}, {"id": 18, "name": "dog"}, {"id": 62, "name": "chair"}]"#
+        let files = [
+            "instances_train2014.json": #"{"images": [{"id": 7}], "annotations": [{"image_id": 7, "category_id": 18, "id": 1}], "# + categories + "}",
+            "instances_val2014.json": #"{"images": [{"id": 8}], "annotations": [], "# + categories + "}",
+            "captions_train2014.json": #"{"images": [{"id": 7}], "annotations": [{"image_id": 7, "id": 2, "caption": "Two puppies sleeping on a sofa."}]}"#,
+            "captions_val2014.json": #"{"images": [{"id": 8}], "annotations": [{"image_id": 8, "id": 3, "caption": "A man is skiing."}]}"#,
+        ]
+        for (name, text) in files { try Data(text.utf8).write(to: annotations.appendingPathComponent(name)) }
+        // Image 7: dog (instance) + dog, couch (caption); image 8: person, skis ("skiing" → ski).
+        let captions = dir.appendingPathComponent("c.jsonl")
+        try Data("""
+        {"image_id": 7, "caption": "A dog on a couch next to a man."}
+        {"image_id": 8, "caption": "A skier with skis and a dog."}
+        """.utf8).write(to: captions)
+        var arguments = ["--captions", captions.path, "--coco-annotations", annotations.path,
+                         "--cache-dir", dir.appendingPathComponent("cache").path, "--json"]
+        arguments += Self.dataArguments.dropFirst(2)  // everything but --ground-truth
+        let first = try Self.chair(arguments, store: dir)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stderr.contains("built CHAIR ground truth for 2 images"))
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])
+        let scored = try #require(json["captions"] as? [[String: Any]])
+        #expect(scored.map { $0["ground_truth"] as? [String] } == [["couch", "dog"], ["person", "skis"]])
+        #expect(scored.map { ($0["hallucinated"] as? [[String: Any]])?.map { $0["node_word"] as? String } }
+                == [["person"], ["dog"]])
+        let second = try Self.chair(arguments, store: dir)
+        #expect(second.status == 0)
+        #expect(!second.stderr.contains("built CHAIR ground truth"))
+        #expect(second.stdout == first.stdout)
     }
 
     @Test func missingDataNamesTheFetchCommand() throws {

@@ -50,6 +50,8 @@ import MirageTestSupport
         #expect(throws: JSONScanError.self) { try COCOReader.instances(data: Data(#"{"images": [{"id": 1,}]}"#.utf8)) }
         #expect(throws: JSONScanError.self) { try COCOReader.captions(data: Data(#"{"annotations": [{"caption": "unterminated}]}"#.utf8)) }
         #expect(throws: COCOError.self) { try COCOReader.instances(data: Data(#"{"images": []}"#.utf8)) }
+        #expect(throws: JSONScanError.self) { try COCOReader.instances(data: Data(#"{"info": , "images": []}"#.utf8)) }
+        #expect(throws: JSONScanError.self) { try COCOReader.instances(data: Data(#"{"info": {"a": [1, 2}"#.utf8)) }
         #expect(throws: COCOError.self) { try COCOReader.captions(data: Data(#"{"annotations": [{"image_id": 1}]}"#.utf8)) }
     }
 

@@ -36,6 +36,22 @@ import MirageMetrics
         #expect(file.lines == [2, 3])
     }
 
+    @Test func concatenatedPrettyPrintedObjects() throws {
+        let text = """
+        {
+            "image_id": 42,
+            "text": "a {curly} dog"
+        }
+        {
+            "image_id": 43,
+            "text": "a cat"
+        }
+        """
+        let file = try parse(text, captionKey: "text")
+        #expect(file.captions == [ChairCaption(imageId: 42, caption: "a {curly} dog"), ChairCaption(imageId: 43, caption: "a cat")])
+        #expect(file.lines == [1, 5])
+    }
+
     @Test func errorsNameFileAndLine() {
         #expect(failure("") .contains("caps.jsonl: the file is empty"))
         #expect(failure("{\"image_id\": 1, \"caption\": \"a\"}\n{\"image_id\": 2, \"caption\": \"b\"\n")

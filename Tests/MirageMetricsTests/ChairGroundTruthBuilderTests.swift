@@ -105,8 +105,14 @@ enum TinyCOCO {
         }
         let zebra = try TinyCOCO.write()
         defer { try? FileManager.default.removeItem(at: zebra) }
+        // A declared but unused category outside the vocabulary is fine (the reference never looks it up);
+        // one that an annotation uses is an error.
         let url = zebra.appendingPathComponent("instances_val2014.json")
-        let text = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "\"train\"", with: "\"zebra\"")
+        let unused = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "\"train\"", with: "\"zebra\"")
+        try unused.write(to: url, atomically: true, encoding: .utf8)
+        #expect(try builder.build(annotationsDirectory: zebra, cacheDirectory: nil, pipelineVersion: "test")
+            .groundTruth.objectsByImage == TinyCOCO.expected)
+        let text = unused.replacingOccurrences(of: "\"category_id\": 62", with: "\"category_id\": 7")
         try text.write(to: url, atomically: true, encoding: .utf8)
         #expect(throws: ChairError.unknownCategory("zebra", file: url.path)) {
             try builder.build(annotationsDirectory: zebra, cacheDirectory: nil, pipelineVersion: "test")
