@@ -54,10 +54,10 @@ extension DataSource {
             }
         },
         origin: nil,
-        importOnlyReason: "its 12 files have 12 URLs; `mirage reproduce opera` downloads them (from "
-            + "raw.githubusercontent.com/shikiw/OPERA/\(OperaLogs.commit.prefix(7))/log/chair_eval_results/), "
-            + "or import a folder that holds them",
-        provenance: "shikiw/OPERA @ \(OperaLogs.commit.prefix(7)) (unchanged at 61426ef), log/chair_eval_results/<model>/<decoder>.jsonl; MIT")
+        provenance: "shikiw/OPERA @ \(OperaLogs.commit.prefix(7)) (unchanged at 61426ef), log/chair_eval_results/<model>/<decoder>.jsonl; MIT",
+        fileOrigins: Dictionary(uniqueKeysWithValues: OperaLogs.models.flatMap { model in
+            OperaLogs.decoders.map { (OperaLogs.fileName(model: model, decoder: $0), OperaLogs.url(model: model, decoder: $0)) }
+        }))
 }
 
 extension DataStore {

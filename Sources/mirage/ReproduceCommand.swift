@@ -90,13 +90,7 @@ struct Reproduce: AsyncParsableCommand {
             let dataStore = DataStore()
             if (try? dataStore.locate(source.id)) == nil {
                 note("Downloading OPERA's 12 caption logs from github.com/shikiw/OPERA into \(dataStore.root.path) ...")
-                var urls: [String: URL] = [:]
-                for model in OperaLogs.models {
-                    for decoder in OperaLogs.decoders {
-                        urls[OperaLogs.fileName(model: model, decoder: decoder)] = OperaLogs.url(model: model, decoder: decoder)
-                    }
-                }
-                try await dataStore.fetchFiles(source.id, urls: urls)
+                try await dataStore.fetch(source.id)
             }
             for file in source.files { out[file.name] = try dataStore.locate(source.id, file: file.name) }
             return out
