@@ -2,12 +2,9 @@ import Foundation
 
 public enum RunStatus: String, Codable, Sendable { case running, complete, failed }
 
-/// Everything needed to start a run; `RunStore.createRun` registers protocol, model and decoder as needed.
-public struct NewRun: Sendable {
-    public var evalProtocol: EvalProtocol
-    public var protocolName: String?
-    public var model: ModelSpec
-    public var decoder: DecoderSpec
+/// The descriptive fields a run carries from its creation on (readable directly on `NewRun` and
+/// `RunRecord`, e.g. `run.label`).
+public struct RunDetails: Hashable, Sendable {
     public var seed: Int64?
     public var label: String?
     /// For imports: SHA-256 over the source file and the import options; a second run with the same hash is
@@ -18,15 +15,29 @@ public struct NewRun: Sendable {
     public var mirageVersion: String
     public var gitRevision: String?
     public var host: String
+}
+
+/// Everything needed to start a run; `RunStore.createRun` registers protocol, model and decoder as needed.
+@dynamicMemberLookup
+public struct NewRun: Sendable {
+    public var evalProtocol: EvalProtocol
+    public var protocolName: String?
+    public var model: ModelSpec
+    public var decoder: DecoderSpec
+    public var details: RunDetails
 
     public init(evalProtocol: EvalProtocol, protocolName: String? = nil, model: ModelSpec, decoder: DecoderSpec,
                 seed: Int64? = nil, label: String? = nil, sourceHash: String? = nil, sourcePath: String? = nil,
                 expectedItems: Int? = nil, mirageVersion: String, gitRevision: String? = nil,
                 host: String = ProcessInfo.processInfo.hostName) {
-        self.evalProtocol = evalProtocol; self.protocolName = protocolName; self.model = model
-        self.decoder = decoder; self.seed = seed; self.label = label; self.sourceHash = sourceHash
-        self.sourcePath = sourcePath; self.expectedItems = expectedItems; self.mirageVersion = mirageVersion
-        self.gitRevision = gitRevision; self.host = host
+        self.evalProtocol = evalProtocol; self.protocolName = protocolName; self.model = model; self.decoder = decoder
+        details = RunDetails(seed: seed, label: label, sourceHash: sourceHash, sourcePath: sourcePath,
+                             expectedItems: expectedItems, mirageVersion: mirageVersion, gitRevision: gitRevision, host: host)
+    }
+
+    public subscript<T>(dynamicMember path: WritableKeyPath<RunDetails, T>) -> T {
+        get { details[keyPath: path] }
+        set { details[keyPath: path] = newValue }
     }
 }
 
@@ -39,24 +50,21 @@ public struct ProtocolRecord: Hashable, Sendable {
     public var display: String { name ?? String(hash.prefix(12)) }
 }
 
+@dynamicMemberLookup
 public struct RunRecord: Hashable, Sendable {
     public var id: Int64
     public var protocolRecord: ProtocolRecord
     public var model: ModelSpec
     public var decoder: DecoderSpec
-    public var seed: Int64?
-    public var label: String?
-    public var sourceHash: String?
-    public var sourcePath: String?
-    public var expectedItems: Int?
-    public var mirageVersion: String
-    public var gitRevision: String?
-    public var host: String
+    public var details: RunDetails
+    /// ISO 8601 UTC.
     public var createdAt: String
     public var updatedAt: String
     public var finishedAt: String?
     public var status: RunStatus
     public var task: EvalProtocol.Task { protocolRecord.evalProtocol.task }
+
+    public subscript<T>(dynamicMember path: KeyPath<RunDetails, T>) -> T { details[keyPath: path] }
 }
 
 /// One item of a run (a caption, an answer) as the runner or an import records it.

@@ -193,9 +193,10 @@ public final class RunStore: Sendable {
                                            evalProtocol: evalProtocol),
             model: ModelSpec(name: row["m_name"], architecture: row["m_arch"], fingerprint: row["m_fp"]),
             decoder: DecoderSpec(name: row["d_name"], parametersJSON: row["d_params"]),
-            seed: row["seed"], label: row["label"], sourceHash: row["source_hash"], sourcePath: row["source_path"],
-            expectedItems: row["expected_items"], mirageVersion: row["mirage_version"],
-            gitRevision: row["git_revision"], host: row["host"], createdAt: row["created_at"],
+            details: RunDetails(seed: row["seed"], label: row["label"], sourceHash: row["source_hash"],
+                                sourcePath: row["source_path"], expectedItems: row["expected_items"],
+                                mirageVersion: row["mirage_version"], gitRevision: row["git_revision"], host: row["host"]),
+            createdAt: row["created_at"],
             updatedAt: row["updated_at"], finishedAt: row["finished_at"],
             status: RunStatus(rawValue: row["status"]) ?? .failed)
     }
