@@ -7,6 +7,14 @@ import MirageStore
 struct Reproduce: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Reproduce a paper's table from its released outputs.",
+        discussion: """
+        Each subcommand imports a paper's released outputs as runs in the store, scores them with Mirage's \
+        metrics and prints the paper's table with Mirage's numbers beside the published ones.
+
+        Examples:
+          mirage reproduce opera
+          mirage reproduce opera --from ~/OPERA/log/chair_eval_results
+        """,
         subcommands: [Opera.self])
 
     struct Opera: AsyncParsableCommand {
