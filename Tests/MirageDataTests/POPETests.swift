@@ -35,6 +35,28 @@ import MirageTestSupport
         }
     }
 
+    /// The published current files have the structure the builder produces: per image, in order,
+    /// yes/no alternating over six distinct objects; OPERA's random file lacks 90 negatives.
+    @Test(.enabled(if: SharedData.has("pope/rucaibox/coco_pope_random.json"), SharedData.missingMessage))
+    func publishedFilesHaveTheConstructionStructure() throws {
+        for split in POPESplit.allCases {
+            let qs = try POPEQuestionReader.load(SharedData.url("pope/rucaibox/coco_pope_\(split.rawValue).json")).questions
+            #expect(qs.allSatisfy { $0.object != nil }, "\(split)")
+            for start in stride(from: 0, to: qs.count, by: 6) {
+                let group = qs[start..<start + 6]
+                #expect(Set(group.map(\.image)).count == 1)
+                #expect(group.map(\.label) == [.yes, .no, .yes, .no, .yes, .no])
+                #expect(Set(group.compactMap(\.object)).count == 6)
+            }
+        }
+        let opera = try POPEQuestionReader.load(SharedData.url("pope/opera/coco_pope_random.json")).questions
+        var perImage: [String: [POPEQuestion]] = [:]
+        for q in opera { perImage[q.image, default: []].append(q) }
+        #expect(perImage.values.allSatisfy { $0.filter { $0.label == .yes }.count == 3 })
+        #expect(perImage.values.map { 3 - $0.filter { $0.label == .no }.count }.reduce(0, +) == 90)
+        #expect(opera.first { $0.text.contains("imange") }?.object != nil)
+    }
+
     @Test func unknownFileIsDescribedByCounts() throws {
         let text = """
         {"question_id": 1, "image": "COCO_val2014_000000000001.jpg", "text": "Is there a dog in the image?", "label": "yes"}
