@@ -19,6 +19,11 @@ struct Mirage: AsyncParsableCommand {
             BenchCommand.self,
             InspectTokens.self,
             BenchTokenizer.self,
+            Runs.self,
+            Compare.self,
+            Export.self,
+            Import.self,
+            Reproduce.self,
         ]
     )
 }
