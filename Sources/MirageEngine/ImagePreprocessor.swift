@@ -291,3 +291,15 @@ public struct ImagePreprocessor: Sendable {
         return RGBImage(width: width, height: height, pixels: out)
     }
 }
+
+extension ImagePreprocessor {
+    /// Whether an original LLaVA checkpoint pads images to squares: its config.json says
+    /// `"image_aspect_ratio": "pad"` (llava/mm_utils.py `process_images` then applies `expand2square`).
+    /// Hugging Face `llava-hf` conversions have no such key and their processor does not pad.
+    public static func llavaPadsToSquare(modelDirectory: String) -> Bool {
+        let url = URL(fileURLWithPath: modelDirectory).appendingPathComponent("config.json")
+        guard let data = try? Data(contentsOf: url),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
+        return (object["image_aspect_ratio"] as? String) == "pad"
+    }
+}

@@ -19,6 +19,7 @@ struct Mirage: AsyncParsableCommand {
             BenchCommand.self,
             InspectTokens.self,
             BenchTokenizer.self,
+            InspectPixels.self,
             Runs.self,
             Compare.self,
             Export.self,
