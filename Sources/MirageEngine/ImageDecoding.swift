@@ -46,9 +46,8 @@ public enum ImageDecoder {
             // JpegImagePlugin.py), i.e. it inverts the samples libjpeg returns whether or not the file
             // has an Adobe marker, then converts CMYK to RGB.
             for i in 0..<count {
-                rgb[i * 3 + 0 ..< i * 3 + 3] = cmykToRGB(
-                    c: 255 - samples[i * 4], m: 255 - samples[i * 4 + 1],
-                    y: 255 - samples[i * 4 + 2], k: 255 - samples[i * 4 + 3])[...]
+                let nk = Int(samples[i * 4 + 3])  // 255 - k, with k = 255 - raw
+                for c in 0..<3 { rgb[i * 3 + c] = cmykChannel(255 - samples[i * 4 + c], nk: nk) }
             }
         }
         let image = RGBImage(width: Int(raw.width), height: Int(raw.height), pixels: rgb)
@@ -56,15 +55,16 @@ public enum ImageDecoder {
     }
 
     /// Pillow's `cmyk2rgb` (libImaging/Convert.c): with `nk = 255 - k`, each channel is
-    /// `nk - muldiv255(c, nk)` where `muldiv255(a, b) = (t + (t >> 8)) >> 8` for `t = a * b + 128`.
+    /// `nk - muldiv255(v, nk)` where `muldiv255(a, b) = (t + (t >> 8)) >> 8` for `t = a * b + 128`.
     @inline(__always)
+    static func cmykChannel(_ v: UInt8, nk: Int) -> UInt8 {
+        let t = Int(v) * nk + 128
+        return UInt8(clamping: nk - (((t >> 8) + t) >> 8))
+    }
+
     static func cmykToRGB(c: UInt8, m: UInt8, y: UInt8, k: UInt8) -> [UInt8] {
         let nk = 255 - Int(k)
-        func channel(_ v: UInt8) -> UInt8 {
-            let t = Int(v) * nk + 128
-            return UInt8(clamping: nk - (((t >> 8) + t) >> 8))
-        }
-        return [channel(c), channel(m), channel(y)]
+        return [cmykChannel(c, nk: nk), cmykChannel(m, nk: nk), cmykChannel(y, nk: nk)]
     }
 
     // MARK: PNG
