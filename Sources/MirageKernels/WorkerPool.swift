@@ -13,6 +13,8 @@ public final class WorkerPool: @unchecked Sendable {
     /// Threads taking part in `parallelFor`, the caller included.
     public let threadCount: Int
     private let state: PoolState
+    /// Scratch memory for kernels running on this pool (packed GEMM inputs).
+    let scratch = ScratchArena()
 
     /// - Parameters:
     ///   - threadCount: participants including the caller (one background thread per extra one).
