@@ -59,10 +59,19 @@ INLINE void decode_block(int format, int N, int R, const mk_weight *w, const flo
     __m512 acc[4][8];
     for (int q = 0; q < R; q++)
         for (int i = 0; i < N; i++) acc[q][i] = _mm512_setzero_ps();
-    for (long c = 0; c < cols; c += 16) {
+    long c = 0;
+    for (; c + 16 <= cols; c += 16) {
+        __m512 xv[8];
+        for (int i = 0; i < N; i++) xv[i] = _mm512_loadu_ps(x + (size_t)i * cols + c);
+        for (int q = 0; q < R; q++) {
+            __m512 wv = load_w16(format, rows[q], c, 0xFFFF);
+            for (int i = 0; i < N; i++) acc[q][i] = _mm512_fmadd_ps(wv, xv[i], acc[q][i]);
+        }
+    }
+    if (c < cols) {
         __mmask16 m = mask16(cols - c);
         __m512 xv[8];
-        for (int i = 0; i < N; i++) xv[i] = load_x16(x + (size_t)i * cols + c, m);
+        for (int i = 0; i < N; i++) xv[i] = _mm512_maskz_loadu_ps(m, x + (size_t)i * cols + c);
         for (int q = 0; q < R; q++) {
             __m512 wv = load_w16(format, rows[q], c, m);
             for (int i = 0; i < N; i++) acc[q][i] = _mm512_fmadd_ps(wv, xv[i], acc[q][i]);
@@ -82,7 +91,26 @@ INLINE void decode_block_q8(int N, int R, const mk_weight *w, const float *x, lo
     __m512 acc[4][8];
     for (int q = 0; q < R; q++)
         for (int i = 0; i < N; i++) acc[q][i] = _mm512_setzero_ps();
-    for (long g = 0; g < groups; g++) {
+    const long fullGroups = cols / 32;
+    for (long g = 0; g < fullGroups; g++) {
+        const long c = g * 32;
+        __m512 x0[8], x1[8];
+        for (int i = 0; i < N; i++) {
+            x0[i] = _mm512_loadu_ps(x + (size_t)i * cols + c);
+            x1[i] = _mm512_loadu_ps(x + (size_t)i * cols + c + 16);
+        }
+        for (int q = 0; q < R; q++) {
+            const int8_t *row = (const int8_t *)w->data + (size_t)(r + q) * cols;
+            __m512 s = _mm512_set1_ps(w->scales[(size_t)(r + q) * groups + g]);
+            __m512 w0 = _mm512_mul_ps(load_q16(row + c, 0xFFFF), s);
+            __m512 w1 = _mm512_mul_ps(load_q16(row + c + 16, 0xFFFF), s);
+            for (int i = 0; i < N; i++) {
+                acc[q][i] = _mm512_fmadd_ps(w0, x0[i], acc[q][i]);
+                acc[q][i] = _mm512_fmadd_ps(w1, x1[i], acc[q][i]);
+            }
+        }
+    }
+    for (long g = fullGroups; g < groups; g++) {
         const long c = g * 32;
         __mmask16 m0 = mask16(cols - c), m1 = mask16(cols - c - 16 > 0 ? cols - c - 16 : 0);
         __m512 x0[8], x1[8];
@@ -180,6 +208,19 @@ INLINE void transpose16(__m512 r[16]) {
 
 INLINE long kpairs(long k) { return (k + 1) / 2; }
 
+/// K-block sizes: f32 inputs per block, and bf16 pairs per block. NC: features per task (Swift side).
+enum { KC = 256, KCP = 256, NC = 64 };
+
+/// Packed x is K-block-major: block b holds every panel's slice [b·kc, b·kc + kc) contiguously, so the
+/// slices one GEMM block streams through L2 are adjacent (a per-panel layout puts them a multiple of
+/// 4 KiB apart for k = 4864, and they thrash the same L2 sets). Offset, in elements, of panel p at
+/// input (or pair) k of `depth` with blocks of `block`:
+INLINE size_t a_offset(long p, long k, long depth, long panels, long block) {
+    const long k0 = k / block * block;
+    const long width = depth - k0 < block ? depth - k0 : block;
+    return (size_t)k0 * panels * MK_MR + (size_t)p * width * MK_MR + (size_t)(k - k0) * MK_MR;
+}
+
 size_t mk_packed_a_bytes(long n, long k, int bf16) {
     long panels = (n + MK_MR - 1) / MK_MR;
     return (size_t)panels * (size_t)(bf16 ? kpairs(k) : k) * MK_MR * 4;
@@ -190,11 +231,12 @@ size_t mk_packed_a_bytes(long n, long k, int bf16) {
 void mk_pack_a(const float *x, long n, long k, long p0, long p1, int bf16, void *dst) {
     const __m512 zero = _mm512_setzero_ps();
     const long kp = kpairs(k);
+    const long panels = (n + MK_MR - 1) / MK_MR;
     for (long p = p0; p < p1; p++) {
         const long row0 = p * MK_MR;
         const int rows = (int)(n - row0 < MK_MR ? n - row0 : MK_MR);
         if (!bf16) {
-            float *out = (float *)dst + (size_t)p * k * MK_MR;
+            float *out = (float *)dst;
             for (long c = 0; c < k; c += 16) {
                 __mmask16 m = mask16(k - c);
                 __m512 r[16];
@@ -202,11 +244,12 @@ void mk_pack_a(const float *x, long n, long k, long p0, long p1, int bf16, void 
                     r[i] = i < rows ? _mm512_maskz_loadu_ps(m, x + (size_t)(row0 + i) * k + c) : zero;
                 transpose16(r);
                 const int valid = (int)(k - c < 16 ? k - c : 16);
-                for (int j = 0; j < valid; j++) _mm512_mask_storeu_ps(out + (c + j) * MK_MR, 0x0FFF, r[j]);
+                for (int j = 0; j < valid; j++)
+                    _mm512_mask_storeu_ps(out + a_offset(p, c + j, k, panels, KC), 0x0FFF, r[j]);
             }
         } else {
 #if defined(__AVX512BF16__)
-            uint32_t *out = (uint32_t *)dst + (size_t)p * kp * MK_MR;
+            uint32_t *out = (uint32_t *)dst;
             for (long c = 0; c < k; c += 32) { // 32 inputs = 16 pairs
                 __mmask16 m0 = mask16(k - c), m1 = mask16(k - c - 16 > 0 ? k - c - 16 : 0);
                 __m512 r[16];
@@ -224,7 +267,7 @@ void mk_pack_a(const float *x, long n, long k, long p0, long p1, int bf16, void 
                 const long pair0 = c / 2;
                 const int valid = (int)(kp - pair0 < 16 ? kp - pair0 : 16);
                 for (int j = 0; j < valid; j++)
-                    _mm512_mask_storeu_ps((float *)(out + (pair0 + j) * MK_MR), 0x0FFF, r[j]);
+                    _mm512_mask_storeu_ps((float *)(out + a_offset(p, pair0 + j, kp, panels, KCP)), 0x0FFF, r[j]);
             }
 #else
             (void)kp;
@@ -232,9 +275,6 @@ void mk_pack_a(const float *x, long n, long k, long p0, long p1, int bf16, void 
         }
     }
 }
-
-/// K-block sizes: f32 inputs per block, and bf16 pairs per block. NC: features per task (Swift side).
-enum { KC = 256, KCP = 256, NC = 64 };
 
 size_t mk_gemm_work_bytes(void) { return (size_t)KC * NC * 4; }
 
@@ -387,7 +427,7 @@ void mk_gemm_task(const mk_weight *w, const void *packed_a, long n, long j0, lon
                 const float *Bp = B + (size_t)((jj - j0) / 32) * kc * 32;
                 for (long p = 0; p < panels; p++) {
                     const int mr = (int)(n - p * MK_MR < MK_MR ? n - p * MK_MR : MK_MR);
-                    kernel_f32(kc, A + (size_t)p * k * MK_MR + (size_t)k0 * MK_MR, Bp, y + (size_t)p * MK_MR * ldy + jj,
+                    kernel_f32(kc, A + a_offset(p, k0, k, panels, KC), Bp, y + (size_t)p * MK_MR * ldy + jj,
                                ldy, mr, m0, m1, k0 > 0, bias ? bias + jj : 0);
                 }
             }
@@ -407,7 +447,7 @@ void mk_gemm_task(const mk_weight *w, const void *packed_a, long n, long j0, lon
             const uint32_t *Bp = B + (size_t)((jj - j0) / 32) * kcp * 32;
             for (long p = 0; p < panels; p++) {
                 const int mr = (int)(n - p * MK_MR < MK_MR ? n - p * MK_MR : MK_MR);
-                kernel_bf16(kcp, A + (size_t)p * kp * MK_MR + (size_t)p0 * MK_MR, Bp, y + (size_t)p * MK_MR * ldy + jj,
+                kernel_bf16(kcp, A + a_offset(p, p0, kp, panels, KCP), Bp, y + (size_t)p * MK_MR * ldy + jj,
                             ldy, mr, m0, m1, p0 > 0, bias ? bias + jj : 0);
             }
         }

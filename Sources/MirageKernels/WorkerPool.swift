@@ -99,7 +99,8 @@ private final class PoolState: @unchecked Sendable {
     }
 
     func workerLoop() {
-        var seen: UInt64 = ticket.load(ordering: .acquiring) >> 32
+        // Generation 0 is "no job yet": a thread that starts late still joins the first job.
+        var seen: UInt64 = 0
         while true {
             var generation = ticket.load(ordering: .acquiring) >> 32
             if generation == seen {

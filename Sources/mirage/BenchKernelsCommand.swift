@@ -19,8 +19,9 @@ struct BenchKernelsCommand: ParsableCommand {
         fraction of --peak-gflops.
           pool     the cost of one empty parallelFor while the workers are hot.
 
-        Every figure is the best of --repetitions runs: the machine may be shared, and the best run is \
-        the one least disturbed. Build with `swift build -c release` first; debug numbers are meaningless.
+        The machine may be shared, so work is timed in pieces of ~0.05–2 ms (single matrices, slices \
+        of the LM head, 256-feature slices in prefill); each piece keeps its best time over \
+        --repetitions runs and a figure is the sum of those bests. Build with `swift build -c release` first; debug numbers are meaningless.
 
         Examples:
           mirage bench-kernels
@@ -37,6 +38,9 @@ struct BenchKernelsCommand: ParsableCommand {
 
     @Option(help: "Transformer layers in the decode measurement (Qwen2-0.5B has 24).")
     var layers: Int = 24
+
+    @Option(help: "Prefill only these projections, comma-separated (q, k, v, o, gate, up, down).")
+    var matrices: String = "q,k,v,o,gate,up,down"
 
     @Option(help: "Rows of x in the prefill measurement.")
     var prefillRows: Int = 576
@@ -72,7 +76,7 @@ struct BenchKernelsCommand: ParsableCommand {
         let pool = WorkerPool(threadCount: threads)
         let benchmark = KernelBenchmark(pool: pool, repetitions: repetitions)
         let measurements = Set(measurementList)
-        print("threads \(pool.threadCount), best of \(repetitions) runs; limits \(bandwidth) GB/s, \(peakGflops) GFLOP/s")
+        print("threads \(pool.threadCount), best per piece of \(repetitions) runs; limits \(bandwidth) GB/s, \(peakGflops) GFLOP/s")
         if measurements.contains("pool") {
             let nanoseconds = benchmark.poolDispatchNanoseconds()
             print(String(format: "pool      empty parallelFor(%d) hot: %.2f µs", pool.threadCount, nanoseconds / 1000))
@@ -99,7 +103,8 @@ struct BenchKernelsCommand: ParsableCommand {
             if measurements.contains("prefill") {
                 let layer = BenchModel(format: format, layers: 1, withHead: false)
                 var totalFlops = 0.0, totalSeconds = 0.0
-                for (name, matrix) in layer.layerMatrices[0] {
+                let selected = Set(matrices.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+                for (name, matrix) in layer.layerMatrices[0] where selected.contains(name) {
                     let seconds = benchmark.linearSeconds(matrix, n: prefillRows)
                     let flops = 2 * Double(prefillRows) * Double(matrix.rows) * Double(matrix.cols)
                     totalFlops += flops
@@ -168,52 +173,72 @@ private struct BenchModel {
     }
 }
 
-/// Timing helpers: every figure is the best of `repetitions` runs after one warm-up.
+/// Timing helpers. On a shared machine a whole pass is rarely undisturbed, so work is timed in pieces of
+/// ~0.05–2 ms: each piece keeps its best time over all repetitions and a figure is the sum of those bests.
+/// Decode pieces run in model order every repetition, so each finds its weights evicted from the caches
+/// by the ~1 GB streamed since its last run.
 private struct KernelBenchmark {
     let pool: WorkerPool
     let repetitions: Int
 
-    func best(_ body: () -> Void) -> Double {
-        body()
-        var best = Double.infinity
-        for _ in 0..<repetitions {
-            let start = DispatchTime.now().uptimeNanoseconds
-            body()
-            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// Sum over pieces of each piece's best time (seconds); one warm-up pass first.
+    func bestPerPiece(pieces: Int, run: (Int) -> Void) -> Double {
+        var best = [UInt64](repeating: .max, count: pieces)
+        for repetition in 0...repetitions {
+            for piece in 0..<pieces {
+                let start = Self.now()
+                run(piece)
+                let elapsed = Self.now() - start
+                if repetition > 0 { best[piece] = min(best[piece], elapsed) }
+            }
         }
-        return best
+        return Double(best.reduce(0, +)) / 1e9
+    }
+
+    /// The decode pieces: every projection of every layer, then the LM head in 32 row slices.
+    func decodePieces(_ model: BenchModel, includeLayers: Bool = true) -> [WeightMatrix] {
+        var pieces = includeLayers ? model.layerMatrices.joined().map(\.1) : []
+        let head = model.head
+        let slice = (head.rows + 31) / 32
+        for start in stride(from: 0, to: head.rows, by: slice) {
+            pieces.append(head.rowSlice(start..<min(head.rows, start + slice)))
+        }
+        return pieces
     }
 
     func decodeSeconds(_ model: BenchModel, n: Int) -> Double {
-        let width = max(BenchModel.intermediate, BenchModel.vocabulary)
-        let x = UnsafeMutablePointer<Float>.allocate(capacity: n * width)
-        let y = UnsafeMutablePointer<Float>.allocate(capacity: n * width)
-        defer { x.deallocate(); y.deallocate() }
-        x.initialize(repeating: 0.01, count: n * width)
-        return best {
-            for layer in model.layerMatrices {
-                for (_, matrix) in layer { Kernels.linear(x, n: n, weight: matrix, bias: nil, into: y, pool: pool) }
-            }
-            Kernels.linear(x, n: n, weight: model.head, bias: nil, into: y, pool: pool)
-        }
+        matricesSeconds(decodePieces(model), n: n)
     }
 
     func headSeconds(_ model: BenchModel, n: Int) -> Double {
-        linearSeconds(model.head, n: n)
+        matricesSeconds(decodePieces(model, includeLayers: false), n: n)
     }
 
-    func linearSeconds(_ matrix: WeightMatrix, n: Int) -> Double {
-        let x = UnsafeMutablePointer<Float>.allocate(capacity: n * matrix.cols)
-        let y = UnsafeMutablePointer<Float>.allocate(capacity: n * matrix.rows)
+    /// Best-per-piece time of `linear` with n rows over each matrix in turn.
+    func matricesSeconds(_ matrices: [WeightMatrix], n: Int) -> Double {
+        let width = matrices.map { max($0.rows, $0.cols) }.max() ?? 1
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: n * width)
+        let y = UnsafeMutablePointer<Float>.allocate(capacity: n * width)
         defer { x.deallocate(); y.deallocate() }
-        for i in 0..<(n * matrix.cols) { x[i] = Float(i % 13) * 0.01 - 0.06 }
-        return best { Kernels.linear(x, n: n, weight: matrix, bias: nil, into: y, pool: pool) }
+        for i in 0..<(n * width) { x[i] = Float(i % 13) * 0.01 - 0.06 }
+        return bestPerPiece(pieces: matrices.count) { piece in
+            Kernels.linear(x, n: n, weight: matrices[piece], bias: nil, into: y, pool: pool)
+        }
+    }
+
+    /// Prefill time of one matrix, timed in slices of 256 output features (each slice repacks x, so
+    /// this slightly overstates the cost of one whole call).
+    func linearSeconds(_ matrix: WeightMatrix, n: Int) -> Double {
+        let slices = stride(from: 0, to: matrix.rows, by: 256).map { matrix.rowSlice($0..<min(matrix.rows, $0 + 256)) }
+        return matricesSeconds(slices, n: n)
     }
 
     /// Mean cost of an empty parallelFor over all threads, measured over many back-to-back calls.
     func poolDispatchNanoseconds() -> Double {
-        let calls = 20_000
-        let seconds = best {
+        let calls = 2000
+        let seconds = bestPerPiece(pieces: 1) {  _ in
             for _ in 0..<calls { pool.parallelFor(pool.threadCount) { _ in } }
         }
         return seconds / Double(calls) * 1e9
