@@ -49,107 +49,112 @@ INLINE __m512 load_x16(const float *p, __mmask16 m) {
 
 // MARK: - Decode (n = 1…8)
 
-/// R consecutive weight rows starting at r against N inputs (f32/f16/bf16).
-INLINE void decode_block(int format, int N, int R, const mk_weight *w, const float *x, long r,
+/// R weight rows from r against N inputs (f32/f16/bf16); U column chunks in flight give R·U·N
+/// independent FMA chains. R > 1 reuses each x vector for R rows (faster from L2) but interleaves R
+/// memory streams, which the hardware prefetcher follows worse than one: measured from DRAM on this
+/// machine, R = 1 wins, so DECODE_R is 1.
+INLINE void decode_block(int format, int N, int R, int U, const mk_weight *w, const float *x, long r,
                          const float *bias, float *y, long ldy) {
     const long cols = w->cols;
-    const size_t rowBytes = (size_t)cols * (format == MK_F32 ? 4 : 2);
-    const char *rows[4];
-    for (int q = 0; q < R; q++) rows[q] = (const char *)w->data + (size_t)(r + q) * rowBytes;
-    __m512 acc[4][8];
+    const int esize = format == MK_F32 ? 4 : 2;
+    const char *rows[2];
+    for (int q = 0; q < R; q++) rows[q] = (const char *)w->data + (size_t)(r + q) * cols * esize;
+    __m512 acc[2][4][8];
     for (int q = 0; q < R; q++)
-        for (int i = 0; i < N; i++) acc[q][i] = _mm512_setzero_ps();
+        for (int u = 0; u < U; u++)
+            for (int i = 0; i < N; i++) acc[q][u][i] = _mm512_setzero_ps();
     long c = 0;
-    for (; c + 16 <= cols; c += 16) {
-        __m512 xv[8];
-        for (int i = 0; i < N; i++) xv[i] = _mm512_loadu_ps(x + (size_t)i * cols + c);
-        for (int q = 0; q < R; q++) {
-            __m512 wv = load_w16(format, rows[q], c, 0xFFFF);
-            for (int i = 0; i < N; i++) acc[q][i] = _mm512_fmadd_ps(wv, xv[i], acc[q][i]);
+    for (; c + 16 * U <= cols; c += 16 * U) {
+        for (int u = 0; u < U; u++) {
+            __m512 wv[2];
+            for (int q = 0; q < R; q++) wv[q] = load_w16(format, rows[q], c + 16 * u, 0xFFFF);
+            for (int i = 0; i < N; i++) {
+                __m512 xv = _mm512_loadu_ps(x + (size_t)i * cols + c + 16 * u);
+                for (int q = 0; q < R; q++) acc[q][u][i] = _mm512_fmadd_ps(wv[q], xv, acc[q][u][i]);
+            }
         }
     }
-    if (c < cols) {
+    for (; c < cols; c += 16) {
         __mmask16 m = mask16(cols - c);
-        __m512 xv[8];
-        for (int i = 0; i < N; i++) xv[i] = _mm512_maskz_loadu_ps(m, x + (size_t)i * cols + c);
-        for (int q = 0; q < R; q++) {
-            __m512 wv = load_w16(format, rows[q], c, m);
-            for (int i = 0; i < N; i++) acc[q][i] = _mm512_fmadd_ps(wv, xv[i], acc[q][i]);
+        __m512 wv[2];
+        for (int q = 0; q < R; q++) wv[q] = load_w16(format, rows[q], c, m);
+        for (int i = 0; i < N; i++) {
+            __m512 xv = _mm512_maskz_loadu_ps(m, x + (size_t)i * cols + c);
+            for (int q = 0; q < R; q++) acc[q][0][i] = _mm512_fmadd_ps(wv[q], xv, acc[q][0][i]);
         }
     }
     for (int q = 0; q < R; q++) {
-        float b = bias ? bias[r + q] : 0.0f;
-        for (int i = 0; i < N; i++) y[(size_t)i * ldy + r + q] = _mm512_reduce_add_ps(acc[q][i]) + b;
+        const float b = bias ? bias[r + q] : 0.0f;
+        for (int i = 0; i < N; i++) {
+            __m512 total = acc[q][0][i];
+            for (int u = 1; u < U; u++) total = _mm512_add_ps(total, acc[q][u][i]);
+            y[(size_t)i * ldy + r + q] = _mm512_reduce_add_ps(total) + b;
+        }
     }
 }
 
-/// R consecutive q8 rows: per 32-input group the int8 values are scaled, then dotted with each input.
-INLINE void decode_block_q8(int N, int R, const mk_weight *w, const float *x, long r, const float *bias,
+/// One q8 row against N inputs: each 32-input group's int8 values are widened and scaled, then dotted
+/// with every input. Two accumulators per input (one per 16-lane half) and U groups in flight keep
+/// 2·U·N independent FMA chains.
+INLINE void decode_block_q8(int N, int U, const mk_weight *w, const float *x, long r, const float *bias,
                             float *y, long ldy) {
     const long cols = w->cols;
     const long groups = (cols + 31) / 32;
+    const int8_t *row = (const int8_t *)w->data + (size_t)r * cols;
+    const float *scales = w->scales + (size_t)r * groups;
     __m512 acc[4][8];
-    for (int q = 0; q < R; q++)
-        for (int i = 0; i < N; i++) acc[q][i] = _mm512_setzero_ps();
+    for (int a = 0; a < 2 * U; a++)
+        for (int i = 0; i < N; i++) acc[a][i] = _mm512_setzero_ps();
     const long fullGroups = cols / 32;
-    for (long g = 0; g < fullGroups; g++) {
-        const long c = g * 32;
-        __m512 x0[8], x1[8];
-        for (int i = 0; i < N; i++) {
-            x0[i] = _mm512_loadu_ps(x + (size_t)i * cols + c);
-            x1[i] = _mm512_loadu_ps(x + (size_t)i * cols + c + 16);
-        }
-        for (int q = 0; q < R; q++) {
-            const int8_t *row = (const int8_t *)w->data + (size_t)(r + q) * cols;
-            __m512 s = _mm512_set1_ps(w->scales[(size_t)(r + q) * groups + g]);
+    long g = 0;
+    for (; g + U <= fullGroups; g += U) {
+        for (int u = 0; u < U; u++) {
+            const long c = (g + u) * 32;
+            __m512 s = _mm512_set1_ps(scales[g + u]);
             __m512 w0 = _mm512_mul_ps(load_q16(row + c, 0xFFFF), s);
             __m512 w1 = _mm512_mul_ps(load_q16(row + c + 16, 0xFFFF), s);
             for (int i = 0; i < N; i++) {
-                acc[q][i] = _mm512_fmadd_ps(w0, x0[i], acc[q][i]);
-                acc[q][i] = _mm512_fmadd_ps(w1, x1[i], acc[q][i]);
+                const float *xi = x + (size_t)i * cols + c;
+                acc[2 * u][i] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xi), acc[2 * u][i]);
+                acc[2 * u + 1][i] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xi + 16), acc[2 * u + 1][i]);
             }
         }
     }
-    for (long g = fullGroups; g < groups; g++) {
+    for (; g < groups; g++) {
         const long c = g * 32;
         __mmask16 m0 = mask16(cols - c), m1 = mask16(cols - c - 16 > 0 ? cols - c - 16 : 0);
-        __m512 x0[8], x1[8];
+        __m512 s = _mm512_set1_ps(scales[g]);
+        __m512 w0 = _mm512_mul_ps(load_q16(row + c, m0), s);
+        __m512 w1 = _mm512_mul_ps(load_q16(row + c + 16, m1), s);
         for (int i = 0; i < N; i++) {
-            x0[i] = load_x16(x + (size_t)i * cols + c, m0);
-            x1[i] = m1 ? load_x16(x + (size_t)i * cols + c + 16, m1) : _mm512_setzero_ps();
-        }
-        for (int q = 0; q < R; q++) {
-            const int8_t *row = (const int8_t *)w->data + (size_t)(r + q) * cols;
-            __m512 s = _mm512_set1_ps(w->scales[(size_t)(r + q) * groups + g]);
-            __m512 w0 = _mm512_mul_ps(load_q16(row + c, m0), s);
-            __m512 w1 = m1 ? _mm512_mul_ps(load_q16(row + c + 16, m1), s) : _mm512_setzero_ps();
-            for (int i = 0; i < N; i++) {
-                acc[q][i] = _mm512_fmadd_ps(w0, x0[i], acc[q][i]);
-                acc[q][i] = _mm512_fmadd_ps(w1, x1[i], acc[q][i]);
-            }
+            const float *xi = x + (size_t)i * cols + c;
+            acc[0][i] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m0, xi), acc[0][i]);
+            acc[1][i] = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(m1, xi + 16), acc[1][i]);
         }
     }
-    for (int q = 0; q < R; q++) {
-        float b = bias ? bias[r + q] : 0.0f;
-        for (int i = 0; i < N; i++) y[(size_t)i * ldy + r + q] = _mm512_reduce_add_ps(acc[q][i]) + b;
+    const float b = bias ? bias[r] : 0.0f;
+    for (int i = 0; i < N; i++) {
+        __m512 total = acc[0][i];
+        for (int a = 1; a < 2 * U; a++) total = _mm512_add_ps(total, acc[a][i]);
+        y[(size_t)i * ldy + r] = _mm512_reduce_add_ps(total) + b;
     }
 }
 
-/// Rows per block for N inputs: more rows (independent weight streams) when few inputs.
-#define DECODE_R(N) ((N) <= 2 ? 4 : (N) <= 4 ? 2 : 1)
+/// Rows per block and column chunks in flight for N inputs (see decode_block).
+#define DECODE_R(N) 1
+#define DECODE_U(N) ((N) == 1 ? 4 : (N) == 2 ? 2 : 1)
 
 #define DEFINE_DECODE(FMT, NAME, N)                                                                      \
     static void NAME##_##N(const mk_weight *w, const float *x, long r0, long r1, const float *bias,       \
                            float *y, long ldy) {                                                          \
         long r = r0;                                                                                      \
-        for (; r + DECODE_R(N) <= r1; r += DECODE_R(N)) {                                                 \
-            if (FMT == MK_Q8) decode_block_q8(N, DECODE_R(N), w, x, r, bias, y, ldy);                     \
-            else decode_block(FMT, N, DECODE_R(N), w, x, r, bias, y, ldy);                                \
+        if (FMT == MK_Q8) {                                                                               \
+            for (; r < r1; r++) decode_block_q8(N, (N) == 1 ? 2 : 1, w, x, r, bias, y, ldy);              \
+            return;                                                                                       \
         }                                                                                                 \
-        for (; r < r1; r++) {                                                                             \
-            if (FMT == MK_Q8) decode_block_q8(N, 1, w, x, r, bias, y, ldy);                               \
-            else decode_block(FMT, N, 1, w, x, r, bias, y, ldy);                                          \
-        }                                                                                                 \
+        for (; r + DECODE_R(N) <= r1; r += DECODE_R(N))                                                   \
+            decode_block(FMT, N, DECODE_R(N), DECODE_U(N), w, x, r, bias, y, ldy);                        \
+        for (; r < r1; r++) decode_block(FMT, N, 1, DECODE_U(N), w, x, r, bias, y, ldy);                  \
     }
 
 #define DEFINE_DECODE_ALL(FMT, NAME)                                                                     \
@@ -209,7 +214,8 @@ INLINE void transpose16(__m512 r[16]) {
 INLINE long kpairs(long k) { return (k + 1) / 2; }
 
 /// K-block sizes: f32 inputs per block, and bf16 pairs per block. NC: features per task (Swift side).
-enum { KC = 256, KCP = 256, NC = 64 };
+/// MC: x panels per L2-resident block.
+enum { KC = 256, KCP = 256, NC = 64, MC = 16 };
 
 /// Packed x is K-block-major: block b holds every panel's slice [b·kc, b·kc + kc) contiguously, so the
 /// slices one GEMM block streams through L2 are adjacent (a per-panel layout puts them a multiple of
@@ -244,8 +250,8 @@ void mk_pack_a(const float *x, long n, long k, long p0, long p1, int bf16, void 
                     r[i] = i < rows ? _mm512_maskz_loadu_ps(m, x + (size_t)(row0 + i) * k + c) : zero;
                 transpose16(r);
                 const int valid = (int)(k - c < 16 ? k - c : 16);
-                for (int j = 0; j < valid; j++)
-                    _mm512_mask_storeu_ps(out + a_offset(p, c + j, k, panels, KC), 0x0FFF, r[j]);
+                float *o = out + a_offset(p, c, k, panels, KC); // 16 inputs never straddle a block
+                for (int j = 0; j < valid; j++) _mm512_mask_storeu_ps(o + j * MK_MR, 0x0FFF, r[j]);
             }
         } else {
 #if defined(__AVX512BF16__)
@@ -266,8 +272,8 @@ void mk_pack_a(const float *x, long n, long k, long p0, long p1, int bf16, void 
                 transpose16(r);
                 const long pair0 = c / 2;
                 const int valid = (int)(kp - pair0 < 16 ? kp - pair0 : 16);
-                for (int j = 0; j < valid; j++)
-                    _mm512_mask_storeu_ps((float *)(out + a_offset(p, pair0 + j, kp, panels, KCP)), 0x0FFF, r[j]);
+                uint32_t *o = out + a_offset(p, pair0, kp, panels, KCP);
+                for (int j = 0; j < valid; j++) _mm512_mask_storeu_ps((float *)(o + j * MK_MR), 0x0FFF, r[j]);
             }
 #else
             (void)kp;
@@ -421,16 +427,19 @@ void mk_gemm_task(const mk_weight *w, const void *packed_a, long n, long j0, lon
         for (long k0 = 0; k0 < k; k0 += KC) {
             const long kc = k - k0 < KC ? k - k0 : KC;
             pack_b_f32(w, j0, j1, k0, kc, B);
-            for (long jj = j0; jj < j1; jj += 32) {
-                const long width = j1 - jj;
-                __mmask16 m0 = mask16(width), m1 = mask16(width > 16 ? width - 16 : 0);
-                const float *Bp = B + (size_t)((jj - j0) / 32) * kc * 32;
-                for (long p = 0; p < panels; p++) {
-                    const int mr = (int)(n - p * MK_MR < MK_MR ? n - p * MK_MR : MK_MR);
-                    kernel_f32(kc, A + a_offset(p, k0, k, panels, KC), Bp, y + (size_t)p * MK_MR * ldy + jj,
-                               ldy, mr, m0, m1, k0 > 0, bias ? bias + jj : 0);
+            // BLIS order: MC panels of x (~200 KB) stay in L2 while every weight micro-panel (32 KB,
+            // L1) meets them; x therefore comes from L3 once per block, not once per micro-panel.
+            for (long pm = 0; pm < panels; pm += MC)
+                for (long jj = j0; jj < j1; jj += 32) {
+                    const long width = j1 - jj;
+                    __mmask16 m0 = mask16(width), m1 = mask16(width > 16 ? width - 16 : 0);
+                    const float *Bp = B + (size_t)((jj - j0) / 32) * kc * 32;
+                    for (long p = pm; p < panels && p < pm + MC; p++) {
+                        const int mr = (int)(n - p * MK_MR < MK_MR ? n - p * MK_MR : MK_MR);
+                        kernel_f32(kc, A + a_offset(p, k0, k, panels, KC), Bp, y + (size_t)p * MK_MR * ldy + jj,
+                                   ldy, mr, m0, m1, k0 > 0, bias ? bias + jj : 0);
+                    }
                 }
-            }
         }
         return;
     }
@@ -441,16 +450,17 @@ void mk_gemm_task(const mk_weight *w, const void *packed_a, long n, long j0, lon
     for (long p0 = 0; p0 < kp; p0 += KCP) {
         const long kcp = kp - p0 < KCP ? kp - p0 : KCP;
         pack_b_bf16(w, j0, j1, p0, kcp, B);
-        for (long jj = j0; jj < j1; jj += 32) {
-            const long width = j1 - jj;
-            __mmask16 m0 = mask16(width), m1 = mask16(width > 16 ? width - 16 : 0);
-            const uint32_t *Bp = B + (size_t)((jj - j0) / 32) * kcp * 32;
-            for (long p = 0; p < panels; p++) {
-                const int mr = (int)(n - p * MK_MR < MK_MR ? n - p * MK_MR : MK_MR);
-                kernel_bf16(kcp, A + a_offset(p, p0, kp, panels, KCP), Bp, y + (size_t)p * MK_MR * ldy + jj,
-                            ldy, mr, m0, m1, p0 > 0, bias ? bias + jj : 0);
+        for (long pm = 0; pm < panels; pm += MC)
+            for (long jj = j0; jj < j1; jj += 32) {
+                const long width = j1 - jj;
+                __mmask16 m0 = mask16(width), m1 = mask16(width > 16 ? width - 16 : 0);
+                const uint32_t *Bp = B + (size_t)((jj - j0) / 32) * kcp * 32;
+                for (long p = pm; p < panels && p < pm + MC; p++) {
+                    const int mr = (int)(n - p * MK_MR < MK_MR ? n - p * MK_MR : MK_MR);
+                    kernel_bf16(kcp, A + a_offset(p, p0, kp, panels, KCP), Bp, y + (size_t)p * MK_MR * ldy + jj,
+                                ldy, mr, m0, m1, p0 > 0, bias ? bias + jj : 0);
+                }
             }
-        }
     }
 #endif
 }
