@@ -213,7 +213,8 @@ INLINE void transpose16(__m512 r[16]) {
 
 INLINE long kpairs(long k) { return (k + 1) / 2; }
 
-/// K-block sizes: f32 inputs per block, and bf16 pairs per block. NC: features per task (Swift side).
+/// K-block sizes: f32 inputs per block, and bf16 pairs per block. NC: most features per task (the
+/// Swift side uses exactly NC).
 /// MC: x panels per L2-resident block.
 enum { KC = 256, KCP = 256, NC = 64, MC = 16 };
 

@@ -102,3 +102,12 @@ extension LinearTests {
         }
     }
 }
+
+extension LinearTests {
+    /// More x rows than one L2 block of panels (16 × 12 = 192), so the GEMM's row blocking is exercised.
+    @Test(arguments: WeightFormat.allCases)
+    func gemmAcrossRowBlocks(format: WeightFormat) {
+        let error = worstRelativeError(rows: 70, cols: 530, n: 200, format: format, withBias: true, seed: 4242)
+        #expect(error <= (format == .bf16 ? 4e-3 : 1e-5), "format \(format): \(error)")
+    }
+}
