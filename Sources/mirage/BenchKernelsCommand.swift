@@ -18,11 +18,14 @@ struct BenchKernelsCommand: ParsableCommand {
           beams    the same with n = 5 rows, as a time ratio to n = 1 (weights are read once).
           prefill  n = 576 rows (one image's tokens) through one layer's projections: GFLOP/s and the \
         fraction of --peak-gflops.
-          pool     the cost of one empty parallelFor while the workers are hot.
+          pool     the cost of one empty parallelFor while the workers are hot, and how fast a hot \
+        worker picks up a task.
 
         The machine may be shared, so work is timed in pieces of ~0.05–2 ms (single matrices, slices \
-        of the LM head; in prefill, packing x and then 128-feature slices of the product); each piece keeps its best time over \
-        --repetitions runs and a figure is the sum of those bests. Build with `swift build -c release` first; debug numbers are meaningless.
+        of the LM head; in prefill, packing x and then 128-feature slices of the product); each piece \
+        keeps its best time over --repetitions runs and a figure is the sum of those bests. On a busy \
+        machine, `nice -n -10 mirage bench-kernels` keeps other processes from taking the second core \
+        mid-piece. Build with `swift build -c release` first; debug numbers are meaningless.
 
         Examples:
           mirage bench-kernels
@@ -46,10 +49,10 @@ struct BenchKernelsCommand: ParsableCommand {
     @Option(help: "Rows of x in the prefill measurement.")
     var prefillRows: Int = 576
 
-    @Option(help: "Runs per figure; the best is reported.")
+    @Option(help: "Runs of every piece; each piece's best time counts.")
     var repetitions: Int = 5
 
-    @Option(help: "Worker-pool threads, the caller included (default: all cores).")
+    @Option(help: "Worker-pool threads, the caller included.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(help: "The machine's DRAM bandwidth in GB/s, the decode limit.")
