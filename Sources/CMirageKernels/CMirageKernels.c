@@ -43,10 +43,6 @@ INLINE __m512 load_q16(const int8_t *p, __mmask16 m) {
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
 }
 
-INLINE __m512 load_x16(const float *p, __mmask16 m) {
-    return m == 0xFFFF ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
-}
-
 // MARK: - Decode (n = 1…8)
 
 /// R weight rows from r against N inputs (f32/f16/bf16); U column chunks in flight give R·U·N
@@ -56,9 +52,8 @@ INLINE __m512 load_x16(const float *p, __mmask16 m) {
 INLINE void decode_block(int format, int N, int R, int U, const mk_weight *w, const float *x, long r,
                          const float *bias, float *y, long ldy) {
     const long cols = w->cols;
-    const int esize = format == MK_F32 ? 4 : 2;
     const char *rows[2];
-    for (int q = 0; q < R; q++) rows[q] = (const char *)w->data + (size_t)(r + q) * cols * esize;
+    for (int q = 0; q < R; q++) rows[q] = (const char *)w->data + (size_t)(r + q) * w->row_stride;
     __m512 acc[2][4][8];
     for (int q = 0; q < R; q++)
         for (int u = 0; u < U; u++)
@@ -100,8 +95,9 @@ INLINE void decode_block_q8(int N, int U, const mk_weight *w, const float *x, lo
                             float *y, long ldy) {
     const long cols = w->cols;
     const long groups = (cols + 31) / 32;
-    const int8_t *row = (const int8_t *)w->data + (size_t)r * cols;
-    const float *scales = w->scales + (size_t)r * groups;
+    const char *row = (const char *)w->data + (size_t)r * w->row_stride;
+    const char *scales = (const char *)w->scales + (size_t)r * w->scale_row_stride;
+    const long gs = w->group_stride, ss = w->scale_group_stride;
     __m512 acc[4][8];
     for (int a = 0; a < 2 * U; a++)
         for (int i = 0; i < N; i++) acc[a][i] = _mm512_setzero_ps();
@@ -110,9 +106,10 @@ INLINE void decode_block_q8(int N, int U, const mk_weight *w, const float *x, lo
     for (; g + U <= fullGroups; g += U) {
         for (int u = 0; u < U; u++) {
             const long c = (g + u) * 32;
-            __m512 s = _mm512_set1_ps(scales[g + u]);
-            __m512 w0 = _mm512_mul_ps(load_q16(row + c, 0xFFFF), s);
-            __m512 w1 = _mm512_mul_ps(load_q16(row + c + 16, 0xFFFF), s);
+            const int8_t *q = (const int8_t *)(row + (g + u) * gs);
+            __m512 s = _mm512_set1_ps(*(const float *)(scales + (g + u) * ss));
+            __m512 w0 = _mm512_mul_ps(load_q16(q, 0xFFFF), s);
+            __m512 w1 = _mm512_mul_ps(load_q16(q + 16, 0xFFFF), s);
             for (int i = 0; i < N; i++) {
                 const float *xi = x + (size_t)i * cols + c;
                 acc[2 * u][i] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xi), acc[2 * u][i]);
@@ -123,9 +120,10 @@ INLINE void decode_block_q8(int N, int U, const mk_weight *w, const float *x, lo
     for (; g < groups; g++) {
         const long c = g * 32;
         __mmask16 m0 = mask16(cols - c), m1 = mask16(cols - c - 16 > 0 ? cols - c - 16 : 0);
-        __m512 s = _mm512_set1_ps(scales[g]);
-        __m512 w0 = _mm512_mul_ps(load_q16(row + c, m0), s);
-        __m512 w1 = _mm512_mul_ps(load_q16(row + c + 16, m1), s);
+        const int8_t *q = (const int8_t *)(row + g * gs);
+        __m512 s = _mm512_set1_ps(*(const float *)(scales + g * ss));
+        __m512 w0 = _mm512_mul_ps(load_q16(q, m0), s);
+        __m512 w1 = _mm512_mul_ps(load_q16(q + 16, m1), s);
         for (int i = 0; i < N; i++) {
             const float *xi = x + (size_t)i * cols + c;
             acc[0][i] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m0, xi), acc[0][i]);
@@ -288,9 +286,7 @@ size_t mk_gemm_work_bytes(void) { return (size_t)KC * NC * 4; }
 /// Packs features [j0, j1) (≤ NC) × inputs [k0, k0+kc) as f32 micro-panels [⌈(j1−j0)/32⌉][kc][32],
 /// converting from the stored format; features beyond j1 are zero.
 static void pack_b_f32(const mk_weight *w, long j0, long j1, long k0, long kc, float *dst) {
-    const long cols = w->cols;
     const int format = w->format;
-    const long groups = (cols + 31) / 32;
     const __m512 zero = _mm512_setzero_ps();
     for (long jj = j0; jj < j1; jj += 16) {
         const long panel = (jj - j0) / 32, half = ((jj - j0) / 16) % 2;
@@ -302,16 +298,18 @@ static void pack_b_f32(const mk_weight *w, long j0, long j1, long k0, long kc, f
             for (int i = 0; i < 16; i++) {
                 const long j = jj + i;
                 if (j >= j1) { r[i] = zero; continue; }
-                if (format == MK_Q8) {
-                    const int8_t *row = (const int8_t *)w->data + (size_t)j * cols;
-                    r[i] = _mm512_mul_ps(load_q16(row + col, m),
-                                         _mm512_set1_ps(w->scales[(size_t)j * groups + col / 32]));
+                const char *row = (const char *)w->data + (size_t)j * w->row_stride;
+                if (format == MK_Q8) { // 16 inputs never straddle a 32-input group
+                    const long g = col / 32;
+                    const char *scale = (const char *)w->scales + (size_t)j * w->scale_row_stride + g * w->scale_group_stride;
+                    r[i] = _mm512_mul_ps(load_q16((const int8_t *)(row + g * w->group_stride) + col % 32, m),
+                                         _mm512_set1_ps(*(const float *)scale));
                 } else if (format == MK_F32) {
-                    r[i] = load_w16(MK_F32, (const char *)w->data + (size_t)j * cols * 4, col, m);
+                    r[i] = load_w16(MK_F32, row, col, m);
                 } else if (format == MK_F16) {
-                    r[i] = load_w16(MK_F16, (const char *)w->data + (size_t)j * cols * 2, col, m);
+                    r[i] = load_w16(MK_F16, row, col, m);
                 } else {
-                    r[i] = load_w16(MK_BF16, (const char *)w->data + (size_t)j * cols * 2, col, m);
+                    r[i] = load_w16(MK_BF16, row, col, m);
                 }
             }
             transpose16(r);
@@ -342,7 +340,8 @@ static void pack_b_bf16(const mk_weight *w, long j0, long j1, long p0, long kcp,
             __m512 r[16];
             for (int i = 0; i < 16; i++) {
                 const long j = jj + i;
-                r[i] = j < j1 ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, (const uint16_t *)w->data + (size_t)j * cols + col))
+                r[i] = j < j1 ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(
+                                 m, (const uint16_t *)((const char *)w->data + (size_t)j * w->row_stride) + col))
                               : zero;
             }
             transpose16(r);

@@ -134,6 +134,8 @@ extension WeightMatrix {
         case .bf16: code = Int32(MK_BF16)
         case .q8: code = Int32(MK_Q8)
         }
-        return mk_weight(data: data, scales: scales, rows: rows, cols: cols, format: code)
+        return mk_weight(data: data, scales: scales, rows: rows, cols: cols, row_stride: rowStride,
+                         group_stride: groupStride, scale_row_stride: scaleRowStride,
+                         scale_group_stride: scaleGroupStride, format: code)
     }
 }
