@@ -244,11 +244,16 @@ private struct KernelBenchmark {
         let y = UnsafeMutablePointer<Float>.allocate(capacity: n * matrix.rows)
         defer { x.deallocate(); y.deallocate() }
         for i in 0..<(n * matrix.cols) { x[i] = Float(i % 13) * 0.01 - 0.06 }
+        let slices = stride(from: 0, to: matrix.rows, by: 128).map { matrix.rowSlice($0..<min(matrix.rows, $0 + 128)) }
+        if n <= Kernels.decodeMaxRows { // the decode path: nothing to pack
+            return bestPerPiece(pieces: slices.count) { piece in
+                Kernels.linear(x, n: n, weight: slices[piece], bias: nil, into: y, pool: pool)
+            }
+        }
         let pack = bestPerPiece(pieces: 1) { _ in
             _ = Kernels.packInput(x, n: n, cols: matrix.cols, for: matrix.format, pool: pool)
         }
         let packed = Kernels.packInput(x, n: n, cols: matrix.cols, for: matrix.format, pool: pool)
-        let slices = stride(from: 0, to: matrix.rows, by: 128).map { matrix.rowSlice($0..<min(matrix.rows, $0 + 128)) }
         return pack + bestPerPiece(pieces: slices.count) { piece in
             Kernels.linear(packed, weight: slices[piece], bias: nil, into: y, pool: pool)
         }
