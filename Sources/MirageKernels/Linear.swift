@@ -13,7 +13,8 @@ extension Kernels {
     /// y[i, r] = Σ_c x[i, c]·W[r, c] (+ bias[r]) for i < n; x is n×cols, y is n×rows (f32, row-major).
     /// n = 1...8 takes the decode path (weights streamed once for all n rows); larger n the GEMM path.
     /// f32 accumulation throughout, except bf16 weights on the GEMM path, which use AVX512-BF16 dot
-    /// products with x rounded to bf16 (relative error ~2⁻⁸ per product) when the CPU has them.
+    /// products with x rounded to bf16 (relative error ≤ 2⁻⁹ per product) when the CPU has them.
+    /// `y` must not overlap `x`.
     public static func linear(_ x: UnsafePointer<Float>, n: Int, weight: WeightMatrix,
                               bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
         precondition(n >= 0, "linear: n must be non-negative")
