@@ -13,7 +13,17 @@ struct Mirage: AsyncParsableCommand {
         version: MirageVersion.string,
         subcommands: [
             // Subcommands are registered here, one line each.
-            BenchKernelsCommand.self,
+            DataCommand.self,
+            POPECommand.self,
+            ChairCommand.self,
+            BenchCommand.self,
+            InspectTokens.self,
+            BenchTokenizer.self,
+            Runs.self,
+            Compare.self,
+            Export.self,
+            Import.self,
+            Reproduce.self,
         ]
     )
 }
