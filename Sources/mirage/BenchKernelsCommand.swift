@@ -86,8 +86,12 @@ struct BenchKernelsCommand: ParsableCommand {
             print(String(format: "pool      empty parallelFor(%d) hot: %.2f µs per call", pool.threadCount, nanoseconds / 1000))
             if pool.threadCount > 1 {
                 let handoff = benchmark.poolHandoff()
-                print(String(format: "pool      hot worker picks up a task in %.2f µs (median; %.0f%% of calls within 200 µs)",
-                             handoff.nanoseconds / 1000, 100 * handoff.picked))
+                if handoff.picked > 0 {
+                    print(String(format: "pool      hot worker picks up a task in %.2f µs (median; %.0f%% of calls within 200 µs)",
+                                 handoff.nanoseconds / 1000, 100 * handoff.picked))
+                } else {
+                    print("pool      no worker picked up a task within 200 µs: the other cores are busy (see `uptime`)")
+                }
             }
         }
         for format in formatList.compactMap(WeightFormat.init(rawValue:)) {
