@@ -9,7 +9,9 @@ import MirageTestSupport
         let result = try runProcess(binary, ["bench", "kernels", "--only", "pool,prefill", "--formats", "bf16",
                                              "--matrices", "k", "--prefill-rows", "24", "--repetitions", "1"])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.contains("hot worker picks up a task"))
+        #expect(result.stdout.contains("empty parallelFor(2) hot"))
+        // Whether the worker got a core in time depends on the machine's load; either line is a report.
+        #expect(result.stdout.contains("hot worker picks up a task") || result.stdout.contains("no worker picked up a task"))
         #expect(result.stdout.contains("prefill   bf16 n=24 k"))
         #expect(result.stdout.contains("GFLOP/s"))
     }
