@@ -21,6 +21,10 @@ enum EngineFixtures {
         /// Rows of prompt 2 and their logits with group-wise int8 weights (torch simulation of q8).
         var q8Rows: [Int]
         var q8Logits: [[Float]]
+        /// Prompt 1 run with output_attentions / output_hidden_states.
+        var outputIDs: [Int]
+        var lastLayerAttention: [[[Float]]]   // [head][query][key] (zero above the diagonal)
+        var hiddenStates: [[[Float]]]         // [layer 0...L][row][hidden]; L is after the final norm
     }
 
     static func reference(_ name: String) throws -> Reference {
@@ -34,6 +38,8 @@ enum EngineFixtures {
         let greedy = json["greedy"] as! [String: Any]
         let emb = json["embeddings"] as! [String: Any]
         let q8 = json["q8"] as! [String: Any]
+        let outputs = json["outputs"] as! [String: Any]
+        func matrices(_ v: Any?) -> [[[Float]]] { (v as! [Any]).map { ($0 as! [Any]).map { floats($0) } } }
         let items: [PromptItem] = (emb["items"] as! [[String: Any]]).map { item in
             if let t = item["token"] { return .token((t as! NSNumber).intValue) }
             return .embedding(floats(item["embedding"]))
@@ -41,7 +47,9 @@ enum EngineFixtures {
         return Reference(prompts: prompts, greedyPrompt: ints(greedy["prompt"]), greedyTokens: ints(greedy["tokens"]),
                          embeddingItems: items, embeddingLastLogits: floats(emb["last_logits"]),
                          embeddingGreedy: ints(emb["greedy"]),
-                         q8Rows: ints(q8["rows"]), q8Logits: (q8["logits"] as! [Any]).map { floats($0) })
+                         q8Rows: ints(q8["rows"]), q8Logits: (q8["logits"] as! [Any]).map { floats($0) },
+                         outputIDs: ints(outputs["ids"]), lastLayerAttention: matrices(outputs["attention"]),
+                         hiddenStates: matrices(outputs["hidden"]))
     }
 
     /// max |a − b| / max |b|.
