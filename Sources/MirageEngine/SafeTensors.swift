@@ -76,7 +76,7 @@ public struct SafeTensorsFile: @unchecked Sendable {
         let dataSize = file.size - dataStart
         var tensors: [String: TensorEntry] = [:]
         var metadata: [String: String] = [:]
-        for (name, value) in object {
+        for (name, value) in object.sorted(by: { $0.key < $1.key }) {
             if name == "__metadata__" {
                 if let dict = value as? [String: Any] {
                     for (k, v) in dict { metadata[k] = v as? String ?? "\(v)" }
