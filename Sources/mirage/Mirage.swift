@@ -13,6 +13,7 @@ struct Mirage: AsyncParsableCommand {
         version: MirageVersion.string,
         subcommands: [
             // Subcommands are registered here, one line each.
+            InspectTokens.self,
         ]
     )
 }

@@ -1,0 +1,96 @@
+import Foundation
+
+/// Why a tokenizer could not be loaded or used. Every case says what to do about it.
+public enum TokenizerError: Error, CustomStringConvertible, Equatable {
+    /// The model folder has no `tokenizer.json`.
+    case missingFile(path: String)
+    /// A tokenizer file is not valid JSON or lacks a required field.
+    case malformed(file: String, detail: String)
+    /// The file names a component (model, normalizer, pre-tokenizer, decoder, post-processor) or an
+    /// option of one that Mirage does not implement.
+    case unsupported(component: String, detail: String)
+    /// A special token named in the configuration is not in the vocabulary.
+    case unknownToken(String)
+
+    public var description: String {
+        switch self {
+        case .missingFile(let path):
+            return "no tokenizer.json at \(path): point --model at a Hugging Face model folder that contains "
+                + "tokenizer.json (models saved with a fast tokenizer have one; re-save older ones with "
+                + "transformers' `AutoTokenizer.from_pretrained(dir).save_pretrained(dir)`)"
+        case .malformed(let file, let detail):
+            return "\(file) is malformed: \(detail). Re-download or re-save the tokenizer files."
+        case .unsupported(let component, let detail):
+            return "unsupported tokenizer \(component): \(detail). Mirage implements BPE tokenizers "
+                + "(SentencePiece-style Llama and byte-level GPT-2/Qwen2); convert the tokenizer to one of these."
+        case .unknownToken(let token):
+            return "special token \(token.debugDescription) is not in the vocabulary: fix tokenizer_config.json "
+                + "or special_tokens_map.json so it names a token of tokenizer.json"
+        }
+    }
+}
+
+/// Reading `[String: Any]` trees produced by `JSONSerialization`, with errors naming the file.
+struct TokenizerJSON {
+    let file: String
+    let object: [String: Any]
+
+    init(file: String, object: [String: Any]) {
+        self.file = file
+        self.object = object
+    }
+
+    static func load(_ url: URL) throws -> TokenizerJSON {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw TokenizerError.missingFile(path: url.path)
+        }
+        return try parse(data, file: url.lastPathComponent)
+    }
+
+    static func parse(_ data: Data, file: String) throws -> TokenizerJSON {
+        let value: Any
+        do { value = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
+            throw TokenizerError.malformed(file: file, detail: "not valid JSON (\(error.localizedDescription))")
+        }
+        guard let object = value as? [String: Any] else {
+            throw TokenizerError.malformed(file: file, detail: "the top level is not a JSON object")
+        }
+        return TokenizerJSON(file: file, object: object)
+    }
+
+    func child(_ object: [String: Any]) -> TokenizerJSON { TokenizerJSON(file: file, object: object) }
+
+    subscript(key: String) -> Any? {
+        let value = object[key]
+        return value is NSNull ? nil : value
+    }
+
+    func string(_ key: String) -> String? { self[key] as? String }
+
+    func bool(_ key: String, default fallback: Bool) -> Bool {
+        if let value = self[key] as? Bool { return value }
+        if let value = self[key] as? NSNumber { return value.boolValue }
+        return fallback
+    }
+
+    func int(_ key: String) -> Int? { (self[key] as? NSNumber)?.intValue }
+
+    func requireString(_ key: String, in context: String) throws -> String {
+        guard let value = string(key) else {
+            throw TokenizerError.malformed(file: file, detail: "\(context) has no string field \"\(key)\"")
+        }
+        return value
+    }
+
+    func objects(_ key: String) -> [TokenizerJSON] {
+        ((self[key] as? [Any]) ?? []).compactMap { $0 as? [String: Any] }.map(child)
+    }
+
+    /// A special token written either as a plain string or as an AddedToken object `{"content": ...}`.
+    func tokenContent(_ key: String) -> String? {
+        if let text = self[key] as? String { return text }
+        if let object = self[key] as? [String: Any] { return object["content"] as? String }
+        return nil
+    }
+}
