@@ -14,6 +14,10 @@ struct Mirage: AsyncParsableCommand {
         subcommands: [
             // Subcommands are registered here, one line each.
             InspectTokens.self,
+            Generate.self,
+            Inspect.self,
+            Models.self,
+            BenchEngine.self,
         ]
     )
 }
