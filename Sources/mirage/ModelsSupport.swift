@@ -23,6 +23,10 @@ struct ModelRunOptions: ParsableArguments {
             throw ValidationError("--quantize takes q8 (got '\(quantize)'); omit it to run the checkpoint's own dtype")
         }
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory) || !isDirectory.boolValue {
+            throw ValidationError("model folder \(folder.path) does not exist; --model takes a folder with config.json and *.safetensors")
+        }
     }
 
     var folder: URL { URL(fileURLWithPath: (model as NSString).expandingTildeInPath) }
