@@ -129,7 +129,7 @@ public enum Kernels {
         var maxVector = F16x16(repeating: -.infinity)
         var i = 0
         while i + 16 <= count {
-            maxVector = pointwiseMax(maxVector, load16(x + i))
+            maxVector = max16(maxVector, load16(x + i))
             i += 16
         }
         var maximum = maxVector.max()
@@ -272,7 +272,7 @@ public enum Kernels {
 
 /// tanh(x) = 1 − 2 / (e^{2x} + 1), saturating correctly at ±1.
 @inline(__always) func tanh16(_ x: F16x16) -> F16x16 {
-    let c = x.clamped(lowerBound: F16x16(repeating: -10), upperBound: F16x16(repeating: 10))
+    let c = clamp16(x, -10, 10)
     let small = abs16(c) .< 0.004
     let r = 1 - 2 / (exp16(2 * c) + 1)
     // For tiny |x| the subtraction cancels; tanh(x) ≈ x − x³/3 is exact to f32 there.

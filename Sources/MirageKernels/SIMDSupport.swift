@@ -44,8 +44,13 @@ typealias F16x16 = SIMD16<Float>
 /// Cody–Waite reduction x = k·ln2 + r, |r| ≤ ln2/2, then a degree-7 Taylor polynomial of e^r
 /// (truncation error |r|^8/8! < 3e-9) and scaling by 2^k through the exponent bits.
 @inline(__always) func exp16(_ x: F16x16) -> F16x16 {
-    let clamped = x.clamped(lowerBound: F16x16(repeating: -87.3), upperBound: F16x16(repeating: 88.3))
-    let k = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
+    let clamped = clamp16(x, -87.3, 88.3)
+    // k = round(x / ln 2) via the 1.5·2²³ trick: adding it rounds to an integer (ties to even) and
+    // leaves k + 2²² in the low mantissa bits. (Swift's generic SIMD float↔int conversions are
+    // outlined scalar loops; this stays in registers.)
+    let shifter = F16x16(repeating: 12_582_912) // 1.5·2²³
+    let shifted = clamped * 1.442_695_04 + shifter
+    let k = shifted - shifter
     // ln 2 split into a high part exact in f32 and the remainder (Cody & Waite).
     var r = clamped.addingProduct(k, F16x16(repeating: -0.693_145_751_953_125))
     r = r.addingProduct(k, F16x16(repeating: -1.428_606_765_330_187e-06))
@@ -57,8 +62,9 @@ typealias F16x16 = SIMD16<Float>
     p = F16x16(repeating: 0.5).addingProduct(p, r)
     p = F16x16(repeating: 1).addingProduct(p, r)
     p = F16x16(repeating: 1).addingProduct(p, r)
-    let exponent = (SIMD16<Int32>(k, rounding: .towardZero) &+ 127) &<< 23
-    let result = p * unsafeBitCast(exponent, to: F16x16.self)
+    // 2^k: the low bits of `shifted` hold k + 0x40_0000 (above 0x4B40_0000); move k + 127 into the exponent.
+    let bits = unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &- 0x4B40_0000 &+ 127
+    let result = p * unsafeBitCast(bits &<< 23, to: F16x16.self)
     return result.replacing(with: 0, where: x .< -87.3)
 }
 
@@ -73,4 +79,12 @@ typealias F16x16 = SIMD16<Float>
 /// |x| lane-wise (clears the sign bit).
 @inline(__always) func abs16(_ x: F16x16) -> F16x16 {
     unsafeBitCast(unsafeBitCast(x, to: SIMD16<UInt32>.self) & 0x7FFF_FFFF, to: F16x16.self)
+}
+
+/// Lane-wise maximum (the generic `pointwiseMax` is an outlined scalar loop).
+@inline(__always) func max16(_ a: F16x16, _ b: F16x16) -> F16x16 { a.replacing(with: b, where: b .> a) }
+
+/// Lane-wise clamp to [lower, upper] (NaN stays NaN).
+@inline(__always) func clamp16(_ x: F16x16, _ lower: Float, _ upper: Float) -> F16x16 {
+    x.replacing(with: lower, where: x .< lower).replacing(with: upper, where: x .> upper)
 }

@@ -103,6 +103,18 @@ public final class WeightMatrix: @unchecked Sendable {
                             scales: UnsafePointer(scales), owner: storage)
     }
 
+    /// Rows `range` as a matrix sharing this one's memory (e.g. the q, k, v parts of a fused projection).
+    public func rowSlice(_ range: Range<Int>) -> WeightMatrix {
+        precondition(range.lowerBound >= 0 && range.upperBound <= rows && !range.isEmpty,
+                     "row slice \(range) out of range 0..<\(rows)")
+        let start = data + range.lowerBound * cols * format.bytesPerElement
+        if format == .q8 {
+            return WeightMatrix(rows: range.count, cols: cols, q8Values: start,
+                                scales: scales! + range.lowerBound * WeightMatrix.q8GroupsPerRow(cols), owner: self)
+        }
+        return WeightMatrix(rows: range.count, cols: cols, format: format, data: start, owner: self)
+    }
+
     /// Dequantises/converts row `r` to f32 (embedding lookups). `into` holds `cols` floats.
     public func copyRow(_ r: Int, into destination: UnsafeMutablePointer<Float>) {
         precondition(r >= 0 && r < rows, "row \(r) out of range 0..<\(rows)")

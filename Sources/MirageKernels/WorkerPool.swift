@@ -13,6 +13,8 @@ public final class WorkerPool: @unchecked Sendable {
     /// Threads taking part in `parallelFor`, the caller included.
     public let threadCount: Int
     private let state: PoolState
+    /// Scratch memory for kernels running on this pool (packed GEMM inputs).
+    let scratch = ScratchArena()
 
     /// - Parameters:
     ///   - threadCount: participants including the caller (one background thread per extra one).
@@ -97,7 +99,8 @@ private final class PoolState: @unchecked Sendable {
     }
 
     func workerLoop() {
-        var seen: UInt64 = ticket.load(ordering: .acquiring) >> 32
+        // Generation 0 is "no job yet": a thread that starts late still joins the first job.
+        var seen: UInt64 = 0
         while true {
             var generation = ticket.load(ordering: .acquiring) >> 32
             if generation == seen {

@@ -18,6 +18,7 @@ struct Mirage: AsyncParsableCommand {
             Inspect.self,
             Models.self,
             BenchEngine.self,
+            BenchKernelsCommand.self,
         ]
     )
 }
