@@ -73,7 +73,7 @@ struct InspectLogits: ParsableCommand {
                  "logit": Double(logits[id]), "logprob": Double(logits[id]) - logSum]
             }
             let object: [String: Any] = ["model": modelOptions.model, "prompt_ids": promptIDs, "vocab_size": logits.count, "top": entries]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
         } else {
             print("prompt: \(promptIDs.count) tokens \(promptIDs.prefix(16).map(String.init).joined(separator: " "))\(promptIDs.count > 16 ? " …" : "")")
