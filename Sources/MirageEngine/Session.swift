@@ -355,10 +355,8 @@ public final class Session {
                     let scores = scoreBuffer.baseAddress!
                     var j = 0
                     for block in blocks where j < keyCount {
-                        let keys = cache.keys(block, layer: l, head: kvHead)
-                        for s in 0..<min(bs, keyCount - j) {
-                            scores[j + s] = Kernels.dot(qRow, keys + s * hd, count: hd) * scale
-                        }
+                        Kernels.scaledDots(qRow, rows: cache.keys(block, layer: l, head: kvHead),
+                                           count: min(bs, keyCount - j), dim: hd, scale: scale, into: scores + j)
                         j += bs
                     }
                     if let edit {
@@ -376,10 +374,8 @@ public final class Session {
                     out.initialize(repeating: 0, count: hd)
                     j = 0
                     for block in blocks where j < keyCount {
-                        let values = cache.values(block, layer: l, head: kvHead)
-                        for s in 0..<min(bs, keyCount - j) {
-                            Kernels.axpy(scores[j + s], values + s * hd, out, count: hd)
-                        }
+                        Kernels.accumulateRows(weights: scores + j, rows: cache.values(block, layer: l, head: kvHead),
+                                               count: min(bs, keyCount - j), dim: hd, into: out)
                         j += bs
                     }
                 }
