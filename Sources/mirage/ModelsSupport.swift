@@ -15,7 +15,7 @@ struct ModelRunOptions: ParsableArguments {
         valueName: "q8"))
     var quantize: String?
 
-    @Option(name: .long, help: "Worker threads (default: all cores).")
+    @Option(name: .long, help: "Worker threads.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func validate() throws {
