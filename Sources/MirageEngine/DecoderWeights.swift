@@ -1,21 +1,41 @@
 import Foundation
 import MirageKernels
 
-/// Tensor names and optional parts of one Llama-family decoder (Llama, Qwen2 and their relatives share
-/// the layout of transformers' `LlamaForCausalLM`: pre-norm blocks, GQA self-attention with RoPE,
-/// SiLU-gated MLP). The architecture files say which parts each model has.
-protocol DecoderArchitecture {
-    static func embedName() -> String
-    static func layerPrefix(_ layer: Int) -> String
-    static func finalNormName() -> String
-    static func lmHeadName() -> String
+/// Where a Llama-family decoder's tensors are in a checkpoint (Llama, Qwen2 and their relatives share
+/// transformers' `LlamaForCausalLM` layout: pre-norm blocks, GQA self-attention with RoPE, SiLU-gated MLP).
+/// Multimodal checkpoints nest the language model under a prefix: use `prefixed`.
+public struct TensorNaming: Sendable, Equatable {
+    /// Prefix of the decoder body: "model." in a causal-LM checkpoint.
+    public var body: String
+    /// Full name of the LM head weight.
+    public var lmHead: String
+
+    public init(body: String, lmHead: String) {
+        self.body = body
+        self.lmHead = lmHead
+    }
+
+    /// `model.embed_tokens.weight`, `model.layers.N.…`, `model.norm.weight`, `lm_head.weight`.
+    public static let causalLM = TensorNaming(body: "model.", lmHead: "lm_head.weight")
+
+    /// E.g. LLaVA in transformers 4: `prefixed("language_model.")` → `language_model.model.layers.N.…`,
+    /// `language_model.lm_head.weight`. (transformers 5 writes `TensorNaming(body: "model.language_model.",
+    /// lmHead: "lm_head.weight")`.)
+    public static func prefixed(_ prefix: String) -> TensorNaming {
+        TensorNaming(body: prefix + "model.", lmHead: prefix + "lm_head.weight")
+    }
+
+    var embed: String { body + "embed_tokens.weight" }
+    func layer(_ i: Int) -> String { body + "layers.\(i)." }
+    var finalNorm: String { body + "norm.weight" }
 }
 
 extension Architecture {
-    var implementation: DecoderArchitecture.Type {
+    /// The tensor layout of the architecture's own checkpoints (see LlamaForCausalLM.swift, Qwen2ForCausalLM.swift).
+    public var naming: TensorNaming {
         switch self {
-        case .llama: return LlamaForCausalLM.self
-        case .qwen2: return Qwen2ForCausalLM.self
+        case .llama: return LlamaForCausalLM.naming
+        case .qwen2: return Qwen2ForCausalLM.naming
         }
     }
 }
@@ -43,8 +63,7 @@ struct DecoderWeights: @unchecked Sendable {
     var lmHead: WeightMatrix
     var lmHeadBias: [Float]?
 
-    init(store: TensorStore, config c: ModelConfig, quantize: WeightFormat?) throws {
-        let arch = c.architecture.implementation
+    init(store: TensorStore, config c: ModelConfig, naming: TensorNaming, quantize: WeightFormat?) throws {
         let qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim
         func projection(_ name: String, rows: Int, cols: Int, bias: Bool) throws -> Projection {
             var w = try store.matrix(name + ".weight", rows: rows, cols: cols)
@@ -52,9 +71,9 @@ struct DecoderWeights: @unchecked Sendable {
             let b = bias ? try store.vector(name + ".bias", count: rows) : nil
             return Projection(weight: w, bias: b)
         }
-        embed = try store.matrix(arch.embedName(), rows: c.vocabSize, cols: c.hiddenSize)
+        embed = try store.matrix(naming.embed, rows: c.vocabSize, cols: c.hiddenSize)
         layers = try (0..<c.numLayers).map { i in
-            let p = arch.layerPrefix(i)
+            let p = naming.layer(i)
             return DecoderLayerWeights(
                 inputNorm: try store.vector(p + "input_layernorm.weight", count: c.hiddenSize),
                 q: try projection(p + "self_attn.q_proj", rows: qDim, cols: c.hiddenSize, bias: c.qkvBias),
@@ -66,10 +85,10 @@ struct DecoderWeights: @unchecked Sendable {
                 up: try projection(p + "mlp.up_proj", rows: c.intermediateSize, cols: c.hiddenSize, bias: c.mlpBias),
                 down: try projection(p + "mlp.down_proj", rows: c.hiddenSize, cols: c.intermediateSize, bias: c.mlpBias))
         }
-        finalNorm = try store.vector(arch.finalNormName(), count: c.hiddenSize)
+        finalNorm = try store.vector(naming.finalNorm, count: c.hiddenSize)
         // Tied checkpoints usually omit lm_head.weight; when present (some exporters keep it) it is used.
-        if !c.tieWordEmbeddings || store.entry(arch.lmHeadName()) != nil {
-            lmHead = try store.matrix(arch.lmHeadName(), rows: c.vocabSize, cols: c.hiddenSize)
+        if !c.tieWordEmbeddings || store.entry(naming.lmHead) != nil {
+            lmHead = try store.matrix(naming.lmHead, rows: c.vocabSize, cols: c.hiddenSize)
         } else {
             lmHead = embed
         }

@@ -40,10 +40,17 @@ public final class LanguageModel: @unchecked Sendable {
     public convenience init(folder: URL, options: LoadOptions = LoadOptions()) throws {
         let config = try ModelConfig.load(from: folder.appendingPathComponent("config.json"))
         let generation = try GenerationConfig.load(from: folder.appendingPathComponent("generation_config.json"))
-        let store = try TensorStore(folder: folder)
-        let weights = try DecoderWeights(store: store, config: config, quantize: options.quantize)
-        self.init(config: config, generationConfig: generation, folder: folder, weights: weights,
-                  pool: WorkerPool(threadCount: max(1, options.threads)))
+        try self.init(config: config, generationConfig: generation, tensors: TensorStore(folder: folder),
+                      naming: config.architecture.naming, options: options)
+    }
+
+    /// A language model inside another checkpoint (e.g. LLaVA's): its config (e.g. from `text_config`),
+    /// the checkpoint's tensors and where the decoder sits in them.
+    public convenience init(config: ModelConfig, generationConfig: GenerationConfig?, tensors: TensorStore,
+                            naming: TensorNaming, options: LoadOptions = LoadOptions()) throws {
+        let weights = try DecoderWeights(store: tensors, config: config, naming: naming, quantize: options.quantize)
+        self.init(config: config, generationConfig: generationConfig, folder: URL(fileURLWithPath: tensors.folder),
+                  weights: weights, pool: WorkerPool(threadCount: max(1, options.threads)))
     }
 
     init(config: ModelConfig, generationConfig: GenerationConfig?, folder: URL?, weights: DecoderWeights, pool: WorkerPool) {

@@ -11,11 +11,9 @@ import Foundation
 ///         m = RMSNorm(h) ; h = h + (SiLU(m·Wgᵀ) ⊙ m·Wuᵀ)·Wdᵀ
 ///     logits = RMSNorm(h)·lm_headᵀ               (lm_head = embed_tokens when tie_word_embeddings)
 ///
-/// The computation itself is shared with Qwen2 in `DecoderModel.swift`; this file fixes Llama's
-/// tensor names and options.
-enum LlamaForCausalLM: DecoderArchitecture {
-    static func embedName() -> String { "model.embed_tokens.weight" }
-    static func layerPrefix(_ layer: Int) -> String { "model.layers.\(layer)." }
-    static func finalNormName() -> String { "model.norm.weight" }
-    static func lmHeadName() -> String { "lm_head.weight" }
+/// The computation is shared with Qwen2: weights in DecoderWeights.swift, the forward pass in
+/// `Session.run` (Session.swift). Llama's options (`attention_bias` also on o_proj, `mlp_bias`) are read
+/// by `ModelConfig`; this file fixes Llama's tensor names.
+enum LlamaForCausalLM {
+    static let naming = TensorNaming.causalLM
 }

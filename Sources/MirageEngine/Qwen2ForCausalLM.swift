@@ -6,10 +6,7 @@ import Foundation
 /// - an optional sliding window (`use_sliding_window`), off in every released Qwen2 checkpoint;
 ///   Mirage rejects configs that turn it on (see `ModelConfig`).
 /// Small Qwen2 models tie the LM head to the embeddings (`tie_word_embeddings: true`).
-/// Tensor names are Llama's.
-enum Qwen2ForCausalLM: DecoderArchitecture {
-    static func embedName() -> String { LlamaForCausalLM.embedName() }
-    static func layerPrefix(_ layer: Int) -> String { LlamaForCausalLM.layerPrefix(layer) }
-    static func finalNormName() -> String { LlamaForCausalLM.finalNormName() }
-    static func lmHeadName() -> String { LlamaForCausalLM.lmHeadName() }
+/// Tensor names are Llama's; the forward pass is the shared one (see LlamaForCausalLM.swift).
+enum Qwen2ForCausalLM {
+    static let naming = TensorNaming.causalLM
 }

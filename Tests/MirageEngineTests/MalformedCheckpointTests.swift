@@ -56,6 +56,25 @@ import Testing
         #expect(loadError(dir) == nil)
     }
 
+    /// A decoder nested in a multimodal checkpoint (LLaVA's `language_model.` prefix) loads through
+    /// `TensorNaming.prefixed` and computes the same logits.
+    @Test func prefixedCheckpointLoadsWithNaming() throws {
+        let dir = try scratchFolder()
+        let file = try SafeTensorsFile(path: source.appendingPathComponent("model.safetensors").path)
+        let entries = file.tensors.values.sorted { $0.name < $1.name }
+        let writer = try SafeTensorsWriter(path: dir.appendingPathComponent("model.safetensors").path,
+                                           tensors: entries.map { .init(name: "language_model." + $0.name, dtype: $0.dtype, shape: $0.shape) })
+        for e in entries { try writer.write(UnsafeRawBufferPointer(start: file.pointer(e), count: e.byteCount)) }
+        try writer.finish()
+        let config = try ModelConfig.load(from: dir.appendingPathComponent("config.json"))
+        #expect(loadError(dir) == .missingTensor(tensor: "model.embed_tokens.weight", folder: dir.path))
+        let nested = try LanguageModel(config: config, generationConfig: nil, tensors: TensorStore(folder: dir),
+                                       naming: .prefixed("language_model."), options: LoadOptions(threads: 1))
+        let plain = try LanguageModel(folder: source, options: LoadOptions(threads: 1))
+        let ids: [PromptItem] = [3, 14, 15, 92].map { .token($0) }
+        #expect(try nested.makeSession().append(ids).logits == plain.makeSession().append(ids).logits)
+    }
+
     @Test func truncatedDataNamesTheTensorPastTheEnd() throws {
         let dir = try scratchFolder()
         let full = try Data(contentsOf: source.appendingPathComponent("model.safetensors"))
