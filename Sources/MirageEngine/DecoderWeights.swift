@@ -61,13 +61,11 @@ struct DecoderWeights: @unchecked Sendable {
     var layers: [DecoderLayerWeights]
     var finalNorm: [Float]
     var lmHead: WeightMatrix
-    var lmHeadBias: [Float]?
 
-    init(store: TensorStore, config c: ModelConfig, naming: TensorNaming, quantize: WeightFormat?) throws {
+    init(store: TensorStore, config c: ModelConfig, naming: TensorNaming, quantize: WeightFormat?, pool: WorkerPool) throws {
         let qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim
         func projection(_ name: String, rows: Int, cols: Int, bias: Bool) throws -> Projection {
-            var w = try store.matrix(name + ".weight", rows: rows, cols: cols)
-            if quantize == .q8 { w = w.quantizedQ8() }
+            let w = try store.matrix(name + ".weight", rows: rows, cols: cols)
             let b = bias ? try store.vector(name + ".bias", count: rows) : nil
             return Projection(weight: w, bias: b)
         }
@@ -92,8 +90,27 @@ struct DecoderWeights: @unchecked Sendable {
         } else {
             lmHead = embed
         }
-        if quantize == .q8 { lmHead = lmHead.quantizedQ8() }
-        lmHeadBias = nil
+        if quantize == .q8 { quantizeQ8(pool: pool) }
+    }
+
+    /// Replaces every projection and the LM head by its group-wise int8 copy, matrices in parallel.
+    private mutating func quantizeQ8(pool: WorkerPool) {
+        var matrices = layers.flatMap { l in [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].map(\.weight) }
+        matrices.append(lmHead)
+        // Largest first so the pool's last task is a small one.
+        let order = matrices.indices.sorted { matrices[$0].rows * matrices[$0].cols > matrices[$1].rows * matrices[$1].cols }
+        let results = UnsafeMutableBufferPointer<WeightMatrix?>.allocate(capacity: matrices.count)
+        results.initialize(repeating: nil)
+        defer { results.deallocate() }
+        pool.parallelFor(order.count) { t in results[order[t]] = matrices[order[t]].quantizedQ8() }
+        var next = 0
+        func take() -> WeightMatrix { defer { next += 1 }; return results[next]! }
+        for i in layers.indices {
+            layers[i].q.weight = take(); layers[i].k.weight = take(); layers[i].v.weight = take()
+            layers[i].o.weight = take(); layers[i].gate.weight = take(); layers[i].up.weight = take()
+            layers[i].down.weight = take()
+        }
+        lmHead = take()
     }
 
     /// Bytes of weights one decode step streams (all projections and the LM head; embeddings are

@@ -48,9 +48,10 @@ public final class LanguageModel: @unchecked Sendable {
     /// the checkpoint's tensors and where the decoder sits in them.
     public convenience init(config: ModelConfig, generationConfig: GenerationConfig?, tensors: TensorStore,
                             naming: TensorNaming, options: LoadOptions = LoadOptions()) throws {
-        let weights = try DecoderWeights(store: tensors, config: config, naming: naming, quantize: options.quantize)
+        let pool = WorkerPool(threadCount: max(1, options.threads))
+        let weights = try DecoderWeights(store: tensors, config: config, naming: naming, quantize: options.quantize, pool: pool)
         self.init(config: config, generationConfig: generationConfig, folder: URL(fileURLWithPath: tensors.folder),
-                  weights: weights, pool: WorkerPool(threadCount: max(1, options.threads)))
+                  weights: weights, pool: pool)
     }
 
     init(config: ModelConfig, generationConfig: GenerationConfig?, folder: URL?, weights: DecoderWeights, pool: WorkerPool) {
@@ -116,7 +117,7 @@ public final class LanguageModel: @unchecked Sendable {
         var logits = [Float](repeating: 0, count: rows * config.vocabSize)
         input.withUnsafeBufferPointer { x in
             logits.withUnsafeMutableBufferPointer { y in
-                linearRows(x.baseAddress!, rows: rows, weight: weights.lmHead, bias: weights.lmHeadBias, into: y.baseAddress!)
+                linearRows(x.baseAddress!, rows: rows, weight: weights.lmHead, bias: nil, into: y.baseAddress!)
             }
         }
         return logits

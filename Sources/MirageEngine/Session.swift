@@ -406,7 +406,7 @@ public final class Session {
                 }
             }
             logits = [Float](unsafeUninitializedCapacity: logitRows.count * c.vocabSize) { buffer, count in
-                model.linearRows(h, rows: logitRows.count, weight: w.lmHead, bias: w.lmHeadBias, into: buffer.baseAddress!)
+                model.linearRows(h, rows: logitRows.count, weight: w.lmHead, bias: nil, into: buffer.baseAddress!)
                 count = logitRows.count * c.vocabSize
             }
         }
