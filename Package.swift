@@ -59,7 +59,7 @@ let package = Package(
         /// Locating ../shared/data (tests skip when it is absent) and the built `mirage` binary.
         .target(name: "MirageTestSupport", path: "Tests/MirageTestSupport"),
         .testTarget(name: "MirageKernelsTests", dependencies: ["MirageKernels", "MirageTestSupport"], swiftSettings: optimised),
-        .testTarget(name: "MirageEngineTests", dependencies: ["MirageEngine", "MirageTestSupport"]),
+        .testTarget(name: "MirageEngineTests", dependencies: ["MirageEngine", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageTextTests", dependencies: ["MirageText", "MirageTestSupport"]),
         .testTarget(name: "MirageDataTests", dependencies: ["MirageData", "MirageTestSupport"]),
         .testTarget(name: "MirageMetricsTests", dependencies: ["MirageMetrics", "MirageTestSupport"]),

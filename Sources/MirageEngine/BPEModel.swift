@@ -17,9 +17,9 @@ final class BPEModel: @unchecked Sendable {
     /// id → token string (nil for ids the vocabulary skips).
     let tokens: [String?]
     /// (left id << 32 | right id) → (rank << 32 | merged id).
-    private let merges: [UInt64: UInt64]
+    private let merges: BPEMergeTable
     /// Single-scalar tokens, for the common case without affixes.
-    private let scalarIDs: [UInt32: Int32]
+    private let scalarIDs: BPEScalarTable
     /// `<0xNN>` token ids, or -1 where absent.
     private let byteIDs: [Int32]
     let unkID: Int?
@@ -37,8 +37,7 @@ final class BPEModel: @unchecked Sendable {
         for (token, id) in vocab where id >= 0 { tokens[id] = token }
         self.tokens = tokens
         let prefix = continuingSubwordPrefix ?? ""
-        var table: [UInt64: UInt64] = [:]
-        table.reserveCapacity(merges.count)
+        var table = BPEMergeTable(capacity: merges.count)
         for (rank, (left, right)) in merges.enumerated() {
             guard let a = vocab[left], let b = vocab[right] else {
                 throw TokenizerError.malformed(file: "tokenizer.json",
@@ -50,7 +49,7 @@ final class BPEModel: @unchecked Sendable {
                                                detail: "merge \"\(left) \(right)\" produces \"\(left + rightPart)\", which is not in the vocabulary")
             }
             let key = UInt64(UInt32(a)) << 32 | UInt64(UInt32(b))
-            if table[key] == nil { table[key] = UInt64(rank) << 32 | UInt64(UInt32(merged)) }
+            if table[key] == nil { table.insert(key, UInt64(rank) << 32 | UInt64(UInt32(merged))) }
         }
         self.merges = table
         var scalarIDs: [UInt32: Int32] = [:]
@@ -58,16 +57,11 @@ final class BPEModel: @unchecked Sendable {
             let scalars = token.unicodeScalars
             if scalars.count == 1, let first = scalars.first { scalarIDs[first.value] = Int32(id) }
         }
-        self.scalarIDs = scalarIDs
+        self.scalarIDs = BPEScalarTable(scalarIDs)
         self.byteIDs = (0..<256).map { byte in
             vocab[String(format: "<0x%02X>", byte)].map { Int32($0) } ?? -1
         }
-        if let unkToken {
-            guard let id = vocab[unkToken] else { throw TokenizerError.unknownToken(unkToken) }
-            self.unkID = id
-        } else {
-            self.unkID = nil
-        }
+        self.unkID = try Self.unknownID(unkToken, in: vocab)
         self.fuseUnk = fuseUnk
         self.byteFallback = byteFallback
         self.ignoreMerges = ignoreMerges
@@ -80,7 +74,7 @@ final class BPEModel: @unchecked Sendable {
         guard type == "BPE" else {
             throw TokenizerError.unsupported(component: "model", detail: "type \(type) (only BPE is implemented)")
         }
-        if let dropout = json["dropout"] as? NSNumber, dropout.doubleValue != 0 {
+        if let dropout = TokenizerJSON.number(json["dropout"]), dropout != 0 {
             throw TokenizerError.unsupported(component: "BPE model", detail: "dropout \(dropout) (sampling tokenization)")
         }
         guard let rawVocab = json["vocab"] as? [String: Any] else {
@@ -89,7 +83,7 @@ final class BPEModel: @unchecked Sendable {
         var vocab: [String: Int] = [:]
         vocab.reserveCapacity(rawVocab.count)
         for (token, value) in rawVocab {
-            guard let id = (value as? NSNumber)?.intValue else {
+            guard let id = TokenizerJSON.integer(value) else {
                 throw TokenizerError.malformed(file: json.file, detail: "vocab entry \(token.debugDescription) has no integer id")
             }
             vocab[token] = id
@@ -132,12 +126,7 @@ final class BPEModel: @unchecked Sendable {
         self.merges = other.merges
         self.scalarIDs = other.scalarIDs
         self.byteIDs = other.byteIDs
-        if let unkToken {
-            guard let id = other.vocab[unkToken] else { throw TokenizerError.unknownToken(unkToken) }
-            self.unkID = id
-        } else {
-            self.unkID = nil
-        }
+        self.unkID = try Self.unknownID(unkToken, in: other.vocab)
         self.fuseUnk = fuseUnk
         self.byteFallback = byteFallback
         self.ignoreMerges = ignoreMerges
@@ -145,20 +134,24 @@ final class BPEModel: @unchecked Sendable {
         self.endOfWordSuffix = other.endOfWordSuffix
     }
 
+    private static func unknownID(_ token: String?, in vocab: [String: Int]) throws -> Int? {
+        guard let token else { return nil }
+        guard let id = vocab[token] else { throw TokenizerError.unknownToken(token) }
+        return id
+    }
+
     /// Tokenizes one pre-tokenized word.
     func tokenize(_ word: [Unicode.Scalar]) -> [BPEPiece] {
         if word.isEmpty { return [] }
-        var key = String.UnicodeScalarView()
-        key.append(contentsOf: word)
-        let keyString = String(key)
-        if let cached = cache[keyString] { return cached }
-        let pieces = computePieces(word, string: keyString)
-        if word.count < 256 { cache[keyString] = pieces }
+        let cacheable = word.count < 64
+        if cacheable, let cached = cache[word] { return cached }
+        let pieces = computePieces(word)
+        if cacheable { cache[word] = pieces }
         return pieces
     }
 
-    private func computePieces(_ word: [Unicode.Scalar], string: String) -> [BPEPiece] {
-        if ignoreMerges, let id = vocab[string] {
+    private func computePieces(_ word: [Unicode.Scalar]) -> [BPEPiece] {
+        if ignoreMerges, let id = vocab[String(String.UnicodeScalarView(word))] {
             return [BPEPiece(id: Int32(id), start: 0, end: Int32(word.count))]
         }
         // Initial symbols.
@@ -264,6 +257,71 @@ final class BPEModel: @unchecked Sendable {
     }
 }
 
+/// Open-addressing hash table for merges: Swift's Dictionary hashes with a seeded SipHash, several
+/// times slower than this multiplicative hash for the integer keys BPE looks up millions of times.
+struct BPEMergeTable: Sendable {
+    private static let empty = UInt64.max  // never a key: ids are below 2^31
+    private var keys: [UInt64]
+    private var values: [UInt64]
+    private let shift: UInt64
+
+    init(capacity: Int) {
+        var bits = 4
+        while (1 << bits) < max(16, capacity * 2) { bits += 1 }
+        keys = [UInt64](repeating: Self.empty, count: 1 << bits)
+        values = [UInt64](repeating: 0, count: 1 << bits)
+        shift = UInt64(64 - bits)
+    }
+
+    @inline(__always) private func slot(_ key: UInt64) -> Int { Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> shift) }
+
+    subscript(key: UInt64) -> UInt64? {
+        @inline(__always) get {
+            let mask = keys.count - 1
+            var i = slot(key)
+            while true {
+                let k = keys[i]
+                if k == key { return values[i] }
+                if k == Self.empty { return nil }
+                i = (i + 1) & mask
+            }
+        }
+    }
+
+    /// Adds a key that is not present yet.
+    mutating func insert(_ key: UInt64, _ value: UInt64) {
+        let mask = keys.count - 1
+        var i = slot(key)
+        while keys[i] != Self.empty { i = (i + 1) & mask }
+        keys[i] = key
+        values[i] = value
+    }
+}
+
+/// Single-scalar token ids: a direct table for the Basic Multilingual Plane, a dictionary beyond it.
+struct BPEScalarTable: Sendable {
+    private let bmp: [Int32]
+    private let astral: [UInt32: Int32]
+
+    init(_ ids: [UInt32: Int32]) {
+        var bmp = [Int32](repeating: -1, count: 0x10000)
+        var astral: [UInt32: Int32] = [:]
+        for (scalar, id) in ids {
+            if scalar < 0x10000 { bmp[Int(scalar)] = id } else { astral[scalar] = id }
+        }
+        self.bmp = bmp
+        self.astral = astral
+    }
+
+    @inline(__always) subscript(scalar: UInt32) -> Int32? {
+        if scalar < 0x10000 {
+            let id = bmp[Int(scalar)]
+            return id >= 0 ? id : nil
+        }
+        return astral[scalar]
+    }
+}
+
 /// Min-heap of (rank, position) packed into one integer.
 struct BPEHeap {
     private var items: [UInt64] = []
@@ -301,13 +359,13 @@ struct BPEHeap {
 
 /// Per-word results shared by all callers of one tokenizer (thread-safe; stops growing when full).
 final class BPECache: @unchecked Sendable {
-    private var entries: [String: [BPEPiece]] = [:]
+    private var entries: [[Unicode.Scalar]: [BPEPiece]] = [:]
     private let lock = NSLock()
     private let capacity: Int
 
     init(capacity: Int) { self.capacity = capacity }
 
-    subscript(key: String) -> [BPEPiece]? {
+    subscript(key: [Unicode.Scalar]) -> [BPEPiece]? {
         get { lock.lock(); defer { lock.unlock() }; return entries[key] }
         set {
             lock.lock(); defer { lock.unlock() }

@@ -29,6 +29,9 @@ public final class Tokenizer: Sendable {
     private let normalizedMatcher: AddedTokenMatcher
     private let addedByID: [Int: TokenizerAddedToken]
     private let addedByContent: [String: Int]
+    /// Set when the pre-tokenizer is a regex split followed by the byte-level mapping (GPT-2, Qwen2,
+    /// Llama-3): encoding then maps each word into a reused buffer instead of building word copies.
+    private let byteLevelWords: TokenizerPattern?
 
     /// Added and special tokens, by id.
     public let addedTokens: [TokenizerAddedToken]
@@ -85,9 +88,8 @@ public final class Tokenizer: Sendable {
         var decoder = try (spec["decoder"] as? [String: Any]).map { try TokenizerDecoder.parse(spec.child($0)) }
         var postProcessor = try (spec["post_processor"] as? [String: Any])
             .map { try TokenizerPostProcessor.parse(spec.child($0)) } ?? .none
-        if let truncation = spec["truncation"], !(truncation is NSNull) {
-            throw TokenizerError.unsupported(component: "truncation", detail: "tokenizer.json enables truncation; remove it")
-        }
+        // tokenizer.json's "truncation" and "padding" are ignored: a default transformers call
+        // (`tokenizer(text)`, no truncation or padding requested) switches both off.
 
         // Named special tokens: tokenizer_config.json wins over special_tokens_map.json.
         func named(_ key: String) -> String? { config?.tokenContent(key) ?? specialMap?.tokenContent(key) }
@@ -109,7 +111,7 @@ public final class Tokenizer: Sendable {
             if addPrefixSpace { steps.append(.strip(content: " ", start: 1, stop: 0)) }
             decoder = .sequence(steps)
         case "Qwen2Tokenizer":
-            model = try model.with(unkToken: nil, fuseUnk: false, byteFallback: false, ignoreMerges: model.ignoreMerges)
+            model = try model.with(unkToken: nil, fuseUnk: false, byteFallback: false, ignoreMerges: false)
             normalizer = .nfc
             preTokenizer = .sequence([
                 .split(.regex(.qwen2(maxDigits: 1)), behavior: .isolated, invert: false),
@@ -152,8 +154,8 @@ public final class Tokenizer: Sendable {
             }
         }
         for content in namedTokens {
-            if index[content] != nil {
-                add(TokenizerAddedToken(id: 0, content: content))
+            if let existing = index[content] {
+                added[existing].special = true
             } else if let id = model.vocab[content] {
                 add(TokenizerAddedToken(id: id, content: content, normalized: false, special: true))
             }
@@ -175,13 +177,16 @@ public final class Tokenizer: Sendable {
         self.model = model
         self.normalizer = normalizer
         self.preTokenizer = preTokenizer
+        self.byteLevelWords = preTokenizer?.byteLevelWordPattern
         self.decoder = decoder
         self.postProcessor = postProcessor
         self.addedTokens = added.sorted { $0.id < $1.id }
         self.addedByID = Dictionary(added.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         self.addedByContent = Dictionary(added.map { ($0.content, $0.id) }, uniquingKeysWith: { first, _ in first })
-        self.rawMatcher = AddedTokenMatcher(added.filter { !$0.normalized }.map { ($0, $0.content) })
-        self.normalizedMatcher = AddedTokenMatcher(added.filter(\.normalized).map { token in
+        // split_special_tokens: special tokens written in the text are tokenized as ordinary text.
+        let matchable = (config?.bool("split_special_tokens", default: false) ?? false) ? added.filter { !$0.special } : added
+        self.rawMatcher = AddedTokenMatcher(matchable.filter { !$0.normalized }.map { ($0, $0.content) })
+        self.normalizedMatcher = AddedTokenMatcher(matchable.filter(\.normalized).map { token in
             (token, normalizer?.apply(token.content) ?? token.content)
         })
         self.bosToken = bos
@@ -210,22 +215,36 @@ public final class Tokenizer: Sendable {
 
     /// Token ids of `text`, with the post-processor's BOS/EOS when `addSpecialTokens`.
     public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int] {
-        encodeTokens(text, addSpecialTokens: addSpecialTokens).map(\.id)
+        var ids: [Int] = []
+        ids.reserveCapacity(text.utf8.count / 3 + 4)
+        forEachToken(text, addSpecialTokens: addSpecialTokens) { id, _ in ids.append(id) }
+        return ids
     }
 
     /// Tokens of `text` with their strings and byte ranges.
     public func encodeTokens(_ text: String, addSpecialTokens: Bool = true) -> [TokenizerToken] {
         var tokens: [TokenizerToken] = []
+        forEachToken(text, addSpecialTokens: addSpecialTokens) { id, span in
+            tokens.append(TokenizerToken(id: id, token: token(for: id) ?? "", byteRange: span() ?? 0..<0,
+                                         isTemplate: span() == nil))
+        }
+        return tokens
+    }
+
+    /// The encoding pipeline: template prefix, added tokens in the raw text, normalizer, added tokens in
+    /// the normalized text, pre-tokenizer, BPE, template suffix. `body` gets each id and a closure giving
+    /// its input byte span (nil for template tokens), computed only when asked for.
+    private func forEachToken(_ text: String, addSpecialTokens: Bool,
+                              _ body: (Int, () -> Range<Int>?) -> Void) {
         if addSpecialTokens {
-            for id in postProcessor.prefix { tokens.append(templateToken(id)) }
+            for id in postProcessor.prefix { body(id, { nil }) }
         }
         var rawSegments: [TokenizerSegment] = []
-        let input = AlignedText(text)
-        rawMatcher.split(input, into: &rawSegments)
+        rawMatcher.split(AlignedText(text), into: &rawSegments)
         for segment in rawSegments {
             switch segment {
             case .token(let id, let span):
-                tokens.append(TokenizerToken(id: id, token: token(for: id) ?? "", byteRange: span, isTemplate: false))
+                body(id, { span })
             case .text(let raw):
                 let normalized = normalizer?.apply(raw) ?? raw
                 var segments: [TokenizerSegment] = []
@@ -233,30 +252,47 @@ public final class Tokenizer: Sendable {
                 for piece in segments {
                     switch piece {
                     case .token(let id, let span):
-                        tokens.append(TokenizerToken(id: id, token: token(for: id) ?? "", byteRange: span, isTemplate: false))
+                        body(id, { span })
                     case .text(let normalizedText):
-                        appendModelTokens(normalizedText, to: &tokens)
+                        if let pattern = byteLevelWords {
+                            forEachByteLevelToken(normalizedText, pattern: pattern, body)
+                            continue
+                        }
+                        let words = preTokenizer?.apply([normalizedText]) ?? [normalizedText]
+                        for word in words {
+                            for piece in model.tokenize(word.scalars) {
+                                body(Int(piece.id), { word.span(Int(piece.start)..<Int(piece.end)) })
+                            }
+                        }
                     }
                 }
             }
         }
         if addSpecialTokens {
-            for id in postProcessor.suffix { tokens.append(templateToken(id)) }
+            for id in postProcessor.suffix { body(id, { nil }) }
         }
-        return tokens
     }
 
-    private func templateToken(_ id: Int) -> TokenizerToken {
-        TokenizerToken(id: id, token: token(for: id) ?? "", byteRange: 0..<0, isTemplate: true)
-    }
-
-    private func appendModelTokens(_ text: AlignedText, to tokens: inout [TokenizerToken]) {
-        let words = preTokenizer?.apply([text]) ?? (text.isEmpty ? [] : [text])
-        for word in words {
-            for piece in model.tokenize(word.scalars) {
-                let id = Int(piece.id)
-                tokens.append(TokenizerToken(id: id, token: model.tokens[id] ?? "",
-                                             byteRange: word.span(Int(piece.start)..<Int(piece.end)), isTemplate: false))
+    /// Regex words mapped to byte-level characters in one reused buffer; `source` remembers which scalar
+    /// of `text` each byte character came from.
+    private func forEachByteLevelToken(_ text: AlignedText, pattern: TokenizerPattern,
+                                       _ body: (Int, () -> Range<Int>?) -> Void) {
+        let alphabet = ByteLevelAlphabet.byteToScalar
+        var buffer: [Unicode.Scalar] = []
+        var source: [Int32] = []
+        for range in pattern.matches(text.scalars) {
+            buffer.removeAll(keepingCapacity: true)
+            source.removeAll(keepingCapacity: true)
+            for k in range {
+                UTF8.encode(text.scalars[k]) { byte in
+                    buffer.append(alphabet[Int(byte)])
+                    source.append(Int32(k))
+                }
+            }
+            for piece in model.tokenize(buffer) {
+                body(Int(piece.id), {
+                    text.span(Int(source[Int(piece.start)])..<(Int(source[Int(piece.end) - 1]) + 1))
+                })
             }
         }
     }
@@ -319,9 +355,14 @@ public struct TokenizerStreamDecoder: Sendable {
         let text = tokenizer.decode(window, skipSpecialTokens: skipSpecialTokens)
         window.removeAll()
         prefixCount = 0
-        let scalars = text.unicodeScalars
-        let held = scalars.starts(with: prefix.unicodeScalars)
-            ? String(String.UnicodeScalarView(scalars.dropFirst(prefixScalars))) : ""
+        // Whatever follows the part already returned (the common prefix, should a decoder have
+        // rewritten earlier text).
+        var common = 0
+        for (a, b) in zip(text.unicodeScalars, prefix.unicodeScalars) {
+            guard a == b else { break }
+            common += 1
+        }
+        let held = String(String.UnicodeScalarView(text.unicodeScalars.dropFirst(common)))
         prefix = ""
         prefixScalars = 0
         return held
@@ -360,17 +401,18 @@ enum TokenizerPostProcessor: Sendable {
                 if object["Sequence"] != nil {
                     seenSequence = true
                 } else if let special = object["SpecialToken"] as? [String: Any], let name = special["id"] as? String {
-                    guard let entry = specials[name] as? [String: Any], let ids = entry["ids"] as? [NSNumber] else {
+                    guard let entry = specials[name] as? [String: Any],
+                          let ids = (entry["ids"] as? [Any])?.compactMap(TokenizerJSON.integer) else {
                         throw TokenizerError.malformed(file: json.file,
                                                        detail: "TemplateProcessing uses \(name.debugDescription) without listing its ids")
                     }
-                    if seenSequence { suffix += ids.map(\.intValue) } else { prefix += ids.map(\.intValue) }
+                    if seenSequence { suffix += ids } else { prefix += ids }
                 }
             }
             return .template(prefix: prefix, suffix: suffix)
         case "BertProcessing", "RobertaProcessing":
             guard let cls = json["cls"] as? [Any], let sep = json["sep"] as? [Any],
-                  let clsID = (cls.last as? NSNumber)?.intValue, let sepID = (sep.last as? NSNumber)?.intValue else {
+                  let clsID = TokenizerJSON.integer(cls.last), let sepID = TokenizerJSON.integer(sep.last) else {
                 throw TokenizerError.malformed(file: json.file, detail: "\(type) lacks cls/sep")
             }
             return .template(prefix: [clsID], suffix: [sepID])

@@ -47,6 +47,9 @@ struct AddedTokenMatcher: Sendable {
     }
     /// Patterns by first scalar, longest first.
     private let byFirstScalar: [Unicode.Scalar: [Pattern]]
+    /// Whether some pattern starts with this ASCII scalar / with any non-ASCII scalar.
+    private let asciiFirst: [Bool]
+    private let anyNonASCIIFirst: Bool
 
     var isEmpty: Bool { byFirstScalar.isEmpty }
 
@@ -60,6 +63,8 @@ struct AddedTokenMatcher: Sendable {
         }
         for key in table.keys { table[key]!.sort { $0.scalars.count > $1.scalars.count } }
         byFirstScalar = table
+        asciiFirst = (0..<128).map { table[Unicode.Scalar(UInt8($0))] != nil }
+        anyNonASCIIFirst = table.keys.contains { $0.value >= 128 }
     }
 
     func split(_ text: AlignedText, into result: inout [TokenizerSegment]) {
@@ -71,7 +76,9 @@ struct AddedTokenMatcher: Sendable {
         var cursor = 0  // end of the previous accepted match
         var i = 0
         while i < s.count {
-            guard let candidates = byFirstScalar[s[i]],
+            let value = s[i].value
+            guard value < 128 ? asciiFirst[Int(value)] : anyNonASCIIFirst,
+                  let candidates = byFirstScalar[s[i]],
                   let pattern = candidates.first(where: { p in
                       i + p.scalars.count <= s.count && s[i..<(i + p.scalars.count)].elementsEqual(p.scalars)
                   }) else {

@@ -40,41 +40,50 @@ struct TokenizerJSON {
         self.object = object
     }
 
-    static func load(_ url: URL) throws -> TokenizerJSON {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw TokenizerError.missingFile(path: url.path)
-        }
-        return try parse(data, file: url.lastPathComponent)
-    }
-
     static func parse(_ data: Data, file: String) throws -> TokenizerJSON {
-        let value: Any
-        do { value = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
-            throw TokenizerError.malformed(file: file, detail: "not valid JSON (\(error.localizedDescription))")
-        }
-        guard let object = value as? [String: Any] else {
+        guard let object = try TokenizerJSONParser.parse(data, file: file) as? [String: Any] else {
             throw TokenizerError.malformed(file: file, detail: "the top level is not a JSON object")
         }
         return TokenizerJSON(file: file, object: object)
     }
 
+    /// An integer written as a JSON number.
+    static func integer(_ value: Any?) -> Int? {
+        switch value {
+        case let number as Int: return number
+        case let number as Double: return number.rounded() == number ? Int(exactly: number) : nil
+        case let number as NSNumber: return number.intValue
+        default: return nil
+        }
+    }
+
+    /// Any JSON number as a Double.
+    static func number(_ value: Any?) -> Double? {
+        switch value {
+        case let number as Int: return Double(number)
+        case let number as Double: return number
+        case let number as NSNumber: return number.doubleValue
+        default: return nil
+        }
+    }
+
     func child(_ object: [String: Any]) -> TokenizerJSON { TokenizerJSON(file: file, object: object) }
 
     subscript(key: String) -> Any? {
-        let value = object[key]
-        return value is NSNull ? nil : value
+        guard let value = object[key] else { return nil }
+        // A type comparison, not `is NSNull`: a cast would bridge large dictionaries to NSDictionary.
+        return type(of: value) == NSNull.self ? nil : value
     }
 
     func string(_ key: String) -> String? { self[key] as? String }
 
     func bool(_ key: String, default fallback: Bool) -> Bool {
         if let value = self[key] as? Bool { return value }
-        if let value = self[key] as? NSNumber { return value.boolValue }
+        if let value = self[key] as? Int { return value != 0 }
         return fallback
     }
 
-    func int(_ key: String) -> Int? { (self[key] as? NSNumber)?.intValue }
+    func int(_ key: String) -> Int? { Self.integer(self[key]) }
 
     func requireString(_ key: String, in context: String) throws -> String {
         guard let value = string(key) else {

@@ -56,10 +56,10 @@ indirect enum TokenizerNormalizer: Sendable {
             return result
         case .replace(let pattern, let content):
             return Self.replace(text, pattern: Array(pattern.unicodeScalars), content: Array(content.unicodeScalars))
-        case .nfc: return Self.unicodeNormalize(text) { $0.precomposedStringWithCanonicalMapping }
-        case .nfd: return Self.unicodeNormalize(text) { $0.decomposedStringWithCanonicalMapping }
-        case .nfkc: return Self.unicodeNormalize(text) { $0.precomposedStringWithCompatibilityMapping }
-        case .nfkd: return Self.unicodeNormalize(text) { $0.decomposedStringWithCompatibilityMapping }
+        case .nfc: return Self.unicodeNormalize(text, invariantBelow: 0x300) { $0.precomposedStringWithCanonicalMapping }
+        case .nfd: return Self.unicodeNormalize(text, invariantBelow: 0xC0) { $0.decomposedStringWithCanonicalMapping }
+        case .nfkc: return Self.unicodeNormalize(text, invariantBelow: 0xA0) { $0.precomposedStringWithCompatibilityMapping }
+        case .nfkd: return Self.unicodeNormalize(text, invariantBelow: 0xA0) { $0.decomposedStringWithCompatibilityMapping }
         case .lowercase:
             var result = AlignedText.empty(origin: text.origin)
             for i in 0..<text.count {
@@ -97,20 +97,31 @@ indirect enum TokenizerNormalizer: Sendable {
         return result
     }
 
-    /// Unicode normalization applied per grapheme cluster (normalization never composes across clusters),
-    /// so each output scalar stays aligned with the cluster it came from. ASCII is invariant in all forms.
-    private static func unicodeNormalize(_ text: AlignedText, _ transform: (String) -> String) -> AlignedText {
-        if text.scalars.allSatisfy({ $0.value < 0x80 }) { return text }
+    /// Unicode normalization applied per chunk: a scalar below `limit` (or the text start) and the
+    /// scalars at or above `limit` after it. Scalars below the limit are their own normalization in this
+    /// form (NFC: below U+0300; NFD: below U+00C0; NFKC/NFKD: below U+00A0), and every combining mark and
+    /// every second element of a canonical composition is at or above U+0300, so chunks normalize
+    /// independently. Output scalars stay aligned with their chunk; single-scalar chunks below the limit
+    /// are copied as they are.
+    private static func unicodeNormalize(_ text: AlignedText, invariantBelow limit: UInt32,
+                                         _ transform: (String) -> String) -> AlignedText {
+        if text.scalars.allSatisfy({ $0.value < limit }) { return text }
         var result = AlignedText.empty(origin: text.origin)
-        let string = text.string
-        var index = 0
-        for character in string {
-            let count = character.unicodeScalars.count
-            let span = text.span(index..<(index + count))
-            for scalar in transform(String(character)).unicodeScalars {
-                result.append(scalar, start: span.lowerBound, end: span.upperBound)
+        result.scalars.reserveCapacity(text.count)
+        var i = 0
+        while i < text.count {
+            var j = i + 1
+            while j < text.count && text.scalars[j].value >= limit { j += 1 }
+            if j == i + 1 && text.scalars[i].value < limit {
+                result.append(text.scalars[i], start: text.starts[i], end: text.ends[i])
+            } else {
+                let span = text.span(i..<j)
+                let chunk = String(String.UnicodeScalarView(text.scalars[i..<j]))
+                for scalar in transform(chunk).unicodeScalars {
+                    result.append(scalar, start: span.lowerBound, end: span.upperBound)
+                }
             }
-            index += count
+            i = j
         }
         return result
     }

@@ -88,13 +88,16 @@ enum TokenizerPattern: Sendable, Equatable {
         // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`
         var start = i
         if c == " ", i + 1 < s.count { start = i + 1 }
-        for predicate in [U.isLetter, U.isNumber, isOther] as [(Unicode.Scalar) -> Bool] {
+        for kind in 0..<3 {
+            @inline(__always) func matches(_ scalar: Unicode.Scalar) -> Bool {
+                kind == 0 ? U.isLetter(scalar) : kind == 1 ? U.isNumber(scalar) : isOther(scalar)
+            }
             var j = start
-            while j < s.count && predicate(s[j]) { j += 1 }
+            while j < s.count && matches(s[j]) { j += 1 }
             if j > start { return j }
             if start != i {  // without the optional space
                 var k = i
-                while k < s.count && predicate(s[k]) { k += 1 }
+                while k < s.count && matches(s[k]) { k += 1 }
                 if k > i { return k }
             }
         }

@@ -95,6 +95,22 @@ indirect enum TokenizerPreTokenizer: Sendable {
         }
     }
 
+    /// The word pattern when this pre-tokenizer is exactly "split on a regex, then map bytes"
+    /// (ByteLevel with its GPT-2 regex, or Split(regex, Isolated) followed by ByteLevel without regex),
+    /// in both cases without a prefix space.
+    var byteLevelWordPattern: TokenizerPattern? {
+        switch self {
+        case .byteLevel(addPrefixSpace: false, useRegex: true):
+            return .gpt2
+        case .sequence(let steps) where steps.count == 2:
+            guard case .split(.regex(let pattern), behavior: .isolated, invert: false) = steps[0],
+                  case .byteLevel(addPrefixSpace: false, useRegex: false) = steps[1] else { return nil }
+            return pattern
+        default:
+            return nil
+        }
+    }
+
     /// Splits every piece; empty pieces are dropped, as in tokenizers.
     func apply(_ pieces: [AlignedText]) -> [AlignedText] {
         switch self {
@@ -172,14 +188,26 @@ indirect enum TokenizerPreTokenizer: Sendable {
         case .isolated:
             ranges = parts.map(\.0)
         case .mergedWithPrevious:
-            var previousWasGap = false
+            // A match joins the piece before it, unless that piece is a match too.
+            var previousIsMatch = false
             for (range, isMatch) in parts {
-                if isMatch && previousWasGap, let last = ranges.popLast() {
+                if isMatch, !previousIsMatch, let last = ranges.popLast() {
                     ranges.append(last.lowerBound..<range.upperBound)
                 } else {
                     ranges.append(range)
                 }
-                previousWasGap = !isMatch
+                previousIsMatch = isMatch
+            }
+        case .contiguous:
+            // Neighbours of the same kind join (with invert, runs of delimiters do).
+            var previousIsMatch = false
+            for (index, (range, isMatch)) in parts.enumerated() {
+                if index > 0, isMatch == previousIsMatch, let last = ranges.popLast() {
+                    ranges.append(last.lowerBound..<range.upperBound)
+                } else {
+                    ranges.append(range)
+                }
+                previousIsMatch = isMatch
             }
         case .mergedWithNext:
             var pending: Int? = nil
@@ -193,16 +221,6 @@ indirect enum TokenizerPreTokenizer: Sendable {
                 }
             }
             if let start = pending { ranges.append(start..<text.count) }
-        case .contiguous:
-            var previousWasMatch = false
-            for (range, isMatch) in parts {
-                if isMatch && previousWasMatch, let last = ranges.popLast() {
-                    ranges.append(last.lowerBound..<range.upperBound)
-                } else {
-                    ranges.append(range)
-                }
-                previousWasMatch = isMatch
-            }
         }
         for range in ranges where !range.isEmpty { result.append(text[range]) }
     }
@@ -243,11 +261,13 @@ enum ByteLevelAlphabet {
     /// Each scalar's UTF-8 bytes as alphabet characters, all aligned with the scalar.
     static func encode(_ text: AlignedText) -> AlignedText {
         var result = AlignedText.empty(origin: text.origin)
-        result.scalars.reserveCapacity(text.count * 2)
+        let capacity = text.scalars.reduce(0) { $0 + UTF8.width($1) }
+        result.scalars.reserveCapacity(capacity)
+        result.starts.reserveCapacity(capacity)
+        result.ends.reserveCapacity(capacity)
         for i in 0..<text.count {
-            for byte in String(text.scalars[i]).utf8 {
-                result.append(byteToScalar[Int(byte)], start: text.starts[i], end: text.ends[i])
-            }
+            let start = text.starts[i], end = text.ends[i]
+            UTF8.encode(text.scalars[i]) { byte in result.append(byteToScalar[Int(byte)], start: start, end: end) }
         }
         return result
     }

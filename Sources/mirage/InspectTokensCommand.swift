@@ -17,7 +17,8 @@ struct InspectTokens: ParsableCommand {
         the text of that span. Tokens added by the template (BOS/EOS) have no span.
 
         Examples:
-          mirage inspect-tokens --model ~/models/llava-1.5-7b-hf "USER: <image>\\nDescribe the image."
+          mirage inspect-tokens --model ~/llava-1.5 $'USER: <image>\\nWhat is it?'
+          (bash's $'...' turns \\n into a newline; the text is taken literally)
           mirage inspect-tokens --model ./qwen2 --json "naïve café 😀"
           mirage inspect-tokens --model ./qwen2 --ids 9707 11 1879
         """

@@ -19,6 +19,7 @@ struct Mirage: AsyncParsableCommand {
             Models.self,
             BenchEngine.self,
             BenchKernelsCommand.self,
+            BenchTokenizer.self,
         ]
     )
 }

@@ -4,13 +4,13 @@ import Testing
 
 /// Parity with transformers 5.24 / tokenizers 0.23.3 on the recorded corpus, for every fixture folder.
 @Suite struct TokenizerParityTests {
-    static let folders = ["llama", "llama-json", "llama-legacy", "qwen2", "gpt2-style"]
+    static let folders = ["llama", "llama-json", "llama-legacy", "llama-metaspace", "qwen2", "gpt2-style", "llama3-style"]
 
     @Test(arguments: folders)
     func encodeMatchesTransformers(_ name: String) throws {
         let tokenizer = try TokenizerFixtures.tokenizer(name)
         let cases = try TokenizerFixtures.cases(name)
-        #expect(cases.count > 200)
+        #expect(cases.count > 150)
         var mismatches: [String] = []
         for c in cases {
             let ids = tokenizer.encode(c.text)
@@ -88,6 +88,30 @@ import Testing
         #expect(llama.encode("x", addSpecialTokens: false).first != 1)
     }
 
+    /// Over the whole corpus: spans stay inside the input, move forward, and cover every byte.
+    @Test(arguments: TokenizerParityTests.folders)
+    func byteRangesCoverTheCorpus(_ name: String) throws {
+        let tokenizer = try TokenizerFixtures.tokenizer(name)
+        var failures: [String] = []
+        for text in TokenizerFixtures.texts {
+            let count = text.utf8.count
+            var covered = [Bool](repeating: false, count: count)
+            var previous = 0
+            for token in tokenizer.encodeTokens(text) where !token.isTemplate {
+                let range = token.byteRange
+                guard range.lowerBound >= previous, range.upperBound <= count, !range.isEmpty else {
+                    failures.append("\(text.debugDescription): \(token)")
+                    break
+                }
+                previous = range.lowerBound
+                for k in range { covered[k] = true }
+            }
+            if covered.contains(false) { failures.append("\(text.debugDescription): bytes not covered") }
+        }
+        let count = failures.count
+        #expect(count == 0, "\(name): \(failures.prefix(3))")
+    }
+
     @Test func byteRangesPointIntoTheInput() throws {
         for name in ["llama", "qwen2"] {
             let tokenizer = try TokenizerFixtures.tokenizer(name)
@@ -129,5 +153,79 @@ import Testing
             #expect(error.description.contains("\\d+"))
         }
         #expect(throws: TokenizerError.self) { try Tokenizer(tokenizerJSON: Data("not json".utf8)) }
+    }
+}
+
+@Suite struct SyntheticTokenizerTests {
+    @Test(arguments: [259, 600, 2048])
+    func writesWorkingTokenizerOfExactSize(_ size: Int) throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-synth-tok-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try SyntheticTokenizer.write(to: folder, vocabularySize: size)
+        let tokenizer = try Tokenizer(folder: folder)
+        #expect(tokenizer.vocabularySize == size)
+        #expect(tokenizer.id(for: "<|im_end|>") == size - 1 && tokenizer.eosTokenID == size - 3)
+        #expect(!tokenizer.addsBosToken)
+        // Byte-level BPE round-trips any (NFC) text.
+        for text in TokenizerFixtures.texts {
+            let ids = tokenizer.encode(text)
+            #expect(ids.allSatisfy { $0 >= 0 && $0 < size })
+            #expect(tokenizer.decode(ids) == text.precomposedStringWithCanonicalMapping)
+        }
+        if size >= 600 {  // merges were learned: common words are single tokens
+            #expect(tokenizer.encode(" the image").count < 4)
+        }
+        // Deterministic output.
+        #expect(try SyntheticTokenizer.files(vocabularySize: size) == SyntheticTokenizer.files(vocabularySize: size))
+    }
+
+    @Test func rejectsTooSmallVocabulary() {
+        #expect(throws: TokenizerError.self) { try SyntheticTokenizer.files(vocabularySize: 100) }
+    }
+}
+
+/// Split behaviours on "the-final--countdown-" with the literal "-"; expected pieces printed by
+/// tokenizers 0.23.3 (`pre_tokenizers.Split("-", behavior, invert).pre_tokenize_str`).
+@Suite struct TokenizerSplitBehaviourTests {
+    static let expected: [(String, Bool, [String])] = [
+        ("Removed", false, ["the", "final", "countdown"]),
+        ("Removed", true, ["-", "-", "-", "-"]),
+        ("Isolated", false, ["the", "-", "final", "-", "-", "countdown", "-"]),
+        ("Isolated", true, ["the", "-", "final", "-", "-", "countdown", "-"]),
+        ("MergedWithPrevious", false, ["the-", "final-", "-", "countdown-"]),
+        ("MergedWithPrevious", true, ["the", "-final", "-", "-countdown", "-"]),
+        ("MergedWithNext", false, ["the", "-final", "-", "-countdown", "-"]),
+        ("MergedWithNext", true, ["the-", "final-", "-", "countdown-"]),
+        ("Contiguous", false, ["the", "-", "final", "--", "countdown", "-"]),
+        ("Contiguous", true, ["the", "-", "final", "--", "countdown", "-"]),
+    ]
+
+    @Test func splitBehavioursMatchTokenizers() throws {
+        for (behavior, invert, pieces) in Self.expected {
+            let splitter = TokenizerPreTokenizer.split(.literal(["-"]), behavior: TokenizerSplitBehavior(rawValue: behavior)!,
+                                                       invert: invert)
+            let words = splitter.apply([AlignedText("the-final--countdown-")]).map(\.string)
+            #expect(words == pieces, "\(behavior) invert=\(invert)")
+        }
+    }
+}
+
+@Suite struct TokenizerJSONParserTests {
+    /// The tokenizer-file JSON reader agrees with Foundation's JSONSerialization.
+    @Test func agreesWithJSONSerialization() throws {
+        let text = #"""
+        {"a": "plain", "b": "esc \" \\ \/ \b \f \n \r \t \u0120\u010a \ud83d\ude00 é", "n": [0, -12, 3.5, 1e3, -2.5E-2],
+         "t": true, "f": false, "z": null, "nested": {"x": [[], {}, [1, [2]]]}, "": ""}
+        """#
+        let ours = try #require(try TokenizerJSONParser.parse(Data(text.utf8), file: "test") as? [String: Any])
+        let reference = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(ours["b"] as? String == reference["b"] as? String)
+        #expect(ours["b"] as? String == "esc \" \\ / \u{8} \u{C} \n \r \t ĠĊ 😀 é")
+        #expect((ours["n"] as! [Any]).map { TokenizerJSON.number($0)! } == (reference["n"] as! [NSNumber]).map(\.doubleValue))
+        #expect(ours["t"] as? Bool == true && ours["f"] as? Bool == false && ours["z"] is NSNull)
+        #expect(Set(ours.keys) == Set(reference.keys))
+        for bad in ["{", "{\"a\" 1}", "[1,]x", "\"abc", "{\"a\": tru}", "[1] 2"] {
+            #expect(throws: TokenizerError.self) { try TokenizerJSONParser.parse(Data(bad.utf8), file: "bad") }
+        }
     }
 }
