@@ -34,6 +34,9 @@ let package = Package(
         /// Weights, tokenizer, models, KV cache, sessions.
         .target(name: "MirageEngine", dependencies: ["MirageKernels"], swiftSettings: optimised),
 
+        /// Decoding methods behind one protocol.
+        .target(name: "MirageDecoding", dependencies: ["MirageEngine"]),
+
         // MARK: Evaluation
         /// CHAIR's NLP: Punkt sentences, Treebank words, perceptron POS tags, WordNet lemmas.
         .target(name: "MirageText", swiftSettings: optimised),
@@ -52,6 +55,7 @@ let package = Package(
         // MARK: Command line
         .executableTarget(name: "mirage", dependencies: [
             "MirageText", "MirageData", "MirageMetrics", "MirageStore", "MirageEngine", "MirageKernels",
+            "MirageDecoding",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -60,11 +64,13 @@ let package = Package(
         .target(name: "MirageTestSupport", path: "Tests/MirageTestSupport"),
         .testTarget(name: "MirageKernelsTests", dependencies: ["MirageKernels", "MirageTestSupport"], swiftSettings: optimised),
         .testTarget(name: "MirageEngineTests", dependencies: ["MirageEngine", "MirageTestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "MirageTextTests", dependencies: ["MirageText", "MirageTestSupport"]),
+        .testTarget(name: "MirageDecodingTests", dependencies: ["MirageDecoding", "MirageTestSupport"]),
+        .testTarget(name: "MirageTextTests", dependencies: ["MirageText", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageDataTests", dependencies: ["MirageData", "MirageTestSupport"]),
         .testTarget(name: "MirageMetricsTests", dependencies: ["MirageMetrics", "MirageTestSupport"]),
         .testTarget(name: "MirageStoreTests", dependencies: ["MirageStore", "MirageTestSupport"]),
-        .testTarget(name: "MirageCLITests", dependencies: ["MirageTestSupport"]),
+        .testTarget(name: "MirageCLITests", dependencies: ["MirageTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+                    exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -30,10 +30,10 @@ public enum WordNetPOS: String, Sendable, CaseIterable {
 
     /// The mapping CHAIR applies to a Penn tag: J→adjective, V→verb, N→noun, R→adverb, else noun.
     public init(pennTag: String) {
-        switch pennTag.first {
-        case "J": self = .adjective
-        case "V": self = .verb
-        case "R": self = .adverb
+        switch pennTag.utf8.first {  // bytes, not Character: no grapheme breaking per token
+        case UInt8(ascii: "J"): self = .adjective
+        case UInt8(ascii: "V"): self = .verb
+        case UInt8(ascii: "R"): self = .adverb
         default: self = .noun
         }
     }

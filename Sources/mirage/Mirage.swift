@@ -13,13 +13,21 @@ struct Mirage: AsyncParsableCommand {
         version: MirageVersion.string,
         subcommands: [
             // Subcommands are registered here, one line each.
+            DataCommand.self,
+            POPECommand.self,
+            ChairCommand.self,
+            BenchCommand.self,
             InspectTokens.self,
             Generate.self,
             Inspect.self,
             Models.self,
-            BenchEngine.self,
             BenchKernelsCommand.self,
             BenchTokenizer.self,
+            Runs.self,
+            Compare.self,
+            Export.self,
+            Import.self,
+            Reproduce.self,
         ]
     )
 }

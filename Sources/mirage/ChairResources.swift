@@ -1,0 +1,99 @@
+import Foundation
+import MirageData
+import MirageMetrics
+import MirageText
+
+/// Finds and loads what CHAIR needs, from the folders the user names or else the data store.
+struct ChairResources {
+    var synonyms: String?
+    var nltkData: String?
+    var wordnet: String?
+    var groundTruth: String?
+    var cocoAnnotations: String?
+    var cacheDir: String?
+    var threads: Int
+    var store = DataStore()
+
+    func vocabulary() throws -> ChairVocabulary {
+        if let synonyms { return try ChairVocabulary(contentsOf: URL(fileURLWithPath: synonyms)) }
+        return try ChairVocabulary(contentsOf: storeFile("chair-synonyms", "synonyms.txt", flag: "--synonyms FILE"))
+    }
+
+    /// An NLTK-style data folder: the component may sit directly in it or under tokenizers/ or taggers/.
+    func nltkComponent(_ relative: [String], id: String, flag: String) throws -> URL {
+        if let nltkData {
+            let root = URL(fileURLWithPath: nltkData)
+            for path in relative where FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path) {
+                return root.appendingPathComponent(path)
+            }
+            throw ChairCommandError.missingData(
+                what: "\(id) data in \(nltkData) (looked for \(relative.joined(separator: ", ")))",
+                fix: "Point --nltk-data at a folder holding punkt_tab/english/ and averaged_perceptron_tagger_eng/, "
+                    + "or drop the option to use the data store (`mirage data fetch \(id)`).")
+        }
+        return try storeFolder(id, flag: flag)
+    }
+
+    func pipeline() throws -> ChairTextPipeline {
+        let punkt = try nltkComponent(["punkt_tab/english", "tokenizers/punkt_tab/english"], id: "punkt",
+                                      flag: "--nltk-data DIR")
+        let tagger = try nltkComponent(["averaged_perceptron_tagger_eng", "taggers/averaged_perceptron_tagger_eng"],
+                                       id: "pos-tagger", flag: "--nltk-data DIR")
+        let wordnetDir = try wordnet.map { URL(fileURLWithPath: $0) } ?? storeFolder("wordnet", flag: "--wordnet DIR")
+        return try ChairTextPipeline(punktDirectory: punkt, taggerDirectory: tagger, wordnetDirectory: wordnetDir)
+    }
+
+    func groundTruth(vocabulary: ChairVocabulary, pipeline: @autoclosure () throws -> ChairTextPipeline) throws
+        -> ChairGroundTruth {
+        if let groundTruth { return try ChairGroundTruth(prebuiltJSON: URL(fileURLWithPath: groundTruth)) }
+        if let cocoAnnotations { return try build(from: URL(fileURLWithPath: cocoAnnotations), vocabulary, pipeline()) }
+        if let prebuilt = try? store.locate("chair-ground-truth", file: "coco2014_gt_objects.json") {
+            return try ChairGroundTruth(prebuiltJSON: prebuilt)
+        }
+        if let annotations = try? store.locate("coco-annotations-2014") {
+            return try build(from: annotations, vocabulary, pipeline())
+        }
+        throw ChairCommandError.missingData(
+            what: "CHAIR ground truth",
+            fix: "Run `mirage data fetch coco-annotations-2014` (the COCO 2014 annotations; built and cached on "
+                + "first use), or `mirage data import chair-ground-truth --from DIR` with a folder holding "
+                + "coco2014_gt_objects.json, or pass --ground-truth FILE or --coco-annotations DIR.")
+    }
+
+    func build(from folder: URL, _ vocabulary: ChairVocabulary, _ pipeline: ChairTextPipeline) throws
+        -> ChairGroundTruth {
+        let cache = cacheDir.map { URL(fileURLWithPath: $0) }
+            ?? store.root.appendingPathComponent("cache/chair-ground-truth")
+        let builder = ChairGroundTruthBuilder(vocabulary: vocabulary, analyzer: pipeline, threads: threads)
+        let result = try builder.build(annotationsDirectory: folder, cacheDirectory: cache,
+                                       pipelineVersion: ChairTextPipeline.version)
+        if !result.cacheHit {
+            FileHandle.standardError.write(Data("built CHAIR ground truth for \(result.groundTruth.imageCount) images from \(folder.path); cached in \(cache.path)\n".utf8))
+        }
+        return result.groundTruth
+    }
+
+    func scorer(options: ChairOptions) throws -> ChairScorer {
+        let vocabulary = try self.vocabulary()
+        let pipeline = try self.pipeline()
+        let truth = try groundTruth(vocabulary: vocabulary, pipeline: pipeline)
+        return ChairScorer(vocabulary: vocabulary, groundTruth: truth, analyzer: pipeline, options: options,
+                           threads: threads)
+    }
+
+    private func storeFolder(_ id: String, flag: String) throws -> URL {
+        do {
+            return try store.locate(id)
+        } catch {
+            throw ChairCommandError.notInStore("\(error)", flag: flag)
+        }
+    }
+
+    private func storeFile(_ id: String, _ name: String, flag: String) throws -> URL {
+        do {
+            return try store.locate(id, file: name)
+        } catch {
+            throw ChairCommandError.notInStore("\(error)", flag: flag)
+        }
+    }
+}
