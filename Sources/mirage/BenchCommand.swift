@@ -22,6 +22,8 @@ struct BenchCommand: ParsableCommand {
             BenchDataCommand.self,
             BenchStoreCommand.self,
             BenchKernelsCommand.self,
+            BenchEngine.self,
+            BenchTokenizer.self,
         ])
 }
 
