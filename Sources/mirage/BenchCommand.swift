@@ -22,6 +22,9 @@ struct BenchCommand: ParsableCommand {
             BenchDataCommand.self,
             BenchImagesCommand.self,
             BenchStoreCommand.self,
+            BenchKernelsCommand.self,
+            BenchEngine.self,
+            BenchTokenizer.self,
         ])
 }
 

@@ -3,11 +3,11 @@ import Foundation
 import MirageData
 import MirageEngine
 
-/// `mirage inspect-pixels` (to become `mirage inspect pixels`): what a model's image processor makes of
+/// `mirage inspect pixels`: what a model's image processor makes of
 /// one image.
 struct InspectPixels: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "inspect-pixels",
+        commandName: "pixels",
         abstract: "Show the pixel tensor a model's image processor makes of one image.",
         discussion: """
         Decodes the JPEG or PNG as transformers' load_image does with Pillow 13 (EXIF orientation applied, \
@@ -21,9 +21,9 @@ struct InspectPixels: ParsableCommand {
           hashlib.sha256(pixel_values[0].astype("<f4").tobytes()).hexdigest()
 
         Examples:
-          mirage inspect-pixels --model ~/llava-1.5-7b-hf --image cat.jpg
-          mirage inspect-pixels --model ~/siglip-so400m --image cat.png --json --values 8
-          mirage inspect-pixels --model ~/llava-v1.5-7b --image cat.jpg --dump pixels.f32
+          mirage inspect pixels --model ~/llava-1.5-7b-hf --image cat.jpg
+          mirage inspect pixels --model ~/siglip-so400m --image cat.png --json --values 8
+          mirage inspect pixels --model ~/llava-v1.5-7b --image cat.jpg --dump pixels.f32
         """)
 
     @Option(name: .long, help: ArgumentHelp("Model folder with preprocessor_config.json (or processor_config.json).", valueName: "dir"))

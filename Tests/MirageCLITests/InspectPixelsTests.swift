@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import MirageTestSupport
 
-/// `mirage inspect-pixels` on committed fixtures: the SHA-256 it prints must be that of the float32 tensor
+/// `mirage inspect pixels` on committed fixtures: the SHA-256 it prints must be that of the float32 tensor
 /// transformers 5.24 + Pillow 13 produced (Tests/MirageEngineTests/Fixtures/images/*.f32, written by
 /// Scripts/fixtures/make_image_fixtures.py).
 @Suite struct InspectPixelsTests {
@@ -24,7 +24,7 @@ import MirageTestSupport
             let model = try Self.modelFolder(config: config)
             defer { try? FileManager.default.removeItem(at: model) }
             let image = Self.fixtures.appendingPathComponent("orient6.jpg").path
-            var arguments = ["inspect-pixels", "--model", model.path, "--image", image, "--json", "--values", "3"]
+            var arguments = ["inspect", "pixels", "--model", model.path, "--image", image, "--json", "--values", "3"]
             if pad { arguments.append("--pad-square") }
             let result = try runProcess(binary, arguments)
             #expect(result.status == 0, "\(result.stderr)")
@@ -44,11 +44,11 @@ import MirageTestSupport
         let binary = try #require(BuiltProducts.mirage, "the mirage executable was not built next to the tests")
         let model = try Self.modelFolder(config: "clip_tiny")
         defer { try? FileManager.default.removeItem(at: model) }
-        let truncated = try runProcess(binary, ["inspect-pixels", "--model", model.path, "--image",
+        let truncated = try runProcess(binary, ["inspect", "pixels", "--model", model.path, "--image",
                                                 Self.fixtures.appendingPathComponent("truncated.png").path])
         #expect(truncated.status != 0)
         #expect(truncated.stderr.contains("truncated PNG file"))
-        let missing = try runProcess(binary, ["inspect-pixels", "--model", "/nonexistent-model", "--image", "x.jpg"])
+        let missing = try runProcess(binary, ["inspect", "pixels", "--model", "/nonexistent-model", "--image", "x.jpg"])
         #expect(missing.status != 0)
         #expect(missing.stderr.contains("no preprocessor_config.json"))
     }

@@ -1,0 +1,142 @@
+import CMirageKernels
+
+// y = x·Wᵀ (+ bias): the decode path (n ≤ 8 rows of x, weights streamed once) and the GEMM path.
+// The inner loops are C intrinsics (CMirageKernels); blocking and threading are decided here.
+
+extension Kernels {
+    /// Rows of x at most this many take the decode path (weights streamed once for all of them).
+    public static let decodeMaxRows = 8
+
+    /// True when bf16 weights on the GEMM path use AVX512-BF16 dot products (activations rounded to bf16).
+    public static let usesBF16DotProducts: Bool = mk_has_avx512bf16() != 0
+
+    /// y[i, r] = Σ_c x[i, c]·W[r, c] (+ bias[r]) for i < n; x is n×cols, y is n×rows (f32, row-major).
+    /// n = 1...8 takes the decode path (weights streamed once for all n rows); larger n the GEMM path.
+    /// f32 accumulation throughout, except bf16 weights on the GEMM path, which use AVX512-BF16 dot
+    /// products with x rounded to bf16 (relative error ≤ 2⁻⁹ per product) when the CPU has them.
+    /// `y` must not overlap `x`.
+    public static func linear(_ x: UnsafePointer<Float>, n: Int, weight: WeightMatrix,
+                              bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+        precondition(n >= 0, "linear: n must be non-negative")
+        if n == 0 { return }
+        if n <= decodeMaxRows {
+            linearDecode(x, n: n, weight: weight, bias: bias, into: y, pool: pool)
+        } else {
+            linearGEMM(x, n: n, weight: weight, bias: bias, into: y, pool: pool)
+        }
+    }
+
+    /// Decode: rows of W are split across the pool in blocks of ~256 KB; each weight row is read from
+    /// memory once and dotted with all n inputs.
+    static func linearDecode(_ x: UnsafePointer<Float>, n: Int, weight: WeightMatrix,
+                             bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+        let rows = weight.rows
+        let blockRows = decodeBlockRows(rows: rows, cols: weight.cols, format: weight.format, threads: pool.threadCount)
+        let blocks = (rows + blockRows - 1) / blockRows
+        var w = weight.cDescriptor
+        withUnsafePointer(to: &w) { w in
+            pool.parallelFor(blocks) { block in
+                mk_decode(w, x, Int32(n), block * blockRows, min(rows, (block + 1) * blockRows), bias, y, rows)
+            }
+        }
+    }
+
+    /// Rows per decode task: ~256 KB of weights (a claim costs ~0.1 µs, streaming 256 KB ~6 µs), a
+    /// multiple of 4 rows, and at least 8 tasks per thread when the matrix allows, so both cores finish
+    /// together.
+    static func decodeBlockRows(rows: Int, cols: Int, format: WeightFormat, threads: Int) -> Int {
+        let rowBytes = max(1, cols * format.bytesPerElement)
+        var block = max(4, (256 * 1024) / rowBytes)
+        let minTasks = 8 * threads
+        if rows / block < minTasks { block = max(4, rows / minTasks) }
+        return (block + 3) / 4 * 4
+    }
+
+    /// Output features per GEMM task (must match NC in CMirageKernels.c).
+    static let gemmFeaturesPerTask = 64
+
+    /// GEMM: x is packed once into 12-row panels (bf16 pairs for AVX512-BF16), then tasks of 64 output
+    /// features each pack their weight panels per 256-input block and run the 12×32 micro-kernel.
+    static func linearGEMM(_ x: UnsafePointer<Float>, n: Int, weight: WeightMatrix,
+                           bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+        let packed = packInput(x, n: n, cols: weight.cols, for: weight.format, pool: pool)
+        linear(packed, weight: weight, bias: bias, into: y, pool: pool)
+    }
+
+    /// Packs x (n × cols, n > 8) for the GEMM path once, so several linears sharing the input (q, k, v;
+    /// gate, up) skip repacking it. `format` is the weights' format: bf16 weights take x rounded to bf16
+    /// pairs when the CPU has AVX512-BF16, every other format f32 panels.
+    public static func packInput(_ x: UnsafePointer<Float>, n: Int, cols: Int, for format: WeightFormat,
+                                 pool: WorkerPool) -> PackedInput {
+        precondition(n > decodeMaxRows, "packInput is for the GEMM path (n > \(decodeMaxRows)); call linear with x for n = \(n)")
+        precondition(cols > 0, "packInput: cols must be positive")
+        let bf16 = format == .bf16 && usesBF16DotProducts
+        let packed = PackedInput(n: n, cols: cols, bf16: bf16, pool: pool)
+        let panels = (n + Int(MK_MR) - 1) / Int(MK_MR)
+        let chunk = max(1, panels / (4 * pool.threadCount))
+        let destination = packed.buffer.pointer
+        pool.parallelFor((panels + chunk - 1) / chunk) { t in
+            mk_pack_a(x, n, cols, t * chunk, min(panels, (t + 1) * chunk), bf16 ? 1 : 0, destination)
+        }
+        return packed
+    }
+
+    /// y = x·Wᵀ (+ bias) from x packed by `packInput` (same numerics as `linear(_:n:...)` on the GEMM path).
+    public static func linear(_ packed: PackedInput, weight: WeightMatrix, bias: UnsafePointer<Float>?,
+                              into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+        precondition(packed.cols == weight.cols,
+                     "linear: packed input has \(packed.cols) columns but the weight has \(weight.cols)")
+        precondition(packed.bf16 == (weight.format == .bf16 && usesBF16DotProducts),
+                     "linear: input packed for \(packed.bf16 ? "bf16" : "f32") weights, weight is \(weight.format)")
+        let rows = weight.rows, n = packed.n
+        let a = UnsafeRawPointer(packed.buffer.pointer)
+        let bf16: Int32 = packed.bf16 ? 1 : 0
+        var w = weight.cDescriptor
+        withUnsafePointer(to: &w) { w in
+            let perTask = gemmFeaturesPerTask
+            let workBytes = mk_gemm_work_bytes()
+            pool.parallelFor((rows + perTask - 1) / perTask) { t in
+                let work = UnsafeMutableRawPointer.allocate(byteCount: workBytes, alignment: 64)
+                defer { work.deallocate() }
+                mk_gemm_task(w, a, n, t * perTask, min(rows, (t + 1) * perTask), bias, y, rows, bf16, work)
+            }
+        }
+    }
+}
+
+/// x packed for the GEMM path by `Kernels.packInput`; its memory goes back to the pool's scratch arena
+/// when released.
+public final class PackedInput: @unchecked Sendable {
+    public let n: Int
+    public let cols: Int
+    /// True when packed as bf16 pairs for AVX512-BF16 dot products.
+    public let bf16: Bool
+    let buffer: AlignedBuffer
+    private let arena: ScratchArena
+
+    init(n: Int, cols: Int, bf16: Bool, pool: WorkerPool) {
+        self.n = n
+        self.cols = cols
+        self.bf16 = bf16
+        arena = pool.scratch
+        buffer = arena.take(byteCount: mk_packed_a_bytes(n, cols, bf16 ? 1 : 0))
+    }
+
+    deinit { arena.give(buffer) }
+}
+
+extension WeightMatrix {
+    /// The view the C kernels take.
+    var cDescriptor: mk_weight {
+        let code: Int32
+        switch format {
+        case .f32: code = Int32(MK_F32)
+        case .f16: code = Int32(MK_F16)
+        case .bf16: code = Int32(MK_BF16)
+        case .q8: code = Int32(MK_Q8)
+        }
+        return mk_weight(data: data, scales: scales, rows: rows, cols: cols, row_stride: rowStride,
+                         group_stride: groupStride, scale_row_stride: scaleRowStride,
+                         scale_group_stride: scaleGroupStride, format: code)
+    }
+}

@@ -1,0 +1,191 @@
+/// How a weight matrix stores its elements.
+public enum WeightFormat: String, Sendable, CaseIterable {
+    /// IEEE binary32.
+    case f32
+    /// IEEE binary16 (torch.float16).
+    case f16
+    /// bfloat16: the upper 16 bits of a binary32 (torch.bfloat16).
+    case bf16
+    /// Signed 8-bit values with one f32 scale per group of `WeightMatrix.q8GroupSize` consecutive inputs
+    /// of a row (symmetric, absmax / 127).
+    case q8
+
+    /// Bytes per stored element, not counting q8 scales.
+    public var bytesPerElement: Int {
+        switch self {
+        case .f32: 4
+        case .f16, .bf16: 2
+        case .q8: 1
+        }
+    }
+}
+
+/// A [rows × cols] row-major weight: rows are output features (as torch `Linear.weight`), cols inputs.
+///
+/// Wraps existing memory (e.g. memory-mapped safetensors data) without copying; `owner` keeps that memory
+/// alive as long as the matrix is. Kernels convert to f32 on the fly (decode) or per packed tile (GEMM).
+public final class WeightMatrix: @unchecked Sendable {
+    /// Inputs per q8 scale group.
+    public static let q8GroupSize = 32
+
+    public let rows: Int
+    public let cols: Int
+    public let format: WeightFormat
+    /// The elements of row 0; row r starts `r · rowStride` bytes later.
+    public let data: UnsafeRawPointer
+    /// Bytes from one row's elements to the next.
+    public let rowStride: Int
+    /// q8 only: the scale of row 0, group 0 (see `q8Scale(row:group:)` for the others).
+    public let scales: UnsafePointer<Float>?
+    /// q8 addressing, in bytes: group g of row r holds its 32 values at
+    /// `data + r·rowStride + g·groupStride` and its scale at `scales + r·scaleRowStride + g·scaleGroupStride`.
+    let groupStride: Int
+    let scaleRowStride: Int
+    let scaleGroupStride: Int
+    private let owner: AnyObject?
+
+    /// Wraps row-major f32/f16/bf16 bytes; `owner` keeps the memory alive. Use `quantizedQ8()` for q8.
+    public init(rows: Int, cols: Int, format: WeightFormat, data: UnsafeRawPointer, owner: AnyObject?) {
+        precondition(rows > 0 && cols > 0, "WeightMatrix needs positive dimensions, got \(rows)×\(cols)")
+        precondition(format != .q8, "q8 matrices are made with quantizedQ8() or init(rows:cols:q8Values:scales:owner:)")
+        self.rows = rows
+        self.cols = cols
+        self.format = format
+        self.data = data
+        rowStride = cols * format.bytesPerElement
+        scales = nil
+        groupStride = 0
+        scaleRowStride = 0
+        scaleGroupStride = 0
+        self.owner = owner
+    }
+
+    /// Wraps q8 data given as two arrays: `rows × cols` Int8 values and `rows × q8GroupsPerRow(cols)`
+    /// scales; element (r, c) is `values[r·cols + c] · scales[r·groups + c / 32]`.
+    public convenience init(rows: Int, cols: Int, q8Values: UnsafeRawPointer, scales: UnsafePointer<Float>,
+                            owner: AnyObject?) {
+        let groups = WeightMatrix.q8GroupsPerRow(cols)
+        self.init(rows: rows, cols: cols, q8Values: q8Values, rowStride: cols, groupStride: WeightMatrix.q8GroupSize,
+                  scales: scales, scaleRowStride: groups * 4, scaleGroupStride: 4, owner: owner)
+    }
+
+    /// q8 with explicit byte strides (see `groupStride`).
+    init(rows: Int, cols: Int, q8Values: UnsafeRawPointer, rowStride: Int, groupStride: Int,
+         scales: UnsafePointer<Float>, scaleRowStride: Int, scaleGroupStride: Int, owner: AnyObject?) {
+        precondition(rows > 0 && cols > 0, "WeightMatrix needs positive dimensions, got \(rows)×\(cols)")
+        self.rows = rows
+        self.cols = cols
+        format = .q8
+        data = q8Values
+        self.rowStride = rowStride
+        self.groupStride = groupStride
+        self.scales = scales
+        self.scaleRowStride = scaleRowStride
+        self.scaleGroupStride = scaleGroupStride
+        self.owner = owner
+    }
+
+    /// q8 value (r, c) and scale (r, g).
+    func q8Value(row r: Int, column c: Int) -> Int8 {
+        let g = c / WeightMatrix.q8GroupSize
+        return data.load(fromByteOffset: r * rowStride + g * groupStride + c - g * WeightMatrix.q8GroupSize, as: Int8.self)
+    }
+
+    func q8Scale(row r: Int, group g: Int) -> Float {
+        UnsafeRawPointer(scales!).load(fromByteOffset: r * scaleRowStride + g * scaleGroupStride, as: Float.self)
+    }
+
+    /// Number of q8 scale groups per row for `cols` inputs (the last group may be partial).
+    public static func q8GroupsPerRow(_ cols: Int) -> Int { (cols + q8GroupSize - 1) / q8GroupSize }
+
+    /// Bytes a full pass over the matrix reads (elements plus q8 scales).
+    public var byteCount: Int {
+        var bytes = rows * cols * format.bytesPerElement
+        if format == .q8 { bytes += rows * WeightMatrix.q8GroupsPerRow(cols) * MemoryLayout<Float>.size }
+        return bytes
+    }
+
+    /// Group-wise symmetric int8 quantization: for each row and each group of 32 consecutive inputs,
+    /// scale = max|w| / 127 and q = round-to-nearest(w / scale), so |w − q·scale| ≤ scale / 2.
+    /// Stored as blocks of (f32 scale, 32 values), the last group zero-padded: a decode pass is one
+    /// sequential stream in which each scale arrives just before its values. (Separate scale arrays are
+    /// a second stream, ~20% slower; scales at the head of a long row miss the prefetcher, 2.5× slower.)
+    /// Returns `self` when already q8.
+    public func quantizedQ8() -> WeightMatrix {
+        if format == .q8 { return self }
+        let groups = WeightMatrix.q8GroupsPerRow(cols)
+        let block = MemoryLayout<Float>.size + WeightMatrix.q8GroupSize
+        let stride = groups * block
+        let storage = AlignedBuffer(byteCount: rows * stride)
+        storage.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: rows * stride)
+        let row = UnsafeMutablePointer<Float>.allocate(capacity: cols)
+        defer { row.deallocate() }
+        for r in 0..<rows {
+            copyRow(r, into: row)
+            for g in 0..<groups {
+                let start = storage.pointer + r * stride + g * block
+                let first = g * WeightMatrix.q8GroupSize
+                let end = min(first + WeightMatrix.q8GroupSize, cols)
+                var maxAbs: Float = 0
+                for c in first..<end { maxAbs = max(maxAbs, abs(row[c])) }
+                let scale = maxAbs / 127
+                start.storeBytes(of: scale, as: Float.self)
+                let values = (start + MemoryLayout<Float>.size).assumingMemoryBound(to: Int8.self)
+                let inverse: Float = scale > 0 ? 1 / scale : 0
+                for c in first..<end {
+                    let q = (row[c] * inverse).rounded(.toNearestOrEven)
+                    values[c - first] = Int8(max(-127, min(127, q)))
+                }
+            }
+        }
+        return WeightMatrix(rows: rows, cols: cols, q8Values: UnsafeRawPointer(storage.pointer + MemoryLayout<Float>.size),
+                            rowStride: stride, groupStride: block,
+                            scales: UnsafePointer(storage.pointer.assumingMemoryBound(to: Float.self)),
+                            scaleRowStride: stride, scaleGroupStride: block, owner: storage)
+    }
+
+    /// Rows `range` as a matrix sharing this one's memory (e.g. the q, k, v parts of a fused projection).
+    public func rowSlice(_ range: Range<Int>) -> WeightMatrix {
+        precondition(range.lowerBound >= 0 && range.upperBound <= rows && !range.isEmpty,
+                     "row slice \(range) out of range 0..<\(rows)")
+        let start = data + range.lowerBound * rowStride
+        if format == .q8 {
+            let firstScale = UnsafeRawPointer(scales!) + range.lowerBound * scaleRowStride
+            return WeightMatrix(rows: range.count, cols: cols, q8Values: start, rowStride: rowStride,
+                                groupStride: groupStride, scales: firstScale.assumingMemoryBound(to: Float.self),
+                                scaleRowStride: scaleRowStride, scaleGroupStride: scaleGroupStride, owner: self)
+        }
+        return WeightMatrix(rows: range.count, cols: cols, format: format, data: start, owner: self)
+    }
+
+    /// Dequantises/converts row `r` to f32 (embedding lookups). `into` holds `cols` floats.
+    public func copyRow(_ r: Int, into destination: UnsafeMutablePointer<Float>) {
+        precondition(r >= 0 && r < rows, "row \(r) out of range 0..<\(rows)")
+        let start = data + r * rowStride
+        switch format {
+        case .f32:
+            destination.update(from: start.assumingMemoryBound(to: Float.self), count: cols)
+        case .f16:
+            Kernels.convertF16ToF32(start, count: cols, into: destination)
+        case .bf16:
+            Kernels.convertBF16ToF32(start, count: cols, into: destination)
+        case .q8:
+            for c in 0..<cols {
+                destination[c] = Float(q8Value(row: r, column: c)) * q8Scale(row: r, group: c / WeightMatrix.q8GroupSize)
+            }
+        }
+    }
+}
+
+/// A 64-byte aligned heap allocation, freed when released (owner of packed or quantised data).
+public final class AlignedBuffer: @unchecked Sendable {
+    public let pointer: UnsafeMutableRawPointer
+    public let byteCount: Int
+
+    public init(byteCount: Int) {
+        self.byteCount = byteCount
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+    }
+
+    deinit { pointer.deallocate() }
+}
