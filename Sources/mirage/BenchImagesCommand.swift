@@ -16,8 +16,9 @@ struct BenchImagesCommand: ParsableCommand {
 
         EXAMPLE:
           swift build -c release
-          .build/release/mirage bench images --image ../shared/data/coco/images/COCO_val2014_000000000192.jpg
-          .build/release/mirage bench images --images ../shared/data/coco/images --model ~/siglip-so400m
+          .build/release/mirage bench images --image cat.jpg
+          .build/release/mirage bench images --images ../shared/data/coco/images
+          .build/release/mirage bench images --images DIR --model ~/siglip
         """)
 
     @Option(name: .long, help: ArgumentHelp("An image to time (repeatable).", valueName: "file"))

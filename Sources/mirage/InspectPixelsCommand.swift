@@ -22,8 +22,8 @@ struct InspectPixels: ParsableCommand {
 
         Examples:
           mirage inspect pixels --model ~/llava-1.5-7b-hf --image cat.jpg
-          mirage inspect pixels --model ~/siglip-so400m --image cat.png --json --values 8
-          mirage inspect pixels --model ~/llava-v1.5-7b --image cat.jpg --dump pixels.f32
+          mirage inspect pixels --model ~/siglip --image cat.png --json --values 8
+          mirage inspect pixels --model ~/llava-v1.5-7b --image c.jpg --dump px.f32
         """)
 
     @Option(name: .long, help: ArgumentHelp("Model folder with preprocessor_config.json (or processor_config.json).", valueName: "dir"))
