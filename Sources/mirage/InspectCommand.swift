@@ -6,7 +6,7 @@ import MirageEngine
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Look inside a model: next-token logits after a prompt.",
+        abstract: "Look inside a model: tokenization, image preprocessing, next-token logits.",
         subcommands: [
             InspectLogits.self,
             InspectTokens.self,
