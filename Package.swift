@@ -32,7 +32,9 @@ let package = Package(
         /// SIMD math and the persistent worker pool.
         .target(name: "MirageKernels", dependencies: ["CMirageKernels"], swiftSettings: optimised),
         /// Weights, tokenizer, models, KV cache, sessions.
-        .target(name: "MirageEngine", dependencies: ["MirageKernels"], swiftSettings: optimised),
+        .target(name: "MirageEngine", dependencies: ["MirageKernels", "CMirageImage"], swiftSettings: optimised),
+        /// Longjmp-safe wrappers around libjpeg-turbo and libpng (Debian: libjpeg62-turbo-dev, libpng-dev).
+        .target(name: "CMirageImage", cSettings: optimisedC, linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
 
         /// Decoding methods behind one protocol.
         .target(name: "MirageDecoding", dependencies: ["MirageEngine"]),

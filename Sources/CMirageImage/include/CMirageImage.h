@@ -1,0 +1,41 @@
+#ifndef CMIRAGE_IMAGE_H
+#define CMIRAGE_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// The samples of one decoded image, exactly as the codec produced them (no colour conversion beyond
+/// what the codec itself does). `pixels` is malloc'd; release it with `mirage_image_free`.
+typedef struct {
+    int32_t width;
+    int32_t height;
+    /// JPEG: 1 (grey), 3 (RGB, from YCbCr or RGB) or 4 (CMYK as stored; Adobe files store it inverted).
+    /// PNG: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA (palettes are expanded to RGB).
+    int32_t channels;
+    /// 8 or 16 (PNG only: 16-bit samples are big-endian, as in the file).
+    int32_t bitDepth;
+    /// PNG colour type (0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA); -1 for JPEG.
+    int32_t pngColorType;
+    /// PNG tRNS chunk: 1 when present. For grey/RGB it names one transparent colour (in file bit depth).
+    int32_t hasTransparency;
+    uint16_t transparentGrey;
+    uint16_t transparentRGB[3];
+    /// JPEG: 1 when the file has an Adobe APP14 marker.
+    int32_t adobeMarker;
+    unsigned char *pixels;
+    /// Set on failure: the codec's own message.
+    char message[200];
+} mirage_decoded_image;
+
+/// Decodes a JPEG with libjpeg's defaults (ISLOW IDCT, fancy upsampling, no block smoothing changes),
+/// which are the settings Pillow uses for `Image.open(...)`. Returns 0 on success; 1 on a corrupt or
+/// unsupported file; 2 when the data ends before the image does. Never exits the process.
+int mirage_jpeg_decode(const unsigned char *data, size_t size, mirage_decoded_image *out);
+
+/// Decodes a PNG with libpng (palette expanded to RGB, grey below 8 bits scaled to 8 bits, 16-bit kept).
+/// Returns 0 on success, 1 on a corrupt file, 2 when the data ends early. Never exits the process.
+int mirage_png_decode(const unsigned char *data, size_t size, mirage_decoded_image *out);
+
+void mirage_image_free(void *pixels);
+
+#endif
