@@ -1,21 +1,14 @@
 import Foundation
 import MirageKernels
 
-/// A normalised image tensor `[channels, height, width]`, f32, channel-first (transformers' `pixel_values[0]`).
-public struct PixelTensor: Sendable, Equatable {
-    public var channels: Int
-    public var height: Int
-    public var width: Int
-    public var values: [Float]
-
-    public init(channels: Int = 3, height: Int, width: Int, values: [Float]) throws {
+extension PixelTensor {
+    /// A pixel tensor from values already laid out `[channels][height][width]`, checked for size
+    /// (the memberwise initialiser is internal to the module).
+    public init(validating values: [Float], channels: Int = 3, height: Int, width: Int) throws {
         guard values.count == channels * height * width else {
             throw ModelError.invalidInput("pixel tensor [\(channels), \(height), \(width)] needs \(channels * height * width) values, got \(values.count)")
         }
-        self.channels = channels
-        self.height = height
-        self.width = width
-        self.values = values
+        self.init(channels: channels, height: height, width: width, values: values)
     }
 }
 

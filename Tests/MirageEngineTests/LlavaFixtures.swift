@@ -21,7 +21,7 @@ enum LlavaFixtures {
         let data = try Data(contentsOf: root.appendingPathComponent("pixel_values.json"))
         let json = try JSONSerialization.jsonObject(with: data) as! [String: Any]
         let shape = (json["shape"] as! [NSNumber]).map(\.intValue)
-        return try PixelTensor(channels: shape[0], height: shape[1], width: shape[2], values: floats(json["values"]))
+        return try PixelTensor(validating: floats(json["values"]), channels: shape[0], height: shape[1], width: shape[2])
     }
 
     static func floats(_ v: Any?) -> [Float] { (v as! [Any]).map { Float(($0 as! NSNumber).doubleValue) } }

@@ -39,7 +39,7 @@ import Testing
         let folder = LlavaFixtures.folder("llava-qwen2-siglip")
         let config = try LlavaConfig.load(from: folder.appendingPathComponent("config.json"))
         let tower = try loadVisionTower(config: config.vision, store: TensorStore(folder: folder), pool: Self.pool)
-        let pixels = try PixelTensor(height: 16, width: 16, values: [Float](repeating: 0, count: 3 * 16 * 16))
+        let pixels = try PixelTensor(validating: [Float](repeating: 0, count: 3 * 16 * 16), height: 16, width: 16)
         do {
             _ = try tower.hiddenStates(pixels, layers: [1])
             Issue.record("expected an error")
