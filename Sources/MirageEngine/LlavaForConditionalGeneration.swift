@@ -262,6 +262,16 @@ public final class LlavaForConditionalGeneration: @unchecked Sendable {
         return ImageEmbedding(tokenCount: rows, width: hidden, values: out)
     }
 
+    /// Decodes an image file (JPEG/PNG) and preprocesses it with the folder's preprocessor_config.json
+    /// (Pillow-exact resize/crop, rescale, normalize); `padToSquare` applies LLaVA's `expand2square` first.
+    public func pixels(ofImageAt path: String, padToSquare: Bool = false) throws -> PixelTensor {
+        guard let folder = languageModel.folder else {
+            throw ModelError.invalidInput("this model was not loaded from a folder, so it has no preprocessor_config.json")
+        }
+        let preprocessor = ImagePreprocessor(config: try ImagePreprocessorConfig.load(modelDirectory: folder.path))
+        return try preprocessor.process(try ImageDecoder.load(path: path), padToSquare: padToSquare)
+    }
+
     /// A prompt from token ids that already hold the expanded image-token run.
     public func prompt(tokenIDs: [Int], image: ImageEmbedding) throws -> MultimodalPrompt {
         try MultimodalPrompt(tokenIDs: tokenIDs, imageTokenID: config.imageTokenID, image: image)
@@ -278,6 +288,10 @@ public final class LlavaForConditionalGeneration: @unchecked Sendable {
                 + "image_token_id is \(config.imageTokenID): use the tokenizer saved with this LLaVA model")
         }
         let rendered = template.render(text, imageToken: imageToken)
+        guard rendered.components(separatedBy: imageToken).count == 2 else {
+            throw ModelError.invalidInput("the prompt must hold exactly one '\(imageToken)' placeholder (the templates add it; "
+                                          + "with the raw template write it yourself)")
+        }
         let expanded = rendered.replacingOccurrences(of: imageToken,
                                                      with: String(repeating: imageToken, count: image.tokenCount))
         return try prompt(tokenIDs: tokenizer.encode(expanded), image: image)
@@ -287,7 +301,9 @@ public final class LlavaForConditionalGeneration: @unchecked Sendable {
 /// Chat templates of the LLaVA families Mirage reproduces. The image placeholder goes first in the user
 /// turn, followed by a newline, as the published evaluation scripts put it.
 public enum LlavaChatTemplate: Sendable, Equatable {
-    /// No template: `<image>\n{prompt}`.
+    /// The prompt verbatim: it must contain the image placeholder itself.
+    case raw
+    /// No chat turns: `<image>\n{prompt}`.
     case plain
     /// LLaVA-1.5 (Vicuna v1 conversation): `USER: <image>\n{prompt} ASSISTANT:`, optionally preceded by
     /// the system message and a space (LLaVA's `conv_vicuna_v1`).
@@ -299,11 +315,32 @@ public enum LlavaChatTemplate: Sendable, Equatable {
     /// LLaVA v1's system message (haotian-liu/LLaVA, llava/conversation.py `conv_vicuna_v1`).
     public static let llava15System = "A chat between a curious human and an artificial intelligence assistant. "
         + "The assistant gives helpful, detailed, and polite answers to the human's questions."
+    /// The template for a decoder: LLaVA-1.5 (no system message) for Llama, ChatML with Qwen's default
+    /// system message for Qwen2.
+    public static func `default`(for architecture: Architecture) -> LlavaChatTemplate {
+        architecture == .qwen2 ? .chatML(system: qwenSystem) : .llava15(systemMessage: false)
+    }
+
+    /// Parses a CLI name: raw, plain, llava15, llava15-system, chatml, chatml-nosystem.
+    public init?(name: String) {
+        switch name {
+        case "raw": self = .raw
+        case "plain": self = .plain
+        case "llava15": self = .llava15(systemMessage: false)
+        case "llava15-system": self = .llava15(systemMessage: true)
+        case "chatml": self = .chatML(system: Self.qwenSystem)
+        case "chatml-nosystem": self = .chatML(system: nil)
+        default: return nil
+        }
+    }
+
     /// Qwen2's default system message.
     public static let qwenSystem = "You are a helpful assistant."
 
     public func render(_ prompt: String, imageToken: String = "<image>") -> String {
         switch self {
+        case .raw:
+            return prompt
         case .plain:
             return "\(imageToken)\n\(prompt)"
         case .llava15(let system):
