@@ -22,6 +22,7 @@ struct BenchCommand: ParsableCommand {
             BenchDataCommand.self,
             BenchStoreCommand.self,
             BenchEngine.self,
+            BenchVision.self,
         ])
 }
 
