@@ -65,7 +65,7 @@ let package = Package(
         /// Locating ../shared/data (tests skip when it is absent) and the built `mirage` binary.
         .target(name: "MirageTestSupport", path: "Tests/MirageTestSupport"),
         .testTarget(name: "MirageKernelsTests", dependencies: ["MirageKernels", "MirageTestSupport"], swiftSettings: optimised),
-        .testTarget(name: "MirageEngineTests", dependencies: ["MirageEngine", "MirageTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "MirageEngineTests", dependencies: ["MirageEngine", "MirageData", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageDecodingTests", dependencies: ["MirageDecoding", "MirageTestSupport"]),
         .testTarget(name: "MirageTextTests", dependencies: ["MirageText", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageDataTests", dependencies: ["MirageData", "MirageTestSupport"]),

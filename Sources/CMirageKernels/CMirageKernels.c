@@ -43,10 +43,6 @@ INLINE __m512 load_q16(const int8_t *p, __mmask16 m) {
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
 }
 
-INLINE __m512 load_x16(const float *p, __mmask16 m) {
-    return m == 0xFFFF ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
-}
-
 // MARK: - Decode (n = 1…8)
 
 /// R weight rows from r against N inputs (f32/f16/bf16); U column chunks in flight give R·U·N
@@ -56,9 +52,8 @@ INLINE __m512 load_x16(const float *p, __mmask16 m) {
 INLINE void decode_block(int format, int N, int R, int U, const mk_weight *w, const float *x, long r,
                          const float *bias, float *y, long ldy) {
     const long cols = w->cols;
-    const int esize = format == MK_F32 ? 4 : 2;
     const char *rows[2];
-    for (int q = 0; q < R; q++) rows[q] = (const char *)w->data + (size_t)(r + q) * cols * esize;
+    for (int q = 0; q < R; q++) rows[q] = (const char *)w->data + (size_t)(r + q) * w->row_stride;
     __m512 acc[2][4][8];
     for (int q = 0; q < R; q++)
         for (int u = 0; u < U; u++)
@@ -100,8 +95,9 @@ INLINE void decode_block_q8(int N, int U, const mk_weight *w, const float *x, lo
                             float *y, long ldy) {
     const long cols = w->cols;
     const long groups = (cols + 31) / 32;
-    const int8_t *row = (const int8_t *)w->data + (size_t)r * cols;
-    const float *scales = w->scales + (size_t)r * groups;
+    const char *row = (const char *)w->data + (size_t)r * w->row_stride;
+    const char *scales = (const char *)w->scales + (size_t)r * w->scale_row_stride;
+    const long gs = w->group_stride, ss = w->scale_group_stride;
     __m512 acc[4][8];
     for (int a = 0; a < 2 * U; a++)
         for (int i = 0; i < N; i++) acc[a][i] = _mm512_setzero_ps();
@@ -110,9 +106,10 @@ INLINE void decode_block_q8(int N, int U, const mk_weight *w, const float *x, lo
     for (; g + U <= fullGroups; g += U) {
         for (int u = 0; u < U; u++) {
             const long c = (g + u) * 32;
-            __m512 s = _mm512_set1_ps(scales[g + u]);
-            __m512 w0 = _mm512_mul_ps(load_q16(row + c, 0xFFFF), s);
-            __m512 w1 = _mm512_mul_ps(load_q16(row + c + 16, 0xFFFF), s);
+            const int8_t *q = (const int8_t *)(row + (g + u) * gs);
+            __m512 s = _mm512_set1_ps(*(const float *)(scales + (g + u) * ss));
+            __m512 w0 = _mm512_mul_ps(load_q16(q, 0xFFFF), s);
+            __m512 w1 = _mm512_mul_ps(load_q16(q + 16, 0xFFFF), s);
             for (int i = 0; i < N; i++) {
                 const float *xi = x + (size_t)i * cols + c;
                 acc[2 * u][i] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xi), acc[2 * u][i]);
@@ -123,9 +120,10 @@ INLINE void decode_block_q8(int N, int U, const mk_weight *w, const float *x, lo
     for (; g < groups; g++) {
         const long c = g * 32;
         __mmask16 m0 = mask16(cols - c), m1 = mask16(cols - c - 16 > 0 ? cols - c - 16 : 0);
-        __m512 s = _mm512_set1_ps(scales[g]);
-        __m512 w0 = _mm512_mul_ps(load_q16(row + c, m0), s);
-        __m512 w1 = _mm512_mul_ps(load_q16(row + c + 16, m1), s);
+        const int8_t *q = (const int8_t *)(row + g * gs);
+        __m512 s = _mm512_set1_ps(*(const float *)(scales + g * ss));
+        __m512 w0 = _mm512_mul_ps(load_q16(q, m0), s);
+        __m512 w1 = _mm512_mul_ps(load_q16(q + 16, m1), s);
         for (int i = 0; i < N; i++) {
             const float *xi = x + (size_t)i * cols + c;
             acc[0][i] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m0, xi), acc[0][i]);
@@ -285,35 +283,40 @@ void mk_pack_a(const float *x, long n, long k, long p0, long p1, int bf16, void 
 
 size_t mk_gemm_work_bytes(void) { return (size_t)KC * NC * 4; }
 
-/// Packs features [j0, j1) (≤ NC) × inputs [k0, k0+kc) as f32 micro-panels [⌈(j1−j0)/32⌉][kc][32],
-/// converting from the stored format; features beyond j1 are zero.
-static void pack_b_f32(const mk_weight *w, long j0, long j1, long k0, long kc, float *dst) {
-    const long cols = w->cols;
-    const int format = w->format;
-    const long groups = (cols + 31) / 32;
+/// 16 consecutive packed-depth entries of weight row j from depth index d: f32 inputs d…d+15 converted
+/// from the stored format (lanes at or beyond `end` zero), or with `bf16` the 16 bf16 pairs
+/// (W[j][2d], W[j][2d+1]) … as 32-bit lanes, unconverted (inputs beyond cols zero).
+INLINE __m512 load_b16(const mk_weight *w, long j, long d, long end, int bf16) {
+    const char *row = (const char *)w->data + (size_t)j * w->row_stride;
+    if (bf16) {
+        const long remaining = w->cols - 2 * d;
+        __mmask32 m = remaining >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << remaining) - 1);
+        return _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, (const uint16_t *)row + 2 * d));
+    }
+    __mmask16 m = mask16(end - d);
+    switch (w->format) {
+    case MK_Q8: { // 16 inputs never straddle a 32-input group
+        const long g = d / 32;
+        const char *scale = (const char *)w->scales + (size_t)j * w->scale_row_stride + g * w->scale_group_stride;
+        return _mm512_mul_ps(load_q16((const int8_t *)(row + g * w->group_stride) + d % 32, m),
+                             _mm512_set1_ps(*(const float *)scale));
+    }
+    case MK_F32: return load_w16(MK_F32, row, d, m);
+    case MK_F16: return load_w16(MK_F16, row, d, m);
+    default: return load_w16(MK_BF16, row, d, m);
+    }
+}
+
+/// Packs features [j0, j1) (≤ NC) × depth [d0, d0+kc) as micro-panels [⌈(j1−j0)/32⌉][kc][32] of 32-bit
+/// lanes: f32 (converted from the stored format) or, with `bf16`, bf16 pairs. Features beyond j1 are zero.
+static void pack_b(const mk_weight *w, long j0, long j1, long d0, long kc, int bf16, float *dst) {
     const __m512 zero = _mm512_setzero_ps();
     for (long jj = j0; jj < j1; jj += 16) {
         const long panel = (jj - j0) / 32, half = ((jj - j0) / 16) % 2;
         float *out = dst + (size_t)panel * kc * 32 + half * 16;
         for (long c = 0; c < kc; c += 16) {
-            const long col = k0 + c;
-            __mmask16 m = mask16(k0 + kc - col);
             __m512 r[16];
-            for (int i = 0; i < 16; i++) {
-                const long j = jj + i;
-                if (j >= j1) { r[i] = zero; continue; }
-                if (format == MK_Q8) {
-                    const int8_t *row = (const int8_t *)w->data + (size_t)j * cols;
-                    r[i] = _mm512_mul_ps(load_q16(row + col, m),
-                                         _mm512_set1_ps(w->scales[(size_t)j * groups + col / 32]));
-                } else if (format == MK_F32) {
-                    r[i] = load_w16(MK_F32, (const char *)w->data + (size_t)j * cols * 4, col, m);
-                } else if (format == MK_F16) {
-                    r[i] = load_w16(MK_F16, (const char *)w->data + (size_t)j * cols * 2, col, m);
-                } else {
-                    r[i] = load_w16(MK_BF16, (const char *)w->data + (size_t)j * cols * 2, col, m);
-                }
-            }
+            for (int i = 0; i < 16; i++) r[i] = jj + i < j1 ? load_b16(w, jj + i, d0 + c, d0 + kc, bf16) : zero;
             transpose16(r);
             const int valid = (int)(kc - c < 16 ? kc - c : 16);
             for (int t = 0; t < valid; t++) _mm512_storeu_ps(out + (c + t) * 32, r[t]);
@@ -326,37 +329,6 @@ static void pack_b_f32(const mk_weight *w, long j0, long j1, long k0, long kc, f
         for (long c = 0; c < kc; c++) _mm512_storeu_ps(out + c * 32, zero);
     }
 }
-
-#if defined(__AVX512BF16__)
-/// bf16 weights as micro-panels [⌈(j1−j0)/32⌉][kcp][32] of bf16 pairs (W[j][2p], W[j][2p+1]), no rounding.
-static void pack_b_bf16(const mk_weight *w, long j0, long j1, long p0, long kcp, uint32_t *dst) {
-    const long cols = w->cols;
-    const __m512 zero = _mm512_setzero_ps();
-    for (long jj = j0; jj < j1; jj += 16) {
-        const long panel = (jj - j0) / 32, half = ((jj - j0) / 16) % 2;
-        uint32_t *out = dst + (size_t)panel * kcp * 32 + half * 16;
-        for (long c = 0; c < kcp; c += 16) {
-            const long col = 2 * (p0 + c); // first bf16 element
-            const long remaining = cols - col;
-            __mmask32 m = remaining >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << remaining) - 1);
-            __m512 r[16];
-            for (int i = 0; i < 16; i++) {
-                const long j = jj + i;
-                r[i] = j < j1 ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, (const uint16_t *)w->data + (size_t)j * cols + col))
-                              : zero;
-            }
-            transpose16(r);
-            const int valid = (int)(kcp - c < 16 ? kcp - c : 16);
-            for (int t = 0; t < valid; t++) _mm512_storeu_ps((float *)(out + (c + t) * 32), r[t]);
-        }
-    }
-    const long width = j1 - j0;
-    if (width % 32 != 0 && width % 32 <= 16) {
-        uint32_t *out = dst + (size_t)(width / 32) * kcp * 32 + 16;
-        for (long c = 0; c < kcp; c++) _mm512_storeu_ps((float *)(out + c * 32), zero);
-    }
-}
-#endif
 
 // MARK: - Micro-kernels (12 rows × 32 features, 24 zmm accumulators)
 
@@ -430,11 +402,7 @@ void mk_gemm_task(const mk_weight *w, const void *packed_a, long n, long j0, lon
     const long panels = (n + MK_MR - 1) / MK_MR;
     for (long k0 = 0; k0 < depth; k0 += block) {
         const long kc = depth - k0 < block ? depth - k0 : block;
-#if defined(__AVX512BF16__)
-        if (bf16) pack_b_bf16(w, j0, j1, k0, kc, (uint32_t *)work);
-        else
-#endif
-            pack_b_f32(w, j0, j1, k0, kc, (float *)work);
+        pack_b(w, j0, j1, k0, kc, bf16, (float *)work);
         // BLIS order: MC panels of x (~200 KB) stay in L2 while every weight micro-panel (32 KB, L1)
         // meets them; x therefore comes from L3 once per block, not once per micro-panel.
         for (long pm = 0; pm < panels; pm += MC)

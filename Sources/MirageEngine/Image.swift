@@ -7,6 +7,9 @@ public struct RGBImage: Equatable, Sendable {
     public var height: Int
     /// `width * height * 3` samples.
     public var pixels: [UInt8]
+    /// The one colour a PNG tRNS chunk names transparent, which Pillow keeps in `info["transparency"]`
+    /// through `convert("RGB")` and transposes; see `compositedOnWhite()`.
+    public var transparentColour: RGBColour?
 
     public init(width: Int, height: Int, pixels: [UInt8]) {
         precondition(width >= 0 && height >= 0 && pixels.count == width * height * 3,
@@ -25,10 +28,42 @@ public struct RGBImage: Equatable, Sendable {
         self.init(width: width, height: height, pixels: pixels)
     }
 
+    /// The pixels the image processors' `convert_to_rgb` (transformers image_transforms.py) returns:
+    /// when Pillow still records a transparent colour, the image is converted to RGBA (that colour gets
+    /// alpha 0, every other pixel alpha 255) and composited onto white, so exactly the pixels of that
+    /// colour become white.
+    public func compositedOnWhite() -> RGBImage {
+        guard let c = transparentColour else { return self }
+        var out = RGBImage(width: width, height: height, pixels: pixels)
+        out.pixels.withUnsafeMutableBufferPointer { px in
+            var i = 0
+            while i < px.count {
+                if px[i] == c.red, px[i + 1] == c.green, px[i + 2] == c.blue {
+                    px[i] = 255; px[i + 1] = 255; px[i + 2] = 255
+                }
+                i += 3
+            }
+        }
+        return out
+    }
+
     /// The pixel at column `x`, row `y`.
     public subscript(x: Int, y: Int) -> (UInt8, UInt8, UInt8) {
         let i = (y * width + x) * 3
         return (pixels[i], pixels[i + 1], pixels[i + 2])
+    }
+}
+
+/// One 8-bit RGB colour.
+public struct RGBColour: Equatable, Hashable, Sendable {
+    public var red: UInt8
+    public var green: UInt8
+    public var blue: UInt8
+
+    public init(red: UInt8, green: UInt8, blue: UInt8) {
+        self.red = red
+        self.green = green
+        self.blue = blue
     }
 }
 

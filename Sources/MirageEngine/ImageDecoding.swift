@@ -2,8 +2,8 @@ import CMirageImage
 import Foundation
 
 /// Reads JPEG and PNG files into the RGB pixels Pillow 13 gives transformers' `load_image`
-/// (`Image.open` → `ImageOps.exif_transpose` → `convert("RGB")`), plus the one extra step of the slow
-/// image processors' `convert_to_rgb`: a colour named transparent by a PNG tRNS chunk becomes white.
+/// (`Image.open` → `ImageOps.exif_transpose` → `convert("RGB")`). A colour that a PNG tRNS chunk names
+/// transparent is recorded in `transparentColour`, as Pillow keeps it in `info["transparency"]`.
 public enum ImageDecoder {
     /// Decodes the file at `path`. Throws `ImageError` for unreadable, unsupported, corrupt or truncated files.
     public static func load(path: String) throws -> RGBImage {
@@ -46,9 +46,8 @@ public enum ImageDecoder {
             // JpegImagePlugin.py), i.e. it inverts the samples libjpeg returns whether or not the file
             // has an Adobe marker, then converts CMYK to RGB.
             for i in 0..<count {
-                rgb[i * 3 + 0 ..< i * 3 + 3] = cmykToRGB(
-                    c: 255 - samples[i * 4], m: 255 - samples[i * 4 + 1],
-                    y: 255 - samples[i * 4 + 2], k: 255 - samples[i * 4 + 3])[...]
+                let nk = Int(samples[i * 4 + 3])  // 255 - k, with k = 255 - raw
+                for c in 0..<3 { rgb[i * 3 + c] = cmykChannel(255 - samples[i * 4 + c], nk: nk) }
             }
         }
         let image = RGBImage(width: Int(raw.width), height: Int(raw.height), pixels: rgb)
@@ -56,15 +55,16 @@ public enum ImageDecoder {
     }
 
     /// Pillow's `cmyk2rgb` (libImaging/Convert.c): with `nk = 255 - k`, each channel is
-    /// `nk - muldiv255(c, nk)` where `muldiv255(a, b) = (t + (t >> 8)) >> 8` for `t = a * b + 128`.
+    /// `nk - muldiv255(v, nk)` where `muldiv255(a, b) = (t + (t >> 8)) >> 8` for `t = a * b + 128`.
     @inline(__always)
+    static func cmykChannel(_ v: UInt8, nk: Int) -> UInt8 {
+        let t = Int(v) * nk + 128
+        return UInt8(clamping: nk - (((t >> 8) + t) >> 8))
+    }
+
     static func cmykToRGB(c: UInt8, m: UInt8, y: UInt8, k: UInt8) -> [UInt8] {
         let nk = 255 - Int(k)
-        func channel(_ v: UInt8) -> UInt8 {
-            let t = Int(v) * nk + 128
-            return UInt8(clamping: nk - (((t >> 8) + t) >> 8))
-        }
-        return [channel(c), channel(m), channel(y)]
+        return [cmykChannel(c, nk: nk), cmykChannel(m, nk: nk), cmykChannel(y, nk: nk)]
     }
 
     // MARK: PNG
@@ -115,26 +115,8 @@ public enum ImageDecoder {
             }
         }
         var image = RGBImage(width: Int(raw.width), height: Int(raw.height), pixels: rgb)
-        if let colour = chunks.transparentColour(bitDepth: Int(raw.bitDepth)) {
-            whiten(colour, in: &image)
-        }
+        image.transparentColour = chunks.transparentColour(bitDepth: Int(raw.bitDepth))
         return ImageOrientation.apply(ImageOrientation.orientation(exif: chunks.exif), to: image)
-    }
-
-    /// transformers' `convert_to_rgb` (image_transforms.py) sees `info["transparency"]` still set after
-    /// `load_image`'s `convert("RGB")` when the PNG names one transparent colour; it then converts to
-    /// RGBA (that colour gets alpha 0) and composites onto white, so exactly those pixels become white.
-    static func whiten(_ colour: (UInt8, UInt8, UInt8), in image: inout RGBImage) {
-        let p = image.pixels.count
-        image.pixels.withUnsafeMutableBufferPointer { px in
-            var i = 0
-            while i < p {
-                if px[i] == colour.0, px[i + 1] == colour.1, px[i + 2] == colour.2 {
-                    px[i] = 255; px[i + 1] = 255; px[i + 2] = 255
-                }
-                i += 3
-            }
-        }
     }
 
     // MARK: Shared
@@ -198,7 +180,7 @@ struct PNGChunks {
     /// Grey and RGB tRNS name one colour; a palette tRNS counts only when it is one fully transparent
     /// entry among fully opaque ones (PngImagePlugin's `_simple_palette`), otherwise Pillow keeps a
     /// per-entry alpha table that `convert("RGB")` drops.
-    func transparentColour(bitDepth: Int) -> (UInt8, UInt8, UInt8)? {
+    func transparentColour(bitDepth: Int) -> RGBColour? {
         guard let t = transparency else { return nil }
         func u16(_ i: Int) -> Int { Int(t[i]) << 8 | Int(t[i + 1]) }
         switch colourType {
@@ -207,15 +189,15 @@ struct PNGChunks {
             // 8-bit "L" keeps the value; 16-bit "I;16" converts like its pixels (clipped at 255).
             guard bitDepth == 16 || v <= 255 else { return nil }
             let g = UInt8(min(v, 255))
-            return (g, g, g)
+            return RGBColour(red: g, green: g, blue: g)
         case 2 where t.count >= 6:
             let (r, g, b) = (u16(0), u16(2), u16(4))
             guard r <= 255, g <= 255, b <= 255 else { return nil }
-            return (UInt8(r), UInt8(g), UInt8(b))
+            return RGBColour(red: UInt8(r), green: UInt8(g), blue: UInt8(b))
         case 3:
             guard t.filter({ $0 == 0 }).count == 1, t.allSatisfy({ $0 == 0 || $0 == 255 }),
                   let index = t.firstIndex(of: 0), index * 3 + 2 < palette.count else { return nil }
-            return (palette[index * 3], palette[index * 3 + 1], palette[index * 3 + 2])
+            return RGBColour(red: palette[index * 3], green: palette[index * 3 + 1], blue: palette[index * 3 + 2])
         default:
             return nil
         }

@@ -81,6 +81,8 @@ public enum ImageOrientation {
                 }
             }
         }
-        return RGBImage(width: outW, height: outH, pixels: out)
+        var result = RGBImage(width: outW, height: outH, pixels: out)
+        result.transparentColour = image.transparentColour  // transpose keeps Pillow's info
+        return result
     }
 }

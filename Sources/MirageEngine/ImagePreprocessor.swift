@@ -15,6 +15,8 @@ public struct ImagePreprocessorConfig: Equatable, Sendable {
     }
 
     public var processorType: String
+    /// `do_convert_rgb`: composite a PNG's transparent colour onto white (`convert_to_rgb`).
+    public var doConvertRGB: Bool = true
     public var doResize: Bool
     public var size: Size
     public var resample: ResampleFilter
@@ -127,6 +129,7 @@ public struct ImagePreprocessorConfig: Equatable, Sendable {
             }
             return n.intValue
         }
+        if let b = try bool("do_convert_rgb") { config.doConvertRGB = b }
         if let b = try bool("do_resize") { config.doResize = b }
         if let b = try bool("do_center_crop") { config.doCenterCrop = b }
         if let b = try bool("do_rescale") { config.doRescale = b }
@@ -208,6 +211,7 @@ public struct ImagePreprocessor: Sendable {
     /// The 8-bit image after pad-to-square, resize and centre crop (before rescale and normalize).
     public func geometry(_ image: RGBImage, padToSquare: Bool = false) throws -> RGBImage {
         var image = padToSquare ? Self.expandToSquare(image, background: padColour) : image
+        if config.doConvertRGB { image = image.compositedOnWhite() }
         if config.doResize {
             let target = resizedSize(width: image.width, height: image.height)
             image = try ImageResampler.resize(image, width: target.width, height: target.height, filter: config.resample)
@@ -256,7 +260,8 @@ public struct ImagePreprocessor: Sendable {
     }
 
     /// LLaVA's `expand2square`: paste the image centred (offset `(long - short) // 2`) on a square canvas
-    /// of the background colour; square images are returned unchanged.
+    /// of the background colour; square images are returned unchanged. The new canvas carries no
+    /// transparent colour (a new PIL image has no `info`), so padding disables `compositedOnWhite`.
     public static func expandToSquare(_ image: RGBImage, background: (UInt8, UInt8, UInt8)) -> RGBImage {
         let side = max(image.width, image.height)
         if image.width == image.height { return image }
@@ -284,5 +289,17 @@ public struct ImagePreprocessor: Sendable {
             out[dst ..< dst + lx * 3] = image.pixels[src ..< src + lx * 3]
         }
         return RGBImage(width: width, height: height, pixels: out)
+    }
+}
+
+extension ImagePreprocessor {
+    /// Whether an original LLaVA checkpoint pads images to squares: its config.json says
+    /// `"image_aspect_ratio": "pad"` (llava/mm_utils.py `process_images` then applies `expand2square`).
+    /// Hugging Face `llava-hf` conversions have no such key and their processor does not pad.
+    public static func llavaPadsToSquare(modelDirectory: String) -> Bool {
+        let url = URL(fileURLWithPath: modelDirectory).appendingPathComponent("config.json")
+        guard let data = try? Data(contentsOf: url),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
+        return (object["image_aspect_ratio"] as? String) == "pad"
     }
 }

@@ -13,7 +13,8 @@ extension Kernels {
     /// y[i, r] = Σ_c x[i, c]·W[r, c] (+ bias[r]) for i < n; x is n×cols, y is n×rows (f32, row-major).
     /// n = 1...8 takes the decode path (weights streamed once for all n rows); larger n the GEMM path.
     /// f32 accumulation throughout, except bf16 weights on the GEMM path, which use AVX512-BF16 dot
-    /// products with x rounded to bf16 (relative error ~2⁻⁸ per product) when the CPU has them.
+    /// products with x rounded to bf16 (relative error ≤ 2⁻⁹ per product) when the CPU has them.
+    /// `y` must not overlap `x`.
     public static func linear(_ x: UnsafePointer<Float>, n: Int, weight: WeightMatrix,
                               bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
         precondition(n >= 0, "linear: n must be non-negative")
@@ -134,6 +135,8 @@ extension WeightMatrix {
         case .bf16: code = Int32(MK_BF16)
         case .q8: code = Int32(MK_Q8)
         }
-        return mk_weight(data: data, scales: scales, rows: rows, cols: cols, format: code)
+        return mk_weight(data: data, scales: scales, rows: rows, cols: cols, row_stride: rowStride,
+                         group_stride: groupStride, scale_row_stride: scaleRowStride,
+                         scale_group_stride: scaleGroupStride, format: code)
     }
 }

@@ -20,9 +20,12 @@ struct BenchCommand: ParsableCommand {
             BenchTaggerCommand.self,
             BenchTokenizeCommand.self,
             BenchDataCommand.self,
+            BenchImagesCommand.self,
             BenchStoreCommand.self,
+            BenchKernelsCommand.self,
             BenchEngine.self,
             BenchVision.self,
+            BenchTokenizer.self,
         ])
 }
 

@@ -2,10 +2,10 @@ import ArgumentParser
 import Foundation
 import MirageEngine
 
-/// `mirage bench-tokenizer` (to become `mirage bench tokenizer`): tokenizer load, encode and decode speed.
+/// `mirage bench model-tokenizer`: tokenizer load, encode and decode speed.
 struct BenchTokenizer: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-tokenizer",
+        commandName: "model-tokenizer",
         abstract: "Measure how fast a model's tokenizer loads, encodes and decodes.",
         discussion: """
         Encodes every line of --file (or a built-in English text when none is given) --repeat times on one \
@@ -15,7 +15,7 @@ struct BenchTokenizer: ParsableCommand {
         a hardware limit.
 
         Example:
-          mirage bench-tokenizer --model ~/models/llava-1.5-7b-hf --file captions.txt
+          mirage bench model-tokenizer --model ~/models/llava-1.5-7b-hf --file captions.txt
         """
     )
 

@@ -9,6 +9,8 @@ struct Inspect: ParsableCommand {
         abstract: "Look inside a model: next-token logits after a prompt.",
         subcommands: [
             InspectLogits.self,
+            InspectTokens.self,
+            InspectPixels.self,
         ])
 }
 

@@ -2,10 +2,10 @@ import ArgumentParser
 import Foundation
 import MirageEngine
 
-/// `mirage inspect-tokens` (to become `mirage inspect tokens`): how a model's tokenizer splits a text.
+/// `mirage inspect tokens`: how a model's tokenizer splits a text.
 struct InspectTokens: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "inspect-tokens",
+        commandName: "tokens",
         abstract: "Show how a model's tokenizer splits a text: ids, token strings and byte spans.",
         discussion: """
         Reads tokenizer.json, tokenizer_config.json and special_tokens_map.json from the model folder and \
@@ -17,10 +17,10 @@ struct InspectTokens: ParsableCommand {
         the text of that span. Tokens added by the template (BOS/EOS) have no span.
 
         Examples:
-          mirage inspect-tokens --model ~/llava-1.5 $'USER: <image>\\nWhat is it?'
+          mirage inspect tokens --model ~/llava-1.5 $'USER: <image>\\nWhat is it?'
           (bash's $'...' turns \\n into a newline; the text is taken literally)
-          mirage inspect-tokens --model ./qwen2 --json "naïve café 😀"
-          mirage inspect-tokens --model ./qwen2 --ids 9707 11 1879
+          mirage inspect tokens --model ./qwen2 --json "naïve café 😀"
+          mirage inspect tokens --model ./qwen2 --ids 9707 11 1879
         """
     )
 

@@ -12,22 +12,19 @@ struct Mirage: AsyncParsableCommand {
         """,
         version: MirageVersion.string,
         subcommands: [
-            // Subcommands are registered here, one line each.
+            // Subcommands are registered here, one line each, in the order a user meets them.
             DataCommand.self,
-            POPECommand.self,
             ChairCommand.self,
-            BenchCommand.self,
-            InspectTokens.self,
-            Generate.self,
-            Inspect.self,
-            Models.self,
-            BenchKernelsCommand.self,
-            BenchTokenizer.self,
+            POPECommand.self,
+            Import.self,
             Runs.self,
             Compare.self,
             Export.self,
-            Import.self,
             Reproduce.self,
+            Models.self,
+            Generate.self,
+            Inspect.self,
+            BenchCommand.self,
         ]
     )
 }

@@ -111,3 +111,39 @@ extension LinearTests {
         #expect(error <= (format == .bf16 ? 4e-3 : 1e-5), "format \(format): \(error)")
     }
 }
+
+extension LinearTests {
+    /// q8 given as separate value and scale arrays (the public initializer) and row slices of every
+    /// format compute the same as the matrices they came from.
+    @Test(arguments: WeightFormat.allCases)
+    func separateQ8ArraysAndRowSlicesAgree(format: WeightFormat) {
+        let rows = 50, cols = 77, n = 3
+        var random = SeededRandom(seed: 31)
+        let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
+        let x = random.floats(n * cols)
+        var full = [Float](repeating: 0, count: n * rows)
+        Kernels.linear(x, n: n, weight: weight.matrix, bias: nil, into: &full, pool: Self.pool)
+
+        let slice = weight.matrix.rowSlice(13..<41)
+        var part = [Float](repeating: 0, count: n * 28)
+        Kernels.linear(x, n: n, weight: slice, bias: nil, into: &part, pool: Self.pool)
+        for i in 0..<n { #expect(Array(part[(i * 28)..<(i * 28 + 28)]) == Array(full[(i * rows + 13)..<(i * rows + 41)])) }
+
+        guard format == .q8 else { return }
+        let m = weight.matrix, groups = WeightMatrix.q8GroupsPerRow(cols)
+        var values = [Int8](repeating: 0, count: rows * cols)
+        var scales = [Float](repeating: 0, count: rows * groups)
+        for r in 0..<rows {
+            for c in 0..<cols { values[r * cols + c] = m.q8Value(row: r, column: c) }
+            for g in 0..<groups { scales[r * groups + g] = m.q8Scale(row: r, group: g) }
+        }
+        var separate = [Float](repeating: 0, count: n * rows)
+        values.withUnsafeBytes { v in
+            scales.withUnsafeBufferPointer { s in
+                let matrix = WeightMatrix(rows: rows, cols: cols, q8Values: v.baseAddress!, scales: s.baseAddress!, owner: nil)
+                Kernels.linear(x, n: n, weight: matrix, bias: nil, into: &separate, pool: Self.pool)
+            }
+        }
+        #expect(separate == full)
+    }
+}

@@ -15,13 +15,19 @@ static inline void mk_cpu_pause(void) {
 /// Storage formats, matching MirageKernels.WeightFormat.
 enum { MK_F32 = 0, MK_F16 = 1, MK_BF16 = 2, MK_Q8 = 3 };
 
-/// A weight matrix as the C kernels see it: `rows × cols` row-major elements of `format`;
-/// q8 adds `rows × ceil(cols/32)` f32 scales.
+/// A weight matrix as the C kernels see it: `rows × cols` elements of `format`, row r at
+/// `data + r·row_stride` bytes. q8 (all strides in bytes): group g (32 inputs) of row r has its values at
+/// `data + r·row_stride + g·group_stride` and its f32 scale at
+/// `scales + r·scale_row_stride + g·scale_group_stride`.
 typedef struct {
     const void *data;
     const float *scales;
     long rows;
     long cols;
+    long row_stride;
+    long group_stride;
+    long scale_row_stride;
+    long scale_group_stride;
     int format;
 } mk_weight;
 
