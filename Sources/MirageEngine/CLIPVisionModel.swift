@@ -29,15 +29,7 @@ public struct CLIPVisionModel: VisionTower, @unchecked Sendable {
 
     public func hiddenStates(_ pixels: PixelTensor, layers: [Int]) throws -> [[Float]] {
         let h = config.hiddenSize, n = config.sequenceLength
-        var embeddings = [Float](repeating: 0, count: n * h)
-        try embeddings.withUnsafeMutableBufferPointer { e in
-            let base = e.baseAddress!
-            base.update(from: classEmbedding, count: h)
-            try patchEmbedding.patches(pixels, into: base + h, pool: pool)
-            patchEmbedding.positions.withUnsafeBufferPointer { p in
-                Kernels.add(base, p.baseAddress!, count: n * h, into: base)
-            }
-        }
+        let embeddings = try patchEmbedding.embed(pixels, classToken: classEmbedding, pool: pool)
         var normed = embeddings
         layerNormRows(embeddings, weight: preNormWeight, bias: preNormBias, rows: n, width: h,
                       eps: config.layerNormEps, into: &normed)

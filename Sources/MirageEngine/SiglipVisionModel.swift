@@ -21,15 +21,7 @@ public struct SiglipVisionModel: VisionTower, @unchecked Sendable {
     }
 
     public func hiddenStates(_ pixels: PixelTensor, layers: [Int]) throws -> [[Float]] {
-        let h = config.hiddenSize, n = config.sequenceLength
-        var embeddings = [Float](repeating: 0, count: n * h)
-        try embeddings.withUnsafeMutableBufferPointer { e in
-            let base = e.baseAddress!
-            try patchEmbedding.patches(pixels, into: base, pool: pool)
-            patchEmbedding.positions.withUnsafeBufferPointer { p in
-                Kernels.add(base, p.baseAddress!, count: n * h, into: base)
-            }
-        }
-        return try encoder.run(embeddings: embeddings, tokens: n, layers: layers)
+        let embeddings = try patchEmbedding.embed(pixels, classToken: nil, pool: pool)
+        return try encoder.run(embeddings: embeddings, tokens: config.sequenceLength, layers: layers)
     }
 }

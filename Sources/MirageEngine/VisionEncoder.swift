@@ -212,6 +212,19 @@ struct PatchEmbedding: @unchecked Sendable {
         positions = convertToF32(posPointer, count: c.sequenceLength * c.hiddenSize, dtype: posEntry.dtype)
     }
 
+    /// The embeddings output: `[classToken;] patches + position embeddings`, sequenceLength × hidden.
+    func embed(_ pixels: PixelTensor, classToken: [Float]?, pool: WorkerPool) throws -> [Float] {
+        let h = config.hiddenSize, n = config.sequenceLength
+        var embeddings = [Float](repeating: 0, count: n * h)
+        try embeddings.withUnsafeMutableBufferPointer { e in
+            let base = e.baseAddress!
+            if let classToken { base.update(from: classToken, count: h) }
+            try patches(pixels, into: base + (classToken == nil ? 0 : h), pool: pool)
+            positions.withUnsafeBufferPointer { p in Kernels.add(base, p.baseAddress!, count: n * h, into: base) }
+        }
+        return embeddings
+    }
+
     /// Conv2d(kernel = stride = patch) as a GEMM: each patch is unfolded into a row ordered
     /// (channel, ky, kx) like the conv weight, patches in raster order (transformers' `flatten(2)`).
     /// Writes numPatches × hidden rows at `y`.
