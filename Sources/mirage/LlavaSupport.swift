@@ -30,8 +30,7 @@ struct ImageOptions: ParsableArguments {
     func llavaPrompt(model options: ModelRunOptions, prompt: String, tokenizer: Tokenizer) throws
         -> (LlavaForConditionalGeneration, MultimodalPrompt) {
         let path = (image! as NSString).expandingTildeInPath
-        let json = (try? JSONSerialization.jsonObject(with: Data(contentsOf: options.folder.appendingPathComponent("config.json")))) as? [String: Any]
-        guard let json, LlavaConfig.isLlava(json) else {
+        guard options.isLlavaFolder else {
             throw ValidationError("--image needs a LLaVA model (config.json model_type \"llava\"); \(options.model) is a text-only model")
         }
         let model = try LlavaForConditionalGeneration(

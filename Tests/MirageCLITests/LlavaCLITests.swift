@@ -40,7 +40,15 @@ import MirageTestSupport
         let ids = try JSONSerialization.jsonObject(with: Data(generated.stdout.utf8)) as! [Int]
         #expect(ids.count == 4 && ids[0] == expectedTop.first)
 
-        let textOnly = try mirage(["inspect", "logits", "--model", folder.path, "--image", image, "--ids", "1,2"])
-        #expect(textOnly.status != 0 && textOnly.stderr.contains("--image needs --prompt"))
+        let idsWithImage = try mirage(["inspect", "logits", "--model", folder.path, "--image", image, "--ids", "1,2"])
+        #expect(idsWithImage.status != 0 && idsWithImage.stderr.contains("--image needs --prompt"))
+        // Without --image a LLaVA folder runs its decoder on text alone.
+        let textOnly = try mirage(["generate", "--model", folder.path, "--prompt", "hello", "--max-new-tokens", "3", "--ids", "--ignore-eos"])
+        #expect(textOnly.status == 0, "\(textOnly.stderr)")
+        // --image on a text-only model says what is needed.
+        let textFolder = folder.appendingPathComponent("text-only")
+        _ = try mirage(["models", "synth", "--arch", "llama", "--size", "tiny", "--out", textFolder.path, "--dtype", "f32"])
+        let refused = try mirage(["generate", "--model", textFolder.path, "--image", image, "--prompt", "x"])
+        #expect(refused.status != 0 && refused.stderr.contains("needs a LLaVA model"))
     }
 }
