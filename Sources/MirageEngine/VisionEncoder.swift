@@ -132,9 +132,10 @@ struct VisionEncoder: @unchecked Sendable {
         }
     }
 
-    /// Multi-head attention, heads in parallel: per head, scores = Q·Kᵀ (a GEMM with K as the weight),
-    /// scaled softmax per row, then P·V (a GEMM with Vᵀ as the weight). transformers' eager path computes
-    /// matmul(q, kᵀ)·scale then softmax in f32.
+    /// Multi-head attention, heads in parallel: per head, scores = (scale·Q)·Kᵀ (a GEMM with K as the
+    /// weight), softmax per row, then P·V (a GEMM with Vᵀ as the weight). transformers' eager path computes
+    /// matmul(q, kᵀ)·scale then softmax in f32; scaling q first differs by rounding only (scale is a power of
+    /// two for head_dim 64, where it is exact).
     private func attention(q: [Float], k: [Float], v: [Float], tokens n: Int, into y: inout [Float]) {
         let h = config.hiddenSize, d = config.headDim, heads = config.numHeads
         let scale = 1 / Float(d).squareRoot()
@@ -152,16 +153,14 @@ struct VisionEncoder: @unchecked Sendable {
                     let vf = vt.pointer.assumingMemoryBound(to: Float.self)
                     for t in 0..<n {
                         let src = t * h + head * d
-                        (qh + t * d).update(from: qp + src, count: d)
+                        for j in 0..<d { qh[t * d + j] = qp[src + j] * scale }
                         (kf + t * d).update(from: kp + src, count: d)
                         for j in 0..<d { vf[j * n + t] = vp[src + j] }
                     }
                     let keys = WeightMatrix(rows: n, cols: d, format: .f32, data: kh.pointer, owner: kh)
                     Kernels.linearSerial(qh, n: n, weight: keys, bias: nil, into: scores)
                     for t in 0..<n {
-                        let row = scores + t * n
-                        for j in 0..<n { row[j] *= scale }
-                        Kernels.softmax(row, count: n)
+                        Kernels.softmax(scores + t * n, count: n)
                     }
                     let values = WeightMatrix(rows: d, cols: n, format: .f32, data: vt.pointer, owner: vt)
                     Kernels.linearSerial(scores, n: n, weight: values, bias: nil, into: out)

@@ -69,7 +69,30 @@ struct BenchVision: ParsableCommand {
             // the cores to ourselves (spin-waiting workers count as busy, so this never flatters).
             let owned = flops / (bestCPU / Double(threads)) / 1e9
             print(String(format: "  by CPU time (%.3f s over %d threads): %.1f GFLOPS, %.0f%% of peak", bestCPU, threads, owned, owned / 520 * 100))
+            let ceiling = Self.gemmCeiling(config, pool: pool)
+            print(String(format: "  Kernels.linear alone on the fc1 shape (f32), by CPU time: %.1f GFLOPS, %.0f%% of peak", ceiling, ceiling / 520 * 100))
         }
+    }
+
+    /// The GEMM kernel alone on the MLP's fc1 shape (577 × 1024 → 4096, f32), best of 5 by CPU time: the
+    /// ceiling the tower's projections run against.
+    static func gemmCeiling(_ c: VisionConfig, pool: WorkerPool) -> Double {
+        let n = c.sequenceLength, k = c.hiddenSize, m = c.intermediateSize
+        let weights = AlignedBuffer(byteCount: m * k * 4)
+        let w = weights.pointer.bindMemory(to: Float.self, capacity: m * k)
+        for i in 0..<(m * k) { w[i] = Float(i % 17) * 0.01 - 0.08 }
+        let matrix = WeightMatrix(rows: m, cols: k, format: .f32, data: weights.pointer, owner: weights)
+        let x = (0..<(n * k)).map { Float($0 % 13) * 0.1 - 0.6 }
+        var y = [Float](repeating: 0, count: n * m)
+        var best = Double.infinity
+        for _ in 0..<5 {
+            let start = cpuSeconds()
+            x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
+                Kernels.linear(xb.baseAddress!, n: n, weight: matrix, bias: nil, into: yb.baseAddress!, pool: pool)
+            }}
+            best = min(best, (cpuSeconds() - start) / Double(pool.threadCount))
+        }
+        return 2 * Double(n * k * m) / best / 1e9
     }
 
     /// FLOPs of one image through every layer: patch GEMM, q/k/v/out and MLP GEMMs, QKᵀ and PV.
