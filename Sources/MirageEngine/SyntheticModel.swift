@@ -91,15 +91,7 @@ public struct SyntheticModelSpec: Sendable {
             throw ModelError.writeFailed(path: folder.path, reason: error.localizedDescription)
         }
         let c = config
-        func writeJSON(_ object: Any, _ name: String) throws {
-            let url = folder.appendingPathComponent(name)
-            do {
-                let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-                try data.write(to: url)
-            } catch {
-                throw ModelError.writeFailed(path: url.path, reason: error.localizedDescription)
-            }
-        }
+        func writeJSON(_ object: Any, _ name: String) throws { try writeJSONFile(object, to: folder.appendingPathComponent(name)) }
         var configJSON = c.transformers5JSON()
         configJSON["transformers_version"] = "5.24.0"
         try writeJSON(configJSON, "config.json")
@@ -108,33 +100,50 @@ public struct SyntheticModelSpec: Sendable {
         try writeJSON(tokenizer.tokenizerJSON(), "tokenizer.json")
         try writeJSON(tokenizer.tokenizerConfigJSON(), "tokenizer_config.json")
 
-        let tensors = self.tensors
-        let writer = try SafeTensorsWriter(path: folder.appendingPathComponent("model.safetensors").path,
-                                           tensors: tensors.map(\.0), metadata: ["format": "pt", "mirage_seed": "\(seed)"])
-        let total = tensors.reduce(0) { $0 + $1.0.byteCount }
-        var done = 0
-        let chunk = 1 << 20
-        var values = [Float](repeating: 0, count: chunk)
-        for (index, (declaration, std)) in tensors.enumerated() {
-            let count = declaration.shape.reduce(1, *)
-            var random = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(index))
-            let halfWidth = (std ?? 0) * 3.0.squareRoot().asFloat   // uniform(-a, a) has std a/√3
-            var written = 0
-            while written < count {
-                let n = min(chunk, count - written)
-                if std == nil {
-                    for i in 0..<n { values[i] = 1 }
-                } else {
-                    for i in 0..<n { values[i] = halfWidth * random.nextSignedUnit() }
-                }
-                try writer.write(Array(values[0..<n]), as: dtype)
-                written += n
-                done += n * dtype.byteSize
-                progress(Double(done) / Double(total))
-            }
-        }
-        try writer.finish()
+        try writeRandomTensors(tensors, path: folder.appendingPathComponent("model.safetensors").path, seed: seed,
+                               progress: progress)
     }
+}
+
+/// Writes a JSON object pretty-printed with sorted keys (as the synthetic folders' config files).
+func writeJSONFile(_ object: Any, to url: URL) throws {
+    do {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        try data.write(to: url)
+    } catch {
+        throw ModelError.writeFailed(path: url.path, reason: error.localizedDescription)
+    }
+}
+
+/// Streams `tensors` into a safetensors file: uniform values with each tensor's standard deviation
+/// (nil: all ones), from SplitMix64 seeded per tensor index, so the same seed gives the same bytes.
+func writeRandomTensors(_ tensors: [(SafeTensorsWriter.Declaration, Float?)], path: String, seed: UInt64,
+                        progress: (Double) -> Void) throws {
+    let writer = try SafeTensorsWriter(path: path, tensors: tensors.map(\.0),
+                                       metadata: ["format": "pt", "mirage_seed": "\(seed)"])
+    let total = tensors.reduce(0) { $0 + $1.0.byteCount }
+    var done = 0
+    let chunk = 1 << 20
+    var values = [Float](repeating: 0, count: chunk)
+    for (index, (declaration, std)) in tensors.enumerated() {
+        let count = declaration.shape.reduce(1, *)
+        var random = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(index))
+        let halfWidth = (std ?? 0) * 3.0.squareRoot().asFloat   // uniform(-a, a) has std a/√3
+        var written = 0
+        while written < count {
+            let n = min(chunk, count - written)
+            if std == nil {
+                for i in 0..<n { values[i] = 1 }
+            } else {
+                for i in 0..<n { values[i] = halfWidth * random.nextSignedUnit() }
+            }
+            try writer.write(Array(values[0..<n]), as: declaration.dtype)
+            written += n
+            done += n * declaration.dtype.byteSize
+            progress(Double(done) / Double(max(total, 1)))
+        }
+    }
+    try writer.finish()
 }
 
 private extension Double {

@@ -24,6 +24,7 @@ struct BenchCommand: ParsableCommand {
             BenchStoreCommand.self,
             BenchKernelsCommand.self,
             BenchEngine.self,
+            BenchVision.self,
             BenchTokenizer.self,
         ])
 }

@@ -17,10 +17,13 @@ struct Generate: ParsableCommand {
 
         Examples:
           mirage generate --model ~/models/Qwen2-0.5B --prompt "The capital of France is"
+          mirage generate --model ~/models/llava-1.5-7b-hf --image cat.jpg --prompt "Describe this image."
           mirage generate --model ./tiny --prompt "<|im_start|>user\\nHi<|im_end|>\\n" --max-new-tokens 64 --quantize q8
         """)
 
     @OptionGroup var modelOptions: ModelRunOptions
+
+    @OptionGroup var imageOptions: ImageOptions
 
     @Option(name: .long, help: "The prompt text.")
     var prompt: String
@@ -40,14 +43,21 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let tokenizer = try modelOptions.loadTokenizer()
-        let model = try modelOptions.loadModel()
-        let promptIDs = tokenizer.encode(prompt)
-        guard !promptIDs.isEmpty else { throw ValidationError("the prompt encodes to no tokens; give some text") }
+        let model: LanguageModel
+        let items: [PromptItem]
+        if imageOptions.image != nil {
+            let (llava, built) = try imageOptions.llavaPrompt(model: modelOptions, prompt: prompt, tokenizer: tokenizer)
+            (model, items) = (llava.languageModel, built.items)
+        } else {
+            model = try modelOptions.loadModel()
+            items = tokenizer.encode(prompt).map { .token($0) }
+        }
+        guard !items.isEmpty else { throw ValidationError("the prompt encodes to no tokens; give some text") }
         var decoder = tokenizer.streamDecoder(skipSpecialTokens: true)
         let out = FileHandle.standardOutput
         let start = DispatchTime.now().uptimeNanoseconds
         var firstTokenAt: UInt64 = 0
-        let tokens = try greedyDecode(model: model, prompt: promptIDs.map { .token($0) }, maxNewTokens: maxNewTokens,
+        let tokens = try greedyDecode(model: model, prompt: items, maxNewTokens: maxNewTokens,
                                       stopTokens: ignoreEos ? [] : Set(model.eosTokenIDs)) { id in
             if firstTokenAt == 0 { firstTokenAt = DispatchTime.now().uptimeNanoseconds }
             if !ids { out.write(Data(decoder.append(id).utf8)) }
@@ -64,6 +74,6 @@ struct Generate: ParsableCommand {
         let rate = tokens.count > 1 ? Double(tokens.count - 1) / decode : 0
         FileHandle.standardError.write(Data(String(
             format: "[%d prompt tokens in %.3f s, %d new tokens, %.1f tokens/s]\n",
-            promptIDs.count, prefill, tokens.count, rate).utf8))
+            items.count, prefill, tokens.count, rate).utf8))
     }
 }

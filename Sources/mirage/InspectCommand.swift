@@ -28,10 +28,13 @@ struct InspectLogits: ParsableCommand {
 
         Examples:
           mirage inspect logits --model ~/models/Qwen2-0.5B --prompt "The capital of France is" --top 5
+          mirage inspect logits --model ~/models/llava-1.5-7b-hf --image cat.jpg --prompt "Is there a dog?" --json
           mirage inspect logits --model ./tiny --ids 1,450,1967 --top 10 --json
         """)
 
     @OptionGroup var modelOptions: ModelRunOptions
+
+    @OptionGroup var imageOptions: ImageOptions
 
     @Option(name: .long, help: "The prompt text (encoded with the model's tokenizer).")
     var prompt: String?
@@ -48,11 +51,12 @@ struct InspectLogits: ParsableCommand {
     func validate() throws {
         if (prompt == nil) == (ids == nil) { throw ValidationError("give exactly one of --prompt TEXT or --ids 1,2,3") }
         if top < 1 { throw ValidationError("--top must be at least 1") }
+        if imageOptions.image != nil && prompt == nil { throw ValidationError("--image needs --prompt TEXT (the template places the image)") }
     }
 
     func run() throws {
         let tokenizer = try? modelOptions.loadTokenizer()
-        let promptIDs: [Int]
+        var promptIDs: [Int]
         if let ids {
             promptIDs = try parseTokenIDs(ids)
         } else {
@@ -62,8 +66,15 @@ struct InspectLogits: ParsableCommand {
             promptIDs = tokenizer.encode(prompt!)
             guard !promptIDs.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
         }
-        let model = try modelOptions.loadModel()
-        let output = try model.makeSession().append(promptIDs.map { .token($0) })
+        var items = promptIDs.map { PromptItem.token($0) }
+        let model: LanguageModel
+        if imageOptions.image != nil, let tokenizer {
+            let (llava, built) = try imageOptions.llavaPrompt(model: modelOptions, prompt: prompt!, tokenizer: tokenizer)
+            (model, items, promptIDs) = (llava.languageModel, built.items, built.tokenIDs)
+        } else {
+            model = try modelOptions.loadModel()
+        }
+        let output = try model.makeSession().append(items)
         let logits = Array(output.logits(0))
         let maxLogit = Double(logits.max() ?? 0)
         let logSum = maxLogit + log(logits.reduce(0.0) { $0 + exp(Double($1) - maxLogit) })

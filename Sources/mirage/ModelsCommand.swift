@@ -26,13 +26,21 @@ struct ModelsSynth: ParsableCommand {
         Sizes: tiny (2 layers, hidden 64, vocab 512, < 1 MB), 0.5b (Qwen2-0.5B shapes: ~1 GB in f16), \
         7b (LLaMA-7B shapes: 13.5 GB in f16; written in a stream, needs the disk space, not the memory).
 
+        LLaVA: --arch llava-llama or llava-qwen2 adds a vision tower (--vision clip or siglip; tiny size: 32×32 \
+        images with patch 8, other sizes: ViT-L/14-336 shapes) and the 2-layer projector, with \
+        preprocessor_config.json, processor_config.json and `<image>` as the tokenizer's last token.
+
         Examples:
+          mirage models synth --arch llava-llama --vision clip --size tiny --seed 3 --out ./tiny-llava
           mirage models synth --arch qwen2 --size 0.5b --seed 1 --out /tmp/qwen2-0.5b-f16
           mirage models synth --arch llama --size tiny --seed 7 --out ./tiny --dtype f32
         """)
 
-    @Option(name: .long, help: ArgumentHelp("llama (LlamaForCausalLM) or qwen2 (Qwen2ForCausalLM, with q/k/v biases).", valueName: "llama|qwen2"))
+    @Option(name: .long, help: ArgumentHelp("llama (LlamaForCausalLM), qwen2 (Qwen2ForCausalLM, with q/k/v biases), or llava-llama / llava-qwen2 (LlavaForConditionalGeneration).", valueName: "llama|qwen2|llava-llama|llava-qwen2"))
     var arch: String
+
+    @Option(name: .long, help: ArgumentHelp("Vision tower of a LLaVA --arch.", valueName: "clip|siglip"))
+    var vision = "clip"
 
     @Option(name: .long, help: ArgumentHelp("tiny, 0.5b or 7b.", valueName: "tiny|0.5b|7b"))
     var size: String
@@ -50,13 +58,16 @@ struct ModelsSynth: ParsableCommand {
     var force = false
 
     func validate() throws {
-        guard ["llama", "qwen2"].contains(arch) else { throw ValidationError("--arch takes llama or qwen2 (got '\(arch)')") }
+        guard ["llama", "qwen2", "llava-llama", "llava-qwen2"].contains(arch) else {
+            throw ValidationError("--arch takes llama, qwen2, llava-llama or llava-qwen2 (got '\(arch)')")
+        }
+        guard ["clip", "siglip"].contains(vision) else { throw ValidationError("--vision takes clip or siglip (got '\(vision)')") }
         guard SyntheticModelSpec.Size(rawValue: size) != nil else { throw ValidationError("--size takes tiny, 0.5b or 7b (got '\(size)')") }
         guard ["f32", "f16", "bf16"].contains(dtype) else { throw ValidationError("--dtype takes f32, f16 or bf16 (got '\(dtype)')") }
     }
 
     func run() throws {
-        let spec = SyntheticModelSpec(architecture: arch == "llama" ? .llama : .qwen2,
+        let spec = SyntheticModelSpec(architecture: arch.hasSuffix("llama") ? .llama : .qwen2,
                                       size: SyntheticModelSpec.Size(rawValue: size)!, seed: seed,
                                       dtype: dtype == "f32" ? .f32 : dtype == "f16" ? .f16 : .bf16)
         let folder = URL(fileURLWithPath: (out as NSString).expandingTildeInPath)
@@ -66,7 +77,12 @@ struct ModelsSynth: ParsableCommand {
         }
         var lastPercent = -1
         let interactive = isatty(STDERR_FILENO) != 0
-        try spec.write(to: folder) { fraction in
+        let llava = arch.hasPrefix("llava-") ? SyntheticLlavaSpec(
+            text: spec, vision: SyntheticVisionSpec(kind: vision == "clip" ? .clip : .siglip,
+                                                    size: spec.size == .tiny ? .tiny : .l14_336, seed: spec.seed, dtype: spec.dtype)) : nil
+        let write = llava.map { l in { (p: (Double) -> Void) in try l.write(to: folder, progress: p) } }
+            ?? { p in try spec.write(to: folder, progress: p) }
+        try write { fraction in
             let percent = Int(fraction * 100)
             if interactive && percent != lastPercent {
                 lastPercent = percent
@@ -76,6 +92,7 @@ struct ModelsSynth: ParsableCommand {
         if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
         let c = spec.config
         print("wrote \(folder.path): \(c.architecture.rawValue), \(c.numLayers) layers, hidden \(c.hiddenSize), "
-              + "\(c.numHeads)/\(c.numKVHeads) heads, vocab \(c.vocabSize), \(dtype)")
+              + "\(c.numHeads)/\(c.numKVHeads) heads, vocab \(c.vocabSize), \(dtype)"
+              + (llava.map { l in ", \(vision) tower \(l.vision.config.imageSize)px/\(l.vision.config.patchSize) (\(l.config.imageTokenCount) image tokens, image token id \(l.config.imageTokenID))" } ?? ""))
     }
 }

@@ -32,7 +32,16 @@ struct ModelRunOptions: ParsableArguments {
     var folder: URL { URL(fileURLWithPath: (model as NSString).expandingTildeInPath) }
 
     func loadModel() throws -> LanguageModel {
-        try LanguageModel(folder: folder, options: LoadOptions(quantize: quantize == "q8" ? .q8 : nil, threads: threads))
+        let options = LoadOptions(quantize: quantize == "q8" ? .q8 : nil, threads: threads)
+        if isLlavaFolder { return try LlavaForConditionalGeneration(folder: folder, options: options).languageModel }
+        return try LanguageModel(folder: folder, options: options)
+    }
+
+    /// True when config.json describes a LLaVA model (its decoder runs text-only prompts; --image adds an image).
+    var isLlavaFolder: Bool {
+        let url = folder.appendingPathComponent("config.json")
+        guard let data = try? Data(contentsOf: url), let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return false }
+        return LlavaConfig.isLlava(json)
     }
 
     func loadTokenizer() throws -> Tokenizer { try Tokenizer(folder: folder) }

@@ -1,0 +1,54 @@
+import Foundation
+import Testing
+import MirageTestSupport
+
+/// `models synth --arch llava-*`, `inspect logits --image` and `generate --image` end to end, against
+/// transformers' LlavaProcessor + LlavaForConditionalGeneration on the same synthetic folder and image
+/// (Tests/MirageEngineTests/Fixtures/llava/pipeline.json, Scripts/fixtures/make_llava_pipeline_reference.py).
+@Suite struct LlavaCLITests {
+    static let fixtures = SharedData.repositoryRoot.appendingPathComponent("Tests/MirageEngineTests/Fixtures/llava")
+
+    func mirage(_ arguments: [String]) throws -> ProcessResult {
+        let binary = try #require(BuiltProducts.mirage, "the mirage executable was not built next to the tests")
+        return try runProcess(binary, arguments)
+    }
+
+    @Test func synthInspectAndGenerateWithAnImage() throws {
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.fixtures.appendingPathComponent("pipeline.json"))) as! [String: Any]
+        let first = (json["cases"] as! [[String: Any]])[0]
+        let synth = first["synth"] as! [String: Any]
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-cli-llava-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let made = try mirage(["models", "synth", "--arch", synth["arch"] as! String, "--vision", synth["vision"] as! String,
+                               "--size", "tiny", "--seed", "\(synth["seed"] as! Int)", "--dtype", "f32", "--out", folder.path])
+        #expect(made.status == 0, "\(made.stderr)")
+        #expect(made.stdout.contains("16 image tokens"))
+        let image = Self.fixtures.appendingPathComponent("pipeline.png").path
+        let inspected = try mirage(["inspect", "logits", "--model", folder.path, "--image", image, "--prompt",
+                                    first["prompt"] as! String, "--template", first["template"] as! String, "--top", "3", "--json"])
+        #expect(inspected.status == 0, "\(inspected.stderr)")
+        let out = try JSONSerialization.jsonObject(with: Data(inspected.stdout.utf8)) as! [String: Any]
+        #expect(out["prompt_ids"] as? [Int] == (first["input_ids"] as! [NSNumber]).map(\.intValue))
+        let logits = (first["last_logits"] as! [NSNumber]).map(\.doubleValue)
+        let expectedTop = logits.indices.sorted { logits[$0] > logits[$1] }.prefix(3)
+        #expect((out["top"] as! [[String: Any]]).map { $0["id"] as! Int } == Array(expectedTop))
+        #expect(inspected.stderr.contains("image rows 6..<22"))
+
+        let generated = try mirage(["generate", "--model", folder.path, "--image", image, "--prompt", "Describe the scene.",
+                                    "--max-new-tokens", "4", "--ids", "--ignore-eos"])
+        #expect(generated.status == 0, "\(generated.stderr)")
+        let ids = try JSONSerialization.jsonObject(with: Data(generated.stdout.utf8)) as! [Int]
+        #expect(ids.count == 4 && ids[0] == expectedTop.first)
+
+        let idsWithImage = try mirage(["inspect", "logits", "--model", folder.path, "--image", image, "--ids", "1,2"])
+        #expect(idsWithImage.status != 0 && idsWithImage.stderr.contains("--image needs --prompt"))
+        // Without --image a LLaVA folder runs its decoder on text alone.
+        let textOnly = try mirage(["generate", "--model", folder.path, "--prompt", "hello", "--max-new-tokens", "3", "--ids", "--ignore-eos"])
+        #expect(textOnly.status == 0, "\(textOnly.stderr)")
+        // --image on a text-only model says what is needed.
+        let textFolder = folder.appendingPathComponent("text-only")
+        _ = try mirage(["models", "synth", "--arch", "llama", "--size", "tiny", "--out", textFolder.path, "--dtype", "f32"])
+        let refused = try mirage(["generate", "--model", textFolder.path, "--image", image, "--prompt", "x"])
+        #expect(refused.status != 0 && refused.stderr.contains("needs a LLaVA model"))
+    }
+}
