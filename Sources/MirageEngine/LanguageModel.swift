@@ -98,8 +98,8 @@ public final class LanguageModel: @unchecked Sendable {
     }
 
     /// Logits from hidden states of any layer (DoLa-style early exit): `rows × hiddenSize` in,
-    /// `rows × vocabSize` out. `applyFinalNorm` runs the model's final RMSNorm first (the original DoLa
-    /// code does; transformers' `_dola_decoding` does not).
+    /// `rows × vocabSize` out. `applyFinalNorm` runs the model's final RMSNorm first (an option: DoLa's
+    /// official code and transformers' `_dola_decoding` apply the LM head to the raw hidden state).
     public func earlyExitLogits(_ hidden: [Float], rows: Int, applyFinalNorm: Bool) -> [Float] {
         let h = config.hiddenSize
         precondition(hidden.count == rows * h, "earlyExitLogits: expected \(rows) × \(h) floats")
