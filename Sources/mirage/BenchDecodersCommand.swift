@@ -104,7 +104,8 @@ struct BenchDecoders: ParsableCommand {
                 ratio = String(format: "%5.2f× %@", total / base, b)
                 if let limit = entry.limit { ratio += String(format: " (≤ %.1f: %@)", limit, total / base <= limit ? "ok" : "OVER") }
             }
-            print(String(format: "%-16@ %9.3f %9.3f %8.3f %7d %6d %6.1f   %@", entry.label as NSString, r.prefillSeconds,
+            let label = entry.label.padding(toLength: max(16, entry.label.count), withPad: " ", startingAt: 0)
+            print(label + String(format: " %9.3f %9.3f %8.3f %7d %6d %6.1f   %@", r.prefillSeconds,
                          r.decodeSeconds, total, r.forwardPasses, r.forwardRows, Double(r.tokens.count) / total, ratio))
         }
     }
