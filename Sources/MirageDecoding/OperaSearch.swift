@@ -92,8 +92,9 @@ final class OperaSearch {
     let V: Int, R: Int, B: Int, C: Int
     let session: Session
 
-    /// Called after every rollback with the restored slot tokens (tests check the cache against a fresh run).
-    var onRollback: ((Session, [[Int]]) -> Void)?
+    /// Called after every rollback's cache restore with the restored slot tokens and the logits of the
+    /// re-decided position (tests compare them with a fresh run of the shorter prefix).
+    var onRollback: ((Session, [[Int]], [[Float]]) -> Void)?
 
     // Live state, one entry per beam slot.
     private var tokens: [[Int]]
@@ -254,7 +255,7 @@ final class OperaSearch {
             // Beam step (transformers 4.29.2): log-softmax, processors, + beam scores, top 2B, scorer.
             var flat = [Float](); flat.reserveCapacity(B * V)
             for b in 0..<B {
-                var row = logSoftmax(stepLogits[b])
+                var row = logSoftmaxPropagatingNaN(stepLogits[b])
                 if params.repetitionPenalty != 1 {
                     for t in Set(prompt.inputIDs + tokens[b]) where t >= 0 && t < V {
                         let v = row[t]
@@ -425,7 +426,7 @@ final class OperaSearch {
         let out = try pass(batch, options: ForwardOptions())
         session.reorder(Array(B..<(2 * B)))
         logits = (0..<B).map { Array(out.logits($0)) }
-        onRollback?(session, tokens)
+        onRollback?(session, tokens, logits)
 
         history.removeLast()
         if params.mode == .reference {
@@ -482,8 +483,9 @@ func torchMode(_ values: [Int]) -> Int {
     return counts.max { a, b in a.value < b.value || (a.value == b.value && a.key > b.key) }!.key
 }
 
-/// `log_softmax` over one row in float32 (`x − max − log Σ exp(x − max)`); a NaN makes the row NaN.
-func logSoftmax(_ row: [Float]) -> [Float] {
+/// `log_softmax` over one row in float32 (`x − max − log Σ exp(x − max)`) where, as in torch, one NaN makes
+/// the whole row NaN (the reference's `penalty_weights = 0` case relies on it).
+func logSoftmaxPropagatingNaN(_ row: [Float]) -> [Float] {
     var mx = -Float.infinity
     for v in row {
         if v.isNaN { return [Float](repeating: .nan, count: row.count) }
