@@ -21,6 +21,7 @@ struct BenchCommand: ParsableCommand {
             BenchTokenizeCommand.self,
             BenchDataCommand.self,
             BenchStoreCommand.self,
+            BenchOperaCommand.self,
         ])
 }
 
