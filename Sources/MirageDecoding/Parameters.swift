@@ -216,6 +216,7 @@ public struct DecoderRegistry: Sendable {
         GreedyDecoder.descriptor,
         SamplingDecoder.descriptor,
         BeamSearchDecoder.descriptor,
+        OperaDecoder.descriptor,
     ])
 
     public var names: [String] { descriptors.map(\.name) }
