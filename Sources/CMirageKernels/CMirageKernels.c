@@ -1,1 +1,466 @@
+// Inner loops of MirageKernels' linear layers (see include/CMirageKernels.h). Compiled with -march=native;
+// the AVX-512 paths need AVX512F/BW/VL, the bf16 GEMM AVX512-BF16.
 #include "CMirageKernels.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+int mk_has_avx512bf16(void) {
+#if defined(__AVX512BF16__)
+    return __builtin_cpu_supports("avx512bf16");
+#else
+    return 0;
+#endif
+}
+
+// MARK: - Loading weights as f32
+
+INLINE __mmask16 mask16(long count) { return count >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1); }
+
+/// 16 weights of `format` starting at element `c` of a row, lanes outside `m` zero.
+INLINE __m512 load_w16(int format, const void *row, long c, __mmask16 m) {
+    switch (format) {
+    case MK_F32:
+        return m == 0xFFFF ? _mm512_loadu_ps((const float *)row + c) : _mm512_maskz_loadu_ps(m, (const float *)row + c);
+    case MK_F16: {
+        const uint16_t *p = (const uint16_t *)row + c;
+        __m256i h = m == 0xFFFF ? _mm256_loadu_si256((const __m256i *)p) : _mm256_maskz_loadu_epi16(m, p);
+        return _mm512_cvtph_ps(h);
+    }
+    default: { // MK_BF16: bf16 is the upper half of an f32
+        const uint16_t *p = (const uint16_t *)row + c;
+        __m256i h = m == 0xFFFF ? _mm256_loadu_si256((const __m256i *)p) : _mm256_maskz_loadu_epi16(m, p);
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    }
+}
+
+/// 16 int8 values widened to f32, lanes outside `m` zero.
+INLINE __m512 load_q16(const int8_t *p, __mmask16 m) {
+    __m128i b = m == 0xFFFF ? _mm_loadu_si128((const __m128i *)p) : _mm_maskz_loadu_epi8(m, p);
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
+}
+
+INLINE __m512 load_x16(const float *p, __mmask16 m) {
+    return m == 0xFFFF ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
+}
+
+// MARK: - Decode (n = 1…8)
+
+/// R weight rows from r against N inputs (f32/f16/bf16); U column chunks in flight give R·U·N
+/// independent FMA chains. R > 1 reuses each x vector for R rows (faster from L2) but interleaves R
+/// memory streams, which the hardware prefetcher follows worse than one: measured from DRAM on this
+/// machine, R = 1 wins, so DECODE_R is 1.
+INLINE void decode_block(int format, int N, int R, int U, const mk_weight *w, const float *x, long r,
+                         const float *bias, float *y, long ldy) {
+    const long cols = w->cols;
+    const int esize = format == MK_F32 ? 4 : 2;
+    const char *rows[2];
+    for (int q = 0; q < R; q++) rows[q] = (const char *)w->data + (size_t)(r + q) * cols * esize;
+    __m512 acc[2][4][8];
+    for (int q = 0; q < R; q++)
+        for (int u = 0; u < U; u++)
+            for (int i = 0; i < N; i++) acc[q][u][i] = _mm512_setzero_ps();
+    long c = 0;
+    for (; c + 16 * U <= cols; c += 16 * U) {
+        for (int u = 0; u < U; u++) {
+            __m512 wv[2];
+            for (int q = 0; q < R; q++) wv[q] = load_w16(format, rows[q], c + 16 * u, 0xFFFF);
+            for (int i = 0; i < N; i++) {
+                __m512 xv = _mm512_loadu_ps(x + (size_t)i * cols + c + 16 * u);
+                for (int q = 0; q < R; q++) acc[q][u][i] = _mm512_fmadd_ps(wv[q], xv, acc[q][u][i]);
+            }
+        }
+    }
+    for (; c < cols; c += 16) {
+        __mmask16 m = mask16(cols - c);
+        __m512 wv[2];
+        for (int q = 0; q < R; q++) wv[q] = load_w16(format, rows[q], c, m);
+        for (int i = 0; i < N; i++) {
+            __m512 xv = _mm512_maskz_loadu_ps(m, x + (size_t)i * cols + c);
+            for (int q = 0; q < R; q++) acc[q][0][i] = _mm512_fmadd_ps(wv[q], xv, acc[q][0][i]);
+        }
+    }
+    for (int q = 0; q < R; q++) {
+        const float b = bias ? bias[r + q] : 0.0f;
+        for (int i = 0; i < N; i++) {
+            __m512 total = acc[q][0][i];
+            for (int u = 1; u < U; u++) total = _mm512_add_ps(total, acc[q][u][i]);
+            y[(size_t)i * ldy + r + q] = _mm512_reduce_add_ps(total) + b;
+        }
+    }
+}
+
+/// One q8 row against N inputs: each 32-input group's int8 values are widened and scaled, then dotted
+/// with every input. Two accumulators per input (one per 16-lane half) and U groups in flight keep
+/// 2·U·N independent FMA chains.
+INLINE void decode_block_q8(int N, int U, const mk_weight *w, const float *x, long r, const float *bias,
+                            float *y, long ldy) {
+    const long cols = w->cols;
+    const long groups = (cols + 31) / 32;
+    const int8_t *row = (const int8_t *)w->data + (size_t)r * cols;
+    const float *scales = w->scales + (size_t)r * groups;
+    __m512 acc[4][8];
+    for (int a = 0; a < 2 * U; a++)
+        for (int i = 0; i < N; i++) acc[a][i] = _mm512_setzero_ps();
+    const long fullGroups = cols / 32;
+    long g = 0;
+    for (; g + U <= fullGroups; g += U) {
+        for (int u = 0; u < U; u++) {
+            const long c = (g + u) * 32;
+            __m512 s = _mm512_set1_ps(scales[g + u]);
+            __m512 w0 = _mm512_mul_ps(load_q16(row + c, 0xFFFF), s);
+            __m512 w1 = _mm512_mul_ps(load_q16(row + c + 16, 0xFFFF), s);
+            for (int i = 0; i < N; i++) {
+                const float *xi = x + (size_t)i * cols + c;
+                acc[2 * u][i] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xi), acc[2 * u][i]);
+                acc[2 * u + 1][i] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xi + 16), acc[2 * u + 1][i]);
+            }
+        }
+    }
+    for (; g < groups; g++) {
+        const long c = g * 32;
+        __mmask16 m0 = mask16(cols - c), m1 = mask16(cols - c - 16 > 0 ? cols - c - 16 : 0);
+        __m512 s = _mm512_set1_ps(scales[g]);
+        __m512 w0 = _mm512_mul_ps(load_q16(row + c, m0), s);
+        __m512 w1 = _mm512_mul_ps(load_q16(row + c + 16, m1), s);
+        for (int i = 0; i < N; i++) {
+            const float *xi = x + (size_t)i * cols + c;
+            acc[0][i] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m0, xi), acc[0][i]);
+            acc[1][i] = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(m1, xi + 16), acc[1][i]);
+        }
+    }
+    const float b = bias ? bias[r] : 0.0f;
+    for (int i = 0; i < N; i++) {
+        __m512 total = acc[0][i];
+        for (int a = 1; a < 2 * U; a++) total = _mm512_add_ps(total, acc[a][i]);
+        y[(size_t)i * ldy + r] = _mm512_reduce_add_ps(total) + b;
+    }
+}
+
+/// Rows per block and column chunks in flight for N inputs (see decode_block).
+#define DECODE_R(N) 1
+#define DECODE_U(N) ((N) == 1 ? 4 : (N) == 2 ? 2 : 1)
+
+#define DEFINE_DECODE(FMT, NAME, N)                                                                      \
+    static void NAME##_##N(const mk_weight *w, const float *x, long r0, long r1, const float *bias,       \
+                           float *y, long ldy) {                                                          \
+        long r = r0;                                                                                      \
+        if (FMT == MK_Q8) {                                                                               \
+            for (; r < r1; r++) decode_block_q8(N, (N) == 1 ? 2 : 1, w, x, r, bias, y, ldy);              \
+            return;                                                                                       \
+        }                                                                                                 \
+        for (; r + DECODE_R(N) <= r1; r += DECODE_R(N))                                                   \
+            decode_block(FMT, N, DECODE_R(N), DECODE_U(N), w, x, r, bias, y, ldy);                        \
+        for (; r < r1; r++) decode_block(FMT, N, 1, DECODE_U(N), w, x, r, bias, y, ldy);                  \
+    }
+
+#define DEFINE_DECODE_ALL(FMT, NAME)                                                                     \
+    DEFINE_DECODE(FMT, NAME, 1) DEFINE_DECODE(FMT, NAME, 2) DEFINE_DECODE(FMT, NAME, 3)                  \
+    DEFINE_DECODE(FMT, NAME, 4) DEFINE_DECODE(FMT, NAME, 5) DEFINE_DECODE(FMT, NAME, 6)                  \
+    DEFINE_DECODE(FMT, NAME, 7) DEFINE_DECODE(FMT, NAME, 8)                                              \
+    static void (*const NAME##_table[8])(const mk_weight *, const float *, long, long, const float *,   \
+                                         float *, long) = {NAME##_1, NAME##_2, NAME##_3, NAME##_4,       \
+                                                           NAME##_5, NAME##_6, NAME##_7, NAME##_8};
+
+DEFINE_DECODE_ALL(MK_F32, decode_f32)
+DEFINE_DECODE_ALL(MK_F16, decode_f16)
+DEFINE_DECODE_ALL(MK_BF16, decode_bf16)
+DEFINE_DECODE_ALL(MK_Q8, decode_q8)
+
+void mk_decode(const mk_weight *w, const float *x, int n, long r0, long r1, const float *bias, float *y,
+               long ldy) {
+    if (n < 1 || n > 8 || r0 >= r1) return;
+    switch (w->format) {
+    case MK_F32: decode_f32_table[n - 1](w, x, r0, r1, bias, y, ldy); break;
+    case MK_F16: decode_f16_table[n - 1](w, x, r0, r1, bias, y, ldy); break;
+    case MK_BF16: decode_bf16_table[n - 1](w, x, r0, r1, bias, y, ldy); break;
+    default: decode_q8_table[n - 1](w, x, r0, r1, bias, y, ldy); break;
+    }
+}
+
+// MARK: - GEMM packing
+
+/// In-register transpose of a 16×16 block of 32-bit values: afterwards r[c] holds column c.
+INLINE void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int p = 0; p < 8; p++) {
+        t[2 * p] = _mm512_unpacklo_ps(r[2 * p], r[2 * p + 1]);
+        t[2 * p + 1] = _mm512_unpackhi_ps(r[2 * p], r[2 * p + 1]);
+    }
+    // u[4q + m], lane L: rows 4q…4q+3 at column 4L + m.
+    for (int q = 0; q < 4; q++) {
+        __m512d a = _mm512_castps_pd(t[4 * q]), b = _mm512_castps_pd(t[4 * q + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * q + 2]), d = _mm512_castps_pd(t[4 * q + 3]);
+        u[4 * q + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int m = 0; m < 4; m++) {
+        __m512 s0 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x44);
+        __m512 s1 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x44);
+        __m512 s2 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xEE);
+        __m512 s3 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xEE);
+        r[m] = _mm512_shuffle_f32x4(s0, s1, 0x88);
+        r[4 + m] = _mm512_shuffle_f32x4(s0, s1, 0xDD);
+        r[8 + m] = _mm512_shuffle_f32x4(s2, s3, 0x88);
+        r[12 + m] = _mm512_shuffle_f32x4(s2, s3, 0xDD);
+    }
+}
+
+INLINE long kpairs(long k) { return (k + 1) / 2; }
+
+/// K-block sizes: f32 inputs per block, and bf16 pairs per block. NC: features per task (Swift side).
+/// MC: x panels per L2-resident block.
+enum { KC = 256, KCP = 256, NC = 64, MC = 16 };
+
+/// Packed x is K-block-major: block b holds every panel's slice [b·kc, b·kc + kc) contiguously, so the
+/// slices one GEMM block streams through L2 are adjacent (a per-panel layout puts them a multiple of
+/// 4 KiB apart for k = 4864, and they thrash the same L2 sets). Offset, in elements, of panel p at
+/// input (or pair) k of `depth` with blocks of `block`:
+INLINE size_t a_offset(long p, long k, long depth, long panels, long block) {
+    const long k0 = k / block * block;
+    const long width = depth - k0 < block ? depth - k0 : block;
+    return (size_t)k0 * panels * MK_MR + (size_t)p * width * MK_MR + (size_t)(k - k0) * MK_MR;
+}
+
+size_t mk_packed_a_bytes(long n, long k, int bf16) {
+    long panels = (n + MK_MR - 1) / MK_MR;
+    return (size_t)panels * (size_t)(bf16 ? kpairs(k) : k) * MK_MR * 4;
+}
+
+/// f32 x panel: [k][MR] floats. bf16: [k/2][MR] pairs (x[i][2p] low half, x[i][2p+1] high), rounded to
+/// nearest even as torch's `.to(torch.bfloat16)` (vcvtne2ps2bf16).
+void mk_pack_a(const float *x, long n, long k, long p0, long p1, int bf16, void *dst) {
+    const __m512 zero = _mm512_setzero_ps();
+    const long kp = kpairs(k);
+    const long panels = (n + MK_MR - 1) / MK_MR;
+    for (long p = p0; p < p1; p++) {
+        const long row0 = p * MK_MR;
+        const int rows = (int)(n - row0 < MK_MR ? n - row0 : MK_MR);
+        if (!bf16) {
+            float *out = (float *)dst;
+            for (long c = 0; c < k; c += 16) {
+                __mmask16 m = mask16(k - c);
+                __m512 r[16];
+                for (int i = 0; i < 16; i++)
+                    r[i] = i < rows ? _mm512_maskz_loadu_ps(m, x + (size_t)(row0 + i) * k + c) : zero;
+                transpose16(r);
+                const int valid = (int)(k - c < 16 ? k - c : 16);
+                float *o = out + a_offset(p, c, k, panels, KC); // 16 inputs never straddle a block
+                for (int j = 0; j < valid; j++) _mm512_mask_storeu_ps(o + j * MK_MR, 0x0FFF, r[j]);
+            }
+        } else {
+#if defined(__AVX512BF16__)
+            uint32_t *out = (uint32_t *)dst;
+            for (long c = 0; c < k; c += 32) { // 32 inputs = 16 pairs
+                __mmask16 m0 = mask16(k - c), m1 = mask16(k - c - 16 > 0 ? k - c - 16 : 0);
+                __m512 r[16];
+                for (int i = 0; i < 16; i++) {
+                    if (i < rows) {
+                        const float *src = x + (size_t)(row0 + i) * k + c;
+                        __m512 lo = _mm512_maskz_loadu_ps(m0, src);
+                        __m512 hi = m1 ? _mm512_maskz_loadu_ps(m1, src + 16) : zero;
+                        r[i] = _mm512_castsi512_ps((__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+                    } else {
+                        r[i] = zero;
+                    }
+                }
+                transpose16(r);
+                const long pair0 = c / 2;
+                const int valid = (int)(kp - pair0 < 16 ? kp - pair0 : 16);
+                uint32_t *o = out + a_offset(p, pair0, kp, panels, KCP);
+                for (int j = 0; j < valid; j++) _mm512_mask_storeu_ps((float *)(o + j * MK_MR), 0x0FFF, r[j]);
+            }
+#else
+            (void)kp;
+#endif
+        }
+    }
+}
+
+size_t mk_gemm_work_bytes(void) { return (size_t)KC * NC * 4; }
+
+/// Packs features [j0, j1) (≤ NC) × inputs [k0, k0+kc) as f32 micro-panels [⌈(j1−j0)/32⌉][kc][32],
+/// converting from the stored format; features beyond j1 are zero.
+static void pack_b_f32(const mk_weight *w, long j0, long j1, long k0, long kc, float *dst) {
+    const long cols = w->cols;
+    const int format = w->format;
+    const long groups = (cols + 31) / 32;
+    const __m512 zero = _mm512_setzero_ps();
+    for (long jj = j0; jj < j1; jj += 16) {
+        const long panel = (jj - j0) / 32, half = ((jj - j0) / 16) % 2;
+        float *out = dst + (size_t)panel * kc * 32 + half * 16;
+        for (long c = 0; c < kc; c += 16) {
+            const long col = k0 + c;
+            __mmask16 m = mask16(k0 + kc - col);
+            __m512 r[16];
+            for (int i = 0; i < 16; i++) {
+                const long j = jj + i;
+                if (j >= j1) { r[i] = zero; continue; }
+                if (format == MK_Q8) {
+                    const int8_t *row = (const int8_t *)w->data + (size_t)j * cols;
+                    r[i] = _mm512_mul_ps(load_q16(row + col, m),
+                                         _mm512_set1_ps(w->scales[(size_t)j * groups + col / 32]));
+                } else if (format == MK_F32) {
+                    r[i] = load_w16(MK_F32, (const char *)w->data + (size_t)j * cols * 4, col, m);
+                } else if (format == MK_F16) {
+                    r[i] = load_w16(MK_F16, (const char *)w->data + (size_t)j * cols * 2, col, m);
+                } else {
+                    r[i] = load_w16(MK_BF16, (const char *)w->data + (size_t)j * cols * 2, col, m);
+                }
+            }
+            transpose16(r);
+            const int valid = (int)(kc - c < 16 ? kc - c : 16);
+            for (int t = 0; t < valid; t++) _mm512_storeu_ps(out + (c + t) * 32, r[t]);
+        }
+    }
+    // A trailing half panel (j1 − j0 not a multiple of 32) is zero-filled.
+    const long width = j1 - j0;
+    if (width % 32 != 0 && width % 32 <= 16) {
+        float *out = dst + (size_t)(width / 32) * kc * 32 + 16;
+        for (long c = 0; c < kc; c++) _mm512_storeu_ps(out + c * 32, zero);
+    }
+}
+
+#if defined(__AVX512BF16__)
+/// bf16 weights as micro-panels [⌈(j1−j0)/32⌉][kcp][32] of bf16 pairs (W[j][2p], W[j][2p+1]), no rounding.
+static void pack_b_bf16(const mk_weight *w, long j0, long j1, long p0, long kcp, uint32_t *dst) {
+    const long cols = w->cols;
+    const __m512 zero = _mm512_setzero_ps();
+    for (long jj = j0; jj < j1; jj += 16) {
+        const long panel = (jj - j0) / 32, half = ((jj - j0) / 16) % 2;
+        uint32_t *out = dst + (size_t)panel * kcp * 32 + half * 16;
+        for (long c = 0; c < kcp; c += 16) {
+            const long col = 2 * (p0 + c); // first bf16 element
+            const long remaining = cols - col;
+            __mmask32 m = remaining >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << remaining) - 1);
+            __m512 r[16];
+            for (int i = 0; i < 16; i++) {
+                const long j = jj + i;
+                r[i] = j < j1 ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, (const uint16_t *)w->data + (size_t)j * cols + col))
+                              : zero;
+            }
+            transpose16(r);
+            const int valid = (int)(kcp - c < 16 ? kcp - c : 16);
+            for (int t = 0; t < valid; t++) _mm512_storeu_ps((float *)(out + (c + t) * 32), r[t]);
+        }
+    }
+    const long width = j1 - j0;
+    if (width % 32 != 0 && width % 32 <= 16) {
+        uint32_t *out = dst + (size_t)(width / 32) * kcp * 32 + 16;
+        for (long c = 0; c < kcp; c++) _mm512_storeu_ps((float *)(out + c * 32), zero);
+    }
+}
+#endif
+
+// MARK: - Micro-kernels (12 rows × 32 features, 24 zmm accumulators)
+
+/// Writes or accumulates a 12×32 tile: rows < mr, columns per masks; `bias` (32 entries) only when
+/// not accumulating.
+INLINE void store_tile(__m512 c[MK_MR][2], float *C, long ldc, int mr, __mmask16 m0, __mmask16 m1,
+                       int accumulate, const float *bias) {
+    __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
+    if (!accumulate && bias) {
+        b0 = _mm512_maskz_loadu_ps(m0, bias);
+        b1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    }
+    for (int i = 0; i < MK_MR; i++) {
+        if (i >= mr) break;
+        float *row = C + (size_t)i * ldc;
+        if (accumulate) {
+            b0 = _mm512_maskz_loadu_ps(m0, row);
+            b1 = _mm512_maskz_loadu_ps(m1, row + 16);
+        }
+        _mm512_mask_storeu_ps(row, m0, _mm512_add_ps(c[i][0], b0));
+        _mm512_mask_storeu_ps(row + 16, m1, _mm512_add_ps(c[i][1], b1));
+    }
+}
+
+static void kernel_f32(long kc, const float *restrict A, const float *restrict B, float *C, long ldc, int mr,
+                       __mmask16 m0, __mmask16 m1, int accumulate, const float *bias) {
+    __m512 c[MK_MR][2];
+    for (int i = 0; i < MK_MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    for (long k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
+        for (int i = 0; i < MK_MR; i++) {
+            __m512 a = _mm512_set1_ps(A[i]);
+            c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+            c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+        }
+        A += MK_MR;
+        B += 32;
+    }
+    store_tile(c, C, ldc, mr, m0, m1, accumulate, bias);
+}
+
+#if defined(__AVX512BF16__)
+static void kernel_bf16(long kcp, const uint32_t *restrict A, const uint32_t *restrict B, float *C, long ldc,
+                        int mr, __mmask16 m0, __mmask16 m1, int accumulate, const float *bias) {
+    __m512 c[MK_MR][2];
+    for (int i = 0; i < MK_MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    for (long k = 0; k < kcp; k++) {
+        __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)B);
+        __m512bh b1 = (__m512bh)_mm512_load_si512((const void *)(B + 16));
+        for (int i = 0; i < MK_MR; i++) {
+            __m512bh a = (__m512bh)_mm512_set1_epi32((int)A[i]);
+            c[i][0] = _mm512_dpbf16_ps(c[i][0], a, b0);
+            c[i][1] = _mm512_dpbf16_ps(c[i][1], a, b1);
+        }
+        A += MK_MR;
+        B += 32;
+    }
+    store_tile(c, C, ldc, mr, m0, m1, accumulate, bias);
+}
+#endif
+
+void mk_gemm_task(const mk_weight *w, const void *packed_a, long n, long j0, long j1, const float *bias,
+                  float *y, long ldy, int bf16, void *work) {
+    const long k = w->cols;
+    const long panels = (n + MK_MR - 1) / MK_MR;
+    if (!bf16) {
+        const float *A = (const float *)packed_a;
+        float *B = (float *)work;
+        for (long k0 = 0; k0 < k; k0 += KC) {
+            const long kc = k - k0 < KC ? k - k0 : KC;
+            pack_b_f32(w, j0, j1, k0, kc, B);
+            // BLIS order: MC panels of x (~200 KB) stay in L2 while every weight micro-panel (32 KB,
+            // L1) meets them; x therefore comes from L3 once per block, not once per micro-panel.
+            for (long pm = 0; pm < panels; pm += MC)
+                for (long jj = j0; jj < j1; jj += 32) {
+                    const long width = j1 - jj;
+                    __mmask16 m0 = mask16(width), m1 = mask16(width > 16 ? width - 16 : 0);
+                    const float *Bp = B + (size_t)((jj - j0) / 32) * kc * 32;
+                    for (long p = pm; p < panels && p < pm + MC; p++) {
+                        const int mr = (int)(n - p * MK_MR < MK_MR ? n - p * MK_MR : MK_MR);
+                        kernel_f32(kc, A + a_offset(p, k0, k, panels, KC), Bp, y + (size_t)p * MK_MR * ldy + jj,
+                                   ldy, mr, m0, m1, k0 > 0, bias ? bias + jj : 0);
+                    }
+                }
+        }
+        return;
+    }
+#if defined(__AVX512BF16__)
+    const long kp = kpairs(k);
+    const uint32_t *A = (const uint32_t *)packed_a;
+    uint32_t *B = (uint32_t *)work;
+    for (long p0 = 0; p0 < kp; p0 += KCP) {
+        const long kcp = kp - p0 < KCP ? kp - p0 : KCP;
+        pack_b_bf16(w, j0, j1, p0, kcp, B);
+        for (long pm = 0; pm < panels; pm += MC)
+            for (long jj = j0; jj < j1; jj += 32) {
+                const long width = j1 - jj;
+                __mmask16 m0 = mask16(width), m1 = mask16(width > 16 ? width - 16 : 0);
+                const uint32_t *Bp = B + (size_t)((jj - j0) / 32) * kcp * 32;
+                for (long p = pm; p < panels && p < pm + MC; p++) {
+                    const int mr = (int)(n - p * MK_MR < MK_MR ? n - p * MK_MR : MK_MR);
+                    kernel_bf16(kcp, A + a_offset(p, p0, kp, panels, KCP), Bp, y + (size_t)p * MK_MR * ldy + jj,
+                                ldy, mr, m0, m1, p0 > 0, bias ? bias + jj : 0);
+                }
+            }
+    }
+#endif
+}

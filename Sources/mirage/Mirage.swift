@@ -19,6 +19,11 @@ struct Mirage: AsyncParsableCommand {
             BenchCommand.self,
             InspectTokens.self,
             BenchTokenizer.self,
+            Generate.self,
+            Inspect.self,
+            Models.self,
+            BenchEngine.self,
+            BenchKernelsCommand.self,
         ]
     )
 }

@@ -1,0 +1,138 @@
+import Foundation
+import MirageKernels
+
+/// How to load a model folder.
+public struct LoadOptions: Sendable {
+    /// `.q8` quantizes every projection and the LM head to group-wise int8 at load
+    /// (embeddings stay as stored). nil keeps the checkpoint's f32/f16/bf16 weights.
+    public var quantize: WeightFormat?
+    /// Worker threads for the model's pool (default: all cores).
+    public var threads: Int
+
+    public init(quantize: WeightFormat? = nil, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        self.quantize = quantize
+        self.threads = threads
+    }
+}
+
+/// One prompt row: a token id (looked up in the embedding table) or a raw embedding row of
+/// `hiddenSize` floats (image features, or any vector the caller builds).
+public enum PromptItem: Sendable, Equatable {
+    case token(Int)
+    case embedding([Float])
+}
+
+/// A loaded Llama-family causal language model (`LlamaForCausalLM`, `Qwen2ForCausalLM`).
+///
+/// Immutable after loading and shared by any number of `Session`s. Weights are memory-mapped from the
+/// safetensors files (no copy) unless quantized. All sessions of one model share its `WorkerPool`, so
+/// drive them from one thread at a time (see docs/engine.md).
+public final class LanguageModel: @unchecked Sendable {
+    public let config: ModelConfig
+    public let generationConfig: GenerationConfig?
+    public let folder: URL?
+    public let pool: WorkerPool
+    public let rope: RotaryEmbedding
+    let weights: DecoderWeights
+
+    /// Opens `folder` (config.json, model.safetensors or the sharded index, optional
+    /// generation_config.json), validating every tensor the architecture uses against the config.
+    public convenience init(folder: URL, options: LoadOptions = LoadOptions()) throws {
+        let config = try ModelConfig.load(from: folder.appendingPathComponent("config.json"))
+        let generation = try GenerationConfig.load(from: folder.appendingPathComponent("generation_config.json"))
+        try self.init(config: config, generationConfig: generation, tensors: TensorStore(folder: folder),
+                      naming: config.architecture.naming, options: options)
+    }
+
+    /// A language model inside another checkpoint (e.g. LLaVA's): its config (e.g. from `text_config`),
+    /// the checkpoint's tensors and where the decoder sits in them.
+    public convenience init(config: ModelConfig, generationConfig: GenerationConfig?, tensors: TensorStore,
+                            naming: TensorNaming, options: LoadOptions = LoadOptions()) throws {
+        let pool = WorkerPool(threadCount: max(1, options.threads))
+        let weights = try DecoderWeights(store: tensors, config: config, naming: naming, quantize: options.quantize, pool: pool)
+        self.init(config: config, generationConfig: generationConfig, folder: URL(fileURLWithPath: tensors.folder),
+                  weights: weights, pool: pool)
+    }
+
+    init(config: ModelConfig, generationConfig: GenerationConfig?, folder: URL?, weights: DecoderWeights, pool: WorkerPool) {
+        self.config = config
+        self.generationConfig = generationConfig
+        self.folder = folder
+        self.weights = weights
+        self.pool = pool
+        self.rope = RotaryEmbedding(config: config)
+    }
+
+    /// The weight format of the projections (f32, f16, bf16, or q8 when quantized).
+    public var weightFormat: WeightFormat { weights.layers.first?.q.weight.format ?? weights.lmHead.format }
+
+    /// Bytes of weights one decode step reads (projections and LM head).
+    public var weightBytesPerToken: Int { weights.bytesPerToken }
+
+    /// End-of-sequence ids: generation_config.json's, else config.json's.
+    public var eosTokenIDs: [Int] {
+        if let g = generationConfig, !g.eosTokenIDs.isEmpty { return g.eosTokenIDs }
+        return config.eosTokenIDs
+    }
+
+    public var bosTokenID: Int? { generationConfig?.bosTokenID ?? config.bosTokenID }
+
+    /// A new session with one empty sequence.
+    public func makeSession(blockSize: Int = 16) -> Session {
+        Session(model: self, blockSize: blockSize)
+    }
+
+    /// The embedding row of `token` (f32).
+    public func embedding(of token: Int) throws -> [Float] {
+        try checkToken(token)
+        return [Float](unsafeUninitializedCapacity: config.hiddenSize) { buffer, n in
+            weights.embed.copyRow(token, into: buffer.baseAddress!)
+            n = config.hiddenSize
+        }
+    }
+
+    func checkToken(_ token: Int) throws {
+        guard token >= 0, token < config.vocabSize else {
+            throw ModelError.invalidInput("token id \(token) is outside the vocabulary (0..<\(config.vocabSize))")
+        }
+    }
+
+    /// Logits from hidden states of any layer (DoLa-style early exit): `rows × hiddenSize` in,
+    /// `rows × vocabSize` out. `applyFinalNorm` runs the model's final RMSNorm first (the original DoLa
+    /// code does; transformers' `_dola_decoding` does not).
+    public func earlyExitLogits(_ hidden: [Float], rows: Int, applyFinalNorm: Bool) -> [Float] {
+        let h = config.hiddenSize
+        precondition(hidden.count == rows * h, "earlyExitLogits: expected \(rows) × \(h) floats")
+        var input = hidden
+        if applyFinalNorm {
+            input.withUnsafeMutableBufferPointer { buf in
+                hidden.withUnsafeBufferPointer { src in
+                    for r in 0..<rows {
+                        Kernels.rmsNorm(src.baseAddress! + r * h, weight: weights.finalNorm, count: h,
+                                        eps: config.rmsNormEps, into: buf.baseAddress! + r * h)
+                    }
+                }
+            }
+        }
+        var logits = [Float](repeating: 0, count: rows * config.vocabSize)
+        input.withUnsafeBufferPointer { x in
+            logits.withUnsafeMutableBufferPointer { y in
+                linearRows(x.baseAddress!, rows: rows, weight: weights.lmHead, bias: nil, into: y.baseAddress!)
+            }
+        }
+        return logits
+    }
+
+    /// `Kernels.linear` over any number of rows (the kernel takes them all in one call).
+    func linearRows(_ x: UnsafePointer<Float>, rows: Int, weight: WeightMatrix, bias: [Float]?,
+                    into y: UnsafeMutablePointer<Float>) {
+        guard rows > 0 else { return }
+        if let bias {
+            bias.withUnsafeBufferPointer { b in
+                Kernels.linear(x, n: rows, weight: weight, bias: b.baseAddress, into: y, pool: pool)
+            }
+        } else {
+            Kernels.linear(x, n: rows, weight: weight, bias: nil, into: y, pool: pool)
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A read-only memory mapping of a whole file. Weight matrices point straight into it, so it lives as
+/// long as any `WeightMatrix` built on it (they keep it as their `owner`).
+public final class MappedFile: @unchecked Sendable {
+    public let path: String
+    public let size: Int
+    public let base: UnsafeRawPointer
+
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
+            if errno == ENOENT {
+                throw ModelError.fileNotFound(path: path, hint: "Check the model folder path.")
+            }
+            throw ModelError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw ModelError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
+        }
+        size = Int(info.st_size)
+        if size == 0 {
+            // mmap rejects empty mappings; an empty file is caught by the header checks.
+            base = UnsafeRawPointer(UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64))
+            isMapped = false
+            return
+        }
+        guard let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else {
+            throw ModelError.cannotOpen(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
+        }
+        base = UnsafeRawPointer(mapped)
+        isMapped = true
+    }
+
+    private let isMapped: Bool
+
+    deinit {
+        if isMapped {
+            munmap(UnsafeMutableRawPointer(mutating: base), size)
+        } else {
+            UnsafeMutableRawPointer(mutating: base).deallocate()
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import CMirageKernels
+
+// y = x·Wᵀ (+ bias): the decode path (n ≤ 8 rows of x, weights streamed once) and the GEMM path.
+// The inner loops are C intrinsics (CMirageKernels); blocking and threading are decided here.
+
+extension Kernels {
+    /// Rows of x at most this many take the decode path (weights streamed once for all of them).
+    public static let decodeMaxRows = 8
+
+    /// True when bf16 weights on the GEMM path use AVX512-BF16 dot products (activations rounded to bf16).
+    public static let usesBF16DotProducts: Bool = mk_has_avx512bf16() != 0
+
+    /// y[i, r] = Σ_c x[i, c]·W[r, c] (+ bias[r]) for i < n; x is n×cols, y is n×rows (f32, row-major).
+    /// n = 1...8 takes the decode path (weights streamed once for all n rows); larger n the GEMM path.
+    /// f32 accumulation throughout, except bf16 weights on the GEMM path, which use AVX512-BF16 dot
+    /// products with x rounded to bf16 (relative error ~2⁻⁸ per product) when the CPU has them.
+    public static func linear(_ x: UnsafePointer<Float>, n: Int, weight: WeightMatrix,
+                              bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+        precondition(n >= 0, "linear: n must be non-negative")
+        if n == 0 { return }
+        if n <= decodeMaxRows {
+            linearDecode(x, n: n, weight: weight, bias: bias, into: y, pool: pool)
+        } else {
+            linearGEMM(x, n: n, weight: weight, bias: bias, into: y, pool: pool)
+        }
+    }
+
+    /// Decode: rows of W are split across the pool in blocks of ~64 KB; each weight row is read from
+    /// memory once and dotted with all n inputs.
+    static func linearDecode(_ x: UnsafePointer<Float>, n: Int, weight: WeightMatrix,
+                             bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+        let rows = weight.rows
+        let blockRows = decodeBlockRows(rows: rows, cols: weight.cols, format: weight.format, threads: pool.threadCount)
+        let blocks = (rows + blockRows - 1) / blockRows
+        var w = weight.cDescriptor
+        withUnsafePointer(to: &w) { w in
+            pool.parallelFor(blocks) { block in
+                mk_decode(w, x, Int32(n), block * blockRows, min(rows, (block + 1) * blockRows), bias, y, rows)
+            }
+        }
+    }
+
+    /// Rows per decode task: ~64 KB of weights (a multiple of 4 rows), at least 8 tasks per thread
+    /// when the matrix allows, so both cores finish together.
+    static func decodeBlockRows(rows: Int, cols: Int, format: WeightFormat, threads: Int) -> Int {
+        let rowBytes = max(1, cols * format.bytesPerElement)
+        var block = max(4, (64 * 1024) / rowBytes)
+        let minTasks = 8 * threads
+        if rows / block < minTasks { block = max(4, rows / minTasks) }
+        return (block + 3) / 4 * 4
+    }
+
+    /// Output features per GEMM task (must match NC in CMirageKernels.c).
+    static let gemmFeaturesPerTask = 64
+
+    /// GEMM: x is packed once into 12-row panels (bf16 pairs for AVX512-BF16), then tasks of 64 output
+    /// features each pack their weight panels per 256-input block and run the 12×32 micro-kernel.
+    static func linearGEMM(_ x: UnsafePointer<Float>, n: Int, weight: WeightMatrix,
+                           bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+        let bf16: Int32 = weight.format == .bf16 && usesBF16DotProducts ? 1 : 0
+        let cols = weight.cols, rows = weight.rows
+        let panelRows = Int(MK_MR)
+        let panels = (n + panelRows - 1) / panelRows
+        pool.scratch.withBuffer(byteCount: mk_packed_a_bytes(n, cols, bf16)) { packed in
+            let chunk = max(1, panels / (4 * pool.threadCount))
+            pool.parallelFor((panels + chunk - 1) / chunk) { t in
+                mk_pack_a(x, n, cols, t * chunk, min(panels, (t + 1) * chunk), bf16, packed)
+            }
+            var w = weight.cDescriptor
+            withUnsafePointer(to: &w) { w in
+                let perTask = gemmFeaturesPerTask
+                let workBytes = mk_gemm_work_bytes()
+                pool.parallelFor((rows + perTask - 1) / perTask) { t in
+                    let work = UnsafeMutableRawPointer.allocate(byteCount: workBytes, alignment: 64)
+                    defer { work.deallocate() }
+                    mk_gemm_task(w, packed, n, t * perTask, min(rows, (t + 1) * perTask), bias, y, rows, bf16, work)
+                }
+            }
+        }
+    }
+}
+
+extension WeightMatrix {
+    /// The view the C kernels take.
+    var cDescriptor: mk_weight {
+        let code: Int32
+        switch format {
+        case .f32: code = Int32(MK_F32)
+        case .f16: code = Int32(MK_F16)
+        case .bf16: code = Int32(MK_BF16)
+        case .q8: code = Int32(MK_Q8)
+        }
+        return mk_weight(data: data, scales: scales, rows: rows, cols: cols, format: code)
+    }
+}

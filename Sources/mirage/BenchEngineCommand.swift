@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import MirageEngine
+import MirageKernels
+
+/// `mirage bench-engine`: decode and prefill speed of the language-model core against this machine's limits.
+struct BenchEngine: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-engine",
+        abstract: "Measure decode and prefill speed of the language-model engine.",
+        discussion: """
+        Without --model, synthesizes a Qwen2-0.5B-shaped model (f16 and bf16, seed 0) into --work-dir once \
+        and reuses it; q8 is the f16 model quantized at load. For each weight format it reports:
+          decode     tokens/s of single-sequence greedy steps, and the weight bytes streamed per second as a \
+        fraction of DRAM bandwidth (\(Int(Self.bandwidth / 1e9)) GB/s): the decode roofline.
+          batch-5    time of one step advancing 5 sequences divided by a single-sequence step (1.0 = free beams).
+          prefill    a \(576)-token prompt in one pass, as a fraction of fp32 peak (\(Int(Self.peakFlops / 1e9)) GFLOPS).
+        Build with `swift build -c release` first; on a shared machine numbers vary from run to run.
+
+        Examples:
+          mirage bench-engine
+          mirage bench-engine --model ~/models/Qwen2-0.5B --formats f32,q8 --decode-tokens 64
+        """)
+
+    /// This machine's limits (AMD Zen 5, 2 cores): DRAM bandwidth and fp32 FMA peak.
+    static let bandwidth = 45e9
+    static let peakFlops = 520e9
+
+    @Option(name: .long, help: ArgumentHelp("Model folder to measure (default: a synthesized Qwen2-0.5B).", valueName: "dir"))
+    var model: String?
+
+    @Option(name: .long, help: ArgumentHelp("Where synthesized models are kept.", valueName: "dir"))
+    var workDir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-engine").path
+
+    @Option(name: .long, help: ArgumentHelp("Weight formats to measure (with --model: the checkpoint's own and/or q8).", valueName: "list"))
+    var formats = "f16,bf16,q8"
+
+    @Option(name: .long, help: "Timed decode steps per format.")
+    var decodeTokens = 32
+
+    @Option(name: .long, help: "Prompt length of the prefill measurement.")
+    var prefillTokens = 576
+
+    @Option(name: .long, help: "Worker threads.")
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws {
+        let known = Set(["f32", "f16", "bf16", "q8"])
+        for f in formatList where !known.contains(f) {
+            throw ValidationError("--formats takes a comma-separated list of f32, f16, bf16, q8 (got '\(f)')")
+        }
+        if decodeTokens < 2 || prefillTokens < 1 { throw ValidationError("--decode-tokens must be ≥ 2 and --prefill-tokens ≥ 1") }
+    }
+
+    var formatList: [String] { formats.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+
+    func folder(for format: String) throws -> (URL, WeightFormat?) {
+        if let model { return (URL(fileURLWithPath: (model as NSString).expandingTildeInPath), format == "q8" ? .q8 : nil) }
+        let stored = format == "q8" ? "f16" : format
+        let url = URL(fileURLWithPath: workDir).appendingPathComponent("qwen2-0.5b-\(stored)-seed0")
+        if !FileManager.default.fileExists(atPath: url.appendingPathComponent("model.safetensors").path) {
+            FileHandle.standardError.write(Data("synthesizing \(url.path) (once)…\n".utf8))
+            let dtype: TensorDType = stored == "f32" ? .f32 : stored == "f16" ? .f16 : .bf16
+            // Written beside and renamed when complete, so an interrupted run never leaves a short file.
+            let partial = url.appendingPathExtension("partial")
+            try? FileManager.default.removeItem(at: partial)
+            try SyntheticModelSpec(architecture: .qwen2, size: .halfB, seed: 0, dtype: dtype).write(to: partial)
+            try? FileManager.default.removeItem(at: url)
+            try FileManager.default.moveItem(at: partial, to: url)
+        }
+        return (url, format == "q8" ? .q8 : nil)
+    }
+
+    func run() throws {
+        print("decode: median steps (best step); batch-5: median 5-row step / median 1-row step; prefill: best of 2")
+        print("format  load s  decode tok/s (best)   GB/s  of \(Int(Self.bandwidth / 1e9)) GB/s            batch-5  prefill \(prefillTokens) tok/s  GFLOPS  of peak")
+        for format in formatList {
+            let (url, quantize) = try folder(for: format)
+            let loadStart = now()
+            let lm = try LanguageModel(folder: url, options: LoadOptions(quantize: quantize, threads: threads))
+            let loadSeconds = now() - loadStart
+            let c = lm.config
+            let prompt: [PromptItem] = (0..<8).map { .token(($0 * 7919) % c.vocabSize) }
+
+            // Decode: one sequence, one token per step; every step timed on its own.
+            let session = lm.makeSession()
+            var logits = try session.append(prompt)
+            for _ in 0..<2 { logits = try session.step([argmax(logits.logits(0))]) }
+            var single: [Double] = []
+            for _ in 0..<decodeTokens {
+                let t = now()
+                logits = try session.step([argmax(logits.logits(0))])
+                single.append(now() - t)
+            }
+            let stepSeconds = Self.median(single)
+            let bytesPerSecond = Double(lm.weightBytesPerToken) / stepSeconds
+            let bestBytesPerSecond = Double(lm.weightBytesPerToken) / single.min()!
+
+            // Batch of 5: five sequences advanced together.
+            let beams = lm.makeSession()
+            try beams.append(prompt)
+            for _ in 0..<4 { beams.fork(0) }
+            try beams.step([1, 2, 3, 4, 5])
+            var batched: [Double] = []
+            for i in 0..<max(2, decodeTokens / 2) {
+                let t = now()
+                try beams.step((0..<5).map { ($0 * 31 + i) % c.vocabSize })
+                batched.append(now() - t)
+            }
+            let batchRatio = Self.median(batched) / stepSeconds
+
+            // Prefill: best of two.
+            let long: [PromptItem] = (0..<prefillTokens).map { .token(($0 * 104_729 + 11) % c.vocabSize) }
+            var prefillSeconds = Double.infinity
+            for _ in 0..<2 {
+                let t = now()
+                try lm.makeSession().append(long)
+                prefillSeconds = min(prefillSeconds, now() - t)
+            }
+            let flops = Self.prefillFlops(c, tokens: prefillTokens)
+
+            print(String(format: "%-6@ %7.2f %8.1f (%5.1f) %6.1f %6.1f%% (best %5.1f%%) %10.2f %18.1f %7.1f %7.1f%%",
+                         format as NSString, loadSeconds, 1 / stepSeconds, 1 / single.min()!, bytesPerSecond / 1e9,
+                         100 * bytesPerSecond / Self.bandwidth, 100 * bestBytesPerSecond / Self.bandwidth, batchRatio,
+                         Double(prefillTokens) / prefillSeconds, flops / prefillSeconds / 1e9,
+                         100 * flops / prefillSeconds / Self.peakFlops))
+            fflush(stdout)
+        }
+        print("(weights per token: projections + LM head; machine shared with other jobs: expect variance)")
+    }
+
+    /// Multiply-adds ×2 of a prefill: every projection for every token, causal attention (q·k and p·v over
+    /// the keys each query sees), and the LM head for the last token only.
+    static func prefillFlops(_ c: ModelConfig, tokens n: Int) -> Double {
+        let h = Double(c.hiddenSize), i = Double(c.intermediateSize)
+        let q = Double(c.numHeads * c.headDim), kv = Double(c.numKVHeads * c.headDim)
+        let perToken = h * q + 2 * h * kv + q * h + 3 * h * i
+        let attention = 2 * q * Double(n) * Double(n + 1) / 2
+        return Double(c.numLayers) * 2 * (perToken * Double(n) + attention) + 2 * h * Double(c.vocabSize)
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted[sorted.count / 2]
+    }
+
+    func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+}

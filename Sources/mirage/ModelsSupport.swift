@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import MirageEngine
+import MirageKernels
+
+/// Options every command that runs a language model shares.
+struct ModelRunOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Model folder as Hugging Face writes it: config.json, model.safetensors (or shards with model.safetensors.index.json), tokenizer.json.",
+        valueName: "dir"))
+    var model: String
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Quantize the projections and LM head at load. q8: group-wise int8 (one scale per 32 inputs), about half the bytes of f16.",
+        valueName: "q8"))
+    var quantize: String?
+
+    @Option(name: .long, help: "Worker threads.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws {
+        if let quantize, quantize != "q8" {
+            throw ValidationError("--quantize takes q8 (got '\(quantize)'); omit it to run the checkpoint's own dtype")
+        }
+        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory) || !isDirectory.boolValue {
+            throw ValidationError("model folder \(folder.path) does not exist; --model takes a folder with config.json and *.safetensors")
+        }
+    }
+
+    var folder: URL { URL(fileURLWithPath: (model as NSString).expandingTildeInPath) }
+
+    func loadModel() throws -> LanguageModel {
+        try LanguageModel(folder: folder, options: LoadOptions(quantize: quantize == "q8" ? .q8 : nil, threads: threads))
+    }
+
+    func loadTokenizer() throws -> Tokenizer { try Tokenizer(folder: folder) }
+}
+
+/// Parses "1,2,3" or "1 2 3" into token ids.
+func parseTokenIDs(_ text: String) throws -> [Int] {
+    let parts = text.split(whereSeparator: { $0 == "," || $0 == " " })
+    let ids = parts.compactMap { Int($0) }
+    guard ids.count == parts.count, !ids.isEmpty else {
+        throw ValidationError("--ids expects integer token ids separated by commas, e.g. --ids 1,450,1967")
+    }
+    return ids
+}

@@ -1,0 +1,86 @@
+import Testing
+@testable import MirageKernels
+
+@Suite struct LinearTests {
+    static let pool = WorkerPool(threadCount: 2)
+
+    /// Runs Kernels.linear and returns the worst error relative to Σ|x·w| per output.
+    func worstRelativeError(rows: Int, cols: Int, n: Int, format: WeightFormat, withBias: Bool, seed: UInt64) -> Double {
+        var random = SeededRandom(seed: seed)
+        let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
+        let x = random.floats(n * cols, in: -2...2)
+        let bias = withBias ? random.floats(rows) : nil
+        var y = [Float](repeating: .nan, count: n * rows)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                if let bias {
+                    bias.withUnsafeBufferPointer { bp in
+                        Kernels.linear(xp.baseAddress!, n: n, weight: weight.matrix, bias: bp.baseAddress!,
+                                       into: yp.baseAddress!, pool: Self.pool)
+                    }
+                } else {
+                    Kernels.linear(xp.baseAddress!, n: n, weight: weight.matrix, bias: nil,
+                                   into: yp.baseAddress!, pool: Self.pool)
+                }
+            }
+        }
+        let reference = referenceLinear(x: x, n: n, w: weight.stored, rows: rows, cols: cols, bias: bias)
+        var worst = 0.0
+        for k in 0..<(n * rows) {
+            let error = abs(Double(y[k]) - reference.values[k]) / reference.magnitudes[k]
+            worst = max(worst, error.isNaN ? .infinity : error)
+        }
+        return worst
+    }
+
+    /// Decode and GEMM paths, every format, odd shapes, n around the decode/GEMM boundary.
+    /// Bound: f32 accumulation of ≤ 1000 products errs by ≲ cols·2⁻²⁴·Σ|xw| in the worst case; we allow
+    /// 1e-5 (typically 1e-7). bf16 on the GEMM path rounds x to bf16 (relative 2⁻⁹ per product) → 4e-3.
+    @Test(arguments: WeightFormat.allCases, [1, 2, 5, 7, 8, 9, 33])
+    func linearMatchesFloat64Reference(format: WeightFormat, n: Int) {
+        for (rows, cols) in [(37, 77), (70, 300), (129, 64), (3, 1000)] {
+            let error = worstRelativeError(rows: rows, cols: cols, n: n, format: format,
+                                           withBias: rows % 2 == 1, seed: UInt64(rows * 7919 + cols * 31 + n))
+            let bound = (format == .bf16 && n > Kernels.decodeMaxRows) ? 4e-3 : 1e-5
+            #expect(error <= bound, "format \(format) n \(n) rows \(rows) cols \(cols): \(error)")
+        }
+    }
+
+    /// q8 against the original f32 weights: each weight errs by at most scale/2 = max|w_group|/254
+    /// (round to nearest), so |y − y_f32| ≤ Σ_c |x_c|·max|w_group(c)|/254 ≤ Σ|x|·max|w|/254.
+    @Test func q8QuantizationErrorIsBounded() {
+        let rows = 53, cols = 200, n = 3
+        var random = SeededRandom(seed: 99)
+        let values = random.floats(rows * cols)
+        let f32 = TestWeight(rows: rows, cols: cols, format: .f32, values: values)
+        let q8 = TestWeight(rows: rows, cols: cols, format: .q8, values: values)
+        let x = random.floats(n * cols)
+        var y = [Float](repeating: 0, count: n * rows)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                Kernels.linear(xp.baseAddress!, n: n, weight: q8.matrix, bias: nil, into: yp.baseAddress!, pool: Self.pool)
+            }
+        }
+        let exact = referenceLinear(x: x, n: n, w: f32.stored, rows: rows, cols: cols, bias: nil).values
+        for i in 0..<n {
+            for r in 0..<rows {
+                var bound = 0.0
+                for c in 0..<cols {
+                    let g = c / 32 * 32
+                    let groupMax = (g..<min(g + 32, cols)).map { abs(Double(values[r * cols + $0])) }.max()!
+                    bound += abs(Double(x[i * cols + c])) * groupMax / 254
+                }
+                let error = abs(Double(y[i * rows + r]) - exact[i * rows + r])
+                #expect(error <= bound * 1.001 + 1e-6, "row \(r) input \(i): error \(error) > bound \(bound)")
+            }
+        }
+        // Each stored value is within half a quantisation step of the original.
+        for r in 0..<rows {
+            for c in 0..<cols {
+                let g = c / 32 * 32
+                let groupMax = (g..<min(g + 32, cols)).map { abs(values[r * cols + $0]) }.max()!
+                #expect(abs(q8.stored[r * cols + c] - values[r * cols + c]) <= groupMax / 254 * 1.0001)
+            }
+        }
+    }
+}
