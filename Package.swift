@@ -69,7 +69,8 @@ let package = Package(
         .testTarget(name: "MirageDataTests", dependencies: ["MirageData", "MirageTestSupport"]),
         .testTarget(name: "MirageMetricsTests", dependencies: ["MirageMetrics", "MirageTestSupport"]),
         .testTarget(name: "MirageStoreTests", dependencies: ["MirageStore", "MirageTestSupport"]),
-        .testTarget(name: "MirageCLITests", dependencies: ["MirageTestSupport"]),
+        .testTarget(name: "MirageCLITests", dependencies: ["MirageTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+                    exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -43,6 +43,20 @@ public enum Validation: Sendable, Hashable {
     case synonymList
 }
 
+extension Validation: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .text: return "UTF-8 text"
+        case .tabSeparated(let n): return "\(n)-column tab-separated text"
+        case .json: return "JSON"
+        case .stringListObject: return "JSON object of string lists"
+        case .cocoInstances: return "COCO instances file"
+        case .cocoCaptions: return "COCO captions file"
+        case .synonymList: return "CHAIR synonym list"
+        }
+    }
+}
+
 /// One file a source provides.
 public struct SourceFile: Sendable, Hashable {
     /// Name inside the source's folder in the data store.
@@ -75,14 +89,18 @@ public struct DataSource: Sendable, Hashable, Identifiable {
     public var systemFolders: [String]
     /// License and provenance, for `mirage data list --verbose`.
     public var provenance: String
+    /// For sources without a single archive: each file's own original URL (file name → URL). Every such
+    /// file must have a pinned `sha256`; `fetch` downloads and verifies them one by one.
+    public var fileOrigins: [String: URL]
 
     public init(id: String, description: String, files: [SourceFile], origin: Origin?, importOnlyReason: String? = nil,
-                systemFolders: [String] = [], provenance: String) {
+                systemFolders: [String] = [], provenance: String, fileOrigins: [String: URL] = [:]) {
         self.id = id; self.description = description; self.files = files; self.origin = origin
         self.importOnlyReason = importOnlyReason; self.systemFolders = systemFolders; self.provenance = provenance
+        self.fileOrigins = fileOrigins
     }
 
-    public var isFetchable: Bool { origin != nil }
+    public var isFetchable: Bool { origin != nil || !fileOrigins.isEmpty }
     public var requiredFiles: [SourceFile] { files.filter { !$0.optional } }
 }
 
@@ -98,6 +116,8 @@ public struct DataCatalog: Sendable {
 
     public static let standard = DataCatalog([
         .chairSynonyms, .punkt, .posTagger, .wordnet, .chairGroundTruth, .cocoAnnotations2014,
+        .popeCOCO, .popeCOCOOpera, .popeCOCOVCD,
+        .operaLogs,
     ])
 }
 

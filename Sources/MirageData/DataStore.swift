@@ -66,7 +66,7 @@ public struct SourceManifest: Codable, Sendable {
     public var id: String
     /// "fetched <url>" or "imported from <folder>".
     public var origin: String
-    /// How the files were checked: "checksum", "validated" (parsed) per file.
+    /// How each file was checked: "sha256 verified", "archive <algorithm> verified" or "parsed as <format>".
     public var verification: [String: String]
     /// SHA-256 of every stored file.
     public var sha256: [String: String]
@@ -77,7 +77,7 @@ public struct SourceManifest: Codable, Sendable {
 public struct ImportResult: Sendable {
     public var id: String
     public var location: URL
-    /// File name → "checksum verified" or "validated".
+    /// File name → "sha256 verified", "archive <algorithm> verified" or "parsed as <format>".
     public var verification: [String: String]
 }
 
@@ -170,6 +170,9 @@ public struct DataStore: Sendable {
     @discardableResult
     public func fetch(_ id: String, session: URLSession = .shared) async throws -> URL {
         let s = try source(id)
+        if s.origin == nil && !s.fileOrigins.isEmpty {
+            return try await fetchFiles(id, urls: s.fileOrigins, session: session)
+        }
         guard let origin = s.origin else {
             throw DataSourceError.importOnly(id: id, reason: s.importOnlyReason ?? "it has no public download")
         }
@@ -257,20 +260,32 @@ public struct DataStore: Sendable {
 
     /// Sources whose required files are all present in `folder` (in any recognised layout), or whose
     /// upstream download file (e.g. `annotations_trainval2014.zip`) sits there.
+    /// Files with a pinned SHA-256 count only when their content matches, so that folders holding several
+    /// variants of a file (e.g. POPE's question sets) are told apart.
     public func detect(in folder: URL) -> [String] {
         catalog.sources.filter { s in
             if archiveCandidate(s, in: folder) != nil { return true }
-            return s.requiredFiles.allSatisfy { resolve($0, in: folder) != nil }
+            return s.requiredFiles.allSatisfy { f in
+                guard let url = resolve(f, in: folder) else { return false }
+                guard let pinned = f.sha256 else { return true }
+                return (try? SHA256.hex(ofFile: url)) == pinned
+            }
         }.map(\.id)
     }
 
+    /// The first import path that exists; among several, the first whose content matches the pinned
+    /// SHA-256 (if the file has one).
     func resolve(_ file: SourceFile, in folder: URL) -> URL? {
+        var first: URL?
         for p in file.importPaths {
             let url = folder.appendingPathComponent(p)
             var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), !isDir.boolValue { return url }
+            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), !isDir.boolValue else { continue }
+            guard let pinned = file.sha256 else { return url }
+            if (try? SHA256.hex(ofFile: url)) == pinned { return url }
+            if first == nil { first = url }
         }
-        return nil
+        return first
     }
 
     func archiveCandidate(_ s: DataSource, in folder: URL) -> URL? {
@@ -307,7 +322,7 @@ public struct DataStore: Sendable {
                 verification[f.name] = "sha256 verified"
             } else {
                 try Validator.validate(url, as: f.validation)
-                verification[f.name] = "validated (\(f.validation))"
+                verification[f.name] = "parsed as \(f.validation)"
             }
         }
         try ensureRoot()

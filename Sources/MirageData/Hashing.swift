@@ -70,16 +70,84 @@ public enum Hex {
     }
 }
 
+// MARK: - Shared Merkle–Damgård framing (64-byte blocks, 0x80 padding, 64-bit bit length)
+
+protocol BlockCompressor {
+    init()
+    /// Whether the message length is appended big-endian (SHA-256) or little-endian (MD5).
+    static var bigEndianLength: Bool { get }
+    mutating func compress(blocks: UnsafeRawPointer, count: Int)
+    var digest: [UInt8] { get }
+}
+
+/// Buffers input into 64-byte blocks for a compressor and applies the final padding.
+struct BlockHasher<C: BlockCompressor> {
+    var core = C()
+    var buffer = [UInt8](repeating: 0, count: 64)
+    var buffered = 0
+    var length: UInt64 = 0
+
+    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        guard var p = bytes.baseAddress, bytes.count > 0 else { return }
+        var n = bytes.count
+        length &+= UInt64(n)
+        if buffered > 0 {
+            let take = min(64 - buffered, n)
+            buffer.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: buffered).copyMemory(from: p, byteCount: take) }
+            buffered += take; p += take; n -= take
+            if buffered == 64 {
+                buffer.withUnsafeBytes { core.compress(blocks: $0.baseAddress!, count: 1) }
+                buffered = 0
+            }
+        }
+        let whole = n / 64
+        if whole > 0 {
+            core.compress(blocks: p, count: whole)
+            p += whole * 64; n -= whole * 64
+        }
+        if n > 0 {
+            buffer.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: p, byteCount: n) }
+            buffered = n
+        }
+    }
+
+    mutating func finalize() -> [UInt8] {
+        let bitLength = length &* 8
+        var pad = [UInt8](repeating: 0, count: (buffered < 56 ? 56 : 120) - buffered)
+        pad[0] = 0x80
+        let order = C.bigEndianLength ? Array((0..<8).reversed()) : Array(0..<8)
+        for i in order { pad.append(UInt8(truncatingIfNeeded: bitLength >> (UInt64(i) * 8))) }
+        pad.withUnsafeBytes { update($0) }
+        return core.digest
+    }
+}
+
 // MARK: - SHA-256
 
 public struct SHA256: StreamingHash {
-    private var h: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
-        (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
-    private var buffer = [UInt8](repeating: 0, count: 64)
-    private var buffered = 0
-    private var length: UInt64 = 0
-
+    var hasher = BlockHasher<SHA256Compressor>()
     public init() {}
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bytes) }
+    public mutating func finalize() -> [UInt8] { hasher.finalize() }
+}
+
+/// SHA-256 compression function and state.
+struct SHA256Compressor: BlockCompressor {
+    static let bigEndianLength = true
+
+    var h: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
+        (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
+    init() {}
+
+    var digest: [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(32)
+        for word in [h.0, h.1, h.2, h.3, h.4, h.5, h.6, h.7] {
+            out.append(UInt8(word >> 24)); out.append(UInt8((word >> 16) & 0xff))
+            out.append(UInt8((word >> 8) & 0xff)); out.append(UInt8(word & 0xff))
+        }
+        return out
+    }
 
     /// FIPS 180-4 §4.2.2: first 32 bits of the fractional parts of the cube roots of the first 64 primes.
     static let k: [UInt32] = [
@@ -92,47 +160,6 @@ public struct SHA256: StreamingHash {
         0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
     ]
-
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        guard var p = bytes.baseAddress, bytes.count > 0 else { return }
-        var n = bytes.count
-        length &+= UInt64(n)
-        if buffered > 0 {
-            let take = min(64 - buffered, n)
-            buffer.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: buffered).copyMemory(from: p, byteCount: take) }
-            buffered += take; p += take; n -= take
-            if buffered == 64 {
-                buffer.withUnsafeBytes { compress(blocks: $0.baseAddress!, count: 1) }
-                buffered = 0
-            }
-        }
-        let whole = n / 64
-        if whole > 0 {
-            compress(blocks: p, count: whole)
-            p += whole * 64; n -= whole * 64
-        }
-        if n > 0 {
-            buffer.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: p, byteCount: n) }
-            buffered = n
-        }
-    }
-
-    public mutating func finalize() -> [UInt8] {
-        let bitLength = length &* 8
-        var pad = [UInt8](repeating: 0, count: (buffered < 56 ? 56 : 120) - buffered)
-        pad[0] = 0x80
-        for i in (0..<8).reversed() { pad.append(UInt8(truncatingIfNeeded: bitLength >> (UInt64(i) * 8))) }
-        let saved = length
-        pad.withUnsafeBytes { update($0) }
-        length = saved
-        var out = [UInt8]()
-        out.reserveCapacity(32)
-        for word in [h.0, h.1, h.2, h.3, h.4, h.5, h.6, h.7] {
-            out.append(UInt8(word >> 24)); out.append(UInt8((word >> 16) & 0xff))
-            out.append(UInt8((word >> 8) & 0xff)); out.append(UInt8(word & 0xff))
-        }
-        return out
-    }
 
     @inline(__always) private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x &>> n) | (x &<< (32 &- n)) }
 
@@ -147,7 +174,7 @@ public struct SHA256: StreamingHash {
         h = t1 &+ t2
     }
 
-    private mutating func compress(blocks: UnsafeRawPointer, count: Int) {
+    mutating func compress(blocks: UnsafeRawPointer, count: Int) {
         var (a, b, c, d, e, f, g, h) = self.h
         Self.k.withUnsafeBufferPointer { kp in
             let k = kp.baseAddress!
@@ -190,50 +217,20 @@ public struct SHA256: StreamingHash {
 
 /// MD5, only for verifying upstream checksums that are published as MD5 (COCO's zips, nltk_data's index).
 public struct MD5: StreamingHash {
-    private var s: (UInt32, UInt32, UInt32, UInt32) = (0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476)
-    private var buffer = [UInt8](repeating: 0, count: 64)
-    private var buffered = 0
-    private var length: UInt64 = 0
-
+    var hasher = BlockHasher<MD5Compressor>()
     public init() {}
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bytes) }
+    public mutating func finalize() -> [UInt8] { hasher.finalize() }
+}
 
-    /// RFC 1321 §3.4: T[i] = floor(2^32 * |sin(i + 1)|).
-    static let t: [UInt32] = (0..<64).map { UInt32(truncatingIfNeeded: Int64(abs(sin(Double($0 + 1))) * 4294967296.0)) }
-    /// Per-round left-rotation amounts (RFC 1321 §3.4).
-    static let shifts: [UInt32] = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21]
+/// MD5 compression function and state.
+struct MD5Compressor: BlockCompressor {
+    static let bigEndianLength = false
 
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        guard var p = bytes.baseAddress, bytes.count > 0 else { return }
-        var n = bytes.count
-        length &+= UInt64(n)
-        if buffered > 0 {
-            let take = min(64 - buffered, n)
-            buffer.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: buffered).copyMemory(from: p, byteCount: take) }
-            buffered += take; p += take; n -= take
-            if buffered == 64 {
-                buffer.withUnsafeBytes { compress(blocks: $0.baseAddress!, count: 1) }
-                buffered = 0
-            }
-        }
-        let whole = n / 64
-        if whole > 0 {
-            compress(blocks: p, count: whole)
-            p += whole * 64; n -= whole * 64
-        }
-        if n > 0 {
-            buffer.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: p, byteCount: n) }
-            buffered = n
-        }
-    }
+    var s: (UInt32, UInt32, UInt32, UInt32) = (0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476)
+    init() {}
 
-    public mutating func finalize() -> [UInt8] {
-        let bitLength = length &* 8
-        var pad = [UInt8](repeating: 0, count: (buffered < 56 ? 56 : 120) - buffered)
-        pad[0] = 0x80
-        for i in 0..<8 { pad.append(UInt8(truncatingIfNeeded: bitLength >> (UInt64(i) * 8))) }
-        let saved = length
-        pad.withUnsafeBytes { update($0) }
-        length = saved
+    var digest: [UInt8] {
         var out = [UInt8]()
         for word in [s.0, s.1, s.2, s.3] {
             for i in 0..<4 { out.append(UInt8(truncatingIfNeeded: word >> (UInt32(i) * 8))) }
@@ -241,7 +238,12 @@ public struct MD5: StreamingHash {
         return out
     }
 
-    private mutating func compress(blocks: UnsafeRawPointer, count: Int) {
+    /// RFC 1321 §3.4: T[i] = floor(2^32 * |sin(i + 1)|).
+    static let t: [UInt32] = (0..<64).map { UInt32(truncatingIfNeeded: Int64(abs(sin(Double($0 + 1))) * 4294967296.0)) }
+    /// Per-round left-rotation amounts (RFC 1321 §3.4).
+    static let shifts: [UInt32] = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21]
+
+    mutating func compress(blocks: UnsafeRawPointer, count: Int) {
         var (a0, b0, c0, d0) = s
         Self.t.withUnsafeBufferPointer { tp in
             Self.shifts.withUnsafeBufferPointer { sp in

@@ -111,14 +111,7 @@ public struct JSONScanner {
             let before = pos
             try body(key, &self)
             if pos == before { try skipValue() }
-            skipWhitespace()
-            guard pos < end else { throw error("unterminated object") }
-            let c = base[pos]
-            pos += 1
-            if c == UInt8(ascii: ",") { continue }
-            if c == UInt8(ascii: "}") { return }
-            pos -= 1
-            throw error("expected ',' or '}' in an object, found \(describeHere())")
+            if try atContainerEnd(UInt8(ascii: "}"), "an object") { return }
         }
     }
 
@@ -131,15 +124,18 @@ public struct JSONScanner {
             let before = pos
             try body(&self)
             if pos == before { try skipValue() }
-            skipWhitespace()
-            guard pos < end else { throw error("unterminated array") }
-            let c = base[pos]
-            pos += 1
-            if c == UInt8(ascii: ",") { continue }
-            if c == UInt8(ascii: "]") { return }
-            pos -= 1
-            throw error("expected ',' or ']' in an array, found \(describeHere())")
+            if try atContainerEnd(UInt8(ascii: "]"), "an array") { return }
         }
+    }
+
+    /// After an item: consumes ',' (returns false, more items follow) or the closing bracket (returns true).
+    mutating func atContainerEnd(_ close: UInt8, _ what: String) throws -> Bool {
+        skipWhitespace()
+        guard pos < end else { throw error("unterminated \(what.dropFirst(what.hasPrefix("an ") ? 3 : 2))") }
+        let c = base[pos]
+        if c == UInt8(ascii: ",") { pos += 1; return false }
+        if c == close { pos += 1; return true }
+        throw error("expected ',' or '\(Character(Unicode.Scalar(close)))' in \(what), found \(describeHere())")
     }
 
     // MARK: Scalars
@@ -373,8 +369,21 @@ public struct JSONScanner {
         case UInt8(ascii: "t"), UInt8(ascii: "f"): _ = try readBool()
         case UInt8(ascii: "n"):
             guard readNull() else { throw error("unexpected \(describeHere())") }
-        default: _ = try readDouble()
+        default: try skipNumber()
         }
+    }
+
+    /// Skips a number without converting it (validated only as a run of number characters).
+    mutating func skipNumber() throws {
+        let start = pos
+        while pos < end {
+            let c = base[pos]
+            if (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "-") || c == UInt8(ascii: "+")
+                || c == UInt8(ascii: ".") || c == UInt8(ascii: "e") || c == UInt8(ascii: "E") {
+                pos += 1
+            } else { break }
+        }
+        if pos == start { throw error("expected a value, found \(describeHere())") }
     }
 
     mutating func skipString() throws {

@@ -21,6 +21,17 @@ public struct POPEQuestion: Sendable, Hashable, Codable {
         self.questionID = questionID; self.image = image; self.text = text; self.label = label
     }
 
+    /// The object asked about, for questions written with POPE's template (either vowel form, with or
+    /// without the "imange" typo); nil for other wordings.
+    public var object: String? {
+        var t = Substring(text)
+        if t.hasPrefix("Is there an ") { t = t.dropFirst(12) } else if t.hasPrefix("Is there a ") { t = t.dropFirst(11) } else { return nil }
+        for suffix in [" in the image?", " in the imange?"] where t.hasSuffix(suffix) {
+            return String(t.dropLast(suffix.count))
+        }
+        return nil
+    }
+
     /// The COCO image id in a `COCO_val2014_%012d.jpg`-style name (the digits before the extension).
     public var cocoImageID: Int? {
         let stem = image.split(separator: ".").first.map(String.init) ?? image

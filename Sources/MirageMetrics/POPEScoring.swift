@@ -104,6 +104,11 @@ public struct POPEMetrics: Sendable, Hashable, Codable {
 
     func ratio(_ a: Int, _ b: Int) -> Double { b == 0 ? .nan : Double(a) / Double(b) }
 
+    /// The papers' headline number: F1 averaged over the splits (NaN if any split's F1 is undefined).
+    public static func averageF1(_ splits: [POPEMetrics]) -> Double {
+        splits.isEmpty ? .nan : splits.map(\.f1).reduce(0, +) / Double(splits.count)
+    }
+
     /// "undefined" for NaN, else the value in percent with `digits` decimals.
     public static func percent(_ v: Double, digits: Int = 1) -> String {
         v.isNaN ? "undefined" : String(format: "%.\(digits)f", v * 100)

@@ -91,6 +91,10 @@ struct DataCommand: AsyncParsableCommand {
             var failures = 0
             for id in targets {
                 do {
+                    if let origin = try store.source(id).origin {
+                        let size = origin.size.map { " (\(List.size($0)))" } ?? ""
+                        print("\(id): downloading \(origin.url.absoluteString)\(size)")
+                    }
                     let location = try await store.fetch(id)
                     print("\(id): installed in \(location.path)")
                 } catch {

@@ -24,6 +24,11 @@ struct Mirage: AsyncParsableCommand {
             Models.self,
             BenchEngine.self,
             BenchKernelsCommand.self,
+            Runs.self,
+            Compare.self,
+            Export.self,
+            Import.self,
+            Reproduce.self,
         ]
     )
 }

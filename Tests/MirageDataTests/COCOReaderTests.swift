@@ -50,6 +50,8 @@ import MirageTestSupport
         #expect(throws: JSONScanError.self) { try COCOReader.instances(data: Data(#"{"images": [{"id": 1,}]}"#.utf8)) }
         #expect(throws: JSONScanError.self) { try COCOReader.captions(data: Data(#"{"annotations": [{"caption": "unterminated}]}"#.utf8)) }
         #expect(throws: COCOError.self) { try COCOReader.instances(data: Data(#"{"images": []}"#.utf8)) }
+        #expect(throws: JSONScanError.self) { try COCOReader.instances(data: Data(#"{"info": , "images": []}"#.utf8)) }
+        #expect(throws: JSONScanError.self) { try COCOReader.instances(data: Data(#"{"info": {"a": [1, 2}"#.utf8)) }
         #expect(throws: COCOError.self) { try COCOReader.captions(data: Data(#"{"annotations": [{"image_id": 1}]}"#.utf8)) }
     }
 
@@ -89,5 +91,39 @@ import MirageTestSupport
         #expect(caps.captions.count == 1000 && a.captionCount == 1000)
         let objects = try inst.objectsByImage()
         #expect(objects.count == 200 && objects.values.allSatisfy { !$0.isEmpty })
+    }
+}
+
+@Suite struct JSONScannerTests {
+    /// POPE's caption_data files are pretty-printed JSON objects written one after another (no list):
+    /// the scanner reads them value by value.
+    @Test(.enabled(if: SharedData.has("captions-extra/pope-Instruction1_llava.json"), SharedData.missingMessage))
+    func readsConcatenatedObjects() throws {
+        var records: [(Int, String)] = []
+        try JSONScanner.withContents(of: SharedData.url("captions-extra/pope-Instruction1_llava.json")) { s in
+            while !s.isAtEnd {
+                var id = -1, text = ""
+                try s.forEachMember { key, s in
+                    if key == "image_id" { id = try s.readInt() }
+                    else if key == "text" { text = try s.readString() }
+                    else { try s.skipValue() }
+                }
+                records.append((id, text))
+            }
+        }
+        #expect(records.count == 2000)
+        #expect(records.first?.0 == 40468)
+        #expect(records.first?.1.hasPrefix("The image features a man sitting on a surfboard in the ocean") == true)
+        #expect(records.first?.1.contains("\n\nThere are also") == true)
+        #expect(records.last?.0 == 177893)
+    }
+
+    @Test func readAnyBuildsPlainValues() throws {
+        let v = try JSONScanner.withBytes(Data(#"{"a": [1, 2.5, "x", true, null], "b": {"c": -3}}"#.utf8)) { try $0.readAny() }
+        let d = try #require(v as? [String: Any])
+        let a = try #require(d["a"] as? [Any])
+        #expect(a[0] as? Int == 1 && a[1] as? Double == 2.5 && a[2] as? String == "x" && a[3] as? Bool == true)
+        #expect(a[4] is NSNull)
+        #expect((d["b"] as? [String: Any])?["c"] as? Int == -3)
     }
 }

@@ -141,7 +141,8 @@ import MirageTestSupport
         defer { try? FileManager.default.removeItem(at: root) }
         let store = DataStore(root: root, useSystemFolders: false)
         let found = store.detect(in: SharedData.root)
-        let expected = ["chair-synonyms", "punkt", "pos-tagger", "chair-ground-truth"]
+        let expected = ["chair-synonyms", "punkt", "pos-tagger", "chair-ground-truth", "opera-logs",
+                        "pope-coco", "pope-coco-opera", "pope-coco-vcd"]
         #expect(expected.allSatisfy(found.contains), "found \(found)")
         #expect(!found.contains("wordnet") && !found.contains("coco-annotations-2014"), "found \(found)")
         for id in expected {
@@ -171,6 +172,41 @@ import MirageTestSupport
         #expect(throws: JSONScanError.self) { try store.import("chair-ground-truth", from: dir) }
         try Data("{\"1\": [\"dog\"], \"2\": []}".utf8).write(to: dir.appendingPathComponent("coco2014_gt_objects.json"))
         let r = try store.import("chair-ground-truth", from: dir)
-        #expect(r.verification["coco2014_gt_objects.json"]?.hasPrefix("validated") == true)
+        #expect(r.verification["coco2014_gt_objects.json"] == "parsed as JSON object of string lists")
+    }
+
+    @Test(.enabled(if: SharedData.has("pope/opera/coco_pope_random.json"), SharedData.missingMessage))
+    func popeVariantsAreToldApartByChecksum() async throws {
+        let dir = Self.tempDir("pope")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // A flat folder holding OPERA's three files: only the opera variant is detected.
+        let flat = dir.appendingPathComponent("flat")
+        try FileManager.default.createDirectory(at: flat, withIntermediateDirectories: true)
+        for split in ["random", "popular", "adversarial"] {
+            try FileManager.default.copyItem(at: SharedData.url("pope/opera/coco_pope_\(split).json"),
+                                             to: flat.appendingPathComponent("coco_pope_\(split).json"))
+        }
+        let store = DataStore(root: dir.appendingPathComponent("store"))
+        #expect(store.detect(in: flat) == ["pope-coco-opera"])
+        #expect(throws: DataSourceError.self) { try store.import("pope-coco", from: flat) }
+        try store.import("pope-coco-opera", from: flat)
+        let random = try POPEQuestionReader.load(store.locate("pope-coco-opera", file: "coco_pope_random.json"))
+        #expect(random.variant.name == "opera/random")
+        #expect(random.variant.known.first?.sourceID == "pope-coco-opera")
+
+        // Per-file fetch (file:// mirror of the shared folder), each file verified against its pin.
+        let mirror = DataSource.popeSource(id: "pope-coco-vcd", variant: "vcd", description: "test",
+                                           urlBase: SharedData.url("pope/vcd").absoluteString, importFolders: [""],
+                                           provenance: "test")
+        let fetched = DataStore(root: dir.appendingPathComponent("fetched"), catalog: DataCatalog([mirror]))
+        let location = try await fetched.fetch("pope-coco-vcd")
+        #expect(try SHA256.hex(ofFile: location.appendingPathComponent("coco_pope_popular.json"))
+                == "fa3a986eb3d586ceb527371112ad7170f398835cbe0a3f08a7e888771dbd8bd6")
+        let wrong = DataSource.popeSource(id: "pope-coco-vcd", variant: "vcd", description: "test",
+                                          urlBase: SharedData.url("pope/opera").absoluteString, importFolders: [""],
+                                          provenance: "test")
+        await #expect(throws: DataSourceError.self) {
+            try await DataStore(root: dir.appendingPathComponent("wrong"), catalog: DataCatalog([wrong])).fetch("pope-coco-vcd")
+        }
     }
 }

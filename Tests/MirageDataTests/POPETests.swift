@@ -35,6 +35,28 @@ import MirageTestSupport
         }
     }
 
+    /// The published current files have the structure the builder produces: per image, in order,
+    /// yes/no alternating over six distinct objects; OPERA's random file lacks 90 negatives.
+    @Test(.enabled(if: SharedData.has("pope/rucaibox/coco_pope_random.json"), SharedData.missingMessage))
+    func publishedFilesHaveTheConstructionStructure() throws {
+        for split in POPESplit.allCases {
+            let qs = try POPEQuestionReader.load(SharedData.url("pope/rucaibox/coco_pope_\(split.rawValue).json")).questions
+            #expect(qs.allSatisfy { $0.object != nil }, "\(split)")
+            for start in stride(from: 0, to: qs.count, by: 6) {
+                let group = qs[start..<start + 6]
+                #expect(Set(group.map(\.image)).count == 1)
+                #expect(group.map(\.label) == [.yes, .no, .yes, .no, .yes, .no])
+                #expect(Set(group.compactMap(\.object)).count == 6)
+            }
+        }
+        let opera = try POPEQuestionReader.load(SharedData.url("pope/opera/coco_pope_random.json")).questions
+        var perImage: [String: [POPEQuestion]] = [:]
+        for q in opera { perImage[q.image, default: []].append(q) }
+        #expect(perImage.values.allSatisfy { $0.filter { $0.label == .yes }.count == 3 })
+        #expect(perImage.values.map { 3 - $0.filter { $0.label == .no }.count }.reduce(0, +) == 90)
+        #expect(opera.first { $0.text.contains("imange") }?.object != nil)
+    }
+
     @Test func unknownFileIsDescribedByCounts() throws {
         let text = """
         {"question_id": 1, "image": "COCO_val2014_000000000001.jpg", "text": "Is there a dog in the image?", "label": "yes"}
@@ -160,5 +182,26 @@ import MirageTestSupport
     @Test func tooFewImagesIsAClearError() throws {
         let gt = try Self.groundTruth()
         #expect(throws: POPEError.self) { try POPEBuilder(images: 10).build(gt) }
+    }
+}
+
+@Suite struct SplitMix64Tests {
+    /// Reference outputs of Vigna's splitmix64.c for state 0 (the sequence every port reproduces).
+    @Test func matchesReferenceSequence() {
+        var g = SplitMix64(seed: 0)
+        #expect(g.next() == 0xE220_A839_7B1D_CDAF)
+        #expect(g.next() == 0x6E78_9E6A_A1B9_65F4)
+        #expect(g.next() == 0x06C4_5D18_8009_454F)
+    }
+
+    @Test func uniformStaysInRangeAndCoversIt() {
+        var g = SplitMix64(seed: 99)
+        var seen = Set<Int>()
+        for _ in 0..<1000 {
+            let v = g.uniform(7)
+            #expect((0..<7).contains(v))
+            seen.insert(v)
+        }
+        #expect(seen.count == 7)
     }
 }

@@ -48,6 +48,13 @@ import MirageData
         #expect(m.unknownRate == 0)
     }
 
+    @Test func averageF1OverSplits() throws {
+        let opera = try POPEScorer.score(questions: Self.questions(), answers: Self.answers(), parser: .opera)
+        let pope = try POPEScorer.score(questions: Self.questions(), answers: Self.answers(), parser: .pope)
+        #expect(abs(POPEMetrics.averageF1([opera, pope]) - (6.0 / 11.0 + 10.0 / 14.0) / 2) < 1e-12)
+        #expect(POPEMetrics.percent(0.71428, digits: 1) == "71.4")
+    }
+
     @Test func popeParserMetrics() throws {
         let m = try POPEScorer.score(questions: Self.questions(), answers: Self.answers(), parser: .pope)
         #expect(POPEScorer.predictions(try Self.answers(), parser: .pope)
@@ -95,6 +102,7 @@ import MirageData
         #expect(m.f1.isNaN)
         #expect(m.accuracy == 1)
         #expect(POPEMetrics.percent(m.f1) == "undefined")
+        #expect(POPEMetrics.averageF1([m]).isNaN && POPEMetrics.averageF1([]).isNaN)
         let empty = POPEMetrics(parser: .opera, confusion: POPEConfusion())
         #expect(empty.accuracy.isNaN && empty.yesRatio.isNaN)
         #expect(throws: POPEScoringError.self) { try POPEScorer.score(questions: q, answers: [], parser: .opera) }

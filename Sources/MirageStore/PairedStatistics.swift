@@ -1,0 +1,68 @@
+import Foundation
+import MirageData
+import MirageMetrics
+
+/// A percentile interval from a paired bootstrap.
+public struct BootstrapInterval: Codable, Hashable, Sendable {
+    public var lower: Double
+    public var upper: Double
+}
+
+/// Paired bootstrap of CHAIR deltas (method − baseline) over the images both runs captioned.
+///
+/// Resampling unit = image: each replicate draws `n` of the `n` shared images uniformly with replacement
+/// (MirageData's SplitMix64, seeded, `uniform(n)`), sums both runs' CHAIR totals over the drawn images and
+/// takes the difference of the ratios. The interval is the 2.5th and 97.5th percentile of the replicates
+/// (linear interpolation between order statistics, numpy's default "linear" method); replicates whose ratio is
+/// undefined (no mention at all) are left out. Deterministic for a given seed.
+public enum PairedBootstrap {
+    public struct Result: Hashable, Sendable {
+        public var sharedImages: Int
+        public var chairS: BootstrapInterval?
+        public var chairI: BootstrapInterval?
+    }
+
+    public static func chairDelta(method: [Int: ChairTotals], baseline: [Int: ChairTotals],
+                                  samples: Int, seed: UInt64, level: Double = 0.95) -> Result {
+        let shared = Set(method.keys).intersection(baseline.keys).sorted()
+        guard !shared.isEmpty, samples > 0 else { return Result(sharedImages: shared.count) }
+        let m = shared.map { method[$0]! }, b = shared.map { baseline[$0]! }
+        var rng = SplitMix64(seed: seed)
+        var dS: [Double] = [], dI: [Double] = []
+        dS.reserveCapacity(samples); dI.reserveCapacity(samples)
+        let n = shared.count
+        for _ in 0..<samples {
+            var mt = ChairTotals(), bt = ChairTotals()
+            for _ in 0..<n {
+                let k = rng.uniform(n)
+                mt = mt + m[k]; bt = bt + b[k]
+            }
+            let s = mt.chairS - bt.chairS, i = mt.chairI - bt.chairI
+            if !s.isNaN { dS.append(s) }
+            if !i.isNaN { dI.append(i) }
+        }
+        let alpha = (1 - level) / 2
+        return Result(sharedImages: n, chairS: interval(dS, alpha), chairI: interval(dI, alpha))
+    }
+
+    static func interval(_ values: [Double], _ alpha: Double) -> BootstrapInterval? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        return BootstrapInterval(lower: quantile(sorted, alpha), upper: quantile(sorted, 1 - alpha))
+    }
+
+    /// Linear interpolation between order statistics: position q·(n−1).
+    static func quantile(_ sorted: [Double], _ q: Double) -> Double {
+        let pos = q * Double(sorted.count - 1)
+        let lo = Int(pos.rounded(.down)), hi = min(lo + 1, sorted.count - 1)
+        return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - Double(lo))
+    }
+}
+
+/// McNemar's test against the baseline (MirageMetrics' `McNemarTest`, first = baseline, second = method) on
+/// the questions both runs answered.
+public struct McNemarResult: Codable, Hashable, Sendable {
+    public var pairs: Int
+    public var test: McNemarTest
+    public var pValue: Double { test.pValue }
+}

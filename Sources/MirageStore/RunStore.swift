@@ -1,0 +1,429 @@
+import Foundation
+import GRDB
+import MirageData
+import MirageMetrics
+
+/// The SQLite run store: protocols, models, decoders, runs, items, per-item scores and run metrics.
+///
+/// One `RunStore` may be shared by threads; several processes may write to one database at once (WAL mode,
+/// immediate write transactions, a busy timeout). Every `recordItem` is its own transaction, so a killed
+/// process loses at most the item it was writing.
+public final class RunStore: Sendable {
+    /// The default database, relative to the current directory.
+    public static let defaultPath = "Results/mirage.sqlite"
+
+    public let path: String
+    private let pool: DatabasePool
+
+    /// Opens (creating it and its folder if needed) and migrates the database at `path`.
+    /// - Throws: `StoreError.newerSchema` without touching the file when a newer Mirage wrote it.
+    public init(path: String, create: Bool = true) throws {
+        self.path = path
+        let fm = FileManager.default
+        let exists = fm.fileExists(atPath: path)
+        if !exists && !create { throw StoreError.databaseMissing(path: path) }
+        if exists { try Self.checkSchemaReadOnly(path: path) }
+        else {
+            let dir = URL(fileURLWithPath: path).deletingLastPathComponent()
+            try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        }
+        var config = Configuration()
+        config.busyMode = .timeout(60)
+        config.foreignKeysEnabled = true
+        // WAL + NORMAL: a commit survives the process being killed (the WAL is in the OS), only a power loss
+        // may drop the last commits; one fsync per item would make imports I/O-bound.
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            let migrator = Schema.migrator
+            // Re-check through the pool: another process may have migrated since the read-only check.
+            let unknown = try pool.read { db in
+                try migrator.hasBeenSuperseded(db) ? try Self.unknownMigrations(db) : []
+            }
+            if !unknown.isEmpty { throw StoreError.newerSchema(path: path, unknownMigrations: unknown) }
+            try migrator.migrate(pool)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.sqlite(path: path, message: "\(error)")
+        }
+    }
+
+    private static func unknownMigrations(_ db: Database) throws -> [String] {
+        let known = Set(Schema.migrator.migrations)
+        return try Schema.migrator.appliedIdentifiers(db).filter { !known.contains($0) }.sorted()
+    }
+
+    /// Opens an existing file read-only and refuses it when it comes from a newer schema.
+    private static func checkSchemaReadOnly(path: String) throws {
+        var config = Configuration()
+        config.readonly = true
+        config.busyMode = .timeout(60)
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: config)
+            try queue.read { db in
+                let userVersion = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+                var unknown = try Schema.migrator.hasBeenSuperseded(db) ? try unknownMigrations(db) : []
+                if userVersion > Schema.version && unknown.isEmpty { unknown = ["schema version \(userVersion)"] }
+                if !unknown.isEmpty { throw StoreError.newerSchema(path: path, unknownMigrations: unknown) }
+            }
+            try queue.close()
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.sqlite(path: path, message: "\(error) (is it a Mirage run database?)")
+        }
+    }
+
+    // MARK: Transactions
+
+    /// A write in an IMMEDIATE transaction (takes the write lock up front, so two processes queue on the
+    /// busy timeout instead of failing on a lock upgrade).
+    private func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.sqlite(path: path, message: "\(error)")
+        }
+    }
+
+    private func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try pool.read(body) } catch let error as StoreError { throw error } catch {
+            throw StoreError.sqlite(path: path, message: "\(error)")
+        }
+    }
+
+    static func now() -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date())
+    }
+
+    // MARK: Registration
+
+    private func upsertProtocol(_ db: Database, _ p: EvalProtocol, name: String?) throws -> Int64 {
+        let hash = p.hash
+        if let id = try Int64.fetchOne(db, sql: "SELECT id FROM protocols WHERE hash = ?", arguments: [hash]) {
+            if let name { try db.execute(sql: "UPDATE protocols SET name = ? WHERE id = ? AND name IS NULL", arguments: [name, id]) }
+            return id
+        }
+        try db.execute(sql: """
+            INSERT INTO protocols (hash, name, task, image_ids, image_count, prompt_template, max_new_tokens,
+                question_file, question_checksum, split, answer_parser, vocabulary_checksum, ground_truth_checksum,
+                canonical_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [hash, name, p.task.rawValue, CanonicalJSON.string(p.imageIDs), p.imageIDs.count,
+                             p.promptTemplate, p.maxNewTokens, p.questionFile, p.questionChecksum, p.split,
+                             p.answerParser, p.vocabularyChecksum, p.groundTruthChecksum, p.canonicalJSON])
+        return db.lastInsertedRowID
+    }
+
+    private func upsertModel(_ db: Database, _ m: ModelSpec) throws -> Int64 {
+        try db.execute(sql: "INSERT OR IGNORE INTO models (name, architecture, fingerprint) VALUES (?, ?, ?)",
+                       arguments: [m.name, m.architecture, m.fingerprint])
+        return try Int64.fetchOne(db, sql: "SELECT id FROM models WHERE name = ? AND architecture = ? AND fingerprint = ?",
+                                  arguments: [m.name, m.architecture, m.fingerprint])!
+    }
+
+    private func upsertDecoder(_ db: Database, _ d: DecoderSpec) throws -> Int64 {
+        try db.execute(sql: "INSERT OR IGNORE INTO decoders (name, parameters) VALUES (?, ?)",
+                       arguments: [d.name, d.parametersJSON])
+        return try Int64.fetchOne(db, sql: "SELECT id FROM decoders WHERE name = ? AND parameters = ?",
+                                  arguments: [d.name, d.parametersJSON])!
+    }
+
+    // MARK: Runs
+
+    /// Creates a run, or returns the existing run with the same `sourceHash` (so an interrupted import
+    /// resumes, and two processes importing the same file end up with one run).
+    public func createRun(_ new: NewRun) throws -> (run: RunRecord, created: Bool) {
+        let id: Int64 = try write { db in
+            if let hash = new.sourceHash,
+               let existing = try Int64.fetchOne(db, sql: "SELECT id FROM runs WHERE source_hash = ?", arguments: [hash]) {
+                return -existing
+            }
+            if let label = new.label,
+               let other = try Int64.fetchOne(db, sql: "SELECT id FROM runs WHERE label = ?", arguments: [label]) {
+                throw StoreError.labelTaken(label, run: other)
+            }
+            let protocolID = try upsertProtocol(db, new.evalProtocol, name: new.protocolName)
+            let modelID = try upsertModel(db, new.model)
+            let decoderID = try upsertDecoder(db, new.decoder)
+            let now = Self.now()
+            try db.execute(sql: """
+                INSERT INTO runs (protocol_id, model_id, decoder_id, seed, label, source_hash, source_path,
+                    expected_items, mirage_version, git_revision, host, created_at, updated_at, status)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')
+                """, arguments: [protocolID, modelID, decoderID, new.seed, new.label, new.sourceHash, new.sourcePath,
+                                 new.expectedItems, new.mirageVersion, new.gitRevision, new.host, now, now])
+            return db.lastInsertedRowID
+        }
+        return (try run(id: abs(id)), id > 0)
+    }
+
+    /// The run imported from this source hash, if any.
+    public func run(sourceHash: String) throws -> RunRecord? {
+        try read { db in
+            try Int64.fetchOne(db, sql: "SELECT id FROM runs WHERE source_hash = ?", arguments: [sourceHash])
+        }.map { try run(id: $0) }
+    }
+
+    private static let runSelect = """
+        SELECT r.*, p.hash AS p_hash, p.name AS p_name, p.canonical_json AS p_json,
+               m.name AS m_name, m.architecture AS m_arch, m.fingerprint AS m_fp,
+               d.name AS d_name, d.parameters AS d_params
+        FROM runs r JOIN protocols p ON p.id = r.protocol_id JOIN models m ON m.id = r.model_id
+             JOIN decoders d ON d.id = r.decoder_id
+        """
+
+    private static func runRecord(_ row: Row) throws -> RunRecord {
+        let json: String = row["p_json"]
+        let evalProtocol = try JSONDecoder().decode(EvalProtocol.self, from: Data(json.utf8))
+        return RunRecord(
+            id: row["id"],
+            protocolRecord: ProtocolRecord(id: row["protocol_id"], hash: row["p_hash"], name: row["p_name"],
+                                           evalProtocol: evalProtocol),
+            model: ModelSpec(name: row["m_name"], architecture: row["m_arch"], fingerprint: row["m_fp"]),
+            decoder: DecoderSpec(name: row["d_name"], parametersJSON: row["d_params"]),
+            details: RunDetails(seed: row["seed"], label: row["label"], sourceHash: row["source_hash"],
+                                sourcePath: row["source_path"], expectedItems: row["expected_items"],
+                                mirageVersion: row["mirage_version"], gitRevision: row["git_revision"], host: row["host"]),
+            createdAt: row["created_at"],
+            updatedAt: row["updated_at"], finishedAt: row["finished_at"],
+            status: RunStatus(rawValue: row["status"]) ?? .failed)
+    }
+
+    public func run(id: Int64) throws -> RunRecord {
+        guard let run = try read({ db in
+            try Row.fetchOne(db, sql: Self.runSelect + " WHERE r.id = ?", arguments: [id]).map(Self.runRecord)
+        }) else { throw StoreError.runNotFound(String(id)) }
+        return run
+    }
+
+    /// Finds a run by id or by label.
+    public func resolveRun(_ reference: String) throws -> RunRecord {
+        if let id = Int64(reference), let run = try? run(id: id) { return run }
+        let ids = try read { db in
+            try Int64.fetchAll(db, sql: "SELECT id FROM runs WHERE label = ?", arguments: [reference])
+        }
+        guard let id = ids.first else { throw StoreError.runNotFound(reference) }
+        return try run(id: id)
+    }
+
+    /// All runs matching `filter`, oldest first.
+    public func runs(_ filter: RunFilter = RunFilter()) throws -> [RunRecord] {
+        var clauses: [String] = []
+        var args: [any DatabaseValueConvertible] = []
+        if let ref = filter.protocolRef {
+            clauses.append("(CAST(p.id AS TEXT) = ? OR p.name = ? OR p.hash LIKE ?)")
+            args += [ref, ref, ref + "%"]
+        }
+        if let model = filter.model { clauses.append("m.name = ?"); args.append(model) }
+        if let decoder = filter.decoder { clauses.append("d.name = ?"); args.append(decoder) }
+        if let task = filter.task { clauses.append("p.task = ?"); args.append(task.rawValue) }
+        let sql = Self.runSelect + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")) + " ORDER BY r.id"
+        return try read { db in
+            try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map(Self.runRecord)
+        }
+    }
+
+    /// Runs with item counts and stored metrics, for listings.
+    public func summaries(_ filter: RunFilter = RunFilter()) throws -> [RunSummary] {
+        try runs(filter).map { run in
+            let (items, scored) = try read { db in
+                (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM items WHERE run_id = ?", arguments: [run.id]) ?? 0,
+                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM item_scores WHERE run_id = ?", arguments: [run.id]) ?? 0)
+            }
+            return RunSummary(run: run, itemCount: items, scoredCount: scored, metrics: try metrics(run: run.id))
+        }
+    }
+
+    public func setLabel(run id: Int64, to label: String?) throws {
+        try write { db in
+            if let label, let other = try Int64.fetchOne(db, sql: "SELECT id FROM runs WHERE label = ? AND id != ?",
+                                                          arguments: [label, id]) {
+                throw StoreError.labelTaken(label, run: other)
+            }
+            try db.execute(sql: "UPDATE runs SET label = ?, updated_at = ? WHERE id = ?", arguments: [label, Self.now(), id])
+            if db.changesCount == 0 { throw StoreError.runNotFound(String(id)) }
+        }
+    }
+
+    /// Deletes a run with its items, scores and metrics (protocols, models and decoders stay).
+    public func deleteRun(id: Int64) throws {
+        try write { db in
+            try db.execute(sql: "DELETE FROM runs WHERE id = ?", arguments: [id])
+            if db.changesCount == 0 { throw StoreError.runNotFound(String(id)) }
+        }
+    }
+
+    // MARK: Items
+
+    /// Keys of the items already recorded for a run (a resuming runner skips them).
+    public func recordedItemKeys(run: Int64) throws -> Set<String> {
+        Set(try read { db in try String.fetchAll(db, sql: "SELECT item_key FROM items WHERE run_id = ?", arguments: [run]) })
+    }
+
+    /// Keys of the items that have a score.
+    public func scoredItemKeys(run: Int64) throws -> Set<String> {
+        Set(try read { db in
+            try String.fetchAll(db, sql: """
+                SELECT i.item_key FROM items i JOIN item_scores s ON s.item_id = i.id WHERE i.run_id = ?
+                """, arguments: [run])
+        })
+    }
+
+    /// Records one item, and its score when given, in one transaction. Recording a key twice is an error
+    /// unless the stored item is identical (then nothing happens), so resuming is idempotent.
+    @discardableResult
+    public func recordItem(run: Int64, _ item: NewItem, score: ItemScore? = nil) throws -> Int64 {
+        try write { db in
+            if let existing = try Row.fetchOne(db, sql: "SELECT id, output_text FROM items WHERE run_id = ? AND item_key = ?",
+                                               arguments: [run, item.key]) {
+                let text: String = existing["output_text"]
+                guard text == item.outputText else {
+                    throw StoreError.invalid("run \(run) already has a different output for item '\(item.key)'; "
+                        + "delete the run (`mirage runs delete \(run)`) to record it again")
+                }
+                let id: Int64 = existing["id"]
+                if let score { try Self.upsertScore(db, run: run, itemID: id, score) }
+                return id
+            }
+            try db.execute(sql: """
+                INSERT INTO items (run_id, item_key, ordinal, image_id, question_id, prompt, output_text, output_tokens,
+                    prefill_seconds, decode_seconds, forward_passes, seed, status, failure_reason, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [run, item.key, item.ordinal, item.imageID, item.questionID, item.prompt, item.outputText,
+                                 item.outputTokens.map { CanonicalJSON.string($0) }, item.prefillSeconds,
+                                 item.decodeSeconds, item.forwardPasses, item.seed,
+                                 item.failureReason == nil ? "ok" : "failed", item.failureReason, Self.now()])
+            let id = db.lastInsertedRowID
+            if let score { try Self.upsertScore(db, run: run, itemID: id, score) }
+            try db.execute(sql: "UPDATE runs SET updated_at = ? WHERE id = ?", arguments: [Self.now(), run])
+            return id
+        }
+    }
+
+    /// Records (or replaces) the score of an item already stored.
+    public func recordScore(run: Int64, itemKey: String, _ score: ItemScore) throws {
+        try write { db in
+            guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM items WHERE run_id = ? AND item_key = ?",
+                                              arguments: [run, itemKey]) else {
+                throw StoreError.invalid("run \(run) has no item '\(itemKey)' to score")
+            }
+            try Self.upsertScore(db, run: run, itemID: id, score)
+        }
+    }
+
+    private static func upsertScore(_ db: Database, run: Int64, itemID: Int64, _ score: ItemScore) throws {
+        switch score {
+        case .chair(let s):
+            try db.execute(sql: """
+                INSERT OR REPLACE INTO item_scores (item_id, run_id, kind, mentions, ground_truth, mention_count,
+                    hallucinated_count, word_count) VALUES (?, ?, 'chair', ?, ?, ?, ?, ?)
+                """, arguments: [itemID, run, CanonicalJSON.string(s.mentions), CanonicalJSON.string(s.groundTruth),
+                                 s.mentions.count, s.hallucinatedCount, s.wordCount])
+        case .pope(let s):
+            try db.execute(sql: """
+                INSERT OR REPLACE INTO item_scores (item_id, run_id, kind, label, parsed_answer)
+                VALUES (?, ?, 'pope', ?, ?)
+                """, arguments: [itemID, run, s.label.rawValue, s.parsed.rawValue])
+        }
+    }
+
+    /// All items of a run in ordinal order, with their scores.
+    public func items(run: Int64) throws -> [StoredItem] {
+        try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT i.*, s.kind, s.mentions, s.ground_truth, s.word_count, s.label, s.parsed_answer
+                FROM items i LEFT JOIN item_scores s ON s.item_id = i.id WHERE i.run_id = ? ORDER BY i.ordinal, i.id
+                """, arguments: [run]).map(Self.storedItem)
+        }
+    }
+
+    private static func storedItem(_ row: Row) throws -> StoredItem {
+        let decoder = JSONDecoder()
+        let tokens: String? = row["output_tokens"]
+        let item = NewItem(key: row["item_key"], ordinal: row["ordinal"], imageID: row["image_id"],
+                           questionID: row["question_id"], prompt: row["prompt"], outputText: row["output_text"],
+                           outputTokens: try tokens.map { try decoder.decode([Int].self, from: Data($0.utf8)) },
+                           prefillSeconds: row["prefill_seconds"], decodeSeconds: row["decode_seconds"],
+                           forwardPasses: row["forward_passes"], seed: row["seed"], failureReason: row["failure_reason"])
+        var score: ItemScore?
+        switch row["kind"] as String? {
+        case "chair":
+            let mentions: String = row["mentions"], gt: String = row["ground_truth"]
+            score = .chair(ChairItemScore(mentions: try decoder.decode([ObjectMention].self, from: Data(mentions.utf8)),
+                                          groundTruth: try decoder.decode([String].self, from: Data(gt.utf8)),
+                                          wordCount: row["word_count"]))
+        case "pope":
+            score = .pope(PopeItemScore(label: POPELabel(rawValue: row["label"]) ?? .no,
+                                        parsed: POPEPrediction(rawValue: row["parsed_answer"]) ?? .unknown))
+        default:
+            score = nil
+        }
+        return StoredItem(id: row["id"], item: item, score: score, createdAt: row["created_at"])
+    }
+
+    // MARK: Metrics
+
+    /// Computes the run's metrics from its item scores, stores them, and marks the run complete.
+    @discardableResult
+    public func finishRun(_ id: Int64, status: RunStatus = .complete) throws -> [String: Double] {
+        let run = try run(id: id)
+        let parser = run.protocolRecord.evalProtocol.answerParser.flatMap(POPEAnswerParser.init(rawValue:))
+        let metrics = RunMetrics.compute(task: run.task, parser: parser, items: try items(run: id))
+        try write { db in
+            try db.execute(sql: "DELETE FROM run_metrics WHERE run_id = ?", arguments: [id])
+            for (name, value) in metrics.sorted(by: { $0.key < $1.key }) {
+                try db.execute(sql: "INSERT INTO run_metrics (run_id, name, value) VALUES (?, ?, ?)",
+                               arguments: [id, name, value.isNaN ? nil : value])
+            }
+            let now = Self.now()
+            try db.execute(sql: "UPDATE runs SET status = ?, finished_at = ?, updated_at = ? WHERE id = ?",
+                           arguments: [status.rawValue, now, now, id])
+        }
+        return metrics
+    }
+
+    /// The stored metrics of a run (empty until `finishRun`); undefined ratios are NaN.
+    public func metrics(run: Int64) throws -> [String: Double] {
+        try read { db in
+            var out: [String: Double] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT name, value FROM run_metrics WHERE run_id = ?", arguments: [run]) {
+                out[row["name"]] = (row["value"] as Double?) ?? .nan
+            }
+            return out
+        }
+    }
+}
+
+/// Run-level metrics from item scores (failed and unscored items are left out).
+public enum RunMetrics {
+    public static func compute(task: EvalProtocol.Task, parser: POPEAnswerParser? = nil, items: [StoredItem]) -> [String: Double] {
+        var out: [String: Double]
+        switch task {
+        case .chair:
+            out = items.reduce(ChairTotals()) { acc, item in
+                if case .chair(let s)? = item.score { return acc + ChairTotals(s) }
+                return acc
+            }.stored
+        case .pope:
+            let confusion = items.reduce(POPEConfusion()) { acc, item in
+                if case .pope(let s)? = item.score { return acc + POPEConfusion(s) }
+                return acc
+            }
+            out = POPEMetrics(parser: parser ?? .opera, confusion: confusion).stored
+        }
+        out["failed_items"] = Double(items.filter { $0.item.failureReason != nil }.count)
+        return out
+    }
+}

@@ -1,0 +1,32 @@
+import Foundation
+
+/// Everything that can go wrong in the run store, each case worded so the user knows what to do next.
+public enum StoreError: Error, CustomStringConvertible, Equatable {
+    /// The database was written by a newer Mirage (it has migrations this build does not know).
+    case newerSchema(path: String, unknownMigrations: [String])
+    case databaseMissing(path: String)
+    case runNotFound(String)
+    case labelTaken(String, run: Int64)
+    case invalid(String)
+    case sqlite(path: String, message: String)
+
+    public var description: String {
+        switch self {
+        case let .newerSchema(path, unknown):
+            return "the database \(path) was created by a newer version of Mirage (it has schema migrations "
+                + "this build does not know: \(unknown.joined(separator: ", "))). Nothing was changed. "
+                + "Upgrade mirage, or pass --db with another file."
+        case let .databaseMissing(path):
+            return "no run database at \(path). Import or run something first (e.g. `mirage import ...` or "
+                + "`mirage reproduce opera`), or point --db at an existing database."
+        case let .runNotFound(ref):
+            return "no run matches '\(ref)'. `mirage runs list` shows the runs in this database (use an id or a label)."
+        case let .labelTaken(label, run):
+            return "the label '\(label)' already names run \(run); labels are unique. Choose another, or relabel run \(run) first."
+        case let .invalid(message):
+            return message
+        case let .sqlite(path, message):
+            return "database error in \(path): \(message)"
+        }
+    }
+}

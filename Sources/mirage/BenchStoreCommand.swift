@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import MirageData
+import MirageMetrics
+import MirageStore
+
+/// `mirage bench store`: how fast the run store records and reads items, and how long `compare`'s
+/// paired bootstrap takes.
+struct BenchStoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "store",
+        abstract: "Time the run store: per-item commits, reading a run back, and the paired bootstrap.",
+        discussion: """
+        Works on a temporary database (deleted afterwards) with synthetic items: POPE answers for the \
+        write/read timings, CHAIR counts for the bootstrap. Item commits are bound by SQLite's per-transaction \
+        work (WAL, synchronous=NORMAL: no fsync per commit), not by memory bandwidth or FLOPs, so no \
+        hardware ratio is printed.
+
+        Examples:
+          mirage bench store
+          mirage bench store --items 20000 --images 5000 --samples 2000
+        """)
+
+    @Option(help: "Items to record, one transaction each.") var items = 5000
+    @Option(help: "Images in the bootstrap (shared by both runs).") var images = 500
+    @Option(help: "Bootstrap resamples.") var samples = 2000
+
+    func run() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-store-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = try RunStore(path: dir.appendingPathComponent("bench.sqlite").path)
+        let run = try store.createRun(NewRun(
+            evalProtocol: EvalProtocol(task: .pope, imageIDs: Array(1...max(1, items / 6)), questionFile: "bench",
+                                       split: "random", answerParser: "opera"),
+            model: ModelSpec(name: "bench"), decoder: DecoderSpec(name: "greedy"), mirageVersion: MirageVersion.string)).run
+
+        let (_, write) = try timed {
+            for i in 0..<items {
+                try store.recordItem(run: run.id, NewItem(key: String(i), ordinal: i, imageID: i / 6 + 1, questionID: i + 1,
+                                                          prompt: "Is there a dog in the image?", outputText: i % 3 == 0 ? "No." : "Yes."),
+                                     score: .pope(PopeItemScore(label: i % 2 == 0 ? .yes : .no, parsed: i % 3 == 0 ? .no : .yes)))
+            }
+        }
+        let (read, readSeconds) = try timed { try store.items(run: run.id) }
+        let (_, finish) = try timed { try store.finishRun(run.id) }
+
+        var method: [Int: ChairTotals] = [:], baseline: [Int: ChairTotals] = [:]
+        var rng = SplitMix64(seed: 1)
+        for image in 0..<images {
+            var m = ChairTotals(), b = ChairTotals()
+            m.captions = 1; b.captions = 1
+            m.mentions = 3 + rng.uniform(5); b.mentions = 3 + rng.uniform(5)
+            m.hallucinatedMentions = rng.uniform(3); b.hallucinatedMentions = rng.uniform(3)
+            m.hallucinatedCaptions = m.hallucinatedMentions > 0 ? 1 : 0
+            b.hallucinatedCaptions = b.hallucinatedMentions > 0 ? 1 : 0
+            method[image] = m; baseline[image] = b
+        }
+        let (_, bootstrap) = timed {
+            PairedBootstrap.chairDelta(method: method, baseline: baseline, samples: samples, seed: 0)
+        }
+
+        print("items recorded      \(items) in \(String(format: "%.2f", write)) s: "
+              + "\(String(format: "%.0f", Double(items) / write)) items/s, \(String(format: "%.3f", write / Double(items) * 1000)) ms per committed item")
+        print("items read back     \(read.count) in \(String(format: "%.3f", readSeconds)) s: "
+              + "\(String(format: "%.0f", Double(read.count) / readSeconds)) items/s")
+        print("run metrics         \(String(format: "%.3f", finish)) s (recompute from item scores and store)")
+        print("paired bootstrap    \(samples) resamples x \(images) images in \(String(format: "%.3f", bootstrap)) s: "
+              + "\(String(format: "%.1f", Double(samples * images) / bootstrap / 1e6)) M image draws/s")
+    }
+}
