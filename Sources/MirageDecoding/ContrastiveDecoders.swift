@@ -108,12 +108,7 @@ public struct VCDDecoder: Decoder {
     }
 
     public var parameters: DecoderParameters {
-        var values = sampling.parameters.values
-        values["alpha"] = .double(alpha)
-        values["beta"] = .double(beta)
-        values["noise_step"] = .int(noiseStep)
-        values["sample"] = .bool(sample)
-        return DecoderParameters(values)
+        cutoffParameters(sampling, beta: beta, sample: sample, ["alpha": .double(alpha), "noise_step": .int(noiseStep)])
     }
 
     public static let descriptor = DecoderDescriptor(
@@ -146,16 +141,31 @@ public struct VCDDecoder: Decoder {
         })
 
     public func decode(_ context: DecodingContext) throws -> DecodeResult {
-        let contrast = try context.branch(VCDDecoder.branchRole)
-        let (alpha, beta) = (alpha, beta)
-        return try decodeContrastive(context, branches: [contrast], options: ForwardOptions(),
-                                     processors: sampling.processors(context.limits),
-                                     score: { rows, step, trace in
-            let c = ContrastiveScores.vcd(rows.logits[0], contrast: rows.logits[1], alpha: alpha, beta: beta)
-            recordCutoff(c, step: step, trace: &trace)
-            return c.scores
-        }, choose: contrastiveChoice(sample: sample, key: context.randomKey))
+        try decodeWithCutoff(context, contrast: context.branch(VCDDecoder.branchRole), alpha: alpha, beta: beta,
+                             sampling: sampling, sample: sample)
     }
+}
+
+/// VCD's loop: the cut-off (and the contrast, when there is a branch), the sampling processors, the choice.
+func decodeWithCutoff(_ context: DecodingContext, contrast: PromptLayout?, alpha: Double, beta: Double,
+                      sampling: SamplingDecoder, sample: Bool) throws -> DecodeResult {
+    try decodeContrastive(context, branches: contrast.map { [$0] } ?? [], options: ForwardOptions(),
+                          processors: sampling.processors(context.limits),
+                          score: { rows, step, trace in
+        let c = ContrastiveScores.vcd(rows.logits[0], contrast: rows.logits.count > 1 ? rows.logits[1] : nil,
+                                      alpha: alpha, beta: beta)
+        recordCutoff(c, step: step, trace: &trace)
+        return c.scores
+    }, choose: contrastiveChoice(sample: sample, key: context.randomKey))
+}
+
+/// The recorded parameters of a cut-off decoder: the sampling ones, β, `sample`, and `extra`.
+func cutoffParameters(_ sampling: SamplingDecoder, beta: Double, sample: Bool,
+                      _ extra: [String: ParameterValue] = [:]) -> DecoderParameters {
+    var values = sampling.parameters.values.merging(extra) { $1 }
+    values["beta"] = .double(beta)
+    values["sample"] = .bool(sample)
+    return DecoderParameters(values)
 }
 
 /// Trace of the plausibility cut-off: steps where it changed the best token, and the plausible-set sizes.
@@ -184,12 +194,7 @@ public struct PlausibilityCutoffDecoder: Decoder {
         self.sample = sample
     }
 
-    public var parameters: DecoderParameters {
-        var values = sampling.parameters.values
-        values["beta"] = .double(beta)
-        values["sample"] = .bool(sample)
-        return DecoderParameters(values)
-    }
+    public var parameters: DecoderParameters { cutoffParameters(sampling, beta: beta, sample: sample) }
 
     public static let descriptor = DecoderDescriptor(
         name: "apc",
@@ -213,14 +218,7 @@ public struct PlausibilityCutoffDecoder: Decoder {
         })
 
     public func decode(_ context: DecodingContext) throws -> DecodeResult {
-        let beta = beta
-        return try decodeContrastive(context, branches: [], options: ForwardOptions(),
-                                     processors: sampling.processors(context.limits),
-                                     score: { rows, step, trace in
-            let c = ContrastiveScores.vcd(rows.logits[0], contrast: nil, alpha: 0, beta: beta)
-            recordCutoff(c, step: step, trace: &trace)
-            return c.scores
-        }, choose: contrastiveChoice(sample: sample, key: context.randomKey))
+        try decodeWithCutoff(context, contrast: nil, alpha: 0, beta: beta, sampling: sampling, sample: sample)
     }
 }
 
