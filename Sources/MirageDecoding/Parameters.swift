@@ -39,6 +39,9 @@ public enum ParameterKind: Sendable, Equatable {
     /// Comma-separated integers, e.g. layers "0,2,4".
     case ints
 
+    /// What `--param` accepts, for listings.
+    public var summary: String { expected }
+
     var expected: String {
         switch self {
         case let .int(r): return "an integer in \(r.lowerBound)...\(r.upperBound)"

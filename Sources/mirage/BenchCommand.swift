@@ -22,6 +22,7 @@ struct BenchCommand: ParsableCommand {
             BenchDataCommand.self,
             BenchContrastiveCommand.self,
             BenchStoreCommand.self,
+            BenchDecoders.self,
         ])
 }
 
