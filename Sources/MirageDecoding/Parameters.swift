@@ -217,6 +217,9 @@ public struct DecoderRegistry: Sendable {
         SamplingDecoder.descriptor,
         BeamSearchDecoder.descriptor,
         OperaDecoder.descriptor,
+        VCDDecoder.descriptor,
+        PlausibilityCutoffDecoder.descriptor,
+        DoLaDecoder.descriptor,
     ])
 
     public var names: [String] { descriptors.map(\.name) }

@@ -20,6 +20,7 @@ struct BenchCommand: ParsableCommand {
             BenchTaggerCommand.self,
             BenchTokenizeCommand.self,
             BenchDataCommand.self,
+            BenchContrastiveCommand.self,
             BenchStoreCommand.self,
             BenchDecoders.self,
             BenchOperaCommand.self,
