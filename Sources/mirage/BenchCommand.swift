@@ -26,6 +26,9 @@ struct BenchCommand: ParsableCommand {
             BenchEngine.self,
             BenchVision.self,
             BenchTokenizer.self,
+            BenchDecoders.self,
+            BenchContrastiveCommand.self,
+            BenchOperaCommand.self,
         ])
 }
 

@@ -23,6 +23,7 @@ struct Mirage: AsyncParsableCommand {
             Reproduce.self,
             Models.self,
             Generate.self,
+            Decoders.self,
             Inspect.self,
             BenchCommand.self,
         ]

@@ -1,0 +1,325 @@
+import Foundation
+import MirageEngine
+
+/// Which transformers beam search to reproduce. Both keep B running beams, take the top
+/// `max(2, 1 + #EOS) · B` continuations of (beam score + log-softmax), finish a hypothesis on an EOS
+/// ranked < B, and normalise finished scores by `length ** length_penalty`. They differ in details:
+///
+/// - `transformers4` (`BeamSearchScorer`, 4.29, the version OPERA, VCD and LLaVA ship): the length is the
+///   whole `input_ids` row without the EOS; `is_done` compares the worst kept hypothesis with
+///   `max candidate score / (row length + 1) ** lp`; at the end the open beams are added too; among equal
+///   scores the hypothesis added last wins; the EOS is appended when the result is shorter than max_length.
+/// - `transformers5` (the vectorised `_beam_search` of transformers ≥ 4.50, verified against 5.24): the
+///   length is the number of generated tokens including the EOS; the heuristic uses the best *running*
+///   beam over the generated length; at max_length the top B continuations are finished whatever they are.
+public enum BeamSemantics: String, Sendable, CaseIterable {
+    case transformers4 = "transformers-4"
+    case transformers5 = "transformers-5"
+}
+
+/// transformers' `early_stopping`: `false` (heuristic), `true`, `"never"`.
+public enum EarlyStopping: String, Sendable, CaseIterable {
+    case heuristic = "false", always = "true", never = "never"
+}
+
+/// One continuation of a beam.
+public struct BeamCandidate: Sendable, Equatable {
+    public var beam: Int
+    public var token: Int
+    /// Beam score + processed log-probability of `token`.
+    public var score: Float
+    public init(beam: Int, token: Int, score: Float) {
+        self.beam = beam
+        self.token = token
+        self.score = score
+    }
+}
+
+/// A finished hypothesis.
+public struct BeamHypothesis: Sendable, Equatable {
+    /// Generated tokens (the EOS that ended it included, if any).
+    public var tokens: [Int]
+    /// Sum of log-probabilities (the beam score when it finished).
+    public var sumLogProbs: Float
+    /// Length-normalised score the hypotheses are ranked by.
+    public var score: Double
+}
+
+/// Beam search bookkeeping as a value: copy it to snapshot (OPERA's rollback restores a copy).
+/// Drive it with `candidates(logProbs:)` → `advance(_:)` per step; the session follows `parents`.
+public struct BeamSearchState: Sendable {
+    public let numBeams: Int
+    public let lengthPenalty: Double
+    public let earlyStopping: EarlyStopping
+    public let semantics: BeamSemantics
+    public let eosTokenIDs: Set<Int>
+    /// Length of transformers' `input_ids` before generation (transformers-4 normalises by the whole row).
+    public let inputLength: Int
+    public let maxNewTokens: Int
+
+    /// Generated tokens of each running beam.
+    public private(set) var beams: [[Int]]
+    /// Running beam scores (sum of log-probabilities); beams 1... start at −1e9 so step 0 expands beam 0.
+    public private(set) var scores: [Float]
+    public private(set) var finished: [BeamHypothesis] = []
+    /// No more steps are needed.
+    public private(set) var isDone = false
+    /// transformers-5's `is_early_stop_heuristic_unsatisfied`.
+    private var improvementPossible = true
+    /// transformers-4's worst kept score (1e9 while empty).
+    private var worstScore: Double = 1e9
+
+    public init(numBeams: Int, lengthPenalty: Double = 1, earlyStopping: EarlyStopping = .heuristic,
+                semantics: BeamSemantics, eosTokenIDs: Set<Int>, inputLength: Int, maxNewTokens: Int) {
+        self.numBeams = numBeams
+        self.lengthPenalty = lengthPenalty
+        self.earlyStopping = earlyStopping
+        self.semantics = semantics
+        self.eosTokenIDs = eosTokenIDs
+        self.inputLength = inputLength
+        self.maxNewTokens = maxNewTokens
+        beams = Array(repeating: [], count: numBeams)
+        scores = [0] + Array(repeating: -1e9, count: numBeams - 1)
+    }
+
+    /// Tokens generated so far (the same for every running beam).
+    public var generatedCount: Int { beams[0].count }
+
+    /// How many continuations a step ranks.
+    public var candidateCount: Int { max(2, 1 + eosTokenIDs.count) * numBeams }
+
+    /// The best `candidateCount` continuations: `logProbs[b]` is beam b's processed log-softmax row; ties go
+    /// to the lower flat index (beam · vocab + token), as torch.topk on these inputs.
+    public func candidates(logProbs: [[Float]]) -> [BeamCandidate] {
+        let k = candidateCount
+        var best: [BeamCandidate] = []
+        best.reserveCapacity(k + 1)
+        for (b, row) in logProbs.enumerated() {
+            let base = scores[b]
+            for (t, lp) in row.enumerated() {
+                let s = lp + base
+                if best.count == k, !(s > best[k - 1].score) { continue }
+                var i = best.count
+                while i > 0 && s > best[i - 1].score { i -= 1 }
+                best.insert(BeamCandidate(beam: b, token: t, score: s), at: i)
+                if best.count > k { best.removeLast() }
+            }
+        }
+        return best
+    }
+
+    /// Applies one step's ranked candidates. Returns, for each new running beam, its parent beam (reorder the
+    /// session with it, then step with `lastTokens`). After `isDone`, call `best()`.
+    @discardableResult
+    public mutating func advance(_ candidates: [BeamCandidate]) -> [Int] {
+        switch semantics {
+        case .transformers4: return advance4(candidates)
+        case .transformers5: return advance5(candidates)
+        }
+    }
+
+    /// The token each running beam appended last.
+    public var lastTokens: [Int] { beams.map { $0.last ?? 0 } }
+
+    private func normalised(_ sum: Float, length: Int) -> Double {
+        Double(sum) / Foundation.pow(Double(length), lengthPenalty)
+    }
+
+    // MARK: transformers 4 (BeamSearchScorer)
+
+    private mutating func add4(_ tokens: [Int], sum: Float, rowLength: Int) {
+        let score = normalised(sum, length: rowLength)
+        guard finished.count < numBeams || score > worstScore else { return }
+        finished.append(BeamHypothesis(tokens: tokens, sumLogProbs: sum, score: score))
+        if finished.count > numBeams {
+            // Drop the lowest score (the first of equal lowest, as Python's sorted over (score, index)).
+            let sorted = finished.indices.sorted { (finished[$0].score, $0) < (finished[$1].score, $1) }
+            finished.remove(at: sorted[0])
+            worstScore = finished.map(\.score).min()!
+        } else {
+            worstScore = min(score, worstScore)
+        }
+    }
+
+    private mutating func advance4(_ candidates: [BeamCandidate]) -> [Int] {
+        let rowLength = inputLength + generatedCount  // input_ids.shape[-1] before this token
+        var parents: [Int] = [], nextBeams: [[Int]] = [], nextScores: [Float] = []
+        for (rank, c) in candidates.enumerated() {
+            if eosTokenIDs.contains(c.token) {
+                if rank >= numBeams { continue }
+                add4(beams[c.beam] + [c.token], sum: c.score, rowLength: rowLength)
+            } else {
+                parents.append(c.beam)
+                nextBeams.append(beams[c.beam] + [c.token])
+                nextScores.append(c.score)
+            }
+            if parents.count == numBeams { break }
+        }
+        // is_done(best candidate score, cur_len = input_ids length + 1).
+        if finished.count >= numBeams {
+            switch earlyStopping {
+            case .always: isDone = true
+            case .heuristic:
+                if worstScore >= normalised(candidates[0].score, length: rowLength + 1) { isDone = true }
+            case .never:
+                let length = lengthPenalty > 0 ? inputLength + maxNewTokens : rowLength + 1
+                if worstScore >= normalised(candidates[0].score, length: length) { isDone = true }
+            }
+        }
+        beams = nextBeams
+        scores = nextScores
+        if isDone { return parents }
+        if generatedCount >= maxNewTokens {
+            // finalize: the open beams join the hypotheses.
+            for (b, tokens) in beams.enumerated() { add4(tokens, sum: scores[b], rowLength: inputLength + tokens.count) }
+            isDone = true
+        }
+        return parents
+    }
+
+    // MARK: transformers 5 (vectorised _beam_search)
+
+    private mutating func advance5(_ candidates: [BeamCandidate]) -> [Int] {
+        let generated = generatedCount + 1  // cur_len + 1 − prompt length
+        let atMax = generated >= maxNewTokens
+        let hits = candidates.map { eosTokenIDs.contains($0.token) || atMax }
+        // Running beams: top B with finished continuations pushed down by 1e9 (stable order).
+        var pushed: [(i: Int, s: Float)] = []
+        for (i, c) in candidates.enumerated() { pushed.append((i, hits[i] ? c.score - 1e9 : c.score)) }
+        let ranked = pushed.sorted { a, b in a.s > b.s || (a.s == b.s && a.i < b.i) }.prefix(numBeams)
+        // Finished: continuations ranked < B that hit a stopping criterion.
+        let full = finished.count == numBeams
+        if improvementPossible && !(full && earlyStopping == .always) {
+            var merged = finished
+            for (rank, c) in candidates.enumerated() where rank < numBeams && hits[rank] {
+                let divisor = Float(Foundation.pow(Double(generated), lengthPenalty))
+                merged.append(BeamHypothesis(tokens: beams[c.beam] + [c.token], sumLogProbs: c.score,
+                                             score: Double(c.score / divisor)))
+            }
+            let order = merged.indices.sorted { a, b in
+                merged[a].score > merged[b].score || (merged[a].score == merged[b].score && a < b)
+            }
+            finished = order.prefix(numBeams).map { merged[$0] }
+        }
+        let parents = ranked.map { candidates[$0.i].beam }
+        beams = ranked.map { beams[candidates[$0.i].beam] + [candidates[$0.i].token] }
+        scores = ranked.map { $0.s }
+        // Early-stop heuristic with the new length.
+        let bestLength = earlyStopping == .never && lengthPenalty > 0 ? maxNewTokens : generated
+        let bestRunning = Double(scores[0] / Float(Foundation.pow(Double(bestLength), lengthPenalty)))
+        let worstFinished = finished.count == numBeams ? finished.map(\.score).min()! : -1e9
+        improvementPossible = improvementPossible && bestRunning > worstFinished
+        let allFinished = finished.count == numBeams && earlyStopping == .always
+        if !improvementPossible || allFinished || hits.allSatisfy({ $0 }) { isDone = true }
+        return parents
+    }
+
+    /// The winning hypothesis (call when `isDone`).
+    public func best() -> BeamHypothesis? {
+        switch semantics {
+        case .transformers4:
+            // Python's stable sort by score, then pop(): among equal scores the last added wins.
+            var bestIndex: Int?
+            for (i, h) in finished.enumerated() where bestIndex == nil || h.score >= finished[bestIndex!].score { bestIndex = i }
+            return bestIndex.map { finished[$0] }
+        case .transformers5:
+            return finished.first
+        }
+    }
+}
+
+/// Beam search: transformers' `generate(num_beams=B, do_sample=False)`.
+public struct BeamSearchDecoder: Decoder {
+    public var numBeams: Int
+    public var lengthPenalty: Double
+    public var earlyStopping: EarlyStopping
+    public var semantics: BeamSemantics
+    public var repetitionPenalty: Double
+    public let name = "beam"
+
+    public init(numBeams: Int = 5, lengthPenalty: Double = 1, earlyStopping: EarlyStopping = .heuristic,
+                semantics: BeamSemantics = .transformers4, repetitionPenalty: Double = 1) {
+        self.numBeams = numBeams
+        self.lengthPenalty = lengthPenalty
+        self.earlyStopping = earlyStopping
+        self.semantics = semantics
+        self.repetitionPenalty = repetitionPenalty
+    }
+
+    public var parameters: DecoderParameters {
+        DecoderParameters(["num_beams": .int(numBeams), "length_penalty": .double(lengthPenalty),
+                           "early_stopping": .string(earlyStopping.rawValue), "semantics": .string(semantics.rawValue),
+                           "repetition_penalty": .double(repetitionPenalty)])
+    }
+
+    public static let descriptor = DecoderDescriptor(
+        name: "beam",
+        summary: "Beam search over B hypotheses by summed log-probability, transformers' semantics (4.29 scorer by default).",
+        parameters: [
+            ParameterSpec("num_beams", .int(1...64), default: .int(5), help: "Hypotheses kept per step.",
+                          source: "OPERA paper / chair_eval.py beam baseline (5)"),
+            ParameterSpec("length_penalty", .double(-10...10), default: .double(1.0),
+                          help: "Finished scores are sum / length^lp.", source: "transformers GenerationConfig default"),
+            ParameterSpec("early_stopping", .choice(EarlyStopping.allCases.map(\.rawValue)), default: .string("false"),
+                          help: "false: stop when no running beam can beat the worst kept (heuristic); true: when B are finished; never: canonical.",
+                          source: "transformers GenerationConfig default (False)"),
+            ParameterSpec("semantics", .choice(BeamSemantics.allCases.map(\.rawValue)), default: .string("transformers-4"),
+                          help: "Reproduce transformers 4.29's BeamSearchScorer (OPERA/LLaVA code) or transformers 5's beam search.",
+                          source: "OPERA ships transformers 4.29.2"),
+            repetitionPenaltySpec,
+        ],
+        presets: [
+            DecoderPreset("opera-baseline", ["num_beams": .int(5), "semantics": .string("transformers-4")],
+                          source: "OPERA paper, beam search baseline (beam 5, transformers 4.29.2)"),
+            DecoderPreset("halc-baseline", ["num_beams": .int(3), "semantics": .string("transformers-4")],
+                          source: "HALC caption_generation.py -b 3"),
+            DecoderPreset("transformers-5", ["semantics": .string("transformers-5")],
+                          source: "transformers 5.24 generate(num_beams=5)"),
+        ],
+        make: { p in
+            BeamSearchDecoder(numBeams: p.int("num_beams"), lengthPenalty: p.double("length_penalty"),
+                              earlyStopping: EarlyStopping(rawValue: p.string("early_stopping"))!,
+                              semantics: BeamSemantics(rawValue: p.string("semantics"))!,
+                              repetitionPenalty: p.double("repetition_penalty"))
+        })
+
+    public func decode(_ context: DecodingContext) throws -> DecodeResult {
+        let limits = context.limits
+        let session = context.makeSession()
+        let promptIDs = context.prompt.tokenIDs
+        var state = BeamSearchState(numBeams: numBeams, lengthPenalty: lengthPenalty, earlyStopping: earlyStopping,
+                                    semantics: semantics, eosTokenIDs: limits.eosTokenIDs, inputLength: promptIDs.count,
+                                    maxNewTokens: limits.maxNewTokens)
+        guard limits.maxNewTokens > 0 else {
+            return DecodeResult(tokens: [], text: "", stopReason: .maxNewTokens, meter: session.meter)
+        }
+        let processors = standardProcessors(repetitionPenalty: repetitionPenalty, limits: limits)
+        var out = try session.prefill(context.prompt.items)
+        // Every beam starts as the prompt (transformers expands the prompt B times); share its cache.
+        var rows = Array(repeating: Array(out.logits(0)), count: numBeams)
+        for _ in 1..<numBeams { session.session.fork(0) }
+        var trace = DecodeTrace()
+        while true {
+            let logProbs = rows.enumerated().map { b, logits -> [Float] in
+                var lp = logSoftmax(logits[...])
+                let ctx = LogitsContext(tokens: promptIDs + state.beams[b], generated: state.generatedCount)
+                for p in processors { p.process(&lp, context: ctx) }
+                return lp
+            }
+            let parents = state.advance(state.candidates(logProbs: logProbs))
+            if state.isDone { break }
+            session.session.reorder(parents)
+            out = try session.step(state.lastTokens)
+            rows = (0..<numBeams).map { Array(out.logits($0)) }
+        }
+        trace.counters["finished-hypotheses"] = Double(state.finished.count)
+        guard let best = state.best() else {
+            return DecodeResult(tokens: [], text: "", stopReason: .searchFinished, meter: session.meter, trace: trace)
+        }
+        trace.counters["best-score"] = best.score
+        var tokens = best.tokens
+        if tokens.count > limits.maxNewTokens { tokens.removeLast(tokens.count - limits.maxNewTokens) }
+        let reason: StopReason = tokens.last.map { limits.eosTokenIDs.contains($0) } == true ? .eos : .maxNewTokens
+        return DecodeResult(tokens: tokens, text: context.text(of: tokens), stopReason: reason, meter: session.meter, trace: trace)
+    }
+}
