@@ -38,6 +38,9 @@ struct BenchDecoders: ParsableCommand {
         DecoderBenchmark(label: "greedy", make: { GreedyDecoder() }),
         DecoderBenchmark(label: "sample", make: { SamplingDecoder() }, baseline: "greedy", limit: 1.1),
         DecoderBenchmark(label: "beam", make: { BeamSearchDecoder(numBeams: 5) }),
+        DecoderBenchmark(label: "vcd", make: { VCDDecoder() }, baseline: "greedy", limit: 2.2),
+        DecoderBenchmark(label: "apc", make: { PlausibilityCutoffDecoder() }, baseline: "greedy"),
+        DecoderBenchmark(label: "dola", make: { DoLaDecoder() }, baseline: "greedy"),
     ]
 
     @Option(name: .long, help: ArgumentHelp("Model folder (default: the synthesized Qwen2-0.5B).", valueName: "dir"))

@@ -23,6 +23,8 @@ struct Generate: ParsableCommand {
           image_positions_inclusive     [first, last] rows of the image (optional; OPERA needs it)
           input_ids                     what transformers' input_ids holds (optional; default [bos], the dummy
                                         BOS transformers 4.29 puts there for an inputs_embeds prompt)
+        --branch ROLE=FILE gives a decoder's extra prompt in the same format: vcd needs `contrast` (the prompt \
+        with the noised image's rows).
 
         Examples:
           mirage generate --model ~/models/Qwen2-0.5B --prompt "The capital of France is"
@@ -30,6 +32,7 @@ struct Generate: ParsableCommand {
           mirage generate --model ./tiny --prompt "a photo of" --decoder sample --param top_p=0.9 --seed 1 --item img42
           mirage generate --model ../shared/data/opera-golden/models/tiny_llama_L2 \\
               --embeds ../shared/data/opera-golden/cases/L2_in101_beam_b5_n64.json --decoder beam --max-new-tokens 64 --json
+          mirage generate --model ./llava-lm --embeds image.json --branch contrast=noised.json --decoder vcd --preset vcd-paper
         """)
 
     @OptionGroup var modelOptions: ModelRunOptions
@@ -39,6 +42,9 @@ struct Generate: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Prompt as input embeddings with an image span (JSON; see above).", valueName: "file"))
     var embeds: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A branch prompt as an --embeds file (repeatable), e.g. --branch contrast=noised.json for vcd.", valueName: "role=file"))
+    var branch: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Decoding method (see `mirage decoders`).", valueName: "name"))
     var decoder = "greedy"
@@ -77,6 +83,9 @@ struct Generate: ParsableCommand {
         if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be at least 1") }
         if minNewTokens < 0 { throw ValidationError("--min-new-tokens must be at least 0") }
         if (prompt == nil) == (embeds == nil) { throw ValidationError("give exactly one of --prompt TEXT and --embeds FILE") }
+        for b in branch where !b.contains("=") {
+            throw ValidationError("--branch takes role=file (got '\(b)'), e.g. --branch contrast=noised.json")
+        }
         for p in param where !p.contains("=") {
             throw ValidationError("--param takes name=value (got '\(p)'); see `mirage decoders` for names")
         }
@@ -113,7 +122,13 @@ struct Generate: ParsableCommand {
         }
         let limits = GenerationLimits(maxNewTokens: maxNewTokens, minNewTokens: minNewTokens,
                                       eosTokenIDs: ignoreEos ? [] : Set(model.eosTokenIDs), stopStrings: stop)
-        let context = DecodingContext(model: model, prompt: layout, limits: limits, tokenizer: tokenizer,
+        var branches: [String: PromptLayout] = [:]
+        for b in branch {
+            let i = b.firstIndex(of: "=")!
+            branches[String(b[..<i])] = try EmbeddingsPrompt.load(path: String(b[b.index(after: i)...]), hiddenSize: model.config.hiddenSize,
+                                                                 defaultInputIDs: model.bosTokenID.map { [$0] } ?? [])
+        }
+        let context = DecodingContext(model: model, prompt: layout, branches: branches, limits: limits, tokenizer: tokenizer,
                                       randomKey: RandomKey(seed: seed, item: item))
         let result = try decoder.decode(context)
         if json {
