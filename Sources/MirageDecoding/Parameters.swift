@@ -156,19 +156,8 @@ public struct DecoderParameters: Sendable, Equatable {
     }
 
     static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
+        let data = try! JSONSerialization.data(withJSONObject: s, options: [.fragmentsAllowed, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
     }
 }
 
@@ -227,6 +216,7 @@ public struct DecoderRegistry: Sendable {
         GreedyDecoder.descriptor,
         SamplingDecoder.descriptor,
         BeamSearchDecoder.descriptor,
+        OperaDecoder.descriptor,
         VCDDecoder.descriptor,
         PlausibilityCutoffDecoder.descriptor,
         DoLaDecoder.descriptor,

@@ -22,6 +22,7 @@ struct BenchCommand: ParsableCommand {
             BenchDataCommand.self,
             BenchStoreCommand.self,
             BenchDecoders.self,
+            BenchOperaCommand.self,
         ])
 }
 

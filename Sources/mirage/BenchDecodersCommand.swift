@@ -38,9 +38,10 @@ struct BenchDecoders: ParsableCommand {
         DecoderBenchmark(label: "greedy", make: { GreedyDecoder() }),
         DecoderBenchmark(label: "sample", make: { SamplingDecoder() }, baseline: "greedy", limit: 1.1),
         DecoderBenchmark(label: "beam", make: { BeamSearchDecoder(numBeams: 5) }),
+        DecoderBenchmark(label: "opera", make: { OperaDecoder() }, baseline: "beam", limit: 2.0),
         DecoderBenchmark(label: "vcd", make: { VCDDecoder() }, baseline: "greedy", limit: 2.2),
-        DecoderBenchmark(label: "apc", make: { PlausibilityCutoffDecoder() }, baseline: "greedy"),
-        DecoderBenchmark(label: "dola", make: { DoLaDecoder() }, baseline: "greedy"),
+        DecoderBenchmark(label: "apc", make: { PlausibilityCutoffDecoder() }, baseline: "greedy", limit: 1.1),
+        DecoderBenchmark(label: "dola", make: { DoLaDecoder() }, baseline: "greedy", limit: nil),
     ]
 
     @Option(name: .long, help: ArgumentHelp("Model folder (default: the synthesized Qwen2-0.5B).", valueName: "dir"))
@@ -107,7 +108,8 @@ struct BenchDecoders: ParsableCommand {
                 ratio = String(format: "%5.2f× %@", total / base, b)
                 if let limit = entry.limit { ratio += String(format: " (≤ %.1f: %@)", limit, total / base <= limit ? "ok" : "OVER") }
             }
-            print(String(format: "%-16@ %9.3f %9.3f %8.3f %7d %6d %6.1f   %@", entry.label as NSString, r.prefillSeconds,
+            let label = entry.label.padding(toLength: max(16, entry.label.count), withPad: " ", startingAt: 0)
+            print(label + String(format: " %9.3f %9.3f %8.3f %7d %6d %6.1f   %@", r.prefillSeconds,
                          r.decodeSeconds, total, r.forwardPasses, r.forwardRows, Double(r.tokens.count) / total, ratio))
         }
     }
