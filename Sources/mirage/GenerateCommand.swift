@@ -23,16 +23,14 @@ struct Generate: ParsableCommand {
           image_positions_inclusive     [first, last] rows of the image (optional; OPERA needs it)
           input_ids                     what transformers' input_ids holds (optional; default [bos], the dummy
                                         BOS transformers 4.29 puts there for an inputs_embeds prompt)
-        --branch ROLE=FILE gives a decoder's extra prompt in the same format: vcd needs `contrast` (the prompt \
-        with the noised image's rows).
 
         Examples:
           mirage generate --model ~/models/Qwen2-0.5B --prompt "The capital of France is"
           mirage generate --model ./tiny --prompt "a photo of" --decoder beam --preset halc-baseline
           mirage generate --model ./tiny --prompt "a photo of" --decoder sample --param top_p=0.9 --seed 1 --item img42
+          mirage generate --model ./tiny --prompt "a photo of" --decoder vcd --branch-prompt contrast="a blurry photo of"
           mirage generate --model ../shared/data/opera-golden/models/tiny_llama_L2 \\
               --embeds ../shared/data/opera-golden/cases/L2_in101_beam_b5_n64.json --decoder beam --max-new-tokens 64 --json
-          mirage generate --model ./llava-lm --embeds image.json --branch contrast=noised.json --decoder vcd --preset vcd-paper
         """)
 
     @OptionGroup var modelOptions: ModelRunOptions
@@ -43,8 +41,13 @@ struct Generate: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Prompt as input embeddings with an image span (JSON; see above).", valueName: "file"))
     var embeds: String?
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A branch prompt as an --embeds file (repeatable), e.g. --branch contrast=noised.json for vcd.", valueName: "role=file"))
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
+        "A branch prompt from an embeddings file (repeatable), e.g. contrast=noised.json for VCD.", valueName: "role=file"))
     var branch: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
+        "A branch prompt as text (repeatable), e.g. contrast=\"You are a confused objects detector...\" for ICD.", valueName: "role=text"))
+    var branchPrompt: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Decoding method (see `mirage decoders`).", valueName: "name"))
     var decoder = "greedy"
@@ -83,19 +86,20 @@ struct Generate: ParsableCommand {
         if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be at least 1") }
         if minNewTokens < 0 { throw ValidationError("--min-new-tokens must be at least 0") }
         if (prompt == nil) == (embeds == nil) { throw ValidationError("give exactly one of --prompt TEXT and --embeds FILE") }
-        for b in branch where !b.contains("=") {
-            throw ValidationError("--branch takes role=file (got '\(b)'), e.g. --branch contrast=noised.json")
-        }
         for p in param where !p.contains("=") {
             throw ValidationError("--param takes name=value (got '\(p)'); see `mirage decoders` for names")
+        }
+        for b in branch + branchPrompt where !b.contains("=") {
+            throw ValidationError("--branch and --branch-prompt take role=value (got '\(b)'), e.g. contrast=noised.json")
         }
     }
 
     func run() throws {
-        let overrides = param.map { p -> (String, String) in
+        func split(_ p: String) -> (String, String) {
             let i = p.firstIndex(of: "=")!
             return (String(p[..<i]), String(p[p.index(after: i)...]))
         }
+        let overrides = param.map(split)
         let decoder: any Decoder
         do {
             decoder = try DecoderRegistry.standard.makeDecoder(self.decoder, preset: preset, overrides: overrides)
@@ -117,20 +121,31 @@ struct Generate: ParsableCommand {
             layout = try EmbeddingsPrompt.load(path: embeds!, hiddenSize: model.config.hiddenSize,
                                                defaultInputIDs: model.bosTokenID.map { [$0] } ?? [])
         }
+        var branches: [String: PromptLayout] = [:]
+        for (role, file) in branch.map(split) {
+            branches[role] = try EmbeddingsPrompt.load(path: file, hiddenSize: model.config.hiddenSize,
+                                                       defaultInputIDs: model.bosTokenID.map { [$0] } ?? [])
+        }
+        for (role, text) in branchPrompt.map(split) {
+            guard let tokenizer else { throw ValidationError("--branch-prompt needs the model's tokenizer.json") }
+            branches[role] = PromptLayout(tokens: tokenizer.encode(text))
+        }
         if !stop.isEmpty && tokenizer == nil {
             throw ValidationError("--stop needs the model's tokenizer.json to decode the response")
         }
         let limits = GenerationLimits(maxNewTokens: maxNewTokens, minNewTokens: minNewTokens,
                                       eosTokenIDs: ignoreEos ? [] : Set(model.eosTokenIDs), stopStrings: stop)
-        var branches: [String: PromptLayout] = [:]
-        for b in branch {
-            let i = b.firstIndex(of: "=")!
-            branches[String(b[..<i])] = try EmbeddingsPrompt.load(path: String(b[b.index(after: i)...]), hiddenSize: model.config.hiddenSize,
-                                                                 defaultInputIDs: model.bosTokenID.map { [$0] } ?? [])
-        }
         let context = DecodingContext(model: model, prompt: layout, branches: branches, limits: limits, tokenizer: tokenizer,
                                       randomKey: RandomKey(seed: seed, item: item))
-        let result = try decoder.decode(context)
+        let result: DecodeResult
+        do {
+            result = try decoder.decode(context)
+        } catch let e as DecodingError {
+            if case let .missingBranch(role, _) = e {
+                throw ValidationError(e.description + "; give it with --branch \(role)=FILE.json or --branch-prompt \(role)=TEXT")
+            }
+            throw ValidationError(e.description)
+        }
         if json {
             print(try GenerateJSON.render(decoder: decoder, result: result))
         } else if ids || tokenizer == nil {

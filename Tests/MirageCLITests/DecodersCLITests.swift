@@ -44,6 +44,18 @@ import Testing
         #expect(other.stdout != a.stdout)
     }
 
+    /// A contrast branch given as text makes VCD run; the same branch as the prompt cancels the contrast
+    /// (s = (1+α)z − αz = z), so VCD then samples exactly like the cut-off control with the same seed.
+    @Test func branchPromptFeedsContrastiveDecoders() throws {
+        let common = ["generate", "--model", Self.qwen2.path, "--prompt", "the cat", "--max-new-tokens", "8", "--ids",
+                      "--seed", "2", "--param", "beta=0.1"]
+        let vcd = try mirage(common + ["--decoder", "vcd", "--branch-prompt", "contrast=the cat"])
+        #expect(vcd.status == 0, "\(vcd.stderr)")
+        let apc = try mirage(common + ["--decoder", "apc"])
+        #expect(apc.status == 0, "\(apc.stderr)")
+        #expect(vcd.stdout == apc.stdout)
+    }
+
     @Test func decodersListsParametersPresetsAndSources() throws {
         let text = try mirage(["decoders"])
         #expect(text.status == 0)
@@ -61,6 +73,9 @@ import Testing
         #expect(unknown.stderr.contains("choose one of greedy"))
         let badParam = try mirage(["generate", "--model", Self.qwen2.path, "--prompt", "x", "--decoder", "beam", "--param", "beams=3"])
         #expect(badParam.stderr.contains("num_beams"))
+        let noBranch = try mirage(["generate", "--model", Self.qwen2.path, "--prompt", "x", "--decoder", "vcd"])
+        #expect(noBranch.status != 0)
+        #expect(noBranch.stderr.contains("--branch-prompt contrast=TEXT"))
         let both = try mirage(["generate", "--model", Self.qwen2.path, "--prompt", "x", "--embeds", "/tmp/x.json"])
         #expect(both.stderr.contains("exactly one of --prompt"))
     }
