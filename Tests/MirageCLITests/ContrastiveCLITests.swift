@@ -26,5 +26,5 @@ import MirageTestSupport
     #expect(missing.stderr.contains("needs a 'contrast' branch prompt"))
     let malformed = try runProcess(binary, base + ["--decoder", "vcd", "--branch", "noised.json"])
     #expect(malformed.status != 0)
-    #expect(malformed.stderr.contains("--branch takes role=file"))
+    #expect(malformed.stderr.contains("take role=value"))
 }
