@@ -55,6 +55,7 @@ func decodeContrastive(_ context: DecodingContext, branches: [PromptLayout], opt
         let token = choose(scores, step)
         tokens.append(token)
         history.append(token)
+        context.onToken?(token)
         if limits.eosTokenIDs.contains(token) { reason = .eos; break }
         if try stops.matches(tokens) { reason = .stopString; break }
         if tokens.count >= limits.maxNewTokens { break }

@@ -29,19 +29,23 @@ public enum ContrastiveScores {
         precondition(contrast == nil || contrast!.count == logits.count, "VCD: branch logits differ in width")
         let cutoff = plausibilityThreshold(logits, beta: beta)
         let z = Array(logits)
-        let zc = contrast.map(Array.init)
-        let a = Float(alpha), a1 = Float(1 + alpha)
+        var d = z
+        if let contrast {
+            let a = Float(alpha), a1 = Float(1 + alpha)
+            contrast.withUnsafeBufferPointer { c in
+                for i in d.indices { d[i] = a1 * z[i] - a * c[i] }
+            }
+        }
         var scores = [Float](repeating: -.infinity, count: z.count)
         var kept = 0
         var bestAll = -Float.infinity, bestAllIndex = 0
         var bestKept = -Float.infinity, bestKeptIndex = 0
         for i in z.indices {
-            let d = zc.map { a1 * z[i] - a * $0[i] } ?? z[i]
-            if d > bestAll { bestAll = d; bestAllIndex = i }
+            if d[i] > bestAll { bestAll = d[i]; bestAllIndex = i }
             guard z[i] >= cutoff else { continue }
-            scores[i] = d
+            scores[i] = d[i]
             kept += 1
-            if d > bestKept { bestKept = d; bestKeptIndex = i }
+            if d[i] > bestKept { bestKept = d[i]; bestKeptIndex = i }
         }
         return Contrast(scores: scores, plausibleCount: kept, cutoffBound: bestAllIndex != bestKeptIndex)
     }
