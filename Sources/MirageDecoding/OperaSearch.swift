@@ -181,6 +181,8 @@ final class OperaSearch {
 
         var iteration = 0
         let attention = ForwardOptions(logits: .lastOfEachSequence, lastLayerAttention: true)
+        let candidateOptions = ForwardOptions(logits: .none, lastLayerAttention: true,
+                                              hiddenStateLayers: [model.config.numLayers])
         while true {
             let s = tokens[0].count
             let n = s + 1
@@ -195,7 +197,11 @@ final class OperaSearch {
                     batch.append(SequenceInput(sequence: session.fork(b), items: [.token(candidates[b][c].index)]))
                 }
             }
-            let out = try pass(batch, options: attention)
+            // Logits are needed only for the B candidates the beam step keeps: take the last hidden states
+            // and run the final norm + LM head on those rows afterwards (the LM head is a quarter of a
+            // small model's weights).
+            let out = try pass(batch, options: candidateOptions)
+            let candidateHidden = out.hiddenStates[model.config.numLayers]!
             var candidateRows: [OperaRow] = []
             var penalised = Array(repeating: [Float](repeating: 0, count: C), count: B)
             var locPerBeam = [Int](repeating: 0, count: B)
@@ -286,18 +292,28 @@ final class OperaSearch {
             var feed: [Int] = []
             var newRows = [OperaRow?](repeating: nil, count: B)
             var newLogits = [[Float]](repeating: [], count: B)
+            var kept: [(slot: Int, row: Int)] = []
             for (j, choice) in choices.enumerated() {
                 if fromCandidates, let c = candidates[choice.source].firstIndex(where: { $0.index == choice.token }) {
                     let k = choice.source * C + c
                     order.append(B + k)
                     newRows[j] = candidateRows[k]
-                    newLogits[j] = Array(out.logits(k))
+                    kept.append((j, k))
                 } else {
                     order.append(choice.source)
                     feed.append(j)
                 }
             }
             session.reorder(order)
+            if !kept.isEmpty {
+                let H = model.config.hiddenSize
+                var hidden = [Float](); hidden.reserveCapacity(kept.count * H)
+                for (_, k) in kept { hidden += candidateHidden[(k * H)..<((k + 1) * H)] }
+                let start = DispatchTime.now().uptimeNanoseconds
+                let lm = model.earlyExitLogits(hidden, rows: kept.count, applyFinalNorm: true)
+                outcome.decodeNanoseconds += DispatchTime.now().uptimeNanoseconds - start
+                for (i, (j, _)) in kept.enumerated() { newLogits[j] = Array(lm[(i * V)..<((i + 1) * V)]) }
+            }
             if !feed.isEmpty {
                 let fed = try pass(feed.map { SequenceInput(sequence: $0, items: [.token(choices[$0].token)]) },
                                    options: attention)
