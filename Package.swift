@@ -64,7 +64,7 @@ let package = Package(
         .target(name: "MirageTestSupport", path: "Tests/MirageTestSupport"),
         .testTarget(name: "MirageKernelsTests", dependencies: ["MirageKernels", "MirageTestSupport"], swiftSettings: optimised),
         .testTarget(name: "MirageEngineTests", dependencies: ["MirageEngine", "MirageTestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "MirageDecodingTests", dependencies: ["MirageDecoding", "MirageTestSupport"]),
+        .testTarget(name: "MirageDecodingTests", dependencies: ["MirageDecoding", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageTextTests", dependencies: ["MirageText", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageDataTests", dependencies: ["MirageData", "MirageTestSupport"]),
         .testTarget(name: "MirageMetricsTests", dependencies: ["MirageMetrics", "MirageTestSupport"]),

@@ -39,6 +39,9 @@ public enum ParameterKind: Sendable, Equatable {
     /// Comma-separated integers, e.g. layers "0,2,4".
     case ints
 
+    /// What `--param` accepts, for listings.
+    public var summary: String { expected }
+
     var expected: String {
         switch self {
         case let .int(r): return "an integer in \(r.lowerBound)...\(r.upperBound)"
@@ -153,19 +156,8 @@ public struct DecoderParameters: Sendable, Equatable {
     }
 
     static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
+        let data = try! JSONSerialization.data(withJSONObject: s, options: [.fragmentsAllowed, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
     }
 }
 
@@ -225,6 +217,9 @@ public struct DecoderRegistry: Sendable {
         SamplingDecoder.descriptor,
         BeamSearchDecoder.descriptor,
         OperaDecoder.descriptor,
+        VCDDecoder.descriptor,
+        PlausibilityCutoffDecoder.descriptor,
+        DoLaDecoder.descriptor,
     ])
 
     public var names: [String] { descriptors.map(\.name) }

@@ -20,7 +20,9 @@ struct BenchCommand: ParsableCommand {
             BenchTaggerCommand.self,
             BenchTokenizeCommand.self,
             BenchDataCommand.self,
+            BenchContrastiveCommand.self,
             BenchStoreCommand.self,
+            BenchDecoders.self,
             BenchOperaCommand.self,
         ])
 }

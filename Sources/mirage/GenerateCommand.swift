@@ -1,32 +1,77 @@
 import ArgumentParser
 import Foundation
+import MirageDecoding
 import MirageEngine
 
-/// `mirage generate`: greedy text generation, streamed as tokens arrive.
+/// `mirage generate`: run any decoder on a prompt (text, or precomputed embeddings with an image span).
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Generate text greedily from a prompt with a local Llama or Qwen2 model.",
+        abstract: "Generate text from a prompt with a local Llama or Qwen2 model and any decoder.",
         discussion: """
-        Encodes PROMPT with the model's tokenizer (BOS added when the tokenizer's template adds it; no chat \
-        template is applied: write it into the prompt if the model needs one), then appends the most likely \
-        token until --max-new-tokens or an end-of-sequence token (generation_config.json). Text is printed \
-        as it is produced; timing goes to standard error.
+        The prompt is either --prompt TEXT, encoded with the model's tokenizer (BOS added when the tokenizer's \
+        template adds it; no chat template is applied: write it into the prompt if the model needs one), or \
+        --embeds FILE: precomputed input embeddings with a marked image span (the layout of the OPERA golden \
+        cases), run on the language model directly.
 
-        This is transformers' generate(do_sample=False, num_beams=1) on the CPU.
+        --decoder picks the method (`mirage decoders` lists them with their parameters, defaults, presets and \
+        the paper each default comes from); --preset applies a named set of values; --param k=v overrides one. \
+        EOS tokens come from generation_config.json. Timing goes to standard error.
+
+        --embeds FILE is a JSON object (or an opera-golden case, whose "input" object is read) with:
+          inputs_embeds                 [[Float]] rows × hidden size (required)
+          image_positions_inclusive     [first, last] rows of the image (optional; OPERA needs it)
+          input_ids                     what transformers' input_ids holds (optional; default [bos], the dummy
+                                        BOS transformers 4.29 puts there for an inputs_embeds prompt)
 
         Examples:
           mirage generate --model ~/models/Qwen2-0.5B --prompt "The capital of France is"
-          mirage generate --model ./tiny --prompt "<|im_start|>user\\nHi<|im_end|>\\n" --max-new-tokens 64 --quantize q8
+          mirage generate --model ./tiny --prompt "a photo of" --decoder beam --preset halc-baseline
+          mirage generate --model ./tiny --prompt "a photo of" --decoder sample --param top_p=0.9 --seed 1 --item img42
+          mirage generate --model ./tiny --prompt "a photo of" --decoder vcd --branch-prompt contrast="a blurry photo of"
+          mirage generate --model ../shared/data/opera-golden/models/tiny_llama_L2 \\
+              --embeds ../shared/data/opera-golden/cases/L2_in101_beam_b5_n64.json --decoder beam --max-new-tokens 64 --json
         """)
 
     @OptionGroup var modelOptions: ModelRunOptions
 
     @Option(name: .long, help: "The prompt text.")
-    var prompt: String
+    var prompt: String?
+
+    @Option(name: .long, help: ArgumentHelp("Prompt as input embeddings with an image span (JSON; see above).", valueName: "file"))
+    var embeds: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
+        "A branch prompt from an embeddings file (repeatable), e.g. contrast=noised.json for VCD.", valueName: "role=file"))
+    var branch: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
+        "A branch prompt as text (repeatable), e.g. contrast=\"You are a confused objects detector...\" for ICD.", valueName: "role=text"))
+    var branchPrompt: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Decoding method (see `mirage decoders`).", valueName: "name"))
+    var decoder = "greedy"
+
+    @Option(name: .long, help: ArgumentHelp("Named parameter set of the decoder, e.g. opera-paper.", valueName: "name"))
+    var preset: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Set one decoder parameter (repeatable), e.g. --param num_beams=3.", valueName: "k=v"))
+    var param: [String] = []
 
     @Option(name: .long, help: "Stop after this many new tokens.")
     var maxNewTokens = 128
+
+    @Option(name: .long, help: "Mask end-of-sequence tokens until this many tokens exist (transformers' min_new_tokens).")
+    var minNewTokens = 0
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Stop once the response contains this text (repeatable).", valueName: "text"))
+    var stop: [String] = []
+
+    @Option(name: .long, help: "Run seed of sampling decoders.")
+    var seed: UInt64 = 0
+
+    @Option(name: .long, help: ArgumentHelp("Item id mixed into the seed: the same item draws the same numbers in any run order.", valueName: "id"))
+    var item = "0"
 
     @Flag(name: .long, help: "Do not stop at end-of-sequence tokens.")
     var ignoreEos = false
@@ -34,36 +79,134 @@ struct Generate: ParsableCommand {
     @Flag(name: .long, help: "Print the generated token ids (one JSON array) instead of text.")
     var ids = false
 
+    @Flag(name: .long, help: "Print one JSON object: decoder, parameters, tokens, text, stop reason, passes, timing, trace.")
+    var json = false
+
     func validate() throws {
         if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be at least 1") }
+        if minNewTokens < 0 { throw ValidationError("--min-new-tokens must be at least 0") }
+        if (prompt == nil) == (embeds == nil) { throw ValidationError("give exactly one of --prompt TEXT and --embeds FILE") }
+        for p in param where !p.contains("=") {
+            throw ValidationError("--param takes name=value (got '\(p)'); see `mirage decoders` for names")
+        }
+        for b in branch + branchPrompt where !b.contains("=") {
+            throw ValidationError("--branch and --branch-prompt take role=value (got '\(b)'), e.g. contrast=noised.json")
+        }
     }
 
     func run() throws {
-        let tokenizer = try modelOptions.loadTokenizer()
+        func split(_ p: String) -> (String, String) {
+            let i = p.firstIndex(of: "=")!
+            return (String(p[..<i]), String(p[p.index(after: i)...]))
+        }
+        let overrides = param.map(split)
+        let decoder: any Decoder
+        do {
+            decoder = try DecoderRegistry.standard.makeDecoder(self.decoder, preset: preset, overrides: overrides)
+        } catch let e as DecodingError {
+            throw ValidationError(e.description)
+        }
         let model = try modelOptions.loadModel()
-        let promptIDs = tokenizer.encode(prompt)
-        guard !promptIDs.isEmpty else { throw ValidationError("the prompt encodes to no tokens; give some text") }
-        var decoder = tokenizer.streamDecoder(skipSpecialTokens: true)
-        let out = FileHandle.standardOutput
-        let start = DispatchTime.now().uptimeNanoseconds
-        var firstTokenAt: UInt64 = 0
-        let tokens = try greedyDecode(model: model, prompt: promptIDs.map { .token($0) }, maxNewTokens: maxNewTokens,
-                                      stopTokens: ignoreEos ? [] : Set(model.eosTokenIDs)) { id in
-            if firstTokenAt == 0 { firstTokenAt = DispatchTime.now().uptimeNanoseconds }
-            if !ids { out.write(Data(decoder.append(id).utf8)) }
-            return true
-        }
-        let end = DispatchTime.now().uptimeNanoseconds
-        if ids {
-            print("[" + tokens.map(String.init).joined(separator: ",") + "]")
+        let tokenizer = FileManager.default.fileExists(atPath: modelOptions.folder.appendingPathComponent("tokenizer.json").path)
+            ? try modelOptions.loadTokenizer() : nil
+        let layout: PromptLayout
+        if let prompt {
+            guard let tokenizer else {
+                throw ValidationError("\(modelOptions.folder.path) has no tokenizer.json; give the prompt as --embeds FILE instead")
+            }
+            let promptIDs = tokenizer.encode(prompt)
+            guard !promptIDs.isEmpty else { throw ValidationError("the prompt encodes to no tokens; give some text") }
+            layout = PromptLayout(tokens: promptIDs)
         } else {
-            out.write(Data((decoder.finish() + "\n").utf8))
+            layout = try EmbeddingsPrompt.load(path: embeds!, hiddenSize: model.config.hiddenSize,
+                                               defaultInputIDs: model.bosTokenID.map { [$0] } ?? [])
         }
-        let prefill = Double(firstTokenAt - start) / 1e9
-        let decode = Double(end - firstTokenAt) / 1e9
-        let rate = tokens.count > 1 ? Double(tokens.count - 1) / decode : 0
+        var branches: [String: PromptLayout] = [:]
+        for (role, file) in branch.map(split) {
+            branches[role] = try EmbeddingsPrompt.load(path: file, hiddenSize: model.config.hiddenSize,
+                                                       defaultInputIDs: model.bosTokenID.map { [$0] } ?? [])
+        }
+        for (role, text) in branchPrompt.map(split) {
+            guard let tokenizer else { throw ValidationError("--branch-prompt needs the model's tokenizer.json") }
+            branches[role] = PromptLayout(tokens: tokenizer.encode(text))
+        }
+        if !stop.isEmpty && tokenizer == nil {
+            throw ValidationError("--stop needs the model's tokenizer.json to decode the response")
+        }
+        let limits = GenerationLimits(maxNewTokens: maxNewTokens, minNewTokens: minNewTokens,
+                                      eosTokenIDs: ignoreEos ? [] : Set(model.eosTokenIDs), stopStrings: stop)
+        let context = DecodingContext(model: model, prompt: layout, branches: branches, limits: limits, tokenizer: tokenizer,
+                                      randomKey: RandomKey(seed: seed, item: item))
+        let result: DecodeResult
+        do {
+            result = try decoder.decode(context)
+        } catch let e as DecodingError {
+            if case let .missingBranch(role, _) = e {
+                throw ValidationError(e.description + "; give it with --branch \(role)=FILE.json or --branch-prompt \(role)=TEXT")
+            }
+            throw ValidationError(e.description)
+        }
+        if json {
+            print(try GenerateJSON.render(decoder: decoder, result: result))
+        } else if ids || tokenizer == nil {
+            print("[" + result.tokens.map(String.init).joined(separator: ",") + "]")
+        } else {
+            print(result.text)
+        }
+        let rate = result.decodeSeconds > 0 ? Double(max(0, result.tokens.count - 1)) / result.decodeSeconds : 0
         FileHandle.standardError.write(Data(String(
-            format: "[%d prompt tokens in %.3f s, %d new tokens, %.1f tokens/s]\n",
-            promptIDs.count, prefill, tokens.count, rate).utf8))
+            format: "[%@: %d prompt rows in %.3f s, %d new tokens (%@), %d passes / %d rows, %.1f tokens/s]\n",
+            decoder.name, layout.items.count, result.prefillSeconds, result.tokens.count, result.stopReason.rawValue,
+            result.forwardPasses, result.forwardRows, rate).utf8))
+    }
+}
+
+/// Reads `--embeds` files.
+enum EmbeddingsPrompt {
+    static func load(path: String, hiddenSize: Int, defaultInputIDs: [Int]) throws -> PromptLayout {
+        let url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath)
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw ValidationError("cannot read --embeds file \(url.path)")
+        }
+        guard var object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ValidationError("--embeds file \(url.path) is not a JSON object")
+        }
+        if let input = object["input"] as? [String: Any] { object = input }
+        guard let rows = object["inputs_embeds"] as? [[Any]], !rows.isEmpty else {
+            throw ValidationError("--embeds file \(url.path) has no \"inputs_embeds\" (a list of rows of \(hiddenSize) numbers)")
+        }
+        var items: [PromptItem] = []
+        for (r, row) in rows.enumerated() {
+            let values = row.compactMap { ($0 as? NSNumber)?.floatValue }
+            guard values.count == hiddenSize, values.count == row.count else {
+                throw ValidationError("--embeds row \(r) has \(row.count) entries; this model needs \(hiddenSize) numbers per row")
+            }
+            items.append(.embedding(values))
+        }
+        var span: Range<Int>?
+        if let s = (object["image_positions_inclusive"] ?? object["image_span"]) as? [Int] {
+            guard s.count == 2, s[0] >= 0, s[0] <= s[1], s[1] < rows.count else {
+                throw ValidationError("--embeds image span \(s) must be [first, last] rows inside 0..<\(rows.count)")
+            }
+            span = s[0]..<(s[1] + 1)
+        }
+        let inputIDs = object["input_ids"] as? [Int] ?? defaultInputIDs
+        return PromptLayout(items: items, imageSpan: span, inputIDs: inputIDs)
+    }
+}
+
+/// `--json` output of `mirage generate`.
+enum GenerateJSON {
+    static func render(decoder: any Decoder, result: DecodeResult) throws -> String {
+        let parameters = try JSONSerialization.jsonObject(with: Data(decoder.parameters.canonicalJSON.utf8))
+        let trace = try JSONSerialization.jsonObject(with: JSONEncoder().encode(result.trace))
+        let object: [String: Any] = [
+            "decoder": decoder.name, "parameters": parameters, "tokens": result.tokens, "text": result.text,
+            "stop_reason": result.stopReason.rawValue, "forward_passes": result.forwardPasses,
+            "forward_rows": result.forwardRows, "decode_rows": result.decodeRows,
+            "prefill_seconds": result.prefillSeconds, "decode_seconds": result.decodeSeconds, "trace": trace,
+        ]
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -20,6 +20,7 @@ struct Mirage: AsyncParsableCommand {
             InspectTokens.self,
             BenchTokenizer.self,
             Generate.self,
+            Decoders.self,
             Inspect.self,
             Models.self,
             BenchEngine.self,

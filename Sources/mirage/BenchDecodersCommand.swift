@@ -1,0 +1,140 @@
+import ArgumentParser
+import Foundation
+import MirageDecoding
+import MirageEngine
+
+/// One measured decoder of `mirage bench decoders`, optionally compared with a baseline entry.
+struct DecoderBenchmark {
+    /// Label printed and used as a baseline name.
+    var label: String
+    var make: () throws -> any Decoder
+    /// Label of the entry this one is compared with, and the ratio the issue allows (wall time).
+    var baseline: String?
+    var limit: Double?
+}
+
+/// `mirage bench decoders`: wall time of each decoder on one prompt, as a ratio to its baseline.
+struct BenchDecoders: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decoders",
+        abstract: "Time the decoders (greedy, beam, OPERA, VCD, ...) on a Qwen2-0.5B-shaped model and print their cost ratios.",
+        discussion: """
+        Without --model, uses the Qwen2-0.5B-shaped random model `mirage bench-engine` synthesizes (bf16, seed 0; \
+        made once in --work-dir). The prompt is --text-tokens random token ids around an "image" span of \
+        --image-rows random embedding rows; contrastive decoders get a second prompt whose image rows are \
+        different random rows ("contrast") and a text-only prompt ("unconditional"). EOS is ignored so every \
+        decoder generates exactly --new-tokens tokens. Each entry prints prefill and decode wall time, forward \
+        passes and rows, and its total wall time as a ratio to its baseline entry, against the limit the \
+        decoders issue sets (e.g. OPERA ≤ 2× beam search, VCD ≤ 2.2× greedy). Build with \
+        `swift build -c release` first; the machine is shared, so repeat for stable numbers.
+
+        Examples:
+          mirage bench decoders
+          mirage bench decoders --new-tokens 32 --only greedy,beam
+        """)
+
+    /// Every entry, in run order. Decoder engineers add theirs here, one line each (baselines first).
+    static let entries: [DecoderBenchmark] = [
+        DecoderBenchmark(label: "greedy", make: { GreedyDecoder() }),
+        DecoderBenchmark(label: "sample", make: { SamplingDecoder() }, baseline: "greedy", limit: 1.1),
+        DecoderBenchmark(label: "beam", make: { BeamSearchDecoder(numBeams: 5) }),
+        DecoderBenchmark(label: "opera", make: { OperaDecoder() }, baseline: "beam", limit: 2.0),
+        DecoderBenchmark(label: "vcd", make: { VCDDecoder() }, baseline: "greedy", limit: 2.2),
+        DecoderBenchmark(label: "apc", make: { PlausibilityCutoffDecoder() }, baseline: "greedy", limit: 1.1),
+        DecoderBenchmark(label: "dola", make: { DoLaDecoder() }, baseline: "greedy", limit: nil),
+    ]
+
+    @Option(name: .long, help: ArgumentHelp("Model folder (default: the synthesized Qwen2-0.5B).", valueName: "dir"))
+    var model: String?
+
+    @Option(name: .long, help: ArgumentHelp("Where `mirage bench-engine` keeps synthesized models.", valueName: "dir"))
+    var workDir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-engine").path
+
+    @Option(name: .long, help: "Quantize at load (q8) or run the checkpoint's dtype.")
+    var quantize: String?
+
+    @Option(name: .long, help: "New tokens per decoder.")
+    var newTokens = 128
+
+    @Option(name: .long, help: "Text tokens of the prompt (split around the image span).")
+    var textTokens = 32
+
+    @Option(name: .long, help: "Image embedding rows of the prompt.")
+    var imageRows = 64
+
+    @Option(name: .long, help: ArgumentHelp("Run only these entries (comma-separated labels; baselines are added).", valueName: "list"))
+    var only: String?
+
+    @Option(name: .long, help: "Worker threads.")
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws {
+        if newTokens < 2 { throw ValidationError("--new-tokens must be at least 2") }
+        if textTokens < 2 || imageRows < 0 { throw ValidationError("--text-tokens must be ≥ 2 and --image-rows ≥ 0") }
+        if let quantize, quantize != "q8" { throw ValidationError("--quantize takes q8") }
+        if let only {
+            let labels = Set(Self.entries.map(\.label))
+            for l in only.split(separator: ",").map(String.init) where !labels.contains(l) {
+                throw ValidationError("--only: no entry '\(l)'; entries are \(Self.entries.map(\.label).joined(separator: ", "))")
+            }
+        }
+    }
+
+    func run() throws {
+        let folder: URL
+        if let model {
+            folder = URL(fileURLWithPath: (model as NSString).expandingTildeInPath)
+        } else {
+            folder = try BenchEngine.parse(["--work-dir", workDir]).folder(for: "bf16").0
+        }
+        let lm = try LanguageModel(folder: folder, options: LoadOptions(quantize: quantize == "q8" ? .q8 : nil, threads: threads))
+        let (prompt, branches) = try benchPrompt(lm)
+        var wanted = Set(only.map { $0.split(separator: ",").map(String.init) } ?? Self.entries.map(\.label))
+        for e in Self.entries where wanted.contains(e.label) { if let b = e.baseline { wanted.insert(b) } }
+        print("model \(folder.lastPathComponent) (\(lm.weightFormat)), prompt \(prompt.items.count) rows "
+              + "(image \(prompt.imageSpan.map { "\($0.lowerBound)..<\($0.upperBound)" } ?? "none")), \(newTokens) new tokens, \(threads) threads")
+        print("decoder          prefill s  decode s  total s  passes   rows  tok/s   ratio  (limit)")
+        var totals: [String: Double] = [:]
+        for entry in Self.entries where wanted.contains(entry.label) {
+            let decoder = try entry.make()
+            let context = DecodingContext(model: lm, prompt: prompt, branches: branches,
+                                          limits: GenerationLimits(maxNewTokens: newTokens, eosTokenIDs: []),
+                                          randomKey: RandomKey(seed: 0, item: "bench"))
+            let r = try decoder.decode(context)
+            let total = r.prefillSeconds + r.decodeSeconds
+            totals[entry.label] = total
+            var ratio = ""
+            if let b = entry.baseline, let base = totals[b] {
+                ratio = String(format: "%5.2f× %@", total / base, b)
+                if let limit = entry.limit { ratio += String(format: " (≤ %.1f: %@)", limit, total / base <= limit ? "ok" : "OVER") }
+            }
+            let label = entry.label.padding(toLength: max(16, entry.label.count), withPad: " ", startingAt: 0)
+            print(label + String(format: " %9.3f %9.3f %8.3f %7d %6d %6.1f   %@", r.prefillSeconds,
+                         r.decodeSeconds, total, r.forwardPasses, r.forwardRows, Double(r.tokens.count) / total, ratio))
+        }
+    }
+
+    /// Seeded random text ids around an image span of random rows (scaled like embedding rows), plus the
+    /// contrast (other image rows) and unconditional (text only) branches.
+    func benchPrompt(_ lm: LanguageModel) throws -> (PromptLayout, [String: PromptLayout]) {
+        var state: UInt64 = 0x5EED
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 33
+        }
+        let vocab = lm.config.vocabSize
+        let text = (0..<textTokens).map { _ in Int(next() % UInt64(min(vocab, 30000))) }
+        let scale = try lm.embedding(of: text[0]).map { $0 * $0 }.reduce(0, +).squareRoot() / Float(lm.config.hiddenSize).squareRoot()
+        func image() -> [PromptItem] {
+            (0..<imageRows).map { _ in
+                .embedding((0..<lm.config.hiddenSize).map { _ in (Float(next() % 2001) / 1000 - 1) * scale * 1.7 })
+            }
+        }
+        let before = text.prefix(textTokens / 2).map { PromptItem.token($0) }
+        let after = text.suffix(from: textTokens / 2).map { PromptItem.token($0) }
+        let span = before.count..<(before.count + imageRows)
+        let main = PromptLayout(items: before + image() + after, imageSpan: span)
+        let contrast = PromptLayout(items: before + image() + after, imageSpan: span)
+        return (main, ["contrast": contrast, "unconditional": PromptLayout(items: before + after)])
+    }
+}
