@@ -213,7 +213,8 @@ INLINE void transpose16(__m512 r[16]) {
 
 INLINE long kpairs(long k) { return (k + 1) / 2; }
 
-/// K-block sizes: f32 inputs per block, and bf16 pairs per block. NC: features per task (Swift side).
+/// K-block sizes: f32 inputs per block, and bf16 pairs per block. NC: most features per task (the
+/// Swift side uses exactly NC).
 /// MC: x panels per L2-resident block.
 enum { KC = 256, KCP = 256, NC = 64, MC = 16 };
 
@@ -419,48 +420,43 @@ static void kernel_bf16(long kcp, const uint32_t *restrict A, const uint32_t *re
 
 void mk_gemm_task(const mk_weight *w, const void *packed_a, long n, long j0, long j1, const float *bias,
                   float *y, long ldy, int bf16, void *work) {
-    const long k = w->cols;
+#if !defined(__AVX512BF16__)
+    if (bf16) return; // mk_has_avx512bf16() is false, so the Swift side never asks for it
+#endif
+    // Depth counts f32 inputs, or bf16 pairs; both packed element types are 4 bytes, so panel offsets
+    // are the same expressions.
+    const long depth = bf16 ? kpairs(w->cols) : w->cols;
+    const long block = bf16 ? KCP : KC;
     const long panels = (n + MK_MR - 1) / MK_MR;
-    if (!bf16) {
-        const float *A = (const float *)packed_a;
-        float *B = (float *)work;
-        for (long k0 = 0; k0 < k; k0 += KC) {
-            const long kc = k - k0 < KC ? k - k0 : KC;
-            pack_b_f32(w, j0, j1, k0, kc, B);
-            // BLIS order: MC panels of x (~200 KB) stay in L2 while every weight micro-panel (32 KB,
-            // L1) meets them; x therefore comes from L3 once per block, not once per micro-panel.
-            for (long pm = 0; pm < panels; pm += MC)
-                for (long jj = j0; jj < j1; jj += 32) {
-                    const long width = j1 - jj;
-                    __mmask16 m0 = mask16(width), m1 = mask16(width > 16 ? width - 16 : 0);
-                    const float *Bp = B + (size_t)((jj - j0) / 32) * kc * 32;
-                    for (long p = pm; p < panels && p < pm + MC; p++) {
-                        const int mr = (int)(n - p * MK_MR < MK_MR ? n - p * MK_MR : MK_MR);
-                        kernel_f32(kc, A + a_offset(p, k0, k, panels, KC), Bp, y + (size_t)p * MK_MR * ldy + jj,
-                                   ldy, mr, m0, m1, k0 > 0, bias ? bias + jj : 0);
-                    }
-                }
-        }
-        return;
-    }
+    for (long k0 = 0; k0 < depth; k0 += block) {
+        const long kc = depth - k0 < block ? depth - k0 : block;
 #if defined(__AVX512BF16__)
-    const long kp = kpairs(k);
-    const uint32_t *A = (const uint32_t *)packed_a;
-    uint32_t *B = (uint32_t *)work;
-    for (long p0 = 0; p0 < kp; p0 += KCP) {
-        const long kcp = kp - p0 < KCP ? kp - p0 : KCP;
-        pack_b_bf16(w, j0, j1, p0, kcp, B);
+        if (bf16) pack_b_bf16(w, j0, j1, k0, kc, (uint32_t *)work);
+        else
+#endif
+            pack_b_f32(w, j0, j1, k0, kc, (float *)work);
+        // BLIS order: MC panels of x (~200 KB) stay in L2 while every weight micro-panel (32 KB, L1)
+        // meets them; x therefore comes from L3 once per block, not once per micro-panel.
         for (long pm = 0; pm < panels; pm += MC)
             for (long jj = j0; jj < j1; jj += 32) {
                 const long width = j1 - jj;
                 __mmask16 m0 = mask16(width), m1 = mask16(width > 16 ? width - 16 : 0);
-                const uint32_t *Bp = B + (size_t)((jj - j0) / 32) * kcp * 32;
+                const size_t b = (size_t)((jj - j0) / 32) * kc * 32;
                 for (long p = pm; p < panels && p < pm + MC; p++) {
                     const int mr = (int)(n - p * MK_MR < MK_MR ? n - p * MK_MR : MK_MR);
-                    kernel_bf16(kcp, A + a_offset(p, p0, kp, panels, KCP), Bp, y + (size_t)p * MK_MR * ldy + jj,
-                                ldy, mr, m0, m1, p0 > 0, bias ? bias + jj : 0);
+                    const size_t a = a_offset(p, k0, depth, panels, block);
+                    float *C = y + (size_t)p * MK_MR * ldy + jj;
+                    const float *tileBias = bias ? bias + jj : 0;
+#if defined(__AVX512BF16__)
+                    if (bf16) {
+                        kernel_bf16(kc, (const uint32_t *)packed_a + a, (const uint32_t *)work + b, C, ldy, mr,
+                                    m0, m1, k0 > 0, tileBias);
+                        continue;
+                    }
+#endif
+                    kernel_f32(kc, (const float *)packed_a + a, (const float *)work + b, C, ldy, mr, m0, m1,
+                               k0 > 0, tileBias);
                 }
             }
     }
-#endif
 }

@@ -123,6 +123,24 @@ public final class LanguageModel: @unchecked Sendable {
         return logits
     }
 
+    /// Several projections of the same input (q/k/v; gate/up): on the GEMM path (n > 8) the input is
+    /// packed once for all of them.
+    func linearRows(_ x: UnsafePointer<Float>, rows: Int, projections: [(Projection, UnsafeMutablePointer<Float>)]) {
+        guard rows > Kernels.decodeMaxRows, let first = projections.first?.0.weight,
+              projections.allSatisfy({ $0.0.weight.format == first.format && $0.0.weight.cols == first.cols }) else {
+            for (p, y) in projections { linearRows(x, rows: rows, weight: p.weight, bias: p.bias, into: y) }
+            return
+        }
+        let packed = Kernels.packInput(x, n: rows, cols: first.cols, for: first.format, pool: pool)
+        for (p, y) in projections {
+            if let bias = p.bias {
+                bias.withUnsafeBufferPointer { Kernels.linear(packed, weight: p.weight, bias: $0.baseAddress, into: y, pool: pool) }
+            } else {
+                Kernels.linear(packed, weight: p.weight, bias: nil, into: y, pool: pool)
+            }
+        }
+    }
+
     /// `Kernels.linear` over any number of rows (the kernel takes them all in one call).
     func linearRows(_ x: UnsafePointer<Float>, rows: Int, weight: WeightMatrix, bias: [Float]?,
                     into y: UnsafeMutablePointer<Float>) {

@@ -318,9 +318,7 @@ public final class Session {
                     Kernels.rmsNorm(x + r * H, weight: $0.baseAddress!, count: H, eps: eps, into: h + r * H)
                 }
             }
-            model.linearRows(h, rows: n, weight: L.q.weight, bias: L.q.bias, into: q)
-            model.linearRows(h, rows: n, weight: L.k.weight, bias: L.k.bias, into: k)
-            model.linearRows(h, rows: n, weight: L.v.weight, bias: L.v.bias, into: v)
+            model.linearRows(h, rows: n, projections: [(L.q, q), (L.k, k), (L.v, v)])
             inverseFrequencies.withUnsafeBufferPointer { inv in
                 for (r, row) in rows.enumerated() {
                     for head in 0..<nh {
@@ -389,8 +387,7 @@ public final class Session {
                     Kernels.rmsNorm(x + r * H, weight: $0.baseAddress!, count: H, eps: eps, into: h + r * H)
                 }
             }
-            model.linearRows(h, rows: n, weight: L.gate.weight, bias: L.gate.bias, into: gate)
-            model.linearRows(h, rows: n, weight: L.up.weight, bias: L.up.bias, into: up)
+            model.linearRows(h, rows: n, projections: [(L.gate, gate), (L.up, up)])
             Kernels.siluMul(gate: gate, up: up, count: n * I, into: gate)
             model.linearRows(gate, rows: n, weight: L.down.weight, bias: L.down.bias, into: tmp)
             Kernels.add(x, tmp, count: n * H, into: x)

@@ -217,28 +217,29 @@ public enum Kernels {
 
     /// Widens `count` binary16 values at `source` to f32.
     public static func convertF16ToF32(_ source: UnsafeRawPointer, count: Int, into y: UnsafeMutablePointer<Float>) {
-        var i = 0
-        while i + 16 <= count {
-            store16(loadF16x16(source + 2 * i), y + i)
-            i += 16
-        }
-        let halves = source.assumingMemoryBound(to: Float16.self)
-        while i < count {
-            y[i] = Float(halves[i])
-            i += 1
+        widen(source, count: count, into: y, vector: loadF16x16) {
+            Float($0.loadUnaligned(fromByteOffset: 2 * $1, as: Float16.self))
         }
     }
 
     /// Widens `count` bfloat16 values at `source` to f32 (exact).
     public static func convertBF16ToF32(_ source: UnsafeRawPointer, count: Int, into y: UnsafeMutablePointer<Float>) {
+        widen(source, count: count, into: y, vector: loadBF16x16) {
+            bf16ToFloat($0.loadUnaligned(fromByteOffset: 2 * $1, as: UInt16.self))
+        }
+    }
+
+    /// 16-bit → f32 widening: 16 lanes at a time, then the tail one by one.
+    @inline(__always)
+    private static func widen(_ source: UnsafeRawPointer, count: Int, into y: UnsafeMutablePointer<Float>,
+                              vector: (UnsafeRawPointer) -> F16x16, scalar: (UnsafeRawPointer, Int) -> Float) {
         var i = 0
         while i + 16 <= count {
-            store16(loadBF16x16(source + 2 * i), y + i)
+            store16(vector(source + 2 * i), y + i)
             i += 16
         }
-        let halves = source.assumingMemoryBound(to: UInt16.self)
         while i < count {
-            y[i] = bf16ToFloat(halves[i])
+            y[i] = scalar(source, i)
             i += 1
         }
     }

@@ -25,7 +25,7 @@ extension Kernels {
         }
     }
 
-    /// Decode: rows of W are split across the pool in blocks of ~64 KB; each weight row is read from
+    /// Decode: rows of W are split across the pool in blocks of ~256 KB; each weight row is read from
     /// memory once and dotted with all n inputs.
     static func linearDecode(_ x: UnsafePointer<Float>, n: Int, weight: WeightMatrix,
                              bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
@@ -40,11 +40,12 @@ extension Kernels {
         }
     }
 
-    /// Rows per decode task: ~64 KB of weights (a multiple of 4 rows), at least 8 tasks per thread
-    /// when the matrix allows, so both cores finish together.
+    /// Rows per decode task: ~256 KB of weights (a claim costs ~0.1 µs, streaming 256 KB ~6 µs), a
+    /// multiple of 4 rows, and at least 8 tasks per thread when the matrix allows, so both cores finish
+    /// together.
     static func decodeBlockRows(rows: Int, cols: Int, format: WeightFormat, threads: Int) -> Int {
         let rowBytes = max(1, cols * format.bytesPerElement)
-        var block = max(4, (64 * 1024) / rowBytes)
+        var block = max(4, (256 * 1024) / rowBytes)
         let minTasks = 8 * threads
         if rows / block < minTasks { block = max(4, rows / minTasks) }
         return (block + 3) / 4 * 4
@@ -57,27 +58,70 @@ extension Kernels {
     /// features each pack their weight panels per 256-input block and run the 12×32 micro-kernel.
     static func linearGEMM(_ x: UnsafePointer<Float>, n: Int, weight: WeightMatrix,
                            bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
-        let bf16: Int32 = weight.format == .bf16 && usesBF16DotProducts ? 1 : 0
-        let cols = weight.cols, rows = weight.rows
-        let panelRows = Int(MK_MR)
-        let panels = (n + panelRows - 1) / panelRows
-        pool.scratch.withBuffer(byteCount: mk_packed_a_bytes(n, cols, bf16)) { packed in
-            let chunk = max(1, panels / (4 * pool.threadCount))
-            pool.parallelFor((panels + chunk - 1) / chunk) { t in
-                mk_pack_a(x, n, cols, t * chunk, min(panels, (t + 1) * chunk), bf16, packed)
-            }
-            var w = weight.cDescriptor
-            withUnsafePointer(to: &w) { w in
-                let perTask = gemmFeaturesPerTask
-                let workBytes = mk_gemm_work_bytes()
-                pool.parallelFor((rows + perTask - 1) / perTask) { t in
-                    let work = UnsafeMutableRawPointer.allocate(byteCount: workBytes, alignment: 64)
-                    defer { work.deallocate() }
-                    mk_gemm_task(w, packed, n, t * perTask, min(rows, (t + 1) * perTask), bias, y, rows, bf16, work)
-                }
+        let packed = packInput(x, n: n, cols: weight.cols, for: weight.format, pool: pool)
+        linear(packed, weight: weight, bias: bias, into: y, pool: pool)
+    }
+
+    /// Packs x (n × cols, n > 8) for the GEMM path once, so several linears sharing the input (q, k, v;
+    /// gate, up) skip repacking it. `format` is the weights' format: bf16 weights take x rounded to bf16
+    /// pairs when the CPU has AVX512-BF16, every other format f32 panels.
+    public static func packInput(_ x: UnsafePointer<Float>, n: Int, cols: Int, for format: WeightFormat,
+                                 pool: WorkerPool) -> PackedInput {
+        precondition(n > decodeMaxRows, "packInput is for the GEMM path (n > \(decodeMaxRows)); call linear with x for n = \(n)")
+        precondition(cols > 0, "packInput: cols must be positive")
+        let bf16 = format == .bf16 && usesBF16DotProducts
+        let packed = PackedInput(n: n, cols: cols, bf16: bf16, pool: pool)
+        let panels = (n + Int(MK_MR) - 1) / Int(MK_MR)
+        let chunk = max(1, panels / (4 * pool.threadCount))
+        let destination = packed.buffer.pointer
+        pool.parallelFor((panels + chunk - 1) / chunk) { t in
+            mk_pack_a(x, n, cols, t * chunk, min(panels, (t + 1) * chunk), bf16 ? 1 : 0, destination)
+        }
+        return packed
+    }
+
+    /// y = x·Wᵀ (+ bias) from x packed by `packInput` (same numerics as `linear(_:n:...)` on the GEMM path).
+    public static func linear(_ packed: PackedInput, weight: WeightMatrix, bias: UnsafePointer<Float>?,
+                              into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+        precondition(packed.cols == weight.cols,
+                     "linear: packed input has \(packed.cols) columns but the weight has \(weight.cols)")
+        precondition(packed.bf16 == (weight.format == .bf16 && usesBF16DotProducts),
+                     "linear: input packed for \(packed.bf16 ? "bf16" : "f32") weights, weight is \(weight.format)")
+        let rows = weight.rows, n = packed.n
+        let a = UnsafeRawPointer(packed.buffer.pointer)
+        let bf16: Int32 = packed.bf16 ? 1 : 0
+        var w = weight.cDescriptor
+        withUnsafePointer(to: &w) { w in
+            let perTask = gemmFeaturesPerTask
+            let workBytes = mk_gemm_work_bytes()
+            pool.parallelFor((rows + perTask - 1) / perTask) { t in
+                let work = UnsafeMutableRawPointer.allocate(byteCount: workBytes, alignment: 64)
+                defer { work.deallocate() }
+                mk_gemm_task(w, a, n, t * perTask, min(rows, (t + 1) * perTask), bias, y, rows, bf16, work)
             }
         }
     }
+}
+
+/// x packed for the GEMM path by `Kernels.packInput`; its memory goes back to the pool's scratch arena
+/// when released.
+public final class PackedInput: @unchecked Sendable {
+    public let n: Int
+    public let cols: Int
+    /// True when packed as bf16 pairs for AVX512-BF16 dot products.
+    public let bf16: Bool
+    let buffer: AlignedBuffer
+    private let arena: ScratchArena
+
+    init(n: Int, cols: Int, bf16: Bool, pool: WorkerPool) {
+        self.n = n
+        self.cols = cols
+        self.bf16 = bf16
+        arena = pool.scratch
+        buffer = arena.take(byteCount: mk_packed_a_bytes(n, cols, bf16 ? 1 : 0))
+    }
+
+    deinit { arena.give(buffer) }
 }
 
 extension WeightMatrix {

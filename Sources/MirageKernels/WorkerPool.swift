@@ -22,11 +22,7 @@ public final class WorkerPool: @unchecked Sendable {
     public init(threadCount: Int = ProcessInfo.processInfo.activeProcessorCount, parkAfter: Double = 0.004) {
         self.threadCount = max(1, threadCount)
         state = PoolState(spinNanoseconds: UInt64(max(0, parkAfter) * 1e9))
-        for _ in 1..<self.threadCount {
-            let thread = Thread { [state] in state.workerLoop() }
-            thread.name = "mirage-worker"
-            thread.start()
-        }
+        for _ in 1..<self.threadCount { state.startWorker() }
     }
 
     deinit { state.shutdown() }
@@ -135,6 +131,20 @@ private final class PoolState: @unchecked Sendable {
         sleepers.subtract(1, ordering: .sequentiallyConsistent)
         condition.unlock()
         return generation
+    }
+
+    /// A plain pthread (detached; it exits at shutdown). Unlike Foundation's Thread it inherits the
+    /// caller's scheduling priority, so e.g. a `nice`d benchmark keeps its workers at the same priority.
+    func startWorker() {
+        let context = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let result = pthread_create(&thread, nil, { context in
+            let state = Unmanaged<PoolState>.fromOpaque(context!).takeRetainedValue()
+            state.workerLoop()
+            return nil
+        }, context)
+        precondition(result == 0, "WorkerPool: pthread_create failed (\(result)); lower threadCount")
+        pthread_detach(thread)
     }
 
     func shutdown() {

@@ -23,7 +23,7 @@ struct BenchCommand: ParsableCommand {
             BenchContrastiveCommand.self,
             BenchStoreCommand.self,
             BenchDecoders.self,
-            BenchOperaCommand.self,
+            BenchEngine.self,
         ])
 }
 

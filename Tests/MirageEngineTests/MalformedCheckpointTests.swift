@@ -26,7 +26,7 @@ import Testing
             if let entry = file.tensors[d.name], entry.byteCount == d.byteCount {
                 try writer.write(UnsafeRawBufferPointer(start: file.pointer(entry), count: entry.byteCount))
             } else {
-                try writer.write(UnsafeRawBufferPointer(start: [UInt8](repeating: 0, count: d.byteCount), count: d.byteCount))
+                try [UInt8](repeating: 0, count: d.byteCount).withUnsafeBytes { try writer.write($0) }
             }
         }
         try writer.finish()

@@ -84,3 +84,30 @@ import Testing
         }
     }
 }
+
+extension LinearTests {
+    /// One packed input serves several weights (q/k/v style) and matches the unpacked call exactly.
+    @Test(arguments: WeightFormat.allCases)
+    func packedInputIsReusable(format: WeightFormat) {
+        let n = 20, cols = 300
+        var random = SeededRandom(seed: 77)
+        let x = random.floats(n * cols)
+        let packed = Kernels.packInput(x, n: n, cols: cols, for: format, pool: Self.pool)
+        for rows in [45, 128] {
+            let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
+            var direct = [Float](repeating: 0, count: n * rows), reused = direct
+            Kernels.linear(x, n: n, weight: weight.matrix, bias: nil, into: &direct, pool: Self.pool)
+            Kernels.linear(packed, weight: weight.matrix, bias: nil, into: &reused, pool: Self.pool)
+            #expect(direct == reused)
+        }
+    }
+}
+
+extension LinearTests {
+    /// More x rows than one L2 block of panels (16 × 12 = 192), so the GEMM's row blocking is exercised.
+    @Test(arguments: WeightFormat.allCases)
+    func gemmAcrossRowBlocks(format: WeightFormat) {
+        let error = worstRelativeError(rows: 70, cols: 530, n: 200, format: format, withBias: true, seed: 4242)
+        #expect(error <= (format == .bf16 ? 4e-3 : 1e-5), "format \(format): \(error)")
+    }
+}

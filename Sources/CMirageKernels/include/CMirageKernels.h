@@ -43,7 +43,7 @@ size_t mk_packed_a_bytes(long n, long k, int bf16);
 /// Packs row panels [p0, p1) of x (n × k, row-major) into `dst` (layout above; zero padding).
 void mk_pack_a(const float *x, long n, long k, long p0, long p1, int bf16, void *dst);
 
-/// One GEMM task: y[i·ldy + j] = Σ_c x[i, c]·W[j, c] (+ bias[j]) for all i < n and j in [j0, j1),
+/// One GEMM task: y[i·ldy + j] = Σ_c x[i, c]·W[j, c] (+ bias[j]) for all i < n and j in [j0, j1), j1 − j0 ≤ 64,
 /// from x packed by mk_pack_a (bf16 pairs when `bf16` is set, which needs bf16 weights and AVX512-BF16).
 /// `work` is scratch of at least mk_gemm_work_bytes() bytes, 64-byte aligned.
 void mk_gemm_task(const mk_weight *w, const void *packed_a, long n, long j0, long j1, const float *bias,
