@@ -174,6 +174,7 @@ final class OperaSearch {
     // MARK: Run
 
     func run() throws -> OperaOutcome {
+        let runStart = DispatchTime.now().uptimeNanoseconds
         let first = try pass([SequenceInput(sequence: 0, items: prompt.items)], options: ForwardOptions(), prefill: true)
         let firstLogits = Array(first.logits(0))
         for _ in 1..<B { session.fork(0) }
@@ -309,9 +310,7 @@ final class OperaSearch {
                 let H = model.config.hiddenSize
                 var hidden = [Float](); hidden.reserveCapacity(kept.count * H)
                 for (_, k) in kept { hidden += candidateHidden[(k * H)..<((k + 1) * H)] }
-                let start = DispatchTime.now().uptimeNanoseconds
                 let lm = model.earlyExitLogits(hidden, rows: kept.count, applyFinalNorm: true)
-                outcome.decodeNanoseconds += DispatchTime.now().uptimeNanoseconds - start
                 for (i, (j, _)) in kept.enumerated() { newLogits[j] = Array(lm[(i * V)..<((i + 1) * V)]) }
             }
             if !feed.isEmpty {
@@ -338,6 +337,9 @@ final class OperaSearch {
         }
         outcome.counters["rollbacks"] = Double(outcome.rollbacks.count)
         outcome.counters["iterations"] = Double(iteration)
+        // Decode time is wall time after the prefill: passes plus the search's own bookkeeping.
+        let wall = DispatchTime.now().uptimeNanoseconds - runStart
+        outcome.decodeNanoseconds = wall > outcome.prefillNanoseconds ? wall - outcome.prefillNanoseconds : 0
         return outcome
     }
 
