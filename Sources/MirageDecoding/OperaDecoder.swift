@@ -113,6 +113,11 @@ public struct OperaDecoder: Decoder {
         meter.decodeNanoseconds = outcome.decodeNanoseconds
         var trace = DecodeTrace(counters: outcome.counters)
         trace.counters["best-score"] = outcome.score
+        for p in outcome.penalties {
+            trace.record(TraceEvent(step: p.iteration, kind: "penalty", position: p.summaryLocation,
+                                    value: p.maxPenalty.isFinite ? Double(p.maxPenalty) : nil,
+                                    detail: p.maxPenalty.isFinite ? nil : "n=\(p.responseLength) saturated (inf)"))
+        }
         for r in outcome.rollbacks {
             trace.record(TraceEvent(step: r.iteration, kind: "rollback", position: r.position,
                                     value: Double(r.timesAtPosition),

@@ -41,8 +41,21 @@ public struct OperaRollback: Sendable, Equatable, Codable {
     public var rejectedPairs: Int
 }
 
+/// One loop iteration with a non-zero column penalty (n > 10).
+public struct OperaPenaltyStep: Sendable, Equatable, Codable {
+    public var iteration: Int
+    /// Window size n (response length + 1).
+    public var responseLength: Int
+    /// The global summary location (response index) of this step.
+    public var summaryLocation: Int
+    /// The largest penalty applied to any candidate (may be +inf in `reference` mode: fp16 saturation).
+    public var maxPenalty: Float
+}
+
 /// What an OPERA run returns (before conversion to the common `DecodeResult`).
 public struct OperaOutcome: Sendable {
+    /// Iterations whose candidates received a non-zero column penalty.
+    public var penalties: [OperaPenaltyStep] = []
     /// Generated tokens, with the EOS appended when the best hypothesis ended by it (transformers' finalize).
     public var tokens: [Int]
     public var endedWithEOS: Bool
@@ -207,6 +220,7 @@ final class OperaSearch {
             var penalised = Array(repeating: [Float](repeating: 0, count: C), count: B)
             var locPerBeam = [Int](repeating: 0, count: B)
             var infinite = false, notANumber = false
+            var largestPenalty: Float = 0
             for b in 0..<B {
                 var argmaxes: [Int] = []
                 var degenerate = true
@@ -227,6 +241,7 @@ final class OperaSearch {
                         value = params.penaltyWeight == 0 ? raw : raw - params.penaltyWeight * stats.maxScore
                     }
                     penalised[b][c] = value
+                    if n > 10, raw - value > largestPenalty { largestPenalty = raw - value }
                     if value == -.infinity { infinite = true } else { degenerate = false }
                     if value.isNaN { notANumber = true }
                 }
@@ -236,6 +251,10 @@ final class OperaSearch {
             if infinite { count("infinite-penalty-steps") }
             if notANumber { count("nan-steps") }
             let location = torchMode(locPerBeam)
+            if largestPenalty > 0 {
+                outcome.penalties.append(OperaPenaltyStep(iteration: iteration, responseLength: n,
+                                                          summaryLocation: location, maxPenalty: largestPenalty))
+            }
             if params.mode == .reference {
                 stepLocations.append(locPerBeam)
             } else {

@@ -84,6 +84,8 @@ struct OperaTests {
         let result = try decoder.decode(context)
         #expect([1] + result.tokens == golden.expected)
         #expect(result.trace.events.filter { $0.kind == "rollback" }.map(\.position) == [11, 21, 21])
+        let penalties = result.trace.events.filter { $0.kind == "penalty" }
+        #expect(!penalties.isEmpty && penalties.allSatisfy { $0.position != nil && ($0.value ?? 1) > 0 })
         #expect(result.decodeRows > 0 && result.forwardRows == result.decodeRows + 46)
         #expect(throws: OperaError.self) {
             try decoder.decode(DecodingContext(model: model, prompt: PromptLayout(items: golden.prompt.items)))
