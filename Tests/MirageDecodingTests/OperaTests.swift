@@ -107,3 +107,32 @@ struct OperaTests {
         #expect(Float(Float16(Float(65520))) == .infinity && Float(Float16(Float(65519.99))) == 65504)
     }
 }
+
+@Suite("OPERA parameter and layout errors")
+struct OperaErrorTests {
+    @Test("invalid values are rejected with a message naming the parameter and what to do")
+    func parameterErrors() {
+        #expect(throws: OperaError.invalidParameter(name: "beams", value: "1",
+                                                    expected: "at least 2 (OPERA is a beam search; use greedy for 1 beam)")) {
+            try OperaParameters(numBeams: 1).validate(vocabSize: 100)
+        }
+        #expect(throws: OperaError.self) { try OperaParameters(candidates: 0).validate(vocabSize: 100) }
+        #expect(throws: OperaError.self) { try OperaParameters(scaleFactor: 0).validate(vocabSize: 100) }
+        #expect(throws: Never.self) { try OperaParameters().validate(vocabSize: 100) }
+        let message = OperaError.invalidParameter(name: "threshold", value: "-1", expected: "0 or more").description
+        #expect(message == "opera: threshold=-1 is not valid; expected 0 or more")
+    }
+
+    @Test("the prompt layout maps to key_position and the length offset of the reference")
+    func layoutMapping() throws {
+        let rows: [PromptItem] = [.token(1), .embedding([0]), .embedding([0]), .token(5)]
+        let llava = try OperaDecoder.operaPrompt(PromptLayout(items: rows, imageSpan: 1..<3), bos: 1)
+        #expect(llava.imageSpan == 1...2 && llava.responseStart == 4)
+        #expect(llava.inputIDs == [1, 5] && llava.lengthOffset == 3)   // the image placeholder counts once
+        let embeds = try OperaDecoder.operaPrompt(PromptLayout(items: [.embedding([0]), .embedding([0])], imageSpan: 0..<1), bos: 1)
+        #expect(embeds.inputIDs == [1] && embeds.lengthOffset == 1)     // transformers 4.29's dummy BOS
+        let stated = try OperaDecoder.operaPrompt(PromptLayout(items: rows, imageSpan: 1..<3, inputIDs: [1, 9, 9, 5]), bos: 1)
+        #expect(stated.lengthOffset == 4)
+        #expect(throws: OperaError.self) { try OperaDecoder.operaPrompt(PromptLayout(items: rows), bos: 1) }
+    }
+}
