@@ -86,9 +86,7 @@ public struct OperaDecoder: Decoder {
         }
         let image = span.lowerBound...(span.upperBound - 1)
         if let ids = layout.inputIDs {
-            guard !ids.isEmpty else {
-                throw OperaError.invalidLayout("the prompt's input_ids is empty; transformers 4.29 (OPERA) holds at least the dummy [BOS]")
-            }
+            // Empty for an embeddings prompt of a model without BOS (transformers 5's convention).
             return OperaPrompt(items: layout.items, imageSpan: image, inputIDs: ids, lengthOffset: ids.count)
         }
         let ids = layout.tokenIDs

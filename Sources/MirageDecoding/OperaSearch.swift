@@ -141,8 +141,8 @@ final class OperaSearch {
         guard prompt.imageSpan.lowerBound >= 0, prompt.imageSpan.upperBound < prompt.items.count else {
             throw OperaError.invalidLayout("image span \(prompt.imageSpan) lies outside the prompt's \(prompt.items.count) rows")
         }
-        guard prompt.lengthOffset >= 1 else {
-            throw OperaError.invalidLayout("length offset must be at least 1 (transformers' input_ids is never empty)")
+        guard prompt.lengthOffset >= 0 else {
+            throw OperaError.invalidLayout("the length offset (len(input_ids) before the response) cannot be negative")
         }
         self.model = model
         self.params = params
@@ -358,6 +358,7 @@ final class OperaSearch {
         outcome.counters["iterations"] = Double(iteration)
         // Decode time is wall time after the prefill: passes plus the search's own bookkeeping.
         let wall = DispatchTime.now().uptimeNanoseconds - runStart
+        outcome.counters["forward-seconds"] = Double(outcome.decodeNanoseconds) / 1e9
         outcome.decodeNanoseconds = wall > outcome.prefillNanoseconds ? wall - outcome.prefillNanoseconds : 0
         return outcome
     }
