@@ -76,20 +76,24 @@ public struct OperaDecoder: Decoder {
                 historyCap: p.int("window_size")))
         })
 
-    /// The prompt layout in OPERA's terms. transformers' `input_ids` before the response: for a prompt of
-    /// token ids (LLaVA, Shikra) the ids, with an image span counted once (LLaVA's placeholder); for a prompt
-    /// made only of embedding rows (MiniGPT-4, InstructBLIP, the golden cases) the dummy `[BOS]`.
+    /// The prompt layout in OPERA's terms. transformers' `input_ids` before the response: `layout.inputIDs`
+    /// when the prompt builder states it (its length is the length offset); otherwise, for a prompt of
+    /// token ids with an image (LLaVA) the ids with the image placeholder counted once, and for a prompt made
+    /// only of embedding rows (MiniGPT-4, InstructBLIP, the golden cases) the dummy `[BOS]`.
     public static func operaPrompt(_ layout: PromptLayout, bos: Int?) throws -> OperaPrompt {
         guard let span = layout.imageSpan, !span.isEmpty else {
-            throw OperaError.invalidLayout("the prompt has no image span; OPERA needs one (build the prompt with an image, or give --image-span with --embeds)")
+            throw OperaError.invalidLayout("the prompt has no image span; OPERA needs one (build the prompt with an image, or give image_positions_inclusive in the --embeds file)")
+        }
+        let image = span.lowerBound...(span.upperBound - 1)
+        if let ids = layout.inputIDs {
+            // Empty for an embeddings prompt of a model without BOS (transformers 5's convention).
+            return OperaPrompt(items: layout.items, imageSpan: image, inputIDs: ids, lengthOffset: ids.count)
         }
         let ids = layout.tokenIDs
         if ids.isEmpty {
-            return OperaPrompt(items: layout.items, imageSpan: span.lowerBound...(span.upperBound - 1),
-                               inputIDs: bos.map { [$0] } ?? [], lengthOffset: 1)
+            return OperaPrompt(items: layout.items, imageSpan: image, inputIDs: bos.map { [$0] } ?? [], lengthOffset: 1)
         }
-        return OperaPrompt(items: layout.items, imageSpan: span.lowerBound...(span.upperBound - 1),
-                           inputIDs: ids, lengthOffset: ids.count + 1)
+        return OperaPrompt(items: layout.items, imageSpan: image, inputIDs: ids, lengthOffset: ids.count + 1)
     }
 
     public func decode(_ context: DecodingContext) throws -> DecodeResult {
@@ -107,6 +111,11 @@ public struct OperaDecoder: Decoder {
         meter.decodeNanoseconds = outcome.decodeNanoseconds
         var trace = DecodeTrace(counters: outcome.counters)
         trace.counters["best-score"] = outcome.score
+        for p in outcome.penalties {
+            trace.record(TraceEvent(step: p.iteration, kind: "penalty", position: p.summaryLocation,
+                                    value: p.maxPenalty.isFinite ? Double(p.maxPenalty) : nil,
+                                    detail: p.maxPenalty.isFinite ? nil : "n=\(p.responseLength) saturated (inf)"))
+        }
         for r in outcome.rollbacks {
             trace.record(TraceEvent(step: r.iteration, kind: "rollback", position: r.position,
                                     value: Double(r.timesAtPosition),

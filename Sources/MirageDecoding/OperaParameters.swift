@@ -58,9 +58,7 @@ public struct OperaParameters: Sendable, Equatable {
         guard numBeams >= 2 else { throw bad("beams", "\(numBeams)", "at least 2 (OPERA is a beam search; use greedy for 1 beam)") }
         guard maxNewTokens >= 1 else { throw bad("max-new-tokens", "\(maxNewTokens)", "at least 1") }
         guard candidates >= 1, candidates <= vocabSize else { throw bad("candidates", "\(candidates)", "1...\(vocabSize)") }
-        guard numBeams * candidates >= numBeams, 2 * numBeams <= numBeams * vocabSize else {
-            throw bad("beams", "\(numBeams)", "at most half the vocabulary")
-        }
+        guard vocabSize >= 2 else { throw bad("beams", "\(numBeams)", "a vocabulary of at least 2 tokens (the beam step takes the top 2·beams)") }
         guard threshold >= 0 else { throw bad("threshold", "\(threshold)", "0 or more") }
         guard scaleFactor.isFinite, scaleFactor > 0 else { throw bad("scale-factor", "\(scaleFactor)", "a positive number") }
         guard penaltyWeight.isFinite else { throw bad("penalty-weight", "\(penaltyWeight)", "a finite number") }

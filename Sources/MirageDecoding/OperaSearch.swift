@@ -41,8 +41,21 @@ public struct OperaRollback: Sendable, Equatable, Codable {
     public var rejectedPairs: Int
 }
 
+/// One loop iteration with a non-zero column penalty (n > 10).
+public struct OperaPenaltyStep: Sendable, Equatable, Codable {
+    public var iteration: Int
+    /// Window size n (response length + 1).
+    public var responseLength: Int
+    /// The global summary location (response index) of this step.
+    public var summaryLocation: Int
+    /// The largest penalty applied to any candidate (may be +inf in `reference` mode: fp16 saturation).
+    public var maxPenalty: Float
+}
+
 /// What an OPERA run returns (before conversion to the common `DecodeResult`).
 public struct OperaOutcome: Sendable {
+    /// Iterations whose candidates received a non-zero column penalty.
+    public var penalties: [OperaPenaltyStep] = []
     /// Generated tokens, with the EOS appended when the best hypothesis ended by it (transformers' finalize).
     public var tokens: [Int]
     public var endedWithEOS: Bool
@@ -128,8 +141,8 @@ final class OperaSearch {
         guard prompt.imageSpan.lowerBound >= 0, prompt.imageSpan.upperBound < prompt.items.count else {
             throw OperaError.invalidLayout("image span \(prompt.imageSpan) lies outside the prompt's \(prompt.items.count) rows")
         }
-        guard prompt.lengthOffset >= 1 else {
-            throw OperaError.invalidLayout("length offset must be at least 1 (transformers' input_ids is never empty)")
+        guard prompt.lengthOffset >= 0 else {
+            throw OperaError.invalidLayout("the length offset (len(input_ids) before the response) cannot be negative")
         }
         self.model = model
         self.params = params
@@ -174,6 +187,7 @@ final class OperaSearch {
     // MARK: Run
 
     func run() throws -> OperaOutcome {
+        let runStart = DispatchTime.now().uptimeNanoseconds
         let first = try pass([SequenceInput(sequence: 0, items: prompt.items)], options: ForwardOptions(), prefill: true)
         let firstLogits = Array(first.logits(0))
         for _ in 1..<B { session.fork(0) }
@@ -181,6 +195,8 @@ final class OperaSearch {
 
         var iteration = 0
         let attention = ForwardOptions(logits: .lastOfEachSequence, lastLayerAttention: true)
+        let candidateOptions = ForwardOptions(logits: .none, lastLayerAttention: true,
+                                              hiddenStateLayers: [model.config.numLayers])
         while true {
             let s = tokens[0].count
             let n = s + 1
@@ -195,11 +211,16 @@ final class OperaSearch {
                     batch.append(SequenceInput(sequence: session.fork(b), items: [.token(candidates[b][c].index)]))
                 }
             }
-            let out = try pass(batch, options: attention)
+            // Logits are needed only for the B candidates the beam step keeps: take the last hidden states
+            // and run the final norm + LM head on those rows afterwards (the LM head is a quarter of a
+            // small model's weights).
+            let out = try pass(batch, options: candidateOptions)
+            let candidateHidden = out.hiddenStates[model.config.numLayers]!
             var candidateRows: [OperaRow] = []
             var penalised = Array(repeating: [Float](repeating: 0, count: C), count: B)
             var locPerBeam = [Int](repeating: 0, count: B)
             var infinite = false, notANumber = false
+            var largestPenalty: Float = 0
             for b in 0..<B {
                 var argmaxes: [Int] = []
                 var degenerate = true
@@ -220,6 +241,7 @@ final class OperaSearch {
                         value = params.penaltyWeight == 0 ? raw : raw - params.penaltyWeight * stats.maxScore
                     }
                     penalised[b][c] = value
+                    if n > 10, raw - value > largestPenalty { largestPenalty = raw - value }
                     if value == -.infinity { infinite = true } else { degenerate = false }
                     if value.isNaN { notANumber = true }
                 }
@@ -229,6 +251,10 @@ final class OperaSearch {
             if infinite { count("infinite-penalty-steps") }
             if notANumber { count("nan-steps") }
             let location = torchMode(locPerBeam)
+            if largestPenalty > 0 {
+                outcome.penalties.append(OperaPenaltyStep(iteration: iteration, responseLength: n,
+                                                          summaryLocation: location, maxPenalty: largestPenalty))
+            }
             if params.mode == .reference {
                 stepLocations.append(locPerBeam)
             } else {
@@ -286,18 +312,26 @@ final class OperaSearch {
             var feed: [Int] = []
             var newRows = [OperaRow?](repeating: nil, count: B)
             var newLogits = [[Float]](repeating: [], count: B)
+            var kept: [(slot: Int, row: Int)] = []
             for (j, choice) in choices.enumerated() {
                 if fromCandidates, let c = candidates[choice.source].firstIndex(where: { $0.index == choice.token }) {
                     let k = choice.source * C + c
                     order.append(B + k)
                     newRows[j] = candidateRows[k]
-                    newLogits[j] = Array(out.logits(k))
+                    kept.append((j, k))
                 } else {
                     order.append(choice.source)
                     feed.append(j)
                 }
             }
             session.reorder(order)
+            if !kept.isEmpty {
+                let H = model.config.hiddenSize
+                var hidden = [Float](); hidden.reserveCapacity(kept.count * H)
+                for (_, k) in kept { hidden += candidateHidden[(k * H)..<((k + 1) * H)] }
+                let lm = model.earlyExitLogits(hidden, rows: kept.count, applyFinalNorm: true)
+                for (i, (j, _)) in kept.enumerated() { newLogits[j] = Array(lm[(i * V)..<((i + 1) * V)]) }
+            }
             if !feed.isEmpty {
                 let fed = try pass(feed.map { SequenceInput(sequence: $0, items: [.token(choices[$0].token)]) },
                                    options: attention)
@@ -322,6 +356,10 @@ final class OperaSearch {
         }
         outcome.counters["rollbacks"] = Double(outcome.rollbacks.count)
         outcome.counters["iterations"] = Double(iteration)
+        // Decode time is wall time after the prefill: passes plus the search's own bookkeeping.
+        let wall = DispatchTime.now().uptimeNanoseconds - runStart
+        outcome.counters["forward-seconds"] = Double(outcome.decodeNanoseconds) / 1e9
+        outcome.decodeNanoseconds = wall > outcome.prefillNanoseconds ? wall - outcome.prefillNanoseconds : 0
         return outcome
     }
 

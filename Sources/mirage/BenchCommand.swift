@@ -27,7 +27,6 @@ struct BenchCommand: ParsableCommand {
             BenchVision.self,
             BenchTokenizer.self,
             BenchDecoders.self,
-            BenchOperaCommand.self,
         ])
 }
 

@@ -84,6 +84,8 @@ struct OperaTests {
         let result = try decoder.decode(context)
         #expect([1] + result.tokens == golden.expected)
         #expect(result.trace.events.filter { $0.kind == "rollback" }.map(\.position) == [11, 21, 21])
+        let penalties = result.trace.events.filter { $0.kind == "penalty" }
+        #expect(!penalties.isEmpty && penalties.allSatisfy { $0.position != nil && ($0.value ?? 1) > 0 })
         #expect(result.decodeRows > 0 && result.forwardRows == result.decodeRows + 46)
         #expect(throws: OperaError.self) {
             try decoder.decode(DecodingContext(model: model, prompt: PromptLayout(items: golden.prompt.items)))
@@ -103,5 +105,34 @@ struct OperaTests {
         #expect(abs(l[0] - logf(0.5)) < 1e-6)
         // The reference's fp16 score store: 65520 saturates to inf, 65519.99 rounds to 65504.
         #expect(Float(Float16(Float(65520))) == .infinity && Float(Float16(Float(65519.99))) == 65504)
+    }
+}
+
+@Suite("OPERA parameter and layout errors")
+struct OperaErrorTests {
+    @Test("invalid values are rejected with a message naming the parameter and what to do")
+    func parameterErrors() {
+        #expect(throws: OperaError.invalidParameter(name: "beams", value: "1",
+                                                    expected: "at least 2 (OPERA is a beam search; use greedy for 1 beam)")) {
+            try OperaParameters(numBeams: 1).validate(vocabSize: 100)
+        }
+        #expect(throws: OperaError.self) { try OperaParameters(candidates: 0).validate(vocabSize: 100) }
+        #expect(throws: OperaError.self) { try OperaParameters(scaleFactor: 0).validate(vocabSize: 100) }
+        #expect(throws: Never.self) { try OperaParameters().validate(vocabSize: 100) }
+        let message = OperaError.invalidParameter(name: "threshold", value: "-1", expected: "0 or more").description
+        #expect(message == "opera: threshold=-1 is not valid; expected 0 or more")
+    }
+
+    @Test("the prompt layout maps to key_position and the length offset of the reference")
+    func layoutMapping() throws {
+        let rows: [PromptItem] = [.token(1), .embedding([0]), .embedding([0]), .token(5)]
+        let llava = try OperaDecoder.operaPrompt(PromptLayout(items: rows, imageSpan: 1..<3), bos: 1)
+        #expect(llava.imageSpan == 1...2 && llava.responseStart == 4)
+        #expect(llava.inputIDs == [1, 5] && llava.lengthOffset == 3)   // the image placeholder counts once
+        let embeds = try OperaDecoder.operaPrompt(PromptLayout(items: [.embedding([0]), .embedding([0])], imageSpan: 0..<1), bos: 1)
+        #expect(embeds.inputIDs == [1] && embeds.lengthOffset == 1)     // transformers 4.29's dummy BOS
+        let stated = try OperaDecoder.operaPrompt(PromptLayout(items: rows, imageSpan: 1..<3, inputIDs: [1, 9, 9, 5]), bos: 1)
+        #expect(stated.lengthOffset == 4)
+        #expect(throws: OperaError.self) { try OperaDecoder.operaPrompt(PromptLayout(items: rows), bos: 1) }
     }
 }
