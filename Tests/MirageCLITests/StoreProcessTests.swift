@@ -17,8 +17,11 @@ func metricsBlock(_ show: String) -> String {
     let arguments = ["import", "pope", answers, "--questions", questions, "--split", "random",
                      "--model", "m", "--decoder", "greedy"]
 
-    // Reference: one uninterrupted import.
+    // Reference: one uninterrupted import, timed so the kills below land inside an import whatever the
+    // machine's speed (a fixed delay lets a fast machine finish before the first kill).
+    let started = Date()
     try mirageOK(arguments + ["--db", scratch.path("reference.sqlite")])
+    let referenceMicroseconds = Date().timeIntervalSince(started) * 1e6
 
     // The same import, SIGKILLed after random short delays, then resumed until it completes.
     let binary = try #require(BuiltProducts.mirage)
@@ -32,7 +35,7 @@ func metricsBlock(_ show: String) -> String {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        usleep(UInt32.random(in: 150_000...1_500_000, using: &generator))
+        usleep(UInt32(referenceMicroseconds * Double.random(in: 0.3...0.8, using: &generator)))
         if process.isRunning { kill(process.processIdentifier, SIGKILL); kills += 1 }
         process.waitUntilExit()
     }
