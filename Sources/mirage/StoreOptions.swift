@@ -29,7 +29,7 @@ enum Provenance {
     private static func revision(dotGit: URL) -> String? {
         var gitDir = dotGit
         var isDir: ObjCBool = false
-        FileManager.default.fileExists(atPath: dotGit.path, isDirectory: &isDir)
+        guard FileManager.default.fileExists(atPath: dotGit.path, isDirectory: &isDir) else { return nil }
         if !isDir.boolValue {   // a worktree: ".git" is a file "gitdir: <path>"
             guard let text = try? String(contentsOf: dotGit, encoding: .utf8), text.hasPrefix("gitdir:") else { return nil }
             gitDir = URL(fileURLWithPath: text.dropFirst(7).trimmingCharacters(in: .whitespacesAndNewlines),

@@ -77,18 +77,21 @@ public func runProcess(_ executable: URL, _ arguments: [String], stdin: Data? = 
     process.standardError = err
     process.standardInput = input
     try process.run()
-    // Drain both pipes concurrently so a chatty child never blocks on a full pipe.
-    var outData = Data(), errData = Data()
+    // Drain both pipes on other threads (while standard input is written) so a chatty child never
+    // blocks on a full pipe. Each box is written by one thread and read after `group.wait()`.
+    final class Box: @unchecked Sendable { var data = Data() }
+    let outBox = Box(), errBox = Box()
+    let outHandle = out.fileHandleForReading, errHandle = err.fileHandleForReading
     let group = DispatchGroup()
     group.enter()
-    DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    DispatchQueue.global().async { outBox.data = outHandle.readDataToEndOfFile(); group.leave() }
     group.enter()
-    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    DispatchQueue.global().async { errBox.data = errHandle.readDataToEndOfFile(); group.leave() }
     if let stdin { input.fileHandleForWriting.write(stdin) }
     try? input.fileHandleForWriting.close()
     process.waitUntilExit()
     group.wait()
     return ProcessResult(status: process.terminationStatus,
-                         stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errData, as: UTF8.self))
+                         stdout: String(decoding: outBox.data, as: UTF8.self),
+                         stderr: String(decoding: errBox.data, as: UTF8.self))
 }
