@@ -294,3 +294,32 @@ public enum Kernels {
     let halfErfc = 0.5 * poly * t * exp16(-a * a)
     return halfErfc.replacing(with: 1 - halfErfc, where: x .>= 0)
 }
+
+extension Kernels {
+    /// Index of the largest of x[0..<count]: the first one on ties, NaNs skipped, 0 when nothing is
+    /// above −inf (the same answer as a scalar `if x[i] > best` scan). Two vector passes: the maximum,
+    /// then its first occurrence.
+    public static func argmax(_ x: UnsafePointer<Float>, count: Int) -> Int {
+        guard count > 0 else { return 0 }
+        var maxVector = F16x16(repeating: -.infinity)
+        var i = 0
+        while i + 16 <= count {
+            maxVector = max16(maxVector, load16(x + i))
+            i += 16
+        }
+        var maximum = maxVector.max()
+        while i < count {
+            if x[i] > maximum { maximum = x[i] }
+            i += 1
+        }
+        if maximum == -.infinity { return 0 }
+        let m = F16x16(repeating: maximum)
+        i = 0
+        while i + 16 <= count {
+            if any(load16(x + i) .== m) { break }
+            i += 16
+        }
+        while x[i] != maximum { i += 1 }
+        return i
+    }
+}
