@@ -1,7 +1,14 @@
 import Foundation
+import MirageKernels
 
 /// Offset of the largest value; the first one on ties (as `torch.argmax`). NaNs are skipped.
 public func argmax<C: Collection>(_ values: C) -> Int where C.Element == Float, C.Index == Int {
+    // Contiguous storage (arrays, slices of logits): the vector kernel, same answer.
+    if let index = values.withContiguousStorageIfAvailable({ buffer in
+        buffer.isEmpty ? 0 : Kernels.argmax(buffer.baseAddress!, count: buffer.count)
+    }) {
+        return index
+    }
     var best = values.startIndex
     var bestValue = -Float.infinity
     for i in values.indices where values[i] > bestValue {

@@ -126,21 +126,11 @@ public enum Kernels {
     /// In-place softmax: x = exp(x − max) / Σ exp(x − max). −inf entries become 0.
     public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
         guard count > 0 else { return }
-        var maxVector = F16x16(repeating: -.infinity)
-        var i = 0
-        while i + 16 <= count {
-            maxVector = max16(maxVector, load16(x + i))
-            i += 16
-        }
-        var maximum = maxVector.max()
-        while i < count {
-            maximum = max(maximum, x[i])
-            i += 1
-        }
+        var maximum = maximumIgnoringNaN(x, count: count)
         if maximum == -.infinity { maximum = 0 } // all masked: keep exp finite (all zeros → NaN, as torch)
         let m = F16x16(repeating: maximum)
         var sums = F16x16()
-        i = 0
+        var i = 0
         while i + 16 <= count {
             let e = exp16(load16(x + i) - m)
             store16(e, x + i)
@@ -293,4 +283,41 @@ public enum Kernels {
     poly = F16x16(repeating: 0.254_829_592).addingProduct(poly, t)
     let halfErfc = 0.5 * poly * t * exp16(-a * a)
     return halfErfc.replacing(with: 1 - halfErfc, where: x .>= 0)
+}
+
+extension Kernels {
+    /// Index of the largest of x[0..<count]: the first one on ties, NaNs skipped, 0 when nothing is
+    /// above −inf (the same answer as a scalar `if x[i] > best` scan). Two vector passes: the maximum,
+    /// then its first occurrence.
+    public static func argmax(_ x: UnsafePointer<Float>, count: Int) -> Int {
+        guard count > 0 else { return 0 }
+        let maximum = maximumIgnoringNaN(x, count: count)
+        if maximum == -.infinity { return 0 }
+        let m = F16x16(repeating: maximum)
+        var i = 0
+        while i + 16 <= count {
+            if any(load16(x + i) .== m) { break }
+            i += 16
+        }
+        while x[i] != maximum { i += 1 }
+        return i
+    }
+}
+
+extension Kernels {
+    /// The largest of x[0..<count], NaNs skipped; −inf when there is none above it.
+    static func maximumIgnoringNaN(_ x: UnsafePointer<Float>, count: Int) -> Float {
+        var maxVector = F16x16(repeating: -.infinity)
+        var i = 0
+        while i + 16 <= count {
+            maxVector = max16(maxVector, load16(x + i))
+            i += 16
+        }
+        var maximum = maxVector.max()
+        while i < count {
+            if x[i] > maximum { maximum = x[i] }
+            i += 1
+        }
+        return maximum
+    }
 }
