@@ -46,9 +46,11 @@ INLINE __m512 load_q16(const int8_t *p, __mmask16 m) {
 // MARK: - Decode (n = 1…8)
 
 /// R weight rows from r against N inputs (f32/f16/bf16); U column chunks in flight give R·U·N
-/// independent FMA chains. R > 1 reuses each x vector for R rows (faster from L2) but interleaves R
-/// memory streams, which the hardware prefetcher follows worse than one: measured from DRAM on this
-/// machine, R = 1 wins, so DECODE_R is 1.
+/// independent FMA chains. R > 1 reuses each x vector for R rows but interleaves R memory streams,
+/// which the hardware prefetcher follows worse than one. While the N inputs fit L1, R = 1 wins
+/// (5 inputs × 896 × 151936, one thread: R = 2 takes q8 8.3 → 15.6 ms); once they outgrow it,
+/// reloading them from L2 for every row dominates and R = 2 wins (5 × 4096 × 8192: q8 6.4 → 3.6 ms,
+/// f16 7.7 → 3.9 ms), so DECODE_R picks by input size. Row results do not depend on R.
 INLINE void decode_block(int format, int N, int R, int U, const mk_weight *w, const float *x, long r,
                          const float *bias, float *y, long ldy) {
     const long cols = w->cols;
@@ -88,71 +90,97 @@ INLINE void decode_block(int format, int N, int R, int U, const mk_weight *w, co
     }
 }
 
-/// One q8 row against N inputs: each 32-input group's int8 values are widened and scaled, then dotted
-/// with every input. Two accumulators per input (one per 16-lane half) and U groups in flight keep
-/// 2·U·N independent FMA chains.
-INLINE void decode_block_q8(int N, int U, const mk_weight *w, const float *x, long r, const float *bias,
-                            float *y, long ldy) {
+/// R q8 rows (from r) against N inputs: each 32-input group's int8 values are widened and scaled once,
+/// then dotted with every input; each input vector loaded serves all R rows (with n ≥ 3 the inputs
+/// outgrow L1, so R = 2 halves their L2 traffic). Two accumulators per row and input (one per 16-lane
+/// half) and U groups in flight keep 2·U·R·N independent FMA chains; every row's sums are formed in
+/// the same order for any R, so results do not depend on R.
+INLINE void decode_block_q8(int N, int R, int U, const mk_weight *w, const float *x, long r,
+                            const float *bias, float *y, long ldy) {
     const long cols = w->cols;
     const long groups = (cols + 31) / 32;
-    const char *row = (const char *)w->data + (size_t)r * w->row_stride;
-    const char *scales = (const char *)w->scales + (size_t)r * w->scale_row_stride;
+    const char *rows[2], *scales[2];
+    for (int p = 0; p < R; p++) {
+        rows[p] = (const char *)w->data + (size_t)(r + p) * w->row_stride;
+        scales[p] = (const char *)w->scales + (size_t)(r + p) * w->scale_row_stride;
+    }
     const long gs = w->group_stride, ss = w->scale_group_stride;
-    __m512 acc[4][8];
-    for (int a = 0; a < 2 * U; a++)
-        for (int i = 0; i < N; i++) acc[a][i] = _mm512_setzero_ps();
+    __m512 acc[2][4][8];
+    for (int p = 0; p < R; p++)
+        for (int a = 0; a < 2 * U; a++)
+            for (int i = 0; i < N; i++) acc[p][a][i] = _mm512_setzero_ps();
     const long fullGroups = cols / 32;
     long g = 0;
     for (; g + U <= fullGroups; g += U) {
         for (int u = 0; u < U; u++) {
             const long c = (g + u) * 32;
-            const int8_t *q = (const int8_t *)(row + (g + u) * gs);
-            __m512 s = _mm512_set1_ps(*(const float *)(scales + (g + u) * ss));
-            __m512 w0 = _mm512_mul_ps(load_q16(q, 0xFFFF), s);
-            __m512 w1 = _mm512_mul_ps(load_q16(q + 16, 0xFFFF), s);
+            __m512 w0[2], w1[2];
+            for (int p = 0; p < R; p++) {
+                const int8_t *q = (const int8_t *)(rows[p] + (g + u) * gs);
+                __m512 s = _mm512_set1_ps(*(const float *)(scales[p] + (g + u) * ss));
+                w0[p] = _mm512_mul_ps(load_q16(q, 0xFFFF), s);
+                w1[p] = _mm512_mul_ps(load_q16(q + 16, 0xFFFF), s);
+            }
             for (int i = 0; i < N; i++) {
                 const float *xi = x + (size_t)i * cols + c;
-                acc[2 * u][i] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xi), acc[2 * u][i]);
-                acc[2 * u + 1][i] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xi + 16), acc[2 * u + 1][i]);
+                __m512 x0 = _mm512_loadu_ps(xi), x1 = _mm512_loadu_ps(xi + 16);
+                for (int p = 0; p < R; p++) {
+                    acc[p][2 * u][i] = _mm512_fmadd_ps(w0[p], x0, acc[p][2 * u][i]);
+                    acc[p][2 * u + 1][i] = _mm512_fmadd_ps(w1[p], x1, acc[p][2 * u + 1][i]);
+                }
             }
         }
     }
     for (; g < groups; g++) {
         const long c = g * 32;
         __mmask16 m0 = mask16(cols - c), m1 = mask16(cols - c - 16 > 0 ? cols - c - 16 : 0);
-        const int8_t *q = (const int8_t *)(row + g * gs);
-        __m512 s = _mm512_set1_ps(*(const float *)(scales + g * ss));
-        __m512 w0 = _mm512_mul_ps(load_q16(q, m0), s);
-        __m512 w1 = _mm512_mul_ps(load_q16(q + 16, m1), s);
+        __m512 w0[2], w1[2];
+        for (int p = 0; p < R; p++) {
+            const int8_t *q = (const int8_t *)(rows[p] + g * gs);
+            __m512 s = _mm512_set1_ps(*(const float *)(scales[p] + g * ss));
+            w0[p] = _mm512_mul_ps(load_q16(q, m0), s);
+            w1[p] = _mm512_mul_ps(load_q16(q + 16, m1), s);
+        }
         for (int i = 0; i < N; i++) {
             const float *xi = x + (size_t)i * cols + c;
-            acc[0][i] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m0, xi), acc[0][i]);
-            acc[1][i] = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(m1, xi + 16), acc[1][i]);
+            __m512 x0 = _mm512_maskz_loadu_ps(m0, xi), x1 = _mm512_maskz_loadu_ps(m1, xi + 16);
+            for (int p = 0; p < R; p++) {
+                acc[p][0][i] = _mm512_fmadd_ps(w0[p], x0, acc[p][0][i]);
+                acc[p][1][i] = _mm512_fmadd_ps(w1[p], x1, acc[p][1][i]);
+            }
         }
     }
-    const float b = bias ? bias[r] : 0.0f;
-    for (int i = 0; i < N; i++) {
-        __m512 total = acc[0][i];
-        for (int a = 1; a < 2 * U; a++) total = _mm512_add_ps(total, acc[a][i]);
-        y[(size_t)i * ldy + r] = _mm512_reduce_add_ps(total) + b;
+    for (int p = 0; p < R; p++) {
+        const float b = bias ? bias[r + p] : 0.0f;
+        for (int i = 0; i < N; i++) {
+            __m512 total = acc[p][0][i];
+            for (int a = 1; a < 2 * U; a++) total = _mm512_add_ps(total, acc[p][a][i]);
+            y[(size_t)i * ldy + r + p] = _mm512_reduce_add_ps(total) + b;
+        }
     }
 }
 
 /// Rows per block and column chunks in flight for N inputs (see decode_block).
-#define DECODE_R(N) 1
+#define DECODE_R(N, COLS) ((N) >= 3 && (long)(N) * (COLS) * 4 > DECODE_L1_X_BYTES ? 2 : 1)
+/// Input bytes above which the N inputs are taken not to stay in L1 (48 KiB on Zen 5) next to the
+/// weight stream.
+#define DECODE_L1_X_BYTES (32L * 1024)
 #define DECODE_U(N) ((N) == 1 ? 4 : (N) == 2 ? 2 : 1)
 
 #define DEFINE_DECODE(FMT, NAME, N)                                                                      \
     static void NAME##_##N(const mk_weight *w, const float *x, long r0, long r1, const float *bias,       \
                            float *y, long ldy) {                                                          \
         long r = r0;                                                                                      \
-        if (FMT == MK_Q8) {                                                                               \
-            for (; r < r1; r++) decode_block_q8(N, (N) == 1 ? 2 : 1, w, x, r, bias, y, ldy);              \
-            return;                                                                                       \
+        if (DECODE_R(N, w->cols) == 2) {                                                                  \
+            for (; r + 2 <= r1; r += 2) {                                                                 \
+                if (FMT == MK_Q8) decode_block_q8(N, 2, (N) == 1 ? 2 : 1, w, x, r, bias, y, ldy);         \
+                else decode_block(FMT, N, 2, DECODE_U(N), w, x, r, bias, y, ldy);                         \
+            }                                                                                             \
         }                                                                                                 \
-        for (; r + DECODE_R(N) <= r1; r += DECODE_R(N))                                                   \
-            decode_block(FMT, N, DECODE_R(N), DECODE_U(N), w, x, r, bias, y, ldy);                        \
-        for (; r < r1; r++) decode_block(FMT, N, 1, DECODE_U(N), w, x, r, bias, y, ldy);                  \
+        for (; r < r1; r++) {                                                                             \
+            if (FMT == MK_Q8) decode_block_q8(N, 1, (N) == 1 ? 2 : 1, w, x, r, bias, y, ldy);             \
+            else decode_block(FMT, N, 1, DECODE_U(N), w, x, r, bias, y, ldy);                             \
+        }                                                                                                 \
     }
 
 #define DEFINE_DECODE_ALL(FMT, NAME)                                                                     \

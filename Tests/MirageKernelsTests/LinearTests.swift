@@ -147,3 +147,25 @@ extension LinearTests {
         #expect(separate == full)
     }
 }
+
+extension LinearTests {
+    /// Inputs too wide for L1 (n · cols · 4 bytes > 32 KiB) take the decode path that walks two weight
+    /// rows at once; every row must come out bit-identical to that row computed alone, and close to the
+    /// float64 reference.
+    @Test(arguments: WeightFormat.allCases, [3, 5, 8])
+    func wideDecodeRowPairsMatchSingleRows(format: WeightFormat, n: Int) {
+        let rows = 9, cols = 1700
+        var random = SeededRandom(seed: UInt64(97 + n))
+        let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
+        let x = random.floats(n * cols, in: -2...2)
+        var full = [Float](repeating: 0, count: n * rows)
+        Kernels.linear(x, n: n, weight: weight.matrix, bias: nil, into: &full, pool: Self.pool)
+        for r in 0..<rows {
+            var one = [Float](repeating: 0, count: n)
+            Kernels.linear(x, n: n, weight: weight.matrix.rowSlice(r..<(r + 1)), bias: nil, into: &one, pool: Self.pool)
+            for i in 0..<n { #expect(one[i] == full[i * rows + r], "format \(format) n \(n) row \(r) input \(i)") }
+        }
+        let error = worstRelativeError(rows: rows, cols: cols, n: n, format: format, withBias: true, seed: 555)
+        #expect(error <= 1e-5, "format \(format) n \(n): \(error)")
+    }
+}
