@@ -286,7 +286,15 @@ public final class Session {
         let attn = UnsafeMutablePointer<Float>.allocate(capacity: n * qDim)
         let gate = UnsafeMutablePointer<Float>.allocate(capacity: n * I)
         let up = UnsafeMutablePointer<Float>.allocate(capacity: n * I)
-        defer { for p in [x, h, tmp, q, k, v, attn, gate, up] { p.deallocate() } }
+        // RoPE cosines then sines (headDim/2 each) per row, shared by all heads and layers.
+        let ropeTable = UnsafeMutablePointer<Float>.allocate(capacity: n * hd)
+        defer { for p in [x, h, tmp, q, k, v, attn, gate, up, ropeTable] { p.deallocate() } }
+        inverseFrequencies.withUnsafeBufferPointer { inv in
+            for (r, row) in rows.enumerated() {
+                Kernels.ropeAngles(position: row.position, inverseFrequencies: inv.baseAddress!, count: hd / 2,
+                                   cosines: ropeTable + r * hd, sines: ropeTable + r * hd + hd / 2)
+            }
+        }
 
         // Attention capture: per row, heads × keyCount.
         var probabilityOffsets: [Int] = []
@@ -319,16 +327,13 @@ public final class Session {
                 }
             }
             model.linearRows(h, rows: n, projections: [(L.q, q), (L.k, k), (L.v, v)])
-            inverseFrequencies.withUnsafeBufferPointer { inv in
-                for (r, row) in rows.enumerated() {
-                    for head in 0..<nh {
-                        Kernels.ropeRotateHalf(q + r * qDim + head * hd, headDim: hd, position: row.position,
-                                               inverseFrequencies: inv.baseAddress!)
-                    }
-                    for head in 0..<nkv {
-                        Kernels.ropeRotateHalf(k + r * kvDim + head * hd, headDim: hd, position: row.position,
-                                               inverseFrequencies: inv.baseAddress!)
-                    }
+            for r in 0..<n {
+                let cosines = ropeTable + r * hd, sines = cosines + hd / 2
+                for head in 0..<nh {
+                    Kernels.ropeRotateHalf(q + r * qDim + head * hd, headDim: hd, cosines: cosines, sines: sines)
+                }
+                for head in 0..<nkv {
+                    Kernels.ropeRotateHalf(k + r * kvDim + head * hd, headDim: hd, cosines: cosines, sines: sines)
                 }
             }
             for (r, row) in rows.enumerated() {

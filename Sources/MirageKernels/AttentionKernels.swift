@@ -1,23 +1,48 @@
 // Attention inner loops over a run of cached keys/values (added by the engine engineer: one call per KV
 // block instead of one `dot`/`axpy` per position, which dominated prefill attention).
+//
+// Both kernels keep several independent FMA chains in flight (four keys at a time in `scaledDots`, four
+// 16-lane column groups at a time in `accumulateRows`): a single chain is bound by FMA latency, which made
+// prefill attention run at a fraction of peak. Each output element is still summed in the same order as
+// the one-chain version, so results are bitwise unchanged.
 
 extension Kernels {
     /// scores[j] = scale · Σ_d q[d]·rows[j·dim + d] for j < count (rows: count × dim, row-major).
     public static func scaledDots(_ q: UnsafePointer<Float>, rows: UnsafePointer<Float>, count: Int, dim: Int,
                                   scale: Float, into scores: UnsafeMutablePointer<Float>) {
-        if dim % 16 == 0 && dim <= 256 {
-            for j in 0..<count {
-                let row = rows + j * dim
-                var acc = F16x16()
-                var d = 0
-                while d < dim {
-                    acc = acc.addingProduct(load16(q + d), load16(row + d))
-                    d += 16
-                }
-                scores[j] = sum16(acc) * scale
-            }
-        } else {
+        guard dim % 16 == 0 && dim <= 256 else {
             for j in 0..<count { scores[j] = dot(q, rows + j * dim, count: dim) * scale }
+            return
+        }
+        var j = 0
+        while j + 4 <= count {
+            let r0 = rows + j * dim, r1 = r0 + dim, r2 = r1 + dim, r3 = r2 + dim
+            var a0 = F16x16(), a1 = F16x16(), a2 = F16x16(), a3 = F16x16()
+            var d = 0
+            while d < dim {
+                let qv = load16(q + d)
+                a0 = a0.addingProduct(qv, load16(r0 + d))
+                a1 = a1.addingProduct(qv, load16(r1 + d))
+                a2 = a2.addingProduct(qv, load16(r2 + d))
+                a3 = a3.addingProduct(qv, load16(r3 + d))
+                d += 16
+            }
+            scores[j] = sum16(a0) * scale
+            scores[j + 1] = sum16(a1) * scale
+            scores[j + 2] = sum16(a2) * scale
+            scores[j + 3] = sum16(a3) * scale
+            j += 4
+        }
+        while j < count {
+            let row = rows + j * dim
+            var acc = F16x16()
+            var d = 0
+            while d < dim {
+                acc = acc.addingProduct(load16(q + d), load16(row + d))
+                d += 16
+            }
+            scores[j] = sum16(acc) * scale
+            j += 1
         }
     }
 
@@ -25,6 +50,19 @@ extension Kernels {
     public static func accumulateRows(weights: UnsafePointer<Float>, rows: UnsafePointer<Float>, count: Int, dim: Int,
                                       into y: UnsafeMutablePointer<Float>) {
         var d = 0
+        while d + 64 <= dim {
+            var a0 = load16(y + d), a1 = load16(y + d + 16), a2 = load16(y + d + 32), a3 = load16(y + d + 48)
+            for j in 0..<count {
+                let w = F16x16(repeating: weights[j])
+                let row = rows + j * dim + d
+                a0 = a0.addingProduct(w, load16(row))
+                a1 = a1.addingProduct(w, load16(row + 16))
+                a2 = a2.addingProduct(w, load16(row + 32))
+                a3 = a3.addingProduct(w, load16(row + 48))
+            }
+            store16(a0, y + d); store16(a1, y + d + 16); store16(a2, y + d + 32); store16(a3, y + d + 48)
+            d += 64
+        }
         while d + 16 <= dim {
             var acc = load16(y + d)
             for j in 0..<count {
