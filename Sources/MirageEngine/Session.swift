@@ -347,38 +347,53 @@ public final class Session {
             let edit = options.scoreEdit.flatMap { $0.layers.contains(l) ? $0 : nil }
             let captureProbabilities = options.lastLayerAttention && l == c.numLayers - 1
             let cache = self.cache
-            model.pool.parallelFor(n * nh) { task in
-                let r = task / nh, head = task % nh, kvHead = head / group
+            // One task per query row and KV head (all `group` query heads sharing it) when there are enough
+            // rows to keep the pool busy: each key/value block is then read once from L2 and reused from L1
+            // by every head of the group. Few rows (decode): one task per query head.
+            let headsPerTask = n * nkv >= 2 * model.pool.threadCount ? group : 1
+            let tasksPerRow = nh / headsPerTask
+            model.pool.parallelFor(n * tasksPerRow) { task in
+                let r = task / tasksPerRow, firstHead = (task % tasksPerRow) * headsPerTask
+                let kvHead = firstHead / group
                 let row = rows[r]
                 let keyCount = row.position + 1
                 let blocks = blockTables[row.sequence]
-                let qRow = q + r * qDim + head * hd
-                let out = attn + r * qDim + head * hd
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: keyCount) { scoreBuffer in
-                    let scores = scoreBuffer.baseAddress!
+                let qFirst = q + r * qDim + firstHead * hd
+                let outFirst = attn + r * qDim + firstHead * hd
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: headsPerTask * keyCount) { scoreBuffer in
+                    let allScores = scoreBuffer.baseAddress!
                     var j = 0
                     for block in blocks where j < keyCount {
-                        Kernels.scaledDots(qRow, rows: cache.keys(block, layer: l, head: kvHead),
-                                           count: min(bs, keyCount - j), dim: hd, scale: scale, into: scores + j)
+                        let keys = cache.keys(block, layer: l, head: kvHead), count = min(bs, keyCount - j)
+                        for i in 0..<headsPerTask {
+                            Kernels.scaledDots(qFirst + i * hd, rows: keys, count: count, dim: hd, scale: scale,
+                                               into: allScores + i * keyCount + j)
+                        }
                         j += bs
                     }
-                    if let edit {
-                        let lo = max(0, edit.keyRange.lowerBound), hi = min(keyCount, edit.keyRange.upperBound)
-                        if lo < hi {
-                            edit.edit(AttentionScoreContext(layer: l, head: head, sequence: row.sequence,
-                                                            queryPosition: row.position, keys: lo..<hi),
-                                      UnsafeMutableBufferPointer(start: scores + lo, count: hi - lo))
+                    for i in 0..<headsPerTask {
+                        let head = firstHead + i, scores = allScores + i * keyCount
+                        if let edit {
+                            let lo = max(0, edit.keyRange.lowerBound), hi = min(keyCount, edit.keyRange.upperBound)
+                            if lo < hi {
+                                edit.edit(AttentionScoreContext(layer: l, head: head, sequence: row.sequence,
+                                                                queryPosition: row.position, keys: lo..<hi),
+                                          UnsafeMutableBufferPointer(start: scores + lo, count: hi - lo))
+                            }
+                        }
+                        Kernels.softmax(scores, count: keyCount)
+                        if captureProbabilities {
+                            (probabilities + probabilityOffsets[r] + head * keyCount).update(from: scores, count: keyCount)
                         }
                     }
-                    Kernels.softmax(scores, count: keyCount)
-                    if captureProbabilities {
-                        (probabilities + probabilityOffsets[r] + head * keyCount).update(from: scores, count: keyCount)
-                    }
-                    out.initialize(repeating: 0, count: hd)
+                    outFirst.initialize(repeating: 0, count: headsPerTask * hd)
                     j = 0
                     for block in blocks where j < keyCount {
-                        Kernels.accumulateRows(weights: scores + j, rows: cache.values(block, layer: l, head: kvHead),
-                                               count: min(bs, keyCount - j), dim: hd, into: out)
+                        let values = cache.values(block, layer: l, head: kvHead), count = min(bs, keyCount - j)
+                        for i in 0..<headsPerTask {
+                            Kernels.accumulateRows(weights: allScores + i * keyCount + j, rows: values, count: count,
+                                                   dim: hd, into: outFirst + i * hd)
+                        }
                         j += bs
                     }
                 }
