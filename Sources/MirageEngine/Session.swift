@@ -365,7 +365,14 @@ public final class Session {
                     var j = 0
                     for block in blocks where j < keyCount {
                         let keys = cache.keys(block, layer: l, head: kvHead), count = min(bs, keyCount - j)
-                        for i in 0..<headsPerTask {
+                        var i = 0
+                        while i + 2 <= headsPerTask {
+                            Kernels.scaledDots(qFirst + i * hd, qFirst + (i + 1) * hd, rows: keys, count: count,
+                                               dim: hd, scale: scale, into: allScores + i * keyCount + j,
+                                               allScores + (i + 1) * keyCount + j)
+                            i += 2
+                        }
+                        if i < headsPerTask {
                             Kernels.scaledDots(qFirst + i * hd, rows: keys, count: count, dim: hd, scale: scale,
                                                into: allScores + i * keyCount + j)
                         }

@@ -44,6 +44,42 @@ extension Kernels {
         }
     }
 
+    /// `scaledDots` for two queries against the same rows (two heads sharing a KV head): each key row is
+    /// loaded once for both, halving the loads per multiply-add. Bitwise equal to two `scaledDots` calls.
+    public static func scaledDots(_ q0: UnsafePointer<Float>, _ q1: UnsafePointer<Float>, rows: UnsafePointer<Float>,
+                                  count: Int, dim: Int, scale: Float,
+                                  into scores0: UnsafeMutablePointer<Float>, _ scores1: UnsafeMutablePointer<Float>) {
+        guard dim % 16 == 0 && dim <= 256 else {
+            scaledDots(q0, rows: rows, count: count, dim: dim, scale: scale, into: scores0)
+            scaledDots(q1, rows: rows, count: count, dim: dim, scale: scale, into: scores1)
+            return
+        }
+        var j = 0
+        while j + 4 <= count {
+            let r0 = rows + j * dim, r1 = r0 + dim, r2 = r1 + dim, r3 = r2 + dim
+            var a0 = F16x16(), a1 = F16x16(), a2 = F16x16(), a3 = F16x16()
+            var b0 = F16x16(), b1 = F16x16(), b2 = F16x16(), b3 = F16x16()
+            var d = 0
+            while d < dim {
+                let x = load16(q0 + d), y = load16(q1 + d)
+                let k0 = load16(r0 + d), k1 = load16(r1 + d), k2 = load16(r2 + d), k3 = load16(r3 + d)
+                a0 = a0.addingProduct(x, k0); b0 = b0.addingProduct(y, k0)
+                a1 = a1.addingProduct(x, k1); b1 = b1.addingProduct(y, k1)
+                a2 = a2.addingProduct(x, k2); b2 = b2.addingProduct(y, k2)
+                a3 = a3.addingProduct(x, k3); b3 = b3.addingProduct(y, k3)
+                d += 16
+            }
+            let sums0 = sum16x4(a0, a1, a2, a3) * scale, sums1 = sum16x4(b0, b1, b2, b3) * scale
+            for t in 0..<4 { scores0[j + t] = sums0[t]; scores1[j + t] = sums1[t] }
+            j += 4
+        }
+        if j < count {
+            let tail = rows + j * dim
+            scaledDots(q0, rows: tail, count: count - j, dim: dim, scale: scale, into: scores0 + j)
+            scaledDots(q1, rows: tail, count: count - j, dim: dim, scale: scale, into: scores1 + j)
+        }
+    }
+
     /// y[d] += Σ_j weights[j]·rows[j·dim + d] for d < dim (rows: count × dim, row-major).
     public static func accumulateRows(weights: UnsafePointer<Float>, rows: UnsafePointer<Float>, count: Int, dim: Int,
                                       into y: UnsafeMutablePointer<Float>) {

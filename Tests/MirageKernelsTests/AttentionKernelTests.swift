@@ -19,6 +19,11 @@ import Testing
                 expected *= Double(scale)
                 #expect(abs(Double(scores[j]) - expected) <= 1e-5, "dots dim \(dim) count \(count) key \(j)")
             }
+            let q1 = random.floats(dim)
+            var pair0 = [Float](repeating: .nan, count: count), pair1 = pair0, single1 = pair0
+            Kernels.scaledDots(q, q1, rows: rows, count: count, dim: dim, scale: scale, into: &pair0, &pair1)
+            Kernels.scaledDots(q1, rows: rows, count: count, dim: dim, scale: scale, into: &single1)
+            #expect(pair0 == scores && pair1 == single1, "two-query dots dim \(dim) count \(count)")
             let start = random.floats(dim)
             var y = start
             Kernels.accumulateRows(weights: weights, rows: rows, count: count, dim: dim, into: &y)
