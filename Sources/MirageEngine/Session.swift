@@ -286,7 +286,15 @@ public final class Session {
         let attn = UnsafeMutablePointer<Float>.allocate(capacity: n * qDim)
         let gate = UnsafeMutablePointer<Float>.allocate(capacity: n * I)
         let up = UnsafeMutablePointer<Float>.allocate(capacity: n * I)
-        defer { for p in [x, h, tmp, q, k, v, attn, gate, up] { p.deallocate() } }
+        // RoPE cosines then sines (headDim/2 each) per row, shared by all heads and layers.
+        let ropeTable = UnsafeMutablePointer<Float>.allocate(capacity: n * hd)
+        defer { for p in [x, h, tmp, q, k, v, attn, gate, up, ropeTable] { p.deallocate() } }
+        inverseFrequencies.withUnsafeBufferPointer { inv in
+            for (r, row) in rows.enumerated() {
+                Kernels.ropeAngles(position: row.position, inverseFrequencies: inv.baseAddress!, count: hd / 2,
+                                   cosines: ropeTable + r * hd, sines: ropeTable + r * hd + hd / 2)
+            }
+        }
 
         // Attention capture: per row, heads × keyCount.
         var probabilityOffsets: [Int] = []
@@ -319,16 +327,13 @@ public final class Session {
                 }
             }
             model.linearRows(h, rows: n, projections: [(L.q, q), (L.k, k), (L.v, v)])
-            inverseFrequencies.withUnsafeBufferPointer { inv in
-                for (r, row) in rows.enumerated() {
-                    for head in 0..<nh {
-                        Kernels.ropeRotateHalf(q + r * qDim + head * hd, headDim: hd, position: row.position,
-                                               inverseFrequencies: inv.baseAddress!)
-                    }
-                    for head in 0..<nkv {
-                        Kernels.ropeRotateHalf(k + r * kvDim + head * hd, headDim: hd, position: row.position,
-                                               inverseFrequencies: inv.baseAddress!)
-                    }
+            for r in 0..<n {
+                let cosines = ropeTable + r * hd, sines = cosines + hd / 2
+                for head in 0..<nh {
+                    Kernels.ropeRotateHalf(q + r * qDim + head * hd, headDim: hd, cosines: cosines, sines: sines)
+                }
+                for head in 0..<nkv {
+                    Kernels.ropeRotateHalf(k + r * kvDim + head * hd, headDim: hd, cosines: cosines, sines: sines)
                 }
             }
             for (r, row) in rows.enumerated() {
@@ -342,38 +347,60 @@ public final class Session {
             let edit = options.scoreEdit.flatMap { $0.layers.contains(l) ? $0 : nil }
             let captureProbabilities = options.lastLayerAttention && l == c.numLayers - 1
             let cache = self.cache
-            model.pool.parallelFor(n * nh) { task in
-                let r = task / nh, head = task % nh, kvHead = head / group
+            // One task per query row and KV head (all `group` query heads sharing it) when there are enough
+            // rows to keep the pool busy: each key/value block is then read once from L2 and reused from L1
+            // by every head of the group. Few rows (decode): one task per query head.
+            let headsPerTask = n * nkv >= 2 * model.pool.threadCount ? group : 1
+            let tasksPerRow = nh / headsPerTask
+            model.pool.parallelFor(n * tasksPerRow) { task in
+                let r = task / tasksPerRow, firstHead = (task % tasksPerRow) * headsPerTask
+                let kvHead = firstHead / group
                 let row = rows[r]
                 let keyCount = row.position + 1
                 let blocks = blockTables[row.sequence]
-                let qRow = q + r * qDim + head * hd
-                let out = attn + r * qDim + head * hd
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: keyCount) { scoreBuffer in
-                    let scores = scoreBuffer.baseAddress!
+                let qFirst = q + r * qDim + firstHead * hd
+                let outFirst = attn + r * qDim + firstHead * hd
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: headsPerTask * keyCount) { scoreBuffer in
+                    let allScores = scoreBuffer.baseAddress!
                     var j = 0
                     for block in blocks where j < keyCount {
-                        Kernels.scaledDots(qRow, rows: cache.keys(block, layer: l, head: kvHead),
-                                           count: min(bs, keyCount - j), dim: hd, scale: scale, into: scores + j)
+                        let keys = cache.keys(block, layer: l, head: kvHead), count = min(bs, keyCount - j)
+                        var i = 0
+                        while i + 2 <= headsPerTask {
+                            Kernels.scaledDots(qFirst + i * hd, qFirst + (i + 1) * hd, rows: keys, count: count,
+                                               dim: hd, scale: scale, into: allScores + i * keyCount + j,
+                                               allScores + (i + 1) * keyCount + j)
+                            i += 2
+                        }
+                        if i < headsPerTask {
+                            Kernels.scaledDots(qFirst + i * hd, rows: keys, count: count, dim: hd, scale: scale,
+                                               into: allScores + i * keyCount + j)
+                        }
                         j += bs
                     }
-                    if let edit {
-                        let lo = max(0, edit.keyRange.lowerBound), hi = min(keyCount, edit.keyRange.upperBound)
-                        if lo < hi {
-                            edit.edit(AttentionScoreContext(layer: l, head: head, sequence: row.sequence,
-                                                            queryPosition: row.position, keys: lo..<hi),
-                                      UnsafeMutableBufferPointer(start: scores + lo, count: hi - lo))
+                    for i in 0..<headsPerTask {
+                        let head = firstHead + i, scores = allScores + i * keyCount
+                        if let edit {
+                            let lo = max(0, edit.keyRange.lowerBound), hi = min(keyCount, edit.keyRange.upperBound)
+                            if lo < hi {
+                                edit.edit(AttentionScoreContext(layer: l, head: head, sequence: row.sequence,
+                                                                queryPosition: row.position, keys: lo..<hi),
+                                          UnsafeMutableBufferPointer(start: scores + lo, count: hi - lo))
+                            }
+                        }
+                        Kernels.softmax(scores, count: keyCount)
+                        if captureProbabilities {
+                            (probabilities + probabilityOffsets[r] + head * keyCount).update(from: scores, count: keyCount)
                         }
                     }
-                    Kernels.softmax(scores, count: keyCount)
-                    if captureProbabilities {
-                        (probabilities + probabilityOffsets[r] + head * keyCount).update(from: scores, count: keyCount)
-                    }
-                    out.initialize(repeating: 0, count: hd)
+                    outFirst.initialize(repeating: 0, count: headsPerTask * hd)
                     j = 0
                     for block in blocks where j < keyCount {
-                        Kernels.accumulateRows(weights: scores + j, rows: cache.values(block, layer: l, head: kvHead),
-                                               count: min(bs, keyCount - j), dim: hd, into: out)
+                        let values = cache.values(block, layer: l, head: kvHead), count = min(bs, keyCount - j)
+                        for i in 0..<headsPerTask {
+                            Kernels.accumulateRows(weights: allScores + i * keyCount + j, rows: values, count: count,
+                                                   dim: hd, into: outFirst + i * hd)
+                        }
                         j += bs
                     }
                 }

@@ -194,11 +194,33 @@ public enum Kernels {
     public static func ropeRotateHalf(_ x: UnsafeMutablePointer<Float>, headDim: Int, position: Int,
                                       inverseFrequencies: UnsafePointer<Float>) {
         let half = headDim / 2
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * half) { table in
+            let cosines = table.baseAddress!, sines = cosines + half
+            ropeAngles(position: position, inverseFrequencies: inverseFrequencies, count: half,
+                       cosines: cosines, sines: sines)
+            ropeRotateHalf(x, headDim: headDim, cosines: cosines, sines: sines)
+        }
+    }
+
+    /// cosines[j], sines[j] of the RoPE angle position·inverseFrequencies[j] for j < count: computed once
+    /// per position and shared by every head and layer (the cos/sin calls dominated RoPE otherwise).
+    public static func ropeAngles(position: Int, inverseFrequencies: UnsafePointer<Float>, count: Int,
+                                  cosines: UnsafeMutablePointer<Float>, sines: UnsafeMutablePointer<Float>) {
         let p = Float(position)
-        for j in 0..<half {
+        for j in 0..<count {
             // The angle is formed in f32 exactly as transformers does (position · inv_freq in f32).
             let angle = p * inverseFrequencies[j]
-            let c = cos(angle), s = sin(angle)
+            cosines[j] = cos(angle)
+            sines[j] = sin(angle)
+        }
+    }
+
+    /// `ropeRotateHalf` with the per-position cosines/sines (headDim/2 each) from `ropeAngles`.
+    public static func ropeRotateHalf(_ x: UnsafeMutablePointer<Float>, headDim: Int,
+                                      cosines: UnsafePointer<Float>, sines: UnsafePointer<Float>) {
+        let half = headDim / 2
+        for j in 0..<half {
+            let c = cosines[j], s = sines[j]
             let a = x[j], b = x[j + half]
             x[j] = a * c - b * s
             x[j + half] = b * c + a * s
