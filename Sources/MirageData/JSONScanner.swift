@@ -200,13 +200,7 @@ public struct JSONScanner {
     public mutating func readDouble() throws -> Double {
         skipWhitespace()
         let start = pos
-        while pos < end {
-            let c = base[pos]
-            if (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "-") || c == UInt8(ascii: "+")
-                || c == UInt8(ascii: ".") || c == UInt8(ascii: "e") || c == UInt8(ascii: "E") {
-                pos += 1
-            } else { break }
-        }
+        advancePastNumberCharacters()
         guard pos > start else { throw error("expected a number, found \(describeHere())") }
         let text = String(decoding: UnsafeBufferPointer(start: base + start, count: pos - start), as: UTF8.self)
         guard let d = Double(text) else { pos = start; throw error("malformed number '\(text)'") }
@@ -373,9 +367,8 @@ public struct JSONScanner {
         }
     }
 
-    /// Skips a number without converting it (validated only as a run of number characters).
-    mutating func skipNumber() throws {
-        let start = pos
+    /// Moves past a run of characters that can appear in a JSON number (digits, sign, '.', exponent).
+    private mutating func advancePastNumberCharacters() {
         while pos < end {
             let c = base[pos]
             if (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "-") || c == UInt8(ascii: "+")
@@ -383,6 +376,12 @@ public struct JSONScanner {
                 pos += 1
             } else { break }
         }
+    }
+
+    /// Skips a number without converting it (validated only as a run of number characters).
+    mutating func skipNumber() throws {
+        let start = pos
+        advancePastNumberCharacters()
         if pos == start { throw error("expected a value, found \(describeHere())") }
     }
 

@@ -43,26 +43,17 @@ func decodeContrastive(_ context: DecodingContext, branches: [PromptLayout], opt
         outputs.append(try session.prefill(Array(p.items[shared...]), to: i, options: i == 0 ? options : ForwardOptions()))
     }
     var rows = ContrastiveRows(logits: outputs.map { $0.logits(0) }, output: outputs[0])
-    let stops = StopStringMatcher(context: context)
-    var history = context.prompt.tokenIDs
-    var tokens: [Int] = []
-    var reason = StopReason.maxNewTokens
+    var response = ResponseAccumulator(context: context)
     while true {
-        let step = tokens.count
+        let step = response.tokens.count
         var scores = try score(rows, step, &trace)
-        let ctx = LogitsContext(tokens: history, generated: step)
-        for p in processors { p.process(&scores, context: ctx) }
+        for p in processors { p.process(&scores, context: response.logitsContext) }
         let token = choose(scores, step)
-        tokens.append(token)
-        history.append(token)
-        context.onToken?(token)
-        if limits.eosTokenIDs.contains(token) { reason = .eos; break }
-        if try stops.matches(tokens) { reason = .stopString; break }
-        if tokens.count >= limits.maxNewTokens { break }
+        if try response.commit(token) { break }
         let out = try session.step([Int](repeating: token, count: prompts.count), options: options)
         rows = ContrastiveRows(logits: (0..<prompts.count).map { out.logits($0) }, output: out)
     }
-    return DecodeResult(tokens: tokens, text: context.text(of: tokens), stopReason: reason, meter: session.meter, trace: trace)
+    return response.result(meter: session.meter, trace: trace)
 }
 
 /// Sampling from the scores with the item's stream (as `SamplingDecoder`: draw `step`, stream 0), or argmax.

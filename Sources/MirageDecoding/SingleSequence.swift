@@ -9,32 +9,57 @@ func decodeOneSequence(_ context: DecodingContext, processors: [any LogitsProces
     let session = context.makeSession()
     var trace = DecodeTrace()
     var hook = hook
-    var history = context.prompt.tokenIDs
-    var tokens: [Int] = []
-    var reason = StopReason.maxNewTokens
     guard limits.maxNewTokens > 0 else {
-        return DecodeResult(tokens: [], text: "", stopReason: reason, meter: session.meter)
+        return DecodeResult(tokens: [], text: "", stopReason: .maxNewTokens, meter: session.meter)
     }
     var out = try session.prefill(context.prompt.items,
                                   options: hook?.options(step: 0, base: ForwardOptions()) ?? ForwardOptions())
     hook?.observe(step: 0, output: out, trace: &trace)
-    let stops = StopStringMatcher(context: context)
+    var response = ResponseAccumulator(context: context)
     while true {
         var scores = Array(out.logits(0))
-        let step = tokens.count
-        let ctx = LogitsContext(tokens: history, generated: step)
-        for p in processors { p.process(&scores, context: ctx) }
+        let step = response.tokens.count
+        for p in processors { p.process(&scores, context: response.logitsContext) }
         let token = choose(&scores, step)
-        tokens.append(token)
-        history.append(token)
-        context.onToken?(token)
-        if limits.eosTokenIDs.contains(token) { reason = .eos; break }
-        if try stops.matches(tokens) { reason = .stopString; break }
-        if tokens.count >= limits.maxNewTokens { break }
+        if try response.commit(token) { break }
         out = try session.step([token], options: hook?.options(step: step + 1, base: ForwardOptions()) ?? ForwardOptions())
         hook?.observe(step: step + 1, output: out, trace: &trace)
     }
-    return DecodeResult(tokens: tokens, text: context.text(of: tokens), stopReason: reason, meter: session.meter, trace: trace)
+    return response.result(meter: session.meter, trace: trace)
+}
+
+/// The response of a one-token-per-step decoder as it grows: commits each token (history for the
+/// logits processors, the context's `onToken` callback) and decides when to stop (EOS, a stop string,
+/// `maxNewTokens`). Greedy, sampling and the contrastive decoders share it, so they stop alike.
+struct ResponseAccumulator {
+    let context: DecodingContext
+    private let stops: StopStringMatcher
+    private var history: [Int]
+    private(set) var tokens: [Int] = []
+    private(set) var reason = StopReason.maxNewTokens
+
+    init(context: DecodingContext) {
+        self.context = context
+        stops = StopStringMatcher(context: context)
+        history = context.prompt.tokenIDs
+    }
+
+    /// What the logits processors see before the next token is chosen.
+    var logitsContext: LogitsContext { LogitsContext(tokens: history, generated: tokens.count) }
+
+    /// Appends `token`; returns true when decoding must stop after it.
+    mutating func commit(_ token: Int) throws -> Bool {
+        tokens.append(token)
+        history.append(token)
+        context.onToken?(token)
+        if context.limits.eosTokenIDs.contains(token) { reason = .eos; return true }
+        if try stops.matches(tokens) { reason = .stopString; return true }
+        return tokens.count >= context.limits.maxNewTokens
+    }
+
+    func result(meter: ForwardMeter, trace: DecodeTrace) -> DecodeResult {
+        DecodeResult(tokens: tokens, text: context.text(of: tokens), stopReason: reason, meter: meter, trace: trace)
+    }
 }
 
 /// Checks the decoded response against the context's stop strings.
