@@ -19,7 +19,7 @@ struct BenchDecoders: ParsableCommand {
         commandName: "decoders",
         abstract: "Time the decoders (greedy, beam, OPERA, VCD, ...) on a Qwen2-0.5B-shaped model and print their cost ratios.",
         discussion: """
-        Without --model, uses the Qwen2-0.5B-shaped random model `mirage bench-engine` synthesizes (bf16, seed 0; \
+        Without --model, uses the Qwen2-0.5B-shaped random model `mirage bench engine` synthesizes (bf16, seed 0; \
         made once in --work-dir). The prompt is --text-tokens random token ids around an "image" span of \
         --image-rows random embedding rows; contrastive decoders get a second prompt whose image rows are \
         different random rows ("contrast") and a text-only prompt ("unconditional"). EOS is ignored so every \
@@ -48,7 +48,7 @@ struct BenchDecoders: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Model folder (default: the synthesized Qwen2-0.5B).", valueName: "dir"))
     var model: String?
 
-    @Option(name: .long, help: ArgumentHelp("Where `mirage bench-engine` keeps synthesized models.", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("Where `mirage bench engine` keeps synthesized models.", valueName: "dir"))
     var workDir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-engine").path
 
     @Option(name: .long, help: "Quantize at load (q8) or run the checkpoint's dtype.")
