@@ -34,18 +34,47 @@ public final class RunStore: Sendable {
         // may drop the last commits; one fsync per item would make imports I/O-bound.
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         do {
-            pool = try DatabasePool(path: path, configuration: config)
-            let migrator = Schema.migrator
-            // Re-check through the pool: another process may have migrated since the read-only check.
-            let unknown = try pool.read { db in
-                try migrator.hasBeenSuperseded(db) ? try Self.unknownMigrations(db) : []
-            }
-            if !unknown.isEmpty { throw StoreError.newerSchema(path: path, unknownMigrations: unknown) }
-            try migrator.migrate(pool)
+            pool = try Self.openAndMigrate(path: path, configuration: config)
         } catch let error as StoreError {
             throw error
         } catch {
             throw StoreError.sqlite(path: path, message: "\(error)")
+        }
+    }
+
+    /// Opens the pool and migrates, one process at a time, retrying while another process holds a lock.
+    ///
+    /// Switching a new file to WAL (`PRAGMA journal_mode = WAL`, run when the pool opens) does not wait on
+    /// the busy timeout: SQLite answers SQLITE_BUSY at once when a second process is opening the same new
+    /// file. Two `mirage` processes started together on a fresh database hit this, so opening retries
+    /// with a short random back-off for up to a minute (the busy timeout everything else uses).
+    private static func openAndMigrate(path: String, configuration: Configuration) throws -> DatabasePool {
+        // Migrations read the applied list and then create tables in separate steps, so two processes
+        // migrating one new file race ("table already exists"). An exclusive flock on the database's folder
+        // serializes opening across processes for the few milliseconds it takes (flock, not fcntl, so it
+        // never interacts with SQLite's own locks).
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let folderDescriptor = open(folder, O_RDONLY)
+        if folderDescriptor >= 0 { _ = flock(folderDescriptor, LOCK_EX) }
+        defer { if folderDescriptor >= 0 { _ = flock(folderDescriptor, LOCK_UN); close(folderDescriptor) } }
+        let deadline = Date().addingTimeInterval(60)
+        var generator = SystemRandomNumberGenerator()
+        while true {
+            do {
+                let pool = try DatabasePool(path: path, configuration: configuration)
+                let migrator = Schema.migrator
+                // Re-check through the pool: another process may have migrated since the read-only check.
+                let unknown = try pool.read { db in
+                    try migrator.hasBeenSuperseded(db) ? try Self.unknownMigrations(db) : []
+                }
+                if !unknown.isEmpty { throw StoreError.newerSchema(path: path, unknownMigrations: unknown) }
+                try migrator.migrate(pool)
+                return pool
+            } catch let error as DatabaseError
+                        where (error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED)
+                        && Date() < deadline {
+                usleep(UInt32.random(in: 5_000...40_000, using: &generator))
+            }
         }
     }
 
