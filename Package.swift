@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // MARK: Engine (issue: language-model core)
@@ -54,10 +55,23 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
 
+        // MARK: Experiments, analysis, reports
+        /// Protocol and experiment files, image sets, and the loop that runs models x decoders x items into the store.
+        .target(name: "MirageRunner", dependencies: [
+            "MirageEngine", "MirageDecoding", "MirageData", "MirageMetrics", "MirageStore",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        /// Pictures without dependencies: PNG encoding, a raster canvas with a bitmap font, heatmaps, line plots, HTML reports.
+        .target(name: "MirageVisuals", swiftSettings: optimised),
+        /// Over-trust analysis: last-layer attention capture, summary-token detection, sub-sentence CHAIR by summary tokens.
+        .target(name: "MirageAnalysis", dependencies: [
+            "MirageEngine", "MirageDecoding", "MirageMetrics", "MirageStore", "MirageVisuals",
+        ]),
+
         // MARK: Command line
         .executableTarget(name: "mirage", dependencies: [
             "MirageText", "MirageData", "MirageMetrics", "MirageStore", "MirageEngine", "MirageKernels",
-            "MirageDecoding",
+            "MirageDecoding", "MirageRunner", "MirageVisuals", "MirageAnalysis",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -71,6 +85,9 @@ let package = Package(
         .testTarget(name: "MirageDataTests", dependencies: ["MirageData", "MirageTestSupport"]),
         .testTarget(name: "MirageMetricsTests", dependencies: ["MirageMetrics", "MirageTestSupport"]),
         .testTarget(name: "MirageStoreTests", dependencies: ["MirageStore", "MirageTestSupport"]),
+        .testTarget(name: "MirageRunnerTests", dependencies: ["MirageRunner", "MirageTestSupport"]),
+        .testTarget(name: "MirageVisualsTests", dependencies: ["MirageVisuals", "MirageEngine", "MirageTestSupport"]),
+        .testTarget(name: "MirageAnalysisTests", dependencies: ["MirageAnalysis", "MirageTestSupport"]),
         .testTarget(name: "MirageCLITests", dependencies: ["MirageTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Golden"]),
     ],
