@@ -65,7 +65,7 @@ public struct RunProtocol: Sendable, Equatable {
 
     /// The template for a decoder architecture.
     public func template(for architecture: Architecture) -> Template {
-        templates[architecture.rawValue] ?? template
+        templates[architecture.modelType] ?? template
     }
 
     /// The full prompt text for one item: the template around `text`, `<image>` where the image goes.
@@ -129,8 +129,8 @@ public struct RunProtocol: Sendable, Equatable {
         var templates: [String: Template] = [:]
         if var m = try f.mapping("templates") {
             for arch in m.values.keys.sorted() {
-                guard Architecture(rawValue: arch) != nil else {
-                    throw m.fail(arch, "not a decoder architecture; use \(Architecture.allCases.map(\.rawValue).joined(separator: " or "))")
+                guard Architecture.allCases.contains(where: { $0.modelType == arch }) else {
+                    throw m.fail(arch, "not a decoder architecture; use \(Architecture.allCases.map(\.modelType).joined(separator: " or "))")
                 }
                 templates[arch] = try parseTemplate(m.raw(arch), f: m, key: arch)
             }
