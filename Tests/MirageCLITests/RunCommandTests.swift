@@ -136,7 +136,19 @@ import MirageTestSupport
     func shardsAreDisjointAndTogetherEqualTheUnshardedRun() throws {
         let setup = try Setup(chairTokens: 8)
         defer { setup.scratch.cleanup() }
-        try mirageOK(setup.arguments(db: "all.sqlite") + ["--decoder", "greedy"])
+        // The unsharded run from an experiment file (paths relative to it), the shards from flags.
+        let experiment = try setup.scratch.write("experiment.yaml", """
+        models: [tiny]
+        protocols: [chair.yaml, pope.yaml]
+        decoders: [{name: greedy}]
+        seeds: [0]
+        images: \(SharedData.url("coco/images").path)
+        annotations: {chair_ground_truth: \(SharedData.url("chair/coco2014_gt_objects.json").path)}
+        threads: 1
+        db: all.sqlite
+        """)
+        try mirageOK(["run", experiment, "--synonyms", SharedData.url("chair/synonyms.txt").path,
+                      "--nltk-data", SharedData.url("nltk").path, "--wordnet", RunCommandTests.wordnet])
         let shard0 = try mirage(setup.arguments(db: "s0.sqlite") + ["--decoder", "greedy", "--shard", "0/2", "--json-progress"])
         try mirageOK(setup.arguments(db: "s1.sqlite") + ["--decoder", "greedy", "--shard", "1/2"])
         #expect(shard0.status == 0)
