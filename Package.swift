@@ -45,6 +45,7 @@ let package = Package(
         .target(name: "MirageText", swiftSettings: optimised),
         /// COCO annotations, question files, data sources (fetch with checksums, import), hashing.
         .target(name: "MirageData", dependencies: [
+            "CMirageImage",
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ], swiftSettings: optimised),
         /// CHAIR and POPE scorers.
