@@ -37,7 +37,7 @@ struct Merge: ParsableCommand {
     func run() throws {
         let store = try RunStore(path: output)
         let outcome = try store.merge(from: inputs)
-        var table = [["Input", "Run", "→ Run", "", "Added", "Present"]]
+        var table = [["Input", "Run", "→ Run", "As", "Added", "Present"]]
         for s in outcome.sources {
             table.append([s.path, String(s.sourceRunID), String(s.runID), s.combined ? "combined" : "new",
                           String(s.itemsAdded), String(s.itemsAlreadyPresent)])
