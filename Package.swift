@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "MirageEngineTests", dependencies: ["MirageEngine", "MirageData", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageDecodingTests", dependencies: ["MirageDecoding", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageTextTests", dependencies: ["MirageText", "MirageTestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "MirageDataTests", dependencies: ["MirageData", "MirageTestSupport"]),
+        .testTarget(name: "MirageDataTests", dependencies: ["MirageData", "MirageEngine", "MirageMetrics", "MirageTestSupport"]),
         .testTarget(name: "MirageMetricsTests", dependencies: ["MirageMetrics", "MirageTestSupport"]),
         .testTarget(name: "MirageStoreTests", dependencies: ["MirageStore", "MirageTestSupport"]),
         .testTarget(name: "MirageRunnerTests", dependencies: ["MirageRunner", "MirageTestSupport"]),

@@ -127,6 +127,11 @@ int mirage_jpeg_encode(const unsigned char *pixels, int32_t width, int32_t heigh
     cinfo.in_color_space = channels == 3 ? JCS_RGB : JCS_GRAYSCALE;
     jpeg_set_defaults(&cinfo);
     jpeg_set_quality(&cinfo, quality < 1 ? 1 : quality > 100 ? 100 : quality, TRUE);
+    // Full-resolution chroma (4:4:4, as Pillow's `subsampling=0`): flat coloured shapes keep clean edges.
+    for (int c = 0; c < cinfo.num_components; c++) {
+        cinfo.comp_info[c].h_samp_factor = 1;
+        cinfo.comp_info[c].v_samp_factor = 1;
+    }
     jpeg_start_compress(&cinfo, TRUE);
     size_t stride = (size_t)width * (size_t)channels;
     while (cinfo.next_scanline < cinfo.image_height) {

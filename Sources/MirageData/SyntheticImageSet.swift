@@ -260,7 +260,7 @@ public struct SyntheticImageSet: Sendable {
     }
 }
 
-/// libjpeg-turbo's compressor (baseline JPEG, 4:2:0 for RGB).
+/// libjpeg-turbo's compressor (baseline JPEG, 4:4:4 chroma).
 public enum JPEGEncoder {
     public struct EncodingError: Error, CustomStringConvertible {
         public var message: String
