@@ -26,6 +26,7 @@ struct Mirage: AsyncParsableCommand {
             Generate.self,
             Decoders.self,
             Inspect.self,
+            RunCommand.self,
             BenchCommand.self,
         ]
     )
