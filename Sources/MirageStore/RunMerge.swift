@@ -31,15 +31,16 @@ extension RunStore {
     /// any input is refused.
     ///
     /// Runs are the same run when their identity is: protocol hash, model (name, architecture,
-    /// fingerprint), decoder (name, parameters), seed and resume key (`source_hash`, both unset or equal).
+    /// fingerprint), decoder (name, parameters), seed and resume key (`source_hash`, both unset or equal
+    /// once the `:shard=i/n` part of `mirage run --shard` is set aside; see `ResumeKey`).
     /// Their items are unioned by item key; an item in both must have the same content (every item column
     /// except timing and bookkeeping: ordinal, prefill/decode seconds, forward passes, created_at) and
     /// the same rows in every per-item table (`item_scores`, ...; a row missing on one side is filled in).
     /// Otherwise the merge throws `StoreError.mergeConflict` naming the run, the item key and the field.
     /// Runs with another identity are copied (a label already used in this database gets a `-2`, `-3`, ...
     /// suffix). Every run that received items gets its metrics recomputed (`finishRun`) and is `complete`
-    /// when it has its `expected_items` (or, when that is unset, when every merged part was complete).
-    /// The input files are opened read-only and never changed.
+    /// when it holds every shard and has its `expected_items` (or, when that is unset, when every merged
+    /// part was complete); the expected items of disjoint shards add up. The input files are opened read-only and never changed.
     public func merge(from inputs: [String]) throws -> MergeOutcome {
         let outputPath = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
         for input in inputs {
@@ -68,7 +69,8 @@ extension RunStore {
                 let row = try Row.fetchOne(db, sql: "SELECT expected_items, (SELECT COUNT(*) FROM items WHERE run_id = ?) AS n FROM runs WHERE id = ?",
                                            arguments: [id, id])!
                 let expected: Int? = row["expected_items"], count: Int = row["n"]
-                let complete = expected.map { count >= $0 } ?? parts.allSatisfy { $0 == .complete }
+                let partial = ResumeKey(try String.fetchOne(db, sql: "SELECT source_hash FROM runs WHERE id = ?", arguments: [id])).isPartial
+                let complete = !partial && (expected.map { count >= $0 } ?? parts.allSatisfy { $0 == .complete })
                 _ = try Self.finishRun(db, id: id, status: complete ? .complete : .running)
                 runs.append(try Row.fetchOne(db, sql: Self.runSelect + " WHERE r.id = ?", arguments: [id]).map(Self.runRecord)!)
             }
@@ -110,37 +112,27 @@ private struct Merger {
     /// The output run with the source run's identity, created (with its protocol, model and decoder) if needed.
     mutating func targetRun(for run: Row, source: Database, path: String) throws -> (id: Int64, combined: Bool) {
         let status = RunStatus(rawValue: run["status"]) ?? .failed
-        let sourceHash: String? = run["source_hash"]
+        let incoming = ResumeKey(run["source_hash"])
         let seed: Int64? = run["seed"]
-        if let id = try Int64.fetchOne(target, sql: """
-            SELECT r.id FROM runs r JOIN protocols p ON p.id = r.protocol_id JOIN models m ON m.id = r.model_id
-                 JOIN decoders d ON d.id = r.decoder_id
+        let candidates = try Row.fetchAll(target, sql: """
+            SELECT r.id, r.source_hash, r.expected_items, r.status FROM runs r JOIN protocols p ON p.id = r.protocol_id
+                 JOIN models m ON m.id = r.model_id JOIN decoders d ON d.id = r.decoder_id
             WHERE p.hash = ? AND m.name = ? AND m.architecture = ? AND m.fingerprint = ? AND d.name = ?
-                  AND d.parameters = ? AND r.seed IS ? AND r.source_hash IS ? ORDER BY r.id LIMIT 1
-            """, arguments: [run["p_hash"], run["m_name"], run["m_arch"], run["m_fp"], run["d_name"], run["d_params"],
-                             seed, sourceHash]) {
-            if touched[id] == nil {
-                let own = try String.fetchOne(target, sql: "SELECT status FROM runs WHERE id = ?", arguments: [id])
-                touched[id] = [own.flatMap(RunStatus.init(rawValue:)) ?? .failed]
-            }
+                  AND d.parameters = ? AND r.seed IS ? ORDER BY r.id
+            """, arguments: [run["p_hash"], run["m_name"], run["m_arch"], run["m_fp"], run["d_name"], run["d_params"], seed])
+        if let match = candidates.first(where: { ResumeKey($0["source_hash"]).base == incoming.base }) {
+            let id: Int64 = match["id"]
+            if touched[id] == nil { touched[id] = [RunStatus(rawValue: match["status"]) ?? .failed] }
             touched[id]!.append(status)
-            let created: String = run["created_at"]
-            let expected: Int? = run["expected_items"]
+            let (key, expected) = try ResumeKey(match["source_hash"]).combined(
+                with: incoming, expected: match["expected_items"], incomingExpected: run["expected_items"], path: path)
+            try checkResumeKeyFree(key.stored, except: id, sourceRun: run["id"], path: path)
             try target.execute(sql: """
-                UPDATE runs SET created_at = min(created_at, ?),
-                    expected_items = CASE WHEN ? IS NULL THEN expected_items ELSE max(coalesce(expected_items, 0), ?) END
-                WHERE id = ?
-                """, arguments: [created, expected, expected, id])
+                UPDATE runs SET created_at = min(created_at, ?), source_hash = ?, expected_items = ? WHERE id = ?
+                """, arguments: [run["created_at"] as String, key.stored, expected, id])
             return (id, true)
         }
-        if let sourceHash, let other = try Int64.fetchOne(target, sql: "SELECT id FROM runs WHERE source_hash = ?",
-                                                            arguments: [sourceHash]) {
-            throw StoreError.invalid("""
-                cannot merge \(path): its run \(run["id"] as Int64) has the resume key (source hash) of run \(other) \
-                in the output but a different protocol, model, decoder or seed, so the two cannot be one run; \
-                nothing was written. Compare them with `mirage runs show` and delete the wrong one.
-                """)
-        }
+        try checkResumeKeyFree(incoming.stored, except: nil, sourceRun: run["id"], path: path)
         let protocolID = try copyOnce(source: source, table: "protocols", id: run["protocol_id"], key: ["hash"])
         let modelID = try copyOnce(source: source, table: "models", id: run["model_id"],
                                    key: ["name", "architecture", "fingerprint"])
@@ -153,6 +145,17 @@ private struct Merger {
         let id = try insert(table: "runs", row: run, skipping: ["id"], overrides: overrides)
         touched[id] = [status]
         return (id, false)
+    }
+
+    /// Refuses a resume key another output run (of another identity) already has: the store keeps them unique.
+    func checkResumeKeyFree(_ key: String?, except: Int64?, sourceRun: Int64, path: String) throws {
+        guard let key, let other = try Int64.fetchOne(target, sql: "SELECT id FROM runs WHERE source_hash = ? AND id IS NOT ?",
+                                                      arguments: [key, except]) else { return }
+        throw StoreError.invalid("""
+            cannot merge \(path): its run \(sourceRun) has the resume key (source hash) of run \(other) in the output \
+            but a different protocol, model name, decoder or seed, so the two cannot be one run; nothing was \
+            written. Compare them with `mirage runs show` and delete the wrong one.
+            """)
     }
 
     /// A label not yet used in the output: the label itself, else `label-2`, `label-3`, ...
@@ -263,5 +266,55 @@ private struct Merger {
             }
         }
         return (added, present)
+    }
+}
+
+/// A run's resume key (`source_hash`) with the shard part `mirage run --shard i/n` appends
+/// (`<key>:shard=i/n`, see `ExperimentRunner.sourceHash`) split off. A merged run of some shards stores
+/// `<key>:shards=0,2/3`; once all n shards are in it stores the bare key, the key of an unsharded run, so
+/// `mirage run` without --shard finds it (and resumes it when items are missing).
+struct ResumeKey: Equatable {
+    var base: String?
+    /// The shards the run holds (nil: the whole run).
+    var shards: Set<Int>?
+    var shardCount = 1
+
+    init(_ stored: String?) {
+        guard let stored, let mark = stored.range(of: ":shard", options: .backwards) else { base = stored; return }
+        var rest = stored[mark.upperBound...]
+        if rest.hasPrefix("s") { rest = rest.dropFirst() }
+        let parts = rest.dropFirst().split(separator: "/")
+        guard rest.hasPrefix("="), parts.count == 2, let n = Int(parts[1]), n > 1 else { base = stored; return }
+        let list = parts[0].split(separator: ",").compactMap { Int($0) }
+        guard !list.isEmpty, list.allSatisfy({ (0..<n).contains($0) }) else { base = stored; return }
+        base = String(stored[..<mark.lowerBound]); shards = Set(list); shardCount = n
+    }
+
+    init(base: String?, shards: Set<Int>?, shardCount: Int) {
+        self.base = base; self.shardCount = shardCount
+        self.shards = shards.flatMap { $0.count >= shardCount ? nil : $0 }
+    }
+
+    /// True when the run holds some but not all shards.
+    var isPartial: Bool { shards != nil }
+
+    var stored: String? {
+        guard let base, let shards else { return base }
+        let list = shards.sorted().map(String.init).joined(separator: ",")
+        return shards.count == 1 ? "\(base):shard=\(list)/\(shardCount)" : "\(base):shards=\(list)/\(shardCount)"
+    }
+
+    /// The key and expected item count of a run after adding another part of it. Expected items add up
+    /// over disjoint shards (the runner splits by image); the whole run's count wins over shards.
+    func combined(with other: ResumeKey, expected: Int?, incomingExpected: Int?, path: String) throws -> (ResumeKey, Int?) {
+        guard let mine = shards else { return (self, [expected, incomingExpected].compactMap { $0 }.max()) }
+        guard let theirs = other.shards else { return (other, [expected, incomingExpected].compactMap { $0 }.max()) }
+        guard shardCount == other.shardCount else {
+            throw StoreError.invalid("cannot merge \(path): it holds shards of \(other.shardCount) of a run the output holds in shards of \(shardCount); merge shards of one split (the same --shard i/n count)")
+        }
+        let union = ResumeKey(base: base, shards: mine.union(theirs), shardCount: shardCount)
+        if theirs.isSubset(of: mine) { return (self, expected) }
+        if theirs.isDisjoint(with: mine), let expected, let incomingExpected { return (union, expected + incomingExpected) }
+        return (union, [expected, incomingExpected].compactMap { $0 }.max())
     }
 }

@@ -139,3 +139,49 @@ private enum Shards {
     }
     #expect(throws: StoreError.self) { try a.merge(from: [a.path]) }
 }
+
+/// `mirage run --shard i/n` stores `<key>:shard=i/n` with the shard's own expected items: the shards
+/// combine into one run under the bare key (what an unsharded `mirage run` looks for), complete only when
+/// every shard is in.
+@Test func mergeCombinesRunnerShardsUnderTheBareResumeKey() throws {
+    func shard(_ i: Int, _ items: Range<Int>) throws -> RunStore {
+        var run = Shards.newRun()
+        run.sourceHash = "abc123:shard=\(i)/3"
+        run.expectedItems = items.count
+        return try Shards.database(items, run: run).0
+    }
+    let s0 = try shard(0, 0..<4), s1 = try shard(1, 4..<9), s2 = try shard(2, 9..<12)
+    let out = try RunStore(path: temporaryDatabasePath())
+    try out.merge(from: [s0.path, s2.path])
+    var run = try #require(try out.runs().first)
+    #expect(run.sourceHash == "abc123:shards=0,2/3")
+    #expect(run.expectedItems == 7)
+    #expect(run.status == .running)
+    try out.merge(from: [s2.path, s1.path])        // s2 again: already in
+    let runs = try out.runs()
+    try #require(runs.count == 1)
+    run = runs[0]
+    #expect(run.sourceHash == "abc123")
+    #expect(run.expectedItems == Shards.count)
+    #expect(run.status == .complete)
+    let (whole, wholeRun) = try Shards.database(0..<Shards.count)
+    #expect(try out.metrics(run: run.id) == whole.finishRun(wholeRun))
+
+    var other = Shards.newRun()
+    other.sourceHash = "abc123:shard=0/2"
+    let (mismatched, _) = try Shards.database(0..<2, run: other)
+    // A shard of another split joins a whole run (it is a subset), but not a partial one.
+    try out.merge(from: [mismatched.path])
+    #expect(try out.runs().count == 1)
+    let partial = try RunStore(path: temporaryDatabasePath())
+    try partial.merge(from: [s0.path])
+    #expect(throws: StoreError.self) { try partial.merge(from: [mismatched.path]) }
+}
+
+@Test func resumeKeysParseTheRunnerShardSuffix() {
+    #expect(ResumeKey("k:shard=1/4") == ResumeKey(base: "k", shards: [1], shardCount: 4))
+    #expect(ResumeKey("k:shards=0,3/4").stored == "k:shards=0,3/4")
+    #expect(ResumeKey("k").shards == nil && ResumeKey(nil).base == nil)
+    #expect(ResumeKey("k:shard=5/4").base == "k:shard=5/4")       // not a shard suffix: kept whole
+    #expect(ResumeKey(base: "k", shards: [0, 1], shardCount: 2).stored == "k")
+}
