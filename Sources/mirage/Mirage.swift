@@ -19,6 +19,7 @@ struct Mirage: AsyncParsableCommand {
             Import.self,
             Runs.self,
             Compare.self,
+            Merge.self,
             Export.self,
             Reproduce.self,
             Models.self,
