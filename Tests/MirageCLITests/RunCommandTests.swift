@@ -161,6 +161,14 @@ import MirageTestSupport
             #expect(Set(s0.items[run]).union(s1.items[run]) == Set(all.items[run]))
             #expect(s0.items[run].count + s1.items[run].count == all.items[run].count)
         }
+        // `mirage merge` of the two shard databases gives the unsharded runs: same items, same metrics, complete,
+        // stored under the unsharded resume key (running the unsharded experiment on it finds them complete).
+        try mirageOK(["merge", setup.scratch.path("merged.sqlite"), setup.scratch.path("s0.sqlite"), setup.scratch.path("s1.sqlite")])
+        let merged = try Self.contents(db: setup.scratch.path("merged.sqlite"), runs: 2)
+        #expect(merged.items == all.items)
+        #expect(merged.metrics == all.metrics && all.metrics.allSatisfy { !$0.isEmpty })
+        let rerun = try mirageOK(setup.arguments(db: "merged.sqlite") + ["--decoder", "greedy"])
+        #expect(rerun.components(separatedBy: "(already complete)").count == 3, "\(rerun)")
         // --json-progress: one JSON object per item of this shard on stderr.
         let objects = shard0.stderr.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
