@@ -196,6 +196,10 @@ public final class ExperimentRunner {
                         sourceHash: Self.sourceHash(resumeKey: key, shard: experiment.shard),
                         sourcePath: options.sourcePath.map { s in experiment.shard.map { "\(s) (shard \($0))" } ?? s },
                         expectedItems: mine.count, mirageVersion: options.mirageVersion, gitRevision: options.gitRevision))
+                    if plans.contains(where: { $0.run.id == run.id }) {
+                        progress.note("note: run \(run.id) is listed twice in the experiment (same protocol, decoder settings and seed); running it once")
+                        continue
+                    }
                     var tally = RunTally(total: mine.count)
                     for stored in try store.items(run: run.id) {
                         tally.add(score: stored.score, failure: stored.item.failureReason)

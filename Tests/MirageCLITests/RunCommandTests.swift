@@ -232,6 +232,15 @@ import MirageTestSupport
         #expect(attention.status != 0 && attention.stderr.contains("needs an attention recorder"))
         let shard = try mirage(["run", "--shard", "3/2"])
         #expect(shard.status != 0 && shard.stderr.contains("--shard takes i/n"))
+        // A decoder listed twice with the same resolved settings is one run; with no image files every item fails
+        // with its reason and the run still completes (no shared data needed).
+        _ = try scratch.write("q.jsonl", "{\"question_id\": 1, \"image\": \"COCO_val2014_000000000001.jpg\", \"text\": \"Is there a dog?\", \"label\": \"no\"}\n")
+        _ = try scratch.write("p.yaml", "task: pope\nquestions: {path: q.jsonl}\nmax_new_tokens: 3\n")
+        let twice = try mirage(["run", "--model", model, "--protocol", scratch.path("p.yaml"), "--decoder", "greedy",
+                                "--decoder", "greedy,repetition_penalty=1.0", "--images", scratch.url.path, "--db", scratch.path("y.sqlite")])
+        #expect(twice.status == 0 && twice.stderr.contains("run 1 is listed twice"))
+        #expect(twice.stdout.contains("run 1  p  tiny  greedy(repetition_penalty=1.0)  seed 0  0 items, 1 failed") && !twice.stdout.contains("run 2"))
+        #expect(twice.stdout.contains("1 failed: 1 missing image (e.g. missing image: image file not found in \(scratch.url.path)"))
         let list = try mirageOK(["run", "--list-protocols"])
         #expect(list.contains("opera-pope-adversarial") && list.contains("llava-pope-random"))
     }
