@@ -210,6 +210,13 @@ import MirageTestSupport
         let show = try mirageOK(["runs", "show", "1", "--db", setup.scratch.path("f.sqlite")])
         #expect(show.contains("complete"))
         #expect(metricsBlock(show).split(separator: "\n").contains { $0.contains("failed_items") && $0.hasSuffix(" 2") })
+        // A decoder that throws on every item (DoLa asked for a layer the tiny model lacks): each readable image's
+        // items fail with the decoder's message, the others keep their image reasons, and the runs complete.
+        let dola = try mirage(setup.arguments(db: "d.sqlite", images: folder.path) + ["--decoder", "dola,mature_layer=7"])
+        #expect(dola.status == 0, "\(dola.stderr)")
+        #expect(dola.stdout.contains("4 failed: 2 decoder error (e.g. decoder error: DoLa mature layer 7 does not exist"))
+        #expect(dola.stdout.contains("1 missing image") && dola.stdout.contains("1 unreadable image"))
+        #expect(try mirageOK(["runs", "list", "--db", setup.scratch.path("d.sqlite")]).components(separatedBy: "complete").count == 3)
         // POPE: the questions of the failed images fail too (2 per image), the others are answered.
         let pope = try mirageOK(["export", "2", "--format", "jsonl", "--db", setup.scratch.path("f.sqlite")])
         #expect(pope.components(separatedBy: "\"status\":\"failed\"").count - 1 == 4)
