@@ -165,5 +165,8 @@ public struct Experiment: Sendable, Equatable {
         if protocols.isEmpty { throw RunnerError.configuration("no protocol: give --protocol NAME|FILE or `protocols:` in the experiment file (`mirage run --list-protocols` lists them)") }
         if decoders.isEmpty { throw RunnerError.configuration("no decoder: give --decoder NAME[:preset][,k=v] or `decoders:` in the experiment file") }
         for d in decoders { _ = try d.makeDecoder(registry: registry) }
+        for m in models where !FileManager.default.fileExists(atPath: URL(fileURLWithPath: m).appendingPathComponent("config.json").path) {
+            throw RunnerError.configuration("model folder \(m) has no config.json; a model is a LLaVA folder as Hugging Face writes it (config.json, *.safetensors, tokenizer.json), e.g. from `mirage models synth --arch llava-llama`")
+        }
     }
 }

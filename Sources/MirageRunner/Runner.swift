@@ -39,7 +39,7 @@ public struct RunResources {
                 do {
                     return try store.locate(id, file: "coco_pope_\(split.rawValue).json")
                 } catch {
-                    throw RunnerError.configuration("\(error) (the protocol's questions come from data source \(id); `mirage data fetch \(id)` downloads them)")
+                    throw RunnerError.configuration("POPE questions of data source \(id): \(error)")
                 }
             }
         }

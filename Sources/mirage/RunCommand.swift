@@ -157,13 +157,8 @@ struct RunCommand: ParsableCommand {
             }
             return
         }
-        let experiment: Experiment
-        do {
-            experiment = try self.experiment()
-            try experiment.validate()
-        } catch let e as RunnerError {
-            throw ValidationError(e.description)
-        }
+        let experiment = try self.experiment()
+        try experiment.validate()
         let chair = ChairResources(synonyms: synonyms, nltkData: nltkData, wordnet: wordnet,
                                    groundTruth: experiment.groundTruth, cocoAnnotations: nil, cacheDir: nil,
                                    threads: experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount)
@@ -175,12 +170,7 @@ struct RunCommand: ParsableCommand {
                                    checkMemory: !ignoreMemoryCheck,
                                    sourcePath: experimentFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "mirage run"),
             progress: RunProgress(json: jsonProgress))
-        let outcomes: [RunOutcome]
-        do {
-            outcomes = try runner.run()
-        } catch let e as RunnerError {
-            throw ValidationError(e.description)
-        }
+        let outcomes = try runner.run()
         print("Stored in \(store.path):")
         for o in outcomes {
             let m = o.metrics

@@ -193,6 +193,9 @@ func runnerError(_ body: () throws -> Void) -> String? {
         var e = Experiment()
         e.models = ["m"]; e.protocols = ["p"]; e.decoders = [DecoderChoice(name: "greedy", overrides: [.init("num_beams", "2")])]
         #expect(runnerError { try e.validate() }?.contains("decoder 'greedy,num_beams=2'") == true)
+        e.decoders = [DecoderChoice(name: "greedy")]
+        e.models = ["/nonexistent/model"]
+        #expect(runnerError { try e.validate() }?.contains("model folder /nonexistent/model has no config.json") == true)
     }
 
     @Test func decoderChoiceTextRoundTrips() throws {
