@@ -58,7 +58,8 @@ public struct Experiment: Sendable, Equatable {
     public var models: [String] = []
     /// Protocol names or files.
     public var protocols: [String] = []
-    public var decoders: [DecoderChoice] = []
+    /// Default: greedy.
+    public var decoders: [DecoderChoice] = [DecoderChoice(name: "greedy")]
     public var seeds: [UInt64] = [0]
     /// Run only the first N images (sorted ids) of each protocol.
     public var limit: Int?

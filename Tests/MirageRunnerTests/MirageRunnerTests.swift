@@ -171,7 +171,7 @@ func runnerError(_ body: () throws -> Void) -> String? {
         #expect(e.shard == shard && e.recordAttention)
         let single = try Experiment.parse("model: m\nprotocol: p\ndecoder: greedy\nseed: 3\n", file: "s.yaml")
         #expect(single.models == ["m"] && single.protocols == ["p"] && single.decoders == [DecoderChoice(name: "greedy")] && single.seeds == [3])
-        #expect(Experiment().seeds == [0] && !Experiment().recordAttention)
+        #expect(Experiment().seeds == [0] && !Experiment().recordAttention && Experiment().decoders == [DecoderChoice(name: "greedy")])
     }
 
     @Test func experimentErrorsNameFileAndKey() {
