@@ -28,15 +28,16 @@ struct Demo: ParsableCommand {
         demo runs POPE only, says which resources are missing, and how to get them.
 
         Real data: --images DIR with --annotations FILE... runs on the first --count images of DIR that \
-        the annotations know. Annotations are COCO instances_*.json / captions_*.json files, or CHAIR's \
-        prebuilt ground truth (coco2014_gt_objects.json); POPE questions are built from them (POPE's \
-        recipe, seeded).
+        the annotations know; --model DIR runs a real LLaVA model instead of the synthetic one. \
+        Annotations are COCO instances_*.json / captions_*.json files, or CHAIR's prebuilt ground truth \
+        (coco2014_gt_objects.json); POPE questions are built from them (POPE's recipe, seeded).
 
         Examples:
           mirage demo
           mirage demo --db /tmp/demo.sqlite --cache /tmp/mirage-demo
           mirage demo --images ~/coco/val2014 --annotations ~/coco/annotations/instances_val2014.json
           mirage demo --images ../shared/data/coco/images --annotations ../shared/data/chair/coco2014_gt_objects.json
+          mirage demo --model ~/models/llava-1.5-7b-hf --images ~/coco/val2014 --annotations coco2014_gt_objects.json
         """)
 
     @OptionGroup var database: DatabaseOptions
@@ -50,6 +51,9 @@ struct Demo: ParsableCommand {
     @Option(name: .long, parsing: .upToNextOption, help: ArgumentHelp(
         "With --images: COCO instances/captions JSON files or CHAIR's prebuilt ground truth JSON.", valueName: "file"))
     var annotations: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Run this LLaVA model folder instead of the synthetic one.", valueName: "dir"))
+    var model: String?
 
     @Option(name: .long, help: "Images to run on.")
     var count = 8
@@ -86,7 +90,7 @@ struct Demo: ParsableCommand {
         let cacheURL = URL(fileURLWithPath: (cache as NSString).expandingTildeInPath)
         try FileManager.default.createDirectory(at: cacheURL, withIntermediateDirectories: true)
         let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
-        let model = try DemoCache.model(in: cacheURL)
+        let model = try model.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? DemoCache.model(in: cacheURL)
         let data = try images.map { try DemoData.real(images: $0, annotations: annotations, count: count, cache: cacheURL) }
             ?? DemoData.synthetic(count: count, cache: cacheURL)
 
@@ -125,7 +129,7 @@ struct Demo: ParsableCommand {
             },
             protocols: ProtocolLibrary(folders: []))
         let store = try database.open(create: true)
-        print("Demo: \(data.summary); model \(model.lastPathComponent) (random weights); decoders \(Self.decoders.joined(separator: ", ")).")
+        print("Demo: \(data.summary); model \(model.lastPathComponent)\(self.model == nil ? " (random weights)" : ""); decoders \(Self.decoders.joined(separator: ", ")).")
         print("Running into \(store.path) ...")
         let runner = ExperimentRunner(experiment: experiment, store: store, resources: runResources,
                                       options: RunnerOptions(mirageVersion: MirageVersion.string, gitRevision: Provenance.gitRevision,
@@ -139,7 +143,7 @@ struct Demo: ParsableCommand {
             comparison.rows[i].title = Self.rowTitles[name] ?? comparison.rows[i].title
         }
         print("")
-        print("Model \(model.lastPathComponent), seed 0 (full decoder parameters: `mirage runs show ID`):")
+        print("Model \(model.lastPathComponent), seed 0; full decoder parameters: `mirage runs show ID`.")
         print(comparison.render(.table), terminator: "")
         print("")
         print("Runs \(outcomes.map { String($0.run.id) }.joined(separator: ", ")) in \(store.path); "
