@@ -177,7 +177,7 @@ public final class ExperimentRunner {
         let tokenizer = try Tokenizer(folder: folder)
         let architecture = llava.config.text.architecture
         let modelName = folder.lastPathComponent + (quantize != nil ? " (q8)" : "")
-        let modelSpec = ModelSpec(name: modelName, architecture: "llava-\(architecture.rawValue)",
+        let modelSpec = ModelSpec(name: modelName, architecture: "llava-\(architecture.modelType)",
                                   fingerprint: fingerprint + (quantize != nil ? "+q8" : ""))
 
         // Runs: protocol × decoder × seed.
