@@ -61,14 +61,7 @@ struct Demo: ParsableCommand {
     @Option(name: .long, help: "Worker threads (default: all cores).")
     var threads: Int?
 
-    @Option(name: .long, help: ArgumentHelp("CHAIR synonym list (default: the data store's chair-synonyms).", valueName: "file"))
-    var synonyms: String?
-
-    @Option(name: .long, help: ArgumentHelp("NLTK data folder with punkt_tab/english/ and averaged_perceptron_tagger_eng/ (default: the data store).", valueName: "dir"))
-    var nltkData: String?
-
-    @Option(name: .long, help: ArgumentHelp("WordNet 3.0 database folder (default: the data store).", valueName: "dir"))
-    var wordnet: String?
+    @OptionGroup var chairText: ChairTextOptions
 
     /// The decoders compared: the baseline, its beam search, and OPERA on the same beam count.
     static let decoders = ["greedy", "beam,num_beams=3", "opera:opera-paper,num_beams=3"]
@@ -95,8 +88,7 @@ struct Demo: ParsableCommand {
             ?? DemoData.synthetic(count: count, cache: cacheURL)
 
         // CHAIR if its text resources are there; POPE always.
-        let resources = ChairResources(synonyms: synonyms, nltkData: nltkData, wordnet: wordnet, groundTruth: nil,
-                                       cocoAnnotations: nil, cacheDir: nil, threads: threadCount)
+        let resources = chairText.resources(groundTruth: nil, threads: threadCount)
         var chair: (ChairVocabulary, ChairTextPipeline, ChairGroundTruth)?
         var notes: [String] = []
         do {
