@@ -20,6 +20,7 @@ struct Mirage: AsyncParsableCommand {
             Runs.self,
             Compare.self,
             Merge.self,
+            Demo.self,
             Export.self,
             Reproduce.self,
             Models.self,

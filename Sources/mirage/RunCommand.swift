@@ -90,14 +90,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Worker threads (default: all cores).")
     var threads: Int?
 
-    @Option(name: .long, help: ArgumentHelp("CHAIR synonym list (default: the data store's chair-synonyms).", valueName: "file"))
-    var synonyms: String?
-
-    @Option(name: .long, help: ArgumentHelp("NLTK data folder with punkt_tab/english/ and averaged_perceptron_tagger_eng/ (default: the data store).", valueName: "dir"))
-    var nltkData: String?
-
-    @Option(name: .long, help: ArgumentHelp("WordNet 3.0 database folder (default: the data store or /usr/share/wordnet).", valueName: "dir"))
-    var wordnet: String?
+    @OptionGroup var chairText: ChairTextOptions
 
     @Flag(name: .long, help: "Write one JSON object per item to standard error instead of the progress line.")
     var jsonProgress = false
@@ -168,9 +161,8 @@ struct RunCommand: ParsableCommand {
         }
         let experiment = try self.experiment()
         try experiment.validate()
-        let chair = ChairResources(synonyms: synonyms, nltkData: nltkData, wordnet: wordnet,
-                                   groundTruth: experiment.groundTruth, cocoAnnotations: nil, cacheDir: nil,
-                                   threads: experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let chair = chairText.resources(groundTruth: experiment.groundTruth,
+                                        threads: experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount)
         let resources = RunResources(chairScorer: { try chair.scorer(options: $0) }, protocols: library)
         let store = try RunStore(path: experiment.database ?? RunStore.defaultPath, create: true)
         let runner = ExperimentRunner(
