@@ -161,8 +161,17 @@ struct RunCommand: ParsableCommand {
         }
         let experiment = try self.experiment()
         try experiment.validate()
-        let chair = chairText.resources(groundTruth: experiment.groundTruth,
+        var chair = chairText.resources(groundTruth: experiment.groundTruth,
                                         threads: experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        // No prebuilt ground truth named, but the instances file sits in a full COCO 2014 annotations folder:
+        // build CHAIR's ground truth from that folder (cached), as `mirage chair --coco-annotations` does.
+        if experiment.groundTruth == nil, let first = experiment.instances.first {
+            let folder = URL(fileURLWithPath: first).deletingLastPathComponent()
+            if (ChairGroundTruthBuilder.instanceFiles + ChairGroundTruthBuilder.captionFiles).allSatisfy({
+                FileManager.default.fileExists(atPath: folder.appendingPathComponent($0).path) }) {
+                chair.cocoAnnotations = folder.path
+            }
+        }
         let resources = RunResources(chairScorer: { try chair.scorer(options: $0) }, protocols: library)
         let store = try RunStore(path: experiment.database ?? RunStore.defaultPath, create: true)
         let runner = ExperimentRunner(
