@@ -180,7 +180,7 @@ public struct HeatmapLayout: Sendable, Equatable {
     /// labels given); otherwise every `tickStep`-th token gets its index.
     public let showsLabels: Bool
     /// Index tick spacing when labels are not shown: the smallest of 1, 2, 5, 10, 20, 50, ... whose span
-    /// is at least 10 pixels.
+    /// is at least 16 pixels.
     public let tickStep: Int
     /// The top-left corner of cell (0, 0).
     public let matrixOrigin: Point
@@ -208,7 +208,7 @@ public struct HeatmapLayout: Sendable, Equatable {
         var k = 0, decade = 1
         while true {
             step = steps[k] * decade
-            if step * cell >= 10 { break }
+            if step * cell >= 16 { break }
             k += 1
             if k == steps.count { k = 0; decade *= 10 }
         }

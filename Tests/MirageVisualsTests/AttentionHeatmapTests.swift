@@ -146,7 +146,7 @@ import Testing
         let (png, layout) = try heatmap.png()
         #expect(layout.cellSize == 2)
         #expect(!layout.showsLabels, "2-pixel cells are too small for labels")
-        #expect(layout.tickStep == 5)
+        #expect(layout.tickStep == 10)
         #expect(layout.width < 1200 && layout.height < 1200)
         #expect(png.count < 2_000_000)
         try checkPixels(heatmap, png: png, layout: layout)
