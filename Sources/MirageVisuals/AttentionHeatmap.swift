@@ -50,6 +50,20 @@ public struct AttentionHeatmap: Sendable {
         self.gamma = gamma
     }
 
+    /// A heatmap from ragged causal rows: row i holds query token i's attention to tokens 0...i (extra
+    /// values are ignored, missing ones drawn as 0), as attention capture records them per generated token.
+    public init(lowerTriangularRows rows: [[Float]], labels: [String] = [], imageMass: [Float] = [],
+                markedTokens: Set<Int> = [], highlightedColumns: Set<Int> = [], title: String = "",
+                scaleMaximum: Float? = nil, gamma: Float = 1) {
+        let n = rows.count
+        var values = [Float](repeating: 0, count: n * n)
+        for (i, row) in rows.enumerated() {
+            for j in 0..<min(i + 1, row.count) { values[i * n + j] = row[j] }
+        }
+        self.init(tokenCount: n, values: values, labels: labels, imageMass: imageMass, markedTokens: markedTokens,
+                  highlightedColumns: highlightedColumns, title: title, scaleMaximum: scaleMaximum, gamma: gamma)
+    }
+
     /// Colours of everything that is not a data cell (none of them is a ramp colour).
     public enum Style {
         /// Upper-triangle cells (no value under causal attention).

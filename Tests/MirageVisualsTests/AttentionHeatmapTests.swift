@@ -171,6 +171,18 @@ import Testing
         }
     }
 
+    @Test func raggedCausalRowsFillTheLowerTriangle() throws {
+        let heatmap = AttentionHeatmap(lowerTriangularRows: [[1], [0.25, 0.75], [0.5, 0.25]])
+        #expect(heatmap.tokenCount == 3)
+        #expect(heatmap.values == [1, 0, 0, 0.25, 0.75, 0, 0.5, 0.25, 0])
+        let (png, layout) = try heatmap.png()
+        let image = try decodePNG(png)
+        let cell = layout.cellRect(row: 1, col: 0)
+        #expect(ColourRamp.index(of: image.colour(cell.x, cell.y)) == 64)  // round(0.25 * 255) = 63.75 -> 64
+        let upper = layout.cellRect(row: 0, col: 2)
+        #expect(image.colour(upper.x, upper.y) == AttentionHeatmap.Style.neutral)
+    }
+
     @Test func invalidInputsSayWhatToDo() {
         #expect(throws: VisualsError.emptyHeatmap) { try AttentionHeatmap(tokenCount: 0, values: []).layout() }
         #expect(throws: VisualsError.heatmapValueCount(tokens: 2, expected: 4, actual: 3)) {
