@@ -111,7 +111,14 @@ public struct AttentionHeatmap: Sendable {
         }
         let scale = try ColourScale(maximum: scaleMaximum ?? (largest > 0 ? largest : 1), gamma: gamma)
         return HeatmapLayout(tokenCount: n, labels: labels, hasImageMass: !imageMass.isEmpty, title: title,
-                             scale: scale, maxMatrixSize: maxMatrixSize, maxCellSize: maxCellSize)
+                             scale: scale, maxMatrixSize: maxMatrixSize, maxCellSize: maxCellSize,
+                             keyEntries: keyEntries)
+    }
+
+    /// The marker key under the legend: one entry per kind of mark in use.
+    var keyEntries: [(text: String, colour: Colour)] {
+        (markedTokens.isEmpty ? [] : [("hallucinated object", Style.marked)])
+            + (highlightedColumns.isEmpty ? [] : [("summary token", Style.highlighted)])
     }
 
     /// The heatmap drawn on a canvas, with its layout.
@@ -169,6 +176,11 @@ public struct AttentionHeatmap: Sendable {
         let top = layout.legendMaximumText
         canvas.drawText(top, at: Point(x: legend.maxX - BitmapFont.width(of: top), y: captionY), style.text)
         canvas.drawText(layout.legendCaption, at: Point(x: legend.maxX + 8, y: legend.y + 1), style.text)
+        var keyX = legend.x
+        for entry in keyEntries {
+            canvas.fill(Rect(x: keyX, y: layout.keyY, width: 8, height: 8), entry.colour)
+            keyX += 12 + canvas.drawText(entry.text, at: Point(x: keyX + 12, y: layout.keyY + 1), style.text) + 16
+        }
         return (canvas, layout)
     }
 
@@ -208,8 +220,11 @@ public struct HeatmapLayout: Sendable, Equatable {
     let labels: [String]
     let labelExtent: Int
 
+    /// The top of the marker key line (red: hallucinated object, blue: summary token) under the legend.
+    let keyY: Int
+
     init(tokenCount n: Int, labels: [String], hasImageMass: Bool, title: String, scale: ColourScale,
-         maxMatrixSize: Int, maxCellSize: Int) {
+         maxMatrixSize: Int, maxCellSize: Int, keyEntries: [(text: String, colour: Colour)]) {
         tokenCount = n
         self.scale = scale
         self.hasImageMass = hasImageMass
@@ -237,8 +252,11 @@ public struct HeatmapLayout: Sendable, Equatable {
         legendRect = Rect(x: matrixOrigin.x, y: legendY, width: 256, height: 10)
         let barRight = hasImageMass ? matrixOrigin.x + side + 8 + Self.imageMassWidth : matrixOrigin.x + side
         let legendCaptionWidth = BitmapFont.width(of: Self.legendCaption(scale))
-        width = max(barRight, legendRect.maxX + 8 + legendCaptionWidth, m + BitmapFont.width(of: title, scale: 2)) + m
-        height = legendRect.maxY + 3 + BitmapFont.lineHeight + m
+        keyY = legendRect.maxY + 3 + BitmapFont.lineHeight + 6
+        let keyWidth = keyEntries.reduce(0) { $0 + 12 + BitmapFont.width(of: $1.text) + 16 }
+        width = max(barRight, legendRect.maxX + 8 + legendCaptionWidth, legendRect.x + keyWidth,
+                    m + BitmapFont.width(of: title, scale: 2)) + m
+        height = (keyEntries.isEmpty ? legendRect.maxY + 3 + BitmapFont.lineHeight : keyY + 8) + m
     }
 
     /// The pixels of cell (row, col): `cellSize` square at `matrixOrigin + (col, row) * cellSize`.
