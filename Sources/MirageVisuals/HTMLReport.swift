@@ -199,7 +199,7 @@ public struct HTMLReport: Sendable {
             h += "<section id=\"items\">\n<h2>Items</h2>\n"
             h += "<p class=\"legend\"><mark class=\"hallucinated\">hallucinated object</mark> <mark class=\"correct\">correct object</mark></p>\n"
             for item in items {
-                h += "<div class=\"item\" id=\"item-\(escape(item.id))\">\n<h3>\(escape(item.id))</h3>\n"
+                h += "<div class=\"item\" id=\"item-\(anchor(item.id))\">\n<h3>\(escape(item.id))</h3>\n"
                 h += "<p class=\"caption\">\(try captionHTML(item))</p>\n"
                 for note in item.notes { h += "<p class=\"notes\">\(escape(note))</p>\n" }
                 if let png = item.heatmapPNG {
@@ -263,6 +263,20 @@ public struct HTMLReport: Sendable {
             guard let first = number.first, first.isNumber || "+-.".contains(first) else { return false }
             return number.allSatisfy { $0.isASCII && ($0.isNumber || "+-.eE".contains($0)) } && Double(number) != nil
         }
+    }
+
+    /// An element id from free text: ASCII letters, digits, `-` and `_` kept, every other run of characters
+    /// becomes one `-`.
+    func anchor(_ text: String) -> String {
+        var out = ""
+        for c in text {
+            if c.isASCII && (c.isLetter || c.isNumber || c == "-" || c == "_") {
+                out.append(c)
+            } else if !out.hasSuffix("-") {
+                out.append("-")
+            }
+        }
+        return out
     }
 
     func dataURL(_ png: [UInt8]) -> String { "data:image/png;base64," + Data(png).base64EncodedString() }

@@ -66,6 +66,7 @@ func sampleReport(heatmaps: Int = 2) throws -> HTMLReport {
             try HTMLReport(title: "t", items: [bad]).render()
         }
         let report = HTMLReport(title: "t")
+        #expect(report.anchor("opera · item 42/<x>") == "opera-item-42-x-")
         #expect(["12.8", "-6.6", "+1.5%", "3", "0.1 ± 0.02", ".5"].allSatisfy(report.isNumeric))
         #expect(!["", "greedy", "n/a", "-", "1e", "v1.2"].contains(where: report.isNumeric))
         let ragged = HTMLReport(title: "t", metrics: [.init(caption: "m", headers: ["a", "b"], rows: [["1"]])])
