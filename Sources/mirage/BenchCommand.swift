@@ -28,6 +28,7 @@ struct BenchCommand: ParsableCommand {
             BenchTokenizer.self,
             BenchDecoders.self,
             BenchRunnerCommand.self,
+            BenchVisualsCommand.self,
         ])
 }
 
