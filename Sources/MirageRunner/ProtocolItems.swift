@@ -63,6 +63,7 @@ public struct PreparedProtocol {
                                     vocabularyChecksum: ChairItemScorer.vocabularyChecksum(scorer.vocabulary),
                                     groundTruthChecksum: ChairItemScorer.groundTruthChecksum(scorer.groundTruth))
             if spec.truncateIncomplete { base.answerParser = "truncate-incomplete" }
+            if spec.padToSquare { base.imagePreprocessing = "pad-to-square" }
             return PreparedProtocol(spec: spec, imageIDs: ids, items: items, scorer: ChairItemScorer(scorer: scorer), base: base)
         case .pope:
             guard let source = spec.questions else {
@@ -101,7 +102,8 @@ public struct PreparedProtocol {
             if case .dataSource(_, let s) = source { split = s.rawValue } else { split = file.variant.known.first?.split.rawValue }
             let base = EvalProtocol(task: .pope, imageIDs: ids, maxNewTokens: spec.maxNewTokens,
                                     questionFile: url.lastPathComponent, questionChecksum: file.sha256, split: split,
-                                    answerParser: parser.rawValue)
+                                    answerParser: parser.rawValue,
+                                    imagePreprocessing: spec.padToSquare ? "pad-to-square" : nil)
             return PreparedProtocol(spec: spec, imageIDs: ids, items: items,
                                     scorer: PopeItemScorer(parser: parser, labels: labels), base: base)
         }

@@ -18,10 +18,15 @@ public struct EvalProtocol: Codable, Hashable, Sendable {
     /// CHAIR: SHA-256 of the vocabulary (synonyms) file and of the ground-truth objects file.
     public var vocabularyChecksum: String?
     public var groundTruthChecksum: String?
+    /// How images are prepared before the model's own preprocessor, when that differs from the plain
+    /// preprocessor: `"pad-to-square"` (LLaVA's expand2square, used by the LLaVA evaluation). `nil` for
+    /// imports and unpadded runs, so their hashes are unchanged.
+    public var imagePreprocessing: String?
 
     public init(task: Task, imageIDs: [Int], promptTemplate: String? = nil, maxNewTokens: Int? = nil,
                 questionFile: String? = nil, questionChecksum: String? = nil, split: String? = nil,
-                answerParser: String? = nil, vocabularyChecksum: String? = nil, groundTruthChecksum: String? = nil) {
+                answerParser: String? = nil, vocabularyChecksum: String? = nil, groundTruthChecksum: String? = nil,
+                imagePreprocessing: String? = nil) {
         self.task = task
         self.imageIDs = Array(Set(imageIDs)).sorted()
         self.promptTemplate = promptTemplate
@@ -32,6 +37,7 @@ public struct EvalProtocol: Codable, Hashable, Sendable {
         self.answerParser = answerParser
         self.vocabularyChecksum = vocabularyChecksum
         self.groundTruthChecksum = groundTruthChecksum
+        self.imagePreprocessing = imagePreprocessing
     }
 
     /// Keys sorted, slashes unescaped, `nil` fields left out: the bytes that are hashed.
@@ -57,6 +63,7 @@ public struct EvalProtocol: Codable, Hashable, Sendable {
         field("answer parser", answerParser, other.answerParser)
         field("CHAIR vocabulary checksum", vocabularyChecksum, other.vocabularyChecksum)
         field("CHAIR ground-truth checksum", groundTruthChecksum, other.groundTruthChecksum)
+        field("image preprocessing", imagePreprocessing, other.imagePreprocessing)
         return out
     }
 }

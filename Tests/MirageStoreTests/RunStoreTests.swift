@@ -30,6 +30,9 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
     let c = EvalProtocol(task: .chair, imageIDs: [1, 2, 3], maxNewTokens: 64)
     #expect(c.hash != a.hash)
     #expect(c.differences(from: a) == ["max new tokens 64 vs unset"])
+    let padded = EvalProtocol(task: .chair, imageIDs: [1, 2, 3], imagePreprocessing: "pad-to-square")
+    #expect(padded.hash != a.hash)
+    #expect(padded.differences(from: a) == ["image preprocessing pad-to-square vs unset"])
 }
 
 @Test func recordsItemsScoresAndMetrics() throws {
