@@ -27,10 +27,12 @@ struct BenchCommand: ParsableCommand {
             BenchVision.self,
             BenchTokenizer.self,
             BenchDecoders.self,
+            BenchRunnerCommand.self,
+            BenchVisualsCommand.self,
         ])
 }
 
-/// Options shared by the CHAIR benchmarks for locating the vocabulary and the text pipeline's data.
+/// Options shared by the CHAIR commands for locating the vocabulary and the text pipeline's data, plus threads.
 struct ChairDataOptions: ParsableArguments {
     @OptionGroup var text: ChairTextOptions
 
