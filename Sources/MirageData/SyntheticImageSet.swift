@@ -214,10 +214,9 @@ public struct SyntheticImageSet: Sendable {
         }
         try writeAnnotations(scenes, files: files)
         if !files.popeQuestions.isEmpty {
+            // From the instances file just written, as POPE builds its sets from COCO's annotations.
             let builder = POPEBuilder(images: popeImages, positivesPerImage: 3, seed: seed)
-            let pool = try builder.samplePool(scenes.map { s in
-                POPEImageObjects(image: s.fileName, objects: s.objects.map(\.category.name))
-            })
+            let pool = try builder.samplePool(try POPEBuilder.groundTruth(from: COCOReader.instances(at: files.instances)))
             for (split, url) in files.popeQuestions {
                 try POPEQuestionReader.jsonLines(try builder.questions(pool: pool, split: split)).write(to: url)
             }

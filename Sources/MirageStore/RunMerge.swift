@@ -44,7 +44,9 @@ extension RunStore {
     public func merge(from inputs: [String]) throws -> MergeOutcome {
         let outputPath = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
         for input in inputs {
-            guard FileManager.default.fileExists(atPath: input) else { throw StoreError.databaseMissing(path: input) }
+            guard FileManager.default.fileExists(atPath: input) else {
+                throw StoreError.invalid("no run database at \(input); name existing databases to merge from (nothing was written)")
+            }
             if URL(fileURLWithPath: input).standardizedFileURL.resolvingSymlinksInPath().path == outputPath {
                 throw StoreError.invalid("cannot merge \(input) into itself; name another output database")
             }

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 
-/// Where CHAIR's text resources come from, for commands that run CHAIR through the runner (`run`, `demo`).
+/// Where CHAIR's vocabulary and text-pipeline data come from (`run`, `demo`, and via `ChairDataOptions`
+/// `chair`, `import`, `reproduce`, `bench`).
 struct ChairTextOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("CHAIR synonym list (default: the data store's chair-synonyms).", valueName: "file"))
     var synonyms: String?

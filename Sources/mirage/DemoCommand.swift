@@ -127,8 +127,7 @@ struct Demo: ParsableCommand {
                                       options: RunnerOptions(mirageVersion: MirageVersion.string, gitRevision: Provenance.gitRevision,
                                                              sourcePath: "mirage demo"),
                                       progress: RunProgress(json: false))
-        let outcomes: [RunOutcome]
-        do { outcomes = try runner.run() } catch let e as RunnerError { throw ValidationError(e.description) }
+        let outcomes = try runner.run()
         var comparison = try ComparisonBuilder(store: store).compare(runs: outcomes.map(\.run))
         for i in comparison.rows.indices {
             let name = String(comparison.rows[i].decoder.prefix { $0 != "(" })
@@ -205,13 +204,13 @@ struct DemoData {
         for path in annotations {
             let url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath)
             guard FileManager.default.fileExists(atPath: url.path) else {
-                throw ValidationError("annotation file \(url.path) does not exist")
+                throw DemoError.missingAnnotations(url.path)
             }
             let name = url.lastPathComponent
             if name.hasPrefix("instances") { instances.append(url) }
             else if name.hasPrefix("captions") { captions.append(url) }
             else if prebuilt == nil { prebuilt = url }
-            else { throw ValidationError("give at most one prebuilt CHAIR ground truth (got \(prebuilt!.lastPathComponent) and \(name)); COCO files must be named instances_*.json / captions_*.json") }
+            else { throw DemoError.twoGroundTruths(prebuilt!.lastPathComponent, name) }
         }
         // Objects per image: COCO category names from instances, else the ground truth's node words.
         var objects: [Int: [String]] = [:]
@@ -222,23 +221,23 @@ struct DemoData {
             for (id, words) in try ChairGroundTruth(prebuiltJSON: prebuilt).objectsByImage { objects[id] = words.sorted() }
         }
         guard !objects.isEmpty else {
-            throw ValidationError("the annotations name no objects; give instances_*.json or coco2014_gt_objects.json")
+            throw DemoError.noObjects
         }
         var fileOf: [Int: String] = [:]
         for name in (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [] where name.lowercased().hasSuffix(".jpg") {
             if let id = POPEQuestion(questionID: 0, image: name, text: "", label: .yes).cocoImageID { fileOf[id] = name }
         }
         guard !fileOf.isEmpty else {
-            throw ValidationError("\(folder.path) holds no COCO images (names like COCO_val2014_000000000042.jpg or 000000000042.jpg)")
+            throw DemoError.noImages(folder.path)
         }
         let known = fileOf.keys.filter { objects[$0] != nil }.sorted()
         guard !known.isEmpty else {
-            throw ValidationError("none of the \(fileOf.count) images in \(folder.path) is in the annotations; give the annotations of their split")
+            throw DemoError.noAnnotatedImages(count: fileOf.count, folder: folder.path)
         }
         let ids = Array(known.prefix(count))
         let pool = ids.map { POPEImageObjects(image: fileOf[$0]!, objects: objects[$0]!) }
         let eligible = pool.filter { $0.objects.count >= 3 }.count
-        guard eligible > 0 else { throw ValidationError("none of the chosen images has the 3 objects a POPE question set needs; raise --count") }
+        guard eligible > 0 else { throw DemoError.noPOPEImages(ids.count) }
         let builder = POPEBuilder(images: eligible, positivesPerImage: 3, seed: 0)
         let questions = try builder.questions(pool: try builder.samplePool(pool), split: .random)
         let folderForRun = cache.appendingPathComponent("real-data")
@@ -289,5 +288,32 @@ struct DemoData {
         }
         try Data(text.utf8).write(to: url)
         return url
+    }
+}
+
+/// Why the demo cannot run on the data it was given, and what to give instead.
+enum DemoError: Error, CustomStringConvertible {
+    case missingAnnotations(String)
+    case twoGroundTruths(String, String)
+    case noObjects
+    case noImages(String)
+    case noAnnotatedImages(count: Int, folder: String)
+    case noPOPEImages(Int)
+
+    var description: String {
+        switch self {
+        case .missingAnnotations(let path):
+            return "annotation file \(path) does not exist; --annotations takes COCO instances_*.json / captions_*.json files or coco2014_gt_objects.json"
+        case let .twoGroundTruths(a, b):
+            return "give at most one prebuilt CHAIR ground truth (got \(a) and \(b)); COCO annotation files must be named instances_*.json / captions_*.json"
+        case .noObjects:
+            return "the annotations name no objects; give instances_*.json or CHAIR's coco2014_gt_objects.json"
+        case .noImages(let folder):
+            return "\(folder) holds no COCO images (names like COCO_val2014_000000000042.jpg or 000000000042.jpg); point --images at the image folder"
+        case let .noAnnotatedImages(count, folder):
+            return "none of the \(count) images in \(folder) is in the annotations; give the annotations of their split"
+        case .noPOPEImages(let n):
+            return "none of the \(n) chosen images has the 3 objects a POPE question set needs; raise --count"
+        }
     }
 }

@@ -59,3 +59,28 @@ import MirageTestSupport
     #expect(result.stderr.contains("mirage data fetch chair-synonyms punkt pos-tagger wordnet"))
     #expect(try DatabaseQueue(path: db).read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM runs") } == 3)
 }
+
+/// `--images DIR --annotations coco2014_gt_objects.json`: the demo runs on the first images of the folder
+/// that the ground truth knows, with POPE questions built from their objects.
+@Test(.enabled(if: SharedData.has("coco/images", "chair/coco2014_gt_objects.json"), SharedData.missingMessage))
+func demoRunsOnRealImagesWithTheirGroundTruth() throws {
+    let scratch = try Scratch()
+    defer { scratch.cleanup() }
+    let folder = SharedData.url("coco/images")
+    let db = scratch.path("demo.sqlite")
+    let result = try mirage(["demo", "--db", db, "--cache", scratch.path("cache"), "--count", "3",
+                             "--images", folder.path, "--annotations", SharedData.url("chair/coco2014_gt_objects.json").path,
+                             "--synonyms", scratch.path("none.txt")])
+    #expect(result.status == 0, "mirage demo failed: \(result.stderr)")
+    #expect(result.stdout.contains("3 images of \(folder.path)"))
+    let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".jpg") }
+    let imageIDs = try DatabaseQueue(path: db).read { db in
+        try String.fetchAll(db, sql: "SELECT DISTINCT p.image_ids FROM runs r JOIN protocols p ON p.id = r.protocol_id")
+    }
+    try #require(imageIDs.count == 1)
+    let ids = try JSONDecoder().decode([Int].self, from: Data(imageIDs[0].utf8))
+    #expect(!ids.isEmpty && ids.count <= 3)
+    for id in ids { #expect(files.contains { $0.hasSuffix(String(format: "%012d.jpg", id)) }, "image \(id) is not in the folder") }
+    let failed = try DatabaseQueue(path: db).read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM items WHERE status != 'ok'") }
+    #expect(failed == 0)
+}

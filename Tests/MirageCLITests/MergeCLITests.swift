@@ -55,3 +55,48 @@ import MirageTestSupport
     #expect(refused.stderr.contains("Nothing was written"))
     #expect(try DatabaseQueue(path: out2).read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM runs") } == 0)
 }
+
+/// The contract with `mirage run --shard`: two shard databases of a real run (tiny synthetic LLaVA on the
+/// demo's synthetic images) merge into the run an unsharded `mirage run` writes — same resume key, items and
+/// metrics — and `mirage run` on the merged database finds it complete.
+@Test func shardsOfMirageRunMergeIntoTheUnshardedRun() throws {
+    let scratch = try Scratch()
+    defer { scratch.cleanup() }
+    let cache = scratch.path("cache")
+    // The demo writes the model and the image set (POPE only: no CHAIR resources given).
+    try mirageOK(["demo", "--db", scratch.path("demo.sqlite"), "--cache", cache, "--count", "6",
+                  "--synonyms", scratch.path("none.txt")])
+    let data = cache + "/synthetic-coco-6-seed0"
+    let protocolFile = try scratch.write("pope.yaml", """
+        task: pope
+        questions: {path: \(data)/pope/coco_pope_random.json}
+        template: llava15
+        max_new_tokens: 5
+
+        """)
+    let run = ["run", "--model", cache + "/llava-llama-clip-tiny-seed0", "--protocol", protocolFile,
+               "--decoder", "beam,num_beams=2", "--images", data + "/images", "--threads", "2"]
+    try mirageOK(run + ["--db", scratch.path("whole.sqlite")])
+    try mirageOK(run + ["--db", scratch.path("s0.sqlite"), "--shard", "0/2"])
+    try mirageOK(run + ["--db", scratch.path("s1.sqlite"), "--shard", "1/2"])
+    let merged = scratch.path("merged.sqlite")
+    try mirageOK(["merge", merged, scratch.path("s1.sqlite"), scratch.path("s0.sqlite")])
+
+    func snapshot(_ path: String) throws -> [String] {
+        try DatabaseQueue(path: path).read { db in
+            try Row.fetchAll(db, sql: "SELECT source_hash, expected_items, status FROM runs").map {
+                "\($0["source_hash"] as String) \($0["expected_items"] as Int) \($0["status"] as String)"
+            } + Row.fetchAll(db, sql: "SELECT name, value FROM run_metrics ORDER BY name").map {
+                "\($0["name"] as String)=\(($0["value"] as Double?).map { String($0) } ?? "null")"
+            } + Row.fetchAll(db, sql: """
+                SELECT i.item_key, i.ordinal, i.output_text, i.output_tokens, s.parsed_answer
+                FROM items i JOIN item_scores s ON s.item_id = i.id ORDER BY i.ordinal
+                """).map { "\($0["item_key"] as String) \($0["ordinal"] as Int) \($0["output_text"] as String) \($0["output_tokens"] as String) \($0["parsed_answer"] as String)" }
+        }
+    }
+    let whole = try snapshot(scratch.path("whole.sqlite"))
+    #expect(whole.count > 30)
+    #expect(try snapshot(merged) == whole)
+    let again = try mirageOK(run + ["--db", merged])
+    #expect(again.contains("already complete"))
+}
