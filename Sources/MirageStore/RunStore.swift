@@ -108,7 +108,7 @@ public final class RunStore: Sendable {
 
     /// A write in an IMMEDIATE transaction (takes the write lock up front, so two processes queue on the
     /// busy timeout instead of failing on a lock upgrade).
-    private func write<T>(_ body: (Database) throws -> T) throws -> T {
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
         do {
             return try pool.writeWithoutTransaction { db in
                 var result: T?
@@ -125,7 +125,7 @@ public final class RunStore: Sendable {
         }
     }
 
-    private func read<T>(_ body: (Database) throws -> T) throws -> T {
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
         do { return try pool.read(body) } catch let error as StoreError { throw error } catch {
             throw StoreError.sqlite(path: path, message: "\(error)")
         }

@@ -1,0 +1,185 @@
+import Foundation
+import MirageStore
+import MirageText
+
+/// An object mention located in the response: the response token it starts in.
+public struct LocatedMention: Codable, Sendable, Equatable {
+    public var word: String
+    public var hallucinated: Bool
+    /// Response token index of the mention's first character.
+    public var token: Int
+    public init(word: String, hallucinated: Bool, token: Int) {
+        self.word = word; self.hallucinated = hallucinated; self.token = token
+    }
+}
+
+/// One response ready for the analysis: its sub-sentences and mentions in response-token coordinates, and
+/// the summary tokens detected on its attention map.
+public struct OvertrustItem: Codable, Sendable, Equatable {
+    public var key: String
+    /// First response token of every sub-sentence, in order.
+    public var sentenceStarts: [Int]
+    /// CHAIR's mentions, in caption order.
+    public var mentions: [LocatedMention]
+    /// Mentions whose CHAIR token could not be found in the response text (left out of every count).
+    public var unmappedMentions: Int
+    /// Whether CHAIR found any hallucinated mention (mapped or not).
+    public var hallucinated: Bool
+    public var summary: [SummaryToken]
+
+    public init(key: String, sentenceStarts: [Int], mentions: [LocatedMention], unmappedMentions: Int = 0,
+                hallucinated: Bool? = nil, summary: [SummaryToken]) {
+        self.key = key
+        self.sentenceStarts = sentenceStarts
+        self.mentions = mentions
+        self.unmappedMentions = unmappedMentions
+        self.hallucinated = hallucinated ?? mentions.contains(where: \.hallucinated)
+        self.summary = summary
+    }
+}
+
+/// Sub-sentences with the same number of summary tokens before them (the paper's Figure 2 b/c).
+public struct OvertrustGroup: Codable, Sendable, Equatable {
+    public var summaryTokens: Int
+    public var subSentences = 0
+    public var hallucinatedSubSentences = 0
+    public var mentions = 0
+    public var hallucinatedMentions = 0
+    /// Sub-sentences with ≥ 1 hallucinated mention / sub-sentences.
+    public var chairS: Double { subSentences == 0 ? .nan : Double(hallucinatedSubSentences) / Double(subSentences) }
+    /// Hallucinated mentions / mentions (NaN without mentions).
+    public var chairI: Double { mentions == 0 ? .nan : Double(hallucinatedMentions) / Double(mentions) }
+}
+
+/// The analysis of one run.
+public struct OvertrustReport: Codable, Sendable, Equatable {
+    /// Groups by summary-token count, ascending; counts with no sub-sentence are absent.
+    public var groups: [OvertrustGroup] = []
+    public var responses = 0
+    public var hallucinatedResponses = 0
+    /// Hallucinated responses with a summary token detected (trigger step) before their first hallucinated word.
+    public var hallucinatedWithOvertrustBefore = 0
+    /// Hallucinated responses with a summary token detected anywhere.
+    public var hallucinatedWithOvertrust = 0
+    public var cleanResponses = 0
+    /// Responses without hallucination with a summary token detected anywhere.
+    public var cleanWithOvertrust = 0
+    /// Hallucinated responses whose hallucinated mentions could not be located (not in the "before" share).
+    public var hallucinatedUnlocated = 0
+    public var unmappedMentions = 0
+
+    public var shareHallucinatedBefore: Double { ratio(hallucinatedWithOvertrustBefore, hallucinatedResponses - hallucinatedUnlocated) }
+    public var shareHallucinated: Double { ratio(hallucinatedWithOvertrust, hallucinatedResponses) }
+    public var shareClean: Double { ratio(cleanWithOvertrust, cleanResponses) }
+    private func ratio(_ a: Int, _ b: Int) -> Double { b == 0 ? .nan : Double(a) / Double(b) }
+}
+
+/// OPERA's over-trust analysis (docs/overtrust.md):
+/// (a) every sub-sentence is assigned the number of summary tokens located before its first token, and
+/// CHAIR_S / CHAIR_I are computed per count; (b) the share of hallucinated responses whose attention showed a
+/// summary token before the first hallucinated word, against the share of clean responses that show one at all.
+public enum OvertrustAnalysis {
+    public static func analyze(_ items: [OvertrustItem]) -> OvertrustReport {
+        var report = OvertrustReport()
+        var groups: [Int: OvertrustGroup] = [:]
+        for item in items {
+            let columns = item.summary.map(\.column)
+            for (s, start) in item.sentenceStarts.enumerated() {
+                let end = s + 1 < item.sentenceStarts.count ? item.sentenceStarts[s + 1] : Int.max
+                let k = columns.filter { $0 < start }.count
+                var g = groups[k] ?? OvertrustGroup(summaryTokens: k)
+                let inside = item.mentions.filter { $0.token >= start && $0.token < end }
+                let bad = inside.filter(\.hallucinated).count
+                g.subSentences += 1
+                g.mentions += inside.count
+                g.hallucinatedMentions += bad
+                if bad > 0 { g.hallucinatedSubSentences += 1 }
+                groups[k] = g
+            }
+            report.responses += 1
+            report.unmappedMentions += item.unmappedMentions
+            if item.hallucinated {
+                report.hallucinatedResponses += 1
+                if !item.summary.isEmpty { report.hallucinatedWithOvertrust += 1 }
+                if let first = item.mentions.first(where: \.hallucinated)?.token {
+                    if item.summary.contains(where: { $0.step < first }) { report.hallucinatedWithOvertrustBefore += 1 }
+                } else {
+                    report.hallucinatedUnlocated += 1
+                }
+            } else {
+                report.cleanResponses += 1
+                if !item.summary.isEmpty { report.cleanWithOvertrust += 1 }
+            }
+        }
+        report.groups = groups.keys.sorted().map { groups[$0]! }
+        return report
+    }
+}
+
+/// Puts a caption's CHAIR mentions and sentences into response-token coordinates.
+///
+/// CHAIR's mention positions index `word_tokenize(caption.lower())`. The word tokens are found in the
+/// lower-cased caption left to right (Treebank's `` and '' stand for a `"`), giving each a character
+/// offset; the caption is found in the response text (`AttentionMap.text`, the decoded tokens), and the
+/// token whose piece covers that character is the mention's token. Sub-sentences are Punkt's sentences of
+/// the lower-cased caption (the split CHAIR's tokenizer makes), each starting at the token of its first
+/// character.
+public struct CaptionAligner: Sendable {
+    public let tokenizer: WordTokenizer
+    public init(tokenizer: WordTokenizer) { self.tokenizer = tokenizer }
+
+    public func item(key: String, caption: String, mentions: [ObjectMention], map: AttentionMap,
+                     summary: [SummaryToken]) -> OvertrustItem {
+        let (lower, sentences) = tokenizer.lowercasedSentenceSpans(caption)
+        let words = tokenizer.tokenizeLowercased(caption)
+        let wordOffsets = Self.offsets(of: words, in: lower)
+        // Where the caption sits in the response text (the stored caption may be stripped).
+        let text = Array(map.text.lowercased().unicodeScalars)
+        let base = Self.find(lower, in: text, from: 0) ?? Self.find(Array(caption.unicodeScalars), in: Array(map.text.unicodeScalars), from: 0)
+        let tokenStarts = map.scalarOffsets
+        func token(at offset: Int?) -> Int? {
+            guard let offset, let base else { return nil }
+            let o = base + offset
+            // The token whose piece covers character o.
+            return (0..<map.count).first { tokenStarts[$0 + 1] > o }
+        }
+        var located: [LocatedMention] = []
+        var unmapped = 0
+        for m in mentions {
+            let offset = m.position < wordOffsets.count ? wordOffsets[m.position] : nil
+            if let t = token(at: offset) { located.append(LocatedMention(word: m.node, hallucinated: m.hallucinated, token: t)) }
+            else { unmapped += 1 }
+        }
+        var starts: [Int] = []
+        for span in sentences where !span.isEmpty {
+            var s = span.lowerBound
+            while s < span.upperBound, lower[s].properties.isWhitespace { s += 1 }
+            if let t = token(at: s), starts.last.map({ t > $0 }) ?? true { starts.append(t) }
+        }
+        return OvertrustItem(key: key, sentenceStarts: starts, mentions: located, unmappedMentions: unmapped,
+                             hallucinated: mentions.contains(where: \.hallucinated), summary: summary)
+    }
+
+    /// Scalar offset of every word token in `text`, searched left to right (nil where not found).
+    static func offsets(of words: [String], in text: [Unicode.Scalar]) -> [Int?] {
+        var cursor = 0
+        return words.map { word in
+            var options = [Array(word.unicodeScalars)]
+            if word == "``" || word == "''" { options.insert(["\""], at: 0) }
+            let hits = options.compactMap { o in find(o, in: text, from: cursor).map { (at: $0, length: o.count) } }
+            guard let hit = hits.min(by: { $0.at < $1.at }) else { return nil }
+            cursor = hit.at + hit.length
+            return hit.at
+        }
+    }
+
+    static func find(_ needle: [Unicode.Scalar], in haystack: [Unicode.Scalar], from start: Int) -> Int? {
+        guard !needle.isEmpty, needle.count <= haystack.count - start else { return needle.isEmpty ? start : nil }
+        var i = start
+        while i + needle.count <= haystack.count {
+            if haystack[i] == needle[0] && haystack[i..<(i + needle.count)].elementsEqual(needle) { return i }
+            i += 1
+        }
+        return nil
+    }
+}
