@@ -183,3 +183,29 @@ public struct CaptionAligner: Sendable {
         return nil
     }
 }
+
+/// Reads a stored run's attention maps and CHAIR scores and prepares its `OvertrustItem`s.
+public struct OvertrustRunAnalyzer: Sendable {
+    public var detector: SummaryTokenDetector
+    public var aligner: CaptionAligner
+
+    public init(detector: SummaryTokenDetector, aligner: CaptionAligner) {
+        self.detector = detector
+        self.aligner = aligner
+    }
+
+    /// The run's items that have both recorded attention and a CHAIR score, in item order, and how many items
+    /// with attention had no CHAIR score.
+    public func items(store: RunStore, run: Int64) throws -> (items: [OvertrustItem], unscored: Int) {
+        let keys = Set(try store.itemsWithAttention(run: run))
+        var items: [OvertrustItem] = [], unscored = 0
+        for stored in try store.items(run: run) where keys.contains(stored.item.key) {
+            guard case let .chair(score)? = stored.score else { unscored += 1; continue }
+            guard let record = try store.attention(run: run, itemKey: stored.item.key) else { continue }
+            let map = try AttentionMap(record)
+            items.append(aligner.item(key: stored.item.key, caption: stored.item.outputText, mentions: score.mentions,
+                                      map: map, summary: detector.detect(map).tokens))
+        }
+        return (items, unscored)
+    }
+}
