@@ -8,8 +8,10 @@ public struct LocatedMention: Codable, Sendable, Equatable {
     public var hallucinated: Bool
     /// Response token index of the mention's first character.
     public var token: Int
-    public init(word: String, hallucinated: Bool, token: Int) {
-        self.word = word; self.hallucinated = hallucinated; self.token = token
+    /// The mention's characters in the caption (Unicode scalar offsets), when known.
+    public var captionRange: Range<Int>?
+    public init(word: String, hallucinated: Bool, token: Int, captionRange: Range<Int>? = nil) {
+        self.word = word; self.hallucinated = hallucinated; self.token = token; self.captionRange = captionRange
     }
 }
 
@@ -49,6 +51,30 @@ public struct OvertrustGroup: Codable, Sendable, Equatable {
     public var chairS: Double { subSentences == 0 ? .nan : Double(hallucinatedSubSentences) / Double(subSentences) }
     /// Hallucinated mentions / mentions (NaN without mentions).
     public var chairI: Double { mentions == 0 ? .nan : Double(hallucinatedMentions) / Double(mentions) }
+
+    private enum CodingKeys: String, CodingKey {
+        case summaryTokens, subSentences, hallucinatedSubSentences, mentions, hallucinatedMentions, chairS, chairI
+    }
+    public init(summaryTokens: Int) { self.summaryTokens = summaryTokens }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        summaryTokens = try c.decode(Int.self, forKey: .summaryTokens)
+        subSentences = try c.decode(Int.self, forKey: .subSentences)
+        hallucinatedSubSentences = try c.decode(Int.self, forKey: .hallucinatedSubSentences)
+        mentions = try c.decode(Int.self, forKey: .mentions)
+        hallucinatedMentions = try c.decode(Int.self, forKey: .hallucinatedMentions)
+    }
+    /// Writes the counts and the two ratios (`chairS`, `chairI`).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(summaryTokens, forKey: .summaryTokens)
+        try c.encode(subSentences, forKey: .subSentences)
+        try c.encode(hallucinatedSubSentences, forKey: .hallucinatedSubSentences)
+        try c.encode(mentions, forKey: .mentions)
+        try c.encode(hallucinatedMentions, forKey: .hallucinatedMentions)
+        try c.encode(chairS, forKey: .chairS)
+        try c.encode(chairI, forKey: .chairI)
+    }
 }
 
 /// The analysis of one run.
@@ -147,7 +173,15 @@ public struct CaptionAligner: Sendable {
         var unmapped = 0
         for m in mentions {
             let offset = m.position < wordOffsets.count ? wordOffsets[m.position] : nil
-            if let t = token(at: offset) { located.append(LocatedMention(word: m.node, hallucinated: m.hallucinated, token: t)) }
+            // A merged mention ("hot dog") spans as many word tokens as it has words.
+            let last = m.position + max(0, m.word.split(separator: " ").count - 1)
+            var range: Range<Int>? = nil
+            if let offset, last < words.count, let end = wordOffsets[last] {
+                range = offset..<max(offset, end + words[last].unicodeScalars.count)
+            }
+            if let t = token(at: offset) {
+                located.append(LocatedMention(word: m.node, hallucinated: m.hallucinated, token: t, captionRange: range))
+            }
             else { unmapped += 1 }
         }
         var starts: [Int] = []

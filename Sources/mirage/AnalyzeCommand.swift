@@ -94,6 +94,17 @@ struct OvertrustRunResult: Codable {
     var name: String
     var report: OvertrustReport
     var unscoredItems: Int
+    /// (b): the shares of responses showing a summary token (NaN where the denominator is 0).
+    var shares: [String: Double]
+
+    init(run: Int64, name: String, report: OvertrustReport, unscoredItems: Int) {
+        self.run = run
+        self.name = name
+        self.report = report
+        self.unscoredItems = unscoredItems
+        shares = ["hallucinatedBeforeFirstHallucination": report.shareHallucinatedBefore,
+                  "hallucinatedAnywhere": report.shareHallucinated, "cleanAnywhere": report.shareClean]
+    }
 
     static func table(_ results: [OvertrustRunResult]) -> String {
         var out = ""
@@ -130,6 +141,10 @@ struct OvertrustRunResult: Codable {
             }
         }
         return out
+    }
+
+    static func plot(_ results: [OvertrustRunResult]) throws -> Data {
+        Data(try OvertrustFigures.plot(results.map { ($0.name, $0.report) }).png().png)
     }
 
     static func json(_ results: [OvertrustRunResult]) throws -> String {

@@ -19,6 +19,8 @@ struct Mirage: AsyncParsableCommand {
             Import.self,
             Runs.self,
             Compare.self,
+            Attention.self,
+            Analyze.self,
             Export.self,
             Reproduce.self,
             Models.self,

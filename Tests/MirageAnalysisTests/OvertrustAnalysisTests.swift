@@ -53,8 +53,8 @@ import MirageText
                                            ObjectMention(word: "cow", node: "cow", position: 40, hallucinated: true)],
                                 map: map, summary: [])
         #expect(item.sentenceStarts == [0, 4])
-        #expect(item.mentions == [LocatedMention(word: "dog", hallucinated: false, token: 1),
-                                  LocatedMention(word: "cat", hallucinated: true, token: 5)])
+        #expect(item.mentions == [LocatedMention(word: "dog", hallucinated: false, token: 1, captionRange: 2..<5),
+                                  LocatedMention(word: "cat", hallucinated: true, token: 5, captionRange: 15..<18)])
         #expect(item.unmappedMentions == 1 && item.hallucinated)
     }
 
