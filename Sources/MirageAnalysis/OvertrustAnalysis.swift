@@ -154,11 +154,23 @@ public struct CaptionAligner: Sendable {
     public let tokenizer: WordTokenizer
     public init(tokenizer: WordTokenizer) { self.tokenizer = tokenizer }
 
+    /// Each mention's characters in the caption (Unicode scalar offsets), nil where its word token was not
+    /// found; a merged mention ("hot dog") spans as many word tokens as it has words.
+    public func mentionRanges(caption: String, mentions: [ObjectMention]) -> [Range<Int>?] {
+        let words = tokenizer.tokenizeLowercased(caption)
+        let offsets = Self.offsets(of: words, in: Array(tokenizer.lowercasedSentenceSpans(caption).scalars))
+        return mentions.map { m in
+            guard m.position < words.count, let start = offsets[m.position] else { return nil }
+            let last = min(words.count - 1, m.position + max(0, m.word.split(separator: " ").count - 1))
+            guard let end = offsets[last] else { return start..<(start + words[m.position].unicodeScalars.count) }
+            return start..<max(start, end + words[last].unicodeScalars.count)
+        }
+    }
+
     public func item(key: String, caption: String, mentions: [ObjectMention], map: AttentionMap,
                      summary: [SummaryToken]) -> OvertrustItem {
         let (lower, sentences) = tokenizer.lowercasedSentenceSpans(caption)
-        let words = tokenizer.tokenizeLowercased(caption)
-        let wordOffsets = Self.offsets(of: words, in: lower)
+        let ranges = mentionRanges(caption: caption, mentions: mentions)
         // Where the caption sits in the response text (the stored caption may be stripped).
         let text = Array(map.text.lowercased().unicodeScalars)
         let base = Self.find(lower, in: text, from: 0) ?? Self.find(Array(caption.unicodeScalars), in: Array(map.text.unicodeScalars), from: 0)
@@ -171,18 +183,12 @@ public struct CaptionAligner: Sendable {
         }
         var located: [LocatedMention] = []
         var unmapped = 0
-        for m in mentions {
-            let offset = m.position < wordOffsets.count ? wordOffsets[m.position] : nil
-            // A merged mention ("hot dog") spans as many word tokens as it has words.
-            let last = m.position + max(0, m.word.split(separator: " ").count - 1)
-            var range: Range<Int>? = nil
-            if let offset, last < words.count, let end = wordOffsets[last] {
-                range = offset..<max(offset, end + words[last].unicodeScalars.count)
-            }
-            if let t = token(at: offset) {
+        for (m, range) in zip(mentions, ranges) {
+            if let t = token(at: range?.lowerBound) {
                 located.append(LocatedMention(word: m.node, hallucinated: m.hallucinated, token: t, captionRange: range))
+            } else {
+                unmapped += 1
             }
-            else { unmapped += 1 }
         }
         var starts: [Int] = []
         for span in sentences where !span.isEmpty {

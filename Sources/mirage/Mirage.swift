@@ -21,6 +21,7 @@ struct Mirage: AsyncParsableCommand {
             Compare.self,
             Attention.self,
             Analyze.self,
+            Report.self,
             Export.self,
             Reproduce.self,
             Models.self,
