@@ -45,6 +45,7 @@ let package = Package(
         .target(name: "MirageText", swiftSettings: optimised),
         /// COCO annotations, question files, data sources (fetch with checksums, import), hashing.
         .target(name: "MirageData", dependencies: [
+            "CMirageImage",
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ], swiftSettings: optimised),
         /// CHAIR and POPE scorers.
@@ -82,7 +83,7 @@ let package = Package(
         .testTarget(name: "MirageEngineTests", dependencies: ["MirageEngine", "MirageData", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageDecodingTests", dependencies: ["MirageDecoding", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageTextTests", dependencies: ["MirageText", "MirageTestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "MirageDataTests", dependencies: ["MirageData", "MirageTestSupport"]),
+        .testTarget(name: "MirageDataTests", dependencies: ["MirageData", "MirageEngine", "MirageMetrics", "MirageTestSupport"]),
         .testTarget(name: "MirageMetricsTests", dependencies: ["MirageMetrics", "MirageTestSupport"]),
         .testTarget(name: "MirageStoreTests", dependencies: ["MirageStore", "MirageTestSupport"]),
         .testTarget(name: "MirageRunnerTests", dependencies: ["MirageRunner", "MirageTestSupport"]),

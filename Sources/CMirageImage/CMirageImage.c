@@ -92,6 +92,59 @@ int mirage_jpeg_decode(const unsigned char *data, size_t size, mirage_decoded_im
     return 0;
 }
 
+int mirage_jpeg_encode(const unsigned char *pixels, int32_t width, int32_t height, int32_t channels,
+                       int32_t quality, unsigned char **out, size_t *outSize, char *message) {
+    *out = NULL;
+    *outSize = 0;
+    message[0] = 0;
+    if (channels != 1 && channels != 3) {
+        snprintf(message, 200, "JPEG encoding takes 1 (grey) or 3 (RGB) channels, not %d", channels);
+        return 1;
+    }
+    if (width <= 0 || height <= 0 || width > 65500 || height > 65500) {
+        snprintf(message, 200, "JPEG images must be 1 to 65500 pixels wide and high (got %dx%d)", width, height);
+        return 1;
+    }
+    struct jpeg_compress_struct cinfo;
+    mirage_jpeg_error err;
+    unsigned char *volatile buffer = NULL;
+    unsigned long size = 0;
+    cinfo.err = jpeg_std_error(&err.base);
+    err.base.error_exit = mirage_jpeg_error_exit;
+    err.truncated = 0;
+    if (setjmp(err.jump)) {
+        (*err.base.format_message)((j_common_ptr)&cinfo, message);
+        jpeg_destroy_compress(&cinfo);
+        free(buffer);
+        return 1;
+    }
+    jpeg_create_compress(&cinfo);
+    // jpeg_mem_dest allocates (and grows) the buffer with malloc; the caller frees it.
+    jpeg_mem_dest(&cinfo, (unsigned char **)&buffer, &size);
+    cinfo.image_width = (JDIMENSION)width;
+    cinfo.image_height = (JDIMENSION)height;
+    cinfo.input_components = channels;
+    cinfo.in_color_space = channels == 3 ? JCS_RGB : JCS_GRAYSCALE;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, quality < 1 ? 1 : quality > 100 ? 100 : quality, TRUE);
+    // Full-resolution chroma (4:4:4, as Pillow's `subsampling=0`): flat coloured shapes keep clean edges.
+    for (int c = 0; c < cinfo.num_components; c++) {
+        cinfo.comp_info[c].h_samp_factor = 1;
+        cinfo.comp_info[c].v_samp_factor = 1;
+    }
+    jpeg_start_compress(&cinfo, TRUE);
+    size_t stride = (size_t)width * (size_t)channels;
+    while (cinfo.next_scanline < cinfo.image_height) {
+        JSAMPROW row = (JSAMPROW)(pixels + stride * cinfo.next_scanline);
+        jpeg_write_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    *out = buffer;
+    *outSize = (size_t)size;
+    return 0;
+}
+
 // MARK: PNG
 
 typedef struct {

@@ -90,12 +90,12 @@ public struct SyntheticCOCO: Sendable {
         let cats = Self.categories
         var inst = try BufferedWriter(url: instancesURL)
         var caps = try BufferedWriter(url: captionsURL)
-        let info = "\"info\": {\"description\": \"Mirage synthetic COCO-layout data (seed \(seed))\", \"version\": \"1.0\", \"year\": 2014}, \"licenses\": []"
+        let info = Self.infoJSON(seed: seed)
         inst.write("{\(info), \"images\": [")
         caps.write("{\(info), \"images\": [")
         for i in 0..<images {
             let id = imageID(i)
-            let image = "{\"license\": 1, \"file_name\": \"COCO_\(split)_\(Self.padded(id)).jpg\", \"height\": 480, \"width\": 640, \"id\": \(id)}"
+            let image = Self.imageJSON(id: id, split: split, width: 640, height: 480)
             let sep = i == 0 ? "" : ", "
             inst.write(sep + image)
             caps.write(sep + image)
@@ -145,17 +145,30 @@ public struct SyntheticCOCO: Sendable {
                 captionID += 1
             }
         }
-        inst.write("], \"categories\": [")
-        for (i, c) in cats.enumerated() {
-            inst.write((i == 0 ? "" : ", ") + "{\"supercategory\": \"\(c.supercategory ?? "")\", \"id\": \(c.id), \"name\": \"\(c.name)\"}")
-        }
-        inst.write("]}")
+        inst.write("], \"categories\": \(Self.categoriesJSON)}")
         caps.write("]}")
         try inst.close()
         try caps.close()
         return Files(instances: instancesURL, captions: captionsURL,
                      instanceCount: annotationID - 1, captionCount: captionID - 1)
     }
+
+    /// The `info` and `licenses` members both files start with.
+    static func infoJSON(seed: UInt64) -> String {
+        "\"info\": {\"description\": \"Mirage synthetic COCO-layout data (seed \(seed))\", \"version\": \"1.0\", \"year\": 2014}, \"licenses\": []"
+    }
+
+    /// One entry of the `images` array, named as COCO names its files (`COCO_val2014_000000000042.jpg`).
+    static func imageJSON(id: Int, split: String, width: Int, height: Int) -> String {
+        "{\"license\": 1, \"file_name\": \"\(fileName(id: id, split: split))\", \"height\": \(height), \"width\": \(width), \"id\": \(id)}"
+    }
+
+    static func fileName(id: Int, split: String) -> String { "COCO_\(split)_\(padded(id)).jpg" }
+
+    /// The `categories` array of the instances file.
+    static let categoriesJSON: String = "[" + categories.map {
+        "{\"supercategory\": \"\($0.supercategory ?? "")\", \"id\": \($0.id), \"name\": \"\($0.name)\"}"
+    }.joined(separator: ", ") + "]"
 
     /// Appends v/100 with two decimals ("123.05").
     static func appendHundredths(_ v: Int, to s: inout String) {
@@ -172,7 +185,8 @@ public struct SyntheticCOCO: Sendable {
     }
 
     /// Sparse, increasing image ids like COCO's.
-    func imageID(_ index: Int) -> Int { 9 + index * 5 + (index % 3) }
+    func imageID(_ index: Int) -> Int { Self.imageID(index) }
+    static func imageID(_ index: Int) -> Int { 9 + index * 5 + (index % 3) }
 }
 
 /// Appends text to a file through a 1 MiB buffer.

@@ -84,7 +84,7 @@ public final class RunStore: Sendable {
     }
 
     /// Opens an existing file read-only and refuses it when it comes from a newer schema.
-    private static func checkSchemaReadOnly(path: String) throws {
+    static func checkSchemaReadOnly(path: String) throws {
         var config = Configuration()
         config.readonly = true
         config.busyMode = .timeout(60)
@@ -205,7 +205,7 @@ public final class RunStore: Sendable {
         }.map { try run(id: $0) }
     }
 
-    private static let runSelect = """
+    static let runSelect = """
         SELECT r.*, p.hash AS p_hash, p.name AS p_name, p.canonical_json AS p_json,
                m.name AS m_name, m.architecture AS m_arch, m.fingerprint AS m_fp,
                d.name AS d_name, d.parameters AS d_params
@@ -213,7 +213,7 @@ public final class RunStore: Sendable {
              JOIN decoders d ON d.id = r.decoder_id
         """
 
-    private static func runRecord(_ row: Row) throws -> RunRecord {
+    static func runRecord(_ row: Row) throws -> RunRecord {
         let json: String = row["p_json"]
         let evalProtocol = try JSONDecoder().decode(EvalProtocol.self, from: Data(json.utf8))
         return RunRecord(
@@ -370,12 +370,14 @@ public final class RunStore: Sendable {
 
     /// All items of a run in ordinal order, with their scores.
     public func items(run: Int64) throws -> [StoredItem] {
-        try read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT i.*, s.kind, s.mentions, s.ground_truth, s.word_count, s.label, s.parsed_answer
-                FROM items i LEFT JOIN item_scores s ON s.item_id = i.id WHERE i.run_id = ? ORDER BY i.ordinal, i.id
-                """, arguments: [run]).map(Self.storedItem)
-        }
+        try read { db in try Self.items(db, run: run) }
+    }
+
+    static func items(_ db: Database, run: Int64) throws -> [StoredItem] {
+        try Row.fetchAll(db, sql: """
+            SELECT i.*, s.kind, s.mentions, s.ground_truth, s.word_count, s.label, s.parsed_answer
+            FROM items i LEFT JOIN item_scores s ON s.item_id = i.id WHERE i.run_id = ? ORDER BY i.ordinal, i.id
+            """, arguments: [run]).map(Self.storedItem)
     }
 
     private static func storedItem(_ row: Row) throws -> StoredItem {
@@ -407,19 +409,24 @@ public final class RunStore: Sendable {
     /// Computes the run's metrics from its item scores, stores them, and marks the run complete.
     @discardableResult
     public func finishRun(_ id: Int64, status: RunStatus = .complete) throws -> [String: Double] {
-        let run = try run(id: id)
-        let parser = run.protocolRecord.evalProtocol.answerParser.flatMap(POPEAnswerParser.init(rawValue:))
-        let metrics = RunMetrics.compute(task: run.task, parser: parser, items: try items(run: id))
-        try write { db in
-            try db.execute(sql: "DELETE FROM run_metrics WHERE run_id = ?", arguments: [id])
-            for (name, value) in metrics.sorted(by: { $0.key < $1.key }) {
-                try db.execute(sql: "INSERT INTO run_metrics (run_id, name, value) VALUES (?, ?, ?)",
-                               arguments: [id, name, value.isNaN ? nil : value])
-            }
-            let now = Self.now()
-            try db.execute(sql: "UPDATE runs SET status = ?, finished_at = ?, updated_at = ? WHERE id = ?",
-                           arguments: [status.rawValue, now, now, id])
+        try write { db in try Self.finishRun(db, id: id, status: status) }
+    }
+
+    /// `finishRun` inside a caller's transaction (a merge recomputes the metrics of the runs it combined).
+    static func finishRun(_ db: Database, id: Int64, status: RunStatus) throws -> [String: Double] {
+        guard let run = try Row.fetchOne(db, sql: runSelect + " WHERE r.id = ?", arguments: [id]).map(runRecord) else {
+            throw StoreError.runNotFound(String(id))
         }
+        let parser = run.protocolRecord.evalProtocol.answerParser.flatMap(POPEAnswerParser.init(rawValue:))
+        let metrics = RunMetrics.compute(task: run.task, parser: parser, items: try items(db, run: id))
+        try db.execute(sql: "DELETE FROM run_metrics WHERE run_id = ?", arguments: [id])
+        for (name, value) in metrics.sorted(by: { $0.key < $1.key }) {
+            try db.execute(sql: "INSERT INTO run_metrics (run_id, name, value) VALUES (?, ?, ?)",
+                           arguments: [id, name, value.isNaN ? nil : value])
+        }
+        let now = Self.now()
+        try db.execute(sql: "UPDATE runs SET status = ?, finished_at = ?, updated_at = ? WHERE id = ?",
+                       arguments: [status.rawValue, now, now, id])
         return metrics
     }
 

@@ -8,6 +8,9 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     case runNotFound(String)
     case labelTaken(String, run: Int64)
     case invalid(String)
+    /// `mirage merge`: an item key is in both databases with different content (nothing was written).
+    case mergeConflict(input: String, run: String, outputRun: Int64, itemKey: String, field: String,
+                       output: String, incoming: String)
     case sqlite(path: String, message: String)
 
     public var description: String {
@@ -25,6 +28,13 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
             return "the label '\(label)' already names run \(run); labels are unique. Choose another, or relabel run \(run) first."
         case let .invalid(message):
             return message
+        case let .mergeConflict(input, run, outputRun, itemKey, field, output, incoming):
+            func short(_ s: String) -> String { s.count > 80 ? String(s.prefix(77)) + "..." : s }
+            return "cannot merge \(input): run \(run) has the identity of run \(outputRun) in the output (same protocol, "
+                + "model, decoder, seed and resume key), but item '\(itemKey)' differs in \(field) "
+                + "(output: \(short(output)); \(input): \(short(incoming))). Nothing was written. The two runs did "
+                + "not produce the same outputs, so they are not parts of one run: delete one of them "
+                + "(`mirage runs delete ID --db FILE`) or keep them in separate databases."
         case let .sqlite(path, message):
             return "database error in \(path): \(message)"
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MirageAnalysis
+import MirageRunner
 import MirageText
 
 extension SummaryTokenDetector.Rule: ExpressibleByArgument {}
@@ -39,3 +40,6 @@ struct PunktOptions: ParsableArguments {
         return CaptionAligner(tokenizer: WordTokenizer(punkt: try PunktParameters(directory: folder)))
     }
 }
+
+/// `mirage run --record-attention`: the runner calls the recorder after every decoded item.
+extension AttentionRecorder: RunItemObserver {}

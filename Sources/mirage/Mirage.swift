@@ -19,6 +19,7 @@ struct Mirage: AsyncParsableCommand {
             Import.self,
             Runs.self,
             Compare.self,
+            Merge.self,
             Attention.self,
             Analyze.self,
             Report.self,
@@ -28,6 +29,7 @@ struct Mirage: AsyncParsableCommand {
             Generate.self,
             Decoders.self,
             Inspect.self,
+            RunCommand.self,
             BenchCommand.self,
         ]
     )

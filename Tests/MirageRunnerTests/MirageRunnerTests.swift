@@ -1,2 +1,328 @@
+import Foundation
 import Testing
+import MirageData
+import MirageDecoding
+import MirageEngine
+import MirageMetrics
+import MirageStore
+import MirageTestSupport
 @testable import MirageRunner
+
+/// The message of a thrown `RunnerError`, or nil when nothing (or something else) was thrown.
+func runnerError(_ body: () throws -> Void) -> String? {
+    do { try body() } catch let e as RunnerError { return e.description } catch { return "other error: \(error)" }
+    return nil
+}
+
+@Suite struct ProtocolFileTests {
+    @Test func chairProtocolReadsEveryField() throws {
+        let p = try RunProtocol.parse("""
+        name: my-chair
+        description: A test protocol
+        source: paper X
+        task: chair
+        images: {ids: [42, 7, 9]}
+        prompt: Describe it.
+        template: "SYS USER: <image> {prompt} ASSISTANT:"
+        templates: {qwen2: chatml-nosystem}
+        max_new_tokens: 64
+        pad_to_square: true
+        truncate_incomplete: true
+        """, file: "p.yaml", defaultName: "p")
+        #expect(p.name == "my-chair" && p.description == "A test protocol" && p.source == "paper X")
+        #expect(p.task == .chair && p.images == .ids([42, 7, 9]) && p.prompt == "Describe it.")
+        #expect(p.template == .custom("SYS USER: <image> {prompt} ASSISTANT:"))
+        #expect(p.template(for: .qwen2) == .named("chatml-nosystem") && p.template(for: .llama) == p.template)
+        #expect(p.maxNewTokens == 64 && p.padToSquare && p.truncateIncomplete)
+        #expect(p.questions == nil && p.answerParser == nil)
+        #expect(try RunProtocol.render(p.template, text: p.userText()) == "SYS USER: <image> Describe it. ASSISTANT:")
+        #expect(try RunProtocol.render(.named("llava15"), text: "Hi") == "USER: <image>\nHi ASSISTANT:")
+    }
+
+    @Test func popeProtocolReadsEveryField() throws {
+        let p = try RunProtocol.parse("""
+        task: pope
+        questions: {source: pope-coco-opera, split: adversarial}
+        prompt: "{question} Answer yes or no."
+        images: {sample: 20, seed: 3}
+        max_new_tokens: 10
+        answer_parser: strict
+        """, file: "q.yaml", defaultName: "q")
+        #expect(p.name == "q" && p.task == .pope && p.questions == .dataSource(id: "pope-coco-opera", split: .adversarial))
+        #expect(p.images == .sample(count: 20, seed: 3) && p.answerParser == .strict && !p.padToSquare)
+        #expect(p.userText(question: "Is there a cat?") == "Is there a cat? Answer yes or no.")
+        #expect(p.template == .named("llava15"))
+        let defaults = try RunProtocol.parse("task: pope\nquestions: {path: q.json}\nmax_new_tokens: 5\n",
+                                             file: "d.yaml", defaultName: "d")
+        #expect(defaults.images == .questionFile && defaults.prompt == "{question}" && defaults.answerParser == .opera)
+        #expect(defaults.questions == .file("q.json"))
+    }
+
+    @Test func protocolErrorsNameFileAndKey() {
+        func error(_ yaml: String) -> String? { runnerError { _ = try RunProtocol.parse(yaml, file: "bad.yaml", defaultName: "bad") } }
+        let chair = "task: chair\nprompt: x\nmax_new_tokens: 5\nimages: {ids: [1]}\n"
+        #expect(error("prompt: x\nmax_new_tokens: 5\n")?.hasPrefix("bad.yaml: task: missing") == true)
+        #expect(error("task: vqa\n")?.contains("bad.yaml: task: 'vqa' is not a task; use chair or pope") == true)
+        #expect(error(chair + "max_tokens: 3\n")?.hasPrefix("bad.yaml: max_tokens: unknown key") == true)
+        #expect(error("task: chair\nprompt: x\nimages: {ids: [1]}\n")?.hasPrefix("bad.yaml: max_new_tokens: missing") == true)
+        #expect(error("task: chair\nprompt: x\nmax_new_tokens: 0\nimages: {ids: [1]}\n")?.contains("max_new_tokens: 0 is out of range") == true)
+        #expect(error("task: chair\nprompt: x\nmax_new_tokens: 5\n")?.hasPrefix("bad.yaml: images: missing") == true)
+        #expect(error("task: chair\nprompt: x\nmax_new_tokens: 5\nimages: {ids: [1, 1]}\n")?.contains("images.ids: image id 1 appears twice") == true)
+        #expect(error("task: chair\nprompt: x\nmax_new_tokens: 5\nimages: {ids: [1], sample: 3}\n")?.contains("give either ids or sample") == true)
+        #expect(error("task: chair\nprompt: x\nmax_new_tokens: 5\nimages: {ids: [a]}\n")?.contains("images.ids[0]: expected a whole number") == true)
+        #expect(error("task: chair\nprompt: x\nmax_new_tokens: 5\nimages: {count: 3}\n")?.contains("images.count: unknown key") == true)
+        #expect(error(chair + "template: fancy\n")?.contains("bad.yaml: template: 'fancy' is neither a template name") == true)
+        #expect(error(chair + "templates: {mistral: plain}\n")?.contains("templates.mistral: not a decoder architecture") == true)
+        #expect(error(chair + "answer_parser: opera\n")?.contains("answer_parser: applies to POPE protocols only") == true)
+        #expect(error(chair + "pad_to_square: maybe\n")?.contains("pad_to_square: expected true or false") == true)
+        let pope = "task: pope\nmax_new_tokens: 5\n"
+        #expect(error(pope)?.hasPrefix("bad.yaml: questions: missing") == true)
+        #expect(error(pope + "questions: {source: pope-coco}\n")?.contains("questions.split: missing") == true)
+        #expect(error(pope + "questions: {source: pope-coco, split: easy}\n")?.contains("questions.split: 'easy' is not a split") == true)
+        #expect(error(pope + "questions: {path: q.json}\nprompt: Is it?\n")?.contains("prompt: a POPE prompt must contain {question}") == true)
+        #expect(error(pope + "questions: {path: q.json}\ntruncate_incomplete: true\n")?.contains("truncate_incomplete: applies to CHAIR") == true)
+        #expect(error(pope + "questions: {path: q.json}\nanswer_parser: llm\n")?.contains("answer_parser: 'llm' is not a parser") == true)
+        #expect(error("- a\n- b\n")?.contains("the top level must be a mapping") == true)
+        #expect(error("task: [chair\n")?.contains("not valid YAML") == true)
+    }
+
+    @Test func sampleIgnoresInputOrderAndDependsOnSeed() {
+        let ids = Array(stride(from: 9, through: 9000, by: 9))
+        let a = ImageSampler.sample(ids, count: 50, seed: 7)
+        let b = ImageSampler.sample(ids.reversed() + ids.prefix(30), count: 50, seed: 7)   // order and duplicates
+        var rng = SplitMix64(seed: 99)
+        let c = ImageSampler.sample(ids.shuffled(using: &rng), count: 50, seed: 7)
+        #expect(a == b && a == c)
+        #expect(a.count == 50 && a == a.sorted() && Set(a).isSubset(of: Set(ids)))
+        #expect(ImageSampler.sample(ids, count: 50, seed: 8) != a)
+        #expect(ImageSampler.sample([3, 1, 2], count: 10, seed: 0) == [1, 2, 3])
+    }
+
+    @Test func shippedProtocolsParse() throws {
+        let library = ProtocolLibrary(folders: [SharedData.repositoryRoot.appendingPathComponent("Annotations/protocols")])
+        let names = library.names
+        for name in ["opera-chair-512", "opera-chair-64", "opera-pope-random", "opera-pope-popular", "opera-pope-adversarial",
+                     "llava-pope-random", "llava-pope-popular", "llava-pope-adversarial"] {
+            #expect(names.contains(name))
+            let p = try library.resolve(name)
+            #expect(p.name == name && p.source != nil && p.description != nil)
+        }
+        let chair512 = try library.resolve("opera-chair-512"), chair64 = try library.resolve("opera-chair-64")
+        #expect(chair512.maxNewTokens == 512 && !chair512.truncateIncomplete && chair64.maxNewTokens == 64 && chair64.truncateIncomplete)
+        guard case .ids(let ids) = chair512.images else { Issue.record("opera-chair-512 must list its ids"); return }
+        #expect(ids.count == 500 && chair64.images == chair512.images)
+        #expect(try RunProtocol.render(chair512.template, text: chair512.prompt) == "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the user's questions.USER: <image> Please describe this image in detail. ASSISTANT:")
+        let operaPope = try library.resolve("opera-pope-popular")
+        #expect(operaPope.questions == .dataSource(id: "pope-coco-opera", split: .popular) && operaPope.maxNewTokens == 10 && operaPope.answerParser == .opera)
+        let llavaPope = try library.resolve("llava-pope-random")
+        #expect(llavaPope.questions == .dataSource(id: "pope-coco-vcd", split: .random) && llavaPope.answerParser == .pope && llavaPope.padToSquare)
+        #expect(try RunProtocol.render(llavaPope.template, text: llavaPope.userText(question: "Is there a dog in the image?"))
+                == LlavaChatTemplate.llava15System + " USER: <image>\nIs there a dog in the image?\nAnswer the question using a single word or phrase. ASSISTANT:")
+        #expect(runnerError { _ = try library.resolve("no-such-protocol") }?.contains("known protocols: llava-pope-adversarial") == true)
+    }
+
+    /// The shipped 500 ids are the ids of OPERA's released LLaVA-1.5, MiniGPT-4 and Shikra caption logs.
+    @Test(.enabled(if: SharedData.has("chair/opera-logs/llava-1.5-greedy.jsonl"), SharedData.missingMessage))
+    func operaChairIdsAreTheReleasedLogs() throws {
+        let library = ProtocolLibrary(folders: [SharedData.repositoryRoot.appendingPathComponent("Annotations/protocols")])
+        guard case .ids(let ids) = try library.resolve("opera-chair-512").images else { Issue.record("no ids"); return }
+        for model in ["llava-1.5", "minigpt4", "shikra"] {
+            for decoder in ["greedy", "beam5", "ours"] {
+                let file = SharedData.url("chair/opera-logs/\(model)-\(decoder).jsonl")
+                let captions = try ChairCaptionFile.read(file, imageIdKey: "image_id", captionKey: "caption")
+                #expect(captions.captions.map(\.imageId).sorted() == ids, "\(model)-\(decoder)")
+            }
+        }
+    }
+}
+
+@Suite struct ExperimentFileTests {
+    @Test func experimentReadsEveryField() throws {
+        let base = URL(fileURLWithPath: "/data/exp")
+        let e = try Experiment.parse("""
+        models: [models/llava, /abs/other]
+        protocols: [opera-chair-512, ./mine.yaml]
+        decoders:
+          - greedy
+          - opera:opera-paper,num_beams=3
+          - {name: beam, preset: halc-baseline, params: {num_beams: 4, length_penalty: 0.5}}
+        seeds: [0, 5]
+        limit: 20
+        images: coco/val2014
+        annotations:
+          instances: [ann/instances_val2014.json]
+          chair_ground_truth: /gt/coco2014_gt_objects.json
+        db: results.sqlite
+        quantize: q8
+        threads: 2
+        shard: 1/3
+        record_attention: true
+        """, file: "e.yaml", baseFolder: base)
+        #expect(e.models == ["/data/exp/models/llava", "/abs/other"])
+        #expect(e.protocols == ["opera-chair-512", "/data/exp/./mine.yaml"])
+        #expect(e.decoders == [DecoderChoice(name: "greedy"),
+                               DecoderChoice(name: "opera", preset: "opera-paper", overrides: [.init("num_beams", "3")]),
+                               DecoderChoice(name: "beam", preset: "halc-baseline",
+                                             overrides: [.init("length_penalty", "0.5"), .init("num_beams", "4")])])
+        #expect(e.seeds == [0, 5] && e.limit == 20 && e.images == "/data/exp/coco/val2014")
+        #expect(e.instances == ["/data/exp/ann/instances_val2014.json"] && e.groundTruth == "/gt/coco2014_gt_objects.json")
+        #expect(e.database == "/data/exp/results.sqlite" && e.quantize == "q8" && e.threads == 2)
+        let shard = try Shard(index: 1, count: 3)
+        #expect(e.shard == shard && e.recordAttention)
+        let single = try Experiment.parse("model: m\nprotocol: p\ndecoder: greedy\nseed: 3\n", file: "s.yaml")
+        #expect(single.models == ["m"] && single.protocols == ["p"] && single.decoders == [DecoderChoice(name: "greedy")] && single.seeds == [3])
+        #expect(Experiment().seeds == [0] && !Experiment().recordAttention)
+    }
+
+    @Test func experimentErrorsNameFileAndKey() {
+        func error(_ yaml: String) -> String? { runnerError { _ = try Experiment.parse(yaml, file: "exp.yaml") } }
+        #expect(error("model: a\nmodels: [b]\n")?.contains("exp.yaml: model: give model or models, not both") == true)
+        #expect(error("decoders: [\"opera,num_beams\"]\n")?.contains("exp.yaml: decoders[0]: decoder 'opera,num_beams': 'num_beams' is not k=v") == true)
+        #expect(error("decoders: [{preset: x}]\n")?.contains("exp.yaml: decoders[0].name: missing") == true)
+        #expect(error("decoders: [{name: beam, parms: {}}]\n")?.contains("decoders[0].parms: unknown key") == true)
+        #expect(error("seeds: [-1]\n")?.contains("exp.yaml: seeds: seed -1 is negative") == true)
+        #expect(error("seeds: []\n")?.contains("exp.yaml: seeds: the list is empty") == true)
+        #expect(error("limit: 0\n")?.contains("exp.yaml: limit: 0 is out of range") == true)
+        #expect(error("limit: ten\n")?.contains("exp.yaml: limit: expected a whole number, got 'ten'") == true)
+        #expect(error("quantize: q4\n")?.contains("exp.yaml: quantize: 'q4' is not a format") == true)
+        #expect(error("shard: 2/2\n")?.contains("exp.yaml: shard: '2/2' is not i/n") == true)
+        #expect(error("annotations: {gt: x}\n")?.contains("exp.yaml: annotations.gt: unknown key") == true)
+        #expect(error("record_attention: sometimes\n")?.contains("record_attention: expected true or false") == true)
+        #expect(error("modle: x\n")?.contains("exp.yaml: modle: unknown key; accepted keys here:") == true)
+        #expect(runnerError { try Experiment().validate() }?.contains("no model") == true)
+        var e = Experiment()
+        e.models = ["m"]; e.protocols = ["p"]; e.decoders = [DecoderChoice(name: "greedy", overrides: [.init("num_beams", "2")])]
+        #expect(runnerError { try e.validate() }?.contains("decoder 'greedy,num_beams=2'") == true)
+    }
+
+    @Test func decoderChoiceTextRoundTrips() throws {
+        for text in ["greedy", "opera:opera-paper", "beam,num_beams=3", "opera:opera-paper,num_beams=3,threshold=25"] {
+            #expect(try DecoderChoice(parsing: text).description == text)
+        }
+        let d = try DecoderChoice(parsing: "beam,num_beams=3").makeDecoder()
+        #expect(d.name == "beam" && d.parameters["num_beams"] == .int(3))
+        #expect(runnerError { _ = try DecoderChoice(parsing: ":x") }?.contains("no decoder name") == true)
+        #expect(runnerError { _ = try DecoderChoice(parsing: "opera:") }?.contains("empty preset") == true)
+        #expect(runnerError { _ = try DecoderChoice(parsing: "nope").makeDecoder() }?.contains("decoder 'nope'") == true)
+    }
+
+    @Test func shardsPartitionImagesDeterministically() throws {
+        let zero = try Shard(index: 0, count: 2)
+        #expect(try Shard(parsing: "0/2") == zero)
+        for bad in ["2/2", "-1/2", "1", "a/b", "0/0"] {
+            #expect(runnerError { _ = try Shard(parsing: bad) } == "--shard takes i/n with 0 ≤ i < n (e.g. 0/2), got '\(bad)'")
+        }
+        let ids = Array(1...600)
+        let shards = try (0..<3).map { try Shard(index: $0, count: 3) }
+        let parts = shards.map { s in ids.filter { s.contains(imageID: $0) } }
+        #expect(Set(parts.flatMap { $0 }) == Set(ids) && parts.map(\.count).reduce(0, +) == ids.count)
+        #expect(parts.allSatisfy { $0.count > 150 }, "roughly balanced: \(parts.map(\.count))")
+        #expect(ExperimentRunner.sourceHash(resumeKey: "abc", shard: shards[1]) == "abc:shard=1/3")
+        #expect(ExperimentRunner.sourceHash(resumeKey: "abc", shard: nil) == "abc")
+    }
+}
+
+@Suite struct RunnerPartsTests {
+    @Test func memoryAvailableIsReadFromMeminfo() {
+        let text = "MemTotal:       24000000 kB\nMemFree:         1000000 kB\nMemAvailable:   12000000 kB\n"
+        let expected: Int64 = 12_000_000 * 1024
+        #expect(MemoryEstimate.availableBytes(meminfo: text) == expected)
+        #expect(MemoryEstimate.availableBytes(meminfo: "MemTotal: 5 kB\n") == nil)
+        #expect(MemoryEstimate.availableBytes(meminfo: nil) == nil)
+    }
+
+    @Test func memoryEstimateCountsWeightsKVAndRefuses() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-runner-mem-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let spec = SyntheticLlavaSpec(text: SyntheticModelSpec(architecture: .llama, size: .tiny, seed: 1),
+                                      vision: SyntheticVisionSpec(kind: .clip, size: .tiny, seed: 1))
+        try spec.write(to: folder)
+        let store = try TensorStore(folder: folder)
+        let fileBytes = store.tensorNames.reduce(Int64(0)) { $0 + Int64(store.entry($1)!.byteCount) }
+        let plain = try MemoryEstimate.estimate(folder: folder, quantize: nil, promptTokens: 100, maxNewTokens: 28, sequences: 1)
+        #expect(plain.weightBytes == fileBytes)
+        let t = spec.config.text
+        #expect(plain.kvCacheBytes == Int64(t.numLayers * 2 * t.numKVHeads * t.headDim * 4 * 128))
+        let beams = try MemoryEstimate.estimate(folder: folder, quantize: nil, promptTokens: 100, maxNewTokens: 28, sequences: 5)
+        #expect(beams.kvCacheBytes == 5 * plain.kvCacheBytes)
+        let q8 = try MemoryEstimate.estimate(folder: folder, quantize: .q8, promptTokens: 100, maxNewTokens: 28, sequences: 1)
+        #expect(q8.weightBytes < plain.weightBytes)
+        #expect(runnerError { try plain.check(available: plain.totalBytes + 1, quantized: false) } == nil)
+        #expect(runnerError { try plain.check(available: nil, quantized: false) } == nil)
+        let refusal = runnerError { try plain.check(available: 1 << 20, quantized: false) }
+        #expect(refusal?.hasPrefix("this run needs ~0.") == true && refusal?.contains("0.0 GiB available; use --quantize q8") == true
+                && refusal?.contains("--ignore-memory-check") == true)
+        #expect(runnerError { try q8.check(available: 1 << 20, quantized: true) }?.contains("--quantize") == false)
+        // The fingerprint follows the weights' header, not the folder's name.
+        let a = try ModelFingerprint.compute(folder: folder)
+        let again = try ModelFingerprint.compute(folder: folder)
+        #expect(a.count == 64 && a == again)
+    }
+
+    @Test func tallyComputesRunningMetricsAndGroupsFailures() {
+        var t = RunTally(total: 5)
+        let hall = ChairItemScore(mentions: [ObjectMention(word: "dog", node: "dog", position: 1, hallucinated: true),
+                                             ObjectMention(word: "cat", node: "cat", position: 3, hallucinated: false)],
+                                  groundTruth: ["cat"], wordCount: 4)
+        let clean = ChairItemScore(mentions: [ObjectMention(word: "cat", node: "cat", position: 0, hallucinated: false)],
+                                   groundTruth: ["cat"], wordCount: 2)
+        t.add(score: .chair(hall), failure: nil)
+        t.add(score: .chair(clean), failure: nil)
+        t.add(score: nil, failure: "missing image: 1.jpg not found")
+        t.add(score: nil, failure: "missing image: 2.jpg not found")
+        t.add(score: nil, failure: "unreadable image: 3.jpg: truncated")
+        #expect(t.done == 5 && t.failed == 3 && t.chairS == 0.5 && t.chairI == 1.0 / 3)
+        #expect(t.metricsText == "CHAIR_S 50.0 CHAIR_I 33.3")
+        #expect(t.failureSummary == "3 failed: 2 missing image (e.g. missing image: 1.jpg not found); 1 unreadable image (e.g. unreadable image: 3.jpg: truncated)")
+        var p = RunTally(total: 2)
+        p.add(score: .pope(PopeItemScore(label: .yes, parsed: .yes)), failure: nil)
+        p.add(score: .pope(PopeItemScore(label: .no, parsed: .yes)), failure: nil)
+        #expect(p.accuracy == 0.5 && p.metricsText == "accuracy 50.0" && p.failureSummary == nil)
+        let line = RunProgress.line(name: "run 1", tally: t, sessionItems: 5, sessionSeconds: 60)
+        #expect(line == "[run 1] 5/5 items, 5.0 items/min, CHAIR_S 50.0 CHAIR_I 33.3, 3 failed")
+        let partial = RunProgress.line(name: "r", tally: RunTally(total: 10), sessionItems: 2, sessionSeconds: 60)
+        #expect(partial == "[r] 0/10 items, 2.0 items/min, ETA 5m00s")
+    }
+
+    @Test func progressIsQuietOffTerminalAndJSONPerItem() {
+        var out = ""
+        let quiet = RunProgress(isTerminal: false, json: false, write: { out += $0 })
+        var t = RunTally(total: 1)
+        t.add(score: nil, failure: "missing image: x")
+        quiet.item(run: 1, name: "r", key: "7", tally: t, status: "failed", reason: "missing image: x", seconds: 0.1,
+                   sessionItems: 1, sessionSeconds: 1)
+        #expect(out.isEmpty)
+        quiet.finished(name: "r", tally: t, sessionItems: 1, sessionSeconds: 1)
+        #expect(out.hasPrefix("[r] 1/1 items") && out.hasSuffix("done\n  1 failed: 1 missing image (e.g. missing image: x)\n"))
+        out = ""
+        let json = RunProgress(isTerminal: false, json: true, write: { out += $0 })
+        json.item(run: 3, name: "r", key: "7", tally: t, status: "failed", reason: "missing image: x", seconds: 0.5,
+                  sessionItems: 1, sessionSeconds: 1)
+        let object = try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
+        #expect(object?["run"] as? Int == 3 && object?["item"] as? String == "7" && object?["status"] as? String == "failed")
+        #expect(object?["failure_reason"] as? String == "missing image: x" && object?["total"] as? Int == 1)
+        out = ""
+        let tty = RunProgress(isTerminal: true, json: false, write: { out += $0 })
+        tty.item(run: 1, name: "r", key: "7", tally: t, status: "ok", reason: nil, seconds: 0.1, sessionItems: 1, sessionSeconds: 1)
+        #expect(out.hasPrefix("\r") && !out.contains("\n"))
+    }
+
+    @Test func imageSetFindsCOCONamePatterns() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-runner-img-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for name in ["COCO_val2014_000000000042.jpg", "COCO_train2014_000000000043.jpg", "000000000044.jpg", "custom-45.png"] {
+            FileManager.default.createFile(atPath: folder.appendingPathComponent(name).path, contents: Data([0]))
+        }
+        let instances = folder.appendingPathComponent("instances.json")
+        try Data(#"{"images": [{"id": 45, "file_name": "custom-45.png"}, {"id": 42, "file_name": "COCO_val2014_000000000042.jpg"}], "annotations": [], "categories": []}"#.utf8).write(to: instances)
+        let set = try ImageSet(folder: folder, instances: [instances])
+        #expect(set.url(for: 42)?.lastPathComponent == "COCO_val2014_000000000042.jpg")
+        #expect(set.url(for: 43)?.lastPathComponent == "COCO_train2014_000000000043.jpg")
+        #expect(set.url(for: 44)?.lastPathComponent == "000000000044.jpg")
+        #expect(set.url(for: 45)?.lastPathComponent == "custom-45.png")
+        #expect(set.url(for: 46) == nil && set.missingReason(for: 46).contains("COCO_val2014_000000000046.jpg"))
+        #expect(set.annotatedIDs == [42, 45])
+        #expect(runnerError { _ = try ImageSet(folder: folder.appendingPathComponent("nope")) }?.contains("does not exist") == true)
+    }
+}

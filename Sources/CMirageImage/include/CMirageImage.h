@@ -36,6 +36,14 @@ int mirage_jpeg_decode(const unsigned char *data, size_t size, mirage_decoded_im
 /// Returns 0 on success, 1 on a corrupt file, 2 when the data ends early. Never exits the process.
 int mirage_png_decode(const unsigned char *data, size_t size, mirage_decoded_image *out);
 
+/// Encodes 8-bit samples (`channels` 1 = grey or 3 = RGB, rows packed) as a baseline JPEG with
+/// libjpeg-turbo's compressor at `quality` (1–100), with 4:4:4 chroma (no subsampling) and libjpeg's
+/// defaults otherwise (YCbCr for RGB, ISLOW DCT, standard Huffman tables). On success returns 0 and sets `*out` (malloc'd; release
+/// with `mirage_image_free`) and `*outSize`; on failure returns 1 with the codec's message in `message`
+/// (200 bytes). Never exits the process.
+int mirage_jpeg_encode(const unsigned char *pixels, int32_t width, int32_t height, int32_t channels,
+                       int32_t quality, unsigned char **out, size_t *outSize, char *message);
+
 void mirage_image_free(void *pixels);
 
 #endif

@@ -1,0 +1,97 @@
+import Foundation
+import MirageData
+import MirageEngine
+import MirageKernels
+
+/// What a run of one model needs in memory, estimated before loading it (docs/runner.md, "Memory").
+public struct MemoryEstimate: Sendable, Equatable {
+    /// Weights as held after loading: safetensors bytes, with q8 quantized matrices at 1 + 4/32 bytes per value.
+    public var weightBytes: Int64
+    /// KV cache for the longest sequence (prompt + max new tokens) × the widest search (beams, plus
+    /// OPERA's candidate rows and a contrast branch); f32 keys and values.
+    public var kvCacheBytes: Int64
+    /// Prefill activations, logits and vision-tower activations, plus a fixed 256 MiB for the process.
+    public var activationBytes: Int64
+    public var totalBytes: Int64 { weightBytes + kvCacheBytes + activationBytes }
+
+    /// Estimates a LLaVA model folder.
+    /// - Parameters:
+    ///   - promptTokens: the longest prompt in tokens, image tokens included.
+    ///   - sequences: the most sequences a decoder keeps at once (beams × (1 + branches)).
+    public static func estimate(folder: URL, quantize: WeightFormat?, promptTokens: Int, maxNewTokens: Int,
+                                sequences: Int) throws -> MemoryEstimate {
+        let store = try TensorStore(folder: folder)
+        let config = try LlavaConfig.load(from: folder.appendingPathComponent("config.json"))
+        var weights: Int64 = 0
+        for name in store.tensorNames {
+            guard let e = store.entry(name) else { continue }
+            if quantize == .q8, isQuantized(name: name, shape: e.shape) {
+                let groups = (e.shape[1] + WeightMatrix.q8GroupSize - 1) / WeightMatrix.q8GroupSize
+                weights += Int64(e.shape[0]) * Int64(e.shape[1] + 4 * groups)
+            } else {
+                weights += Int64(e.byteCount)
+            }
+        }
+        let t = config.text, v = config.vision
+        let sequence = Int64(promptTokens + maxNewTokens)
+        let kv = Int64(t.numLayers) * 2 * Int64(t.numKVHeads * t.headDim) * 4 * sequence * Int64(max(1, sequences))
+        let prefill = Int64(promptTokens) * Int64(6 * t.hiddenSize + 3 * t.intermediateSize) * 4
+        let logits = Int64(t.vocabSize) * 4 * Int64(max(1, sequences)) * 8
+        let visionRows = Int64((v.imageSize / max(1, v.patchSize)) * (v.imageSize / max(1, v.patchSize)) + 1)
+        let vision = visionRows * Int64(6 * v.hiddenSize + 2 * v.intermediateSize) * 4
+        let fixed: Int64 = 256 << 20
+        return MemoryEstimate(weightBytes: weights, kvCacheBytes: kv, activationBytes: prefill + logits + vision + fixed)
+    }
+
+    /// The decoder's projections and LM head, which `--quantize q8` converts (2-D `*proj.weight`, `lm_head.weight`
+    /// of the language model).
+    static func isQuantized(name: String, shape: [Int]) -> Bool {
+        guard shape.count == 2, !name.contains("vision"), !name.contains("multi_modal_projector") else { return false }
+        return name.hasSuffix("proj.weight") || name.hasSuffix("lm_head.weight")
+    }
+
+    /// `MemAvailable` of `/proc/meminfo` in bytes, nil where the file does not exist.
+    public static func availableBytes(meminfo: String? = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8)) -> Int64? {
+        guard let meminfo else { return nil }
+        for line in meminfo.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            let fields = line.split(separator: " ")
+            guard fields.count >= 2, let kib = Int64(fields[1]) else { return nil }
+            return kib * 1024
+        }
+        return nil
+    }
+
+    /// Throws `insufficientMemory` when the estimate exceeds what is available.
+    public func check(available: Int64?, quantized: Bool) throws {
+        guard let available, totalBytes > available else { return }
+        let advice = (quantized ? "" : "use --quantize q8 (about half the weight bytes), or ")
+            + "close other programs, lower --limit has no effect on memory; pass --ignore-memory-check to try anyway"
+        throw RunnerError.insufficientMemory(needed: totalBytes, available: available, advice: advice)
+    }
+}
+
+/// A model's identity for the store, without hashing gigabytes: SHA-256 over config.json, and each
+/// safetensors file's name, size and header (tensor names, dtypes, shapes, offsets).
+public enum ModelFingerprint {
+    public static func compute(folder: URL) throws -> String {
+        var hash = MirageData.SHA256()
+        let fm = FileManager.default
+        if let config = fm.contents(atPath: folder.appendingPathComponent("config.json").path) {
+            hash.update(config)
+        }
+        let files = ((try? fm.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted()
+        for name in files {
+            let path = folder.appendingPathComponent(name).path
+            guard let handle = FileHandle(forReadingAtPath: path) else { continue }
+            defer { try? handle.close() }
+            let size = (try? fm.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0
+            hash.update("\(name)\n\(size)\n")
+            let lengthBytes = handle.readData(ofLength: 8)
+            guard lengthBytes.count == 8 else { continue }
+            let length = lengthBytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self).littleEndian }
+            hash.update(lengthBytes)
+            hash.update(handle.readData(ofLength: Int(min(length, 100_000_000))))
+        }
+        return hash.hexDigest()
+    }
+}

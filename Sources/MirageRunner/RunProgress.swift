@@ -1,0 +1,135 @@
+import Foundation
+import MirageStore
+
+/// Running totals of one run: counts and the metrics so far (items stored before a resume included).
+public struct RunTally: Sendable, Equatable {
+    public var done = 0
+    public var total = 0
+    public var failed = 0
+    /// Failure reasons, grouped by their kind (the text before the first ":"), with one example each.
+    public var failures: [String: (count: Int, example: String)] = [:]
+    // CHAIR
+    var captions = 0, hallucinatedCaptions = 0, mentions = 0, hallucinatedMentions = 0
+    // POPE
+    var answers = 0, correct = 0
+
+    public static func == (a: RunTally, b: RunTally) -> Bool {
+        a.done == b.done && a.total == b.total && a.failed == b.failed && a.captions == b.captions
+            && a.hallucinatedCaptions == b.hallucinatedCaptions && a.mentions == b.mentions
+            && a.hallucinatedMentions == b.hallucinatedMentions && a.answers == b.answers && a.correct == b.correct
+    }
+
+    public init(total: Int) { self.total = total }
+
+    public mutating func add(score: ItemScore?, failure: String?) {
+        done += 1
+        if let failure {
+            failed += 1
+            let kind = failure.split(separator: ":", maxSplits: 1).first.map(String.init) ?? failure
+            failures[kind, default: (0, failure)].count += 1
+        }
+        switch score {
+        case .chair(let c)?:
+            captions += 1
+            mentions += c.mentions.count
+            hallucinatedMentions += c.hallucinatedCount
+            if c.hallucinatedCount > 0 { hallucinatedCaptions += 1 }
+        case .pope(let p)?:
+            answers += 1
+            if p.isCorrect { correct += 1 }
+        case nil:
+            break
+        }
+    }
+
+    public var chairS: Double? { captions > 0 ? Double(hallucinatedCaptions) / Double(captions) : nil }
+    public var chairI: Double? { mentions > 0 ? Double(hallucinatedMentions) / Double(mentions) : nil }
+    public var accuracy: Double? { answers > 0 ? Double(correct) / Double(answers) : nil }
+
+    /// "CHAIR_S 12.0 CHAIR_I 3.4" or "accuracy 85.1" so far.
+    public var metricsText: String {
+        func pct(_ v: Double?) -> String { v.map { String(format: "%.1f", $0 * 100) } ?? "n/a" }
+        if answers > 0 { return "accuracy \(pct(accuracy))" }
+        if captions > 0 { return "CHAIR_S \(pct(chairS)) CHAIR_I \(pct(chairI))" }
+        return ""
+    }
+
+    /// "2 failed: 1 missing image (image file not found ...), 1 unreadable image (...)".
+    public var failureSummary: String? {
+        guard failed > 0 else { return nil }
+        let groups = failures.keys.sorted().map { k in "\(failures[k]!.count) \(k) (e.g. \(failures[k]!.example))" }
+        return "\(failed) failed: " + groups.joined(separator: "; ")
+    }
+}
+
+/// Progress on standard error: a `\r`-redrawn line per run when stderr is a terminal, otherwise one line
+/// when each run ends; `json` writes one JSON object per item instead of the live line.
+public final class RunProgress {
+    public let isTerminal: Bool
+    public let json: Bool
+    private let write: (String) -> Void
+    private var lastDraw = Date.distantPast
+    private var lineOpen = false
+
+    public init(isTerminal: Bool = isatty(STDERR_FILENO) != 0, json: Bool = false,
+                write: @escaping (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
+        self.isTerminal = isTerminal; self.json = json; self.write = write
+    }
+
+    /// The status line of a run.
+    public static func line(name: String, tally: RunTally, sessionItems: Int, sessionSeconds: Double) -> String {
+        var parts = ["\(tally.done)/\(tally.total) items"]
+        if sessionItems > 0, sessionSeconds > 0 {
+            let perMinute = Double(sessionItems) / sessionSeconds * 60
+            parts.append(String(format: "%.1f items/min", perMinute))
+            let remaining = tally.total - tally.done
+            if remaining > 0 { parts.append("ETA " + duration(Double(remaining) / perMinute * 60)) }
+        }
+        if !tally.metricsText.isEmpty { parts.append(tally.metricsText) }
+        if tally.failed > 0 { parts.append("\(tally.failed) failed") }
+        return "[\(name)] " + parts.joined(separator: ", ")
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        if s >= 3600 { return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) }
+        if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }
+        return "\(s)s"
+    }
+
+    /// After each item.
+    public func item(run: Int64, name: String, key: String, tally: RunTally, status: String, reason: String?,
+                     seconds: Double, sessionItems: Int, sessionSeconds: Double) {
+        if json {
+            var object: [String: Any] = ["run": run, "run_name": name, "item": key, "done": tally.done,
+                                         "total": tally.total, "status": status, "seconds": seconds,
+                                         "failed": tally.failed]
+            if let reason { object["failure_reason"] = reason }
+            if let v = tally.chairS { object["chair_s"] = v }
+            if let v = tally.chairI { object["chair_i"] = v }
+            if let v = tally.accuracy { object["accuracy"] = v }
+            if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
+                write(String(decoding: data, as: UTF8.self) + "\n")
+            }
+            return
+        }
+        guard isTerminal, Date().timeIntervalSince(lastDraw) > 0.2 else { return }
+        lastDraw = Date()
+        write("\r\u{1B}[2K" + Self.line(name: name, tally: tally, sessionItems: sessionItems, sessionSeconds: sessionSeconds))
+        lineOpen = true
+    }
+
+    /// When a run has all its items: the final line (always) and the grouped failures.
+    public func finished(name: String, tally: RunTally, sessionItems: Int, sessionSeconds: Double) {
+        var text = (lineOpen ? "\r\u{1B}[2K" : "")
+            + Self.line(name: name, tally: tally, sessionItems: sessionItems, sessionSeconds: sessionSeconds) + " — done\n"
+        if let failures = tally.failureSummary { text += "  \(failures)\n" }
+        lineOpen = false
+        write(text)
+    }
+
+    public func note(_ message: String) {
+        write((lineOpen ? "\n" : "") + message + "\n")
+        lineOpen = false
+    }
+}

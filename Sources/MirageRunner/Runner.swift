@@ -1,0 +1,364 @@
+import Foundation
+import MirageData
+import MirageDecoding
+import MirageEngine
+import MirageKernels
+import MirageMetrics
+import MirageStore
+
+/// Called after every recorded item that was decoded (not for failed items), e.g. to capture attention.
+public protocol RunItemObserver {
+    func itemRecorded(run: Int64, itemKey: String, model: LanguageModel, prompt: PromptLayout, result: DecodeResult,
+                      tokenizer: Tokenizer?) throws
+}
+
+/// Where the runner finds what protocols need.
+public struct RunResources {
+    /// Builds CHAIR's scorer (vocabulary, text pipeline, ground truth) for the given options.
+    public var chairScorer: (ChairOptions) throws -> ChairScorer
+    /// The file of a POPE question source.
+    public var questionFile: (RunProtocol.QuestionSource) throws -> URL
+    public var protocols: ProtocolLibrary
+
+    public init(chairScorer: @escaping (ChairOptions) throws -> ChairScorer,
+                questionFile: @escaping (RunProtocol.QuestionSource) throws -> URL = RunResources.dataStoreQuestions(),
+                protocols: ProtocolLibrary) {
+        self.chairScorer = chairScorer; self.questionFile = questionFile; self.protocols = protocols
+    }
+
+    /// Question files from the data store (`mirage data fetch pope-coco-opera`) or the protocol's path.
+    public static func dataStoreQuestions(_ store: DataStore = DataStore()) -> (RunProtocol.QuestionSource) throws -> URL {
+        { source in
+            switch source {
+            case .file(let path):
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw RunnerError.configuration("POPE question file \(path) does not exist")
+                }
+                return URL(fileURLWithPath: path)
+            case let .dataSource(id, split):
+                do {
+                    return try store.locate(id, file: "coco_pope_\(split.rawValue).json")
+                } catch {
+                    throw RunnerError.configuration("\(error) (the protocol's questions come from data source \(id); `mirage data fetch \(id)` downloads them)")
+                }
+            }
+        }
+    }
+}
+
+/// How a runner behaves beyond the experiment.
+public struct RunnerOptions {
+    public var mirageVersion: String
+    public var gitRevision: String?
+    /// Refuse to load a model the memory estimate says will not fit.
+    public var checkMemory = true
+    /// Where the experiment came from (recorded as each run's source path).
+    public var sourcePath: String?
+    public init(mirageVersion: String, gitRevision: String? = nil, checkMemory: Bool = true, sourcePath: String? = nil) {
+        self.mirageVersion = mirageVersion; self.gitRevision = gitRevision; self.checkMemory = checkMemory
+        self.sourcePath = sourcePath
+    }
+}
+
+/// What one run ended with.
+public struct RunOutcome {
+    public var run: RunRecord
+    public var protocolName: String
+    public var tally: RunTally
+    public var metrics: [String: Double]
+    /// True when every item was already stored before this invocation.
+    public var wasComplete: Bool
+}
+
+/// Runs an experiment into a store: per model, every (protocol, decoder, seed) is one run; images are
+/// visited once each, in sorted id order, and each image's embedding serves every run's items of it.
+public final class ExperimentRunner {
+    public let experiment: Experiment
+    public let store: RunStore
+    public let resources: RunResources
+    public let options: RunnerOptions
+    public var progress: RunProgress
+    /// Per-item extension point (attention recording); called after each decoded item is stored.
+    public var itemObservers: [any RunItemObserver] = []
+
+    public init(experiment: Experiment, store: RunStore, resources: RunResources, options: RunnerOptions,
+                progress: RunProgress = RunProgress()) {
+        self.experiment = experiment; self.store = store; self.resources = resources; self.options = options
+        self.progress = progress
+    }
+
+    /// One (model, protocol, decoder, seed) run and its pending work.
+    final class Plan {
+        let name: String
+        let prepared: PreparedProtocol
+        let decoder: any Decoder
+        let seed: UInt64
+        let run: RunRecord
+        let template: RunProtocol.Template
+        var pending: [Int: [PlannedItem]]
+        var remaining: Int
+        var tally: RunTally
+        var sessionItems = 0
+        let started = Date()
+        let wasComplete: Bool
+        init(name: String, prepared: PreparedProtocol, decoder: any Decoder, seed: UInt64, run: RunRecord,
+             template: RunProtocol.Template, pending: [Int: [PlannedItem]], tally: RunTally, wasComplete: Bool) {
+            self.name = name; self.prepared = prepared; self.decoder = decoder; self.seed = seed; self.run = run
+            self.template = template; self.pending = pending; self.tally = tally; self.wasComplete = wasComplete
+            remaining = pending.values.reduce(0) { $0 + $1.count }
+        }
+    }
+
+    /// Runs everything; returns one outcome per run in plan order.
+    public func run() throws -> [RunOutcome] {
+        try experiment.validate()
+        if experiment.recordAttention && itemObservers.isEmpty {
+            throw RunnerError.configuration("record_attention / --record-attention needs an attention recorder, and none is registered in this build")
+        }
+        let specs = try experiment.protocols.map { try resources.protocols.resolve($0) }
+        let truth = try experiment.groundTruth.map { try ChairGroundTruth(prebuiltJSON: URL(fileURLWithPath: $0)) }
+        let imageSet = try ImageSet(folder: experiment.images.map { URL(fileURLWithPath: $0) },
+                                    instances: experiment.instances.map { URL(fileURLWithPath: $0) }, groundTruth: truth)
+        var scorers: [ChairOptions: ChairScorer] = [:]
+        let prepared = try specs.map { spec in
+            try PreparedProtocol.prepare(spec, imageSet: imageSet, limit: experiment.limit, chairScorer: { o in
+                if let s = scorers[o] { return s }
+                let s = try resources.chairScorer(o)
+                scorers[o] = s
+                return s
+            }, questionFile: resources.questionFile)
+        }
+        let decoders = try experiment.decoders.map { try $0.makeDecoder() }
+        var outcomes: [RunOutcome] = []
+        for modelPath in experiment.models {
+            outcomes += try runModel(URL(fileURLWithPath: modelPath), prepared: prepared, decoders: decoders, imageSet: imageSet)
+        }
+        return outcomes
+    }
+
+    /// The resume key of a run: SHA-256 of everything that defines its items, the shard excluded.
+    public static func resumeKey(modelFingerprint: String, quantize: String?, evalProtocol: EvalProtocol,
+                                 padToSquare: Bool, decoder: any Decoder, seed: UInt64) -> String {
+        ContentHash.sha256Hex(Data(CanonicalJSON.string([
+            "kind": "mirage-run/1", "model": modelFingerprint, "quantize": quantize ?? "",
+            "protocol": evalProtocol.hash, "pad_to_square": String(padToSquare),
+            "decoder": decoder.name, "parameters": decoder.parameters.canonicalJSON, "seed": String(seed),
+        ]).utf8))
+    }
+
+    /// The `source_hash` a run is stored under: the resume key, plus `:shard=i/n` for a shard's run.
+    public static func sourceHash(resumeKey: String, shard: Shard?) -> String {
+        guard let shard, shard.count > 1 else { return resumeKey }
+        return "\(resumeKey):shard=\(shard.index)/\(shard.count)"
+    }
+
+    private func runModel(_ folder: URL, prepared: [PreparedProtocol], decoders: [any Decoder],
+                          imageSet: ImageSet) throws -> [RunOutcome] {
+        let quantize: WeightFormat? = experiment.quantize == "q8" ? .q8 : nil
+        let llavaConfig: LlavaConfig
+        do {
+            llavaConfig = try LlavaConfig.load(from: folder.appendingPathComponent("config.json"))
+        } catch {
+            throw RunnerError.configuration("\(folder.path) is not a LLaVA model folder (\(error)); mirage run needs LlavaForConditionalGeneration checkpoints")
+        }
+        if options.checkMemory {
+            let beams = decoders.map { d -> Int in
+                let b = d.parameters["num_beams"].flatMap { Int($0.description) } ?? 1
+                return b * (d.parameters["noise_step"] != nil ? 2 : 1)
+            }.max() ?? 1
+            let estimate = try MemoryEstimate.estimate(
+                folder: folder, quantize: quantize, promptTokens: llavaConfig.imageTokenCount + 160,
+                maxNewTokens: prepared.map(\.spec.maxNewTokens).max() ?? 0, sequences: beams)
+            try estimate.check(available: MemoryEstimate.availableBytes(), quantized: quantize != nil)
+        }
+        let fingerprint = try ModelFingerprint.compute(folder: folder)
+        let llava = try LlavaForConditionalGeneration(
+            folder: folder, options: LoadOptions(quantize: quantize, threads: experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount))
+        let tokenizer = try Tokenizer(folder: folder)
+        let architecture = llava.config.text.architecture
+        let modelName = folder.lastPathComponent + (quantize != nil ? " (q8)" : "")
+        let modelSpec = ModelSpec(name: modelName, architecture: "llava-\(architecture.modelType)",
+                                  fingerprint: fingerprint + (quantize != nil ? "+q8" : ""))
+
+        // Runs: protocol × decoder × seed.
+        var plans: [Plan] = []
+        for p in prepared {
+            let evalProtocol = try p.evalProtocol(for: architecture)
+            let mine = p.items.filter { experiment.shard?.contains(imageID: $0.imageID) ?? true }
+            for decoder in decoders {
+                for seed in experiment.seeds {
+                    let key = Self.resumeKey(modelFingerprint: fingerprint, quantize: experiment.quantize, evalProtocol: evalProtocol,
+                                             padToSquare: p.spec.padToSquare, decoder: decoder, seed: seed)
+                    let (run, _) = try store.createRun(NewRun(
+                        evalProtocol: evalProtocol, protocolName: p.spec.name, model: modelSpec,
+                        decoder: DecoderSpec(name: decoder.name, parametersJSON: decoder.parameters.canonicalJSON),
+                        seed: Int64(bitPattern: seed), label: nil,
+                        sourceHash: Self.sourceHash(resumeKey: key, shard: experiment.shard),
+                        sourcePath: options.sourcePath.map { s in experiment.shard.map { "\(s) (shard \($0))" } ?? s },
+                        expectedItems: mine.count, mirageVersion: options.mirageVersion, gitRevision: options.gitRevision))
+                    var tally = RunTally(total: mine.count)
+                    for stored in try store.items(run: run.id) {
+                        tally.add(score: stored.score, failure: stored.item.failureReason)
+                    }
+                    let recorded = try store.recordedItemKeys(run: run.id)
+                    let pending = Dictionary(grouping: mine.filter { !recorded.contains($0.key) }, by: \.imageID)
+                    let name = "run \(run.id) \(modelName) \(p.spec.name) \(DecoderSpec(name: decoder.name, parametersJSON: decoder.parameters.canonicalJSON).display) seed \(seed)"
+                        + (experiment.shard.map { " shard \($0)" } ?? "")
+                    plans.append(Plan(name: name, prepared: p, decoder: decoder, seed: seed, run: run,
+                                      template: p.spec.template(for: architecture), pending: pending, tally: tally,
+                                      wasComplete: pending.isEmpty && run.status == .complete))
+                }
+            }
+        }
+
+        var outcomes: [Int64: RunOutcome] = [:]
+        func finish(_ plan: Plan) throws {
+            let metrics = plan.wasComplete ? try store.metrics(run: plan.run.id) : try store.finishRun(plan.run.id)
+            progress.finished(name: plan.name, tally: plan.tally, sessionItems: plan.sessionItems,
+                              sessionSeconds: Date().timeIntervalSince(plan.started))
+            outcomes[plan.run.id] = RunOutcome(run: try store.run(id: plan.run.id), protocolName: plan.prepared.spec.name,
+                                               tally: plan.tally, metrics: metrics, wasComplete: plan.wasComplete)
+        }
+        for plan in plans where plan.remaining == 0 { try finish(plan) }
+
+        let images = Set(plans.flatMap { $0.pending.keys }).sorted()
+        for imageID in images {
+            var context = ImageContext(imageID: imageID, url: imageSet.url(for: imageID), model: llava,
+                                       missingReason: imageSet.missingReason(for: imageID))
+            for plan in plans {
+                guard let items = plan.pending[imageID] else { continue }
+                for item in items {
+                    try runItem(item, plan: plan, image: &context, tokenizer: tokenizer, model: llava)
+                }
+                plan.pending[imageID] = nil
+                plan.remaining -= items.count
+                if plan.remaining == 0 { try finish(plan) }
+            }
+        }
+        return plans.map { outcomes[$0.run.id]! }
+    }
+
+    /// Decodes one item (or records why it could not be) and stores it with its score.
+    private func runItem(_ item: PlannedItem, plan: Plan, image: inout ImageContext, tokenizer: Tokenizer,
+                         model llava: LlavaForConditionalGeneration) throws {
+        let start = Date()
+        let seed = Int64(bitPattern: plan.seed)
+        var newItem = NewItem(key: item.key, ordinal: item.ordinal, imageID: item.imageID, questionID: item.questionID,
+                              prompt: item.text, outputText: "", seed: seed)
+        var score: ItemScore?
+        var decoded: (PromptLayout, DecodeResult)?
+        do {
+            let embedding = try image.embedding(padToSquare: plan.prepared.spec.padToSquare)
+            let rendered = try RunProtocol.render(plan.template, text: item.text)
+            let built = try llava.prompt(rendered, template: .raw, tokenizer: tokenizer, image: embedding)
+            let layout = PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.tokenIDs)
+            var branches: [String: PromptLayout] = [:]
+            if case .int(let step)? = plan.decoder.parameters["noise_step"] {
+                let noised = try image.noisedEmbedding(padToSquare: plan.prepared.spec.padToSquare, step: step, seed: plan.seed)
+                let contrast = try llava.prompt(rendered, template: .raw, tokenizer: tokenizer, image: noised)
+                branches[VCDDecoder.branchRole] = PromptLayout(items: contrast.items, imageSpan: contrast.imageSpan,
+                                                               inputIDs: contrast.tokenIDs)
+            }
+            let limits = GenerationLimits(maxNewTokens: plan.prepared.spec.maxNewTokens,
+                                          eosTokenIDs: Set(llava.languageModel.eosTokenIDs))
+            let context = DecodingContext(model: llava.languageModel, prompt: layout, branches: branches, limits: limits,
+                                          tokenizer: tokenizer, randomKey: RandomKey(seed: plan.seed, item: item.key))
+            do {
+                let result = try plan.decoder.decode(context)
+                newItem.outputText = result.text.trimmingCharacters(in: .whitespacesAndNewlines)
+                newItem.outputTokens = result.tokens
+                newItem.prefillSeconds = result.prefillSeconds
+                newItem.decodeSeconds = result.decodeSeconds
+                newItem.forwardPasses = result.forwardPasses
+                decoded = (layout, result)
+            } catch {
+                throw ItemFailure("decoder error", "\(error)")
+            }
+            score = try plan.prepared.scorer.score(newItem)
+        } catch let failure as ItemFailure {
+            newItem.failureReason = failure.reason
+            newItem.outputText = ""
+        } catch let failure as ImageFailure {
+            newItem.failureReason = failure.reason
+        }
+        _ = try store.recordItem(run: plan.run.id, newItem, score: score)
+        if let (layout, result) = decoded, newItem.failureReason == nil {
+            for observer in itemObservers {
+                try observer.itemRecorded(run: plan.run.id, itemKey: item.key, model: llava.languageModel, prompt: layout,
+                                          result: result, tokenizer: tokenizer)
+            }
+        }
+        plan.tally.add(score: score, failure: newItem.failureReason)
+        plan.sessionItems += 1
+        progress.item(run: plan.run.id, name: plan.name, key: item.key, tally: plan.tally,
+                      status: newItem.failureReason == nil ? "ok" : "failed", reason: newItem.failureReason,
+                      seconds: Date().timeIntervalSince(start), sessionItems: plan.sessionItems,
+                      sessionSeconds: Date().timeIntervalSince(plan.started))
+    }
+}
+
+/// A failure that is recorded on the item (the run goes on).
+struct ItemFailure: Error {
+    let reason: String
+    init(_ kind: String, _ detail: String) { reason = "\(kind): \(detail)" }
+}
+
+/// An image that cannot be used: every item of it fails with the same reason.
+struct ImageFailure: Error {
+    let reason: String
+}
+
+/// The image being worked on: its embeddings, computed on first use and reused by every item of it.
+struct ImageContext {
+    let imageID: Int
+    let url: URL?
+    let model: LlavaForConditionalGeneration
+    let missingReason: String
+    private var pixels: [Bool: Result<PixelTensor, ImageFailure>] = [:]
+    private var embeddings: [Bool: ImageEmbedding] = [:]
+    private var noised: [String: ImageEmbedding] = [:]
+
+    init(imageID: Int, url: URL?, model: LlavaForConditionalGeneration, missingReason: String) {
+        self.imageID = imageID; self.url = url; self.model = model; self.missingReason = missingReason
+    }
+
+    mutating func pixelTensor(padToSquare: Bool) throws -> PixelTensor {
+        if let cached = pixels[padToSquare] { return try cached.get() }
+        let result: Result<PixelTensor, ImageFailure>
+        if let url {
+            do {
+                result = .success(try model.pixels(ofImageAt: url.path, padToSquare: padToSquare))
+            } catch {
+                result = .failure(ImageFailure(reason: "unreadable image: \(url.lastPathComponent): \(error)"))
+            }
+        } else {
+            result = .failure(ImageFailure(reason: "missing image: \(missingReason)"))
+        }
+        pixels[padToSquare] = result
+        return try result.get()
+    }
+
+    mutating func embedding(padToSquare: Bool) throws -> ImageEmbedding {
+        if let e = embeddings[padToSquare] { return e }
+        let p = try pixelTensor(padToSquare: padToSquare)
+        let e: ImageEmbedding
+        do { e = try model.embedImage(p) } catch { throw ItemFailure("vision error", "\(error)") }
+        embeddings[padToSquare] = e
+        return e
+    }
+
+    /// VCD's contrast image: the pixels noised at `step` with noise keyed by (seed, image id).
+    mutating func noisedEmbedding(padToSquare: Bool, step: Int, seed: UInt64) throws -> ImageEmbedding {
+        let key = "\(padToSquare)/\(step)/\(seed)"
+        if let e = noised[key] { return e }
+        var p = try pixelTensor(padToSquare: padToSquare)
+        do {
+            p.values = try VCDNoiseSchedule.vcd.noised(p.values, step: step, key: RandomKey(seed: seed, item: "image-\(imageID)"))
+            let e = try model.embedImage(p)
+            noised[key] = e
+            return e
+        } catch {
+            throw ItemFailure("vision error", "\(error)")
+        }
+    }
+}

@@ -1,0 +1,202 @@
+import ArgumentParser
+import Foundation
+import MirageData
+import MirageMetrics
+import MirageAnalysis
+import MirageRunner
+import MirageStore
+
+/// `mirage run`: models × protocols × decoders × seeds over COCO images, into the run store.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run models and decoders on evaluation protocols (CHAIR, POPE) and store every item.",
+        discussion: """
+        Give an experiment file, flags, or both (flags replace the file's value of the same setting). Every \
+        (model, protocol, decoder, seed) is one run in the store (`mirage runs`). Each item is committed with its \
+        score on its own, so an interrupted run resumes where it stopped when you run the same command again; \
+        --shard i/n runs a deterministic part of the images (merge the shard databases afterwards).
+
+        Protocols are YAML files: NAME looks in $MIRAGE_PROTOCOLS, ./Annotations/protocols and the protocols \
+        shipped with Mirage (--list-protocols shows them); a path reads that file. Shipped: opera-chair-512, \
+        opera-chair-64, opera-pope-{random,popular,adversarial}, llava-pope-{random,popular,adversarial}.
+
+        Images: --images DIR is a folder of COCO images (COCO_val2014_%012d.jpg, COCO_train2014_%012d.jpg, \
+        %012d.jpg, or the instances file's file_name). An image that is missing or unreadable, or a decoder \
+        error, is stored as a failed item with its reason; the run goes on and the summary groups the reasons.
+
+        Before a model is loaded its memory need is estimated (weights, KV cache for the longest sequence × \
+        beams, activations) against MemAvailable; --ignore-memory-check runs anyway.
+
+        Progress goes to standard error: a live line per run on a terminal, else one line per finished run; \
+        --json-progress writes one JSON object per item instead. See docs/runner.md for the file formats.
+
+        Examples:
+          mirage run experiment.yaml
+          mirage run --model ~/models/llava-1.5-7b-hf --protocol opera-chair-512 \\
+              --decoder greedy --decoder beam,num_beams=5 --decoder opera:opera-paper \\
+              --images ~/coco/val2014 --ground-truth coco2014_gt_objects.json
+          mirage run --model ./tiny-llava --protocol opera-pope-random --decoder greedy \\
+              --images ~/coco/val2014 --limit 20 --shard 0/2 --db shard0.sqlite
+        """)
+
+    @Argument(help: ArgumentHelp("An experiment file (YAML; see docs/runner.md).", valueName: "experiment.yaml"))
+    var experimentFile: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A LLaVA model folder (repeatable).", valueName: "dir"))
+    var model: [String] = []
+
+    @Option(name: .customLong("protocol"), parsing: .singleValue, help: ArgumentHelp("A protocol name or file (repeatable).", valueName: "name|file"))
+    var protocols: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
+        "A decoder with an optional preset and parameters (repeatable), e.g. opera:opera-paper,num_beams=3 (see `mirage decoders`).",
+        valueName: "name[:preset][,k=v...]"))
+    var decoder: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A run seed (repeatable; default 0).", valueName: "n"))
+    var seed: [UInt64] = []
+
+    @Option(name: .long, help: "Run only the first N images (sorted ids) of each protocol.")
+    var limit: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Folder of COCO images.", valueName: "dir"))
+    var images: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
+        "COCO instances JSON (repeatable): image file names, and the ids a protocol's `sample:` draws from.", valueName: "file"))
+    var instances: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("CHAIR's prebuilt ground truth (coco2014_gt_objects.json; default: the data store).", valueName: "file"))
+    var groundTruth: String?
+
+    @Option(name: .long, help: ArgumentHelp("Run part i of n of the images (0 ≤ i < n), e.g. 0/2.", valueName: "i/n"))
+    var shard: String?
+
+    @Option(name: .long, help: ArgumentHelp("The run database (default Results/mirage.sqlite, or the experiment's db:).", valueName: "path"))
+    var db: String?
+
+    @Option(name: .long, help: ArgumentHelp("Quantize projections and LM head at load (q8).", valueName: "q8"))
+    var quantize: String?
+
+    @Option(name: .long, help: "Worker threads (default: all cores).")
+    var threads: Int?
+
+    @Option(name: .long, help: ArgumentHelp("CHAIR synonym list (default: the data store's chair-synonyms).", valueName: "file"))
+    var synonyms: String?
+
+    @Option(name: .long, help: ArgumentHelp("NLTK data folder with punkt_tab/english/ and averaged_perceptron_tagger_eng/ (default: the data store).", valueName: "dir"))
+    var nltkData: String?
+
+    @Option(name: .long, help: ArgumentHelp("WordNet 3.0 database folder (default: the data store or /usr/share/wordnet).", valueName: "dir"))
+    var wordnet: String?
+
+    @Flag(name: .long, help: "Write one JSON object per item to standard error instead of the progress line.")
+    var jsonProgress = false
+
+    @Flag(name: .long, help: "Record each item's last-layer attention (one teacher-forced forward per item) for `mirage attention`, `analyze overtrust` and `report`.")
+    var recordAttention = false
+
+    @Flag(name: .long, help: "Load the model even when the memory estimate says it does not fit.")
+    var ignoreMemoryCheck = false
+
+    @Flag(name: .long, help: "List the protocols found and exit.")
+    var listProtocols = false
+
+    func validate() throws {
+        if let quantize, quantize != "q8" { throw ValidationError("--quantize takes q8 (got '\(quantize)')") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let shard { do { _ = try Shard(parsing: shard) } catch { throw ValidationError("\(error)") } }
+    }
+
+    /// The experiment: the file's, with every given flag replacing the file's setting.
+    func experiment() throws -> Experiment {
+        var e = try experimentFile.map { try Experiment.load(path: ($0 as NSString).expandingTildeInPath) } ?? Experiment()
+        func path(_ p: String) -> String { (p as NSString).expandingTildeInPath }
+        if !model.isEmpty { e.models = model.map(path) }
+        if !protocols.isEmpty { e.protocols = protocols }
+        if !decoder.isEmpty { e.decoders = try decoder.map { try DecoderChoice(parsing: $0) } }
+        if !seed.isEmpty { e.seeds = seed }
+        if let limit { e.limit = limit }
+        if let images { e.images = path(images) }
+        if !instances.isEmpty { e.instances = instances.map(path) }
+        if let groundTruth { e.groundTruth = path(groundTruth) }
+        if let shard { e.shard = try Shard(parsing: shard) }
+        if let db { e.database = path(db) }
+        if let quantize { e.quantize = quantize }
+        if let threads { e.threads = threads }
+        if recordAttention { e.recordAttention = true }
+        return e
+    }
+
+    /// $MIRAGE_PROTOCOLS (colon-separated), ./Annotations/protocols, and the checkout the binary was built in.
+    static func protocolFolders() -> [URL] {
+        var out: [URL] = []
+        if let env = ProcessInfo.processInfo.environment["MIRAGE_PROTOCOLS"] {
+            out += env.split(separator: ":").map { URL(fileURLWithPath: String($0)) }
+        }
+        out.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("Annotations/protocols"))
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<6 {
+            let candidate = dir.appendingPathComponent("Annotations/protocols")
+            if FileManager.default.fileExists(atPath: candidate.path) {
+                if !out.contains(where: { $0.standardizedFileURL.path == candidate.standardizedFileURL.path }) { out.append(candidate) }
+                break
+            }
+            dir = dir.deletingLastPathComponent()
+        }
+        return out
+    }
+
+    func run() throws {
+        let library = ProtocolLibrary(folders: Self.protocolFolders())
+        if listProtocols {
+            for name in library.names {
+                let p = try? library.resolve(name)
+                print(name.padding(toLength: 28, withPad: " ", startingAt: 0) + (p?.description ?? ""))
+            }
+            return
+        }
+        let experiment: Experiment
+        do {
+            experiment = try self.experiment()
+            try experiment.validate()
+        } catch let e as RunnerError {
+            throw ValidationError(e.description)
+        }
+        let chair = ChairResources(synonyms: synonyms, nltkData: nltkData, wordnet: wordnet,
+                                   groundTruth: experiment.groundTruth, cocoAnnotations: nil, cacheDir: nil,
+                                   threads: experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let resources = RunResources(chairScorer: { try chair.scorer(options: $0) }, protocols: library)
+        let store = try RunStore(path: experiment.database ?? RunStore.defaultPath, create: true)
+        let runner = ExperimentRunner(
+            experiment: experiment, store: store, resources: resources,
+            options: RunnerOptions(mirageVersion: MirageVersion.string, gitRevision: Provenance.gitRevision,
+                                   checkMemory: !ignoreMemoryCheck,
+                                   sourcePath: experimentFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "mirage run"),
+            progress: RunProgress(json: jsonProgress))
+        if experiment.recordAttention { runner.itemObservers.append(AttentionRecorder(store: store)) }
+        let outcomes: [RunOutcome]
+        do {
+            outcomes = try runner.run()
+        } catch let e as RunnerError {
+            throw ValidationError(e.description)
+        }
+        print("Stored in \(store.path):")
+        for o in outcomes {
+            let m = o.metrics
+            let metrics: String
+            switch o.run.task {
+            case .chair:
+                metrics = "CHAIRs \(percent(m["chair_s"])) CHAIRi \(percent(m["chair_i"])) Recall \(percent(m["recall"])) Len \(percent(m["len"]))"
+            case .pope:
+                metrics = "Accuracy \(percent(m["accuracy"])) Precision \(percent(m["precision"])) Recall \(percent(m["recall"])) F1 \(percent(m["f1"])) Yes \(percent(m["yes_ratio"]))"
+            }
+            print("run \(o.run.id)  \(o.protocolName)  \(o.run.model.name)  \(o.run.decoder.display)  seed \(o.run.seed ?? 0)  "
+                  + "\(Int(m["items"] ?? 0)) items\((m["failed_items"] ?? 0) > 0 ? ", \(Int(m["failed_items"]!)) failed" : "")  \(metrics)"
+                  + (o.wasComplete ? "  (already complete)" : ""))
+            if let failures = o.tally.failureSummary { print("  \(failures)") }
+        }
+    }
+}

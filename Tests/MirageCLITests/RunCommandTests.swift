@@ -1,0 +1,230 @@
+import Foundation
+import Testing
+import MirageTestSupport
+
+/// `mirage run` end to end on a tiny synthetic LLaVA over real COCO images (../shared/data).
+@Suite struct RunCommandTests {
+    static let wordnet = "/usr/share/wordnet"
+    static var available: Bool {
+        SharedData.has("coco/images", "chair/coco2014_gt_objects.json", "chair/synonyms.txt", "nltk/punkt_tab")
+            && FileManager.default.fileExists(atPath: wordnet + "/index.noun")
+    }
+    static let missing: Comment =
+        "skipped: needs ../shared/data (coco/images, chair/, nltk/) and WordNet 3.0 in /usr/share/wordnet (Debian wordnet-base)"
+
+    /// COCO images of the shared folder that have CHAIR ground truth, by id.
+    static let imageIDs = [192, 241, 257, 294, 328, 338, 357, 360, 395, 415]
+
+    /// A scratch folder with a tiny LLaVA, a CHAIR protocol over `ids`, and a POPE question file + protocol
+    /// over the same images (one yes and one no question each, labels from the CHAIR ground truth).
+    struct Setup {
+        let scratch: Scratch
+        let model: String
+        init(ids: [Int] = RunCommandTests.imageIDs, chairTokens: Int = 24) throws {
+            scratch = try Scratch()
+            model = scratch.path("tiny")
+            try mirageOK(["models", "synth", "--arch", "llava-llama", "--size", "tiny", "--seed", "3", "--out", model])
+            _ = try scratch.write("chair.yaml", """
+            task: chair
+            prompt: "Please describe this image in detail."
+            template: llava15
+            max_new_tokens: \(chairTokens)
+            images: {ids: [\(ids.map(String.init).joined(separator: ", "))]}
+            """)
+            let truthData = try Data(contentsOf: SharedData.url("chair/coco2014_gt_objects.json"))
+            let truth = try JSONSerialization.jsonObject(with: truthData) as! [String: [String]]
+            var lines: [String] = []
+            for id in ids {
+                let objects = truth[String(id)] ?? []
+                let present = objects.first ?? "person"
+                let absent = ["giraffe", "zebra", "toaster", "kite"].first { !objects.contains($0) }!
+                for (object, label) in [(present, "yes"), (absent, "no")] {
+                    lines.append("{\"question_id\": \(lines.count + 1), \"image\": \"COCO_val2014_\(String(format: "%012d", id)).jpg\", "
+                                 + "\"text\": \"Is there a \(object) in the image?\", \"label\": \"\(label)\"}")
+                }
+            }
+            _ = try scratch.write("questions.jsonl", lines.joined(separator: "\n") + "\n")
+            _ = try scratch.write("pope.yaml", """
+            task: pope
+            questions: {path: questions.jsonl}
+            prompt: "{question}"
+            template: llava15
+            max_new_tokens: 6
+            answer_parser: opera
+            """)
+        }
+
+        func arguments(db: String, images: String = SharedData.url("coco/images").path) -> [String] {
+            ["run", "--model", model, "--protocol", scratch.path("chair.yaml"), "--protocol", scratch.path("pope.yaml"),
+             "--images", images, "--ground-truth", SharedData.url("chair/coco2014_gt_objects.json").path,
+             "--synonyms", SharedData.url("chair/synonyms.txt").path, "--nltk-data", SharedData.url("nltk").path,
+             "--wordnet", RunCommandTests.wordnet, "--threads", "1", "--db", scratch.path(db)]
+        }
+    }
+
+    /// `mirage export` of every run as JSON objects without the timing fields, and each run's metrics block.
+    static func contents(db: String, runs: Int) throws -> (items: [[String]], metrics: [String]) {
+        var items: [[String]] = [], metrics: [String] = []
+        for run in 1...runs {
+            let export = try mirageOK(["export", String(run), "--format", "jsonl", "--db", db])
+            items.append(try export.split(separator: "\n").map { line in
+                var object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                object["prefill_seconds"] = nil
+                object["decode_seconds"] = nil
+                return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+            })
+            metrics.append(metricsBlock(try mirageOK(["runs", "show", String(run), "--db", db])))
+        }
+        return (items, metrics)
+    }
+
+    @Test(.enabled(if: RunCommandTests.available, RunCommandTests.missing))
+    func killedTwiceResumesToTheUninterruptedRun() throws {
+        let setup = try Setup()
+        defer { setup.scratch.cleanup() }
+        let decoders = ["--decoder", "greedy", "--decoder", "beam,num_beams=2", "--decoder", "opera,num_beams=2,num_attn_candidates=2"]
+        let reference = setup.arguments(db: "reference.sqlite") + decoders
+        let out = try mirage(reference)
+        #expect(out.status == 0, "\(out.stderr)")
+        // Not a terminal: one line per finished run on stderr, no carriage returns.
+        #expect(out.stderr.split(separator: "\n").filter { $0.hasPrefix("[run ") }.count == 6 && !out.stderr.contains("\r"))
+        #expect(out.stdout.contains("Stored in"))
+
+        // SIGKILL mid-run twice: after the 7th and after the 15th item the process reports (--json-progress), so
+        // the kills land inside the run whatever the machine's load; items keep being committed until the kill.
+        let binary = try #require(BuiltProducts.mirage)
+        var kills = 0
+        for after in [7, 15] {
+            let process = Process()
+            process.executableURL = binary
+            process.arguments = setup.arguments(db: "killed.sqlite") + decoders + ["--json-progress"]
+            process.standardOutput = FileHandle.nullDevice
+            let pipe = Pipe()
+            process.standardError = pipe
+            try process.run()
+            var seen = 0
+            while seen < after {
+                let chunk = pipe.fileHandleForReading.availableData
+                if chunk.isEmpty { break }   // the process ended
+                seen += chunk.filter { $0 == UInt8(ascii: "\n") }.count
+            }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL); kills += 1 }
+            process.waitUntilExit()
+            #expect(process.terminationReason == .uncaughtSignal)
+        }
+        #expect(kills == 2, "the run finished before a kill; make it longer")
+        let partial = try mirageOK(["runs", "list", "--db", setup.scratch.path("killed.sqlite")])
+        #expect(partial.contains("running"), "a killed run is left running: \(partial)")
+        let resumed = try mirageOK(setup.arguments(db: "killed.sqlite") + decoders)
+        #expect(resumed.contains("run 6"))
+
+        let a = try Self.contents(db: setup.scratch.path("reference.sqlite"), runs: 6)
+        let b = try Self.contents(db: setup.scratch.path("killed.sqlite"), runs: 6)
+        #expect(a.items.map(\.count) == [10, 10, 10, 20, 20, 20])
+        #expect(b.items == a.items)
+        #expect(a.metrics.allSatisfy { !$0.isEmpty })
+        #expect(b.metrics == a.metrics)
+        let list = try mirageOK(["runs", "list", "--db", setup.scratch.path("killed.sqlite")])
+        #expect(list.split(separator: "\n").count == 8 && !list.contains("running"), "six complete runs: \(list)")
+        // A third invocation finds everything stored and changes nothing.
+        let again = try mirageOK(setup.arguments(db: "killed.sqlite") + decoders)
+        #expect(again.components(separatedBy: "(already complete)").count == 7)
+        #expect(try Self.contents(db: setup.scratch.path("killed.sqlite"), runs: 6).items == a.items)
+    }
+
+    @Test(.enabled(if: RunCommandTests.available, RunCommandTests.missing))
+    func shardsAreDisjointAndTogetherEqualTheUnshardedRun() throws {
+        let setup = try Setup(chairTokens: 8)
+        defer { setup.scratch.cleanup() }
+        // The unsharded run from an experiment file (paths relative to it), the shards from flags.
+        let experiment = try setup.scratch.write("experiment.yaml", """
+        models: [tiny]
+        protocols: [chair.yaml, pope.yaml]
+        decoders: [{name: greedy}]
+        seeds: [0]
+        images: \(SharedData.url("coco/images").path)
+        annotations: {chair_ground_truth: \(SharedData.url("chair/coco2014_gt_objects.json").path)}
+        threads: 1
+        db: all.sqlite
+        """)
+        try mirageOK(["run", experiment, "--synonyms", SharedData.url("chair/synonyms.txt").path,
+                      "--nltk-data", SharedData.url("nltk").path, "--wordnet", RunCommandTests.wordnet])
+        let shard0 = try mirage(setup.arguments(db: "s0.sqlite") + ["--decoder", "greedy", "--shard", "0/2", "--json-progress"])
+        try mirageOK(setup.arguments(db: "s1.sqlite") + ["--decoder", "greedy", "--shard", "1/2"])
+        #expect(shard0.status == 0)
+        let all = try Self.contents(db: setup.scratch.path("all.sqlite"), runs: 2)
+        let s0 = try Self.contents(db: setup.scratch.path("s0.sqlite"), runs: 2)
+        let s1 = try Self.contents(db: setup.scratch.path("s1.sqlite"), runs: 2)
+        for run in 0..<2 {
+            #expect(!s0.items[run].isEmpty && !s1.items[run].isEmpty)
+            #expect(Set(s0.items[run]).isDisjoint(with: s1.items[run]))
+            #expect(Set(s0.items[run]).union(s1.items[run]) == Set(all.items[run]))
+            #expect(s0.items[run].count + s1.items[run].count == all.items[run].count)
+        }
+        // --json-progress: one JSON object per item of this shard on stderr.
+        let objects = shard0.stderr.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        #expect(objects.count == s0.items[0].count + s0.items[1].count)
+        #expect(objects.allSatisfy { $0["status"] as? String == "ok" && $0["item"] is String && $0["total"] is Int })
+        // Both shards' runs carry the same protocol as the unsharded run (what a merge pairs them by).
+        let show = try mirageOK(["runs", "show", "1", "--db", setup.scratch.path("all.sqlite")])
+        let show0 = try mirageOK(["runs", "show", "1", "--db", setup.scratch.path("s0.sqlite")])
+        func protocolLine(_ s: String) -> String? { s.split(separator: "\n").first { $0.hasPrefix("Protocol") }.map(String.init) }
+        #expect(protocolLine(show) != nil && protocolLine(show0) == protocolLine(show))
+    }
+
+    @Test(.enabled(if: RunCommandTests.available, RunCommandTests.missing))
+    func corruptAndMissingImagesAreFailedItemsAndTheRunCompletes() throws {
+        let setup = try Setup(ids: [192, 241, 257, 9], chairTokens: 8)
+        defer { setup.scratch.cleanup() }
+        let folder = setup.scratch.url.appendingPathComponent("images")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for id in [192, 241, 257] {
+            let name = "COCO_val2014_\(String(format: "%012d", id)).jpg"
+            try FileManager.default.copyItem(at: SharedData.url("coco/images/\(name)"), to: folder.appendingPathComponent(name))
+        }
+        // 241: the first 600 bytes of the JPEG, then garbage. 9: not in the folder at all.
+        let damaged = folder.appendingPathComponent("COCO_val2014_000000000241.jpg")
+        let bytes = try Data(contentsOf: damaged)
+        try (bytes.prefix(600) + Data(repeating: 0x5A, count: 64)).write(to: damaged)
+        let result = try mirage(setup.arguments(db: "f.sqlite", images: folder.path) + ["--decoder", "greedy"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("2 failed: 1 missing image (e.g. missing image: image file not found in \(folder.path)"))
+        #expect(result.stdout.contains("1 unreadable image (e.g. unreadable image: COCO_val2014_000000000241.jpg:"))
+        let export = try mirageOK(["export", "1", "--format", "jsonl", "--db", setup.scratch.path("f.sqlite")])
+        let rows = try export.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let status = Dictionary(uniqueKeysWithValues: rows.map { ($0["image_id"] as! Int, $0["status"] as! String) })
+        #expect(status == [9: "failed", 192: "ok", 241: "failed", 257: "ok"])
+        let reasons = rows.compactMap { $0["failure_reason"] as? String }
+        #expect(reasons.contains { $0.hasPrefix("missing image: image file not found") && $0.contains("COCO_val2014_000000000009.jpg") })
+        #expect(reasons.contains { $0.hasPrefix("unreadable image: COCO_val2014_000000000241.jpg") })
+        let show = try mirageOK(["runs", "show", "1", "--db", setup.scratch.path("f.sqlite")])
+        #expect(show.contains("complete"))
+        #expect(metricsBlock(show).split(separator: "\n").contains { $0.contains("failed_items") && $0.hasSuffix(" 2") })
+        // POPE: the questions of the failed images fail too (2 per image), the others are answered.
+        let pope = try mirageOK(["export", "2", "--format", "jsonl", "--db", setup.scratch.path("f.sqlite")])
+        #expect(pope.components(separatedBy: "\"status\":\"failed\"").count - 1 == 4)
+    }
+
+    @Test func errorsSayWhatToDo() throws {
+        let scratch = try Scratch()
+        defer { scratch.cleanup() }
+        let none = try mirage(["run", "--db", scratch.path("x.sqlite")])
+        #expect(none.status != 0 && none.stderr.contains("no model: give --model DIR"))
+        let model = scratch.path("tiny")
+        try mirageOK(["models", "synth", "--arch", "llava-llama", "--size", "tiny", "--seed", "1", "--out", model])
+        let unknown = try mirage(["run", "--model", model, "--protocol", "opera-chair-513", "--decoder", "greedy", "--db", scratch.path("x.sqlite")])
+        #expect(unknown.status != 0 && unknown.stderr.contains("no protocol named 'opera-chair-513'")
+                && unknown.stderr.contains("opera-chair-512"))
+        let decoder = try mirage(["run", "--model", model, "--protocol", "opera-chair-512", "--decoder", "beam,beams=2", "--db", scratch.path("x.sqlite")])
+        #expect(decoder.status != 0 && decoder.stderr.contains("decoder 'beam,beams=2'"))
+        let attention = try mirage(["run", "--model", model, "--protocol", "opera-chair-512", "--decoder", "greedy",
+                                    "--record-attention", "--db", scratch.path("x.sqlite")])
+        #expect(attention.status != 0 && attention.stderr.contains("needs an attention recorder"))
+        let shard = try mirage(["run", "--shard", "3/2"])
+        #expect(shard.status != 0 && shard.stderr.contains("--shard takes i/n"))
+        let list = try mirageOK(["run", "--list-protocols"])
+        #expect(list.contains("opera-pope-adversarial") && list.contains("llava-pope-random"))
+    }
+}
