@@ -178,8 +178,11 @@ public struct CaptionAligner: Sendable {
         func token(at offset: Int?) -> Int? {
             guard let offset, let base else { return nil }
             let o = base + offset
-            // The token whose piece covers character o.
-            return (0..<map.count).first { tokenStarts[$0 + 1] > o }
+            // The token whose piece covers character o, moved back over tokens that add no text of their own
+            // (the bytes of a character are held back until the token that completes it).
+            guard var t = (0..<map.count).first(where: { tokenStarts[$0 + 1] > o }) else { return nil }
+            while t > 0, map.pieces[t - 1].isEmpty { t -= 1 }
+            return t
         }
         var located: [LocatedMention] = []
         var unmapped = 0

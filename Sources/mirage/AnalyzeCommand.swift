@@ -119,12 +119,14 @@ struct OvertrustRunResult: Codable {
                     + pad(percent(g.chairS), 7) + "   " + pad(percent(g.chairI), 7) + "   " + pad("\(g.mentions)", 8) + "\n"
             }
             out += "  hallucinated responses with a summary token before the first hallucinated word: "
-                + "\(p.hallucinatedWithOvertrustBefore)/\(p.hallucinatedResponses - p.hallucinatedUnlocated) (\(percent(p.shareHallucinatedBefore))%)\n"
-            out += "  hallucinated responses with a summary token anywhere: \(p.hallucinatedWithOvertrust)/\(p.hallucinatedResponses) (\(percent(p.shareHallucinated))%)\n"
-            out += "  responses without hallucination with a summary token: \(p.cleanWithOvertrust)/\(p.cleanResponses) (\(percent(p.shareClean))%)\n"
+                + "\(p.hallucinatedWithOvertrustBefore)/\(p.hallucinatedResponses - p.hallucinatedUnlocated) (\(share(p.shareHallucinatedBefore)))\n"
+            out += "  hallucinated responses with a summary token anywhere: \(p.hallucinatedWithOvertrust)/\(p.hallucinatedResponses) (\(share(p.shareHallucinated)))\n"
+            out += "  responses without hallucination with a summary token: \(p.cleanWithOvertrust)/\(p.cleanResponses) (\(share(p.shareClean)))\n"
         }
         return out
     }
+
+    private static func share(_ v: Double) -> String { v.isNaN ? "n/a" : percent(v) + "%" }
 
     private static func pad(_ s: String, _ width: Int) -> String {
         String(repeating: " ", count: max(0, width - s.count)) + s
