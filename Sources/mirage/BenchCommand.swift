@@ -27,6 +27,7 @@ struct BenchCommand: ParsableCommand {
             BenchVision.self,
             BenchTokenizer.self,
             BenchDecoders.self,
+            BenchOvertrust.self,
         ])
 }
 
