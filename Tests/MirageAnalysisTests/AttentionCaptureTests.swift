@@ -26,10 +26,12 @@ func tinyModel(seed: UInt64 = 5) throws -> (LanguageModel, Tokenizer, URL) {
         let (model, tokenizer, dir) = try tinyModel()
         defer { try? FileManager.default.removeItem(at: dir) }
         let layout = prompt(model)
-        let response = tokenizer.encode("the cat sat on the mat", addSpecialTokens: false) + [model.eosTokenIDs.first!]
+        let text = "the cat sat on the mat, and a dog lay by the door of the old red barn"
+        let response = tokenizer.encode(text, addSpecialTokens: false) + [model.eosTokenIDs.first!]
+        #expect(response.count > 16)                          // the multi-row (GEMM) pass, not the decode path
         let map = try AttentionCapture().capture(model: model, prompt: layout, response: response, tokenizer: tokenizer)
         #expect(map.count == response.count)
-        #expect(map.text == "the cat sat on the mat")        // EOS adds no text
+        #expect(map.text == text)                             // EOS adds no text
         #expect(map.labels.last == "<\(response.last!)>")
 
         // Independent: a decode-style session fed one token per step; max over heads taken here from the
