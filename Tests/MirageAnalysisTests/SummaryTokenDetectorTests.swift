@@ -62,6 +62,24 @@ func oneSummaryColumn(_ n: Int = 40, column c: Int = 12) throws -> AttentionMap 
         #expect(try SummaryTokenDetector(threshold: 28).detect(try oneSummaryColumn()).tokens.isEmpty)
     }
 
+    @Test func historyCountsEveryWinConsecutiveNeedsAnUnbrokenRun() throws {
+        // Column 12 (×5 per row) wins steps 12...21; rows 20–22 give it only ×0.05, so column 20 (×5 from row
+        // 20) wins step 22 alone; from row 23 column 12 gets ×25 and wins every step again.
+        // history: 10 wins + 23...28 → the 16th win is step 28. consecutive: the run restarts at 23 → step 38.
+        let map = try handMadeMap(40) { i, j in
+            if j == 12 { return i < 12 ? 0.01 : i < 20 ? 0.1 : i < 23 ? 0.001 : 0.5 }
+            if j == 20 && i >= 20 { return 0.1 }
+            return 0.01
+        }
+        let history = try SummaryTokenDetector(fp16Scores: false).detect(map)
+        #expect(history.locations[22] == 20)
+        #expect(Array(history.locations[12...21]) == Array(repeating: 12, count: 10))
+        #expect(history.locations[23...].allSatisfy { $0 == 12 })
+        #expect(history.tokens == [SummaryToken(column: 12, step: 28)])
+        #expect(try SummaryTokenDetector(rule: .consecutive, fp16Scores: false).detect(map).tokens
+                == [SummaryToken(column: 12, step: 38)])
+    }
+
     @Test func twoColumnsInTurn() throws {
         // Column 12 until row 29, then it gets nothing (its product drops to 0) and column 30 takes over.
         let map = try handMadeMap(50) { i, j in
