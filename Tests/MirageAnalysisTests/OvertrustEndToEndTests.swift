@@ -52,6 +52,9 @@ import MirageVisuals
         #expect(keys == ids.map(String.init))
         #expect(try mirage(["attention", "1", "--list", "--db", db]) == keys.joined(separator: "\n") + "\n")
 
+        let missing = try runProcess(try #require(BuiltProducts.mirage), ["attention", "1", "999", "--db", db])
+        #expect(missing.status != 0 && missing.stderr.contains("no recorded attention for item '999'"))
+
         // The heatmap's pixels encode the stored values: every lower-triangle cell's colour is the ramp colour of
         // its re-normalised value, and each row's side bar is filled to its image share.
         let key = keys[0]
