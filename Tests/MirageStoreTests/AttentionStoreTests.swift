@@ -44,3 +44,21 @@ import GRDB
         }
     }
 }
+
+@Test func mergeCopiesAttentionAndRefusesDifferentAttention() throws {
+    func database(_ value: Float) throws -> RunStore {
+        let store = try RunStore(path: temporaryDatabasePath())
+        let (run, _) = try store.createRun(sampleRun(source: "attention-merge"))
+        try store.recordItem(run: run.id, NewItem(key: "1", ordinal: 0, outputText: "a dog"))
+        try store.recordAttention(run: run.id, itemKey: "1", StoredAttention(
+            formatVersion: 1, n: 1, tokens: [5], labels: ["a"],
+            data: Data([1, 1, 1, value].flatMap { withUnsafeBytes(of: Float($0).bitPattern.littleEndian, Array.init) })))
+        return store
+    }
+    let a = try database(0.5), b = try database(0.25)
+    let out = try RunStore(path: temporaryDatabasePath())
+    let outcome = try out.merge(from: [a.path])
+    let run = try #require(outcome.runs.first?.id)
+    #expect(try out.attention(run: run, itemKey: "1") == a.attention(run: 1, itemKey: "1"))
+    #expect(throws: StoreError.self) { _ = try out.merge(from: [b.path]) }   // same item, other attention
+}
