@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(name: "MirageMetricsTests", dependencies: ["MirageMetrics", "MirageTestSupport"]),
         .testTarget(name: "MirageStoreTests", dependencies: ["MirageStore", "MirageTestSupport"]),
         .testTarget(name: "MirageRunnerTests", dependencies: ["MirageRunner", "MirageTestSupport"]),
-        .testTarget(name: "MirageVisualsTests", dependencies: ["MirageVisuals", "MirageEngine", "MirageTestSupport"]),
+        .testTarget(name: "MirageVisualsTests", dependencies: ["MirageVisuals", "MirageEngine", "MirageData", "MirageTestSupport"]),
         .testTarget(name: "MirageAnalysisTests", dependencies: ["MirageAnalysis", "MirageTestSupport"]),
         .testTarget(name: "MirageCLITests", dependencies: ["MirageTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Golden"]),

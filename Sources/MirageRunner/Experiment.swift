@@ -58,7 +58,8 @@ public struct Experiment: Sendable, Equatable {
     public var models: [String] = []
     /// Protocol names or files.
     public var protocols: [String] = []
-    public var decoders: [DecoderChoice] = []
+    /// Default: greedy.
+    public var decoders: [DecoderChoice] = [DecoderChoice(name: "greedy")]
     public var seeds: [UInt64] = [0]
     /// Run only the first N images (sorted ids) of each protocol.
     public var limit: Int?
@@ -165,5 +166,8 @@ public struct Experiment: Sendable, Equatable {
         if protocols.isEmpty { throw RunnerError.configuration("no protocol: give --protocol NAME|FILE or `protocols:` in the experiment file (`mirage run --list-protocols` lists them)") }
         if decoders.isEmpty { throw RunnerError.configuration("no decoder: give --decoder NAME[:preset][,k=v] or `decoders:` in the experiment file") }
         for d in decoders { _ = try d.makeDecoder(registry: registry) }
+        for m in models where !FileManager.default.fileExists(atPath: URL(fileURLWithPath: m).appendingPathComponent("config.json").path) {
+            throw RunnerError.configuration("model folder \(m) has no config.json; a model is a LLaVA folder as Hugging Face writes it (config.json, *.safetensors, tokenizer.json), e.g. from `mirage models synth --arch llava-llama`")
+        }
     }
 }

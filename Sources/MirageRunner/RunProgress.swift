@@ -115,8 +115,17 @@ public final class RunProgress {
         }
         guard isTerminal, Date().timeIntervalSince(lastDraw) > 0.2 else { return }
         lastDraw = Date()
-        write("\r\u{1B}[2K" + Self.line(name: name, tally: tally, sessionItems: sessionItems, sessionSeconds: sessionSeconds))
+        var line = Self.line(name: name, tally: tally, sessionItems: sessionItems, sessionSeconds: sessionSeconds)
+        if let width = Self.terminalWidth(), line.count >= width { line = String(line.prefix(max(10, width - 2))) + "…" }
+        write("\r\u{1B}[2K" + line)
         lineOpen = true
+    }
+
+    /// Columns of the terminal on standard error (a live line must not wrap, or `\r` cannot redraw it).
+    static func terminalWidth() -> Int? {
+        var size = winsize()
+        guard ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return nil }
+        return Int(size.ws_col)
     }
 
     /// When a run has all its items: the final line (always) and the grouped failures.

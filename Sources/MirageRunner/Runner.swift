@@ -39,7 +39,7 @@ public struct RunResources {
                 do {
                     return try store.locate(id, file: "coco_pope_\(split.rawValue).json")
                 } catch {
-                    throw RunnerError.configuration("\(error) (the protocol's questions come from data source \(id); `mirage data fetch \(id)` downloads them)")
+                    throw RunnerError.configuration("POPE questions of data source \(id): \(error)")
                 }
             }
         }
@@ -128,7 +128,7 @@ public final class ExperimentRunner {
                 return s
             }, questionFile: resources.questionFile)
         }
-        let decoders = try experiment.decoders.map { try $0.makeDecoder() }
+        let decoders = try experiment.decoders.map { ($0, try $0.makeDecoder()) }
         var outcomes: [RunOutcome] = []
         for modelPath in experiment.models {
             outcomes += try runModel(URL(fileURLWithPath: modelPath), prepared: prepared, decoders: decoders, imageSet: imageSet)
@@ -152,7 +152,7 @@ public final class ExperimentRunner {
         return "\(resumeKey):shard=\(shard.index)/\(shard.count)"
     }
 
-    private func runModel(_ folder: URL, prepared: [PreparedProtocol], decoders: [any Decoder],
+    private func runModel(_ folder: URL, prepared: [PreparedProtocol], decoders: [(DecoderChoice, any Decoder)],
                           imageSet: ImageSet) throws -> [RunOutcome] {
         let quantize: WeightFormat? = experiment.quantize == "q8" ? .q8 : nil
         let llavaConfig: LlavaConfig
@@ -162,7 +162,7 @@ public final class ExperimentRunner {
             throw RunnerError.configuration("\(folder.path) is not a LLaVA model folder (\(error)); mirage run needs LlavaForConditionalGeneration checkpoints")
         }
         if options.checkMemory {
-            let beams = decoders.map { d -> Int in
+            let beams = decoders.map(\.1).map { d -> Int in
                 let b = d.parameters["num_beams"].flatMap { Int($0.description) } ?? 1
                 return b * (d.parameters["noise_step"] != nil ? 2 : 1)
             }.max() ?? 1
@@ -185,7 +185,7 @@ public final class ExperimentRunner {
         for p in prepared {
             let evalProtocol = try p.evalProtocol(for: architecture)
             let mine = p.items.filter { experiment.shard?.contains(imageID: $0.imageID) ?? true }
-            for decoder in decoders {
+            for (choice, decoder) in decoders {
                 for seed in experiment.seeds {
                     let key = Self.resumeKey(modelFingerprint: fingerprint, quantize: experiment.quantize, evalProtocol: evalProtocol,
                                              padToSquare: p.spec.padToSquare, decoder: decoder, seed: seed)
@@ -196,13 +196,17 @@ public final class ExperimentRunner {
                         sourceHash: Self.sourceHash(resumeKey: key, shard: experiment.shard),
                         sourcePath: options.sourcePath.map { s in experiment.shard.map { "\(s) (shard \($0))" } ?? s },
                         expectedItems: mine.count, mirageVersion: options.mirageVersion, gitRevision: options.gitRevision))
+                    if plans.contains(where: { $0.run.id == run.id }) {
+                        progress.note("note: run \(run.id) is listed twice in the experiment (same protocol, decoder settings and seed); running it once")
+                        continue
+                    }
                     var tally = RunTally(total: mine.count)
                     for stored in try store.items(run: run.id) {
                         tally.add(score: stored.score, failure: stored.item.failureReason)
                     }
                     let recorded = try store.recordedItemKeys(run: run.id)
                     let pending = Dictionary(grouping: mine.filter { !recorded.contains($0.key) }, by: \.imageID)
-                    let name = "run \(run.id) \(modelName) \(p.spec.name) \(DecoderSpec(name: decoder.name, parametersJSON: decoder.parameters.canonicalJSON).display) seed \(seed)"
+                    let name = "run \(run.id) \(modelName) \(p.spec.name) \(choice) seed \(seed)"
                         + (experiment.shard.map { " shard \($0)" } ?? "")
                     plans.append(Plan(name: name, prepared: p, decoder: decoder, seed: seed, run: run,
                                       template: p.spec.template(for: architecture), pending: pending, tally: tally,

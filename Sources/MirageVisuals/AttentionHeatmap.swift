@@ -50,6 +50,20 @@ public struct AttentionHeatmap: Sendable {
         self.gamma = gamma
     }
 
+    /// A heatmap from ragged causal rows: row i holds query token i's attention to tokens 0...i (extra
+    /// values are ignored, missing ones drawn as 0), as attention capture records them per generated token.
+    public init(lowerTriangularRows rows: [[Float]], labels: [String] = [], imageMass: [Float] = [],
+                markedTokens: Set<Int> = [], highlightedColumns: Set<Int> = [], title: String = "",
+                scaleMaximum: Float? = nil, gamma: Float = 1) {
+        let n = rows.count
+        var values = [Float](repeating: 0, count: n * n)
+        for (i, row) in rows.enumerated() {
+            for j in 0..<min(i + 1, row.count) { values[i * n + j] = row[j] }
+        }
+        self.init(tokenCount: n, values: values, labels: labels, imageMass: imageMass, markedTokens: markedTokens,
+                  highlightedColumns: highlightedColumns, title: title, scaleMaximum: scaleMaximum, gamma: gamma)
+    }
+
     /// Colours of everything that is not a data cell (none of them is a ramp colour).
     public enum Style {
         /// Upper-triangle cells (no value under causal attention).
@@ -97,7 +111,14 @@ public struct AttentionHeatmap: Sendable {
         }
         let scale = try ColourScale(maximum: scaleMaximum ?? (largest > 0 ? largest : 1), gamma: gamma)
         return HeatmapLayout(tokenCount: n, labels: labels, hasImageMass: !imageMass.isEmpty, title: title,
-                             scale: scale, maxMatrixSize: maxMatrixSize, maxCellSize: maxCellSize)
+                             scale: scale, maxMatrixSize: maxMatrixSize, maxCellSize: maxCellSize,
+                             keyEntries: keyEntries)
+    }
+
+    /// The marker key under the legend: one entry per kind of mark in use.
+    var keyEntries: [(text: String, colour: Colour)] {
+        (markedTokens.isEmpty ? [] : [("hallucinated object", Style.marked)])
+            + (highlightedColumns.isEmpty ? [] : [("summary token", Style.highlighted)])
     }
 
     /// The heatmap drawn on a canvas, with its layout.
@@ -155,6 +176,11 @@ public struct AttentionHeatmap: Sendable {
         let top = layout.legendMaximumText
         canvas.drawText(top, at: Point(x: legend.maxX - BitmapFont.width(of: top), y: captionY), style.text)
         canvas.drawText(layout.legendCaption, at: Point(x: legend.maxX + 8, y: legend.y + 1), style.text)
+        var keyX = legend.x
+        for entry in keyEntries {
+            canvas.fill(Rect(x: keyX, y: layout.keyY, width: 8, height: 8), entry.colour)
+            keyX += 12 + canvas.drawText(entry.text, at: Point(x: keyX + 12, y: layout.keyY + 1), style.text) + 16
+        }
         return (canvas, layout)
     }
 
@@ -180,7 +206,7 @@ public struct HeatmapLayout: Sendable, Equatable {
     /// labels given); otherwise every `tickStep`-th token gets its index.
     public let showsLabels: Bool
     /// Index tick spacing when labels are not shown: the smallest of 1, 2, 5, 10, 20, 50, ... whose span
-    /// is at least 10 pixels.
+    /// is at least 16 pixels.
     public let tickStep: Int
     /// The top-left corner of cell (0, 0).
     public let matrixOrigin: Point
@@ -194,8 +220,11 @@ public struct HeatmapLayout: Sendable, Equatable {
     let labels: [String]
     let labelExtent: Int
 
+    /// The top of the marker key line (red: hallucinated object, blue: summary token) under the legend.
+    let keyY: Int
+
     init(tokenCount n: Int, labels: [String], hasImageMass: Bool, title: String, scale: ColourScale,
-         maxMatrixSize: Int, maxCellSize: Int) {
+         maxMatrixSize: Int, maxCellSize: Int, keyEntries: [(text: String, colour: Colour)]) {
         tokenCount = n
         self.scale = scale
         self.hasImageMass = hasImageMass
@@ -208,7 +237,7 @@ public struct HeatmapLayout: Sendable, Equatable {
         var k = 0, decade = 1
         while true {
             step = steps[k] * decade
-            if step * cell >= 10 { break }
+            if step * cell >= 16 { break }
             k += 1
             if k == steps.count { k = 0; decade *= 10 }
         }
@@ -223,8 +252,11 @@ public struct HeatmapLayout: Sendable, Equatable {
         legendRect = Rect(x: matrixOrigin.x, y: legendY, width: 256, height: 10)
         let barRight = hasImageMass ? matrixOrigin.x + side + 8 + Self.imageMassWidth : matrixOrigin.x + side
         let legendCaptionWidth = BitmapFont.width(of: Self.legendCaption(scale))
-        width = max(barRight, legendRect.maxX + 8 + legendCaptionWidth, m + BitmapFont.width(of: title, scale: 2)) + m
-        height = legendRect.maxY + 3 + BitmapFont.lineHeight + m
+        keyY = legendRect.maxY + 3 + BitmapFont.lineHeight + 6
+        let keyWidth = keyEntries.reduce(0) { $0 + 12 + BitmapFont.width(of: $1.text) + 16 }
+        width = max(barRight, legendRect.maxX + 8 + legendCaptionWidth, legendRect.x + keyWidth,
+                    m + BitmapFont.width(of: title, scale: 2)) + m
+        height = (keyEntries.isEmpty ? legendRect.maxY + 3 + BitmapFont.lineHeight : keyY + 8) + m
     }
 
     /// The pixels of cell (row, col): `cellSize` square at `matrixOrigin + (col, row) * cellSize`.

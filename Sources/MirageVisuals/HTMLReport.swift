@@ -70,7 +70,7 @@ public struct HTMLReport: Sendable {
             self.init(range: start..<(start + scalars.distance(from: range.lowerBound, to: range.upperBound)), kind: kind)
         }
 
-        /// Spans for every whole-word, case-insensitive occurrence of each word (ASCII letters and digits
+        /// Spans for every whole-word, case-insensitive occurrence of each word (letters and digits
         /// count as word characters), e.g. the object words CHAIR found in a caption.
         public static func occurrences(of words: [String], in text: String, kind: SpanKind) -> [Span] {
             let scalars = Array(text.unicodeScalars)
@@ -143,7 +143,7 @@ public struct HTMLReport: Sendable {
     h3{font-size:1.05em;margin:16px 0 6px}.subtitle{color:#666;margin:0 0 16px}
     table{border-collapse:collapse;margin:6px 0 14px;font-variant-numeric:tabular-nums}
     caption{text-align:left;font-weight:600;padding:4px 0}
-    th,td{border:1px solid #ccc;padding:4px 10px;text-align:left;vertical-align:top}th{background:#f3f3f3}
+    th,td{border:1px solid #ccc;padding:4px 10px;text-align:left;vertical-align:top}th{background:#f3f3f3}td.num{text-align:right}
     tr.highlight td{background:#fff4c2;font-weight:600}
     dl.settings{display:grid;grid-template-columns:max-content auto;gap:2px 14px;margin:6px 0 14px}
     dl.settings dt{font-weight:600}dl.settings dd{margin:0;font-family:ui-monospace,'DejaVu Sans Mono',monospace}
@@ -199,7 +199,7 @@ public struct HTMLReport: Sendable {
             h += "<section id=\"items\">\n<h2>Items</h2>\n"
             h += "<p class=\"legend\"><mark class=\"hallucinated\">hallucinated object</mark> <mark class=\"correct\">correct object</mark></p>\n"
             for item in items {
-                h += "<div class=\"item\" id=\"item-\(escape(item.id))\">\n<h3>\(escape(item.id))</h3>\n"
+                h += "<div class=\"item\" id=\"item-\(anchor(item.id))\">\n<h3>\(escape(item.id))</h3>\n"
                 h += "<p class=\"caption\">\(try captionHTML(item))</p>\n"
                 for note in item.notes { h += "<p class=\"notes\">\(escape(note))</p>\n" }
                 if let png = item.heatmapPNG {
@@ -222,7 +222,8 @@ public struct HTMLReport: Sendable {
         h += "<thead><tr>" + table.headers.map { "<th>\(escape($0))</th>" }.joined() + "</tr></thead>\n<tbody>\n"
         for (k, row) in table.rows.enumerated() {
             h += table.highlightedRows.contains(k) ? "<tr class=\"highlight\">" : "<tr>"
-            h += row.map { "<td>\(escape($0))</td>" }.joined() + "</tr>\n"
+            h += row.map { isNumeric($0) ? "<td class=\"num\">\(escape($0))</td>" : "<td>\(escape($0))</td>" }.joined()
+            h += "</tr>\n"
         }
         return h + "</tbody>\n</table>\n"
     }
@@ -249,6 +250,33 @@ public struct HTMLReport: Sendable {
             position = span.range.upperBound
         }
         return h + text(position..<scalars.count)
+    }
+
+    /// Numbers (decimal, optionally signed, with a trailing % and/or a "± spread") are right-aligned.
+    func isNumeric(_ cell: String) -> Bool {
+        var text = cell.trimmingCharacters(in: .whitespaces)
+        if text.hasSuffix("%") { text.removeLast() }
+        let parts = text.split(separator: "±", omittingEmptySubsequences: false)
+        guard parts.count <= 2 else { return false }
+        return parts.allSatisfy { part in
+            let number = part.trimmingCharacters(in: .whitespaces)
+            guard let first = number.first, first.isNumber || "+-.".contains(first) else { return false }
+            return number.allSatisfy { $0.isASCII && ($0.isNumber || "+-.eE".contains($0)) } && Double(number) != nil
+        }
+    }
+
+    /// An element id from free text: ASCII letters, digits, `-` and `_` kept, every other run of characters
+    /// becomes one `-`.
+    func anchor(_ text: String) -> String {
+        var out = ""
+        for c in text {
+            if c.isASCII && (c.isLetter || c.isNumber || c == "-" || c == "_") {
+                out.append(c)
+            } else if !out.hasSuffix("-") {
+                out.append("-")
+            }
+        }
+        return out
     }
 
     func dataURL(_ png: [UInt8]) -> String { "data:image/png;base64," + Data(png).base64EncodedString() }

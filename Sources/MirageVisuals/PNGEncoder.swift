@@ -14,12 +14,16 @@ public enum PNGEncoder {
         var colourType: UInt8 { self == .rgb ? 2 : 6 }
     }
 
+    /// The largest side and pixel count encoded (a 16384 x 16384 image); larger rasters are refused.
+    public static let maxSide = 16384
+    public static let maxPixels = 16384 * 16384
+
     /// PNG bytes for a `width` x `height` raster, rows top to bottom, samples interleaved.
     /// Each scanline gets the filter (None, Sub or Up) with the smallest sum of absolute filtered bytes,
     /// the heuristic the PNG specification suggests (section 12.8).
     public static func encode(width: Int, height: Int, samples: [UInt8], format: Format = .rgb) throws -> [UInt8] {
         let channels = format.channels
-        guard width > 0, height > 0, width <= 1 << 24, height <= 1 << 24 else {
+        guard width > 0, height > 0, width <= maxSide, height <= maxSide, width * height <= maxPixels else {
             throw VisualsError.invalidImageSize(width: width, height: height)
         }
         guard samples.count == width * height * channels else {

@@ -18,7 +18,7 @@ public enum VisualsError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .invalidImageSize(w, h):
-            return "cannot make a \(w)x\(h) image: width and height must be between 1 and 16777216 pixels"
+            return "cannot make a \(w)x\(h) image: width and height must be between 1 and \(PNGEncoder.maxSide) pixels"
         case let .sampleCountMismatch(expected, actual):
             return "the raster has \(actual) samples but its size needs \(expected): pass width * height * channels samples"
         case .emptyHeatmap:

@@ -27,27 +27,25 @@ struct BenchCommand: ParsableCommand {
             BenchVision.self,
             BenchTokenizer.self,
             BenchDecoders.self,
+            BenchRunnerCommand.self,
+            BenchVisualsCommand.self,
             BenchOvertrust.self,
         ])
 }
 
-/// Options shared by the CHAIR benchmarks for locating the vocabulary and the text pipeline's data.
+/// Options shared by the CHAIR commands for locating the vocabulary and the text pipeline's data, plus threads.
 struct ChairDataOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("CHAIR synonym list (default: the data store's chair-synonyms).", valueName: "file"))
-    var synonyms: String?
-
-    @Option(name: .long, help: ArgumentHelp("NLTK data folder with punkt_tab/english/ and averaged_perceptron_tagger_eng/ (default: the data store).", valueName: "dir"))
-    var nltkData: String?
-
-    @Option(name: .long, help: ArgumentHelp("WordNet 3.0 database folder (default: the data store or /usr/share/wordnet).", valueName: "dir"))
-    var wordnet: String?
+    @OptionGroup var text: ChairTextOptions
 
     @Option(name: .long, help: "Worker threads.")
     var threads = 2
 
+    var synonyms: String? { text.synonyms }
+    var nltkData: String? { text.nltkData }
+    var wordnet: String? { text.wordnet }
+
     func resources(groundTruth: String? = nil) -> ChairResources {
-        ChairResources(synonyms: synonyms, nltkData: nltkData, wordnet: wordnet, groundTruth: groundTruth,
-                       cocoAnnotations: nil, cacheDir: nil, threads: threads)
+        text.resources(groundTruth: groundTruth, threads: threads)
     }
 }
 

@@ -20,6 +20,7 @@ struct Mirage: AsyncParsableCommand {
             Runs.self,
             Compare.self,
             Merge.self,
+            Demo.self,
             Attention.self,
             Analyze.self,
             Report.self,

@@ -28,7 +28,7 @@ struct RunCommand: ParsableCommand {
         Before a model is loaded its memory need is estimated (weights, KV cache for the longest sequence × \
         beams, activations) against MemAvailable; --ignore-memory-check runs anyway.
 
-        Progress goes to standard error: a live line per run on a terminal, else one line per finished run; \
+        Progress goes to standard error: a live status line on a terminal, else one line per finished run; \
         --json-progress writes one JSON object per item instead. See docs/runner.md for the file formats.
 
         Examples:
@@ -36,8 +36,17 @@ struct RunCommand: ParsableCommand {
           mirage run --model ~/models/llava-1.5-7b-hf --protocol opera-chair-512 \\
               --decoder greedy --decoder beam,num_beams=5 --decoder opera:opera-paper \\
               --images ~/coco/val2014 --ground-truth coco2014_gt_objects.json
-          mirage run --model ./tiny-llava --protocol opera-pope-random --decoder greedy \\
+          mirage run --model ./tiny-llava --protocol opera-pope-random \\
               --images ~/coco/val2014 --limit 20 --shard 0/2 --db shard0.sqlite
+
+        An experiment file (paths relative to it):
+          models: [models/llava-1.5-7b-hf]
+          protocols: [opera-chair-512, opera-pope-random]
+          decoders: [greedy, "beam,num_beams=5", "opera:opera-paper"]
+          seeds: [0]
+          images: coco/val2014
+          annotations: {chair_ground_truth: coco2014_gt_objects.json}
+          db: Results/mirage.sqlite
         """)
 
     @Argument(help: ArgumentHelp("An experiment file (YAML; see docs/runner.md).", valueName: "experiment.yaml"))
@@ -50,7 +59,7 @@ struct RunCommand: ParsableCommand {
     var protocols: [String] = []
 
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
-        "A decoder with an optional preset and parameters (repeatable), e.g. opera:opera-paper,num_beams=3 (see `mirage decoders`).",
+        "A decoder with an optional preset and parameters (repeatable; default greedy), e.g. opera:opera-paper,num_beams=3 (see `mirage decoders`).",
         valueName: "name[:preset][,k=v...]"))
     var decoder: [String] = []
 
@@ -82,14 +91,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Worker threads (default: all cores).")
     var threads: Int?
 
-    @Option(name: .long, help: ArgumentHelp("CHAIR synonym list (default: the data store's chair-synonyms).", valueName: "file"))
-    var synonyms: String?
-
-    @Option(name: .long, help: ArgumentHelp("NLTK data folder with punkt_tab/english/ and averaged_perceptron_tagger_eng/ (default: the data store).", valueName: "dir"))
-    var nltkData: String?
-
-    @Option(name: .long, help: ArgumentHelp("WordNet 3.0 database folder (default: the data store or /usr/share/wordnet).", valueName: "dir"))
-    var wordnet: String?
+    @OptionGroup var chairText: ChairTextOptions
 
     @Flag(name: .long, help: "Write one JSON object per item to standard error instead of the progress line.")
     var jsonProgress = false
@@ -158,16 +160,19 @@ struct RunCommand: ParsableCommand {
             }
             return
         }
-        let experiment: Experiment
-        do {
-            experiment = try self.experiment()
-            try experiment.validate()
-        } catch let e as RunnerError {
-            throw ValidationError(e.description)
+        let experiment = try self.experiment()
+        try experiment.validate()
+        var chair = chairText.resources(groundTruth: experiment.groundTruth,
+                                        threads: experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        // No prebuilt ground truth named, but the instances file sits in a full COCO 2014 annotations folder:
+        // build CHAIR's ground truth from that folder (cached), as `mirage chair --coco-annotations` does.
+        if experiment.groundTruth == nil, let first = experiment.instances.first {
+            let folder = URL(fileURLWithPath: first).deletingLastPathComponent()
+            if (ChairGroundTruthBuilder.instanceFiles + ChairGroundTruthBuilder.captionFiles).allSatisfy({
+                FileManager.default.fileExists(atPath: folder.appendingPathComponent($0).path) }) {
+                chair.cocoAnnotations = folder.path
+            }
         }
-        let chair = ChairResources(synonyms: synonyms, nltkData: nltkData, wordnet: wordnet,
-                                   groundTruth: experiment.groundTruth, cocoAnnotations: nil, cacheDir: nil,
-                                   threads: experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount)
         let resources = RunResources(chairScorer: { try chair.scorer(options: $0) }, protocols: library)
         let store = try RunStore(path: experiment.database ?? RunStore.defaultPath, create: true)
         let runner = ExperimentRunner(
@@ -177,12 +182,7 @@ struct RunCommand: ParsableCommand {
                                    sourcePath: experimentFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "mirage run"),
             progress: RunProgress(json: jsonProgress))
         if experiment.recordAttention { runner.itemObservers.append(AttentionRecorder(store: store)) }
-        let outcomes: [RunOutcome]
-        do {
-            outcomes = try runner.run()
-        } catch let e as RunnerError {
-            throw ValidationError(e.description)
-        }
+        let outcomes = try runner.run()
         print("Stored in \(store.path):")
         for o in outcomes {
             let m = o.metrics

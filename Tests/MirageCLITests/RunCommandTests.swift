@@ -161,6 +161,14 @@ import MirageTestSupport
             #expect(Set(s0.items[run]).union(s1.items[run]) == Set(all.items[run]))
             #expect(s0.items[run].count + s1.items[run].count == all.items[run].count)
         }
+        // `mirage merge` of the two shard databases gives the unsharded runs: same items, same metrics, complete,
+        // stored under the unsharded resume key (running the unsharded experiment on it finds them complete).
+        try mirageOK(["merge", setup.scratch.path("merged.sqlite"), setup.scratch.path("s0.sqlite"), setup.scratch.path("s1.sqlite")])
+        let merged = try Self.contents(db: setup.scratch.path("merged.sqlite"), runs: 2)
+        #expect(merged.items == all.items)
+        #expect(merged.metrics == all.metrics && all.metrics.allSatisfy { !$0.isEmpty })
+        let rerun = try mirageOK(setup.arguments(db: "merged.sqlite") + ["--decoder", "greedy"])
+        #expect(rerun.components(separatedBy: "(already complete)").count == 3, "\(rerun)")
         // --json-progress: one JSON object per item of this shard on stderr.
         let objects = shard0.stderr.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
@@ -202,6 +210,13 @@ import MirageTestSupport
         let show = try mirageOK(["runs", "show", "1", "--db", setup.scratch.path("f.sqlite")])
         #expect(show.contains("complete"))
         #expect(metricsBlock(show).split(separator: "\n").contains { $0.contains("failed_items") && $0.hasSuffix(" 2") })
+        // A decoder that throws on every item (DoLa asked for a layer the tiny model lacks): each readable image's
+        // items fail with the decoder's message, the others keep their image reasons, and the runs complete.
+        let dola = try mirage(setup.arguments(db: "d.sqlite", images: folder.path) + ["--decoder", "dola,mature_layer=7"])
+        #expect(dola.status == 0, "\(dola.stderr)")
+        #expect(dola.stdout.contains("4 failed: 2 decoder error (e.g. decoder error: DoLa mature layer 7 does not exist"))
+        #expect(dola.stdout.contains("1 missing image") && dola.stdout.contains("1 unreadable image"))
+        #expect(try mirageOK(["runs", "list", "--db", setup.scratch.path("d.sqlite")]).components(separatedBy: "complete").count == 3)
         // POPE: the questions of the failed images fail too (2 per image), the others are answered.
         let pope = try mirageOK(["export", "2", "--format", "jsonl", "--db", setup.scratch.path("f.sqlite")])
         #expect(pope.components(separatedBy: "\"status\":\"failed\"").count - 1 == 4)
@@ -222,6 +237,15 @@ import MirageTestSupport
         // --record-attention is wired to MirageAnalysis' AttentionRecorder (OvertrustEndToEndTests).
         let shard = try mirage(["run", "--shard", "3/2"])
         #expect(shard.status != 0 && shard.stderr.contains("--shard takes i/n"))
+        // A decoder listed twice with the same resolved settings is one run; with no image files every item fails
+        // with its reason and the run still completes (no shared data needed).
+        _ = try scratch.write("q.jsonl", "{\"question_id\": 1, \"image\": \"COCO_val2014_000000000001.jpg\", \"text\": \"Is there a dog?\", \"label\": \"no\"}\n")
+        _ = try scratch.write("p.yaml", "task: pope\nquestions: {path: q.jsonl}\nmax_new_tokens: 3\n")
+        let twice = try mirage(["run", "--model", model, "--protocol", scratch.path("p.yaml"), "--decoder", "greedy",
+                                "--decoder", "greedy,repetition_penalty=1.0", "--images", scratch.url.path, "--db", scratch.path("y.sqlite")])
+        #expect(twice.status == 0 && twice.stderr.contains("run 1 is listed twice"))
+        #expect(twice.stdout.contains("run 1  p  tiny  greedy(repetition_penalty=1.0)  seed 0  0 items, 1 failed") && !twice.stdout.contains("run 2"))
+        #expect(twice.stdout.contains("1 failed: 1 missing image (e.g. missing image: image file not found in \(scratch.url.path)"))
         let list = try mirageOK(["run", "--list-protocols"])
         #expect(list.contains("opera-pope-adversarial") && list.contains("llava-pope-random"))
     }

@@ -171,7 +171,7 @@ func runnerError(_ body: () throws -> Void) -> String? {
         #expect(e.shard == shard && e.recordAttention)
         let single = try Experiment.parse("model: m\nprotocol: p\ndecoder: greedy\nseed: 3\n", file: "s.yaml")
         #expect(single.models == ["m"] && single.protocols == ["p"] && single.decoders == [DecoderChoice(name: "greedy")] && single.seeds == [3])
-        #expect(Experiment().seeds == [0] && !Experiment().recordAttention)
+        #expect(Experiment().seeds == [0] && !Experiment().recordAttention && Experiment().decoders == [DecoderChoice(name: "greedy")])
     }
 
     @Test func experimentErrorsNameFileAndKey() {
@@ -193,6 +193,9 @@ func runnerError(_ body: () throws -> Void) -> String? {
         var e = Experiment()
         e.models = ["m"]; e.protocols = ["p"]; e.decoders = [DecoderChoice(name: "greedy", overrides: [.init("num_beams", "2")])]
         #expect(runnerError { try e.validate() }?.contains("decoder 'greedy,num_beams=2'") == true)
+        e.decoders = [DecoderChoice(name: "greedy")]
+        e.models = ["/nonexistent/model"]
+        #expect(runnerError { try e.validate() }?.contains("model folder /nonexistent/model has no config.json") == true)
     }
 
     @Test func decoderChoiceTextRoundTrips() throws {
@@ -324,5 +327,66 @@ func runnerError(_ body: () throws -> Void) -> String? {
         #expect(set.url(for: 46) == nil && set.missingReason(for: 46).contains("COCO_val2014_000000000046.jpg"))
         #expect(set.annotatedIDs == [42, 45])
         #expect(runnerError { _ = try ImageSet(folder: folder.appendingPathComponent("nope")) }?.contains("does not exist") == true)
+    }
+}
+
+/// The runner from Swift: item observers see every decoded item with its prompt layout; failed items are not
+/// observed; `recordAttention` needs an observer.
+@Suite struct RunnerAPITests {
+    final class Recorder: RunItemObserver {
+        var calls: [(run: Int64, key: String, imageSpan: Range<Int>?, tokens: Int)] = []
+        func itemRecorded(run: Int64, itemKey: String, model: LanguageModel, prompt: PromptLayout, result: DecodeResult,
+                          tokenizer: Tokenizer?) throws {
+            calls.append((run, itemKey, prompt.imageSpan, result.tokens.count))
+        }
+    }
+
+    @Test(.enabled(if: SharedData.has("coco/images/COCO_val2014_000000000192.jpg"), SharedData.missingMessage))
+    func observersSeeEveryDecodedItem() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-runner-api-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let model = folder.appendingPathComponent("tiny")
+        try SyntheticLlavaSpec(text: SyntheticModelSpec(architecture: .llama, size: .tiny, seed: 2),
+                               vision: SyntheticVisionSpec(kind: .clip, size: .tiny, seed: 2)).write(to: model)
+        let questions = [(1, 192), (2, 192), (3, 241), (4, 9)].map { q, image in
+            "{\"question_id\": \(q), \"image\": \"COCO_val2014_\(String(format: "%012d", image)).jpg\", \"text\": \"Is there a cat?\", \"label\": \"no\"}"
+        }
+        try Data((questions.joined(separator: "\n") + "\n").utf8).write(to: folder.appendingPathComponent("q.jsonl"))
+        try Data("task: pope\nquestions: {path: q.jsonl}\nmax_new_tokens: 3\n".utf8).write(to: folder.appendingPathComponent("p.yaml"))
+        var experiment = Experiment()
+        experiment.models = [model.path]
+        experiment.protocols = [folder.appendingPathComponent("p.yaml").path]
+        experiment.decoders = [DecoderChoice(name: "greedy"), DecoderChoice(name: "beam", overrides: [.init("num_beams", "2")])]
+        experiment.images = SharedData.url("coco/images").path
+        experiment.threads = 1
+        let store = try RunStore(path: folder.appendingPathComponent("r.sqlite").path)
+        let resources = RunResources(chairScorer: { _ in throw RunnerError.configuration("CHAIR is not used here") },
+                                     protocols: ProtocolLibrary(folders: []))
+        var messages = ""
+        let progress = RunProgress(isTerminal: false, json: false, write: { messages += $0 })
+
+        experiment.recordAttention = true
+        let refused = ExperimentRunner(experiment: experiment, store: store, resources: resources,
+                                       options: RunnerOptions(mirageVersion: "test"), progress: progress)
+        #expect(runnerError { _ = try refused.run() }?.contains("needs an attention recorder") == true)
+
+        let recorder = Recorder()
+        let runner = ExperimentRunner(experiment: experiment, store: store, resources: resources,
+                                      options: RunnerOptions(mirageVersion: "test"), progress: progress)
+        runner.itemObservers = [recorder]
+        let outcomes = try runner.run()
+        #expect(outcomes.count == 2 && outcomes.allSatisfy { $0.run.status == .complete && $0.tally.failed == 1 })
+        #expect(outcomes.map { $0.metrics["items"] } == [3, 3] && outcomes.map { $0.metrics["failed_items"] } == [1, 1])
+        // Image-major: both runs' items of image 192, then of 241; image 9 is missing (not observed).
+        #expect(recorder.calls.map(\.key) == ["1", "2", "1", "2", "3", "3"])
+        #expect(recorder.calls.map(\.run) == [1, 1, 2, 2, 1, 2])
+        #expect(recorder.calls.allSatisfy { $0.imageSpan?.count == 16 && $0.tokens > 0 })
+        #expect(messages.split(separator: "\n").filter { $0.hasPrefix("[run ") }.count == 2)
+        // Resuming a complete experiment decodes nothing.
+        let again = ExperimentRunner(experiment: experiment, store: store, resources: resources,
+                                     options: RunnerOptions(mirageVersion: "test"), progress: progress)
+        let second = Recorder()
+        again.itemObservers = [second]
+        #expect(try again.run().allSatisfy(\.wasComplete) && second.calls.isEmpty)
     }
 }

@@ -146,7 +146,7 @@ import Testing
         let (png, layout) = try heatmap.png()
         #expect(layout.cellSize == 2)
         #expect(!layout.showsLabels, "2-pixel cells are too small for labels")
-        #expect(layout.tickStep == 5)
+        #expect(layout.tickStep == 10)
         #expect(layout.width < 1200 && layout.height < 1200)
         #expect(png.count < 2_000_000)
         try checkPixels(heatmap, png: png, layout: layout)
@@ -169,6 +169,18 @@ import Testing
                 #expect(index == expected, "cell (\(i), \(j))")
             }
         }
+    }
+
+    @Test func raggedCausalRowsFillTheLowerTriangle() throws {
+        let heatmap = AttentionHeatmap(lowerTriangularRows: [[1], [0.25, 0.75], [0.5, 0.25]])
+        #expect(heatmap.tokenCount == 3)
+        #expect(heatmap.values == [1, 0, 0, 0.25, 0.75, 0, 0.5, 0.25, 0])
+        let (png, layout) = try heatmap.png()
+        let image = try decodePNG(png)
+        let cell = layout.cellRect(row: 1, col: 0)
+        #expect(ColourRamp.index(of: image.colour(cell.x, cell.y)) == 64)  // round(0.25 * 255) = 63.75 -> 64
+        let upper = layout.cellRect(row: 0, col: 2)
+        #expect(image.colour(upper.x, upper.y) == AttentionHeatmap.Style.neutral)
     }
 
     @Test func invalidInputsSayWhatToDo() {

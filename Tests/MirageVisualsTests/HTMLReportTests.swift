@@ -37,7 +37,7 @@ func sampleReport(heatmaps: Int = 2) throws -> HTMLReport {
         #expect(html.contains("<title>Run &lt;opera-7b&gt; &amp; friends</title>"))
         #expect(!html.contains("<opera-7b>"))
         #expect(html.contains("<dt>penalty</dt><dd>1 &lt; 2</dd>"))
-        #expect(html.contains("<tr class=\"highlight\"><td>greedy</td><td>51.2</td><td></td></tr>"))
+        #expect(html.contains("<tr class=\"highlight\"><td>greedy</td><td class=\"num\">51.2</td><td></td></tr>"))
         #expect(html.contains("A <mark class=\"correct\">dog</mark> &amp; a &lt;<mark class=\"hallucinated\">cat</mark>&gt; sit on a &quot;<mark class=\"correct\">bench</mark>&quot; near a <mark class=\"hallucinated\">surfboard</mark>."))
         #expect(html.components(separatedBy: "src=\"data:image/png;base64,").count == 4)  // 2 heatmaps + 1 figure
         // Nothing from the network: no http(s) URLs, and a CSP that only allows inline code and data: images.
@@ -65,6 +65,10 @@ func sampleReport(heatmaps: Int = 2) throws -> HTMLReport {
         #expect(throws: VisualsError.spanOutOfRange(item: "y", start: 2, end: 9, length: 3)) {
             try HTMLReport(title: "t", items: [bad]).render()
         }
+        let report = HTMLReport(title: "t")
+        #expect(report.anchor("opera · item 42/<x>") == "opera-item-42-x-")
+        #expect(["12.8", "-6.6", "+1.5%", "3", "0.1 ± 0.02", ".5"].allSatisfy(report.isNumeric))
+        #expect(!["", "greedy", "n/a", "-", "1e", "v1.2"].contains(where: report.isNumeric))
         let ragged = HTMLReport(title: "t", metrics: [.init(caption: "m", headers: ["a", "b"], rows: [["1"]])])
         #expect(throws: VisualsError.tableRowWidth(table: "m", row: 0, expected: 2, actual: 1)) { try ragged.render() }
     }

@@ -2,6 +2,7 @@
 // heatmaps, line plots and self-contained HTML reports. See docs/visuals.md.
 // PNGs are decoded back with MirageEngine's libpng-based decoder, independent of the encoder under test.
 import Foundation
+import MirageData
 import MirageEngine
 @testable import MirageVisuals
 
@@ -16,17 +17,11 @@ extension RGBImage {
     }
 }
 
-/// A reproducible pseudo-random stream (SplitMix64) for test inputs.
-struct TestRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// Reproducible test inputs from MirageData's SplitMix64.
+typealias TestRandom = SplitMix64
+
+extension SplitMix64 {
     mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
+    /// Uniform in [0, 1) with 24 random bits.
     mutating func unit() -> Float { Float(next() >> 40) / Float(1 << 24) }
 }

@@ -1,0 +1,293 @@
+import ArgumentParser
+import Foundation
+import MirageData
+import MirageEngine
+import MirageMetrics
+import MirageRunner
+import MirageStore
+import MirageText
+
+/// `mirage demo`: a complete small experiment with nothing downloaded.
+struct Demo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a small end-to-end experiment (3 decoders × CHAIR and POPE) on synthetic data.",
+        discussion: """
+        Shows the whole pipeline in about a minute with nothing downloaded: it writes a tiny deterministic \
+        random-weight LLaVA model (`mirage models synth --arch llava-llama --size tiny`) and a synthetic \
+        COCO-style image set (JPEG images of drawn shapes, one per object, with instances/captions \
+        annotations in COCO's layout and POPE questions built from them) into the cache folder, runs \
+        greedy, beam search (3 beams) and OPERA (3 beams) on both tasks through `mirage run`'s runner, \
+        stores the runs (`mirage runs list`) and prints the comparison table (`mirage compare`). \
+        The cache is reused by later calls, and runs already in the database are not run again.
+
+        The synthetic model's weights are random, so its text is gibberish: the numbers show that every \
+        stage works, not how well anything works. Run real models with `mirage run`.
+
+        CHAIR needs its vocabulary and NLTK's tokenizer, tagger and WordNet (`mirage data fetch \
+        chair-synonyms punkt pos-tagger wordnet`, or --synonyms/--nltk-data/--wordnet). Without them the \
+        demo runs POPE only, says which resources are missing, and how to get them.
+
+        Real data: --images DIR with --annotations FILE... runs on the first --count images of DIR that \
+        the annotations know; --model DIR runs a real LLaVA model instead of the synthetic one. \
+        Annotations are COCO instances_*.json / captions_*.json files, or CHAIR's prebuilt ground truth \
+        (coco2014_gt_objects.json); POPE questions are built from them (POPE's recipe, seeded).
+
+        Examples:
+          mirage demo
+          mirage demo --db /tmp/demo.sqlite --cache /tmp/mirage-demo
+          mirage demo --images ~/coco/val2014 --annotations ~/coco/annotations/instances_val2014.json
+          mirage demo --images ../shared/data/coco/images --annotations ../shared/data/chair/coco2014_gt_objects.json
+          mirage demo --model ~/models/llava-1.5-7b-hf --images ~/coco/val2014 --annotations coco2014_gt_objects.json
+        """)
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(name: .long, help: ArgumentHelp("Folder for the synthetic model and data (reused when present).", valueName: "dir"))
+    var cache = "Results/demo"
+
+    @Option(name: .long, help: ArgumentHelp("Run on this folder of COCO images instead of synthetic ones (needs --annotations).", valueName: "dir"))
+    var images: String?
+
+    @Option(name: .long, parsing: .upToNextOption, help: ArgumentHelp(
+        "With --images: COCO instances/captions JSON files or CHAIR's prebuilt ground truth JSON.", valueName: "file"))
+    var annotations: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Run this LLaVA model folder instead of the synthetic one.", valueName: "dir"))
+    var model: String?
+
+    @Option(name: .long, help: "Images to run on.")
+    var count = 8
+
+    @Option(name: .long, help: "Worker threads (default: all cores).")
+    var threads: Int?
+
+    @OptionGroup var chairText: ChairTextOptions
+
+    /// The decoders compared: the baseline, its beam search, and OPERA on the same beam count.
+    static let decoders = ["greedy", "beam,num_beams=3", "opera:opera-paper,num_beams=3"]
+    static let rowTitles = ["greedy": "greedy", "beam": "beam search (3 beams)", "opera": "OPERA (3 beams)"]
+    /// The data-store id the demo's POPE protocol names; resolved to the demo's own question file.
+    static let questionSource = "mirage-demo"
+
+    func validate() throws {
+        if count < 1 { throw ValidationError("--count must be at least 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if images != nil && annotations.isEmpty {
+            throw ValidationError("--images needs --annotations FILE... (COCO instances/captions JSON or coco2014_gt_objects.json) to know the objects in the images")
+        }
+        if images == nil && !annotations.isEmpty { throw ValidationError("--annotations goes with --images DIR") }
+    }
+
+    func run() throws {
+        setvbuf(stdout, nil, _IOLBF, 0)   // keep our lines in order with the runner's progress on stderr
+        let cacheURL = URL(fileURLWithPath: (cache as NSString).expandingTildeInPath)
+        try FileManager.default.createDirectory(at: cacheURL, withIntermediateDirectories: true)
+        let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        let model = try model.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? DemoCache.model(in: cacheURL)
+        let data = try images.map { try DemoData.real(images: $0, annotations: annotations, count: count, cache: cacheURL) }
+            ?? DemoData.synthetic(count: count, cache: cacheURL)
+
+        // CHAIR if its text resources are there; POPE always.
+        let resources = chairText.resources(groundTruth: nil, threads: threadCount)
+        var chair: (ChairVocabulary, ChairTextPipeline, ChairGroundTruth)?
+        var notes: [String] = []
+        do {
+            let vocabulary = try resources.vocabulary()
+            let pipeline = try resources.pipeline()
+            chair = (vocabulary, pipeline, try data.groundTruth(vocabulary, pipeline, cacheURL.appendingPathComponent("chair-gt")))
+        } catch {
+            notes.append("CHAIR was skipped: \(error)\nTo include CHAIR: `mirage data fetch chair-synonyms punkt pos-tagger wordnet` "
+                         + "(or pass --synonyms FILE --nltk-data DIR --wordnet DIR), then run `mirage demo` again.")
+        }
+        var protocols = [try data.writeProtocol(task: .pope, in: cacheURL)]
+        if chair != nil { protocols.insert(try data.writeProtocol(task: .chair, in: cacheURL), at: 0) }
+
+        var experiment = Experiment()
+        experiment.models = [model.path]
+        experiment.protocols = protocols.map(\.path)
+        experiment.decoders = try Self.decoders.map { try DecoderChoice(parsing: $0) }
+        experiment.images = data.imageFolder.path
+        experiment.instances = data.instanceFiles.map(\.path)
+        experiment.threads = threadCount
+        let runResources = RunResources(
+            chairScorer: { options in
+                guard let (vocabulary, pipeline, truth) = chair else { throw RunnerError.configuration("CHAIR is not available") }
+                return ChairScorer(vocabulary: vocabulary, groundTruth: truth, analyzer: pipeline, options: options,
+                                   threads: threadCount)
+            },
+            questionFile: { source in
+                if case .dataSource(Self.questionSource, _) = source { return data.popeQuestions }
+                return try RunResources.dataStoreQuestions()(source)
+            },
+            protocols: ProtocolLibrary(folders: []))
+        let store = try database.open(create: true)
+        print("Demo: \(data.summary); model \(model.lastPathComponent)\(self.model == nil ? " (random weights)" : ""); decoders \(Self.decoders.joined(separator: ", ")).")
+        print("Running into \(store.path) ...")
+        let runner = ExperimentRunner(experiment: experiment, store: store, resources: runResources,
+                                      options: RunnerOptions(mirageVersion: MirageVersion.string, gitRevision: Provenance.gitRevision,
+                                                             sourcePath: "mirage demo"),
+                                      progress: RunProgress(json: false))
+        let outcomes: [RunOutcome]
+        do { outcomes = try runner.run() } catch let e as RunnerError { throw ValidationError(e.description) }
+        var comparison = try ComparisonBuilder(store: store).compare(runs: outcomes.map(\.run))
+        for i in comparison.rows.indices {
+            let name = String(comparison.rows[i].decoder.prefix { $0 != "(" })
+            comparison.rows[i].title = Self.rowTitles[name] ?? comparison.rows[i].title
+        }
+        print("")
+        print("Model \(model.lastPathComponent), seed 0; full decoder parameters: `mirage runs show ID`.")
+        print(comparison.render(.table), terminator: "")
+        print("")
+        print("Runs \(outcomes.map { String($0.run.id) }.joined(separator: ", ")) in \(store.path); "
+              + "`mirage runs list --db \(store.path)` lists them, `mirage export ID` writes a run's items.")
+        for note in notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+        if !notes.isEmpty { print("POPE only: CHAIR resources are missing (see the note on standard error).") }
+    }
+}
+
+/// What the demo keeps in its cache folder; each part is written to a scratch folder first and renamed
+/// into place, so an interrupted demo never leaves a half-written part that a later call would reuse.
+enum DemoCache {
+    /// The synthetic LLaVA model: llama text model and CLIP tower at the tiny size (32×32 images), f32.
+    static let modelSpec = SyntheticLlavaSpec(
+        text: SyntheticModelSpec(architecture: .llama, size: .tiny, seed: 0, dtype: .f32),
+        vision: SyntheticVisionSpec(kind: .clip, size: .tiny, seed: 0, dtype: .f32))
+
+    static func model(in cache: URL) throws -> URL {
+        try ensure(cache.appendingPathComponent("llava-llama-clip-tiny-seed0"), marker: "config.json") { folder in
+            try modelSpec.write(to: folder)
+        }
+    }
+
+    /// `folder` after `make` filled it, unless `folder/marker` already exists.
+    static func ensure(_ folder: URL, marker: String, make: (URL) throws -> Void) throws -> URL {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: folder.appendingPathComponent(marker).path) { return folder }
+        let scratch = folder.deletingLastPathComponent().appendingPathComponent(".partial-\(UUID().uuidString)")
+        defer { try? fm.removeItem(at: scratch) }
+        try fm.createDirectory(at: scratch, withIntermediateDirectories: true)
+        try make(scratch)
+        try? fm.removeItem(at: folder)
+        try fm.moveItem(at: scratch, to: folder)
+        return folder
+    }
+}
+
+/// The images, annotations and POPE questions a demo runs on.
+struct DemoData {
+    var name: String
+    var summary: String
+    var imageFolder: URL
+    var imageIDs: [Int]
+    var instanceFiles: [URL]
+    var captionFiles: [URL]
+    /// CHAIR's prebuilt ground truth, when the user gave one.
+    var prebuiltGroundTruth: URL?
+    var popeQuestions: URL
+
+    /// The synthetic COCO-style set (seed 0, 336×336 images).
+    static func synthetic(count: Int, cache: URL) throws -> DemoData {
+        let set = SyntheticImageSet(images: count, size: 336, seed: 0, popeSplits: [.random])
+        let root = try DemoCache.ensure(cache.appendingPathComponent("synthetic-coco-\(count)-seed0"),
+                                        marker: "pope/coco_pope_random.json") { try set.write(to: $0) }
+        let files = set.files(at: root)
+        let ids = try COCOReader.instances(at: files.instances).images.map(\.id)
+        return DemoData(name: "demo-synthetic", summary: "\(ids.count) synthetic images in \(root.path)",
+                        imageFolder: files.imageDirectory, imageIDs: ids, instanceFiles: [files.instances],
+                        captionFiles: [files.captions], prebuiltGroundTruth: nil, popeQuestions: files.popeQuestions[.random]!)
+    }
+
+    /// A folder of COCO images with the user's annotations: the first `count` images (sorted ids) of the
+    /// folder that the annotations know; POPE questions are built from their objects.
+    static func real(images: String, annotations: [String], count: Int, cache: URL) throws -> DemoData {
+        let folder = URL(fileURLWithPath: (images as NSString).expandingTildeInPath)
+        var instances: [URL] = [], captions: [URL] = [], prebuilt: URL?
+        for path in annotations {
+            let url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath)
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw ValidationError("annotation file \(url.path) does not exist")
+            }
+            let name = url.lastPathComponent
+            if name.hasPrefix("instances") { instances.append(url) }
+            else if name.hasPrefix("captions") { captions.append(url) }
+            else if prebuilt == nil { prebuilt = url }
+            else { throw ValidationError("give at most one prebuilt CHAIR ground truth (got \(prebuilt!.lastPathComponent) and \(name)); COCO files must be named instances_*.json / captions_*.json") }
+        }
+        // Objects per image: COCO category names from instances, else the ground truth's node words.
+        var objects: [Int: [String]] = [:]
+        for url in instances {
+            for (id, names) in try COCOReader.instances(at: url).objectsByImage() { objects[id, default: []] += names }
+        }
+        if objects.isEmpty, let prebuilt {
+            for (id, words) in try ChairGroundTruth(prebuiltJSON: prebuilt).objectsByImage { objects[id] = words.sorted() }
+        }
+        guard !objects.isEmpty else {
+            throw ValidationError("the annotations name no objects; give instances_*.json or coco2014_gt_objects.json")
+        }
+        var fileOf: [Int: String] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [] where name.lowercased().hasSuffix(".jpg") {
+            if let id = POPEQuestion(questionID: 0, image: name, text: "", label: .yes).cocoImageID { fileOf[id] = name }
+        }
+        guard !fileOf.isEmpty else {
+            throw ValidationError("\(folder.path) holds no COCO images (names like COCO_val2014_000000000042.jpg or 000000000042.jpg)")
+        }
+        let known = fileOf.keys.filter { objects[$0] != nil }.sorted()
+        guard !known.isEmpty else {
+            throw ValidationError("none of the \(fileOf.count) images in \(folder.path) is in the annotations; give the annotations of their split")
+        }
+        let ids = Array(known.prefix(count))
+        let pool = ids.map { POPEImageObjects(image: fileOf[$0]!, objects: objects[$0]!) }
+        let eligible = pool.filter { $0.objects.count >= 3 }.count
+        guard eligible > 0 else { throw ValidationError("none of the chosen images has the 3 objects a POPE question set needs; raise --count") }
+        let builder = POPEBuilder(images: eligible, positivesPerImage: 3, seed: 0)
+        let questions = try builder.questions(pool: try builder.samplePool(pool), split: .random)
+        let folderForRun = cache.appendingPathComponent("real-data")
+        try FileManager.default.createDirectory(at: folderForRun, withIntermediateDirectories: true)
+        let pope = folderForRun.appendingPathComponent("coco_pope_random.json")
+        try POPEQuestionReader.jsonLines(questions).write(to: pope)
+        return DemoData(name: "demo-real", summary: "\(ids.count) images of \(folder.path)", imageFolder: folder,
+                        imageIDs: ids, instanceFiles: instances, captionFiles: captions, prebuiltGroundTruth: prebuilt,
+                        popeQuestions: pope)
+    }
+
+    /// CHAIR's ground truth: the prebuilt file, else built from the instances (and captions) and cached.
+    func groundTruth(_ vocabulary: ChairVocabulary, _ pipeline: ChairTextPipeline, _ cache: URL) throws -> ChairGroundTruth {
+        if let prebuiltGroundTruth { return try ChairGroundTruth(prebuiltJSON: prebuiltGroundTruth) }
+        return try ChairGroundTruthBuilder(vocabulary: vocabulary, analyzer: pipeline)
+            .build(instanceFiles: instanceFiles, captionFiles: captionFiles, cacheDirectory: cache,
+                   pipelineVersion: ChairTextPipeline.version).groundTruth
+    }
+
+    /// Writes the protocol file of a task (`<cache>/protocols/<name>-<task>.yaml`) and returns its path.
+    func writeProtocol(task: EvalProtocol.Task, in cache: URL) throws -> URL {
+        let folder = cache.appendingPathComponent("protocols")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let url = folder.appendingPathComponent("\(name)-\(task.rawValue).yaml")
+        let text: String
+        switch task {
+        case .chair:
+            text = """
+                description: Mirage demo, CHAIR on \(imageIDs.count) images (short captions)
+                task: chair
+                images: {ids: [\(imageIDs.map(String.init).joined(separator: ", "))]}
+                prompt: Please describe this image in detail.
+                template: llava15
+                max_new_tokens: 24
+
+                """
+        case .pope:
+            text = """
+                description: Mirage demo, POPE random split built from the demo annotations
+                task: pope
+                questions: {source: \(Demo.questionSource), split: random}
+                prompt: "{question} Answer the question using a single word or phrase."
+                template: llava15
+                max_new_tokens: 6
+                answer_parser: opera
+
+                """
+        }
+        try Data(text.utf8).write(to: url)
+        return url
+    }
+}
