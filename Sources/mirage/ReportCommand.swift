@@ -67,6 +67,25 @@ struct Report: ParsableCommand {
                 if run.id == base?.id && runs.count > 1 { continue }
                 items += try reportItems(store: store, run: run, detector: detector, aligner: aligner)
             }
+            // The over-trust figure (CHAIR of sub-sentences by summary tokens) for runs with attention and CHAIR.
+            var figures: [HTMLReport.Figure] = []
+            if let aligner {
+                let analyzer = OvertrustRunAnalyzer(detector: detector, aligner: aligner)
+                var analysed: [(name: String, report: OvertrustReport)] = []
+                for run in runs where run.task == .chair {
+                    let (items, _) = try analyzer.items(store: store, run: run.id)
+                    if !items.isEmpty { analysed.append((Self.name(run), OvertrustAnalysis.analyze(items))) }
+                }
+                if !analysed.isEmpty, analysed.contains(where: { !$0.report.groups.isEmpty }) {
+                    let caption = analysed.map { name, r in
+                        "\(name): \(r.responses) responses; summary token before the first hallucinated word in "
+                            + "\(r.hallucinatedWithOvertrustBefore) of \(r.hallucinatedResponses - r.hallucinatedUnlocated) hallucinated "
+                            + "responses; summary token in \(r.cleanWithOvertrust) of \(r.cleanResponses) responses without hallucination"
+                    }.joined(separator: ". ")
+                    figures.append(HTMLReport.Figure(title: "Over-trust: CHAIR of sub-sentences by summary tokens before them",
+                                                     png: try OvertrustFigures.plot(analysed).png().png, caption: caption))
+                }
+            }
             let report = HTMLReport(
                 title: "Mirage report: " + runs.map(Self.name).joined(separator: ", "),
                 subtitle: "\(store.path) · \(ISO8601DateFormatter().string(from: Date()))",
@@ -74,10 +93,10 @@ struct Report: ParsableCommand {
                 metrics: [HTMLReport.Table(caption: "Metrics (percent, except counts)", headers: ["Run"] + metricNames, rows: metricsRows)],
                 comparison: HTMLReport.Table(caption: base == nil ? "Comparison" : "Comparison against \(Self.name(base!))",
                                              headers: cells.headers, rows: cells.rows, highlightedRows: cells.baselineRows),
-                items: items)
+                figures: figures, items: items)
             try report.render().write(to: URL(fileURLWithPath: out), atomically: true, encoding: .utf8)
             let heatmaps = items.filter { $0.heatmapPNG != nil }.count
-            print("wrote \(out): \(runs.count) runs, \(items.count) items, \(heatmaps) heatmaps")
+            print("wrote \(out): \(runs.count) runs, \(items.count) items, \(heatmaps) heatmap\(heatmaps == 1 ? "" : "s"), \(figures.count) figure\(figures.count == 1 ? "" : "s")")
         }
     }
 

@@ -95,9 +95,9 @@ import MirageVisuals
         #expect(FileManager.default.fileExists(atPath: path("ot/overtrust.png")))
 
         let summary = try mirage(["report", "1", "--out", path("r.html"), "--db", db, "--nltk-data", SharedData.url("nltk").path])
-        #expect(summary.contains("2 heatmaps"))
+        #expect(summary.contains("2 heatmaps, 1 figure"))
         let html = try String(contentsOfFile: path("r.html"), encoding: .utf8)
         #expect(html.contains("<table") && html.contains("CHAIR_S"))
-        #expect(html.components(separatedBy: "<img").count - 1 == 2)
+        #expect(html.components(separatedBy: "<img").count - 1 == 3)             // 2 heatmaps + the over-trust plot
     }
 }
