@@ -10,13 +10,9 @@ import MirageVisuals
 /// (PNG decoded and checked cell by cell against the stored values), `mirage analyze overtrust` and
 /// `mirage report`.
 @Suite struct OvertrustEndToEndTests {
-    static let wordnet = "/usr/share/wordnet"
-    static var available: Bool {
-        SharedData.has("coco/images", "chair/coco2014_gt_objects.json", "chair/synonyms.txt", "nltk/punkt_tab")
-            && FileManager.default.fileExists(atPath: wordnet + "/index.noun")
-    }
-    static let missing: Comment =
-        "skipped: needs ../shared/data (coco/images, chair/, nltk/) and WordNet 3.0 in /usr/share/wordnet (Debian wordnet-base)"
+    static let wordnet = SharedData.wordnet
+    static var available: Bool { SharedData.chairRunAvailable }
+    static let missing = SharedData.chairRunMissingMessage
 
     func mirage(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
         let binary = try #require(BuiltProducts.mirage, "the mirage executable was not built next to the tests")

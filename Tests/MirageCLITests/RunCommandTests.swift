@@ -4,13 +4,9 @@ import MirageTestSupport
 
 /// `mirage run` end to end on a tiny synthetic LLaVA over real COCO images (../shared/data).
 @Suite struct RunCommandTests {
-    static let wordnet = "/usr/share/wordnet"
-    static var available: Bool {
-        SharedData.has("coco/images", "chair/coco2014_gt_objects.json", "chair/synonyms.txt", "nltk/punkt_tab")
-            && FileManager.default.fileExists(atPath: wordnet + "/index.noun")
-    }
-    static let missing: Comment =
-        "skipped: needs ../shared/data (coco/images, chair/, nltk/) and WordNet 3.0 in /usr/share/wordnet (Debian wordnet-base)"
+    static let wordnet = SharedData.wordnet
+    static var available: Bool { SharedData.chairRunAvailable }
+    static let missing = SharedData.chairRunMissingMessage
 
     /// COCO images of the shared folder that have CHAIR ground truth, by id.
     static let imageIDs = [192, 241, 257, 294, 328, 338, 357, 360, 395, 415]
