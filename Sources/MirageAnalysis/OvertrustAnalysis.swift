@@ -157,8 +157,12 @@ public struct CaptionAligner: Sendable {
     /// Each mention's characters in the caption (Unicode scalar offsets), nil where its word token was not
     /// found; a merged mention ("hot dog") spans as many word tokens as it has words.
     public func mentionRanges(caption: String, mentions: [ObjectMention]) -> [Range<Int>?] {
+        mentionRanges(caption: caption, lowercased: tokenizer.lowercasedSentenceSpans(caption).scalars, mentions: mentions)
+    }
+
+    private func mentionRanges(caption: String, lowercased: [Unicode.Scalar], mentions: [ObjectMention]) -> [Range<Int>?] {
         let words = tokenizer.tokenizeLowercased(caption)
-        let offsets = Self.offsets(of: words, in: Array(tokenizer.lowercasedSentenceSpans(caption).scalars))
+        let offsets = Self.offsets(of: words, in: lowercased)
         return mentions.map { m in
             guard m.position < words.count, let start = offsets[m.position] else { return nil }
             let last = min(words.count - 1, m.position + max(0, m.word.split(separator: " ").count - 1))
@@ -170,7 +174,7 @@ public struct CaptionAligner: Sendable {
     public func item(key: String, caption: String, mentions: [ObjectMention], map: AttentionMap,
                      summary: [SummaryToken]) -> OvertrustItem {
         let (lower, sentences) = tokenizer.lowercasedSentenceSpans(caption)
-        let ranges = mentionRanges(caption: caption, mentions: mentions)
+        let ranges = mentionRanges(caption: caption, lowercased: lower, mentions: mentions)
         // Where the caption sits in the response text (the stored caption may be stripped).
         let text = Array(map.text.lowercased().unicodeScalars)
         let base = Self.find(lower, in: text, from: 0) ?? Self.find(Array(caption.unicodeScalars), in: Array(map.text.unicodeScalars), from: 0)
