@@ -66,7 +66,7 @@ let package = Package(
         .target(name: "MirageVisuals", swiftSettings: optimised),
         /// Over-trust analysis: last-layer attention capture, summary-token detection, sub-sentence CHAIR by summary tokens.
         .target(name: "MirageAnalysis", dependencies: [
-            "MirageEngine", "MirageDecoding", "MirageMetrics", "MirageStore", "MirageVisuals",
+            "MirageEngine", "MirageDecoding", "MirageMetrics", "MirageStore", "MirageVisuals", "MirageText",
         ]),
 
         // MARK: Command line

@@ -378,25 +378,11 @@ final class OperaSearch {
     func columnStats(maxOverHeads m: [Float], parent: OperaRow?) -> ColumnStats {
         var sum: Float = 0
         for v in m { sum += v }
-        let n = m.count - R
-        let sigma = params.scaleFactor
-        var products = [Float](repeating: 0, count: n)
-        var best: Float = -.infinity, bestIndex = 0, haveNaN = false
-        let factor = Float(1e-7)
-        for j in 0..<n {
-            let w = sigma * (m[R + j] / sum)
-            let p = j < n - 1 ? parent!.products[j] * w : w
-            products[j] = p
-            var score = factor * p
-            if params.mode == .reference { score = Float(Float16(score)) }
-            // torch.max: the first maximum; NaN wins (first NaN).
-            if haveNaN { continue }
-            if score.isNaN { best = score; bestIndex = j; haveNaN = true }
-            else if j == 0 || score > best { best = score; bestIndex = j }
-        }
+        let score = OperaColumnScore(parent: parent?.products, responseColumns: m[R...], rowSum: sum,
+                                     scale: params.scaleFactor, fp16Scores: params.mode == .reference)
         var mass: Float = 0
         for j in prompt.imageSpan { mass += m[j] / sum }
-        return ColumnStats(products: products, maxScore: best, argmax: bestIndex, imageMass: mass)
+        return ColumnStats(products: score.products, maxScore: score.maxScore, argmax: score.argmax, imageMass: mass)
     }
 
     // MARK: Rollback

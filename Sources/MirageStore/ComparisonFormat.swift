@@ -100,6 +100,15 @@ extension Comparison {
         }
     }
 
+    /// The human table as plain cells (for HTML and other renderers): "Method" then "group header" per
+    /// displayed column, one row per method, and the indices of the baseline rows.
+    public var cells: (headers: [String], rows: [[String]], baselineRows: Set<Int>) {
+        let cols = displayColumns
+        let headers = ["Method"] + cols.map { "\($0.group.title) \($0.header)" }
+        let body = rows.map { r in [rowTitle(r)] + cols.map { displayCell(r, $0) } }
+        return (headers, body, Set(rows.indices.filter { rows[$0].isBaseline }))
+    }
+
     private var groupSpans: [(title: String, count: Int)] {
         var spans: [(String, Int)] = []
         for c in displayColumns {

@@ -4,7 +4,7 @@ import GRDB
 /// The tables that hang off `items`: each has an `item_id` column (and `run_id` when it has that column).
 /// A merge copies their rows along with the items and compares them when an item is in both databases.
 /// Adding a per-item table to the schema = adding its name here.
-let itemChildTables = ["item_scores"]
+let itemChildTables = ["item_scores", "item_attention"]
 
 /// What `RunStore.merge(from:)` did.
 public struct MergeOutcome: Sendable {

@@ -125,7 +125,7 @@ public final class RunStore: Sendable {
         }
     }
 
-    private func read<T>(_ body: (Database) throws -> T) throws -> T {
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
         do { return try pool.read(body) } catch let error as StoreError { throw error } catch {
             throw StoreError.sqlite(path: path, message: "\(error)")
         }

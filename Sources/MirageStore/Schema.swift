@@ -6,7 +6,7 @@ import GRDB
 /// The tables are documented in docs/store.md.
 enum Schema {
     /// Also written to `PRAGMA user_version` so that other tools can tell the schema generation.
-    static let version = 1
+    static let version = 2
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -104,6 +104,21 @@ enum Schema {
                     PRIMARY KEY (run_id, name)
                 );
                 PRAGMA user_version = 1;
+                """)
+        }
+        migrator.registerMigration("v2-item-attention") { db in
+            try db.execute(sql: """
+                CREATE TABLE item_attention (
+                    item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+                    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                    format_version INTEGER NOT NULL,
+                    n INTEGER NOT NULL,                   -- response rows
+                    tokens TEXT NOT NULL,                 -- JSON array of the n response token ids
+                    labels TEXT NOT NULL,                 -- JSON array: the text each token adds to the response
+                    data BLOB NOT NULL                    -- Float32 little-endian, layout in docs/overtrust.md
+                );
+                CREATE INDEX item_attention_run ON item_attention(run_id);
+                PRAGMA user_version = 2;
                 """)
         }
         return migrator

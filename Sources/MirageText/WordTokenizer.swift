@@ -35,6 +35,13 @@ public struct WordTokenizer: Sendable {
         tokenize(PythonStr.lowercased(caption))
     }
 
+    /// The text CHAIR tokenizes (Python's `caption.lower()`) as Unicode scalars, with its Punkt sentence spans
+    /// as scalar offsets: the sentences `tokenizeLowercased` splits before word tokenization.
+    public func lowercasedSentenceSpans(_ caption: String) -> (scalars: [Unicode.Scalar], sentences: [Range<Int>]) {
+        let scalars = PyText.scalars(PythonStr.lowercased(caption))
+        return (scalars, sentenceTokenizer.sentenceSpans(scalars))
+    }
+
     /// `NLTKWordTokenizer().tokenize(sentence)`: the word tokenizer alone, without sentence splitting
     /// (`word_tokenize(..., preserve_line=True)`).
     public func tokenizeSentence(_ sentence: String) -> [String] {

@@ -29,6 +29,7 @@ struct BenchCommand: ParsableCommand {
             BenchDecoders.self,
             BenchRunnerCommand.self,
             BenchVisualsCommand.self,
+            BenchOvertrust.self,
         ])
 }
 

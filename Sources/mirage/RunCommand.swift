@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MirageData
 import MirageMetrics
+import MirageAnalysis
 import MirageRunner
 import MirageStore
 
@@ -95,7 +96,7 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Write one JSON object per item to standard error instead of the progress line.")
     var jsonProgress = false
 
-    @Flag(name: .long, help: "Record last-layer attention of every item (needs the attention recorder).")
+    @Flag(name: .long, help: "Record each item's last-layer attention (one teacher-forced forward per item) for `mirage attention`, `analyze overtrust` and `report`.")
     var recordAttention = false
 
     @Flag(name: .long, help: "Load the model even when the memory estimate says it does not fit.")
@@ -180,6 +181,7 @@ struct RunCommand: ParsableCommand {
                                    checkMemory: !ignoreMemoryCheck,
                                    sourcePath: experimentFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "mirage run"),
             progress: RunProgress(json: jsonProgress))
+        if experiment.recordAttention { runner.itemObservers.append(AttentionRecorder(store: store)) }
         let outcomes = try runner.run()
         print("Stored in \(store.path):")
         for o in outcomes {

@@ -4,13 +4,9 @@ import MirageTestSupport
 
 /// `mirage run` end to end on a tiny synthetic LLaVA over real COCO images (../shared/data).
 @Suite struct RunCommandTests {
-    static let wordnet = "/usr/share/wordnet"
-    static var available: Bool {
-        SharedData.has("coco/images", "chair/coco2014_gt_objects.json", "chair/synonyms.txt", "nltk/punkt_tab")
-            && FileManager.default.fileExists(atPath: wordnet + "/index.noun")
-    }
-    static let missing: Comment =
-        "skipped: needs ../shared/data (coco/images, chair/, nltk/) and WordNet 3.0 in /usr/share/wordnet (Debian wordnet-base)"
+    static let wordnet = SharedData.wordnet
+    static var available: Bool { SharedData.chairRunAvailable }
+    static let missing = SharedData.chairRunMissingMessage
 
     /// COCO images of the shared folder that have CHAIR ground truth, by id.
     static let imageIDs = [192, 241, 257, 294, 328, 338, 357, 360, 395, 415]
@@ -234,9 +230,7 @@ import MirageTestSupport
                 && unknown.stderr.contains("opera-chair-512"))
         let decoder = try mirage(["run", "--model", model, "--protocol", "opera-chair-512", "--decoder", "beam,beams=2", "--db", scratch.path("x.sqlite")])
         #expect(decoder.status != 0 && decoder.stderr.contains("decoder 'beam,beams=2'"))
-        let attention = try mirage(["run", "--model", model, "--protocol", "opera-chair-512", "--decoder", "greedy",
-                                    "--record-attention", "--db", scratch.path("x.sqlite")])
-        #expect(attention.status != 0 && attention.stderr.contains("needs an attention recorder"))
+        // --record-attention is wired to MirageAnalysis' AttentionRecorder (OvertrustEndToEndTests).
         let shard = try mirage(["run", "--shard", "3/2"])
         #expect(shard.status != 0 && shard.stderr.contains("--shard takes i/n"))
         // A decoder listed twice with the same resolved settings is one run; with no image files every item fails

@@ -34,6 +34,19 @@ public enum SharedData {
 
     /// The shared `tools/` folder (e.g. `nltk-oracle`).
     public static var toolsRoot: URL { root.deletingLastPathComponent().appendingPathComponent("tools") }
+
+    /// WordNet 3.0 where Debian's `wordnet-base` installs it.
+    public static let wordnet = "/usr/share/wordnet"
+
+    /// What a CHAIR-scored `mirage run` over real COCO images needs: the images, CHAIR's ground truth and
+    /// synonyms, Punkt, and WordNet.
+    public static var chairRunAvailable: Bool {
+        has("coco/images", "chair/coco2014_gt_objects.json", "chair/synonyms.txt", "nltk/punkt_tab")
+            && FileManager.default.fileExists(atPath: wordnet + "/index.noun")
+    }
+
+    public static let chairRunMissingMessage: Comment =
+        "skipped: needs ../shared/data (coco/images, chair/, nltk/) and WordNet 3.0 in /usr/share/wordnet (Debian wordnet-base)"
 }
 
 /// Locates executables built alongside the test runner (same products folder).
