@@ -39,8 +39,12 @@ struct ChairResources {
                                       flag: "--nltk-data DIR")
         let tagger = try nltkComponent(["averaged_perceptron_tagger_eng", "taggers/averaged_perceptron_tagger_eng"],
                                        id: "pos-tagger", flag: "--nltk-data DIR")
-        let wordnetDir = try wordnet.map { URL(fileURLWithPath: $0) } ?? storeFolder("wordnet", flag: "--wordnet DIR")
-        return try ChairTextPipeline(punktDirectory: punkt, taggerDirectory: tagger, wordnetDirectory: wordnetDir)
+        return try ChairTextPipeline(punktDirectory: punkt, taggerDirectory: tagger, wordnetDirectory: try wordnetDirectory())
+    }
+
+    /// The WordNet folder: --wordnet, else the data store's (which counts Debian's /usr/share/wordnet).
+    func wordnetDirectory() throws -> URL {
+        try wordnet.map { URL(fileURLWithPath: $0) } ?? storeFolder("wordnet", flag: "--wordnet DIR")
     }
 
     func groundTruth(vocabulary: ChairVocabulary, pipeline: @autoclosure () throws -> ChairTextPipeline) throws

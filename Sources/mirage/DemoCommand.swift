@@ -23,9 +23,12 @@ struct Demo: ParsableCommand {
         The synthetic model's weights are random, so its text is gibberish: the numbers show that every \
         stage works, not how well anything works. Run real models with `mirage run`.
 
-        CHAIR needs its vocabulary and NLTK's tokenizer, tagger and WordNet (`mirage data fetch \
-        chair-synonyms punkt pos-tagger wordnet`, or --synonyms/--nltk-data/--wordnet). Without them the \
-        demo runs POPE only, says which resources are missing, and how to get them.
+        CHAIR uses its reference vocabulary and NLTK's tokenizer, tagger and WordNet when they are installed \
+        (`mirage data fetch chair-synonyms punkt pos-tagger wordnet`) or named (--synonyms/--nltk-data/\
+        --wordnet). Without them it runs in demo mode and says so: COCO's 80 category names as the \
+        vocabulary, an untrained sentence splitter, every word lemmatized as a noun with WordNet (Debian's \
+        wordnet-base). Demo-mode numbers are not the reference metric and get their own protocol, so they \
+        are never compared with real CHAIR runs. Without WordNet either, the demo runs POPE only.
 
         Real data: --images DIR with --annotations FILE... runs on the first --count images of DIR that \
         the annotations know; --model DIR runs a real LLaVA model instead of the synthetic one. \
@@ -63,6 +66,14 @@ struct Demo: ParsableCommand {
 
     @OptionGroup var chairText: ChairTextOptions
 
+    /// CHAIR without downloads: COCO's 80 category names as the vocabulary (each its own only synonym) and
+    /// `UntrainedCaptionAnalyzer` over WordNet (--wordnet, the data store, or Debian's /usr/share/wordnet).
+    static func demoModeCHAIR(_ resources: ChairResources) throws -> (ChairVocabulary, UntrainedCaptionAnalyzer) {
+        let vocabulary = try ChairVocabulary(synonymsText: SyntheticCOCO.categories.map(\.name).joined(separator: "\n"))
+        let lemmatizer = try WordNetLemmatizer(directory: try resources.wordnetDirectory())
+        return (vocabulary, UntrainedCaptionAnalyzer(lemmatizer: lemmatizer))
+    }
+
     /// The decoders compared: the baseline, its beam search, and OPERA on the same beam count.
     static let decoders = ["greedy", "beam,num_beams=3", "opera:opera-paper,num_beams=3"]
     static let rowTitles = ["greedy": "greedy", "beam": "beam search (3 beams)", "opera": "OPERA (3 beams)"]
@@ -87,17 +98,29 @@ struct Demo: ParsableCommand {
         let data = try images.map { try DemoData.real(images: $0, annotations: annotations, count: count, cache: cacheURL) }
             ?? DemoData.synthetic(count: count, cache: cacheURL)
 
-        // CHAIR if its text resources are there; POPE always.
+        // CHAIR with the reference text pipeline when its resources are installed (or named); otherwise, when
+        // the user named none, in demo mode (COCO's category names, untrained Punkt, noun lemmas from
+        // Debian's WordNet), so the demo covers both tasks with nothing downloaded. POPE always.
         let resources = chairText.resources(groundTruth: nil, threads: threadCount)
-        var chair: (ChairVocabulary, ChairTextPipeline, ChairGroundTruth)?
+        var chair: (ChairVocabulary, any CaptionAnalyzing, ChairGroundTruth)?
         var notes: [String] = []
+        let fetch = "`mirage data fetch chair-synonyms punkt pos-tagger wordnet` (or pass --synonyms FILE --nltk-data DIR --wordnet DIR)"
         do {
             let vocabulary = try resources.vocabulary()
             let pipeline = try resources.pipeline()
-            chair = (vocabulary, pipeline, try data.groundTruth(vocabulary, pipeline, cacheURL.appendingPathComponent("chair-gt")))
-        } catch {
-            notes.append("CHAIR was skipped: \(error)\nTo include CHAIR: `mirage data fetch chair-synonyms punkt pos-tagger wordnet` "
-                         + "(or pass --synonyms FILE --nltk-data DIR --wordnet DIR), then run `mirage demo` again.")
+            chair = (vocabulary, pipeline, try data.groundTruth(vocabulary, pipeline, version: ChairTextPipeline.version,
+                                                                cacheURL.appendingPathComponent("chair-gt")))
+        } catch let referenceError {
+            if chairText.synonyms == nil && chairText.nltkData == nil, let demo = try? Self.demoModeCHAIR(resources) {
+                chair = (demo.0, demo.1, try data.groundTruth(demo.0, demo.1, version: UntrainedCaptionAnalyzer.version,
+                                                              cacheURL.appendingPathComponent("chair-gt")))
+                notes.append("CHAIR ran in demo mode: CHAIR's reference resources are not installed (\(referenceError)). "
+                             + "Demo mode uses COCO's 80 category names without synonyms, an untrained sentence splitter and "
+                             + "noun lemmas, so its CHAIR numbers are not the reference metric (its runs get their own protocol "
+                             + "and are never compared with real CHAIR runs). For reference CHAIR: \(fetch), then run `mirage demo` again.")
+            } else {
+                notes.append("CHAIR was skipped: \(referenceError)\nTo include CHAIR: \(fetch), then run `mirage demo` again.")
+            }
         }
         var protocols = [try data.writeProtocol(task: .pope, in: cacheURL)]
         if chair != nil { protocols.insert(try data.writeProtocol(task: .chair, in: cacheURL), at: 0) }
@@ -111,8 +134,8 @@ struct Demo: ParsableCommand {
         experiment.threads = threadCount
         let runResources = RunResources(
             chairScorer: { options in
-                guard let (vocabulary, pipeline, truth) = chair else { throw RunnerError.configuration("CHAIR is not available") }
-                return ChairScorer(vocabulary: vocabulary, groundTruth: truth, analyzer: pipeline, options: options,
+                guard let (vocabulary, analyzer, truth) = chair else { throw RunnerError.configuration("CHAIR is not available") }
+                return ChairScorer(vocabulary: vocabulary, groundTruth: truth, analyzer: analyzer, options: options,
                                    threads: threadCount)
             },
             questionFile: { source in
@@ -140,7 +163,8 @@ struct Demo: ParsableCommand {
         print("Runs \(outcomes.map { String($0.run.id) }.joined(separator: ", ")) in \(store.path); "
               + "`mirage runs list --db \(store.path)` lists them, `mirage export ID` writes a run's items.")
         for note in notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
-        if !notes.isEmpty { print("POPE only: CHAIR resources are missing (see the note on standard error).") }
+        if chair == nil { print("POPE only: CHAIR resources are missing (see the note on standard error).") }
+        else if !notes.isEmpty { print("CHAIR in demo mode, not the reference metric (see the note on standard error).") }
     }
 }
 
@@ -250,11 +274,13 @@ struct DemoData {
     }
 
     /// CHAIR's ground truth: the prebuilt file, else built from the instances (and captions) and cached.
-    func groundTruth(_ vocabulary: ChairVocabulary, _ pipeline: ChairTextPipeline, _ cache: URL) throws -> ChairGroundTruth {
+    /// `version` names the analyzer, so ground truths built by different analyzers are cached apart.
+    func groundTruth(_ vocabulary: ChairVocabulary, _ analyzer: any CaptionAnalyzing, version: String, _ cache: URL) throws
+        -> ChairGroundTruth {
         if let prebuiltGroundTruth { return try ChairGroundTruth(prebuiltJSON: prebuiltGroundTruth) }
-        return try ChairGroundTruthBuilder(vocabulary: vocabulary, analyzer: pipeline)
+        return try ChairGroundTruthBuilder(vocabulary: vocabulary, analyzer: analyzer)
             .build(instanceFiles: instanceFiles, captionFiles: captionFiles, cacheDirectory: cache,
-                   pipelineVersion: ChairTextPipeline.version).groundTruth
+                   pipelineVersion: version).groundTruth
     }
 
     /// Writes the protocol file of a task (`<cache>/protocols/<name>-<task>.yaml`) and returns its path.
