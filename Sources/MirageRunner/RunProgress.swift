@@ -62,14 +62,19 @@ public struct RunTally: Sendable, Equatable {
     }
 }
 
-/// Progress on standard error: a `\r`-redrawn line per run when stderr is a terminal, otherwise one line
-/// when each run ends; `json` writes one JSON object per item instead of the live line.
+/// Progress on standard error. On a terminal: a live block with one line per unfinished run (runs advance
+/// together, image by image), redrawn in place at most five times a second; a finished run's final line
+/// and its grouped failures are printed above the block and stay. Off a terminal: quiet, except one line
+/// (plus failures) when each run ends. `json` writes one JSON object per item instead of the live block.
 public final class RunProgress {
     public let isTerminal: Bool
     public let json: Bool
     private let write: (String) -> Void
     private var lastDraw = Date.distantPast
-    private var lineOpen = false
+    /// The live block: one line per unfinished run, in the order the runs first reported.
+    private var live: [(name: String, line: String)] = []
+    /// Lines of the live block currently on screen (the cursor sits just below them).
+    private var drawnLines = 0
 
     public init(isTerminal: Bool = isatty(STDERR_FILENO) != 0, json: Bool = false,
                 write: @escaping (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
@@ -113,12 +118,37 @@ public final class RunProgress {
             }
             return
         }
-        guard isTerminal, Date().timeIntervalSince(lastDraw) > 0.2 else { return }
+        guard isTerminal else { return }
+        let line = Self.line(name: name, tally: tally, sessionItems: sessionItems, sessionSeconds: sessionSeconds)
+        if let index = live.firstIndex(where: { $0.name == name }) { live[index].line = line } else { live.append((name, line)) }
+        guard Date().timeIntervalSince(lastDraw) > 0.2 else { return }
         lastDraw = Date()
-        var line = Self.line(name: name, tally: tally, sessionItems: sessionItems, sessionSeconds: sessionSeconds)
-        if let width = Self.terminalWidth(), line.count >= width { line = String(line.prefix(max(10, width - 2))) + "…" }
-        write("\r\u{1B}[2K" + line)
-        lineOpen = true
+        write(eraseBlock() + liveBlock())
+    }
+
+    /// Moves the cursor to the first line of the live block (the block is redrawn or replaced from there).
+    private func eraseBlock() -> String {
+        drawnLines > 0 ? "\u{1B}[\(drawnLines)A\r" : "\r"
+    }
+
+    /// The live lines, each cleared first and cut to the terminal width (a wrapped line would break the
+    /// cursor arithmetic), then "clear to the end of the screen" for lines of runs that finished.
+    private func liveBlock() -> String {
+        let width = Self.terminalWidth()
+        var text = ""
+        for entry in live {
+            var line = entry.line
+            if let width, line.count >= width { line = String(line.prefix(max(10, width - 2))) + "…" }
+            text += "\u{1B}[2K" + line + "\n"
+        }
+        drawnLines = live.count
+        return text + "\u{1B}[J"
+    }
+
+    /// Text that stays on screen: printed above the live block, which is redrawn below it.
+    private func permanent(_ text: String) {
+        guard isTerminal, drawnLines > 0 || !live.isEmpty else { write(text); return }
+        write(eraseBlock() + "\u{1B}[J" + text + liveBlock())
     }
 
     /// Columns of the terminal on standard error (a live line must not wrap, or `\r` cannot redraw it).
@@ -130,15 +160,13 @@ public final class RunProgress {
 
     /// When a run has all its items: the final line (always) and the grouped failures.
     public func finished(name: String, tally: RunTally, sessionItems: Int, sessionSeconds: Double) {
-        var text = (lineOpen ? "\r\u{1B}[2K" : "")
-            + Self.line(name: name, tally: tally, sessionItems: sessionItems, sessionSeconds: sessionSeconds) + " — done\n"
+        live.removeAll { $0.name == name }
+        var text = Self.line(name: name, tally: tally, sessionItems: sessionItems, sessionSeconds: sessionSeconds) + " — done\n"
         if let failures = tally.failureSummary { text += "  \(failures)\n" }
-        lineOpen = false
-        write(text)
+        permanent(text)
     }
 
     public func note(_ message: String) {
-        write((lineOpen ? "\n" : "") + message + "\n")
-        lineOpen = false
+        permanent(message + "\n")
     }
 }

@@ -305,9 +305,22 @@ func runnerError(_ body: () throws -> Void) -> String? {
         #expect(object?["run"] as? Int == 3 && object?["item"] as? String == "7" && object?["status"] as? String == "failed")
         #expect(object?["failure_reason"] as? String == "missing image: x" && object?["total"] as? Int == 1)
         out = ""
+        // Terminal: a live block with a line per unfinished run; a finished run's line moves above it and stays.
         let tty = RunProgress(isTerminal: true, json: false, write: { out += $0 })
-        tty.item(run: 1, name: "r", key: "7", tally: t, status: "ok", reason: nil, seconds: 0.1, sessionItems: 1, sessionSeconds: 1)
-        #expect(out.hasPrefix("\r") && !out.contains("\n"))
+        var a = RunTally(total: 2), b = RunTally(total: 4)
+        a.add(score: nil, failure: nil); b.add(score: nil, failure: nil)
+        tty.item(run: 1, name: "a", key: "1", tally: a, status: "ok", reason: nil, seconds: 0.1, sessionItems: 1, sessionSeconds: 1)
+        #expect(out == "\r\u{1B}[2K[a] 1/2 items, 60.0 items/min, ETA 1s\n\u{1B}[J")
+        out = ""
+        tty.item(run: 2, name: "b", key: "1", tally: b, status: "ok", reason: nil, seconds: 0.1, sessionItems: 2, sessionSeconds: 1)
+        #expect(out.isEmpty, "redraws are throttled to five a second")
+        a.add(score: nil, failure: nil)
+        tty.finished(name: "a", tally: a, sessionItems: 2, sessionSeconds: 1)
+        #expect(out == "\u{1B}[1A\r\u{1B}[J[a] 2/2 items, 120.0 items/min — done\n"
+                + "\u{1B}[2K[b] 1/4 items, 120.0 items/min, ETA 2s\n\u{1B}[J")
+        out = ""
+        tty.note("note: hello")
+        #expect(out == "\u{1B}[1A\r\u{1B}[Jnote: hello\n\u{1B}[2K[b] 1/4 items, 120.0 items/min, ETA 2s\n\u{1B}[J")
     }
 
     @Test func imageSetFindsCOCONamePatterns() throws {
