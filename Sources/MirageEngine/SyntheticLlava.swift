@@ -101,6 +101,11 @@ public struct SyntheticVisionSpec: Sendable {
 public struct SyntheticLlavaSpec: Sendable {
     public var text: SyntheticModelSpec
     public var vision: SyntheticVisionSpec
+    /// Whole words given their own tokens (lower-case ASCII), for demos whose random model should write
+    /// words rather than byte soup; their LM-head rows are multiplied by `wordLogitScale` (untied heads
+    /// only), so greedy decoding picks them over the byte and prefix tokens. Empty: the plain synthetic model.
+    public var words: [String] = []
+    public var wordLogitScale: Float = 1
 
     public init(text: SyntheticModelSpec, vision: SyntheticVisionSpec) {
         self.text = text
@@ -139,8 +144,9 @@ public struct SyntheticLlavaSpec: Sendable {
                            "patch_size": c.vision.patchSize, "vision_feature_select_strategy": c.featureSelect.rawValue,
                            "num_additional_image_tokens": c.vision.hasClassToken ? 1 : 0],
                           to: folder.appendingPathComponent("processor_config.json"))
-        let tokenizer = SyntheticTokenizerFiles(vocabularySize: t.vocabSize,
+        var tokenizer = SyntheticTokenizerFiles(vocabularySize: t.vocabSize,
                                                 specialTokens: SyntheticModelSpec.specialTokens + [Self.imageToken])
+        tokenizer.words = words
         try writeJSONFile(tokenizer.tokenizerJSON(), to: folder.appendingPathComponent("tokenizer.json"))
         try writeJSONFile(tokenizer.tokenizerConfigJSON(), to: folder.appendingPathComponent("tokenizer_config.json"))
 
@@ -156,8 +162,17 @@ public struct SyntheticLlavaSpec: Sendable {
             tensors.append((.init(name: "multi_modal_projector." + name, dtype: text.dtype, shape: shape), 0.02))
         }
         tensors += vision.tensors(prefix: "vision_tower.")
+        var rowScales: [String: [Float]] = [:]
+        if !words.isEmpty && wordLogitScale != 1 {
+            guard !t.tieWordEmbeddings else {
+                throw ModelError.invalidInput("word logit scaling needs an untied LM head (a llama text model)")
+            }
+            var scales = [Float](repeating: 1, count: t.vocabSize)
+            for id in tokenizer.wordTokenIDs() { scales[id] = wordLogitScale }
+            rowScales["language_model.lm_head.weight"] = scales
+        }
         try writeRandomTensors(tensors, path: folder.appendingPathComponent("model.safetensors").path,
-                               seed: text.seed, progress: progress)
+                               seed: text.seed, rowScales: rowScales, progress: progress)
     }
 }
 

@@ -117,8 +117,9 @@ func writeJSONFile(_ object: Any, to url: URL) throws {
 
 /// Streams `tensors` into a safetensors file: uniform values with each tensor's standard deviation
 /// (nil: all ones), from SplitMix64 seeded per tensor index, so the same seed gives the same bytes.
+/// `rowScales[name]` multiplies row r of that (2-D) tensor by `rowScales[name]![r]` after drawing.
 func writeRandomTensors(_ tensors: [(SafeTensorsWriter.Declaration, Float?)], path: String, seed: UInt64,
-                        progress: (Double) -> Void) throws {
+                        rowScales: [String: [Float]] = [:], progress: (Double) -> Void) throws {
     let writer = try SafeTensorsWriter(path: path, tensors: tensors.map(\.0),
                                        metadata: ["format": "pt", "mirage_seed": "\(seed)"])
     let total = tensors.reduce(0) { $0 + $1.0.byteCount }
@@ -136,6 +137,10 @@ func writeRandomTensors(_ tensors: [(SafeTensorsWriter.Declaration, Float?)], pa
                 for i in 0..<n { values[i] = 1 }
             } else {
                 for i in 0..<n { values[i] = halfWidth * random.nextSignedUnit() }
+            }
+            if let scales = rowScales[declaration.name], declaration.shape.count == 2 {
+                let columns = declaration.shape[1]
+                for i in 0..<n { values[i] *= scales[(written + i) / columns] }
             }
             try writer.write(Array(values[0..<n]), as: declaration.dtype)
             written += n
@@ -175,6 +180,9 @@ struct SplitMix64 {
 struct SyntheticTokenizerFiles {
     let vocabularySize: Int
     let specialTokens: [String]
+    /// Whole words (lower-case ASCII letters) that get their own space-led token (" dog"), built by merges
+    /// letter by letter before the generic fill, so a demo model can emit real words. Empty: none.
+    var words: [String] = []
 
     /// GPT-2's byte ↔ printable-character table (openai/gpt-2 encoder.py `bytes_to_unicode`): printable
     /// Latin-1 bytes map to themselves, the other bytes to U+0100 upwards in byte order.
@@ -194,6 +202,20 @@ struct SyntheticTokenizerFiles {
         var merges: [[String]] = []
         let atoms = [Self.byteSymbols[32]] + (97...122).map { Self.byteSymbols[$0] }   // "Ġ" and a-z
         let target = vocabularySize - specialTokens.count
+        for word in words {
+            let symbols = [Self.byteSymbols[32]] + word.utf8.map { Self.byteSymbols[Int($0)] }
+            var prefix = symbols[0]
+            for symbol in symbols.dropFirst() {
+                let merged = prefix + symbol
+                if !seen.contains(merged) {
+                    precondition(tokens.count < target, "the vocabulary is too small for the words")
+                    seen.insert(merged)
+                    tokens.append(merged)
+                    merges.append([prefix, symbol])
+                }
+                prefix = merged
+            }
+        }
         var frontier = atoms
         while tokens.count < target {
             var nextFrontier: [String] = []
@@ -211,6 +233,14 @@ struct SyntheticTokenizerFiles {
             frontier = nextFrontier
         }
         return (tokens, merges)
+    }
+
+    /// The token id of each word of `words` (its space-led whole-word token).
+    func wordTokenIDs() -> [Int] {
+        let (tokens, _) = vocabularyAndMerges()
+        var index: [String: Int] = [:]
+        for (i, t) in tokens.enumerated() { index[t] = i }
+        return words.map { index[Self.byteSymbols[32] + $0.utf8.map { Self.byteSymbols[Int($0)] }.joined()]! }
     }
 
     func tokenizerJSON() -> [String: Any] {

@@ -74,7 +74,7 @@ import MirageTestSupport
         max_new_tokens: 5
 
         """)
-    let run = ["run", "--model", cache + "/llava-llama-clip-tiny-seed0", "--protocol", protocolFile,
+    let run = ["run", "--model", cache + "/llava-llama-clip-tiny-words-seed0", "--protocol", protocolFile,
                "--decoder", "beam,num_beams=2", "--images", data + "/images", "--threads", "2"]
     try mirageOK(run + ["--db", scratch.path("whole.sqlite")])
     try mirageOK(run + ["--db", scratch.path("s0.sqlite"), "--shard", "0/2"])
