@@ -67,6 +67,9 @@ public struct Experiment: Sendable, Equatable {
     public var images: String?
     /// COCO instances JSON files (file names, ids to sample from).
     public var instances: [String] = []
+    /// COCO captions JSON files: with the instances files, CHAIR's ground truth is built from them (as CHAIR's
+    /// reference builds it from instances + captions) when no prebuilt one is named.
+    public var captions: [String] = []
     /// CHAIR's prebuilt ground truth (`coco2014_gt_objects.json`).
     public var groundTruth: String?
     /// The run database.
@@ -119,6 +122,7 @@ public struct Experiment: Sendable, Equatable {
         e.images = try f.string("images").map(resolve)
         if var a = try f.mapping("annotations") {
             e.instances = (try a.strings("instances") ?? []).map(resolve)
+            e.captions = (try a.strings("captions") ?? []).map(resolve)
             e.groundTruth = try a.string("chair_ground_truth").map(resolve)
             try a.rejectUnknownKeys()
         }

@@ -145,8 +145,8 @@ public struct HTMLReport: Sendable {
     caption{text-align:left;font-weight:600;padding:4px 0}
     th,td{border:1px solid #ccc;padding:4px 10px;text-align:left;vertical-align:top}th{background:#f3f3f3}td.num{text-align:right}
     tr.highlight td{background:#fff4c2;font-weight:600}
-    dl.settings{display:grid;grid-template-columns:max-content auto;gap:2px 14px;margin:6px 0 14px}
-    dl.settings dt{font-weight:600}dl.settings dd{margin:0;font-family:ui-monospace,'DejaVu Sans Mono',monospace}
+    dl.settings{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:2px 14px;margin:6px 0 14px}
+    dl.settings dt{font-weight:600}dl.settings dd{margin:0;overflow-wrap:anywhere;font-family:ui-monospace,'DejaVu Sans Mono',monospace}
     .item{border:1px solid #ddd;border-radius:6px;padding:10px 14px;margin:12px 0}
     .caption{line-height:1.6;white-space:pre-wrap}
     mark.hallucinated{background:#ffc9c9;color:#8a0000;font-weight:600;padding:0 1px}

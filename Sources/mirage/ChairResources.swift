@@ -10,6 +10,9 @@ struct ChairResources {
     var wordnet: String?
     var groundTruth: String?
     var cocoAnnotations: String?
+    /// COCO annotation files named one by one (`mirage run --instances/--captions`): CHAIR's ground truth is
+    /// built from them (and cached) when no prebuilt ground truth is named.
+    var annotationFiles: (instances: [URL], captions: [URL])? = nil
     var cacheDir: String?
     var threads: Int
     var store = DataStore()
@@ -51,6 +54,9 @@ struct ChairResources {
         -> ChairGroundTruth {
         if let groundTruth { return try ChairGroundTruth(prebuiltJSON: URL(fileURLWithPath: groundTruth)) }
         if let cocoAnnotations { return try build(from: URL(fileURLWithPath: cocoAnnotations), vocabulary, pipeline()) }
+        if let files = annotationFiles, !files.instances.isEmpty {
+            return try build(instances: files.instances, captions: files.captions, vocabulary, pipeline())
+        }
         if let prebuilt = try? store.locate("chair-ground-truth", file: "coco2014_gt_objects.json") {
             return try ChairGroundTruth(prebuiltJSON: prebuilt)
         }
@@ -61,18 +67,29 @@ struct ChairResources {
             what: "CHAIR ground truth",
             fix: "Run `mirage data fetch coco-annotations-2014` (the COCO 2014 annotations; built and cached on "
                 + "first use), or `mirage data import chair-ground-truth --from DIR` with a folder holding "
-                + "coco2014_gt_objects.json, or pass --ground-truth FILE or --coco-annotations DIR.")
+                + "coco2014_gt_objects.json, or pass --ground-truth FILE, or COCO annotations (`mirage chair "
+                + "--coco-annotations DIR`; `mirage run --instances FILE --captions FILE`).")
     }
 
     func build(from folder: URL, _ vocabulary: ChairVocabulary, _ pipeline: ChairTextPipeline) throws
         -> ChairGroundTruth {
+        try build(instances: ChairGroundTruthBuilder.instanceFiles.map { folder.appendingPathComponent($0) },
+                  captions: ChairGroundTruthBuilder.captionFiles.map { folder.appendingPathComponent($0) },
+                  vocabulary, pipeline, source: folder.path)
+    }
+
+    /// CHAIR's ground truth from COCO instances and captions files (objects of the instances, plus the
+    /// objects CHAIR's vocabulary finds in the captions), cached by the files' content.
+    func build(instances: [URL], captions: [URL], _ vocabulary: ChairVocabulary, _ pipeline: ChairTextPipeline,
+               source: String? = nil) throws -> ChairGroundTruth {
         let cache = cacheDir.map { URL(fileURLWithPath: $0) }
             ?? store.root.appendingPathComponent("cache/chair-ground-truth")
         let builder = ChairGroundTruthBuilder(vocabulary: vocabulary, analyzer: pipeline, threads: threads)
-        let result = try builder.build(annotationsDirectory: folder, cacheDirectory: cache,
+        let result = try builder.build(instanceFiles: instances, captionFiles: captions, cacheDirectory: cache,
                                        pipelineVersion: ChairTextPipeline.version)
         if !result.cacheHit {
-            FileHandle.standardError.write(Data("built CHAIR ground truth for \(result.groundTruth.imageCount) images from \(folder.path); cached in \(cache.path)\n".utf8))
+            let from = source ?? (instances + captions).map(\.lastPathComponent).joined(separator: ", ")
+            FileHandle.standardError.write(Data("built CHAIR ground truth for \(result.groundTruth.imageCount) images from \(from); cached in \(cache.path)\n".utf8))
         }
         return result.groundTruth
     }

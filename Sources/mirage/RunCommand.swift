@@ -46,6 +46,7 @@ struct RunCommand: ParsableCommand {
           seeds: [0]
           images: coco/val2014
           annotations: {chair_ground_truth: coco2014_gt_objects.json}
+          # or: annotations: {instances: [a/instances_val2014.json], captions: [a/captions_val2014.json]}
           db: Results/mirage.sqlite
         """)
 
@@ -76,7 +77,11 @@ struct RunCommand: ParsableCommand {
         "COCO instances JSON (repeatable): image file names, and the ids a protocol's `sample:` draws from.", valueName: "file"))
     var instances: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("CHAIR's prebuilt ground truth (coco2014_gt_objects.json; default: the data store).", valueName: "file"))
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
+        "COCO captions JSON (repeatable): with --instances, CHAIR's ground truth is built from both (cached) when --ground-truth is not given.", valueName: "file"))
+    var captions: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("CHAIR's prebuilt ground truth (coco2014_gt_objects.json; default: built from --instances/--captions, else the data store).", valueName: "file"))
     var groundTruth: String?
 
     @Option(name: .long, help: ArgumentHelp("Run part i of n of the images (0 ≤ i < n), e.g. 0/2.", valueName: "i/n"))
@@ -123,6 +128,7 @@ struct RunCommand: ParsableCommand {
         if let limit { e.limit = limit }
         if let images { e.images = path(images) }
         if !instances.isEmpty { e.instances = instances.map(path) }
+        if !captions.isEmpty { e.captions = captions.map(path) }
         if let groundTruth { e.groundTruth = path(groundTruth) }
         if let shard { e.shard = try Shard(parsing: shard) }
         if let db { e.database = path(db) }
@@ -164,13 +170,16 @@ struct RunCommand: ParsableCommand {
         try experiment.validate()
         var chair = chairText.resources(groundTruth: experiment.groundTruth,
                                         threads: experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount)
-        // No prebuilt ground truth named, but the instances file sits in a full COCO 2014 annotations folder:
-        // build CHAIR's ground truth from that folder (cached), as `mirage chair --coco-annotations` does.
+        // No prebuilt ground truth named: build CHAIR's from the annotation files the user named (instances,
+        // plus captions), or from the folder of the instances file when it holds the four COCO 2014 files.
         if experiment.groundTruth == nil, let first = experiment.instances.first {
             let folder = URL(fileURLWithPath: first).deletingLastPathComponent()
-            if (ChairGroundTruthBuilder.instanceFiles + ChairGroundTruthBuilder.captionFiles).allSatisfy({
+            if experiment.captions.isEmpty, (ChairGroundTruthBuilder.instanceFiles + ChairGroundTruthBuilder.captionFiles).allSatisfy({
                 FileManager.default.fileExists(atPath: folder.appendingPathComponent($0).path) }) {
                 chair.cocoAnnotations = folder.path
+            } else {
+                chair.annotationFiles = (experiment.instances.map { URL(fileURLWithPath: $0) },
+                                         experiment.captions.map { URL(fileURLWithPath: $0) })
             }
         }
         let resources = RunResources(chairScorer: { try chair.scorer(options: $0) }, protocols: library)

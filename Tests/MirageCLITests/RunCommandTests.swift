@@ -218,6 +218,40 @@ import MirageTestSupport
         #expect(pope.components(separatedBy: "\"status\":\"failed\"").count - 1 == 4)
     }
 
+    /// Without a prebuilt ground truth, `--instances` + `--captions` build CHAIR's (as CHAIR's reference does:
+    /// the instance categories plus the objects the vocabulary finds in the captions), and items are scored
+    /// against it.
+    @Test(.enabled(if: RunCommandTests.available, RunCommandTests.missing))
+    func groundTruthIsBuiltFromTheNamedAnnotationFiles() throws {
+        let setup = try Setup(ids: [192, 241], chairTokens: 8)
+        defer { setup.scratch.cleanup() }
+        let instances = try setup.scratch.write("instances_val2014.json", """
+            {"images": [{"id": 192, "file_name": "COCO_val2014_000000000192.jpg"}, {"id": 241, "file_name": "COCO_val2014_000000000241.jpg"}],
+             "annotations": [{"id": 1, "image_id": 192, "category_id": 1}, {"id": 2, "image_id": 192, "category_id": 15},
+                             {"id": 3, "image_id": 241, "category_id": 3}],
+             "categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}, {"id": 15, "name": "bench"}]}
+            """)
+        let captions = try setup.scratch.write("captions_val2014.json", """
+            {"images": [{"id": 192}, {"id": 241}],
+             "annotations": [{"id": 10, "image_id": 192, "caption": "A dog sits on a bench."},
+                             {"id": 11, "image_id": 241, "caption": "A red car next to two buses."}]}
+            """)
+        let db = setup.scratch.path("built.sqlite")
+        let result = try mirage(["run", "--model", setup.model, "--protocol", setup.scratch.path("chair.yaml"),
+                                 "--images", SharedData.url("coco/images").path, "--instances", instances, "--captions", captions,
+                                 "--synonyms", SharedData.url("chair/synonyms.txt").path, "--nltk-data", SharedData.url("nltk").path,
+                                 "--wordnet", RunCommandTests.wordnet, "--threads", "1", "--db", db],
+                                in: URL(fileURLWithPath: setup.scratch.path(".")))
+        #expect(result.status == 0, "mirage run failed: \(result.stderr)")
+        #expect(result.stderr.contains("built CHAIR ground truth for 2 images from instances_val2014.json, captions_val2014.json"))
+        var truth: [Int: Set<String>] = [:]
+        for line in try mirageOK(["export", "1", "--format", "jsonl", "--db", db]).split(separator: "\n") {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            truth[object["image_id"] as! Int] = Set(object["ground_truth"] as! [String])
+        }
+        #expect(truth == [192: ["person", "bench", "dog"], 241: ["car", "bus"]])
+    }
+
     @Test func errorsSayWhatToDo() throws {
         let scratch = try Scratch()
         defer { scratch.cleanup() }
