@@ -54,9 +54,13 @@ public struct RunnerOptions {
     public var checkMemory = true
     /// Where the experiment came from (recorded as each run's source path).
     public var sourcePath: String?
-    public init(mirageVersion: String, gitRevision: String? = nil, checkMemory: Bool = true, sourcePath: String? = nil) {
+    /// Decode the items a previous invocation stored as failed again (e.g. after fixing a missing image);
+    /// otherwise a failed item counts as done, like any stored item.
+    public var retryFailed = false
+    public init(mirageVersion: String, gitRevision: String? = nil, checkMemory: Bool = true, sourcePath: String? = nil,
+                retryFailed: Bool = false) {
         self.mirageVersion = mirageVersion; self.gitRevision = gitRevision; self.checkMemory = checkMemory
-        self.sourcePath = sourcePath
+        self.sourcePath = sourcePath; self.retryFailed = retryFailed
     }
 }
 
@@ -199,6 +203,10 @@ public final class ExperimentRunner {
                     if plans.contains(where: { $0.run.id == run.id }) {
                         progress.note("note: run \(run.id) is listed twice in the experiment (same protocol, decoder settings and seed); running it once")
                         continue
+                    }
+                    if options.retryFailed {
+                        let retried = try store.deleteFailedItems(run: run.id)
+                        if retried > 0 { progress.note("run \(run.id): retrying \(retried) failed item\(retried == 1 ? "" : "s")") }
                     }
                     var tally = RunTally(total: mine.count)
                     for stored in try store.items(run: run.id) {

@@ -301,6 +301,21 @@ public final class RunStore: Sendable {
         Set(try read { db in try String.fetchAll(db, sql: "SELECT item_key FROM items WHERE run_id = ?", arguments: [run]) })
     }
 
+    /// Deletes the run's failed items (their scores and side rows go with them) so a resumed run decodes them
+    /// again, and marks the run running until `finishRun`. Returns how many were deleted.
+    @discardableResult
+    public func deleteFailedItems(run: Int64) throws -> Int {
+        try write { db in
+            try db.execute(sql: "DELETE FROM items WHERE run_id = ? AND status = 'failed'", arguments: [run])
+            let deleted = db.changesCount
+            if deleted > 0 {
+                try db.execute(sql: "UPDATE runs SET status = 'running', finished_at = NULL, updated_at = ? WHERE id = ?",
+                               arguments: [Self.now(), run])
+            }
+            return deleted
+        }
+    }
+
     /// Keys of the items that have a score.
     public func scoredItemKeys(run: Int64) throws -> Set<String> {
         Set(try read { db in

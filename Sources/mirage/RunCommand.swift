@@ -23,7 +23,8 @@ struct RunCommand: ParsableCommand {
 
         Images: --images DIR is a folder of COCO images (COCO_val2014_%012d.jpg, COCO_train2014_%012d.jpg, \
         %012d.jpg, or the instances file's file_name). An image that is missing or unreadable, or a decoder \
-        error, is stored as a failed item with its reason; the run goes on and the summary groups the reasons.
+        error, is stored as a failed item with its reason; the run goes on and the summary groups the reasons. \
+        Rerunning skips failed items like stored ones; --retry-failed decodes them again.
 
         Before a model is loaded its memory need is estimated (weights, KV cache for the longest sequence × \
         beams, activations) against MemAvailable; --ignore-memory-check runs anyway.
@@ -103,6 +104,9 @@ struct RunCommand: ParsableCommand {
 
     @Flag(name: .long, help: "Record each item's last-layer attention (one teacher-forced forward per item) for `mirage attention`, `analyze overtrust` and `report`.")
     var recordAttention = false
+
+    @Flag(name: .long, help: "Decode again the items stored as failed by an earlier invocation (e.g. after fixing a missing or corrupt image); without it a failed item counts as done.")
+    var retryFailed = false
 
     @Flag(name: .long, help: "Load the model even when the memory estimate says it does not fit.")
     var ignoreMemoryCheck = false
@@ -188,7 +192,8 @@ struct RunCommand: ParsableCommand {
             experiment: experiment, store: store, resources: resources,
             options: RunnerOptions(mirageVersion: MirageVersion.string, gitRevision: Provenance.gitRevision,
                                    checkMemory: !ignoreMemoryCheck,
-                                   sourcePath: experimentFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "mirage run"),
+                                   sourcePath: experimentFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "mirage run",
+                                   retryFailed: retryFailed),
             progress: RunProgress(json: jsonProgress))
         if experiment.recordAttention { runner.itemObservers.append(AttentionRecorder(store: store)) }
         let outcomes = try runner.run()
