@@ -64,8 +64,8 @@ public struct MemoryEstimate: Sendable, Equatable {
     /// Throws `insufficientMemory` when the estimate exceeds what is available.
     public func check(available: Int64?, quantized: Bool) throws {
         guard let available, totalBytes > available else { return }
-        let advice = (quantized ? "" : "use --quantize q8 (about half the weight bytes), or ")
-            + "close other programs, lower --limit has no effect on memory; pass --ignore-memory-check to try anyway"
+        let advice = (quantized ? "" : "use --quantize q8 (int8 weights: about half of f16, a quarter of f32), or ")
+            + "free memory (other programs) or raise --memory-limit; pass --ignore-memory-check to try anyway"
         throw RunnerError.insufficientMemory(needed: totalBytes, available: available, advice: advice)
     }
 }

@@ -57,6 +57,8 @@ public struct RunnerOptions {
     /// Decode the items a previous invocation stored as failed again (e.g. after fixing a missing image);
     /// otherwise a failed item counts as done, like any stored item.
     public var retryFailed = false
+    /// Bytes a model may need before it is refused (default: `MemAvailable` of /proc/meminfo).
+    public var memoryLimit: Int64?
     public init(mirageVersion: String, gitRevision: String? = nil, checkMemory: Bool = true, sourcePath: String? = nil,
                 retryFailed: Bool = false) {
         self.mirageVersion = mirageVersion; self.gitRevision = gitRevision; self.checkMemory = checkMemory
@@ -173,7 +175,7 @@ public final class ExperimentRunner {
             let estimate = try MemoryEstimate.estimate(
                 folder: folder, quantize: quantize, promptTokens: llavaConfig.imageTokenCount + 160,
                 maxNewTokens: prepared.map(\.spec.maxNewTokens).max() ?? 0, sequences: beams)
-            try estimate.check(available: MemoryEstimate.availableBytes(), quantized: quantize != nil)
+            try estimate.check(available: options.memoryLimit ?? MemoryEstimate.availableBytes(), quantized: quantize != nil)
         }
         let fingerprint = try ModelFingerprint.compute(folder: folder)
         let llava = try LlavaForConditionalGeneration(

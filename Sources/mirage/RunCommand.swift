@@ -108,6 +108,9 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Decode again the items stored as failed by an earlier invocation (e.g. after fixing a missing or corrupt image); without it a failed item counts as done.")
     var retryFailed = false
 
+    @Option(name: .long, help: ArgumentHelp("Memory a model may need, in GiB, before the run refuses to load it (default: MemAvailable of /proc/meminfo).", valueName: "GiB"))
+    var memoryLimit: Double?
+
     @Flag(name: .long, help: "Load the model even when the memory estimate says it does not fit.")
     var ignoreMemoryCheck = false
 
@@ -118,6 +121,7 @@ struct RunCommand: ParsableCommand {
         if let quantize, quantize != "q8" { throw ValidationError("--quantize takes q8 (got '\(quantize)')") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let memoryLimit, !(memoryLimit > 0) { throw ValidationError("--memory-limit must be a positive number of GiB") }
         if let shard { do { _ = try Shard(parsing: shard) } catch { throw ValidationError("\(error)") } }
     }
 
@@ -188,13 +192,13 @@ struct RunCommand: ParsableCommand {
         }
         let resources = RunResources(chairScorer: { try chair.scorer(options: $0) }, protocols: library)
         let store = try RunStore(path: experiment.database ?? RunStore.defaultPath, create: true)
-        let runner = ExperimentRunner(
-            experiment: experiment, store: store, resources: resources,
-            options: RunnerOptions(mirageVersion: MirageVersion.string, gitRevision: Provenance.gitRevision,
+        var options = RunnerOptions(mirageVersion: MirageVersion.string, gitRevision: Provenance.gitRevision,
                                    checkMemory: !ignoreMemoryCheck,
                                    sourcePath: experimentFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "mirage run",
-                                   retryFailed: retryFailed),
-            progress: RunProgress(json: jsonProgress))
+                                   retryFailed: retryFailed)
+        options.memoryLimit = memoryLimit.map { Int64($0 * 1_073_741_824) }
+        let runner = ExperimentRunner(experiment: experiment, store: store, resources: resources, options: options,
+                                      progress: RunProgress(json: jsonProgress))
         if experiment.recordAttention { runner.itemObservers.append(AttentionRecorder(store: store)) }
         let outcomes = try runner.run()
         print("Stored in \(store.path):")

@@ -269,6 +269,22 @@ import MirageTestSupport
         #expect(truth == [192: ["person", "bench", "dog"], 241: ["car", "bus"]])
     }
 
+    /// The memory estimate is checked before a model is loaded: over the limit the run refuses with the
+    /// numbers and what to do, and stores nothing; --ignore-memory-check runs anyway.
+    @Test(.enabled(if: RunCommandTests.available, RunCommandTests.missing))
+    func memoryEstimateOverTheLimitRefusesBeforeLoading() throws {
+        let setup = try Setup(ids: [192], chairTokens: 4)
+        defer { setup.scratch.cleanup() }
+        let refused = try mirage(setup.arguments(db: "m.sqlite") + ["--memory-limit", "0.01"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("GiB of memory, 0.0 GiB available; use --quantize q8"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("--ignore-memory-check"))
+        #expect(try mirageOK(["runs", "list", "--db", setup.scratch.path("m.sqlite")]).split(separator: "\n").count <= 2,
+                "no run may be stored")
+        let forced = try mirage(setup.arguments(db: "m.sqlite") + ["--memory-limit", "0.01", "--ignore-memory-check"])
+        #expect(forced.status == 0, "\(forced.stderr)")
+    }
+
     @Test func errorsSayWhatToDo() throws {
         let scratch = try Scratch()
         defer { scratch.cleanup() }
