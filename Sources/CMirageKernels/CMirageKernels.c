@@ -456,3 +456,227 @@ void mk_gemm_task(const mk_weight *w, const void *packed_a, long n, long j0, lon
             }
     }
 }
+
+// MARK: - Mid-n (n = 9…MK_MIDN_MAX_ROWS): the decode path, register-blocked over inputs
+
+// For a few dozen rows of x (OPERA's 25 candidate rows) the GEMM path computes whole 12-row panels
+// (25 rows → 36) and packs every weight panel it streams; here weights are streamed once, unpacked,
+// as on the decode path, and each tile of MIDN_R = 4 consecutive weight rows (one sequential stream,
+// 4 rows apart is contiguous memory) is dotted with all n inputs while it sits in L1:
+//
+//   for each 4-row tile of the task:            weights: from DRAM once
+//     for each group of N ≤ 6 inputs:           x: n rows, from L1/L2 once per tile
+//       for each 32-input chunk (16 for f32 FMA):  4 weight loads + N x loads → 4·N FMAs / dot products
+//       4·N horizontal sums, 4 at a time (hsum4), + bias → y[i][r…r+3]
+//
+// 4 × 6 accumulators + 4 weight vectors + 1 x vector = 29 of 32 zmm registers. The n inputs are split
+// into ⌈n/6⌉ groups of nearly equal size (25 = 5+5+5+5+5), so no group runs with a sliver of inputs.
+// Every accumulator sums its (row, input) products in the same chunk order whatever the tile, group or
+// task, so an output does not depend on n, on the row's position in a tile, or on threading.
+
+enum { MIDN_R = 4, MIDN_NMAX = 6 };
+
+/// Software prefetch of a later tile's weights. Four interleaved row streams keep the hardware
+/// prefetcher from running ahead (a 4-row tile is one contiguous region, but it is read as 4 streams
+/// 1 row apart), and a tile with few inputs is too short to hide a DRAM round trip, so while the first
+/// input group of a tile runs, the tile MIDN_PF_TILES ahead is prefetched, a few lines per chunk.
+enum { MIDN_PF_TILES = 2 };
+
+typedef struct { const char *next, *end; long perChunk; } midn_prefetch;
+
+/// Prefetch plan for the tile at row r whose chunk loop runs `chunks` times; none when `active` is 0.
+INLINE midn_prefetch midn_prefetch_plan(const mk_weight *w, long r, long chunks, int active) {
+    midn_prefetch p = {0, 0, 0};
+    if (!active) return p;
+    const long bytes = MIDN_R * w->row_stride;
+    p.next = (const char *)w->data + (size_t)(r + MIDN_PF_TILES * MIDN_R) * w->row_stride;
+    p.end = p.next + bytes;
+    p.perChunk = (bytes / 64 + chunks - 1) / chunks;
+    return p;
+}
+
+INLINE void midn_prefetch_step(midn_prefetch *p) {
+    for (long k = 0; k < p->perChunk && p->next < p->end; k++, p->next += 64) _mm_prefetch(p->next, _MM_HINT_T0);
+}
+
+/// Lane q of the result = horizontal sum of a_q (q = 0…3); a fixed reduction order.
+INLINE __m128 hsum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+    // Per 128-bit lane: t0 = (a0[0]+a0[2], a1[0]+a1[2], a0[1]+a0[3], a1[1]+a1[3]), t1 likewise for a2, a3.
+    __m512 t0 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
+    __m512 t1 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+    // Per 128-bit lane: (a0, a1, a2, a3) partial sums.
+    __m512d d0 = _mm512_castps_pd(t0), d1 = _mm512_castps_pd(t1);
+    __m512 u = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(d0, d1)), _mm512_castpd_ps(_mm512_unpackhi_pd(d0, d1)));
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(u), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1)));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+/// Stores 4·N tile sums (+ bias) to y[i·ldy + r + q] for q < valid rows.
+INLINE void midn_store(int N, __m512 acc[MIDN_R][MIDN_NMAX], long r, int valid, const float *bias, float *y,
+                       long ldy) {
+    const __mmask8 m = (__mmask8)((1u << valid) - 1);
+    const __m128 b = bias ? _mm_maskz_loadu_ps(m, bias + r) : _mm_setzero_ps();
+    for (int i = 0; i < N; i++) {
+        __m128 s = _mm_add_ps(hsum4(acc[0][i], acc[1][i], acc[2][i], acc[3][i]), b);
+        _mm_mask_storeu_ps(y + (size_t)i * ldy + r, m, s);
+    }
+}
+
+/// One tile, f32 FMA on 16-input chunks: weights f32/f16/bf16 widened by load_w16, x f32 (row stride xs).
+INLINE void midn_tile_f32(int format, int N, const mk_weight *w, const float *x, long xs, long r, int valid,
+                          int prefetch, const float *bias, float *y, long ldy) {
+    const long cols = w->cols;
+    const char *rows[MIDN_R];
+    // Rows past the end repeat the last valid row; their sums are computed and dropped.
+    for (int q = 0; q < MIDN_R; q++) rows[q] = (const char *)w->data + (size_t)(r + (q < valid ? q : valid - 1)) * w->row_stride;
+    __m512 acc[MIDN_R][MIDN_NMAX];
+    for (int q = 0; q < MIDN_R; q++)
+        for (int i = 0; i < N; i++) acc[q][i] = _mm512_setzero_ps();
+    midn_prefetch pf = midn_prefetch_plan(w, r, (cols + 15) / 16, prefetch);
+    for (long c = 0; c < cols; c += 16) {
+        midn_prefetch_step(&pf);
+        const __mmask16 m = mask16(cols - c);
+        __m512 wv[MIDN_R];
+        for (int q = 0; q < MIDN_R; q++) wv[q] = load_w16(format, rows[q], c, m);
+        for (int i = 0; i < N; i++) {
+            // x rows are zero-padded to a multiple of 32 inputs: no mask needed.
+            const __m512 xv = _mm512_loadu_ps(x + (size_t)i * xs + c);
+            for (int q = 0; q < MIDN_R; q++) acc[q][i] = _mm512_fmadd_ps(wv[q], xv, acc[q][i]);
+        }
+    }
+    midn_store(N, acc, r, valid, bias, y, ldy);
+}
+
+/// One q8 tile: each 32-input group is widened and scaled once per row, both 16-lane halves accumulate
+/// into the row's one accumulator per input (registers do not allow two).
+INLINE void midn_tile_q8(int N, const mk_weight *w, const float *x, long xs, long r, int valid, int prefetch,
+                         const float *bias, float *y, long ldy) {
+    const long cols = w->cols, groups = (cols + 31) / 32;
+    const long gs = w->group_stride, ss = w->scale_group_stride;
+    const char *rows[MIDN_R], *scales[MIDN_R];
+    for (int q = 0; q < MIDN_R; q++) {
+        const long row = r + (q < valid ? q : valid - 1);
+        rows[q] = (const char *)w->data + (size_t)row * w->row_stride;
+        scales[q] = (const char *)w->scales + (size_t)row * w->scale_row_stride;
+    }
+    __m512 acc[MIDN_R][MIDN_NMAX];
+    for (int q = 0; q < MIDN_R; q++)
+        for (int i = 0; i < N; i++) acc[q][i] = _mm512_setzero_ps();
+    midn_prefetch pf = midn_prefetch_plan(w, r, groups, prefetch);
+    for (long g = 0; g < groups; g++) {
+        midn_prefetch_step(&pf);
+        const long c = g * 32;
+        const __mmask16 m0 = mask16(cols - c), m1 = mask16(cols - c - 16 > 0 ? cols - c - 16 : 0);
+        for (int h = 0; h < 2; h++) { // the two 16-input halves of the group
+            __m512 wv[MIDN_R];
+            for (int q = 0; q < MIDN_R; q++) {
+                const int8_t *v = (const int8_t *)(rows[q] + g * gs) + 16 * h;
+                wv[q] = _mm512_mul_ps(load_q16(v, h ? m1 : m0), _mm512_set1_ps(*(const float *)(scales[q] + g * ss)));
+            }
+            for (int i = 0; i < N; i++) {
+                const __m512 xv = _mm512_loadu_ps(x + (size_t)i * xs + c + 16 * h);
+                for (int q = 0; q < MIDN_R; q++) acc[q][i] = _mm512_fmadd_ps(wv[q], xv, acc[q][i]);
+            }
+        }
+    }
+    midn_store(N, acc, r, valid, bias, y, ldy);
+}
+
+#if defined(__AVX512BF16__)
+/// One bf16 tile with vdpbf16ps: 32-input chunks, weights as stored, x rounded to bf16 pairs (row
+/// stride xs pairs). Each instruction does 32 multiply-adds, twice the f32 FMA's 16.
+INLINE void midn_tile_bf16(int N, const mk_weight *w, const uint32_t *x, long xs, long r, int valid,
+                           int prefetch, const float *bias, float *y, long ldy) {
+    const long cols = w->cols;
+    const uint16_t *rows[MIDN_R];
+    for (int q = 0; q < MIDN_R; q++)
+        rows[q] = (const uint16_t *)((const char *)w->data + (size_t)(r + (q < valid ? q : valid - 1)) * w->row_stride);
+    __m512 acc[MIDN_R][MIDN_NMAX];
+    for (int q = 0; q < MIDN_R; q++)
+        for (int i = 0; i < N; i++) acc[q][i] = _mm512_setzero_ps();
+    midn_prefetch pf = midn_prefetch_plan(w, r, (cols + 31) / 32, prefetch);
+    for (long c = 0; c < cols; c += 32) {
+        midn_prefetch_step(&pf);
+        const long remaining = cols - c;
+        const __mmask32 m = remaining >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << remaining) - 1);
+        __m512bh wv[MIDN_R];
+        for (int q = 0; q < MIDN_R; q++) wv[q] = (__m512bh)_mm512_maskz_loadu_epi16(m, rows[q] + c);
+        for (int i = 0; i < N; i++) {
+            const __m512bh xv = (__m512bh)_mm512_loadu_si512((const void *)(x + (size_t)i * xs + c / 2));
+            for (int q = 0; q < MIDN_R; q++) acc[q][i] = _mm512_dpbf16_ps(acc[q][i], xv, wv[q]);
+        }
+    }
+    midn_store(N, acc, r, valid, bias, y, ldy);
+}
+#endif
+
+/// Tiles of rows [r0, r1) for one group of N inputs; N is a constant in each instantiation, so the
+/// accumulator arrays live in registers.
+#define DEFINE_MIDN(N)                                                                                    \
+    static void midn_group_##N(const mk_weight *w, const void *x, long xs, long r, int valid, int bf16,    \
+                               int pf, const float *bias, float *y, long ldy) {                          \
+        if (bf16) {                                                                                       \
+            MIDN_BF16_CALL(N)                                                                             \
+        } else if (w->format == MK_Q8) {                                                                  \
+            midn_tile_q8(N, w, (const float *)x, xs, r, valid, pf, bias, y, ldy);                             \
+        } else if (w->format == MK_F32) {                                                                 \
+            midn_tile_f32(MK_F32, N, w, (const float *)x, xs, r, valid, pf, bias, y, ldy);                    \
+        } else if (w->format == MK_F16) {                                                                 \
+            midn_tile_f32(MK_F16, N, w, (const float *)x, xs, r, valid, pf, bias, y, ldy);                    \
+        } else {                                                                                          \
+            midn_tile_f32(MK_BF16, N, w, (const float *)x, xs, r, valid, pf, bias, y, ldy);                   \
+        }                                                                                                 \
+    }
+#if defined(__AVX512BF16__)
+#define MIDN_BF16_CALL(N) midn_tile_bf16(N, w, (const uint32_t *)x, xs, r, valid, pf, bias, y, ldy);
+#else
+#define MIDN_BF16_CALL(N) return; // mk_has_avx512bf16() is false, so the Swift side never asks for it
+#endif
+DEFINE_MIDN(1) DEFINE_MIDN(2) DEFINE_MIDN(3) DEFINE_MIDN(4) DEFINE_MIDN(5) DEFINE_MIDN(6)
+static void (*const midn_table[MIDN_NMAX])(const mk_weight *, const void *, long, long, int, int, int, const float *,
+                                           float *, long) = {midn_group_1, midn_group_2, midn_group_3,
+                                                             midn_group_4, midn_group_5, midn_group_6};
+
+/// Row stride of packed x, in 32-bit elements (f32 values or bf16 pairs): cols padded to 32 inputs.
+INLINE long midn_stride(long cols, int bf16) { return bf16 ? (cols + 31) / 32 * 16 : (cols + 31) / 32 * 32; }
+
+size_t mk_midn_packed_bytes(long n, long cols, int bf16) { return (size_t)n * midn_stride(cols, bf16) * 4; }
+
+void mk_midn_pack(const float *x, long n, long cols, int bf16, void *dst) {
+    const long xs = midn_stride(cols, bf16);
+    for (long i = 0; i < n; i++) {
+        const float *src = x + (size_t)i * cols;
+        if (!bf16) {
+            float *out = (float *)dst + (size_t)i * xs;
+            for (long c = 0; c < xs; c += 16) _mm512_storeu_ps(out + c, _mm512_maskz_loadu_ps(mask16(cols - c > 0 ? cols - c : 0), src + c));
+            continue;
+        }
+#if defined(__AVX512BF16__)
+        uint32_t *out = (uint32_t *)dst + (size_t)i * xs;
+        for (long c = 0; c < 2 * xs; c += 32) { // 32 inputs → 16 pairs, rounded to nearest even
+            const long left = cols - c;
+            const __m512 lo = _mm512_maskz_loadu_ps(mask16(left > 0 ? left : 0), src + c);
+            const __m512 hi = _mm512_maskz_loadu_ps(mask16(left > 16 ? left - 16 : 0), src + c + 16);
+            _mm512_storeu_si512((void *)(out + c / 2), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        }
+#endif
+    }
+}
+
+void mk_midn(const mk_weight *w, const void *packed_x, long n, long r0, long r1, const float *bias, float *y,
+             long ldy, int bf16) {
+    if (n < 1 || r0 >= r1) return;
+    const long xs = midn_stride(w->cols, bf16);
+    const long groups = (n + MIDN_NMAX - 1) / MIDN_NMAX;
+    const long base = n / groups, extra = n % groups; // the first `extra` groups take base + 1 inputs
+    for (long r = r0; r < r1; r += MIDN_R) {
+        const int valid = (int)(r1 - r < MIDN_R ? r1 - r : MIDN_R);
+        long i0 = 0;
+        for (long g = 0; g < groups; g++) {
+            const long size = base + (g < extra ? 1 : 0);
+            const char *xg = (const char *)packed_x + (size_t)i0 * xs * 4;
+            midn_table[size - 1](w, xg, xs, r, valid, bf16, g == 0, bias, y + (size_t)i0 * ldy, ldy);
+            i0 += size;
+        }
+    }
+}
