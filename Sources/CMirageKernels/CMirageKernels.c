@@ -480,6 +480,8 @@ enum { MIDN_R = 4, MIDN_NMAX = 6 };
 /// prefetcher from running ahead (a 4-row tile is one contiguous region, but it is read as 4 streams
 /// 1 row apart), and a tile with few inputs is too short to hide a DRAM round trip, so while the first
 /// input group of a tile runs, the tile MIDN_PF_TILES ahead is prefetched, a few lines per chunk.
+/// (Measured single-core from DRAM, 100000 × 896 bf16, n = 25: 1, 2, 4, 8 or 16 tiles ahead and hints
+/// T0/T1/T2/NTA all within ±5%; without it the 24-layer bench took 54 ms instead of 46.)
 enum { MIDN_PF_TILES = 2 };
 
 typedef struct { const char *next, *end; long perChunk; } midn_prefetch;

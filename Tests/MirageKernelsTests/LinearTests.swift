@@ -5,7 +5,9 @@ import Testing
     static let pool = WorkerPool(threadCount: 2)
 
     /// Runs Kernels.linear and returns the worst error relative to Σ|x·w| per output.
-    func worstRelativeError(rows: Int, cols: Int, n: Int, format: WeightFormat, withBias: Bool, seed: UInt64) -> Double {
+    func worstRelativeError(rows: Int, cols: Int, n: Int, format: WeightFormat, withBias: Bool, seed: UInt64,
+                            path: Kernels.LinearPath? = nil) -> Double {
+        let path = path ?? Kernels.path(n: n, format: format)
         var random = SeededRandom(seed: seed)
         let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
         let x = random.floats(n * cols, in: -2...2)
@@ -16,11 +18,11 @@ import Testing
                 if let bias {
                     bias.withUnsafeBufferPointer { bp in
                         Kernels.linear(xp.baseAddress!, n: n, weight: weight.matrix, bias: bp.baseAddress!,
-                                       into: yp.baseAddress!, pool: Self.pool)
+                                       into: yp.baseAddress!, pool: Self.pool, path: path)
                     }
                 } else {
                     Kernels.linear(xp.baseAddress!, n: n, weight: weight.matrix, bias: nil,
-                                   into: yp.baseAddress!, pool: Self.pool)
+                                   into: yp.baseAddress!, pool: Self.pool, path: path)
                 }
             }
         }
@@ -87,9 +89,9 @@ import Testing
 
 extension LinearTests {
     /// One packed input serves several weights (q/k/v style) and matches the unpacked call exactly.
-    @Test(arguments: WeightFormat.allCases)
-    func packedInputIsReusable(format: WeightFormat) {
-        let n = 20, cols = 300
+    @Test(arguments: WeightFormat.allCases, [20, 70])
+    func packedInputIsReusable(format: WeightFormat, n: Int) {
+        let cols = 300
         var random = SeededRandom(seed: 77)
         let x = random.floats(n * cols)
         let packed = Kernels.packInput(x, n: n, cols: cols, for: format, pool: Self.pool)
@@ -167,5 +169,45 @@ extension LinearTests {
         }
         let error = worstRelativeError(rows: rows, cols: cols, n: n, format: format, withBias: true, seed: 555)
         #expect(error <= 1e-5, "format \(format) n \(n): \(error)")
+    }
+}
+
+extension LinearTests {
+    /// The mid-n path (and, for comparison, the GEMM path forced at the same n) against the float64
+    /// reference: every format, odd n, n not a multiple of the 6-input groups (13 = 5+4+4, 25 = 5×5,
+    /// 47 = 6×7+5), rows not a multiple of the 4-row tile (37, 70, 3), cols not a multiple of the
+    /// 16/32-input chunk (77, 300, 1000), bias on odd row counts, and the largest mid-n n.
+    @Test(arguments: WeightFormat.allCases, [9, 13, 25, 32, 47, Kernels.midNMaxRows(.bf16)])
+    func midNAndGEMMPathsMatchFloat64Reference(format: WeightFormat, n: Int) {
+        for path in [Kernels.LinearPath.midN, .gemm] {
+            for (rows, cols) in [(37, 77), (70, 300), (3, 1000), (64, 32)] {
+                let error = worstRelativeError(rows: rows, cols: cols, n: n, format: format, withBias: rows % 2 == 1,
+                                               seed: UInt64(rows * 7919 + cols * 31 + n), path: path)
+                let bound = format == .bf16 ? 4e-3 : 1e-5
+                #expect(error <= bound, "\(path) format \(format) n \(n) rows \(rows) cols \(cols): \(error)")
+            }
+        }
+    }
+
+    /// Every (row, input) output of the mid-n path is summed in the same order whatever the row's place
+    /// in a 4-row tile, the task split, n, or the input's group: a row computed alone, and the first 11
+    /// inputs computed alone, are bit-identical to the same outputs of the full call.
+    @Test(arguments: WeightFormat.allCases)
+    func midNOutputsDoNotDependOnTilingOrGrouping(format: WeightFormat) {
+        let rows = 23, cols = 333, n = 25, fewer = 11
+        #expect(Kernels.path(n: n, format: format) == .midN && Kernels.path(n: fewer, format: format) == .midN)
+        var random = SeededRandom(seed: 2024)
+        let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
+        let x = random.floats(n * cols, in: -2...2)
+        var full = [Float](repeating: 0, count: n * rows)
+        Kernels.linear(x, n: n, weight: weight.matrix, bias: nil, into: &full, pool: Self.pool)
+        for r in 0..<rows {
+            var one = [Float](repeating: 0, count: n)
+            Kernels.linear(x, n: n, weight: weight.matrix.rowSlice(r..<(r + 1)), bias: nil, into: &one, pool: Self.pool)
+            for i in 0..<n { #expect(one[i] == full[i * rows + r], "format \(format) row \(r) input \(i)") }
+        }
+        var part = [Float](repeating: 0, count: fewer * rows)
+        Kernels.linear(x, n: fewer, weight: weight.matrix, bias: nil, into: &part, pool: Self.pool)
+        #expect(part == Array(full[0..<(fewer * rows)]), "format \(format): first \(fewer) inputs differ")
     }
 }
