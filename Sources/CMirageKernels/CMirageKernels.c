@@ -476,29 +476,50 @@ void mk_gemm_task(const mk_weight *w, const void *packed_a, long n, long j0, lon
 
 enum { MIDN_R = 4, MIDN_NMAX = 6 };
 
-/// Software prefetch of a later tile's weights. Four interleaved row streams keep the hardware
-/// prefetcher from running ahead (a 4-row tile is one contiguous region, but it is read as 4 streams
-/// 1 row apart), and a tile with few inputs is too short to hide a DRAM round trip, so while the first
-/// input group of a tile runs, the tile MIDN_PF_TILES ahead is prefetched, a few lines per chunk.
-/// (Measured single-core from DRAM, 100000 × 896 bf16, n = 25: 1, 2, 4, 8 or 16 tiles ahead and hints
-/// T0/T1/T2/NTA all within ±5%; without it the 24-layer bench took 54 ms instead of 46.)
+/// Column blocks. A tile's weights for a whole row of `down` (4 × 4864 bf16 = 39 KB) do not stay in
+/// L1 while x streams past them, so rows longer than MIDN_KC_WHOLE inputs run in blocks of MIDN_KC
+/// (4 × 512 inputs = 4 KB of bf16 weights, 8 KB of f32), every input group passing over a block before
+/// the next; the groups' accumulators are parked in memory between blocks (4·N stores and loads per
+/// block), so the summation order, and every result, is the same as without blocks. Single core,
+/// n = 25, 896 × 4864 bf16, hot: 280 → 337 GFLOP/s; 20000 × 4864 from DRAM: 200 → 265. Blocks of
+/// 512 for 896-input rows cost 10% (parking), so those run whole.
+enum { MIDN_KC = 512, MIDN_KC_WHOLE = 1024 };
+
+/// Software prefetch of a later tile's weights. A 4-row tile is one contiguous region but is read as
+/// 4 streams a row apart, which the hardware prefetcher does not run ahead of, so every call on a tile
+/// prefetches its share of the tile MIDN_PF_TILES ahead, a few lines per chunk, spread evenly over the
+/// tile's (column block, input group) calls. Measured single core from DRAM, 100000 × 896 bf16,
+/// n = 25: no prefetch (2 threads, 24 layers) 54 ms → prefetch during the first group only 46 ms;
+/// spread over all groups 20.5 → 13.8 ms single core (219 → 324 GFLOP/s). Distances of 1…16 tiles and
+/// the T0/T1/T2/NTA hints were all within ±5%.
 enum { MIDN_PF_TILES = 2 };
+
+/// One kernel call: rows [r, r + valid) of W (valid ≤ 4) against one group of N inputs over columns
+/// [c0, c1); accumulators start at zero (`first`) or from `save`, and end as sums in y (`last`, + bias)
+/// or back in `save` (4·N vectors, index q·N + i). Prefetch share `part` of `parts`.
+typedef struct {
+    long r, c0, c1;
+    int valid, first, last, part, parts;
+    __m512 *save;
+    const float *bias;
+    float *y;
+    long ldy;
+} midn_call;
 
 typedef struct { const char *next, *end; long perChunk; } midn_prefetch;
 
-/// Prefetch plan for the tile at row r whose chunk loop runs `chunks` times; none when `active` is 0.
-INLINE midn_prefetch midn_prefetch_plan(const mk_weight *w, long r, long chunks, int active) {
-    midn_prefetch p = {0, 0, 0};
-    if (!active) return p;
-    const long bytes = MIDN_R * w->row_stride;
-    p.next = (const char *)w->data + (size_t)(r + MIDN_PF_TILES * MIDN_R) * w->row_stride;
-    p.end = p.next + bytes;
-    p.perChunk = (bytes / 64 + chunks - 1) / chunks;
+INLINE midn_prefetch midn_prefetch_plan(const mk_weight *w, const midn_call *k, long chunks) {
+    const long lines = (MIDN_R * w->row_stride + 63) / 64;
+    const char *base = (const char *)w->data + (size_t)(k->r + MIDN_PF_TILES * MIDN_R) * w->row_stride;
+    midn_prefetch p;
+    p.next = base + (size_t)(lines * k->part / k->parts) * 64;
+    p.end = base + (size_t)(lines * (k->part + 1) / k->parts) * 64;
+    p.perChunk = ((p.end - p.next) / 64 + chunks - 1) / chunks;
     return p;
 }
 
 INLINE void midn_prefetch_step(midn_prefetch *p) {
-    for (long k = 0; k < p->perChunk && p->next < p->end; k++, p->next += 64) _mm_prefetch(p->next, _MM_HINT_T0);
+    for (long j = 0; j < p->perChunk && p->next < p->end; j++, p->next += 64) _mm_prefetch(p->next, _MM_HINT_T0);
 }
 
 /// Lane q of the result = horizontal sum of a_q (q = 0…3); a fixed reduction order.
@@ -513,29 +534,42 @@ INLINE __m128 hsum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-/// Stores 4·N tile sums (+ bias) to y[i·ldy + r + q] for q < valid rows.
-INLINE void midn_store(int N, __m512 acc[MIDN_R][MIDN_NMAX], long r, int valid, const float *bias, float *y,
-                       long ldy) {
-    const __mmask8 m = (__mmask8)((1u << valid) - 1);
-    const __m128 b = bias ? _mm_maskz_loadu_ps(m, bias + r) : _mm_setzero_ps();
+/// Accumulators at the start of a call: zero, or parked by the previous column block.
+INLINE void midn_begin(int N, __m512 acc[MIDN_R][MIDN_NMAX], const midn_call *k) {
+    for (int q = 0; q < MIDN_R; q++)
+        for (int i = 0; i < N; i++) acc[q][i] = k->first ? _mm512_setzero_ps() : k->save[q * N + i];
+}
+
+/// At the end of a call: park the accumulators, or store the 4·N sums (+ bias) to y[i·ldy + r + q]
+/// for q < valid.
+INLINE void midn_end(int N, __m512 acc[MIDN_R][MIDN_NMAX], const midn_call *k) {
+    if (!k->last) {
+        for (int q = 0; q < MIDN_R; q++)
+            for (int i = 0; i < N; i++) k->save[q * N + i] = acc[q][i];
+        return;
+    }
+    const __mmask8 m = (__mmask8)((1u << k->valid) - 1);
+    const __m128 b = k->bias ? _mm_maskz_loadu_ps(m, k->bias + k->r) : _mm_setzero_ps();
     for (int i = 0; i < N; i++) {
         __m128 s = _mm_add_ps(hsum4(acc[0][i], acc[1][i], acc[2][i], acc[3][i]), b);
-        _mm_mask_storeu_ps(y + (size_t)i * ldy + r, m, s);
+        _mm_mask_storeu_ps(k->y + (size_t)i * k->ldy + k->r, m, s);
     }
 }
 
-/// One tile, f32 FMA on 16-input chunks: weights f32/f16/bf16 widened by load_w16, x f32 (row stride xs).
-INLINE void midn_tile_f32(int format, int N, const mk_weight *w, const float *x, long xs, long r, int valid,
-                          int prefetch, const float *bias, float *y, long ldy) {
+/// Row q of the tile; rows past the end repeat the last valid row (their sums are computed and dropped).
+INLINE const char *midn_row(const mk_weight *w, const midn_call *k, int q) {
+    return (const char *)w->data + (size_t)(k->r + (q < k->valid ? q : k->valid - 1)) * w->row_stride;
+}
+
+/// f32 FMA on 16-input chunks: weights f32/f16/bf16 widened by load_w16, x f32 (row stride xs).
+INLINE void midn_tile_f32(int format, int N, const mk_weight *w, const float *x, long xs, const midn_call *k) {
     const long cols = w->cols;
     const char *rows[MIDN_R];
-    // Rows past the end repeat the last valid row; their sums are computed and dropped.
-    for (int q = 0; q < MIDN_R; q++) rows[q] = (const char *)w->data + (size_t)(r + (q < valid ? q : valid - 1)) * w->row_stride;
+    for (int q = 0; q < MIDN_R; q++) rows[q] = midn_row(w, k, q);
     __m512 acc[MIDN_R][MIDN_NMAX];
-    for (int q = 0; q < MIDN_R; q++)
-        for (int i = 0; i < N; i++) acc[q][i] = _mm512_setzero_ps();
-    midn_prefetch pf = midn_prefetch_plan(w, r, (cols + 15) / 16, prefetch);
-    for (long c = 0; c < cols; c += 16) {
+    midn_begin(N, acc, k);
+    midn_prefetch pf = midn_prefetch_plan(w, k, (k->c1 - k->c0 + 15) / 16);
+    for (long c = k->c0; c < k->c1; c += 16) {
         midn_prefetch_step(&pf);
         const __mmask16 m = mask16(cols - c);
         __m512 wv[MIDN_R];
@@ -546,26 +580,23 @@ INLINE void midn_tile_f32(int format, int N, const mk_weight *w, const float *x,
             for (int q = 0; q < MIDN_R; q++) acc[q][i] = _mm512_fmadd_ps(wv[q], xv, acc[q][i]);
         }
     }
-    midn_store(N, acc, r, valid, bias, y, ldy);
+    midn_end(N, acc, k);
 }
 
-/// One q8 tile: each 32-input group is widened and scaled once per row, both 16-lane halves accumulate
-/// into the row's one accumulator per input (registers do not allow two).
-INLINE void midn_tile_q8(int N, const mk_weight *w, const float *x, long xs, long r, int valid, int prefetch,
-                         const float *bias, float *y, long ldy) {
-    const long cols = w->cols, groups = (cols + 31) / 32;
+/// q8: each 32-input group is widened and scaled once per row; both 16-lane halves accumulate into the
+/// row's one accumulator per input (registers do not allow two).
+INLINE void midn_tile_q8(int N, const mk_weight *w, const float *x, long xs, const midn_call *k) {
+    const long cols = w->cols;
     const long gs = w->group_stride, ss = w->scale_group_stride;
     const char *rows[MIDN_R], *scales[MIDN_R];
     for (int q = 0; q < MIDN_R; q++) {
-        const long row = r + (q < valid ? q : valid - 1);
-        rows[q] = (const char *)w->data + (size_t)row * w->row_stride;
-        scales[q] = (const char *)w->scales + (size_t)row * w->scale_row_stride;
+        rows[q] = midn_row(w, k, q);
+        scales[q] = (const char *)w->scales + (rows[q] - (const char *)w->data) / w->row_stride * w->scale_row_stride;
     }
     __m512 acc[MIDN_R][MIDN_NMAX];
-    for (int q = 0; q < MIDN_R; q++)
-        for (int i = 0; i < N; i++) acc[q][i] = _mm512_setzero_ps();
-    midn_prefetch pf = midn_prefetch_plan(w, r, groups, prefetch);
-    for (long g = 0; g < groups; g++) {
+    midn_begin(N, acc, k);
+    midn_prefetch pf = midn_prefetch_plan(w, k, (k->c1 - k->c0 + 31) / 32);
+    for (long g = k->c0 / 32; g * 32 < k->c1; g++) {
         midn_prefetch_step(&pf);
         const long c = g * 32;
         const __mmask16 m0 = mask16(cols - c), m1 = mask16(cols - c - 16 > 0 ? cols - c - 16 : 0);
@@ -581,23 +612,20 @@ INLINE void midn_tile_q8(int N, const mk_weight *w, const float *x, long xs, lon
             }
         }
     }
-    midn_store(N, acc, r, valid, bias, y, ldy);
+    midn_end(N, acc, k);
 }
 
 #if defined(__AVX512BF16__)
-/// One bf16 tile with vdpbf16ps: 32-input chunks, weights as stored, x rounded to bf16 pairs (row
-/// stride xs pairs). Each instruction does 32 multiply-adds, twice the f32 FMA's 16.
-INLINE void midn_tile_bf16(int N, const mk_weight *w, const uint32_t *x, long xs, long r, int valid,
-                           int prefetch, const float *bias, float *y, long ldy) {
+/// bf16 with vdpbf16ps on 32-input chunks: weights as stored, x rounded to bf16 pairs (row stride xs
+/// pairs). Each instruction does 32 multiply-adds, twice the f32 FMA's 16.
+INLINE void midn_tile_bf16(int N, const mk_weight *w, const uint32_t *x, long xs, const midn_call *k) {
     const long cols = w->cols;
     const uint16_t *rows[MIDN_R];
-    for (int q = 0; q < MIDN_R; q++)
-        rows[q] = (const uint16_t *)((const char *)w->data + (size_t)(r + (q < valid ? q : valid - 1)) * w->row_stride);
+    for (int q = 0; q < MIDN_R; q++) rows[q] = (const uint16_t *)midn_row(w, k, q);
     __m512 acc[MIDN_R][MIDN_NMAX];
-    for (int q = 0; q < MIDN_R; q++)
-        for (int i = 0; i < N; i++) acc[q][i] = _mm512_setzero_ps();
-    midn_prefetch pf = midn_prefetch_plan(w, r, (cols + 31) / 32, prefetch);
-    for (long c = 0; c < cols; c += 32) {
+    midn_begin(N, acc, k);
+    midn_prefetch pf = midn_prefetch_plan(w, k, (k->c1 - k->c0 + 31) / 32);
+    for (long c = k->c0; c < k->c1; c += 32) {
         midn_prefetch_step(&pf);
         const long remaining = cols - c;
         const __mmask32 m = remaining >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << remaining) - 1);
@@ -608,36 +636,32 @@ INLINE void midn_tile_bf16(int N, const mk_weight *w, const uint32_t *x, long xs
             for (int q = 0; q < MIDN_R; q++) acc[q][i] = _mm512_dpbf16_ps(acc[q][i], xv, wv[q]);
         }
     }
-    midn_store(N, acc, r, valid, bias, y, ldy);
+    midn_end(N, acc, k);
 }
-#endif
-
-/// Tiles of rows [r0, r1) for one group of N inputs; N is a constant in each instantiation, so the
-/// accumulator arrays live in registers.
-#define DEFINE_MIDN(N)                                                                                    \
-    static void midn_group_##N(const mk_weight *w, const void *x, long xs, long r, int valid, int bf16,    \
-                               int pf, const float *bias, float *y, long ldy) {                          \
-        if (bf16) {                                                                                       \
-            MIDN_BF16_CALL(N)                                                                             \
-        } else if (w->format == MK_Q8) {                                                                  \
-            midn_tile_q8(N, w, (const float *)x, xs, r, valid, pf, bias, y, ldy);                             \
-        } else if (w->format == MK_F32) {                                                                 \
-            midn_tile_f32(MK_F32, N, w, (const float *)x, xs, r, valid, pf, bias, y, ldy);                    \
-        } else if (w->format == MK_F16) {                                                                 \
-            midn_tile_f32(MK_F16, N, w, (const float *)x, xs, r, valid, pf, bias, y, ldy);                    \
-        } else {                                                                                          \
-            midn_tile_f32(MK_BF16, N, w, (const float *)x, xs, r, valid, pf, bias, y, ldy);                   \
-        }                                                                                                 \
-    }
-#if defined(__AVX512BF16__)
-#define MIDN_BF16_CALL(N) midn_tile_bf16(N, w, (const uint32_t *)x, xs, r, valid, pf, bias, y, ldy);
+#define MIDN_BF16_CALL(N) midn_tile_bf16(N, w, (const uint32_t *)x, xs, k);
 #else
 #define MIDN_BF16_CALL(N) return; // mk_has_avx512bf16() is false, so the Swift side never asks for it
 #endif
+
+/// One call for a group of N inputs; N is a constant in each instantiation, so the accumulator arrays
+/// live in registers.
+#define DEFINE_MIDN(N)                                                                                    \
+    static void midn_group_##N(const mk_weight *w, const void *x, long xs, int bf16, const midn_call *k) { \
+        if (bf16) {                                                                                       \
+            MIDN_BF16_CALL(N)                                                                             \
+        } else if (w->format == MK_Q8) {                                                                  \
+            midn_tile_q8(N, w, (const float *)x, xs, k);                                                  \
+        } else if (w->format == MK_F32) {                                                                 \
+            midn_tile_f32(MK_F32, N, w, (const float *)x, xs, k);                                         \
+        } else if (w->format == MK_F16) {                                                                 \
+            midn_tile_f32(MK_F16, N, w, (const float *)x, xs, k);                                         \
+        } else {                                                                                          \
+            midn_tile_f32(MK_BF16, N, w, (const float *)x, xs, k);                                        \
+        }                                                                                                 \
+    }
 DEFINE_MIDN(1) DEFINE_MIDN(2) DEFINE_MIDN(3) DEFINE_MIDN(4) DEFINE_MIDN(5) DEFINE_MIDN(6)
-static void (*const midn_table[MIDN_NMAX])(const mk_weight *, const void *, long, long, int, int, int, const float *,
-                                           float *, long) = {midn_group_1, midn_group_2, midn_group_3,
-                                                             midn_group_4, midn_group_5, midn_group_6};
+static void (*const midn_table[MIDN_NMAX])(const mk_weight *, const void *, long, int, const midn_call *) = {
+    midn_group_1, midn_group_2, midn_group_3, midn_group_4, midn_group_5, midn_group_6};
 
 /// Row stride of packed x, in 32-bit elements (f32 values or bf16 pairs): cols padded to 32 inputs.
 INLINE long midn_stride(long cols, int bf16) { return bf16 ? (cols + 31) / 32 * 16 : (cols + 31) / 32 * 32; }
@@ -667,18 +691,32 @@ void mk_midn_pack(const float *x, long n, long cols, int bf16, void *dst) {
 
 void mk_midn(const mk_weight *w, const void *packed_x, long n, long r0, long r1, const float *bias, float *y,
              long ldy, int bf16) {
-    if (n < 1 || r0 >= r1) return;
+    if (n < 1 || n > MK_MIDN_MAX_ROWS || r0 >= r1) return;
     const long xs = midn_stride(w->cols, bf16);
     const long groups = (n + MIDN_NMAX - 1) / MIDN_NMAX;
     const long base = n / groups, extra = n % groups; // the first `extra` groups take base + 1 inputs
+    const long kc = w->cols <= MIDN_KC_WHOLE ? w->cols : MIDN_KC;
+    const long blocks = (w->cols + kc - 1) / kc;
+    // Accumulators parked between column blocks: 4·N per group, n·4 vectors in all (≤ 16 KB).
+    __m512 save[MK_MIDN_MAX_ROWS * MIDN_R];
+    midn_call k = {.ldy = ldy, .bias = bias, .parts = (int)(blocks * groups)};
     for (long r = r0; r < r1; r += MIDN_R) {
-        const int valid = (int)(r1 - r < MIDN_R ? r1 - r : MIDN_R);
-        long i0 = 0;
-        for (long g = 0; g < groups; g++) {
-            const long size = base + (g < extra ? 1 : 0);
-            const char *xg = (const char *)packed_x + (size_t)i0 * xs * 4;
-            midn_table[size - 1](w, xg, xs, r, valid, bf16, g == 0, bias, y + (size_t)i0 * ldy, ldy);
-            i0 += size;
+        k.r = r;
+        k.valid = (int)(r1 - r < MIDN_R ? r1 - r : MIDN_R);
+        for (long b = 0; b < blocks; b++) {
+            k.c0 = b * kc;
+            k.c1 = k.c0 + kc < w->cols ? k.c0 + kc : w->cols;
+            k.first = b == 0;
+            k.last = b == blocks - 1;
+            long i0 = 0;
+            for (long g = 0; g < groups; g++) {
+                const long size = base + (g < extra ? 1 : 0);
+                k.part = (int)(b * groups + g);
+                k.save = save + i0 * MIDN_R;
+                k.y = y + (size_t)i0 * ldy;
+                midn_table[size - 1](w, (const char *)packed_x + (size_t)i0 * xs * 4, xs, bf16, &k);
+                i0 += size;
+            }
         }
     }
 }
