@@ -697,7 +697,7 @@ void mk_midn(const mk_weight *w, const void *packed_x, long n, long r0, long r1,
     const long base = n / groups, extra = n % groups; // the first `extra` groups take base + 1 inputs
     const long kc = w->cols <= MIDN_KC_WHOLE ? w->cols : MIDN_KC;
     const long blocks = (w->cols + kc - 1) / kc;
-    // Accumulators parked between column blocks: 4·N per group, n·4 vectors in all (≤ 16 KB).
+    // Accumulators parked between column blocks: 4·N per group, n·4 vectors in all (≤ 32 KB).
     __m512 save[MK_MIDN_MAX_ROWS * MIDN_R];
     midn_call k = {.ldy = ldy, .bias = bias, .parts = (int)(blocks * groups)};
     for (long r = r0; r < r1; r += MIDN_R) {

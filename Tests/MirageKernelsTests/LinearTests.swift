@@ -177,8 +177,8 @@ extension LinearTests {
     /// reference: every format, odd n, n not a multiple of the 6-input groups (13 = 5+4+4, 25 = 5×5,
     /// 47 = 6×7+5), rows not a multiple of the 4-row tile (37, 70, 3), cols not a multiple of the
     /// 16/32-input chunk (77, 300, 1000), rows longer than 1024 inputs, which the mid-n kernel runs in
-    /// 512-input column blocks (1700 = 3 × 512 + 164), bias on odd row counts, and the largest mid-n n.
-    @Test(arguments: WeightFormat.allCases, [9, 13, 25, 32, 47, Kernels.midNMaxRows(.bf16)])
+    /// 512-input column blocks (1700 = 3 × 512 + 164), bias on odd row counts, and the largest mid-n n (128).
+    @Test(arguments: WeightFormat.allCases, [9, 13, 25, 32, 47, Kernels.midNMaxRows(.f32)])
     func midNAndGEMMPathsMatchFloat64Reference(format: WeightFormat, n: Int) {
         for path in [Kernels.LinearPath.midN, .gemm] {
             for (rows, cols) in [(37, 77), (70, 300), (3, 1000), (64, 32), (5, 1700)] {

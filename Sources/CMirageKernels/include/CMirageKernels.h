@@ -59,7 +59,7 @@ void mk_gemm_task(const mk_weight *w, const void *packed_a, long n, long j0, lon
 size_t mk_gemm_work_bytes(void);
 
 /// Mid-n path (a few dozen rows of x): rows at most this many (mk_midn takes n = 1…MK_MIDN_MAX_ROWS).
-enum { MK_MIDN_MAX_ROWS = 64 };
+enum { MK_MIDN_MAX_ROWS = 128 };
 
 /// Bytes of x packed for the mid-n path: n rows of cols padded to 32 inputs, f32 or (bf16) bf16 pairs.
 size_t mk_midn_packed_bytes(long n, long cols, int bf16);
