@@ -160,13 +160,7 @@ extension LinearTests {
         var random = SeededRandom(seed: UInt64(97 + n))
         let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
         let x = random.floats(n * cols, in: -2...2)
-        var full = [Float](repeating: 0, count: n * rows)
-        Kernels.linear(x, n: n, weight: weight.matrix, bias: nil, into: &full, pool: Self.pool)
-        for r in 0..<rows {
-            var one = [Float](repeating: 0, count: n)
-            Kernels.linear(x, n: n, weight: weight.matrix.rowSlice(r..<(r + 1)), bias: nil, into: &one, pool: Self.pool)
-            for i in 0..<n { #expect(one[i] == full[i * rows + r], "format \(format) n \(n) row \(r) input \(i)") }
-        }
+        expectRowsAloneMatchFullCall(x: x, n: n, weight: weight.matrix, context: "format \(format) n \(n)")
         let error = worstRelativeError(rows: rows, cols: cols, n: n, format: format, withBias: true, seed: 555)
         #expect(error <= 1e-5, "format \(format) n \(n): \(error)")
     }
@@ -191,24 +185,36 @@ extension LinearTests {
     }
 
     /// Every (row, input) output of the mid-n path is summed in the same order whatever the row's place
-    /// in a 4-row tile, the task split, n, or the input's group: a row computed alone, and the first 11
-    /// inputs computed alone, are bit-identical to the same outputs of the full call.
+    /// in a 4-row tile, the task split, n, or the input's group (1100 inputs: 512-input column blocks
+    /// with parked accumulators): a row computed alone, and the first 11 inputs computed alone, are
+    /// bit-identical to the same outputs of the full call.
     @Test(arguments: WeightFormat.allCases)
     func midNOutputsDoNotDependOnTilingOrGrouping(format: WeightFormat) {
-        let rows = 23, cols = 333, n = 25, fewer = 11
+        let rows = 23, cols = 1100, n = 25, fewer = 11
         #expect(Kernels.path(n: n, format: format) == .midN && Kernels.path(n: fewer, format: format) == .midN)
         var random = SeededRandom(seed: 2024)
         let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
         let x = random.floats(n * cols, in: -2...2)
-        var full = [Float](repeating: 0, count: n * rows)
-        Kernels.linear(x, n: n, weight: weight.matrix, bias: nil, into: &full, pool: Self.pool)
-        for r in 0..<rows {
-            var one = [Float](repeating: 0, count: n)
-            Kernels.linear(x, n: n, weight: weight.matrix.rowSlice(r..<(r + 1)), bias: nil, into: &one, pool: Self.pool)
-            for i in 0..<n { #expect(one[i] == full[i * rows + r], "format \(format) row \(r) input \(i)") }
-        }
+        let full = expectRowsAloneMatchFullCall(x: x, n: n, weight: weight.matrix, context: "format \(format)")
         var part = [Float](repeating: 0, count: fewer * rows)
         Kernels.linear(x, n: fewer, weight: weight.matrix, bias: nil, into: &part, pool: Self.pool)
         #expect(part == Array(full[0..<(fewer * rows)]), "format \(format): first \(fewer) inputs differ")
+    }
+}
+
+extension LinearTests {
+    /// Runs `linear` over all rows of `weight`, then each row alone (a one-row slice), and expects every
+    /// output bit-identical; returns the full call's y.
+    @discardableResult
+    func expectRowsAloneMatchFullCall(x: [Float], n: Int, weight: WeightMatrix, context: String) -> [Float] {
+        let rows = weight.rows
+        var full = [Float](repeating: 0, count: n * rows)
+        Kernels.linear(x, n: n, weight: weight, bias: nil, into: &full, pool: Self.pool)
+        for r in 0..<rows {
+            var one = [Float](repeating: 0, count: n)
+            Kernels.linear(x, n: n, weight: weight.rowSlice(r..<(r + 1)), bias: nil, into: &one, pool: Self.pool)
+            for i in 0..<n { #expect(one[i] == full[i * rows + r], "\(context) row \(r) input \(i)") }
+        }
+        return full
     }
 }
