@@ -85,13 +85,16 @@ extension Kernels {
         return (block + 3) / 4 * 4
     }
 
+    /// Most rows of x the mid-n kernel takes (its parked accumulators live on the stack).
+    public static let midNRowLimit = Int(MK_MIDN_MAX_ROWS)
+
     /// Most rows of x that take the mid-n path, per weight format. Measured (`mirage bench kernels
     /// --only midn`, 8 Qwen2-0.5B layers from DRAM, 2 cores): mid-n is faster than the GEMM at every
     /// n ≤ 96 for every format (2.4–4.5× at n = 9, 1.4–1.7× at 32, 6–13% at 96); at 128 bf16 and q8
     /// tie, f32 and f16 are still 6–7% faster on mid-n, which the kernel's 128-row limit ends.
     public static func midNMaxRows(_ format: WeightFormat) -> Int {
         switch format {
-        case .f32, .f16: return Int(MK_MIDN_MAX_ROWS)
+        case .f32, .f16: return midNRowLimit
         case .bf16, .q8: return 96
         }
     }
@@ -126,7 +129,7 @@ extension Kernels {
     /// with AVX512-BF16). A few dozen rows: one thread converts them (25 × 896 inputs take ~5 µs).
     static func packRows(_ x: UnsafePointer<Float>, n: Int, cols: Int, for format: WeightFormat,
                          pool: WorkerPool) -> PackedInput {
-        precondition(n <= Int(MK_MIDN_MAX_ROWS), "linear: the mid-n path takes at most \(MK_MIDN_MAX_ROWS) rows, not \(n)")
+        precondition(n <= midNRowLimit, "linear: the mid-n path takes at most \(midNRowLimit) rows, not \(n)")
         let bf16 = format == .bf16 && usesBF16DotProducts
         let packed = PackedInput(n: n, cols: cols, bf16: bf16, layout: .rows, pool: pool)
         mk_midn_pack(x, n, cols, bf16 ? 1 : 0, packed.buffer.pointer)

@@ -18,7 +18,8 @@ struct BenchKernelsCommand: ParsableCommand {
           beams    the same with n = 5 rows, as a time ratio to n = 1 (weights are read once).
           midn     n = --midn-rows rows (OPERA's 25 candidate rows) through all layers' 7 projections, \
         weights from DRAM, on the mid-n path and on the GEMM path: GFLOP/s, the fraction of \
-        --peak-gflops, and the time over the memory floor (bytes / --bandwidth).
+        --peak-gflops, and the time over the memory floor (bytes / --bandwidth); * marks the path \
+        `linear` takes at that n.
           prefill  n = 576 rows (one image's tokens) through one layer's projections: GFLOP/s and the \
         fraction of --peak-gflops.
           pool     the cost of one empty parallelFor while the workers are hot, and how fast a hot \
@@ -44,7 +45,7 @@ struct BenchKernelsCommand: ParsableCommand {
     @Option(help: "Which measurements to run, comma-separated (decode, beams, midn, prefill, pool).")
     var only: String = "decode,beams,midn,prefill,pool"
 
-    @Option(help: "Transformer layers in the decode measurement (Qwen2-0.5B has 24).")
+    @Option(help: "Transformer layers in the decode and mid-n measurements (Qwen2-0.5B has 24).")
     var layers: Int = 24
 
     @Option(help: "Prefill only these projections, comma-separated (q, k, v, o, gate, up, down).")
@@ -53,7 +54,7 @@ struct BenchKernelsCommand: ParsableCommand {
     @Option(help: "Rows of x in the prefill measurement.")
     var prefillRows: Int = 576
 
-    @Option(help: ArgumentHelp("Rows of x in the mid-n measurement, comma-separated.", valueName: "list"))
+    @Option(help: ArgumentHelp("Rows of x in the mid-n measurement, comma-separated (9…128).", valueName: "list"))
     var midnRows: String = "25"
 
     @Option(help: "Runs of every piece; each piece's best time counts.")
@@ -78,9 +79,9 @@ struct BenchKernelsCommand: ParsableCommand {
         for name in measurementList where !["decode", "beams", "midn", "prefill", "pool"].contains(name) {
             throw ValidationError("Unknown measurement '\(name)'. Use any of: decode, beams, midn, prefill, pool.")
         }
-        guard !midnRowList.isEmpty, midnRowList.allSatisfy({ $0 > Kernels.decodeMaxRows }),
+        guard !midnRowList.isEmpty, midnRowList.allSatisfy({ $0 > Kernels.decodeMaxRows && $0 <= Kernels.midNRowLimit }),
               midnRowList.count == midnRows.split(separator: ",").count else {
-            throw ValidationError("--midn-rows: comma-separated row counts above \(Kernels.decodeMaxRows) (e.g. 25 or 9,16,25,32).")
+            throw ValidationError("--midn-rows: comma-separated row counts from \(Kernels.decodeMaxRows + 1) to \(Kernels.midNRowLimit) (e.g. 25 or 9,16,25,32).")
         }
     }
 
@@ -272,8 +273,9 @@ private struct KernelBenchmark {
         }
     }
 
-    /// Prefill time of one matrix: packing x (one piece) plus the GEMM from the packed input in slices
-    /// of 128 output features (two tasks, one per core), which together are exactly one whole call.
+    /// Prefill time of one matrix: packing x (one piece) plus the GEMM (or, for n ≤ midNMaxRows, the
+    /// mid-n kernel) from the packed input in slices of 128 output features, which together are exactly
+    /// one whole call.
     func linearSeconds(_ matrix: WeightMatrix, n: Int) -> Double {
         let x = UnsafeMutablePointer<Float>.allocate(capacity: n * matrix.cols)
         let y = UnsafeMutablePointer<Float>.allocate(capacity: n * matrix.rows)
