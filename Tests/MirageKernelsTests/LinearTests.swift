@@ -35,9 +35,10 @@ import Testing
         return worst
     }
 
-    /// Decode and GEMM paths, every format, odd shapes, n around the decode/GEMM boundary.
-    /// Bound: f32 accumulation of ≤ 1000 products errs by ≲ cols·2⁻²⁴·Σ|xw| in the worst case; we allow
-    /// 1e-5 (typically 1e-7). bf16 on the GEMM path rounds x to bf16 (relative 2⁻⁹ per product) → 4e-3.
+    /// The paths `linear` picks (decode for n ≤ 8, mid-n for 9 and 33), every format, odd shapes, n around
+    /// the decode/mid-n boundary. Bound: f32 accumulation of ≤ 1000 products errs by ≲ cols·2⁻²⁴·Σ|xw| in
+    /// the worst case; we allow 1e-5 (typically 1e-7). bf16 on the mid-n and GEMM paths rounds x to bf16
+    /// (relative 2⁻⁹ per product) → 4e-3.
     @Test(arguments: WeightFormat.allCases, [1, 2, 5, 7, 8, 9, 33])
     func linearMatchesFloat64Reference(format: WeightFormat, n: Int) {
         for (rows, cols) in [(37, 77), (70, 300), (129, 64), (3, 1000)] {
@@ -89,7 +90,7 @@ import Testing
 
 extension LinearTests {
     /// One packed input serves several weights (q/k/v style) and matches the unpacked call exactly.
-    @Test(arguments: WeightFormat.allCases, [20, 70])
+    @Test(arguments: WeightFormat.allCases, [20, 200]) // the mid-n and the GEMM layout
     func packedInputIsReusable(format: WeightFormat, n: Int) {
         let cols = 300
         var random = SeededRandom(seed: 77)
