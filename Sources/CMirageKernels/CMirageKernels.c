@@ -496,11 +496,14 @@ enum { MIDN_PF_TILES = 2 };
 
 /// One kernel call: rows [r, r + valid) of W (valid ≤ 4) against one group of N inputs over columns
 /// [c0, c1); accumulators start at zero (`first`) or from `save`, and end as sums in y (`last`, + bias)
-/// or back in `save` (4·N vectors, index q·N + i). Prefetch share `part` of `parts`.
+/// or back in `save` (4·N vectors, index q·N + i). Prefetch share `part` of `parts`. `deq`: the
+/// tile's q8 weights over [c0, c1) dequantized to f32 (row q at deq + q·MIDN_KC_WHOLE, column c at
+/// offset c − c0), or null.
 typedef struct {
     long r, c0, c1;
     int valid, first, last, part, parts;
     __m512 *save;
+    const float *deq;
     const float *bias;
     float *y;
     long ldy;
@@ -561,7 +564,33 @@ INLINE const char *midn_row(const mk_weight *w, const midn_call *k, int q) {
     return (const char *)w->data + (size_t)(k->r + (q < k->valid ? q : k->valid - 1)) * w->row_stride;
 }
 
-/// f32 FMA on 16-input chunks: weights f32/f16/bf16 widened by load_w16, x f32 (row stride xs).
+/// Format code of a tile's weights already widened into `deq` (midn_dequantize).
+enum { MIDN_DEQ = -1 };
+
+/// Dequantizes a q8 tile's weights over [c0, c1) to f32 once, into `deq` (each 32-input group widened
+/// and multiplied by its scale: the values the decode path forms). Converting inside the group loop
+/// repeats it for every input group (5 times for n = 25), and for q8 that costs nearly as many
+/// instructions as the FMAs (24 n = 25 layers: 55.7 → 51.0 ms). For f16 the same pass made it slower
+/// (52.2 → 64.8 ms): one vcvtph2ps per weight vector hides behind the FMAs, a store-and-reload does not.
+static void midn_dequantize(const mk_weight *w, const midn_call *k, float *deq) {
+    const long cols = w->cols;
+    for (int q = 0; q < MIDN_R; q++) {
+        const long row = k->r + (q < k->valid ? q : k->valid - 1);
+        const char *data = (const char *)w->data + (size_t)row * w->row_stride;
+        float *out = deq + (size_t)q * MIDN_KC_WHOLE; // column c at out[c − c0]
+        const char *scales = (const char *)w->scales + (size_t)row * w->scale_row_stride;
+        for (long g = k->c0 / 32; g * 32 < k->c1; g++) {
+            const long c = g * 32;
+            const __m512 s = _mm512_set1_ps(*(const float *)(scales + g * w->scale_group_stride));
+            const int8_t *v = (const int8_t *)(data + g * w->group_stride);
+            _mm512_store_ps(out + (c - k->c0), _mm512_mul_ps(load_q16(v, mask16(cols - c)), s));
+            _mm512_store_ps(out + (c - k->c0) + 16, _mm512_mul_ps(load_q16(v + 16, mask16(cols - c - 16 > 0 ? cols - c - 16 : 0)), s));
+        }
+    }
+}
+
+/// f32 FMA on 16-input chunks: f32/f16/bf16 weights widened by load_w16 per group, or (MIDN_DEQ) q8
+/// weights dequantized once into `deq`; x f32 (row stride xs).
 INLINE void midn_tile_f32(int format, int N, const mk_weight *w, const float *x, long xs, const midn_call *k) {
     const long cols = w->cols;
     const char *rows[MIDN_R];
@@ -573,43 +602,13 @@ INLINE void midn_tile_f32(int format, int N, const mk_weight *w, const float *x,
         midn_prefetch_step(&pf);
         const __mmask16 m = mask16(cols - c);
         __m512 wv[MIDN_R];
-        for (int q = 0; q < MIDN_R; q++) wv[q] = load_w16(format, rows[q], c, m);
+        for (int q = 0; q < MIDN_R; q++)
+            wv[q] = format == MIDN_DEQ ? _mm512_load_ps(k->deq + (size_t)q * MIDN_KC_WHOLE + (c - k->c0))
+                                       : load_w16(format, rows[q], c, m);
         for (int i = 0; i < N; i++) {
             // x rows are zero-padded to a multiple of 32 inputs: no mask needed.
             const __m512 xv = _mm512_loadu_ps(x + (size_t)i * xs + c);
             for (int q = 0; q < MIDN_R; q++) acc[q][i] = _mm512_fmadd_ps(wv[q], xv, acc[q][i]);
-        }
-    }
-    midn_end(N, acc, k);
-}
-
-/// q8: each 32-input group is widened and scaled once per row; both 16-lane halves accumulate into the
-/// row's one accumulator per input (registers do not allow two).
-INLINE void midn_tile_q8(int N, const mk_weight *w, const float *x, long xs, const midn_call *k) {
-    const long cols = w->cols;
-    const long gs = w->group_stride, ss = w->scale_group_stride;
-    const char *rows[MIDN_R], *scales[MIDN_R];
-    for (int q = 0; q < MIDN_R; q++) {
-        rows[q] = midn_row(w, k, q);
-        scales[q] = (const char *)w->scales + (rows[q] - (const char *)w->data) / w->row_stride * w->scale_row_stride;
-    }
-    __m512 acc[MIDN_R][MIDN_NMAX];
-    midn_begin(N, acc, k);
-    midn_prefetch pf = midn_prefetch_plan(w, k, (k->c1 - k->c0 + 31) / 32);
-    for (long g = k->c0 / 32; g * 32 < k->c1; g++) {
-        midn_prefetch_step(&pf);
-        const long c = g * 32;
-        const __mmask16 m0 = mask16(cols - c), m1 = mask16(cols - c - 16 > 0 ? cols - c - 16 : 0);
-        for (int h = 0; h < 2; h++) { // the two 16-input halves of the group
-            __m512 wv[MIDN_R];
-            for (int q = 0; q < MIDN_R; q++) {
-                const int8_t *v = (const int8_t *)(rows[q] + g * gs) + 16 * h;
-                wv[q] = _mm512_mul_ps(load_q16(v, h ? m1 : m0), _mm512_set1_ps(*(const float *)(scales[q] + g * ss)));
-            }
-            for (int i = 0; i < N; i++) {
-                const __m512 xv = _mm512_loadu_ps(x + (size_t)i * xs + c + 16 * h);
-                for (int q = 0; q < MIDN_R; q++) acc[q][i] = _mm512_fmadd_ps(wv[q], xv, acc[q][i]);
-            }
         }
     }
     midn_end(N, acc, k);
@@ -649,8 +648,8 @@ INLINE void midn_tile_bf16(int N, const mk_weight *w, const uint32_t *x, long xs
     static void midn_group_##N(const mk_weight *w, const void *x, long xs, int bf16, const midn_call *k) { \
         if (bf16) {                                                                                       \
             MIDN_BF16_CALL(N)                                                                             \
-        } else if (w->format == MK_Q8) {                                                                  \
-            midn_tile_q8(N, w, (const float *)x, xs, k);                                                  \
+        } else if (k->deq) {                                                                              \
+            midn_tile_f32(MIDN_DEQ, N, w, (const float *)x, xs, k);                                       \
         } else if (w->format == MK_F32) {                                                                 \
             midn_tile_f32(MK_F32, N, w, (const float *)x, xs, k);                                         \
         } else if (w->format == MK_F16) {                                                                 \
@@ -699,7 +698,10 @@ void mk_midn(const mk_weight *w, const void *packed_x, long n, long r0, long r1,
     const long blocks = (w->cols + kc - 1) / kc;
     // Accumulators parked between column blocks: 4·N per group, n·4 vectors in all (≤ 32 KB).
     __m512 save[MK_MIDN_MAX_ROWS * MIDN_R];
-    midn_call k = {.ldy = ldy, .bias = bias, .parts = (int)(blocks * groups)};
+    // q8: the tile's block dequantized to f32 once (≤ 16 KB, L1).
+    const int widen = w->format == MK_Q8;
+    float deq[MIDN_R * MIDN_KC_WHOLE] __attribute__((aligned(64)));
+    midn_call k = {.ldy = ldy, .bias = bias, .parts = (int)(blocks * groups), .deq = widen ? deq : 0};
     for (long r = r0; r < r1; r += MIDN_R) {
         k.r = r;
         k.valid = (int)(r1 - r < MIDN_R ? r1 - r : MIDN_R);
@@ -708,6 +710,7 @@ void mk_midn(const mk_weight *w, const void *packed_x, long n, long r0, long r1,
             k.c1 = k.c0 + kc < w->cols ? k.c0 + kc : w->cols;
             k.first = b == 0;
             k.last = b == blocks - 1;
+            if (widen) midn_dequantize(w, &k, deq);
             long i0 = 0;
             for (long g = 0; g < groups; g++) {
                 const long size = base + (g < extra ? 1 : 0);
