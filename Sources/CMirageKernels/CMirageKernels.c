@@ -464,15 +464,17 @@ void mk_gemm_task(const mk_weight *w, const void *packed_a, long n, long j0, lon
 // as on the decode path, and each tile of MIDN_R = 4 consecutive weight rows (one sequential stream,
 // 4 rows apart is contiguous memory) is dotted with all n inputs while it sits in L1:
 //
-//   for each 4-row tile of the task:            weights: from DRAM once
-//     for each group of N ≤ 6 inputs:           x: n rows, from L1/L2 once per tile
-//       for each 32-input chunk (16 for f32 FMA):  4 weight loads + N x loads → 4·N FMAs / dot products
-//       4·N horizontal sums, 4 at a time (hsum4), + bias → y[i][r…r+3]
+//   for each 4-row tile of the task:                 weights: from DRAM once (prefetched 2 tiles ahead)
+//     for each column block (512 inputs; whole rows ≤ 1024):   q8: block dequantized once to f32
+//       for each group of N ≤ 6 inputs:                x: n rows, from L1/L2 once per tile
+//         accumulators: zero, or parked by the previous block
+//         for each 32-input chunk (16 for f32 FMA):    4 weight loads + N x loads → 4·N FMAs / dot products
+//         last block: 4·N horizontal sums, 4 at a time (hsum4), + bias → y[i][r…r+3]; else park them
 //
 // 4 × 6 accumulators + 4 weight vectors + 1 x vector = 29 of 32 zmm registers. The n inputs are split
 // into ⌈n/6⌉ groups of nearly equal size (25 = 5+5+5+5+5), so no group runs with a sliver of inputs.
-// Every accumulator sums its (row, input) products in the same chunk order whatever the tile, group or
-// task, so an output does not depend on n, on the row's position in a tile, or on threading.
+// Every accumulator sums its (row, input) products in the same chunk order whatever the tile, group,
+// block or task, so an output does not depend on n, on the row's position in a tile, or on threading.
 
 enum { MIDN_R = 4, MIDN_NMAX = 6 };
 
