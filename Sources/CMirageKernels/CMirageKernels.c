@@ -456,3 +456,272 @@ void mk_gemm_task(const mk_weight *w, const void *packed_a, long n, long j0, lon
             }
     }
 }
+
+// MARK: - Mid-n (n = 9…MK_MIDN_MAX_ROWS): the decode path, register-blocked over inputs
+
+// For a few dozen rows of x (OPERA's 25 candidate rows) the GEMM path computes whole 12-row panels
+// (25 rows → 36) and packs every weight panel it streams; here weights are streamed once, unpacked,
+// as on the decode path, and each tile of MIDN_R = 4 consecutive weight rows (one sequential stream,
+// 4 rows apart is contiguous memory) is dotted with all n inputs while it sits in L1:
+//
+//   for each 4-row tile of the task:                 weights: from DRAM once (prefetched 2 tiles ahead)
+//     for each column block (512 inputs; whole rows ≤ 1024):   q8: block dequantized once to f32
+//       for each group of N ≤ 6 inputs:                x: n rows, from L1/L2 once per tile
+//         accumulators: zero, or parked by the previous block
+//         for each 32-input chunk (16 for f32 FMA):    4 weight loads + N x loads → 4·N FMAs / dot products
+//         last block: 4·N horizontal sums, 4 at a time (hsum4), + bias → y[i][r…r+3]; else park them
+//
+// 4 × 6 accumulators + 4 weight vectors + 1 x vector = 29 of 32 zmm registers. The n inputs are split
+// into ⌈n/6⌉ groups of nearly equal size (25 = 5+5+5+5+5), so no group runs with a sliver of inputs.
+// Every accumulator sums its (row, input) products in the same chunk order whatever the tile, group,
+// block or task, so an output does not depend on n, on the row's position in a tile, or on threading.
+
+enum { MIDN_R = 4, MIDN_NMAX = 6 };
+
+/// Column blocks. A tile's weights for a whole row of `down` (4 × 4864 bf16 = 39 KB) do not stay in
+/// L1 while x streams past them, so rows longer than MIDN_KC_WHOLE inputs run in blocks of MIDN_KC
+/// (4 × 512 inputs = 4 KB of bf16 weights, 8 KB of f32), every input group passing over a block before
+/// the next; the groups' accumulators are parked in memory between blocks (4·N stores and loads per
+/// block), so the summation order, and every result, is the same as without blocks. Single core,
+/// n = 25, 896 × 4864 bf16, hot: 280 → 337 GFLOP/s; 20000 × 4864 from DRAM: 200 → 265. Blocks of
+/// 512 for 896-input rows cost 10% (parking), so those run whole.
+enum { MIDN_KC = 512, MIDN_KC_WHOLE = 1024 };
+
+/// Software prefetch of a later tile's weights. A 4-row tile is one contiguous region but is read as
+/// 4 streams a row apart, which the hardware prefetcher does not run ahead of, so every call on a tile
+/// prefetches its share of the tile MIDN_PF_TILES ahead, a few lines per chunk, spread evenly over the
+/// tile's (column block, input group) calls. Measured single core from DRAM, 100000 × 896 bf16,
+/// n = 25: no prefetch (2 threads, 24 layers) 54 ms → prefetch during the first group only 46 ms;
+/// spread over all groups 20.5 → 13.8 ms single core (219 → 324 GFLOP/s). Distances of 1…16 tiles and
+/// the T0/T1/T2/NTA hints were all within ±5%.
+enum { MIDN_PF_TILES = 2 };
+
+/// One kernel call: rows [r, r + valid) of W (valid ≤ 4) against one group of N inputs over columns
+/// [c0, c1); accumulators start at zero (`first`) or from `save`, and end as sums in y (`last`, + bias)
+/// or back in `save` (4·N vectors, index q·N + i). Prefetch share `part` of `parts`. `deq`: the
+/// tile's q8 weights over [c0, c1) dequantized to f32 (row q at deq + q·MIDN_KC_WHOLE, column c at
+/// offset c − c0), or null.
+typedef struct {
+    long r, c0, c1;
+    int valid, first, last, part, parts;
+    __m512 *save;
+    const float *deq;
+    const float *bias;
+    float *y;
+    long ldy;
+} midn_call;
+
+typedef struct { const char *next, *end; long perChunk; } midn_prefetch;
+
+INLINE midn_prefetch midn_prefetch_plan(const mk_weight *w, const midn_call *k, long chunks) {
+    const long lines = (MIDN_R * w->row_stride + 63) / 64;
+    const char *base = (const char *)w->data + (size_t)(k->r + MIDN_PF_TILES * MIDN_R) * w->row_stride;
+    midn_prefetch p;
+    p.next = base + (size_t)(lines * k->part / k->parts) * 64;
+    p.end = base + (size_t)(lines * (k->part + 1) / k->parts) * 64;
+    p.perChunk = ((p.end - p.next) / 64 + chunks - 1) / chunks;
+    return p;
+}
+
+INLINE void midn_prefetch_step(midn_prefetch *p) {
+    for (long j = 0; j < p->perChunk && p->next < p->end; j++, p->next += 64) _mm_prefetch(p->next, _MM_HINT_T0);
+}
+
+/// Lane q of the result = horizontal sum of a_q (q = 0…3); a fixed reduction order.
+INLINE __m128 hsum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+    // Per 128-bit lane: t0 = (a0[0]+a0[2], a1[0]+a1[2], a0[1]+a0[3], a1[1]+a1[3]), t1 likewise for a2, a3.
+    __m512 t0 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
+    __m512 t1 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+    // Per 128-bit lane: (a0, a1, a2, a3) partial sums.
+    __m512d d0 = _mm512_castps_pd(t0), d1 = _mm512_castps_pd(t1);
+    __m512 u = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(d0, d1)), _mm512_castpd_ps(_mm512_unpackhi_pd(d0, d1)));
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(u), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1)));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+/// Accumulators at the start of a call: zero, or parked by the previous column block.
+INLINE void midn_begin(int N, __m512 acc[MIDN_R][MIDN_NMAX], const midn_call *k) {
+    for (int q = 0; q < MIDN_R; q++)
+        for (int i = 0; i < N; i++) acc[q][i] = k->first ? _mm512_setzero_ps() : k->save[q * N + i];
+}
+
+/// At the end of a call: park the accumulators, or store the 4·N sums (+ bias) to y[i·ldy + r + q]
+/// for q < valid.
+INLINE void midn_end(int N, __m512 acc[MIDN_R][MIDN_NMAX], const midn_call *k) {
+    if (!k->last) {
+        for (int q = 0; q < MIDN_R; q++)
+            for (int i = 0; i < N; i++) k->save[q * N + i] = acc[q][i];
+        return;
+    }
+    const __mmask8 m = (__mmask8)((1u << k->valid) - 1);
+    const __m128 b = k->bias ? _mm_maskz_loadu_ps(m, k->bias + k->r) : _mm_setzero_ps();
+    for (int i = 0; i < N; i++) {
+        __m128 s = _mm_add_ps(hsum4(acc[0][i], acc[1][i], acc[2][i], acc[3][i]), b);
+        _mm_mask_storeu_ps(k->y + (size_t)i * k->ldy + k->r, m, s);
+    }
+}
+
+/// Row q of the tile; rows past the end repeat the last valid row (their sums are computed and dropped).
+INLINE const char *midn_row(const mk_weight *w, const midn_call *k, int q) {
+    return (const char *)w->data + (size_t)(k->r + (q < k->valid ? q : k->valid - 1)) * w->row_stride;
+}
+
+/// Format code of a tile's weights already widened into `deq` (midn_dequantize).
+enum { MIDN_DEQ = -1 };
+
+/// Dequantizes a q8 tile's weights over [c0, c1) to f32 once, into `deq` (each 32-input group widened
+/// and multiplied by its scale: the values the decode path forms). Converting inside the group loop
+/// repeats it for every input group (5 times for n = 25), and for q8 that costs nearly as many
+/// instructions as the FMAs (24 n = 25 layers: 55.7 → 51.0 ms). For f16 the same pass made it slower
+/// (52.2 → 64.8 ms): one vcvtph2ps per weight vector hides behind the FMAs, a store-and-reload does not.
+static void midn_dequantize(const mk_weight *w, const midn_call *k, float *deq) {
+    const long cols = w->cols;
+    for (int q = 0; q < MIDN_R; q++) {
+        const long row = k->r + (q < k->valid ? q : k->valid - 1);
+        const char *data = (const char *)w->data + (size_t)row * w->row_stride;
+        float *out = deq + (size_t)q * MIDN_KC_WHOLE; // column c at out[c − c0]
+        const char *scales = (const char *)w->scales + (size_t)row * w->scale_row_stride;
+        for (long g = k->c0 / 32; g * 32 < k->c1; g++) {
+            const long c = g * 32;
+            const __m512 s = _mm512_set1_ps(*(const float *)(scales + g * w->scale_group_stride));
+            const int8_t *v = (const int8_t *)(data + g * w->group_stride);
+            _mm512_store_ps(out + (c - k->c0), _mm512_mul_ps(load_q16(v, mask16(cols - c)), s));
+            _mm512_store_ps(out + (c - k->c0) + 16, _mm512_mul_ps(load_q16(v + 16, mask16(cols - c - 16 > 0 ? cols - c - 16 : 0)), s));
+        }
+    }
+}
+
+/// f32 FMA on 16-input chunks: f32/f16/bf16 weights widened by load_w16 per group, or (MIDN_DEQ) q8
+/// weights dequantized once into `deq`; x f32 (row stride xs).
+INLINE void midn_tile_f32(int format, int N, const mk_weight *w, const float *x, long xs, const midn_call *k) {
+    const long cols = w->cols;
+    const char *rows[MIDN_R];
+    for (int q = 0; q < MIDN_R; q++) rows[q] = midn_row(w, k, q);
+    __m512 acc[MIDN_R][MIDN_NMAX];
+    midn_begin(N, acc, k);
+    midn_prefetch pf = midn_prefetch_plan(w, k, (k->c1 - k->c0 + 15) / 16);
+    for (long c = k->c0; c < k->c1; c += 16) {
+        midn_prefetch_step(&pf);
+        const __mmask16 m = mask16(cols - c);
+        __m512 wv[MIDN_R];
+        for (int q = 0; q < MIDN_R; q++)
+            wv[q] = format == MIDN_DEQ ? _mm512_load_ps(k->deq + (size_t)q * MIDN_KC_WHOLE + (c - k->c0))
+                                       : load_w16(format, rows[q], c, m);
+        for (int i = 0; i < N; i++) {
+            // x rows are zero-padded to a multiple of 32 inputs: no mask needed.
+            const __m512 xv = _mm512_loadu_ps(x + (size_t)i * xs + c);
+            for (int q = 0; q < MIDN_R; q++) acc[q][i] = _mm512_fmadd_ps(wv[q], xv, acc[q][i]);
+        }
+    }
+    midn_end(N, acc, k);
+}
+
+#if defined(__AVX512BF16__)
+/// bf16 with vdpbf16ps on 32-input chunks: weights as stored, x rounded to bf16 pairs (row stride xs
+/// pairs). Each instruction does 32 multiply-adds, twice the f32 FMA's 16.
+INLINE void midn_tile_bf16(int N, const mk_weight *w, const uint32_t *x, long xs, const midn_call *k) {
+    const long cols = w->cols;
+    const uint16_t *rows[MIDN_R];
+    for (int q = 0; q < MIDN_R; q++) rows[q] = (const uint16_t *)midn_row(w, k, q);
+    __m512 acc[MIDN_R][MIDN_NMAX];
+    midn_begin(N, acc, k);
+    midn_prefetch pf = midn_prefetch_plan(w, k, (k->c1 - k->c0 + 31) / 32);
+    for (long c = k->c0; c < k->c1; c += 32) {
+        midn_prefetch_step(&pf);
+        const long remaining = cols - c;
+        const __mmask32 m = remaining >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << remaining) - 1);
+        __m512bh wv[MIDN_R];
+        for (int q = 0; q < MIDN_R; q++) wv[q] = (__m512bh)_mm512_maskz_loadu_epi16(m, rows[q] + c);
+        for (int i = 0; i < N; i++) {
+            const __m512bh xv = (__m512bh)_mm512_loadu_si512((const void *)(x + (size_t)i * xs + c / 2));
+            for (int q = 0; q < MIDN_R; q++) acc[q][i] = _mm512_dpbf16_ps(acc[q][i], xv, wv[q]);
+        }
+    }
+    midn_end(N, acc, k);
+}
+#define MIDN_BF16_CALL(N) midn_tile_bf16(N, w, (const uint32_t *)x, xs, k);
+#else
+#define MIDN_BF16_CALL(N) return; // mk_has_avx512bf16() is false, so the Swift side never asks for it
+#endif
+
+/// One call for a group of N inputs; N is a constant in each instantiation, so the accumulator arrays
+/// live in registers.
+#define DEFINE_MIDN(N)                                                                                    \
+    static void midn_group_##N(const mk_weight *w, const void *x, long xs, int bf16, const midn_call *k) { \
+        if (bf16) {                                                                                       \
+            MIDN_BF16_CALL(N)                                                                             \
+        } else if (k->deq) {                                                                              \
+            midn_tile_f32(MIDN_DEQ, N, w, (const float *)x, xs, k);                                       \
+        } else if (w->format == MK_F32) {                                                                 \
+            midn_tile_f32(MK_F32, N, w, (const float *)x, xs, k);                                         \
+        } else if (w->format == MK_F16) {                                                                 \
+            midn_tile_f32(MK_F16, N, w, (const float *)x, xs, k);                                         \
+        } else {                                                                                          \
+            midn_tile_f32(MK_BF16, N, w, (const float *)x, xs, k);                                        \
+        }                                                                                                 \
+    }
+DEFINE_MIDN(1) DEFINE_MIDN(2) DEFINE_MIDN(3) DEFINE_MIDN(4) DEFINE_MIDN(5) DEFINE_MIDN(6)
+static void (*const midn_table[MIDN_NMAX])(const mk_weight *, const void *, long, int, const midn_call *) = {
+    midn_group_1, midn_group_2, midn_group_3, midn_group_4, midn_group_5, midn_group_6};
+
+/// Row stride of packed x, in 32-bit elements (f32 values or bf16 pairs): cols padded to 32 inputs.
+INLINE long midn_stride(long cols, int bf16) { return bf16 ? (cols + 31) / 32 * 16 : (cols + 31) / 32 * 32; }
+
+size_t mk_midn_packed_bytes(long n, long cols, int bf16) { return (size_t)n * midn_stride(cols, bf16) * 4; }
+
+void mk_midn_pack(const float *x, long n, long cols, int bf16, void *dst) {
+    const long xs = midn_stride(cols, bf16);
+    for (long i = 0; i < n; i++) {
+        const float *src = x + (size_t)i * cols;
+        if (!bf16) {
+            float *out = (float *)dst + (size_t)i * xs;
+            for (long c = 0; c < xs; c += 16) _mm512_storeu_ps(out + c, _mm512_maskz_loadu_ps(mask16(cols - c > 0 ? cols - c : 0), src + c));
+            continue;
+        }
+#if defined(__AVX512BF16__)
+        uint32_t *out = (uint32_t *)dst + (size_t)i * xs;
+        for (long c = 0; c < 2 * xs; c += 32) { // 32 inputs → 16 pairs, rounded to nearest even
+            const long left = cols - c;
+            const __m512 lo = _mm512_maskz_loadu_ps(mask16(left > 0 ? left : 0), src + c);
+            const __m512 hi = _mm512_maskz_loadu_ps(mask16(left > 16 ? left - 16 : 0), src + c + 16);
+            _mm512_storeu_si512((void *)(out + c / 2), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        }
+#endif
+    }
+}
+
+void mk_midn(const mk_weight *w, const void *packed_x, long n, long r0, long r1, const float *bias, float *y,
+             long ldy, int bf16) {
+    if (n < 1 || n > MK_MIDN_MAX_ROWS || r0 >= r1) return;
+    const long xs = midn_stride(w->cols, bf16);
+    const long groups = (n + MIDN_NMAX - 1) / MIDN_NMAX;
+    const long base = n / groups, extra = n % groups; // the first `extra` groups take base + 1 inputs
+    const long kc = w->cols <= MIDN_KC_WHOLE ? w->cols : MIDN_KC;
+    const long blocks = (w->cols + kc - 1) / kc;
+    // Accumulators parked between column blocks: 4·N per group, n·4 vectors in all (≤ 32 KB).
+    __m512 save[MK_MIDN_MAX_ROWS * MIDN_R];
+    // q8: the tile's block dequantized to f32 once (≤ 16 KB, L1).
+    const int widen = w->format == MK_Q8;
+    float deq[MIDN_R * MIDN_KC_WHOLE] __attribute__((aligned(64)));
+    midn_call k = {.ldy = ldy, .bias = bias, .parts = (int)(blocks * groups), .deq = widen ? deq : 0};
+    for (long r = r0; r < r1; r += MIDN_R) {
+        k.r = r;
+        k.valid = (int)(r1 - r < MIDN_R ? r1 - r : MIDN_R);
+        for (long b = 0; b < blocks; b++) {
+            k.c0 = b * kc;
+            k.c1 = k.c0 + kc < w->cols ? k.c0 + kc : w->cols;
+            k.first = b == 0;
+            k.last = b == blocks - 1;
+            if (widen) midn_dequantize(w, &k, deq);
+            long i0 = 0;
+            for (long g = 0; g < groups; g++) {
+                const long size = base + (g < extra ? 1 : 0);
+                k.part = (int)(b * groups + g);
+                k.save = save + i0 * MIDN_R;
+                k.y = y + (size_t)i0 * ldy;
+                midn_table[size - 1](w, (const char *)packed_x + (size_t)i0 * xs * 4, xs, bf16, &k);
+                i0 += size;
+            }
+        }
+    }
+}

@@ -123,8 +123,8 @@ public final class LanguageModel: @unchecked Sendable {
         return logits
     }
 
-    /// Several projections of the same input (q/k/v; gate/up): on the GEMM path (n > 8) the input is
-    /// packed once for all of them.
+    /// Several projections of the same input (q/k/v; gate/up): on the mid-n and GEMM paths (n > 8) the
+    /// input is packed once for all of them.
     func linearRows(_ x: UnsafePointer<Float>, rows: Int, projections: [(Projection, UnsafeMutablePointer<Float>)]) {
         guard rows > Kernels.decodeMaxRows, let first = projections.first?.0.weight,
               projections.allSatisfy({ $0.0.weight.format == first.format && $0.0.weight.cols == first.cols }) else {

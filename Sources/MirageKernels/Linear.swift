@@ -1,28 +1,61 @@
 import CMirageKernels
 
-// y = x·Wᵀ (+ bias): the decode path (n ≤ 8 rows of x, weights streamed once) and the GEMM path.
+// y = x·Wᵀ (+ bias): the decode path (n ≤ 8 rows of x, weights streamed once), the mid-n path (a few
+// dozen rows: weights streamed once in 4-row tiles) and the GEMM path.
 // The inner loops are C intrinsics (CMirageKernels); blocking and threading are decided here.
 
 extension Kernels {
     /// Rows of x at most this many take the decode path (weights streamed once for all of them).
     public static let decodeMaxRows = 8
 
-    /// True when bf16 weights on the GEMM path use AVX512-BF16 dot products (activations rounded to bf16).
+    /// True when bf16 weights on the mid-n and GEMM paths use AVX512-BF16 dot products (activations
+    /// rounded to bf16).
     public static let usesBF16DotProducts: Bool = mk_has_avx512bf16() != 0
 
     /// y[i, r] = Σ_c x[i, c]·W[r, c] (+ bias[r]) for i < n; x is n×cols, y is n×rows (f32, row-major).
-    /// n = 1...8 takes the decode path (weights streamed once for all n rows); larger n the GEMM path.
-    /// f32 accumulation throughout, except bf16 weights on the GEMM path, which use AVX512-BF16 dot
-    /// products with x rounded to bf16 (relative error ≤ 2⁻⁹ per product) when the CPU has them.
+    /// n = 1...8 takes the decode path (weights streamed once for all n rows), 9…`midNMaxRows` the mid-n
+    /// path (weights streamed once, in 4-row tiles), larger n the GEMM path (`path(n:format:)`).
+    /// f32 accumulation throughout, except bf16 weights on the mid-n and GEMM paths, which use
+    /// AVX512-BF16 dot products with x rounded to bf16 (relative error ≤ 2⁻⁹ per product) when the CPU
+    /// has them.
     /// `y` must not overlap `x`.
     public static func linear(_ x: UnsafePointer<Float>, n: Int, weight: WeightMatrix,
                               bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+        linear(x, n: n, weight: weight, bias: bias, into: y, pool: pool, path: path(n: n, format: weight.format))
+    }
+
+    /// The three ways `linear` can compute y.
+    public enum LinearPath: String, Sendable, CaseIterable {
+        /// n ≤ 8: each weight row streamed once and dotted with all n inputs.
+        case decode
+        /// 9 ≤ n ≤ `midNMaxRows`: weights streamed once in 4-row tiles, each dotted with all n inputs.
+        case midN
+        /// Packed x panels and weight panels, 12×32 micro-kernel.
+        case gemm
+    }
+
+    /// The path `linear` takes for n rows of x and weights of `format`.
+    public static func path(n: Int, format: WeightFormat) -> LinearPath {
+        n <= decodeMaxRows ? .decode : usesMidN(n: n, format: format) ? .midN : .gemm
+    }
+
+    /// `linear` on a chosen path (benchmarks compare them); `.decode` needs n ≤ 8. Every path gives the
+    /// same results up to f32 rounding (bf16 weights on the mid-n and GEMM paths: x rounded to bf16).
+    public static func linear(_ x: UnsafePointer<Float>, n: Int, weight: WeightMatrix,
+                              bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, pool: WorkerPool,
+                              path: LinearPath) {
         precondition(n >= 0, "linear: n must be non-negative")
         if n == 0 { return }
-        if n <= decodeMaxRows {
+        switch path {
+        case .decode:
+            precondition(n <= decodeMaxRows, "linear: the decode path takes at most \(decodeMaxRows) rows, not \(n)")
             linearDecode(x, n: n, weight: weight, bias: bias, into: y, pool: pool)
-        } else {
-            linearGEMM(x, n: n, weight: weight, bias: bias, into: y, pool: pool)
+        case .midN:
+            let packed = packRows(x, n: n, cols: weight.cols, for: weight.format, pool: pool)
+            linear(packed, weight: weight, bias: bias, into: y, pool: pool)
+        case .gemm:
+            let packed = packPanels(x, n: n, cols: weight.cols, for: weight.format, pool: pool)
+            linear(packed, weight: weight, bias: bias, into: y, pool: pool)
         }
     }
 
@@ -52,26 +85,62 @@ extension Kernels {
         return (block + 3) / 4 * 4
     }
 
+    /// Most rows of x the mid-n kernel takes (its parked accumulators live on the stack).
+    public static let midNRowLimit = Int(MK_MIDN_MAX_ROWS)
+
+    /// Most rows of x that take the mid-n path, per weight format. Measured (`mirage bench kernels
+    /// --only midn`, 8 Qwen2-0.5B layers from DRAM, 2 cores): mid-n is faster than the GEMM at every
+    /// n ≤ 96 for every format (2.4–4.5× at n = 9, 1.4–1.7× at 32, 6–13% at 96); at 128 bf16 and q8
+    /// tie, f32 and f16 are still 6–7% faster on mid-n, which the kernel's 128-row limit ends.
+    public static func midNMaxRows(_ format: WeightFormat) -> Int {
+        switch format {
+        case .f32, .f16: return midNRowLimit
+        case .bf16, .q8: return 96
+        }
+    }
+
+    /// True when n rows of x (n > decodeMaxRows) take the mid-n path rather than the GEMM path.
+    public static func usesMidN(n: Int, format: WeightFormat) -> Bool {
+        n > decodeMaxRows && n <= midNMaxRows(format)
+    }
+
+    /// Rows per mid-n task: as on the decode path (~256 KB of weights, ≥ 8 tasks per thread, a multiple of
+    /// 4 rows = one kernel tile).
+    static func midNBlockRows(rows: Int, cols: Int, format: WeightFormat, threads: Int) -> Int {
+        decodeBlockRows(rows: rows, cols: cols, format: format, threads: threads)
+    }
+
     /// Output features per GEMM task (must match NC in CMirageKernels.c).
     static let gemmFeaturesPerTask = 64
 
-    /// GEMM: x is packed once into 12-row panels (bf16 pairs for AVX512-BF16), then tasks of 64 output
-    /// features each pack their weight panels per 256-input block and run the 12×32 micro-kernel.
-    static func linearGEMM(_ x: UnsafePointer<Float>, n: Int, weight: WeightMatrix,
-                           bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
-        let packed = packInput(x, n: n, cols: weight.cols, for: weight.format, pool: pool)
-        linear(packed, weight: weight, bias: bias, into: y, pool: pool)
-    }
-
-    /// Packs x (n × cols, n > 8) for the GEMM path once, so several linears sharing the input (q, k, v;
-    /// gate, up) skip repacking it. `format` is the weights' format: bf16 weights take x rounded to bf16
-    /// pairs when the CPU has AVX512-BF16, every other format f32 panels.
+    /// Packs x (n × cols, n > 8) once, so several linears sharing the input (q, k, v; gate, up) skip
+    /// repacking it: row-major for the mid-n path, 12-row panels for the GEMM path (`usesMidN`). `format`
+    /// is the weights' format: bf16 weights take x rounded to bf16 pairs when the CPU has AVX512-BF16,
+    /// every other format f32.
     public static func packInput(_ x: UnsafePointer<Float>, n: Int, cols: Int, for format: WeightFormat,
                                  pool: WorkerPool) -> PackedInput {
-        precondition(n > decodeMaxRows, "packInput is for the GEMM path (n > \(decodeMaxRows)); call linear with x for n = \(n)")
+        precondition(n > decodeMaxRows, "packInput is for n > \(decodeMaxRows); call linear with x for n = \(n)")
         precondition(cols > 0, "packInput: cols must be positive")
+        return usesMidN(n: n, format: format) ? packRows(x, n: n, cols: cols, for: format, pool: pool)
+                                              : packPanels(x, n: n, cols: cols, for: format, pool: pool)
+    }
+
+    /// x row-major for the mid-n path, rows padded to 32 inputs (f32, or bf16 pairs for bf16 weights
+    /// with AVX512-BF16). A few dozen rows: one thread converts them (25 × 896 inputs take ~5 µs).
+    static func packRows(_ x: UnsafePointer<Float>, n: Int, cols: Int, for format: WeightFormat,
+                         pool: WorkerPool) -> PackedInput {
+        precondition(n <= midNRowLimit, "linear: the mid-n path takes at most \(midNRowLimit) rows, not \(n)")
         let bf16 = format == .bf16 && usesBF16DotProducts
-        let packed = PackedInput(n: n, cols: cols, bf16: bf16, pool: pool)
+        let packed = PackedInput(n: n, cols: cols, bf16: bf16, layout: .rows, pool: pool)
+        mk_midn_pack(x, n, cols, bf16 ? 1 : 0, packed.buffer.pointer)
+        return packed
+    }
+
+    /// x in 12-row panels for the GEMM path (see docs/kernels.md), packing split by panels.
+    static func packPanels(_ x: UnsafePointer<Float>, n: Int, cols: Int, for format: WeightFormat,
+                           pool: WorkerPool) -> PackedInput {
+        let bf16 = format == .bf16 && usesBF16DotProducts
+        let packed = PackedInput(n: n, cols: cols, bf16: bf16, layout: .panels, pool: pool)
         let panels = (n + Int(MK_MR) - 1) / Int(MK_MR)
         let chunk = max(1, panels / (4 * pool.threadCount))
         let destination = packed.buffer.pointer
@@ -81,7 +150,7 @@ extension Kernels {
         return packed
     }
 
-    /// y = x·Wᵀ (+ bias) from x packed by `packInput` (same numerics as `linear(_:n:...)` on the GEMM path).
+    /// y = x·Wᵀ (+ bias) from x packed by `packInput` (same numerics as `linear(_:n:...)`).
     public static func linear(_ packed: PackedInput, weight: WeightMatrix, bias: UnsafePointer<Float>?,
                               into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
         precondition(packed.cols == weight.cols,
@@ -93,6 +162,13 @@ extension Kernels {
         let bf16: Int32 = packed.bf16 ? 1 : 0
         var w = weight.cDescriptor
         withUnsafePointer(to: &w) { w in
+            if packed.layout == .rows {
+                let blockRows = midNBlockRows(rows: rows, cols: weight.cols, format: weight.format, threads: pool.threadCount)
+                pool.parallelFor((rows + blockRows - 1) / blockRows) { block in
+                    mk_midn(w, a, n, block * blockRows, min(rows, (block + 1) * blockRows), bias, y, rows, bf16)
+                }
+                return
+            }
             let perTask = gemmFeaturesPerTask
             let workBytes = mk_gemm_work_bytes()
             pool.parallelFor((rows + perTask - 1) / perTask) { t in
@@ -104,22 +180,27 @@ extension Kernels {
     }
 }
 
-/// x packed for the GEMM path by `Kernels.packInput`; its memory goes back to the pool's scratch arena
-/// when released.
+/// x packed by `Kernels.packInput`; its memory goes back to the pool's scratch arena when released.
 public final class PackedInput: @unchecked Sendable {
+    /// Row-major rows for the mid-n path, or 12-row panels for the GEMM path.
+    enum Layout { case rows, panels }
+
     public let n: Int
     public let cols: Int
     /// True when packed as bf16 pairs for AVX512-BF16 dot products.
     public let bf16: Bool
+    let layout: Layout
     let buffer: AlignedBuffer
     private let arena: ScratchArena
 
-    init(n: Int, cols: Int, bf16: Bool, pool: WorkerPool) {
+    init(n: Int, cols: Int, bf16: Bool, layout: Layout, pool: WorkerPool) {
         self.n = n
         self.cols = cols
         self.bf16 = bf16
+        self.layout = layout
         arena = pool.scratch
-        buffer = arena.take(byteCount: mk_packed_a_bytes(n, cols, bf16 ? 1 : 0))
+        let flag: Int32 = bf16 ? 1 : 0
+        buffer = arena.take(byteCount: layout == .rows ? mk_midn_packed_bytes(n, cols, flag) : mk_packed_a_bytes(n, cols, flag))
     }
 
     deinit { arena.give(buffer) }

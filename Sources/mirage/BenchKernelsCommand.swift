@@ -16,6 +16,10 @@ struct BenchKernelsCommand: ParsableCommand {
           decode   n = 1 through all layers' 7 projections plus the LM head (weights far larger than \
         the caches, so every byte comes from DRAM): GB/s and the fraction of --bandwidth.
           beams    the same with n = 5 rows, as a time ratio to n = 1 (weights are read once).
+          midn     n = --midn-rows rows (OPERA's 25 candidate rows) through all layers' 7 projections, \
+        weights from DRAM, on the mid-n path and on the GEMM path: GFLOP/s, the fraction of \
+        --peak-gflops, and the time over the memory floor (bytes / --bandwidth); * marks the path \
+        `linear` takes at that n.
           prefill  n = 576 rows (one image's tokens) through one layer's projections: GFLOP/s and the \
         fraction of --peak-gflops.
           pool     the cost of one empty parallelFor while the workers are hot, and how fast a hot \
@@ -31,16 +35,17 @@ struct BenchKernelsCommand: ParsableCommand {
           mirage bench kernels
           mirage bench kernels --formats f16,bf16 --repetitions 10
           mirage bench kernels --only prefill --prefill-rows 576
+          mirage bench kernels --only midn --formats bf16 --midn-rows 9,16,25,32,48
         """
     )
 
     @Option(help: "Weight formats to measure, comma-separated (f32, f16, bf16, q8).")
     var formats: String = "f32,f16,bf16,q8"
 
-    @Option(help: "Which measurements to run, comma-separated (decode, beams, prefill, pool).")
-    var only: String = "decode,beams,prefill,pool"
+    @Option(help: "Which measurements to run, comma-separated (decode, beams, midn, prefill, pool).")
+    var only: String = "decode,beams,midn,prefill,pool"
 
-    @Option(help: "Transformer layers in the decode measurement (Qwen2-0.5B has 24).")
+    @Option(help: "Transformer layers in the decode and mid-n measurements (Qwen2-0.5B has 24).")
     var layers: Int = 24
 
     @Option(help: "Prefill only these projections, comma-separated (q, k, v, o, gate, up, down).")
@@ -48,6 +53,9 @@ struct BenchKernelsCommand: ParsableCommand {
 
     @Option(help: "Rows of x in the prefill measurement.")
     var prefillRows: Int = 576
+
+    @Option(help: ArgumentHelp("Rows of x in the mid-n measurement, comma-separated (9…128).", valueName: "list"))
+    var midnRows: String = "25"
 
     @Option(help: "Runs of every piece; each piece's best time counts.")
     var repetitions: Int = 5
@@ -68,12 +76,17 @@ struct BenchKernelsCommand: ParsableCommand {
         for name in formatList where WeightFormat(rawValue: name) == nil {
             throw ValidationError("Unknown format '\(name)'. Use any of: f32, f16, bf16, q8.")
         }
-        for name in measurementList where !["decode", "beams", "prefill", "pool"].contains(name) {
-            throw ValidationError("Unknown measurement '\(name)'. Use any of: decode, beams, prefill, pool.")
+        for name in measurementList where !["decode", "beams", "midn", "prefill", "pool"].contains(name) {
+            throw ValidationError("Unknown measurement '\(name)'. Use any of: decode, beams, midn, prefill, pool.")
+        }
+        guard !midnRowList.isEmpty, midnRowList.allSatisfy({ $0 > Kernels.decodeMaxRows && $0 <= Kernels.midNRowLimit }),
+              midnRowList.count == midnRows.split(separator: ",").count else {
+            throw ValidationError("--midn-rows: comma-separated row counts from \(Kernels.decodeMaxRows + 1) to \(Kernels.midNRowLimit) (e.g. 25 or 9,16,25,32).")
         }
     }
 
     private var formatList: [String] { formats.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+    private var midnRowList: [Int] { midnRows.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
     private var measurementList: [String] { only.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
 
     func run() throws {
@@ -111,6 +124,22 @@ struct BenchKernelsCommand: ParsableCommand {
                     let five = benchmark.decodeSeconds(model, n: 5)
                     print(String(format: "beams     %-4@ n=5  %7.2f ms  = %.2f× the n=1 time",
                                  format.rawValue, five * 1e3, five / one))
+                }
+            }
+            if measurements.contains("midn") {
+                let model = BenchModel(format: format, layers: layers, withHead: false)
+                let matrices = model.layerMatrices.joined().map(\.1)
+                let bytes = Double(matrices.reduce(0) { $0 + $1.byteCount })
+                let floor = bytes / (bandwidth * 1e9)
+                for n in midnRowList {
+                    let flops = 2 * Double(n) * Double(matrices.reduce(0) { $0 + $1.rows * $1.cols })
+                    for path in [Kernels.LinearPath.midN, .gemm] {
+                        let seconds = benchmark.matricesSeconds(matrices, n: n, path: path)
+                        let chosen = Kernels.path(n: n, format: format) == path ? "*" : " "
+                        print(String(format: "midn      %-4@ n=%-3d %4d layers %-5@%@ %7.2f ms  %6.1f GFLOP/s  %5.1f%% of peak  %5.2f× the memory floor (%.2f ms)",
+                                     format.rawValue, n, layers, path == .midN ? "mid-n" : "GEMM", chosen, seconds * 1e3,
+                                     flops / seconds / 1e9, 100 * flops / seconds / 1e9 / peakGflops, seconds / floor, floor * 1e3))
+                    }
                 }
             }
             if measurements.contains("prefill") {
@@ -229,20 +258,24 @@ private struct KernelBenchmark {
         matricesSeconds(decodePieces(model, includeLayers: false), n: n)
     }
 
-    /// Best-per-piece time of `linear` with n rows over each matrix in turn.
-    func matricesSeconds(_ matrices: [WeightMatrix], n: Int) -> Double {
+    /// Best-per-piece time of `linear` with n rows over each matrix in turn (on `path`, or the path
+    /// `linear` picks).
+    func matricesSeconds(_ matrices: [WeightMatrix], n: Int, path: Kernels.LinearPath? = nil) -> Double {
         let width = matrices.map { max($0.rows, $0.cols) }.max() ?? 1
         let x = UnsafeMutablePointer<Float>.allocate(capacity: n * width)
         let y = UnsafeMutablePointer<Float>.allocate(capacity: n * width)
         defer { x.deallocate(); y.deallocate() }
         for i in 0..<(n * width) { x[i] = Float(i % 13) * 0.01 - 0.06 }
         return bestPerPiece(pieces: matrices.count) { piece in
-            Kernels.linear(x, n: n, weight: matrices[piece], bias: nil, into: y, pool: pool)
+            let matrix = matrices[piece]
+            Kernels.linear(x, n: n, weight: matrix, bias: nil, into: y, pool: pool,
+                           path: path ?? Kernels.path(n: n, format: matrix.format))
         }
     }
 
-    /// Prefill time of one matrix: packing x (one piece) plus the GEMM from the packed input in slices
-    /// of 128 output features (two tasks, one per core), which together are exactly one whole call.
+    /// Prefill time of one matrix: packing x (one piece) plus the GEMM (or, for n ≤ midNMaxRows, the
+    /// mid-n kernel) from the packed input in slices of 128 output features, which together are exactly
+    /// one whole call.
     func linearSeconds(_ matrix: WeightMatrix, n: Int) -> Double {
         let x = UnsafeMutablePointer<Float>.allocate(capacity: n * matrix.cols)
         let y = UnsafeMutablePointer<Float>.allocate(capacity: n * matrix.rows)

@@ -5,7 +5,9 @@ import Testing
     static let pool = WorkerPool(threadCount: 2)
 
     /// Runs Kernels.linear and returns the worst error relative to Σ|x·w| per output.
-    func worstRelativeError(rows: Int, cols: Int, n: Int, format: WeightFormat, withBias: Bool, seed: UInt64) -> Double {
+    func worstRelativeError(rows: Int, cols: Int, n: Int, format: WeightFormat, withBias: Bool, seed: UInt64,
+                            path: Kernels.LinearPath? = nil) -> Double {
+        let path = path ?? Kernels.path(n: n, format: format)
         var random = SeededRandom(seed: seed)
         let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
         let x = random.floats(n * cols, in: -2...2)
@@ -16,11 +18,11 @@ import Testing
                 if let bias {
                     bias.withUnsafeBufferPointer { bp in
                         Kernels.linear(xp.baseAddress!, n: n, weight: weight.matrix, bias: bp.baseAddress!,
-                                       into: yp.baseAddress!, pool: Self.pool)
+                                       into: yp.baseAddress!, pool: Self.pool, path: path)
                     }
                 } else {
                     Kernels.linear(xp.baseAddress!, n: n, weight: weight.matrix, bias: nil,
-                                   into: yp.baseAddress!, pool: Self.pool)
+                                   into: yp.baseAddress!, pool: Self.pool, path: path)
                 }
             }
         }
@@ -33,9 +35,10 @@ import Testing
         return worst
     }
 
-    /// Decode and GEMM paths, every format, odd shapes, n around the decode/GEMM boundary.
-    /// Bound: f32 accumulation of ≤ 1000 products errs by ≲ cols·2⁻²⁴·Σ|xw| in the worst case; we allow
-    /// 1e-5 (typically 1e-7). bf16 on the GEMM path rounds x to bf16 (relative 2⁻⁹ per product) → 4e-3.
+    /// The paths `linear` picks (decode for n ≤ 8, mid-n for 9 and 33), every format, odd shapes, n around
+    /// the decode/mid-n boundary. Bound: f32 accumulation of ≤ 1000 products errs by ≲ cols·2⁻²⁴·Σ|xw| in
+    /// the worst case; we allow 1e-5 (typically 1e-7). bf16 on the mid-n and GEMM paths rounds x to bf16
+    /// (relative 2⁻⁹ per product) → 4e-3.
     @Test(arguments: WeightFormat.allCases, [1, 2, 5, 7, 8, 9, 33])
     func linearMatchesFloat64Reference(format: WeightFormat, n: Int) {
         for (rows, cols) in [(37, 77), (70, 300), (129, 64), (3, 1000)] {
@@ -87,9 +90,9 @@ import Testing
 
 extension LinearTests {
     /// One packed input serves several weights (q/k/v style) and matches the unpacked call exactly.
-    @Test(arguments: WeightFormat.allCases)
-    func packedInputIsReusable(format: WeightFormat) {
-        let n = 20, cols = 300
+    @Test(arguments: WeightFormat.allCases, [20, 200]) // the mid-n and the GEMM layout
+    func packedInputIsReusable(format: WeightFormat, n: Int) {
+        let cols = 300
         var random = SeededRandom(seed: 77)
         let x = random.floats(n * cols)
         let packed = Kernels.packInput(x, n: n, cols: cols, for: format, pool: Self.pool)
@@ -158,14 +161,61 @@ extension LinearTests {
         var random = SeededRandom(seed: UInt64(97 + n))
         let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
         let x = random.floats(n * cols, in: -2...2)
-        var full = [Float](repeating: 0, count: n * rows)
-        Kernels.linear(x, n: n, weight: weight.matrix, bias: nil, into: &full, pool: Self.pool)
-        for r in 0..<rows {
-            var one = [Float](repeating: 0, count: n)
-            Kernels.linear(x, n: n, weight: weight.matrix.rowSlice(r..<(r + 1)), bias: nil, into: &one, pool: Self.pool)
-            for i in 0..<n { #expect(one[i] == full[i * rows + r], "format \(format) n \(n) row \(r) input \(i)") }
-        }
+        expectRowsAloneMatchFullCall(x: x, n: n, weight: weight.matrix, context: "format \(format) n \(n)")
         let error = worstRelativeError(rows: rows, cols: cols, n: n, format: format, withBias: true, seed: 555)
         #expect(error <= 1e-5, "format \(format) n \(n): \(error)")
+    }
+}
+
+extension LinearTests {
+    /// The mid-n path (and, for comparison, the GEMM path forced at the same n) against the float64
+    /// reference: every format, odd n, n not a multiple of the 6-input groups (13 = 5+4+4, 25 = 5×5,
+    /// 47 = 6×7+5), rows not a multiple of the 4-row tile (37, 70, 3), cols not a multiple of the
+    /// 16/32-input chunk (77, 300, 1000), rows longer than 1024 inputs, which the mid-n kernel runs in
+    /// 512-input column blocks (1700 = 3 × 512 + 164), bias on odd row counts, and the largest mid-n n (128).
+    @Test(arguments: WeightFormat.allCases, [9, 13, 25, 32, 47, Kernels.midNMaxRows(.f32)])
+    func midNAndGEMMPathsMatchFloat64Reference(format: WeightFormat, n: Int) {
+        for path in [Kernels.LinearPath.midN, .gemm] {
+            for (rows, cols) in [(37, 77), (70, 300), (3, 1000), (64, 32), (5, 1700)] {
+                let error = worstRelativeError(rows: rows, cols: cols, n: n, format: format, withBias: rows % 2 == 1,
+                                               seed: UInt64(rows * 7919 + cols * 31 + n), path: path)
+                let bound = format == .bf16 ? 4e-3 : 1e-5
+                #expect(error <= bound, "\(path) format \(format) n \(n) rows \(rows) cols \(cols): \(error)")
+            }
+        }
+    }
+
+    /// Every (row, input) output of the mid-n path is summed in the same order whatever the row's place
+    /// in a 4-row tile, the task split, n, or the input's group (1100 inputs: 512-input column blocks
+    /// with parked accumulators): a row computed alone, and the first 11 inputs computed alone, are
+    /// bit-identical to the same outputs of the full call.
+    @Test(arguments: WeightFormat.allCases)
+    func midNOutputsDoNotDependOnTilingOrGrouping(format: WeightFormat) {
+        let rows = 23, cols = 1100, n = 25, fewer = 11
+        #expect(Kernels.path(n: n, format: format) == .midN && Kernels.path(n: fewer, format: format) == .midN)
+        var random = SeededRandom(seed: 2024)
+        let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
+        let x = random.floats(n * cols, in: -2...2)
+        let full = expectRowsAloneMatchFullCall(x: x, n: n, weight: weight.matrix, context: "format \(format)")
+        var part = [Float](repeating: 0, count: fewer * rows)
+        Kernels.linear(x, n: fewer, weight: weight.matrix, bias: nil, into: &part, pool: Self.pool)
+        #expect(part == Array(full[0..<(fewer * rows)]), "format \(format): first \(fewer) inputs differ")
+    }
+}
+
+extension LinearTests {
+    /// Runs `linear` over all rows of `weight`, then each row alone (a one-row slice), and expects every
+    /// output bit-identical; returns the full call's y.
+    @discardableResult
+    func expectRowsAloneMatchFullCall(x: [Float], n: Int, weight: WeightMatrix, context: String) -> [Float] {
+        let rows = weight.rows
+        var full = [Float](repeating: 0, count: n * rows)
+        Kernels.linear(x, n: n, weight: weight, bias: nil, into: &full, pool: Self.pool)
+        for r in 0..<rows {
+            var one = [Float](repeating: 0, count: n)
+            Kernels.linear(x, n: n, weight: weight.rowSlice(r..<(r + 1)), bias: nil, into: &one, pool: Self.pool)
+            for i in 0..<n { #expect(one[i] == full[i * rows + r], "\(context) row \(r) input \(i)") }
+        }
+        return full
     }
 }

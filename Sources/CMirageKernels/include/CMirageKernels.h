@@ -57,3 +57,18 @@ void mk_gemm_task(const mk_weight *w, const void *packed_a, long n, long j0, lon
 
 /// Scratch bytes one mk_gemm_task needs.
 size_t mk_gemm_work_bytes(void);
+
+/// Mid-n path (a few dozen rows of x): rows at most this many (mk_midn takes n = 1…MK_MIDN_MAX_ROWS).
+enum { MK_MIDN_MAX_ROWS = 128 };
+
+/// Bytes of x packed for the mid-n path: n rows of cols padded to 32 inputs, f32 or (bf16) bf16 pairs.
+size_t mk_midn_packed_bytes(long n, long cols, int bf16);
+
+/// Packs x (n × cols, row-major) for mk_midn: f32 rows, or bf16 pairs rounded to nearest even; zero padding.
+void mk_midn_pack(const float *x, long n, long cols, int bf16, void *dst);
+
+/// Mid-n path: y[i·ldy + r] = Σ_c x[i, c]·W[r, c] (+ bias[r]) for r in [r0, r1), i < n, from x packed by
+/// mk_midn_pack (bf16 pairs when `bf16` is set: bf16 weights and AVX512-BF16, vdpbf16ps); weights are
+/// streamed once in tiles of 4 rows, each dotted with all n inputs. Any n ≥ 1 works.
+void mk_midn(const mk_weight *w, const void *packed_x, long n, long r0, long r1, const float *bias, float *y,
+             long ldy, int bf16);
