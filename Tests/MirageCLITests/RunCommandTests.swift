@@ -254,11 +254,14 @@ import MirageTestSupport
                              {"id": 11, "image_id": 241, "caption": "A red car next to two buses."}]}
             """)
         let db = setup.scratch.path("built.sqlite")
-        let result = try mirage(["run", "--model", setup.model, "--protocol", setup.scratch.path("chair.yaml"),
-                                 "--images", SharedData.url("coco/images").path, "--instances", instances, "--captions", captions,
-                                 "--synonyms", SharedData.url("chair/synonyms.txt").path, "--nltk-data", SharedData.url("nltk").path,
-                                 "--wordnet", RunCommandTests.wordnet, "--threads", "1", "--db", db],
-                                in: URL(fileURLWithPath: setup.scratch.path(".")))
+        // A data store of its own, so the ground-truth cache starts empty and the build is reported.
+        var environment = ProcessInfo.processInfo.environment
+        environment["MIRAGE_DATA"] = setup.scratch.path("data-store")
+        let result = try runProcess(try #require(BuiltProducts.mirage), [
+            "run", "--model", setup.model, "--protocol", setup.scratch.path("chair.yaml"),
+            "--images", SharedData.url("coco/images").path, "--instances", instances, "--captions", captions,
+            "--synonyms", SharedData.url("chair/synonyms.txt").path, "--nltk-data", SharedData.url("nltk").path,
+            "--wordnet", RunCommandTests.wordnet, "--threads", "1", "--db", db], environment: environment)
         #expect(result.status == 0, "mirage run failed: \(result.stderr)")
         #expect(result.stderr.contains("built CHAIR ground truth for 2 images from instances_val2014.json, captions_val2014.json"))
         var truth: [Int: Set<String>] = [:]
