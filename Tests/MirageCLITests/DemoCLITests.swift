@@ -64,7 +64,7 @@ import MirageTestSupport
 
 /// `--images DIR --annotations coco2014_gt_objects.json`: the demo runs on the first images of the folder
 /// that the ground truth knows, with POPE questions built from their objects.
-@Test(.enabled(if: SharedData.has("coco/images", "chair/coco2014_gt_objects.json"), SharedData.missingMessage))
+@Test(.enabled(if: SharedData.chairRunAvailable, SharedData.chairRunMissingMessage))
 func demoRunsOnRealImagesWithTheirGroundTruth() throws {
     let scratch = try Scratch()
     defer { scratch.cleanup() }
@@ -72,17 +72,25 @@ func demoRunsOnRealImagesWithTheirGroundTruth() throws {
     let db = scratch.path("demo.sqlite")
     let result = try mirage(["demo", "--db", db, "--cache", scratch.path("cache"), "--count", "3",
                              "--images", folder.path, "--annotations", SharedData.url("chair/coco2014_gt_objects.json").path,
-                             "--synonyms", scratch.path("none.txt")])
+                             "--synonyms", SharedData.url("chair/synonyms.txt").path, "--nltk-data", SharedData.url("nltk").path,
+                             "--wordnet", SharedData.wordnet])
     #expect(result.status == 0, "mirage demo failed: \(result.stderr)")
+    // Both tasks on the real images: CHAIR scored against the prebuilt ground truth, POPE built from it.
+    let tasks = try DatabaseQueue(path: db).read { db in
+        try String.fetchAll(db, sql: "SELECT p.task FROM runs r JOIN protocols p ON p.id = r.protocol_id WHERE r.status = 'complete' ORDER BY r.id")
+    }
+    #expect(tasks == ["chair", "chair", "chair", "pope", "pope", "pope"])
     #expect(result.stdout.contains("3 images of \(folder.path)"))
     let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".jpg") }
+    // CHAIR captions the 3 chosen images; POPE asks about those of them with the 3 objects its recipe needs.
     let imageIDs = try DatabaseQueue(path: db).read { db in
-        try String.fetchAll(db, sql: "SELECT DISTINCT p.image_ids FROM runs r JOIN protocols p ON p.id = r.protocol_id")
+        try String.fetchAll(db, sql: "SELECT DISTINCT p.task || ' ' || p.image_ids FROM runs r JOIN protocols p ON p.id = r.protocol_id ORDER BY p.task")
     }
-    try #require(imageIDs.count == 1)
-    let ids = try JSONDecoder().decode([Int].self, from: Data(imageIDs[0].utf8))
-    #expect(!ids.isEmpty && ids.count <= 3)
-    for id in ids { #expect(files.contains { $0.hasSuffix(String(format: "%012d.jpg", id)) }, "image \(id) is not in the folder") }
+    try #require(imageIDs.count == 2)
+    let chairIDs = try JSONDecoder().decode([Int].self, from: Data(imageIDs[0].dropFirst("chair ".count).utf8))
+    let popeIDs = try JSONDecoder().decode([Int].self, from: Data(imageIDs[1].dropFirst("pope ".count).utf8))
+    #expect(chairIDs.count == 3 && !popeIDs.isEmpty && Set(popeIDs).isSubset(of: chairIDs))
+    for id in chairIDs { #expect(files.contains { $0.hasSuffix(String(format: "%012d.jpg", id)) }, "image \(id) is not in the folder") }
     let failed = try DatabaseQueue(path: db).read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM items WHERE status != 'ok'") }
     #expect(failed == 0)
 }
