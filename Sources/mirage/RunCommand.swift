@@ -29,8 +29,9 @@ struct RunCommand: ParsableCommand {
         Before a model is loaded its memory need is estimated (weights, KV cache for the longest sequence × \
         beams, activations) against MemAvailable; --ignore-memory-check runs anyway.
 
-        Progress goes to standard error: a live status line on a terminal, else one line per finished run; \
-        --json-progress writes one JSON object per item instead. See docs/runner.md for the file formats.
+        Progress goes to standard error: on a terminal a live line per unfinished run (items, items/min, ETA, \
+        running CHAIR_S/CHAIR_I or POPE accuracy), else one line per finished run; --json-progress writes one \
+        JSON object per item instead. See docs/runner.md for the file formats.
 
         Examples:
           mirage run experiment.yaml
