@@ -67,12 +67,25 @@ extension Kernels {
         let blockRows = decodeBlockRows(rows: rows, cols: weight.cols, format: weight.format, threads: pool.threadCount)
         let blocks = (rows + blockRows - 1) / blockRows
         var w = weight.cDescriptor
+        if n >= decodeTileMinRows {
+            let packed = PackedInput(n: n, cols: weight.cols, bf16: false, layout: .rows, pool: pool)
+            mk_midn_pack(x, n, weight.cols, 0, packed.buffer.pointer)
+            let a = UnsafeRawPointer(packed.buffer.pointer)
+            withUnsafePointer(to: &w) { w in
+                pool.parallelFor(blocks) { block in
+                    mk_midn(w, a, n, block * blockRows, min(rows, (block + 1) * blockRows), bias, y, rows, 0)
+                }
+            }
+            return
+        }
         withUnsafePointer(to: &w) { w in
             pool.parallelFor(blocks) { block in
                 mk_decode(w, x, Int32(n), block * blockRows, min(rows, (block + 1) * blockRows), bias, y, rows)
             }
         }
     }
+
+    static let decodeTileMinRows = 3
 
     /// Rows per decode task: ~256 KB of weights (a claim costs ~0.1 µs, streaming 256 KB ~6 µs), a
     /// multiple of 4 rows, and at least 8 tasks per thread when the matrix allows, so both cores finish
