@@ -562,8 +562,9 @@ INLINE void midn_end(int N, __m512 acc[MIDN_R][MIDN_NMAX], const midn_call *k) {
 }
 
 /// Row q of the tile; rows past the end repeat the last valid row (their sums are computed and dropped).
+INLINE long midn_row_index(const midn_call *k, int q) { return k->r + (q < k->valid ? q : k->valid - 1); }
 INLINE const char *midn_row(const mk_weight *w, const midn_call *k, int q) {
-    return (const char *)w->data + (size_t)(k->r + (q < k->valid ? q : k->valid - 1)) * w->row_stride;
+    return (const char *)w->data + (size_t)midn_row_index(k, q) * w->row_stride;
 }
 
 /// Format code of a tile's weights already widened into `deq` (midn_dequantize).
@@ -577,7 +578,7 @@ enum { MIDN_DEQ = -1 };
 static void midn_dequantize(const mk_weight *w, const midn_call *k, float *deq) {
     const long cols = w->cols;
     for (int q = 0; q < MIDN_R; q++) {
-        const long row = k->r + (q < k->valid ? q : k->valid - 1);
+        const long row = midn_row_index(k, q);
         const char *data = (const char *)w->data + (size_t)row * w->row_stride;
         float *out = deq + (size_t)q * MIDN_KC_WHOLE; // column c at out[c − c0]
         const char *scales = (const char *)w->scales + (size_t)row * w->scale_row_stride;
@@ -595,8 +596,11 @@ static void midn_dequantize(const mk_weight *w, const midn_call *k, float *deq) 
 /// weights dequantized once into `deq`; x f32 (row stride xs).
 INLINE void midn_tile_f32(int format, int N, const mk_weight *w, const float *x, long xs, const midn_call *k) {
     const long cols = w->cols;
-    const char *rows[MIDN_R];
-    for (int q = 0; q < MIDN_R; q++) rows[q] = midn_row(w, k, q);
+    const char *rows[MIDN_R], *scales[MIDN_R];
+    for (int q = 0; q < MIDN_R; q++) {
+        rows[q] = midn_row(w, k, q);
+        if (format == MK_Q8) scales[q] = (const char *)w->scales + (size_t)midn_row_index(k, q) * w->scale_row_stride;
+    }
     __m512 acc[MIDN_R][MIDN_NMAX];
     midn_begin(N, acc, k);
     midn_prefetch pf = midn_prefetch_plan(w, k, (k->c1 - k->c0 + 15) / 16);
@@ -604,9 +608,17 @@ INLINE void midn_tile_f32(int format, int N, const mk_weight *w, const float *x,
         midn_prefetch_step(&pf);
         const __mmask16 m = mask16(cols - c);
         __m512 wv[MIDN_R];
-        for (int q = 0; q < MIDN_R; q++)
-            wv[q] = format == MIDN_DEQ ? _mm512_load_ps(k->deq + (size_t)q * MIDN_KC_WHOLE + (c - k->c0))
-                                       : load_w16(format, rows[q], c, m);
+        for (int q = 0; q < MIDN_R; q++) {
+            if (format == MIDN_DEQ) {
+                wv[q] = _mm512_load_ps(k->deq + (size_t)q * MIDN_KC_WHOLE + (c - k->c0));
+            } else if (format == MK_Q8) { // the product midn_dequantize forms, in a register
+                const long g = c / 32;
+                const __m512 sv = _mm512_set1_ps(*(const float *)(scales[q] + g * w->scale_group_stride));
+                wv[q] = _mm512_mul_ps(load_q16((const int8_t *)(rows[q] + g * w->group_stride) + c % 32, m), sv);
+            } else {
+                wv[q] = load_w16(format, rows[q], c, m);
+            }
+        }
         for (int i = 0; i < N; i++) {
             // x rows are zero-padded to a multiple of 32 inputs: no mask needed.
             const __m512 xv = _mm512_loadu_ps(x + (size_t)i * xs + c);
@@ -654,6 +666,8 @@ INLINE void midn_tile_bf16(int N, const mk_weight *w, const uint32_t *x, long xs
             midn_tile_f32(MIDN_DEQ, N, w, (const float *)x, xs, k);                                       \
         } else if (w->format == MK_F32) {                                                                 \
             midn_tile_f32(MK_F32, N, w, (const float *)x, xs, k);                                         \
+        } else if (w->format == MK_Q8) {                                                                  \
+            midn_tile_f32(MK_Q8, N, w, (const float *)x, xs, k);                                          \
         } else if (w->format == MK_F16) {                                                                 \
             midn_tile_f32(MK_F16, N, w, (const float *)x, xs, k);                                         \
         } else {                                                                                          \
@@ -701,7 +715,7 @@ void mk_midn(const mk_weight *w, const void *packed_x, long n, long r0, long r1,
     // Accumulators parked between column blocks: 4·N per group, n·4 vectors in all (≤ 32 KB).
     __m512 save[MK_MIDN_MAX_ROWS * MIDN_R];
     // q8: the tile's block dequantized to f32 once (≤ 16 KB, L1).
-    const int widen = w->format == MK_Q8;
+    const int widen = w->format == MK_Q8 && groups > 1;
     float deq[MIDN_R * MIDN_KC_WHOLE] __attribute__((aligned(64)));
     midn_call k = {.ldy = ldy, .bias = bias, .parts = (int)(blocks * groups), .deq = widen ? deq : 0};
     for (long r = r0; r < r1; r += MIDN_R) {
