@@ -60,16 +60,33 @@ extension Kernels {
     }
 
     /// Decode: rows of W are split across the pool in blocks of ~256 KB; each weight row is read from
-    /// memory once and dotted with all n inputs.
+    /// memory once and dotted with all n inputs. One input: a row at a time (mk_decode). 2…8 inputs: the
+    /// mid-n kernel's 4-row tiles (software prefetch two tiles ahead, q8 weights widened once for all
+    /// inputs) on x packed as f32 rows, so bf16 weights keep f32 inputs as on the n = 1 path. Measured
+    /// (`mirage bench kernels --only beams`, 24 Qwen2-0.5B layers + LM head, 2 cores), n = 5 over n = 1:
+    /// row-pair kernel f16 1.54–1.78×, bf16 1.70×, q8 2.22× → tiles 1.11×, 1.11×, 1.18×; n = 2: row kernel
+    /// f16 1.16×, q8 1.28× → tiles 1.09×, 1.03×. For n = 1 the tiles are not faster (f32 47.5 vs 41.6 ms,
+    /// f16 23.7 vs 22.1 ms).
     static func linearDecode(_ x: UnsafePointer<Float>, n: Int, weight: WeightMatrix,
                              bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
         let rows = weight.rows
         let blockRows = decodeBlockRows(rows: rows, cols: weight.cols, format: weight.format, threads: pool.threadCount)
         let blocks = (rows + blockRows - 1) / blockRows
         var w = weight.cDescriptor
+        if n == 1 {
+            withUnsafePointer(to: &w) { w in
+                pool.parallelFor(blocks) { block in
+                    mk_decode(w, x, block * blockRows, min(rows, (block + 1) * blockRows), bias, y)
+                }
+            }
+            return
+        }
+        let packed = PackedInput(n: n, cols: weight.cols, bf16: false, layout: .rows, pool: pool)
+        mk_midn_pack(x, n, weight.cols, 0, packed.buffer.pointer)
+        let a = UnsafeRawPointer(packed.buffer.pointer)
         withUnsafePointer(to: &w) { w in
             pool.parallelFor(blocks) { block in
-                mk_decode(w, x, Int32(n), block * blockRows, min(rows, (block + 1) * blockRows), bias, y, rows)
+                mk_midn(w, a, n, block * blockRows, min(rows, (block + 1) * blockRows), bias, y, rows, 0)
             }
         }
     }

@@ -76,6 +76,12 @@ private final class PoolState: @unchecked Sendable {
         }
         work(generation: generation)
         while completed.load(ordering: .acquiring) < taskCount { mk_cpu_pause() }
+        // Close the generation before the next call rewrites `taskCount` and `body`: a worker late from
+        // this one may hold the word (generation, taskCount); if it read the next call's larger
+        // taskCount, its claim of that word would succeed and run the next call's task `taskCount`
+        // twice (seen in WorkerPoolTests.everyTaskRunsExactlyOnce about once in 10 runs). After this
+        // store such a claim fails, and index 0xFFFF_FFFF is past every task count.
+        ticket.store(generation << 32 | 0xFFFF_FFFF, ordering: .sequentiallyConsistent)
         self.body = nil
     }
 

@@ -35,13 +35,14 @@ import Testing
         return worst
     }
 
-    /// The paths `linear` picks (decode for n ≤ 8, mid-n for 9 and 33), every format, odd shapes, n around
-    /// the decode/mid-n boundary. Bound: f32 accumulation of ≤ 1000 products errs by ≲ cols·2⁻²⁴·Σ|xw| in
-    /// the worst case; we allow 1e-5 (typically 1e-7). bf16 on the mid-n and GEMM paths rounds x to bf16
-    /// (relative 2⁻⁹ per product) → 4e-3.
-    @Test(arguments: WeightFormat.allCases, [1, 2, 5, 7, 8, 9, 33])
+    /// The paths `linear` picks (decode for n ≤ 8: the row kernel for n ≤ 2, the 4-row tile kernel with
+    /// one or two input groups for 3…8; mid-n for 9 and 33), every format, every decode n, odd shapes,
+    /// rows longer than 1024 inputs (512-input column blocks), bias on odd row counts. Bound: f32
+    /// accumulation of ≤ 1700 products errs by ≲ cols·2⁻²⁴·Σ|xw| in the worst case; we allow 1e-5
+    /// (typically 1e-7). bf16 on the mid-n and GEMM paths rounds x to bf16 (relative 2⁻⁹ per product) → 4e-3.
+    @Test(arguments: WeightFormat.allCases, [1, 2, 3, 4, 5, 6, 7, 8, 9, 33])
     func linearMatchesFloat64Reference(format: WeightFormat, n: Int) {
-        for (rows, cols) in [(37, 77), (70, 300), (129, 64), (3, 1000)] {
+        for (rows, cols) in [(37, 77), (70, 300), (129, 64), (3, 1000), (5, 1700)] {
             let error = worstRelativeError(rows: rows, cols: cols, n: n, format: format,
                                            withBias: rows % 2 == 1, seed: UInt64(rows * 7919 + cols * 31 + n))
             let bound = (format == .bf16 && n > Kernels.decodeMaxRows) ? 4e-3 : 1e-5
@@ -152,11 +153,11 @@ extension LinearTests {
 }
 
 extension LinearTests {
-    /// Inputs too wide for L1 (n · cols · 4 bytes > 32 KiB) take the decode path that walks two weight
-    /// rows at once; every row must come out bit-identical to that row computed alone, and close to the
-    /// float64 reference.
+    /// Decode with n ≥ 3 runs 4-row tiles and, for rows longer than 1024 inputs, 512-input column blocks
+    /// (1700 inputs); every row must come out bit-identical to that row computed alone (a 1-row tile
+    /// repeating its row), and close to the float64 reference.
     @Test(arguments: WeightFormat.allCases, [3, 5, 8])
-    func wideDecodeRowPairsMatchSingleRows(format: WeightFormat, n: Int) {
+    func decodeTilesMatchSingleRows(format: WeightFormat, n: Int) {
         let rows = 9, cols = 1700
         var random = SeededRandom(seed: UInt64(97 + n))
         let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
@@ -200,6 +201,30 @@ extension LinearTests {
         var part = [Float](repeating: 0, count: fewer * rows)
         Kernels.linear(x, n: fewer, weight: weight.matrix, bias: nil, into: &part, pool: Self.pool)
         #expect(part == Array(full[0..<(fewer * rows)]), "format \(format): first \(fewer) inputs differ")
+    }
+}
+
+extension LinearTests {
+    /// Decode with 3…8 inputs sums every (row, input) output in the same order as the mid-n path: q8
+    /// weights widened in registers (one input group, n ≤ 6) or dequantized once per tile (two groups,
+    /// n = 7, 8) give the same products, so the first n inputs' outputs are bit-identical for every
+    /// n = 3…8 and (f32 inputs on mid-n: every format but bf16 with AVX512-BF16) for n = 9.
+    @Test(arguments: WeightFormat.allCases)
+    func decodeOutputsDoNotDependOnN(format: WeightFormat) {
+        let rows = 19, cols = 1100
+        var random = SeededRandom(seed: 77)
+        let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
+        let x = random.floats(9 * cols, in: -2...2)
+        let ns = format == .bf16 && Kernels.usesBF16DotProducts ? Array(3...8) : Array(3...9)
+        var outputs: [Int: [Float]] = [:]
+        for n in ns {
+            var y = [Float](repeating: .nan, count: n * rows)
+            Kernels.linear(x, n: n, weight: weight.matrix, bias: nil, into: &y, pool: Self.pool)
+            outputs[n] = y
+        }
+        for n in ns.dropFirst() {
+            #expect(Array(outputs[n]![0..<(3 * rows)]) == outputs[3]!, "format \(format): n = \(n) differs from n = 3")
+        }
     }
 }
 

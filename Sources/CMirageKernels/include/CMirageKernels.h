@@ -34,10 +34,9 @@ typedef struct {
 /// True when this build has AVX512-BF16 and the running CPU supports it.
 int mk_has_avx512bf16(void);
 
-/// Decode path: y[i·ldy + r] = Σ_c x[i·cols + c]·W[r, c] (+ bias[r]) for r in [r0, r1), i < n (n = 1…8).
-/// f32 accumulation; each weight row is read once for all n inputs.
-void mk_decode(const mk_weight *w, const float *x, int n, long r0, long r1, const float *bias,
-               float *y, long ldy);
+/// Decode path for one input: y[r] = Σ_c x[c]·W[r, c] (+ bias[r]) for r in [r0, r1); f32 accumulation.
+/// (2…8 inputs run mk_midn on x packed with f32 rows.)
+void mk_decode(const mk_weight *w, const float *x, long r0, long r1, const float *bias, float *y);
 
 /// GEMM micro-panel geometry: MR rows of x by NR output features per micro-kernel call.
 enum { MK_MR = 12, MK_NR = 32 };
