@@ -12,16 +12,18 @@ struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a small end-to-end experiment (3 decoders × CHAIR and POPE) on synthetic data.",
         discussion: """
-        Shows the whole pipeline in about a minute with nothing downloaded: it writes a tiny deterministic \
-        random-weight LLaVA model (`mirage models synth --arch llava-llama --size tiny`) and a synthetic \
+        Shows the whole pipeline in seconds with nothing downloaded: it writes a tiny deterministic \
+        random-weight LLaVA model (`mirage models synth --arch llava-llama --size tiny`, plus whole-word \
+        tokens so it writes words) and a synthetic \
         COCO-style image set (JPEG images of drawn shapes, one per object, with instances/captions \
         annotations in COCO's layout and POPE questions built from them) into the cache folder, runs \
         greedy, beam search (3 beams) and OPERA (3 beams) on both tasks through `mirage run`'s runner, \
         stores the runs (`mirage runs list`) and prints the comparison table (`mirage compare`). \
         The cache is reused by later calls, and runs already in the database are not run again.
 
-        The synthetic model's weights are random, so its text is gibberish: the numbers show that every \
-        stage works, not how well anything works. Run real models with `mirage run`.
+        The synthetic model's weights are random, so it strings words together without looking much at the \
+        image: the numbers show that every stage works, not how well anything works. Run real models with \
+        `mirage run`.
 
         CHAIR uses its reference vocabulary and NLTK's tokenizer, tagger and WordNet when they are installed \
         (`mirage data fetch chair-synonyms punkt pos-tagger wordnet`) or named (--synonyms/--nltk-data/\
