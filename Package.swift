@@ -79,7 +79,7 @@ let package = Package(
         // MARK: Tests
         /// Locating ../shared/data (tests skip when it is absent) and the built `mirage` binary.
         .target(name: "MirageTestSupport", path: "Tests/MirageTestSupport"),
-        .testTarget(name: "MirageKernelsTests", dependencies: ["MirageKernels", "MirageTestSupport"], swiftSettings: optimised),
+        .testTarget(name: "MirageKernelsTests", dependencies: ["MirageKernels", "MirageData", "MirageTestSupport"], swiftSettings: optimised),
         .testTarget(name: "MirageEngineTests", dependencies: ["MirageEngine", "MirageData", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageDecodingTests", dependencies: ["MirageDecoding", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageTextTests", dependencies: ["MirageText", "MirageTestSupport"], exclude: ["Fixtures"]),
