@@ -52,7 +52,7 @@ import MirageKernels
         let model = try LanguageModel(folder: EngineFixtures.folder(name), options: LoadOptions(quantize: .q8, threads: 2))
         #expect(model.weightFormat == .q8)
         let reference = try EngineFixtures.reference(name)
-        let prompt = reference.prompts[2]
+        let prompt = reference.prompts[reference.q8Prompt]
         let output = try model.makeSession().append(prompt.ids.map { .token($0) }, options: ForwardOptions(logits: .all))
         var simulationError: Float = 0, f32Error: Float = 0
         for (k, row) in reference.q8Rows.enumerated() {
