@@ -45,8 +45,10 @@ import MirageKernels
 
     /// `--quantize q8` (group-wise int8, 32 inputs per scale) matches a torch simulation of the same
     /// quantization, and its error against the f32 reference is measured. On these tiny random models the
-    /// q8 error against f32 is 3-8% of max |logit| (the torch simulation shows the same), far above what
-    /// trained models show, so the f32 comparison only bounds it loosely and prints it.
+    /// q8 error against f32 is 3-8% of max |logit| (the torch simulation shows the same): random weights give
+    /// small, nearly flat logits. So the f32 comparison here only bounds it loosely and prints it; issue 4's
+    /// 2e-2 bound is tested on a trained model in `TrainedModelTests.q8LogitsAreWithinTwoPercentOfF32`
+    /// (1.2-1.8% there; docs/engine.md, "q8 accuracy").
     @Test(arguments: EngineFixtures.modelNames)
     func q8MatchesSimulationAndErrorIsMeasured(_ name: String) throws {
         let model = try LanguageModel(folder: EngineFixtures.folder(name), options: LoadOptions(quantize: .q8, threads: 2))
