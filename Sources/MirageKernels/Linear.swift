@@ -2,7 +2,8 @@ import CMirageKernels
 
 // y = x·Wᵀ (+ bias): the decode path (n ≤ 8 rows of x, weights streamed once), the mid-n path (a few
 // dozen rows: weights streamed once in 4-row tiles) and the GEMM path.
-// The inner loops are C intrinsics (CMirageKernels); blocking and threading are decided here.
+// The inner loops are Swift SIMD (DecodeKernel, MidNKernel, GemmKernel); only bf16 dot products
+// (vdpbf16ps) are C (CMirageKernels). Blocking and threading are decided here.
 
 extension Kernels {
     /// Rows of x at most this many take the decode path (weights streamed once for all of them).
@@ -60,7 +61,7 @@ extension Kernels {
     }
 
     /// Decode: rows of W are split across the pool in blocks of ~256 KB; each weight row is read from
-    /// memory once and dotted with all n inputs. One input: a row at a time (mk_decode). 2…8 inputs: the
+    /// memory once and dotted with all n inputs. One input: a row at a time (`decodeRows`). 2…8 inputs: the
     /// mid-n kernel's 4-row tiles (software prefetch two tiles ahead, q8 weights widened once for all
     /// inputs) on x packed as f32 rows, so bf16 weights keep f32 inputs as on the n = 1 path. Measured
     /// (`mirage bench kernels --only beams`, 24 Qwen2-0.5B layers + LM head, 2 cores), n = 5 over n = 1:
@@ -72,22 +73,19 @@ extension Kernels {
         let rows = weight.rows
         let blockRows = decodeBlockRows(rows: rows, cols: weight.cols, format: weight.format, threads: pool.threadCount)
         let blocks = (rows + blockRows - 1) / blockRows
-        var w = weight.cDescriptor
+        let w = WeightView(weight)
         if n == 1 {
-            withUnsafePointer(to: &w) { w in
-                pool.parallelFor(blocks) { block in
-                    mk_decode(w, x, block * blockRows, min(rows, (block + 1) * blockRows), bias, y)
-                }
+            pool.parallelFor(blocks) { block in
+                decodeRows(w, x, block * blockRows, min(rows, (block + 1) * blockRows), bias, y)
             }
             return
         }
         let packed = PackedInput(n: n, cols: weight.cols, bf16: false, layout: .rows, pool: pool)
-        mk_midn_pack(x, n, weight.cols, 0, packed.buffer.pointer)
+        midNPack(x, n: n, cols: weight.cols, bf16: false, into: packed.buffer.pointer)
         let a = UnsafeRawPointer(packed.buffer.pointer)
-        withUnsafePointer(to: &w) { w in
-            pool.parallelFor(blocks) { block in
-                mk_midn(w, a, n, block * blockRows, min(rows, (block + 1) * blockRows), bias, y, rows, 0)
-            }
+        pool.parallelFor(blocks) { block in
+            midN(w, a, n: n, rows: block * blockRows, min(rows, (block + 1) * blockRows), bias: bias, into: y,
+                 ldy: rows, bf16: false)
         }
     }
 
@@ -103,7 +101,7 @@ extension Kernels {
     }
 
     /// Most rows of x the mid-n kernel takes (its parked accumulators live on the stack).
-    public static let midNRowLimit = Int(MK_MIDN_MAX_ROWS)
+    public static let midNRowLimit = 128
 
     /// Most rows of x that take the mid-n path, per weight format. Measured (`mirage bench kernels
     /// --only midn`, 8 Qwen2-0.5B layers from DRAM, 2 cores): mid-n is faster than the GEMM at every
@@ -127,9 +125,6 @@ extension Kernels {
         decodeBlockRows(rows: rows, cols: cols, format: format, threads: threads)
     }
 
-    /// Output features per GEMM task (must match NC in CMirageKernels.c).
-    static let gemmFeaturesPerTask = 64
-
     /// Packs x (n × cols, n > 8) once, so several linears sharing the input (q, k, v; gate, up) skip
     /// repacking it: row-major for the mid-n path, 12-row panels for the GEMM path (`usesMidN`). `format`
     /// is the weights' format: bf16 weights take x rounded to bf16 pairs when the CPU has AVX512-BF16,
@@ -149,7 +144,7 @@ extension Kernels {
         precondition(n <= midNRowLimit, "linear: the mid-n path takes at most \(midNRowLimit) rows, not \(n)")
         let bf16 = format == .bf16 && usesBF16DotProducts
         let packed = PackedInput(n: n, cols: cols, bf16: bf16, layout: .rows, pool: pool)
-        mk_midn_pack(x, n, cols, bf16 ? 1 : 0, packed.buffer.pointer)
+        midNPack(x, n: n, cols: cols, bf16: bf16, into: packed.buffer.pointer)
         return packed
     }
 
@@ -158,11 +153,11 @@ extension Kernels {
                            pool: WorkerPool) -> PackedInput {
         let bf16 = format == .bf16 && usesBF16DotProducts
         let packed = PackedInput(n: n, cols: cols, bf16: bf16, layout: .panels, pool: pool)
-        let panels = (n + Int(MK_MR) - 1) / Int(MK_MR)
+        let panels = (n + gemmPanelRows - 1) / gemmPanelRows
         let chunk = max(1, panels / (4 * pool.threadCount))
         let destination = packed.buffer.pointer
         pool.parallelFor((panels + chunk - 1) / chunk) { t in
-            mk_pack_a(x, n, cols, t * chunk, min(panels, (t + 1) * chunk), bf16 ? 1 : 0, destination)
+            gemmPack(x, n: n, cols: cols, panels: t * chunk, min(panels, (t + 1) * chunk), bf16: bf16, into: destination)
         }
         return packed
     }
@@ -176,23 +171,22 @@ extension Kernels {
                      "linear: input packed for \(packed.bf16 ? "bf16" : "f32") weights, weight is \(weight.format)")
         let rows = weight.rows, n = packed.n
         let a = UnsafeRawPointer(packed.buffer.pointer)
-        let bf16: Int32 = packed.bf16 ? 1 : 0
-        var w = weight.cDescriptor
-        withUnsafePointer(to: &w) { w in
-            if packed.layout == .rows {
-                let blockRows = midNBlockRows(rows: rows, cols: weight.cols, format: weight.format, threads: pool.threadCount)
-                pool.parallelFor((rows + blockRows - 1) / blockRows) { block in
-                    mk_midn(w, a, n, block * blockRows, min(rows, (block + 1) * blockRows), bias, y, rows, bf16)
-                }
-                return
+        let bf16 = packed.bf16
+        let w = WeightView(weight)
+        if packed.layout == .rows {
+            let blockRows = midNBlockRows(rows: rows, cols: weight.cols, format: weight.format, threads: pool.threadCount)
+            pool.parallelFor((rows + blockRows - 1) / blockRows) { block in
+                midN(w, a, n: n, rows: block * blockRows, min(rows, (block + 1) * blockRows), bias: bias, into: y,
+                     ldy: rows, bf16: bf16)
             }
-            let perTask = gemmFeaturesPerTask
-            let workBytes = mk_gemm_work_bytes()
-            pool.parallelFor((rows + perTask - 1) / perTask) { t in
-                let work = UnsafeMutableRawPointer.allocate(byteCount: workBytes, alignment: 64)
-                defer { work.deallocate() }
-                mk_gemm_task(w, a, n, t * perTask, min(rows, (t + 1) * perTask), bias, y, rows, bf16, work)
-            }
+            return
+        }
+        let perTask = gemmFeaturesPerTask
+        pool.parallelFor((rows + perTask - 1) / perTask) { t in
+            let work = UnsafeMutableRawPointer.allocate(byteCount: gemmWorkBytes, alignment: 64)
+            defer { work.deallocate() }
+            gemmTask(w, a, n: n, features: t * perTask, min(rows, (t + 1) * perTask), bias: bias, into: y, ldy: rows,
+                     bf16: bf16, work: work)
         }
     }
 }
@@ -216,25 +210,9 @@ public final class PackedInput: @unchecked Sendable {
         self.bf16 = bf16
         self.layout = layout
         arena = pool.scratch
-        let flag: Int32 = bf16 ? 1 : 0
-        buffer = arena.take(byteCount: layout == .rows ? mk_midn_packed_bytes(n, cols, flag) : mk_packed_a_bytes(n, cols, flag))
+        buffer = arena.take(byteCount: layout == .rows ? Kernels.midNPackedBytes(n: n, cols: cols, bf16: bf16)
+                                                       : Kernels.gemmPackedBytes(n: n, cols: cols, bf16: bf16))
     }
 
     deinit { arena.give(buffer) }
-}
-
-extension WeightMatrix {
-    /// The view the C kernels take.
-    var cDescriptor: mk_weight {
-        let code: Int32
-        switch format {
-        case .f32: code = Int32(MK_F32)
-        case .f16: code = Int32(MK_F16)
-        case .bf16: code = Int32(MK_BF16)
-        case .q8: code = Int32(MK_Q8)
-        }
-        return mk_weight(data: data, scales: scales, rows: rows, cols: cols, row_stride: rowStride,
-                         group_stride: groupStride, scale_row_stride: scaleRowStride,
-                         scale_group_stride: scaleGroupStride, format: code)
-    }
 }

@@ -1,5 +1,3 @@
-import CMirageKernels
-
 // Added by the vision engineer: a GEMM on the calling thread, for callers that already run independent
 // products in parallel (ViT attention: one scores GEMM and one probabilities·values GEMM per head).
 
@@ -10,19 +8,17 @@ extension Kernels {
                                     bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>) {
         precondition(n >= 0, "linearSerial: n must be non-negative")
         if n == 0 { return }
-        let bf16: Int32 = 0
-        let packed = AlignedBuffer(byteCount: mk_packed_a_bytes(n, weight.cols, bf16))
-        let panels = (n + Int(MK_MR) - 1) / Int(MK_MR)
-        mk_pack_a(x, n, weight.cols, 0, panels, bf16, packed.pointer)
-        let work = AlignedBuffer(byteCount: mk_gemm_work_bytes())
-        var w = weight.cDescriptor
-        withUnsafePointer(to: &w) { w in
-            var j = 0
-            while j < weight.rows {
-                let end = min(weight.rows, j + gemmFeaturesPerTask)
-                mk_gemm_task(w, packed.pointer, n, j, end, bias, y, weight.rows, bf16, work.pointer)
-                j = end
-            }
+        let packed = AlignedBuffer(byteCount: gemmPackedBytes(n: n, cols: weight.cols, bf16: false))
+        gemmPack(x, n: n, cols: weight.cols, panels: 0, (n + gemmPanelRows - 1) / gemmPanelRows, bf16: false,
+                 into: packed.pointer)
+        let work = AlignedBuffer(byteCount: gemmWorkBytes)
+        let w = WeightView(weight)
+        var j = 0
+        while j < weight.rows {
+            let end = min(weight.rows, j + gemmFeaturesPerTask)
+            gemmTask(w, packed.pointer, n: n, features: j, end, bias: bias, into: y, ldy: weight.rows, bf16: false,
+                     work: work.pointer)
+            j = end
         }
     }
 }

@@ -14,20 +14,53 @@ typealias F16x16 = SIMD16<Float>
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: F16x16.self)
 }
 
-/// 16 binary16 values at byte address `p` widened to f32 (vcvtph2ps with -target-cpu native).
-@inline(__always) func loadF16x16(_ p: UnsafeRawPointer) -> F16x16 {
-    F16x16(p.loadUnaligned(as: SIMD16<Float16>.self))
+// Widening is written lane by lane: LLVM turns each loop into one instruction (vcvtph2ps, vpmovzxwd +
+// vpslld, vpmovsxbd + vcvtdq2ps), whereas the stdlib's generic SIMD conversion initialisers stay
+// outlined calls in the middle of a kernel loop.
+
+/// 16 binary16 values widened to f32.
+@inline(__always) func widenF16(_ h: SIMD16<Float16>) -> F16x16 {
+    var v = F16x16()
+    for i in 0..<16 { v[i] = Float(h[i]) }
+    return v
 }
 
-/// 16 bfloat16 values at byte address `p` widened to f32 by a 16-bit left shift.
+/// 16 bfloat16 values (as bits) widened to f32 by a 16-bit left shift.
+@inline(__always) func widenBF16(_ h: SIMD16<UInt16>) -> F16x16 {
+    var bits = SIMD16<UInt32>()
+    for i in 0..<16 { bits[i] = UInt32(h[i]) &<< 16 }
+    return unsafeBitCast(bits, to: F16x16.self)
+}
+
+/// 16 int8 values widened to f32.
+@inline(__always) func widenI8(_ q: SIMD16<Int8>) -> F16x16 {
+    var v = F16x16()
+    for i in 0..<16 { v[i] = Float(q[i]) }
+    return v
+}
+
+/// 16 binary16 values at byte address `p` widened to f32.
+@inline(__always) func loadF16x16(_ p: UnsafeRawPointer) -> F16x16 {
+    widenF16(p.loadUnaligned(as: SIMD16<Float16>.self))
+}
+
+/// 16 bfloat16 values at byte address `p` widened to f32.
 @inline(__always) func loadBF16x16(_ p: UnsafeRawPointer) -> F16x16 {
-    let halves = p.loadUnaligned(as: SIMD16<UInt16>.self)
-    return unsafeBitCast(SIMD16<UInt32>(truncatingIfNeeded: halves) &<< 16, to: F16x16.self)
+    widenBF16(p.loadUnaligned(as: SIMD16<UInt16>.self))
 }
 
 /// 16 int8 values at byte address `p` widened to f32.
 @inline(__always) func loadI8x16(_ p: UnsafeRawPointer) -> F16x16 {
-    F16x16(SIMD16<Int32>(truncatingIfNeeded: p.loadUnaligned(as: SIMD16<Int8>.self)))
+    widenI8(p.loadUnaligned(as: SIMD16<Int8>.self))
+}
+
+/// The first `count` (0…16) elements of type `T` at `p` widened by `widen`, the other lanes zero: the
+/// ragged end of a row, where a full 16-lane load could read past the buffer.
+@inline(__always) func loadPartial<T: SIMDScalar>(_ p: UnsafeRawPointer, count: Int, as type: T.Type,
+                                                  zero: T, widen: (SIMD16<T>) -> F16x16) -> F16x16 {
+    var v = SIMD16<T>(repeating: zero)
+    for i in 0..<min(max(count, 0), 16) { v[i] = p.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.stride, as: T.self) }
+    return widen(v)
 }
 
 @inline(__always) func bf16ToFloat(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
@@ -87,4 +120,27 @@ typealias F16x16 = SIMD16<Float>
 /// Lane-wise clamp to [lower, upper] (NaN stays NaN).
 @inline(__always) func clamp16(_ x: F16x16, _ lower: Float, _ upper: Float) -> F16x16 {
     x.replacing(with: lower, where: x .< lower).replacing(with: upper, where: x .> upper)
+}
+
+/// Round-to-nearest-even f32 → bfloat16 for 16 lanes (NaN stays NaN), as `floatToBF16`.
+@inline(__always) func roundBF16x16(_ v: F16x16) -> SIMD16<UInt16> {
+    let bits = unsafeBitCast(v, to: SIMD16<UInt32>.self)
+    var rounded = (bits &+ 0x7FFF &+ ((bits &>> 16) & 1)) &>> 16
+    rounded.replace(with: (bits &>> 16) | 0x40, where: v .!= v)
+    var halves = SIMD16<UInt16>()
+    for i in 0..<16 { halves[i] = UInt16(truncatingIfNeeded: rounded[i]) }
+    return halves
+}
+
+/// `count` floats rounded to bfloat16 (nearest even), as torch's `.to(torch.bfloat16)`.
+func roundToBF16(_ source: UnsafePointer<Float>, count: Int, into destination: UnsafeMutablePointer<UInt16>) {
+    var i = 0
+    while i + 16 <= count {
+        UnsafeMutableRawPointer(destination + i).storeBytes(of: roundBF16x16(load16(source + i)), as: SIMD16<UInt16>.self)
+        i += 16
+    }
+    while i < count {
+        destination[i] = floatToBF16(source[i])
+        i += 1
+    }
 }

@@ -1,6 +1,7 @@
-// CMirageKernels: the inner loops of the linear kernels, written with AVX-512 intrinsics (Swift cannot
-// import them, and its generic SIMD conversions are outlined calls). Scheduling, blocking and threading
-// live in Swift (MirageKernels); everything here is single-threaded and works on a caller-given range.
+// CMirageKernels: the AVX512-BF16 dot-product loops (vdpbf16ps), which Swift cannot express, plus two
+// instruction hints. Every other linear kernel (f32, f16, q8, and bf16 weights widened to f32) is Swift
+// SIMD in MirageKernels, which also schedules, blocks, packs and threads these; everything here is
+// single-threaded and works on what the caller hands it.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -12,62 +13,41 @@ static inline void mk_cpu_pause(void) {
 #endif
 }
 
-/// Storage formats, matching MirageKernels.WeightFormat.
-enum { MK_F32 = 0, MK_F16 = 1, MK_BF16 = 2, MK_Q8 = 3 };
-
-/// A weight matrix as the C kernels see it: `rows × cols` elements of `format`, row r at
-/// `data + r·row_stride` bytes. q8 (all strides in bytes): group g (32 inputs) of row r has its values at
-/// `data + r·row_stride + g·group_stride` and its f32 scale at
-/// `scales + r·scale_row_stride + g·scale_group_stride`.
-typedef struct {
-    const void *data;
-    const float *scales;
-    long rows;
-    long cols;
-    long row_stride;
-    long group_stride;
-    long scale_row_stride;
-    long scale_group_stride;
-    int format;
-} mk_weight;
+/// Software prefetch of the cache line holding `p` into all cache levels (no fault on any address).
+static inline void mk_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 
 /// True when this build has AVX512-BF16 and the running CPU supports it.
 int mk_has_avx512bf16(void);
 
-/// Decode path for one input: y[r] = Σ_c x[c]·W[r, c] (+ bias[r]) for r in [r0, r1); f32 accumulation.
-/// (2…8 inputs run mk_midn on x packed with f32 rows.)
-void mk_decode(const mk_weight *w, const float *x, long r0, long r1, const float *bias, float *y);
+/// GEMM geometry shared with the Swift driver (MirageKernels/GemmKernel.swift): micro-tiles of MK_MR rows of
+/// x by MK_NR output features; depth blocks of MK_KC inputs (f32) or bf16 pairs; a packed x panel block
+/// holds MK_MR rows MK_A_STRIDE 32-bit elements apart.
+enum { MK_MR = 12, MK_NR = 32, MK_KC = 256, MK_A_STRIDE = MK_KC + 16 };
 
-/// GEMM micro-panel geometry: MR rows of x by NR output features per micro-kernel call.
-enum { MK_MR = 12, MK_NR = 32 };
+/// One bf16 GEMM micro-tile: C[i·ldc + j] (+)= Σ_p A[i·MK_A_STRIDE + p]·B[p·32 + j] over p < kcp pairs,
+/// for i < mr, j < width (≤ 32), each A and B element a pair of bf16 values (vdpbf16ps). With
+/// `accumulate` C is added to, otherwise `bias` (32 entries, may be null) is.
+void mk_gemm_kernel_bf16(long kcp, const uint32_t *a, const uint32_t *b, float *c, long ldc, int mr, int width,
+                         int accumulate, const float *bias);
 
-/// Bytes of packed x needed for `n` rows and `k` inputs (f32: panels [ceil(n/MR)][k][MR];
-/// bf16: panels [ceil(n/MR)][ceil(k/2)][MR] of bf16 pairs).
-size_t mk_packed_a_bytes(long n, long k, int bf16);
+/// Mid-n tiles: MK_MIDN_R weight rows against a group of up to MK_MIDN_NMAX inputs.
+enum { MK_MIDN_R = 4, MK_MIDN_NMAX = 6 };
 
-/// Packs row panels [p0, p1) of x (n × k, row-major) into `dst` (layout above; zero padding).
-void mk_pack_a(const float *x, long n, long k, long p0, long p1, int bf16, void *dst);
+/// One mid-n tile call (see MirageKernels/MidNKernel.swift): rows [r, r + valid) of W (valid ≤ 4) against one
+/// group of inputs over columns [c0, c1); accumulators start at zero (`first`) or from `save`, and end as sums
+/// in y (`last`, + bias) or back in `save` (4·n vectors of 16 floats, index q·n + i, 64-byte aligned).
+/// Prefetch share `part` of `parts` for the tile two tiles ahead. `deq`: q8 weights dequantized (Swift only).
+typedef struct {
+    long r, c0, c1;
+    int valid, first, last, part, parts;
+    float *save;
+    const float *deq;
+    const float *bias;
+    float *y;
+    long ldy;
+} mk_midn_call;
 
-/// One GEMM task: y[i·ldy + j] = Σ_c x[i, c]·W[j, c] (+ bias[j]) for all i < n and j in [j0, j1), j1 − j0 ≤ 64,
-/// from x packed by mk_pack_a (bf16 pairs when `bf16` is set, which needs bf16 weights and AVX512-BF16).
-/// `work` is scratch of at least mk_gemm_work_bytes() bytes, 64-byte aligned.
-void mk_gemm_task(const mk_weight *w, const void *packed_a, long n, long j0, long j1, const float *bias,
-                  float *y, long ldy, int bf16, void *work);
-
-/// Scratch bytes one mk_gemm_task needs.
-size_t mk_gemm_work_bytes(void);
-
-/// Mid-n path (a few dozen rows of x): rows at most this many (mk_midn takes n = 1…MK_MIDN_MAX_ROWS).
-enum { MK_MIDN_MAX_ROWS = 128 };
-
-/// Bytes of x packed for the mid-n path: n rows of cols padded to 32 inputs, f32 or (bf16) bf16 pairs.
-size_t mk_midn_packed_bytes(long n, long cols, int bf16);
-
-/// Packs x (n × cols, row-major) for mk_midn: f32 rows, or bf16 pairs rounded to nearest even; zero padding.
-void mk_midn_pack(const float *x, long n, long cols, int bf16, void *dst);
-
-/// Mid-n path: y[i·ldy + r] = Σ_c x[i, c]·W[r, c] (+ bias[r]) for r in [r0, r1), i < n, from x packed by
-/// mk_midn_pack (bf16 pairs when `bf16` is set: bf16 weights and AVX512-BF16, vdpbf16ps); weights are
-/// streamed once in tiles of 4 rows, each dotted with all n inputs. Any n ≥ 1 works.
-void mk_midn(const mk_weight *w, const void *packed_x, long n, long r0, long r1, const float *bias, float *y,
-             long ldy, int bf16);
+/// The bf16 mid-n tile with vdpbf16ps: bf16 weights (`data`, rows `row_stride` bytes apart, `cols` inputs)
+/// against n ≤ MK_MIDN_NMAX inputs packed as bf16 pairs (`x`, rows `xs` pairs apart, zero-padded to 32 inputs).
+void mk_midn_bf16(const void *data, long row_stride, long cols, const uint32_t *x, long xs, int n,
+                  const mk_midn_call *k);
