@@ -28,9 +28,9 @@ let package = Package(
     ],
     targets: [
         // MARK: Engine (issue: language-model core)
-        /// C intrinsics Swift cannot express (AVX512-BF16 dot products).
+        /// The AVX512-BF16 dot-product loops (vdpbf16ps), which Swift cannot express; every other kernel is Swift.
         .target(name: "CMirageKernels", cSettings: optimisedC),
-        /// SIMD math and the persistent worker pool.
+        /// SIMD kernels (linear layers in f32/f16/bf16/q8, element-wise math) and the persistent worker pool.
         .target(name: "MirageKernels", dependencies: ["CMirageKernels"], swiftSettings: optimised),
         /// Weights, tokenizer, models, KV cache, sessions.
         .target(name: "MirageEngine", dependencies: ["MirageKernels", "CMirageImage"], swiftSettings: optimised),
