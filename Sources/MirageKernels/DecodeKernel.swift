@@ -15,7 +15,7 @@ extension Kernels {
 
     /// f32/f16/bf16 rows: 4 column chunks of 16 in flight on 4 independent FMA chains; the row's ragged
     /// tail accumulates into the first chain, then the chains are added in order.
-    private static func decodeRows<L: WeightLoads>(_ loads: L.Type, _ w: WeightView, _ x: UnsafePointer<Float>, _ r0: Int,
+    private static func decodeRows<L: PlainLoads>(_ loads: L.Type, _ w: WeightView, _ x: UnsafePointer<Float>, _ r0: Int,
                                    _ r1: Int, _ bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>) {
         let cols = w.cols
         for r in r0..<r1 {

@@ -42,9 +42,6 @@ protocol WeightLoads {
     /// Weights (r, c…c+15) as f32, lanes at or beyond `w.cols` zero. c is a multiple of 16 (for q8, 16
     /// inputs then never straddle a 32-input group).
     static func vector16(_ w: WeightView, row r: Int, column c: Int) -> F16x16
-
-    /// `vector16` where c + 16 ≤ `w.cols` (no bounds check: the main loops' loads).
-    static func full16(_ w: WeightView, row r: Int, column c: Int) -> F16x16
 }
 
 /// Formats whose row elements are contiguous and equally sized (f32, f16, bf16).
@@ -52,62 +49,49 @@ protocol PlainLoads: WeightLoads {
     static var elementBytes: Int { get }
     /// 16 elements at `p` as f32.
     static func load16(_ p: UnsafeRawPointer) -> F16x16
+    /// The first `count` (< 16) elements at `p` as f32, the other lanes zero.
+    static func partial16(_ p: UnsafeRawPointer, count: Int) -> F16x16
+}
+
+extension PlainLoads {
+    /// `vector16` where c + 16 ≤ `w.cols` (no bounds check: the main loops' loads).
+    @inline(__always) static func full16(_ w: WeightView, row r: Int, column c: Int) -> F16x16 {
+        load16(w.row(r) + c &* elementBytes)
+    }
+
+    @inline(__always) static func vector16(_ w: WeightView, row r: Int, column c: Int) -> F16x16 {
+        let p = w.row(r) + c &* elementBytes
+        let remaining = w.cols &- c
+        return remaining >= 16 ? load16(p) : partial16(p, count: remaining)
+    }
 }
 
 enum F32Loads: PlainLoads {
     static var elementBytes: Int { 4 }
     @inline(__always) static func load16(_ p: UnsafeRawPointer) -> F16x16 { p.loadUnaligned(as: F16x16.self) }
-
-    @inline(__always) static func full16(_ w: WeightView, row r: Int, column c: Int) -> F16x16 {
-        (w.row(r) + c &* 4).loadUnaligned(as: F16x16.self)
-    }
-
-    @inline(__always) static func vector16(_ w: WeightView, row r: Int, column c: Int) -> F16x16 {
-        let p = w.row(r) + c &* 4
-        let remaining = w.cols &- c
-        return remaining >= 16 ? p.loadUnaligned(as: F16x16.self)
-                               : loadPartial(p, count: remaining, as: Float.self, zero: 0) { $0 }
+    static func partial16(_ p: UnsafeRawPointer, count: Int) -> F16x16 {
+        loadPartial(p, count: count, as: Float.self, zero: 0) { $0 }
     }
 }
 
 enum F16Loads: PlainLoads {
     static var elementBytes: Int { 2 }
     @inline(__always) static func load16(_ p: UnsafeRawPointer) -> F16x16 { loadF16x16(p) }
-
-    @inline(__always) static func full16(_ w: WeightView, row r: Int, column c: Int) -> F16x16 {
-        loadF16x16(w.row(r) + c &* 2)
-    }
-
-    @inline(__always) static func vector16(_ w: WeightView, row r: Int, column c: Int) -> F16x16 {
-        let p = w.row(r) + c &* 2
-        let remaining = w.cols &- c
-        return remaining >= 16 ? loadF16x16(p) : loadPartial(p, count: remaining, as: Float16.self, zero: 0, widen: widenF16)
+    static func partial16(_ p: UnsafeRawPointer, count: Int) -> F16x16 {
+        loadPartial(p, count: count, as: Float16.self, zero: 0, widen: widenF16)
     }
 }
 
 enum BF16Loads: PlainLoads {
     static var elementBytes: Int { 2 }
     @inline(__always) static func load16(_ p: UnsafeRawPointer) -> F16x16 { loadBF16x16(p) }
-
-    @inline(__always) static func full16(_ w: WeightView, row r: Int, column c: Int) -> F16x16 {
-        loadBF16x16(w.row(r) + c &* 2)
-    }
-
-    @inline(__always) static func vector16(_ w: WeightView, row r: Int, column c: Int) -> F16x16 {
-        let p = w.row(r) + c &* 2
-        let remaining = w.cols &- c
-        return remaining >= 16 ? loadBF16x16(p) : loadPartial(p, count: remaining, as: UInt16.self, zero: 0, widen: widenBF16)
+    static func partial16(_ p: UnsafeRawPointer, count: Int) -> F16x16 {
+        loadPartial(p, count: count, as: UInt16.self, zero: 0, widen: widenBF16)
     }
 }
 
 /// q8: the 16 values widened and multiplied by their group's scale.
 enum Q8Loads: WeightLoads {
-    @inline(__always) static func full16(_ w: WeightView, row r: Int, column c: Int) -> F16x16 {
-        let g = c &>> 5
-        let scale = w.scaleRow(r).load(fromByteOffset: g &* w.scaleGroupStride, as: Float.self)
-        return loadI8x16(w.row(r) + (g &* w.groupStride &+ (c & 31))) * F16x16(repeating: scale)
-    }
-
     @inline(__always) static func vector16(_ w: WeightView, row r: Int, column c: Int) -> F16x16 {
         let g = c &>> 5
         let p = w.row(r) + (g &* w.groupStride &+ (c & 31))
