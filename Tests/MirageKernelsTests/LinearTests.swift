@@ -50,6 +50,51 @@ import Testing
         }
     }
 
+    /// bf16 weights on a CPU without AVX512-BF16: the mid-n tile and the GEMM widen them to f32 and keep x
+    /// in f32 (this machine has the instructions, so `linear` never takes these paths here). Same bound as
+    /// f32 accumulation: 1e-5 of Σ|x·w|.
+    @Test(arguments: [9, 40, 130])
+    func bf16WithoutDotProductsWidensToF32(n: Int) {
+        for (rows, cols) in [(37, 77), (70, 300), (5, 1700)] {
+            var random = SeededRandom(seed: UInt64(n * 131 + rows))
+            let weight = TestWeight(rows: rows, cols: cols, format: .bf16, values: random.floats(rows * cols))
+            let x = random.floats(n * cols, in: -2...2)
+            let bias = random.floats(rows)
+            let view = WeightView(weight.matrix)
+            let reference = referenceLinear(x: x, n: n, w: weight.stored, rows: rows, cols: cols, bias: bias)
+            for gemm in [false, true] where gemm || n <= Kernels.midNRowLimit {
+                var y = [Float](repeating: .nan, count: n * rows)
+                x.withUnsafeBufferPointer { xp in
+                    bias.withUnsafeBufferPointer { bp in
+                        y.withUnsafeMutableBufferPointer { yp in
+                            let x = xp.baseAddress!, b = bp.baseAddress!, out = yp.baseAddress!
+                            if gemm {
+                                let packed = AlignedBuffer(byteCount: Kernels.gemmPackedBytes(n: n, cols: cols, bf16: false))
+                                Kernels.gemmPack(x, n: n, cols: cols, panels: 0, (n + Kernels.gemmPanelRows - 1) / Kernels.gemmPanelRows,
+                                                 bf16: false, into: packed.pointer)
+                                let work = AlignedBuffer(byteCount: Kernels.gemmWorkBytes)
+                                for j in stride(from: 0, to: rows, by: Kernels.gemmFeaturesPerTask) {
+                                    Kernels.gemmTask(view, packed.pointer, n: n, features: j, min(rows, j + Kernels.gemmFeaturesPerTask),
+                                                     bias: b, into: out, ldy: rows, bf16: false, work: work.pointer)
+                                }
+                            } else {
+                                let packed = AlignedBuffer(byteCount: Kernels.midNPackedBytes(n: n, cols: cols, bf16: false))
+                                Kernels.midNPack(x, n: n, cols: cols, bf16: false, into: packed.pointer)
+                                Kernels.midN(view, packed.pointer, n: n, rows: 0, rows, bias: b, into: out, ldy: rows, bf16: false)
+                            }
+                        }
+                    }
+                }
+                var worst = 0.0
+                for k in 0..<(n * rows) {
+                    let error = abs(Double(y[k]) - reference.values[k]) / reference.magnitudes[k]
+                    worst = max(worst, error.isNaN ? .infinity : error)
+                }
+                #expect(worst <= 1e-5, "\(gemm ? "GEMM" : "mid-n") n \(n) rows \(rows) cols \(cols): \(worst)")
+            }
+        }
+    }
+
     /// q8 against the original f32 weights: each weight errs by at most scale/2 = max|w_group|/254
     /// (round to nearest), so |y − y_f32| ≤ Σ_c |x_c|·max|w_group(c)|/254 ≤ Σ|x|·max|w|/254.
     @Test func q8QuantizationErrorIsBounded() {
