@@ -75,6 +75,6 @@ extension Kernels {
     /// x[c…c+15], lanes at or beyond `cols` zero.
     @inline(__always)
     private static func loadInputs(_ x: UnsafePointer<Float>, _ c: Int, _ cols: Int) -> F16x16 {
-        cols &- c >= 16 ? load16(x + c) : loadPartial(UnsafeRawPointer(x + c), count: cols &- c, as: Float.self, zero: 0) { $0 }
+        cols &- c >= 16 ? load16(x + c) : tailLoad(x + c, count: cols &- c, fill: 0)
     }
 }

@@ -137,7 +137,7 @@ extension Kernels {
     }
 
     /// Scratch bytes one GEMM task needs (its packed weights).
-    static let gemmWorkBytes = gemmDepthBlock * 64 * 4
+    static let gemmWorkBytes = gemmDepthBlock * gemmFeaturesPerTask * 4
 
     /// Packs panels [p0, p1) of x (n × cols, row-major) for `gemmTask`: f32, or bf16 values rounded to
     /// nearest even (pairs); rows beyond n zero.
@@ -159,7 +159,7 @@ extension Kernels {
                         // Pairs d0…d0+width cover inputs 2·d0 … 2·(d0 + width); an odd last input pairs with 0.
                         let first = 2 * d0, count = min(2 * width, cols - first)
                         let halves = out.assumingMemoryBound(to: UInt16.self)
-                        roundToBF16(x + row * cols + first, count: count, into: halves)
+                        convertF32ToBF16(x + row * cols + first, count: count, into: halves)
                         if count < 2 * width { halves[count] = 0 }
                     } else {
                         out.assumingMemoryBound(to: Float.self).update(from: x + row * cols + d0, count: width)

@@ -259,7 +259,15 @@ public enum Kernels {
     /// Rounds `count` f32 values to bfloat16 (round to nearest even), as torch `.to(torch.bfloat16)`.
     public static func convertF32ToBF16(_ x: UnsafePointer<Float>, count: Int, into destination: UnsafeMutableRawPointer) {
         let out = destination.assumingMemoryBound(to: UInt16.self)
-        for i in 0..<count { out[i] = floatToBF16(x[i]) }
+        var i = 0
+        while i + 16 <= count {
+            UnsafeMutableRawPointer(out + i).storeBytes(of: roundBF16x16(load16(x + i)), as: SIMD16<UInt16>.self)
+            i += 16
+        }
+        while i < count {
+            out[i] = floatToBF16(x[i])
+            i += 1
+        }
     }
 
     /// Rounds `count` f32 values to binary16 (round to nearest even).

@@ -240,7 +240,7 @@ extension Kernels {
             let source = x + i * cols
             if bf16 {
                 let out = (destination + i * stride * 4).assumingMemoryBound(to: UInt16.self)
-                roundToBF16(source, count: cols, into: out)
+                convertF32ToBF16(source, count: cols, into: out)
                 (out + cols).initialize(repeating: 0, count: 2 * stride - cols)
             } else {
                 let out = (destination + i * stride * 4).assumingMemoryBound(to: Float.self)

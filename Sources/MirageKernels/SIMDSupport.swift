@@ -131,16 +131,3 @@ typealias F16x16 = SIMD16<Float>
     for i in 0..<16 { halves[i] = UInt16(truncatingIfNeeded: rounded[i]) }
     return halves
 }
-
-/// `count` floats rounded to bfloat16 (nearest even), as torch's `.to(torch.bfloat16)`.
-func roundToBF16(_ source: UnsafePointer<Float>, count: Int, into destination: UnsafeMutablePointer<UInt16>) {
-    var i = 0
-    while i + 16 <= count {
-        UnsafeMutableRawPointer(destination + i).storeBytes(of: roundBF16x16(load16(source + i)), as: SIMD16<UInt16>.self)
-        i += 16
-    }
-    while i < count {
-        destination[i] = floatToBF16(source[i])
-        i += 1
-    }
-}

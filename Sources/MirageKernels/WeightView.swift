@@ -70,7 +70,7 @@ enum F32Loads: PlainLoads {
     static var elementBytes: Int { 4 }
     @inline(__always) static func load16(_ p: UnsafeRawPointer) -> F16x16 { p.loadUnaligned(as: F16x16.self) }
     static func partial16(_ p: UnsafeRawPointer, count: Int) -> F16x16 {
-        loadPartial(p, count: count, as: Float.self, zero: 0) { $0 }
+        tailLoad(p.assumingMemoryBound(to: Float.self), count: count, fill: 0)
     }
 }
 

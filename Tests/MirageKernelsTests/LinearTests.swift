@@ -27,8 +27,13 @@ import Testing
             }
         }
         let reference = referenceLinear(x: x, n: n, w: weight.stored, rows: rows, cols: cols, bias: bias)
+        return Self.worstRelativeError(y, reference)
+    }
+
+    /// The worst |y − reference| / Σ|x·w| over all outputs (NaN counts as infinite).
+    static func worstRelativeError(_ y: [Float], _ reference: (values: [Double], magnitudes: [Double])) -> Double {
         var worst = 0.0
-        for k in 0..<(n * rows) {
+        for k in y.indices {
             let error = abs(Double(y[k]) - reference.values[k]) / reference.magnitudes[k]
             worst = max(worst, error.isNaN ? .infinity : error)
         }
@@ -85,11 +90,7 @@ import Testing
                         }
                     }
                 }
-                var worst = 0.0
-                for k in 0..<(n * rows) {
-                    let error = abs(Double(y[k]) - reference.values[k]) / reference.magnitudes[k]
-                    worst = max(worst, error.isNaN ? .infinity : error)
-                }
+                let worst = Self.worstRelativeError(y, reference)
                 #expect(worst <= 1e-5, "\(gemm ? "GEMM" : "mid-n") n \(n) rows \(rows) cols \(cols): \(worst)")
             }
         }
