@@ -44,6 +44,8 @@ extension RunStore {
     /// The attention recorded for an item, or nil when none was recorded.
     public func attention(run: Int64, itemKey: String) throws -> StoredAttention? {
         try read { db in
+            // A version-1 database (read without migrating) has no attention table: nothing recorded.
+            guard try db.tableExists("item_attention") else { return nil }
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT a.* FROM item_attention a JOIN items i ON i.id = a.item_id
                 WHERE i.run_id = ? AND i.item_key = ?
@@ -57,10 +59,23 @@ extension RunStore {
         }
     }
 
+    /// Keys of the run's decoded items (status ok, with response tokens) that have no recorded attention: items
+    /// stored before a crash took the attention in flight, or recorded without `--record-attention`.
+    public func itemsLackingAttention(run: Int64) throws -> Set<String> {
+        try read { db in
+            let lacking = try db.tableExists("item_attention") ? "NOT EXISTS (SELECT 1 FROM item_attention a WHERE a.item_id = i.id)" : "1"
+            return Set(try String.fetchAll(db, sql: """
+                SELECT i.item_key FROM items i WHERE i.run_id = ? AND i.status = 'ok' AND i.output_tokens IS NOT NULL
+                    AND i.output_tokens != '[]' AND \(lacking)
+                """, arguments: [run]))
+        }
+    }
+
     /// Keys of the run's items that have recorded attention, in item order.
     public func itemsWithAttention(run: Int64) throws -> [String] {
         try read { db in
-            try String.fetchAll(db, sql: """
+            guard try db.tableExists("item_attention") else { return [] }
+            return try String.fetchAll(db, sql: """
                 SELECT i.item_key FROM item_attention a JOIN items i ON i.id = a.item_id
                 WHERE a.run_id = ? ORDER BY i.ordinal, i.id
                 """, arguments: [run])

@@ -46,10 +46,13 @@ public struct Comparison: Codable, Hashable, Sendable {
 public struct ComparisonOptions: Sendable {
     public var baseline: Int64?
     public var allowMixedProtocols = false
+    /// Put runs that lack some of their expected items beside complete runs (with a note) instead of refusing.
+    public var allowPartial = false
     public var bootstrapSamples = 2000
     public var seed: UInt64 = 0
-    public init(baseline: Int64? = nil, allowMixedProtocols: Bool = false, bootstrapSamples: Int = 2000, seed: UInt64 = 0) {
-        self.baseline = baseline; self.allowMixedProtocols = allowMixedProtocols
+    public init(baseline: Int64? = nil, allowMixedProtocols: Bool = false, allowPartial: Bool = false,
+                bootstrapSamples: Int = 2000, seed: UInt64 = 0) {
+        self.baseline = baseline; self.allowMixedProtocols = allowMixedProtocols; self.allowPartial = allowPartial
         self.bootstrapSamples = bootstrapSamples; self.seed = seed
     }
 }
@@ -59,6 +62,8 @@ public enum CompareError: Error, CustomStringConvertible, Equatable {
     case mixedProtocols(column: String, first: Int64, other: Int64, differences: [String])
     case baselineNotSelected(Int64)
     case unscored(Int64)
+    /// Runs that lack expected items (`partial`) selected together with complete ones (`complete`).
+    case partialRuns(partial: [PartialRun], complete: [Int64])
 
     public var description: String {
         switch self {
@@ -71,10 +76,29 @@ public enum CompareError: Error, CustomStringConvertible, Equatable {
                 + "(--protocol), or pass --allow-mixed-protocols to show them side by side anyway."
         case let .baselineNotSelected(id):
             return "the baseline run \(id) is not among the compared runs; add it to the selection."
+        case let .partialRuns(partial, complete):
+            return "\(partial.map(\.description).joined(separator: "; ")) \(partial.count == 1 ? "is" : "are") partial, "
+                + "while run\(complete.count == 1 ? "" : "s") \(complete.map(String.init).joined(separator: ", ")) "
+                + "\(complete.count == 1 ? "is" : "are") complete: their numbers cover different items and are not comparable. "
+                + "Finish the partial runs (rerun `mirage run` to resume; import the complete answer file), leave them out, "
+                + "or pass --allow-partial to show them side by side anyway."
         case let .unscored(id):
             return "run \(id) has no scored items yet. Finish or resume it (`mirage import` resumes an import) "
                 + "before comparing."
         }
+    }
+}
+
+/// A run with fewer stored items than it expects (an interrupted run, an answer file covering part of its
+/// question file).
+public struct PartialRun: Hashable, Sendable, CustomStringConvertible {
+    public var run: Int64
+    public var label: String?
+    public var stored: Int
+    public var expected: Int
+    public var missing: Int { expected - stored }
+    public var description: String {
+        "run \(run)\(label.map { " (\($0))" } ?? "") has \(stored) of \(expected) items (\(missing) missing)"
     }
 }
 
@@ -129,6 +153,15 @@ public struct ComparisonBuilder {
                                                 protocolHash: run.protocolRecord.hash))
             }
         }
+        let partial = loaded.compactMap { l -> PartialRun? in
+            guard let expected = l.run.expectedItems, l.items.count < expected else { return nil }
+            return PartialRun(run: l.run.id, label: l.run.label, stored: l.items.count, expected: expected)
+        }
+        let complete = loaded.map(\.run.id).filter { id in !partial.contains { $0.run == id } }
+        if !partial.isEmpty && !complete.isEmpty && !options.allowPartial {
+            throw CompareError.partialRuns(partial: partial, complete: complete)
+        }
+
         // CHAIR first, then POPE splits in the paper's order (random, popular, adversarial), then the rest.
         let splitOrder = ["pope/random", "pope/popular", "pope/adversarial"]
         func rank(_ c: ComparisonColumn) -> Int {
@@ -178,7 +211,7 @@ public struct ComparisonBuilder {
                                  metrics: metrics, deltas: [:], intervals: [:], sharedImages: [:], mcnemar: [:])
         }
 
-        var notes: [String] = []
+        var notes: [String] = partial.map { "partial: \($0)" }
         if let baselineIndex = rows.firstIndex(where: \.isBaseline) {
             let base = rows[baselineIndex], baseItems = rowRuns[baselineIndex]
             for (r, row) in rows.enumerated() where r != baselineIndex {

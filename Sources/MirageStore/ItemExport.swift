@@ -29,11 +29,27 @@ public enum ItemExport {
         return f
     }
 
+    /// One JSON object per line. Text is exact (no normalisation); besides JSON's own escapes, U+2028, U+2029
+    /// and U+0085 are written as `\uXXXX`, because line readers such as Python's `str.splitlines()` break lines
+    /// there and would cut a record in two.
     public static func jsonl(_ items: [StoredItem]) -> String {
         items.map { item -> String in
             let data = try! JSONSerialization.data(withJSONObject: fields(item), options: [.sortedKeys, .withoutEscapingSlashes])
-            return String(decoding: data, as: UTF8.self)
+            return escapeLineSeparators(String(decoding: data, as: UTF8.self))
         }.map { $0 + "\n" }.joined()
+    }
+
+    /// JSON text with U+2028, U+2029 and U+0085 as escapes (they can only occur inside JSON strings).
+    static func escapeLineSeparators(_ json: String) -> String {
+        guard json.unicodeScalars.contains(where: { [0x85, 0x2028, 0x2029].contains($0.value) }) else { return json }
+        var out = String.UnicodeScalarView()
+        for scalar in json.unicodeScalars {
+            switch scalar.value {
+            case 0x85, 0x2028, 0x2029: out.append(contentsOf: String(format: "\\u%04x", scalar.value).unicodeScalars)
+            default: out.append(scalar)
+            }
+        }
+        return String(out)
     }
 
     /// RFC 4180 CSV; list values are joined with "|".

@@ -37,8 +37,16 @@ public struct PopeAnswerFile: Sendable {
             lineNumber += 1
             let line = rawLine.last == UInt8(ascii: "\r") ? rawLine.dropLast() : rawLine
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+            // MirageData's scanner, not JSONSerialization: Foundation's parser on Linux drops a U+FEFF that starts
+            // a string value, and an answer must be stored exactly as written.
             let object: Any
-            do { object = try JSONSerialization.jsonObject(with: Data(line), options: [.fragmentsAllowed]) } catch {
+            do {
+                object = try JSONScanner.withBytes(Data(line), source: source) { s in
+                    let value = try s.readAny()
+                    guard s.isAtEnd else { throw s.error("text after the JSON value") }
+                    return value
+                }
+            } catch {
                 throw ImportError.badRecord(file: source, line: lineNumber,
                     reason: "not valid JSON. An answer file has one JSON object per line, e.g. {\"question_id\": 1, \"answer\": \"Yes\"}")
             }

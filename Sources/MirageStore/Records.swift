@@ -119,4 +119,6 @@ public struct RunSummary: Hashable, Sendable {
     public var itemCount: Int
     public var scoredCount: Int
     public var metrics: [String: Double]
+    /// Expected items not stored (0 when the run expects nothing in particular or has them all).
+    public var missingItems: Int { max(0, (run.expectedItems ?? 0) - itemCount) }
 }

@@ -32,7 +32,7 @@ public struct RunImporter {
     public func importRun(_ new: NewRun, items: [NewItem], scorer: any ItemScoring,
                           progress: ((Int, Int) -> Void)? = nil) throws -> Outcome {
         var new = new
-        new.expectedItems = items.count
+        if new.expectedItems == nil { new.expectedItems = items.count }
         let (run, created) = try store.createRun(new)
         if run.status == .complete {
             return Outcome(run: run, created: false, recorded: 0, metrics: try store.metrics(run: run.id), wasComplete: true)

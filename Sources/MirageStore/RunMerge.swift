@@ -55,15 +55,13 @@ extension RunStore {
         return try write { db in
             var merger = Merger(target: db)
             for input in inputs {
-                var config = Configuration()
-                config.readonly = true
-                config.busyMode = .timeout(60)
-                let queue: DatabaseQueue
-                do { queue = try DatabaseQueue(path: input, configuration: config) } catch {
+                // Read-only without side files (see ReadOnlyConnection); the body runs once (no silent re-read).
+                let connection: ReadOnlyConnection
+                do { connection = try ReadOnlyConnection(path: input) } catch {
                     throw StoreError.sqlite(path: input, message: "\(error)")
                 }
-                try queue.read { source in try merger.merge(source: source, path: input) }
-                try queue.close()
+                if let warning = connection.warning { throw StoreError.invalid("cannot merge \(input) completely: \(warning)") }
+                try connection.read(retry: false) { source in try merger.merge(source: source, path: input) }
             }
             var runs: [RunRecord] = []
             for id in merger.touched.keys.sorted() {
@@ -172,10 +170,11 @@ private struct Merger {
 
     /// The output id of a protocol/model/decoder row, matched by its unique `key` columns, copied if absent.
     func copyOnce(source: Database, table: String, id: Int64, key: [String]) throws -> Int64 {
-        let row = try Row.fetchOne(source, sql: "SELECT * FROM \(table) WHERE id = ?", arguments: [id])!
-        let condition = key.map { "\($0) = ?" }.joined(separator: " AND ")
+        let row = try Row.fetchOne(source, sql: "SELECT \(try Self.exactColumns(source, table: table)) FROM \(table) WHERE id = ?",
+                                   arguments: [id])!
+        let condition = key.map { "\($0) = \(ExactText.placeholder)" }.joined(separator: " AND ")
         if let existing = try Int64.fetchOne(target, sql: "SELECT id FROM \(table) WHERE \(condition)",
-                                             arguments: StatementArguments(key.map { row[$0] as DatabaseValue })) {
+                                             arguments: StatementArguments(key.map { ExactText.bind(ExactText.string(row[$0])) })) {
             return existing
         }
         return try insert(table: table, row: row, skipping: ["id"], overrides: [:])
@@ -183,14 +182,35 @@ private struct Merger {
 
     /// Inserts a source row into the same table of the output (columns both schemas have), returning its rowid.
     func insert(table: String, row: Row, skipping: Set<String>, overrides: [String: DatabaseValue]) throws -> Int64 {
-        let columns = try Set(target.columns(in: table).map(\.name))
+        let targetColumns = try target.columns(in: table)
+        let columns = Set(targetColumns.map(\.name))
+        let text = Set(targetColumns.filter(Self.isText).map(\.name))
         let names = row.columnNames.filter { columns.contains($0) && !skipping.contains($0) && overrides[$0] == nil }
             + overrides.keys.sorted()
-        let values: [DatabaseValue] = names.map { overrides[$0] ?? row[$0] }
+        // Text goes back in with its full length (see ExactText); rows read with `exactColumns` hold it as blobs.
+        let values: [DatabaseValue] = names.map { name in
+            let value = overrides[name] ?? row[name]
+            return text.contains(name) ? ExactText.bind(ExactText.string(value)) : value
+        }
         let list = names.map { "\"\($0)\"" }.joined(separator: ", ")
-        let marks = Array(repeating: "?", count: names.count).joined(separator: ", ")
+        let marks = names.map { text.contains($0) ? ExactText.placeholder : "?" }.joined(separator: ", ")
         try target.execute(sql: "INSERT INTO \(table) (\(list)) VALUES (\(marks))", arguments: StatementArguments(values))
         return target.lastInsertedRowID
+    }
+
+    /// A column SQLite gives text affinity (declared type containing CHAR, CLOB or TEXT).
+    static func isText(_ column: ColumnInfo) -> Bool {
+        let type = column.type.uppercased()
+        return type.contains("TEXT") || type.contains("CHAR") || type.contains("CLOB")
+    }
+
+    /// The select list of every column of `table`, text columns as `CAST(... AS BLOB)` so that a NUL inside a
+    /// value does not cut it (see ExactText). Two rows read this way compare byte for byte.
+    static func exactColumns(_ db: Database, table: String, prefix: String = "") throws -> String {
+        try db.columns(in: table).map { column in
+            let name = "\(prefix)\"\(column.name)\""
+            return isText(column) ? ExactText.column(name, as: "\"\(column.name)\"") : name
+        }.joined(separator: ", ")
     }
 
     // MARK: Items
@@ -201,7 +221,7 @@ private struct Merger {
         let order = columns.map { "t.\"\($0)\"" }.joined(separator: ", ")
         var rows: [Int64: [[DatabaseValue]]] = [:]
         for row in try Row.fetchAll(db, sql: """
-            SELECT t.* FROM \(table) t JOIN items i ON i.id = t.item_id WHERE i.run_id = ? ORDER BY t.item_id\(order.isEmpty ? "" : ", " + order)
+            SELECT \(try exactColumns(db, table: table, prefix: "t.")) FROM \(table) t JOIN items i ON i.id = t.item_id WHERE i.run_id = ? ORDER BY t.item_id\(order.isEmpty ? "" : ", " + order)
             """, arguments: [run]) {
             rows[row["item_id"], default: []].append(columns.map { row[$0] })
         }
@@ -212,7 +232,8 @@ private struct Merger {
         let sourceRunID: Int64 = sourceRun["id"]
         let runName = (sourceRun["label"] as String?).map { "'\($0)'" } ?? "\(sourceRunID)"
         var existing: [String: Row] = [:]
-        for row in try Row.fetchAll(target, sql: "SELECT * FROM items WHERE run_id = ?", arguments: [runID]) {
+        for row in try Row.fetchAll(target, sql: "SELECT \(try Self.exactColumns(target, table: "items")) FROM items WHERE run_id = ?",
+                                    arguments: [runID]) {
             existing[row["item_key"]] = row
         }
         let tables = try itemChildTables.filter { try source.tableExists($0) }
@@ -224,7 +245,7 @@ private struct Merger {
         }
         let targetItemColumns = try Set(target.columns(in: "items").map(\.name))
         var added = 0, present = 0
-        for item in try Row.fetchAll(source, sql: "SELECT * FROM items WHERE run_id = ? ORDER BY ordinal, id",
+        for item in try Row.fetchAll(source, sql: "SELECT \(try Self.exactColumns(source, table: "items")) FROM items WHERE run_id = ? ORDER BY ordinal, id",
                                      arguments: [sourceRunID]) {
             let key: String = item["item_key"]
             let sourceItemID: Int64 = item["id"]
@@ -234,7 +255,7 @@ private struct Merger {
                     let a: DatabaseValue = old[column], b: DatabaseValue = item[column]
                     if a != b {
                         throw StoreError.mergeConflict(input: path, run: runName, outputRun: runID, itemKey: key,
-                                                       field: column, output: a.description, incoming: b.description)
+                                                       field: column, output: Self.shown(a), incoming: Self.shown(b))
                     }
                 }
                 targetItemID = old["id"]
@@ -256,9 +277,10 @@ private struct Merger {
                     throw StoreError.mergeConflict(
                         input: path, run: runName, outputRun: runID, itemKey: key,
                         field: field.map { "\(table).\($0.0)" } ?? "\(table) (\(stored.count) vs \(incoming.count) rows)",
-                        output: field.map { $0.1.0.description } ?? "", incoming: field.map { $0.1.1.description } ?? "")
+                        output: field.map { Self.shown($0.1.0) } ?? "", incoming: field.map { Self.shown($0.1.1) } ?? "")
                 }
-                let full = try Row.fetchAll(source, sql: "SELECT * FROM \(table) WHERE item_id = ?", arguments: [sourceItemID])
+                let full = try Row.fetchAll(source, sql: "SELECT \(try Self.exactColumns(source, table: table)) FROM \(table) WHERE item_id = ?",
+                                            arguments: [sourceItemID])
                 for row in full {
                     var overrides: [String: DatabaseValue] = ["item_id": targetItemID.databaseValue]
                     if row.hasColumn("run_id") { overrides["run_id"] = runID.databaseValue }
@@ -268,6 +290,12 @@ private struct Merger {
             }
         }
         return (added, present)
+    }
+
+    /// A value for a conflict message: text (read as a blob by `exactColumns`) as text, with controls escaped.
+    static func shown(_ value: DatabaseValue) -> String {
+        guard case .blob(let data) = value.storage, let text = String(data: data, encoding: .utf8) else { return value.description }
+        return text.unicodeScalars.map { $0.properties.generalCategory == .control ? $0.escaped(asASCII: true) : String($0) }.joined()
     }
 }
 

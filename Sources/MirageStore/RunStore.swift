@@ -13,12 +13,17 @@ public final class RunStore: Sendable {
     public static let defaultPath = "Results/mirage.sqlite"
 
     public let path: String
-    private let pool: DatabasePool
+    /// Nil when the store was opened read-only.
+    private let pool: DatabasePool?
+    private let reader: ReadOnlyConnection?
+    /// True when the store was opened with `readOnly:`.
+    public var isReadOnly: Bool { pool == nil }
 
     /// Opens (creating it and its folder if needed) and migrates the database at `path`.
     /// - Throws: `StoreError.newerSchema` without touching the file when a newer Mirage wrote it.
     public init(path: String, create: Bool = true) throws {
         self.path = path
+        reader = nil
         let fm = FileManager.default
         let exists = fm.fileExists(atPath: path)
         if !exists && !create { throw StoreError.databaseMissing(path: path) }
@@ -78,25 +83,40 @@ public final class RunStore: Sendable {
         }
     }
 
-    private static func unknownMigrations(_ db: Database) throws -> [String] {
+    static func unknownMigrations(_ db: Database) throws -> [String] {
         let known = Set(Schema.migrator.migrations)
         return try Schema.migrator.appliedIdentifiers(db).filter { !known.contains($0) }.sorted()
     }
 
-    /// Opens an existing file read-only and refuses it when it comes from a newer schema.
+    /// Opens an existing file read-only (creating no side files) and refuses it when it comes from a newer schema.
     static func checkSchemaReadOnly(path: String) throws {
-        var config = Configuration()
-        config.readonly = true
-        config.busyMode = .timeout(60)
         do {
-            let queue = try DatabaseQueue(path: path, configuration: config)
-            try queue.read { db in
-                let userVersion = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
-                var unknown = try Schema.migrator.hasBeenSuperseded(db) ? try unknownMigrations(db) : []
-                if userVersion > Schema.version && unknown.isEmpty { unknown = ["schema version \(userVersion)"] }
-                if !unknown.isEmpty { throw StoreError.newerSchema(path: path, unknownMigrations: unknown) }
-            }
-            try queue.close()
+            try ReadOnlyConnection(path: path).read { db in try checkSchema(db, path: path) }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.sqlite(path: path, message: "\(error) (is it a Mirage run database?)")
+        }
+    }
+
+    /// Opens an existing database for reading only: no migration, no write, and no `-wal`/`-shm` files created
+    /// (see `ReadOnlyConnection`), so a database the user may read but not write can be listed, exported and
+    /// compared, and readers of other users never leave files that lock the owner out. A database of an older
+    /// schema is read as it is (the attention of a version-1 database reads as absent).
+    /// - Parameter warn: receives a warning when commits still in the write-ahead log cannot be read.
+    public init(readingOnly path: String, warn: (String) -> Void = { _ in }) throws {
+        self.path = path
+        pool = nil
+        guard FileManager.default.fileExists(atPath: path) else { throw StoreError.databaseMissing(path: path) }
+        guard access(path, R_OK) == 0 else {
+            throw StoreError.sqlite(path: path, message: "cannot read the file (\(String(cString: strerror(errno)))); "
+                + "ask its owner for read access or copy it somewhere you can read")
+        }
+        do {
+            let connection = try ReadOnlyConnection(path: path)
+            try connection.read { db in try Self.checkSchema(db, path: path) }
+            if let warning = connection.warning { warn(warning) }
+            reader = connection
         } catch let error as StoreError {
             throw error
         } catch {
@@ -109,6 +129,7 @@ public final class RunStore: Sendable {
     /// A write in an IMMEDIATE transaction (takes the write lock up front, so two processes queue on the
     /// busy timeout instead of failing on a lock upgrade).
     func write<T>(_ body: (Database) throws -> T) throws -> T {
+        guard let pool else { throw StoreError.readOnlyStore(path: path) }
         do {
             return try pool.writeWithoutTransaction { db in
                 var result: T?
@@ -126,7 +147,10 @@ public final class RunStore: Sendable {
     }
 
     func read<T>(_ body: (Database) throws -> T) throws -> T {
-        do { return try pool.read(body) } catch let error as StoreError { throw error } catch {
+        do {
+            if let reader { return try reader.read(body) }
+            return try pool!.read(body)
+        } catch let error as StoreError { throw error } catch {
             throw StoreError.sqlite(path: path, message: "\(error)")
         }
     }
@@ -148,9 +172,9 @@ public final class RunStore: Sendable {
         try db.execute(sql: """
             INSERT INTO protocols (hash, name, task, image_ids, image_count, prompt_template, max_new_tokens,
                 question_file, question_checksum, split, answer_parser, vocabulary_checksum, ground_truth_checksum,
-                canonical_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                canonical_json) VALUES (?, ?, ?, ?, ?, \(ExactText.placeholder), ?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [hash, name, p.task.rawValue, CanonicalJSON.string(p.imageIDs), p.imageIDs.count,
-                             p.promptTemplate, p.maxNewTokens, p.questionFile, p.questionChecksum, p.split,
+                             ExactText.bind(p.promptTemplate), p.maxNewTokens, p.questionFile, p.questionChecksum, p.split,
                              p.answerParser, p.vocabularyChecksum, p.groundTruthChecksum, p.canonicalJSON])
         return db.lastInsertedRowID
     }
@@ -330,10 +354,13 @@ public final class RunStore: Sendable {
     @discardableResult
     public func recordItem(run: Int64, _ item: NewItem, score: ItemScore? = nil) throws -> Int64 {
         try write { db in
-            if let existing = try Row.fetchOne(db, sql: "SELECT id, output_text FROM items WHERE run_id = ? AND item_key = ?",
-                                               arguments: [run, item.key]) {
-                let text: String = existing["output_text"]
-                guard text == item.outputText else {
+            if let existing = try Row.fetchOne(db, sql: """
+                SELECT id, \(ExactText.column("output_text", as: "output_exact")) FROM items WHERE run_id = ? AND item_key = ?
+                """, arguments: [run, item.key]) {
+                // Compared as Unicode scalars: String's == treats canonically equivalent spellings (NFC and NFD)
+                // as equal, and the store keeps them apart.
+                let text = ExactText.string(existing["output_exact"]) ?? ""
+                guard text.unicodeScalars.elementsEqual(item.outputText.unicodeScalars) else {
                     throw StoreError.invalid("run \(run) already has a different output for item '\(item.key)'; "
                         + "delete the run (`mirage runs delete \(run)`) to record it again")
                 }
@@ -344,11 +371,12 @@ public final class RunStore: Sendable {
             try db.execute(sql: """
                 INSERT INTO items (run_id, item_key, ordinal, image_id, question_id, prompt, output_text, output_tokens,
                     prefill_seconds, decode_seconds, forward_passes, seed, status, failure_reason, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [run, item.key, item.ordinal, item.imageID, item.questionID, item.prompt, item.outputText,
-                                 item.outputTokens.map { CanonicalJSON.string($0) }, item.prefillSeconds,
-                                 item.decodeSeconds, item.forwardPasses, item.seed,
-                                 item.failureReason == nil ? "ok" : "failed", item.failureReason, Self.now()])
+                VALUES (?, ?, ?, ?, ?, \(ExactText.placeholder), \(ExactText.placeholder), ?, ?, ?, ?, ?, ?,
+                        \(ExactText.placeholder), ?)
+                """, arguments: [run, item.key, item.ordinal, item.imageID, item.questionID, ExactText.bind(item.prompt),
+                                 ExactText.bind(item.outputText), item.outputTokens.map { CanonicalJSON.string($0) },
+                                 item.prefillSeconds, item.decodeSeconds, item.forwardPasses, item.seed,
+                                 item.failureReason == nil ? "ok" : "failed", ExactText.bind(item.failureReason), Self.now()])
             let id = db.lastInsertedRowID
             if let score { try Self.upsertScore(db, run: run, itemID: id, score) }
             try db.execute(sql: "UPDATE runs SET updated_at = ? WHERE id = ?", arguments: [Self.now(), run])
@@ -390,7 +418,10 @@ public final class RunStore: Sendable {
 
     static func items(_ db: Database, run: Int64) throws -> [StoredItem] {
         try Row.fetchAll(db, sql: """
-            SELECT i.*, s.kind, s.mentions, s.ground_truth, s.word_count, s.label, s.parsed_answer
+            SELECT i.*, \(ExactText.column("i.prompt", as: "prompt_exact")),
+                   \(ExactText.column("i.output_text", as: "output_exact")),
+                   \(ExactText.column("i.failure_reason", as: "failure_exact")),
+                   s.kind, s.mentions, s.ground_truth, s.word_count, s.label, s.parsed_answer
             FROM items i LEFT JOIN item_scores s ON s.item_id = i.id WHERE i.run_id = ? ORDER BY i.ordinal, i.id
             """, arguments: [run]).map(Self.storedItem)
     }
@@ -399,10 +430,12 @@ public final class RunStore: Sendable {
         let decoder = JSONDecoder()
         let tokens: String? = row["output_tokens"]
         let item = NewItem(key: row["item_key"], ordinal: row["ordinal"], imageID: row["image_id"],
-                           questionID: row["question_id"], prompt: row["prompt"], outputText: row["output_text"],
+                           questionID: row["question_id"], prompt: ExactText.string(row["prompt_exact"]),
+                           outputText: ExactText.string(row["output_exact"]) ?? "",
                            outputTokens: try tokens.map { try decoder.decode([Int].self, from: Data($0.utf8)) },
                            prefillSeconds: row["prefill_seconds"], decodeSeconds: row["decode_seconds"],
-                           forwardPasses: row["forward_passes"], seed: row["seed"], failureReason: row["failure_reason"])
+                           forwardPasses: row["forward_passes"], seed: row["seed"],
+                           failureReason: ExactText.string(row["failure_exact"]))
         var score: ItemScore?
         switch row["kind"] as String? {
         case "chair":

@@ -12,6 +12,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     case mergeConflict(input: String, run: String, outputRun: Int64, itemKey: String, field: String,
                        output: String, incoming: String)
     case sqlite(path: String, message: String)
+    /// A write through a store opened with `RunStore(readingOnly:)` (a command that should only read).
+    case readOnlyStore(path: String)
 
     public var description: String {
         switch self {
@@ -37,6 +39,9 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
                 + "(`mirage runs delete ID --db FILE`) or keep them in separate databases."
         case let .sqlite(path, message):
             return "database error in \(path): \(message)"
+        case let .readOnlyStore(path):
+            return "\(path) was opened read-only by a command that only reads, and something tried to write it; "
+                + "this is a bug in mirage, please report the command you ran"
         }
     }
 }
