@@ -80,8 +80,53 @@ public struct Experiment: Sendable, Equatable {
     public var shard: Shard?
     /// Ask the registered item observers to record attention (see `RunItemObserver`).
     public var recordAttention = false
+    /// The label of each run, with `{model}`, `{protocol}`, `{decoder}`, `{preset}` and `{seed}` replaced
+    /// (labels are unique: with several runs the placeholders must tell them apart).
+    public var label: String?
 
     public init() {}
+
+    /// The placeholders a label may use.
+    public static let labelPlaceholders = ["{model}", "{protocol}", "{decoder}", "{preset}", "{seed}"]
+
+    /// `label` for one run: `model` is the model's name (its folder name), `protocolName` the protocol's name.
+    public func label(model: String, protocolName: String, decoder: DecoderChoice, seed: UInt64) -> String? {
+        label.map { template in
+            template.replacingOccurrences(of: "{model}", with: model)
+                .replacingOccurrences(of: "{protocol}", with: protocolName)
+                .replacingOccurrences(of: "{decoder}", with: decoder.name)
+                .replacingOccurrences(of: "{preset}", with: decoder.preset ?? "")
+                .replacingOccurrences(of: "{seed}", with: String(seed))
+        }
+    }
+
+    /// Refuses a label that would give two runs the same name, or a run a number for a name.
+    public func checkLabels(protocolNames: [String]) throws {
+        guard let template = label else { return }
+        var seen: [String: String] = [:]
+        for model in models {
+            let modelName = URL(fileURLWithPath: model).lastPathComponent
+            for p in protocolNames {
+                for d in decoders {
+                    for seed in seeds {
+                        let name = self.label(model: modelName, protocolName: p, decoder: d, seed: seed)!
+                        let run = "\(modelName) \(p) \(d) seed \(seed)"
+                        if name.isEmpty || Int64(name) != nil {
+                            throw RunnerError.configuration("label '\(template)' gives run \(run) the label '\(name)'; a label must be non-empty text that is not a number (numbers are run ids)")
+                        }
+                        if let other = seen[name] {
+                            throw RunnerError.configuration("""
+                                label '\(template)' names two runs '\(name)' (\(other); \(run)), and labels are unique; \
+                                add a placeholder for what differs (\(Self.labelPlaceholders.joined(separator: ", "))), \
+                                e.g. --label 'llava-{decoder}-{seed}', or run them with separate commands and labels
+                                """)
+                        }
+                        seen[name] = run
+                    }
+                }
+            }
+        }
+    }
 
     /// Reads an experiment file; relative paths are resolved against its folder.
     public static func load(path: String) throws -> Experiment {
@@ -100,20 +145,18 @@ public struct Experiment: Sendable, Equatable {
             return baseFolder.appendingPathComponent(expanded).path
         }
         var e = Experiment()
-        if f.has("model") && f.has("models") { throw f.fail("model", "give model or models, not both") }
-        e.models = (try f.strings("models") ?? f.strings("model") ?? []).map(resolve)
-        if f.has("protocol") && f.has("protocols") { throw f.fail("protocol", "give protocol or protocols, not both") }
-        e.protocols = try (f.strings("protocols") ?? f.strings("protocol") ?? []).map { p in
-            p.contains("/") || p.hasSuffix(".yaml") || p.hasSuffix(".yml") ? resolve(p) : p
+        if let key = try f.oneOf("models", "model") { e.models = (try f.strings(key) ?? []).map(resolve) }
+        if let key = try f.oneOf("protocols", "protocol") {
+            e.protocols = try (f.strings(key) ?? []).map { p in
+                p.contains("/") || p.hasSuffix(".yaml") || p.hasSuffix(".yml") ? resolve(p) : p
+            }
         }
-        if let items = try f.list("decoders") ?? f.list("decoder") {
-            let key = f.values["decoders"] != nil ? "decoders" : "decoder"
+        if let key = try f.oneOf("decoders", "decoder"), let items = try f.list(key) {
             e.decoders = try items.enumerated().map { i, item in
                 try parseDecoder(item, f: f, key: "\(f.key(key))[\(i)]")
             }
         }
-        if let seeds = try f.ints("seeds") ?? f.ints("seed") {
-            let key = f.values["seeds"] != nil ? "seeds" : "seed"
+        if let key = try f.oneOf("seeds", "seed"), let seeds = try f.ints(key) {
             if seeds.isEmpty { throw f.fail(key, "the list is empty") }
             if let bad = seeds.first(where: { $0 < 0 }) { throw f.fail(key, "seed \(bad) is negative") }
             e.seeds = seeds.map { UInt64($0) }
@@ -136,6 +179,7 @@ public struct Experiment: Sendable, Equatable {
             do { e.shard = try Shard(parsing: s) } catch { throw f.fail("shard", "'\(s)' is not i/n with 0 ≤ i < n, e.g. 0/2") }
         }
         e.recordAttention = try f.bool("record_attention") ?? false
+        e.label = try f.string("label")
         try f.rejectUnknownKeys()
         return e
     }

@@ -152,7 +152,6 @@ public struct RunProtocol: Sendable, Equatable {
             parser = p
         } else {
             for key in ["questions", "answer_parser"] where f.has(key) {
-                _ = f.raw(key)
                 throw f.fail(key, "applies to POPE protocols only")
             }
         }

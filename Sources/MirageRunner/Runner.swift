@@ -10,6 +10,14 @@ import MirageStore
 public protocol RunItemObserver {
     func itemRecorded(run: Int64, itemKey: String, model: LanguageModel, prompt: PromptLayout, result: DecodeResult,
                       tokenizer: Tokenizer?) throws
+    /// Keys of the run's stored, decoded items this observer has nothing for (e.g. attention that was not
+    /// committed before a crash, or items recorded without the observer). A resumed run calls `itemRecorded`
+    /// for them again, with the stored tokens and text, after rebuilding their prompt. Default: none.
+    func itemsMissingObservation(run: Int64) throws -> Set<String>
+}
+
+extension RunItemObserver {
+    public func itemsMissingObservation(run: Int64) throws -> Set<String> { [] }
 }
 
 /// Where the runner finds what protocols need.
@@ -102,6 +110,8 @@ public final class ExperimentRunner {
         let run: RunRecord
         let template: RunProtocol.Template
         var pending: [Int: [PlannedItem]]
+        /// Stored items an observer lacks (see `RunItemObserver.itemsMissingObservation`), by image id.
+        var backfill: [Int: [(PlannedItem, StoredItem)]] = [:]
         var remaining: Int
         var tally: RunTally
         var sessionItems = 0
@@ -122,6 +132,7 @@ public final class ExperimentRunner {
             throw RunnerError.configuration("record_attention / --record-attention needs an attention recorder, and none is registered in this build")
         }
         let specs = try experiment.protocols.map { try resources.protocols.resolve($0) }
+        try experiment.checkLabels(protocolNames: specs.map(\.name))
         let truth = try experiment.groundTruth.map { try ChairGroundTruth(prebuiltJSON: URL(fileURLWithPath: $0)) }
         let imageSet = try ImageSet(folder: experiment.images.map { URL(fileURLWithPath: $0) },
                                     instances: experiment.instances.map { URL(fileURLWithPath: $0) }, groundTruth: truth)
@@ -195,7 +206,7 @@ public final class ExperimentRunner {
                 for seed in experiment.seeds {
                     let key = Self.resumeKey(modelFingerprint: fingerprint, quantize: experiment.quantize, evalProtocol: evalProtocol,
                                              padToSquare: p.spec.padToSquare, decoder: decoder, seed: seed)
-                    let (run, _) = try store.createRun(NewRun(
+                    var (run, _) = try store.createRun(NewRun(
                         evalProtocol: evalProtocol, protocolName: p.spec.name, model: modelSpec,
                         decoder: DecoderSpec(name: decoder.name, parametersJSON: decoder.parameters.canonicalJSON),
                         seed: Int64(bitPattern: seed), label: nil,
@@ -205,6 +216,15 @@ public final class ExperimentRunner {
                     if plans.contains(where: { $0.run.id == run.id }) {
                         progress.note("note: run \(run.id) is listed twice in the experiment (same protocol, decoder settings and seed); running it once")
                         continue
+                    }
+                    if let label = experiment.label(model: folder.lastPathComponent, protocolName: p.spec.name, decoder: choice, seed: seed),
+                       label != run.label {
+                        if let old = run.label {
+                            progress.note("note: run \(run.id) keeps its label '\(old)' (`mirage runs label \(run.id) \(label)` renames it)")
+                        } else {
+                            try store.setLabel(run: run.id, to: label)
+                            run = try store.run(id: run.id)
+                        }
                     }
                     if options.retryFailed {
                         let retried = try store.deleteFailedItems(run: run.id)
@@ -216,18 +236,26 @@ public final class ExperimentRunner {
                     }
                     let recorded = try store.recordedItemKeys(run: run.id)
                     let pending = Dictionary(grouping: mine.filter { !recorded.contains($0.key) }, by: \.imageID)
+                    let backfill = try self.backfill(run: run.id, items: mine)
+                    if !backfill.isEmpty {
+                        progress.note("run \(run.id): recording what is missing (e.g. attention) for \(backfill.count) stored item\(backfill.count == 1 ? "" : "s")")
+                    }
                     let name = "run \(run.id) \(modelName) \(p.spec.name) \(choice) seed \(seed)"
                         + (experiment.shard.map { " shard \($0)" } ?? "")
-                    plans.append(Plan(name: name, prepared: p, decoder: decoder, seed: seed, run: run,
-                                      template: p.spec.template(for: architecture), pending: pending, tally: tally,
-                                      wasComplete: pending.isEmpty && run.status == .complete))
+                    let plan = Plan(name: name, prepared: p, decoder: decoder, seed: seed, run: run,
+                                    template: p.spec.template(for: architecture), pending: pending, tally: tally,
+                                    wasComplete: pending.isEmpty && run.status == .complete)
+                    plan.backfill = Dictionary(grouping: backfill, by: \.0.imageID)
+                    plans.append(plan)
                 }
             }
         }
 
         var outcomes: [Int64: RunOutcome] = [:]
         func finish(_ plan: Plan) throws {
-            let metrics = plan.wasComplete ? try store.metrics(run: plan.run.id) : try store.finishRun(plan.run.id)
+            // A run whose every item failed (all images missing, say) has no result: it is stored as failed.
+            let status: RunStatus = plan.tally.allFailed ? .failed : .complete
+            let metrics = plan.wasComplete ? try store.metrics(run: plan.run.id) : try store.finishRun(plan.run.id, status: status)
             progress.finished(name: plan.name, tally: plan.tally, sessionItems: plan.sessionItems,
                               sessionSeconds: Date().timeIntervalSince(plan.started))
             outcomes[plan.run.id] = RunOutcome(run: try store.run(id: plan.run.id), protocolName: plan.prepared.spec.name,
@@ -235,11 +263,15 @@ public final class ExperimentRunner {
         }
         for plan in plans where plan.remaining == 0 { try finish(plan) }
 
-        let images = Set(plans.flatMap { $0.pending.keys }).sorted()
+        let images = Set(plans.flatMap { Array($0.pending.keys) + Array($0.backfill.keys) }).sorted()
         for imageID in images {
             var context = ImageContext(imageID: imageID, url: imageSet.url(for: imageID), model: llava,
                                        missingReason: imageSet.missingReason(for: imageID))
             for plan in plans {
+                for (item, stored) in plan.backfill[imageID] ?? [] {
+                    try observeAgain(item, stored: stored, plan: plan, image: &context, tokenizer: tokenizer, model: llava)
+                }
+                plan.backfill[imageID] = nil
                 guard let items = plan.pending[imageID] else { continue }
                 for item in items {
                     try runItem(item, plan: plan, image: &context, tokenizer: tokenizer, model: llava)
@@ -252,6 +284,50 @@ public final class ExperimentRunner {
         return plans.map { outcomes[$0.run.id]! }
     }
 
+    /// The stored items of a run that an observer lacks, with their planned items (items of this shard only).
+    private func backfill(run: Int64, items: [PlannedItem]) throws -> [(PlannedItem, StoredItem)] {
+        var missing = Set<String>()
+        for observer in itemObservers { missing.formUnion(try observer.itemsMissingObservation(run: run)) }
+        guard !missing.isEmpty else { return [] }
+        let planned = Dictionary(items.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+        return try store.items(run: run).compactMap { stored in
+            guard missing.contains(stored.item.key), stored.item.failureReason == nil,
+                  let tokens = stored.item.outputTokens, !tokens.isEmpty,
+                  let item = planned[stored.item.key] else { return nil }
+            return (item, stored)
+        }
+    }
+
+    /// The prompt of an item on its image, as the decoder is given it.
+    private func promptLayout(_ item: PlannedItem, plan: Plan, image: inout ImageContext, tokenizer: Tokenizer,
+                              model llava: LlavaForConditionalGeneration) throws -> (PromptLayout, rendered: String, ImageEmbedding) {
+        let embedding = try image.embedding(padToSquare: plan.prepared.spec.padToSquare)
+        let rendered = try RunProtocol.render(plan.template, text: item.text)
+        let built = try llava.prompt(rendered, template: .raw, tokenizer: tokenizer, image: embedding)
+        return (PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.tokenIDs), rendered, embedding)
+    }
+
+    /// Gives the observers a stored item again (its prompt rebuilt, its stored tokens as the result), without
+    /// decoding; the item itself is not touched. An image that cannot be used now is noted and skipped.
+    private func observeAgain(_ item: PlannedItem, stored: StoredItem, plan: Plan, image: inout ImageContext,
+                              tokenizer: Tokenizer, model llava: LlavaForConditionalGeneration) throws {
+        let layout: PromptLayout
+        do {
+            layout = try promptLayout(item, plan: plan, image: &image, tokenizer: tokenizer, model: llava).0
+        } catch let failure as ItemFailure {
+            progress.note("run \(plan.run.id) item \(item.key): not recorded again: \(failure.reason)"); return
+        } catch let failure as ImageFailure {
+            progress.note("run \(plan.run.id) item \(item.key): not recorded again: \(failure.reason)"); return
+        }
+        let tokens = stored.item.outputTokens ?? []
+        let stop: StopReason = tokens.last.map { llava.languageModel.eosTokenIDs.contains($0) } == true ? .eos : .maxNewTokens
+        let result = DecodeResult(tokens: tokens, text: stored.item.outputText, stopReason: stop, meter: ForwardMeter())
+        for observer in itemObservers {
+            try observer.itemRecorded(run: plan.run.id, itemKey: item.key, model: llava.languageModel, prompt: layout,
+                                      result: result, tokenizer: tokenizer)
+        }
+    }
+
     /// Decodes one item (or records why it could not be) and stores it with its score.
     private func runItem(_ item: PlannedItem, plan: Plan, image: inout ImageContext, tokenizer: Tokenizer,
                          model llava: LlavaForConditionalGeneration) throws {
@@ -262,10 +338,7 @@ public final class ExperimentRunner {
         var score: ItemScore?
         var decoded: (PromptLayout, DecodeResult)?
         do {
-            let embedding = try image.embedding(padToSquare: plan.prepared.spec.padToSquare)
-            let rendered = try RunProtocol.render(plan.template, text: item.text)
-            let built = try llava.prompt(rendered, template: .raw, tokenizer: tokenizer, image: embedding)
-            let layout = PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.tokenIDs)
+            let (layout, rendered, _) = try promptLayout(item, plan: plan, image: &image, tokenizer: tokenizer, model: llava)
             var branches: [String: PromptLayout] = [:]
             if case .int(let step)? = plan.decoder.parameters["noise_step"] {
                 let noised = try image.noisedEmbedding(padToSquare: plan.prepared.spec.padToSquare, step: step, seed: plan.seed)

@@ -71,6 +71,15 @@ struct YAMLFields {
 
     func has(_ name: String) -> Bool { values[name] != nil && !(values[name] is NSNull) }
 
+    /// The one of several spellings of a key that is given (nil when none is), refusing more than one. Every
+    /// spelling counts as asked for, so the accepted-keys list of `rejectUnknownKeys` names them all.
+    mutating func oneOf(_ names: String...) throws -> String? {
+        used.formUnion(names)
+        let given = names.filter(has)
+        if given.count > 1 { throw fail(given[0], "give \(given.joined(separator: " or ")), not both") }
+        return given.first
+    }
+
     mutating func raw(_ name: String) -> Any? {
         used.insert(name)
         guard let v = values[name], !(v is NSNull) else { return nil }
@@ -142,7 +151,8 @@ struct YAMLFields {
         return YAMLFields(file: file, path: key(name), values: m)
     }
 
-    /// Refuses keys nobody read, naming the accepted ones.
+    /// Refuses keys nobody read, naming the accepted ones: every key the parser asked for (`raw` and `oneOf`
+    /// record a key whether or not it is given), so the list cannot drift from what the parser reads.
     func rejectUnknownKeys() throws {
         let unknown = Set(values.keys).subtracting(used).sorted()
         guard let first = unknown.first else { return }

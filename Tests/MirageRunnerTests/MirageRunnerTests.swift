@@ -176,7 +176,7 @@ func runnerError(_ body: () throws -> Void) -> String? {
 
     @Test func experimentErrorsNameFileAndKey() {
         func error(_ yaml: String) -> String? { runnerError { _ = try Experiment.parse(yaml, file: "exp.yaml") } }
-        #expect(error("model: a\nmodels: [b]\n")?.contains("exp.yaml: model: give model or models, not both") == true)
+        #expect(error("model: a\nmodels: [b]\n")?.contains("exp.yaml: models: give models or model, not both") == true)
         #expect(error("decoders: [\"opera,num_beams\"]\n")?.contains("exp.yaml: decoders[0]: decoder 'opera,num_beams': 'num_beams' is not k=v") == true)
         #expect(error("decoders: [{preset: x}]\n")?.contains("exp.yaml: decoders[0].name: missing") == true)
         #expect(error("decoders: [{name: beam, parms: {}}]\n")?.contains("decoders[0].parms: unknown key") == true)
@@ -189,6 +189,15 @@ func runnerError(_ body: () throws -> Void) -> String? {
         #expect(error("annotations: {gt: x}\n")?.contains("exp.yaml: annotations.gt: unknown key") == true)
         #expect(error("record_attention: sometimes\n")?.contains("record_attention: expected true or false") == true)
         #expect(error("modle: x\n")?.contains("exp.yaml: modle: unknown key; accepted keys here:") == true)
+        // The accepted keys are the ones the parser asks for, every spelling included.
+        let accepted = error("modle: x\n")?.components(separatedBy: "accepted keys here: ").last?.components(separatedBy: ", ")
+        #expect(accepted == ["annotations", "db", "decoder", "decoders", "images", "label", "limit", "model", "models",
+                             "protocol", "protocols", "quantize", "record_attention", "seed", "seeds", "shard", "threads"])
+        for key in accepted ?? [] where !["annotations", "decoder", "decoders"].contains(key) {
+            #expect(!(error("\(key): 1\nmodle: x\n")?.contains("\(key): unknown key") ?? false), "\(key) is listed but refused")
+        }
+        #expect(error("seed: 1\nseeds: [2]\n")?.contains("exp.yaml: seeds: give seeds or seed, not both") == true)
+        #expect((try? Experiment.parse("label: \"llava-{decoder}\"\n", file: "e.yaml"))?.label == "llava-{decoder}")
         #expect(runnerError { try Experiment().validate() }?.contains("no model") == true)
         var e = Experiment()
         e.models = ["m"]; e.protocols = ["p"]; e.decoders = [DecoderChoice(name: "greedy", overrides: [.init("num_beams", "2")])]
@@ -235,7 +244,7 @@ func runnerError(_ body: () throws -> Void) -> String? {
     }
 
     @Test func memoryEstimateCountsWeightsKVAndRefuses() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-runner-mem-\(UUID().uuidString)")
+        let folder = TestTemporary.root.appendingPathComponent("mirage-runner-mem-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
         let spec = SyntheticLlavaSpec(text: SyntheticModelSpec(architecture: .llama, size: .tiny, seed: 1),
                                       vision: SyntheticVisionSpec(kind: .clip, size: .tiny, seed: 1))
@@ -324,7 +333,7 @@ func runnerError(_ body: () throws -> Void) -> String? {
     }
 
     @Test func imageSetFindsCOCONamePatterns() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-runner-img-\(UUID().uuidString)")
+        let folder = TestTemporary.root.appendingPathComponent("mirage-runner-img-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         for name in ["COCO_val2014_000000000042.jpg", "COCO_train2014_000000000043.jpg", "000000000044.jpg", "custom-45.png"] {
@@ -356,7 +365,7 @@ func runnerError(_ body: () throws -> Void) -> String? {
 
     @Test(.enabled(if: SharedData.has("coco/images/COCO_val2014_000000000192.jpg"), SharedData.missingMessage))
     func observersSeeEveryDecodedItem() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-runner-api-\(UUID().uuidString)")
+        let folder = TestTemporary.root.appendingPathComponent("mirage-runner-api-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
         let model = folder.appendingPathComponent("tiny")
         try SyntheticLlavaSpec(text: SyntheticModelSpec(architecture: .llama, size: .tiny, seed: 2),
@@ -401,5 +410,112 @@ func runnerError(_ body: () throws -> Void) -> String? {
         let second = Recorder()
         again.itemObservers = [second]
         #expect(try again.run().allSatisfy(\.wasComplete) && second.calls.isEmpty)
+    }
+
+    /// A tiny LLaVA, a POPE protocol of four questions on three images, and a store, in a temporary folder.
+    static func setUp(images: String) throws -> (folder: URL, experiment: Experiment, store: RunStore, resources: RunResources) {
+        let folder = TestTemporary.url("mirage-runner-api")
+        let model = folder.appendingPathComponent("tiny")
+        try SyntheticLlavaSpec(text: SyntheticModelSpec(architecture: .llama, size: .tiny, seed: 2),
+                               vision: SyntheticVisionSpec(kind: .clip, size: .tiny, seed: 2)).write(to: model)
+        let questions = [(1, 192), (2, 192), (3, 241), (4, 9)].map { q, image in
+            "{\"question_id\": \(q), \"image\": \"COCO_val2014_\(String(format: "%012d", image)).jpg\", \"text\": \"Is there a cat?\", \"label\": \"no\"}"
+        }
+        try Data((questions.joined(separator: "\n") + "\n").utf8).write(to: folder.appendingPathComponent("q.jsonl"))
+        try Data("task: pope\nquestions: {path: q.jsonl}\nmax_new_tokens: 3\n".utf8).write(to: folder.appendingPathComponent("p.yaml"))
+        var experiment = Experiment()
+        experiment.models = [model.path]
+        experiment.protocols = [folder.appendingPathComponent("p.yaml").path]
+        experiment.decoders = [DecoderChoice(name: "greedy"), DecoderChoice(name: "beam", overrides: [.init("num_beams", "2")])]
+        experiment.images = images
+        experiment.threads = 1
+        let store = try RunStore(path: folder.appendingPathComponent("r.sqlite").path)
+        let resources = RunResources(chairScorer: { _ in throw RunnerError.configuration("CHAIR is not used here") },
+                                     protocols: ProtocolLibrary(folders: []))
+        return (folder, experiment, store, resources)
+    }
+
+    @Test func aRunWhoseItemsAllFailIsStoredAsFailedAndLabelsNameRuns() throws {
+        let empty = TestTemporary.url("mirage-runner-no-images")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        var (folder, experiment, store, resources) = try Self.setUp(images: empty.path)
+        defer { try? FileManager.default.removeItem(at: folder); try? FileManager.default.removeItem(at: empty) }
+        let progress = RunProgress(isTerminal: false, json: false, write: { _ in })
+
+        // A label that cannot tell the two decoders apart is refused before anything is decoded.
+        experiment.label = "tiny"
+        let ambiguous = ExperimentRunner(experiment: experiment, store: store, resources: resources,
+                                         options: RunnerOptions(mirageVersion: "test"), progress: progress)
+        let message = runnerError { _ = try ambiguous.run() }
+        #expect(message?.contains("label 'tiny' names two runs 'tiny'") == true)
+        #expect(message?.contains("{decoder}") == true)
+        #expect(try store.runs().isEmpty)
+
+        experiment.label = "tiny-{decoder}-{seed}"
+        let runner = ExperimentRunner(experiment: experiment, store: store, resources: resources,
+                                      options: RunnerOptions(mirageVersion: "test"), progress: progress)
+        let outcomes = try runner.run()
+        #expect(outcomes.map(\.run.label) == ["tiny-greedy-0", "tiny-beam-0"])
+        #expect(outcomes.allSatisfy { $0.tally.allFailed && $0.tally.failed == 4 && $0.run.status == .failed })
+        #expect(outcomes[0].tally.failureSummary?.hasPrefix("4 failed: 4 missing image (e.g. missing image:") == true)
+        #expect(try store.resolveRun("tiny-beam-0").id == outcomes[1].run.id)
+        // Rerunning finds the failed runs (nothing is decoded again) and still reports them as failed.
+        let again = try ExperimentRunner(experiment: experiment, store: store, resources: resources,
+                                         options: RunnerOptions(mirageVersion: "test"), progress: progress).run()
+        #expect(again.allSatisfy { $0.tally.allFailed && $0.run.status == .failed })
+        #expect(again.map(\.run.id) == outcomes.map(\.run.id))
+    }
+
+    /// Records, like the attention recorder, which items it has seen; reports the stored decoded items it lacks.
+    final class BackfillRecorder: RunItemObserver {
+        let store: RunStore
+        var seen: [String: [Int]] = [:]
+        var calls: [String] = []
+        init(store: RunStore) { self.store = store }
+        func itemRecorded(run: Int64, itemKey: String, model: LanguageModel, prompt: PromptLayout, result: DecodeResult,
+                          tokenizer: Tokenizer?) throws {
+            seen["\(run)/\(itemKey)"] = result.tokens
+            calls.append("\(run)/\(itemKey)")
+        }
+        func itemsMissingObservation(run: Int64) throws -> Set<String> {
+            Set(try store.items(run: run).filter { $0.item.failureReason == nil && seen["\(run)/\($0.item.key)"] == nil }.map(\.item.key))
+        }
+    }
+
+    @Test(.enabled(if: SharedData.has("coco/images/COCO_val2014_000000000192.jpg"), SharedData.missingMessage))
+    func aResumedRunGivesObserversTheStoredItemsTheyLack() throws {
+        let (folder, experiment, store, resources) = try Self.setUp(images: SharedData.url("coco/images").path)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let progress = RunProgress(isTerminal: false, json: false, write: { _ in })
+        // First invocation without any observer (like a run without --record-attention, or a crash after each
+        // item's commit): three items per run are stored, one failed (image 9 is missing).
+        let first = try ExperimentRunner(experiment: experiment, store: store, resources: resources,
+                                         options: RunnerOptions(mirageVersion: "test"), progress: progress).run()
+        #expect(first.allSatisfy { $0.run.status == .complete && $0.tally.failed == 1 })
+        let stored = try first.map { try store.items(run: $0.run.id) }
+
+        let recorder = BackfillRecorder(store: store)
+        let resumed = ExperimentRunner(experiment: experiment, store: store, resources: resources,
+                                       options: RunnerOptions(mirageVersion: "test"), progress: progress)
+        resumed.itemObservers = [recorder]
+        let second = try resumed.run()
+        // Every decoded item is given to the observer once, image-major, with the stored tokens; nothing is decoded.
+        #expect(recorder.calls == ["1/1", "1/2", "2/1", "2/2", "1/3", "2/3"])
+        for (run, items) in zip(first.map(\.run.id), stored) {
+            for item in items where item.item.failureReason == nil {
+                #expect(recorder.seen["\(run)/\(item.item.key)"] == item.item.outputTokens)
+            }
+        }
+        let after = try second.map { try store.items(run: $0.run.id) }
+        #expect(after == stored)
+        #expect(second.allSatisfy { $0.wasComplete })
+
+        // Nothing missing any more: a third invocation calls nobody.
+        recorder.calls = []
+        let third = ExperimentRunner(experiment: experiment, store: store, resources: resources,
+                                     options: RunnerOptions(mirageVersion: "test"), progress: progress)
+        third.itemObservers = [recorder]
+        _ = try third.run()
+        #expect(recorder.calls.isEmpty)
     }
 }
