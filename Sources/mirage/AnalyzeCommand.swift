@@ -43,7 +43,7 @@ struct AnalyzeOvertrust: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let store = try database.open(create: false)
+            let store = try database.openForReading()
             let analyzer = OvertrustRunAnalyzer(detector: try detectorOptions.detector(), aligner: try punkt.aligner())
             var results: [OvertrustRunResult] = []
             for reference in runReferences {

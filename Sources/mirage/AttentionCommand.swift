@@ -35,7 +35,7 @@ struct Attention: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let store = try database.open(create: false)
+            let store = try database.openForReading()
             let run = try store.resolveRun(runReference)
             if list {
                 let keys = try store.itemsWithAttention(run: run.id)

@@ -18,7 +18,9 @@ struct Compare: ParsableCommand {
         binomial below 25 discordant pairs, else the continuity-corrected chi-square).
 
         Runs evaluated under different protocols (other images, prompt, max new tokens, question file, parser, \
-        CHAIR data) are refused in one column, with the differences listed; --allow-mixed-protocols overrides.
+        CHAIR data) are refused in one column, with the differences listed; --allow-mixed-protocols overrides. A \
+        partial run (fewer stored items than expected: interrupted, or an answer file covering part of its questions) \
+        is refused beside complete runs, naming the runs and how many items each lacks; --allow-partial overrides.
 
         Examples:
           mirage compare 1 2 3 --baseline 1
@@ -37,6 +39,8 @@ struct Compare: ParsableCommand {
     @Option(help: ArgumentHelp("The run every other row is compared with (id or label); added to the selection.", valueName: "run"))
     var baseline: String?
     @Flag(help: "Put runs of different protocols in one column anyway.") var allowMixedProtocols = false
+    @Flag(help: "Put runs that lack some of their expected items beside complete runs anyway (noted below the table).")
+    var allowPartial = false
     @Option(help: "Bootstrap resamples for the CHAIR intervals.") var bootstrapSamples = 2000
     @Option(help: "Seed of the bootstrap.") var seed: UInt64 = 0
     @Option(help: "Output format: table, md, latex (booktabs), csv or json.") var format: ComparisonFormat = .table
@@ -49,7 +53,7 @@ struct Compare: ParsableCommand {
     }
 
     func run() throws {
-        let store = try database.open(create: false)
+        let store = try database.openForReading()
         var runs = try runReferences.map { try store.resolveRun($0) }
         if `protocol` != nil || model != nil || decoder != nil || task != nil {
             runs += try store.runs(RunFilter(protocolRef: `protocol`, model: model, decoder: decoder, task: task))
@@ -58,7 +62,7 @@ struct Compare: ParsableCommand {
         if let base, !runs.contains(where: { $0.id == base.id }) { runs.insert(base, at: 0) }
         if runs.isEmpty { throw CompareError.noRuns }
         let comparison = try ComparisonBuilder(store: store).compare(
-            runs: runs, options: ComparisonOptions(baseline: base?.id, allowMixedProtocols: allowMixedProtocols,
+            runs: runs, options: ComparisonOptions(baseline: base?.id, allowMixedProtocols: allowMixedProtocols, allowPartial: allowPartial,
                                                    bootstrapSamples: bootstrapSamples, seed: seed))
         print(comparison.render(format), terminator: "")
     }
@@ -85,7 +89,7 @@ struct Export: ParsableCommand {
     @Option(name: .shortAndLong, help: "Write to this file instead of standard output.") var output: String?
 
     func run() throws {
-        let store = try database.open(create: false)
+        let store = try database.openForReading()
         let run = try store.resolveRun(runReference)
         let items = try store.items(run: run.id)
         let text = format == .csv ? ItemExport.csv(items) : ItemExport.jsonl(items)

@@ -54,11 +54,13 @@ struct Import: ParsableCommand {
             return DecoderSpec(name: decoder, parameters: params)
         }
 
-        func newRun(_ p: EvalProtocol, sourceHash: String, sourcePath: String) -> NewRun {
+        /// - Parameter expectedItems: the items a complete run has (POPE: the question file's questions); default:
+        ///   the file's records.
+        func newRun(_ p: EvalProtocol, sourceHash: String, sourcePath: String, expectedItems: Int? = nil) -> NewRun {
             NewRun(evalProtocol: p, protocolName: protocolName,
                    model: ModelSpec(name: model, architecture: architecture), decoder: decoderSpec, seed: seed,
-                   label: label, sourceHash: sourceHash, sourcePath: sourcePath, mirageVersion: MirageVersion.string,
-                   gitRevision: Provenance.gitRevision)
+                   label: label, sourceHash: sourceHash, sourcePath: sourcePath, expectedItems: expectedItems,
+                   mirageVersion: MirageVersion.string, gitRevision: Provenance.gitRevision)
         }
     }
 
@@ -118,7 +120,12 @@ struct Import: ParsableCommand {
               pope    RUCAIBox/POPE evaluate.py: first sentence only; "no" if it has No/not/no
               strict  the first word must be yes or no; anything else is "unknown" (counted wrong)
             The question file's split (random/popular/adversarial) is recognised from its SHA-256 for the \
-            published files; --split names it otherwise.
+            published files; --split names it otherwise. The split is part of the run's identity: the same \
+            answers imported under two splits are two runs.
+
+            An answer file that covers only some of the questions is stored as a partial run (expected items = \
+            the question file's questions): `mirage runs list` marks it, and `mirage compare` refuses it beside \
+            complete runs unless --allow-partial.
 
             Examples:
               mirage import pope answers.jsonl \\
@@ -137,7 +144,7 @@ struct Import: ParsableCommand {
         @Option(name: .long, help: "Key holding the answer text.") var answerKey = "answer"
         @Option(name: .long, help: "Key holding the question id.") var questionIdKey = "question_id"
         @Option(help: "The split, when the question file is not a published one (random, popular, adversarial).")
-        var split: String?
+        var split: POPESplit?
         @OptionGroup var runOptions: RunOptions
 
         func run() throws {
@@ -145,7 +152,13 @@ struct Import: ParsableCommand {
             let questionFile = try POPEQuestionReader.load(URL(fileURLWithPath: questions))
             let answers = try PopeAnswerFile.read(answersURL, answerKey: answerKey, questionIDKey: questionIdKey)
             let pairs = try answers.align(with: questionFile, align)
-            let splitName = split ?? questionFile.variant.known.first?.split.rawValue
+            let detected = questionFile.variant.known.first?.split
+            if let split, let detected, split != detected {
+                throw ValidationError("\(questions) is the published \(questionFile.variant.description) question file, "
+                    + "whose split is \(detected.rawValue), not \(split.rawValue); leave --split out (or name the file of the "
+                    + "\(split.rawValue) split)")
+            }
+            let splitName = (split ?? detected)?.rawValue
             let evalProtocol = EvalProtocol(
                 task: .pope, imageIDs: questionFile.questions.compactMap(\.cocoImageID), promptTemplate: runOptions.prompt,
                 maxNewTokens: runOptions.maxNewTokens, questionFile: URL(fileURLWithPath: questions).lastPathComponent,
@@ -155,6 +168,7 @@ struct Import: ParsableCommand {
                 "task": "pope", "file": fileSHA, "questions": questionFile.sha256, "parser": parser.rawValue,
                 "answer_key": answerKey, "question_id_key": questionIdKey,
                 "align": answers.resolved(align).rawValue,
+                "split": splitName ?? "",
             ]).utf8))
             let items = pairs.enumerated().map { i, pair in
                 NewItem(key: String(i), ordinal: i, imageID: pair.0.cocoImageID, questionID: pair.0.questionID,
@@ -163,7 +177,9 @@ struct Import: ParsableCommand {
             var labels: [Int: POPELabel] = [:]
             for q in questionFile.questions { labels[q.questionID] = q.label }
             let store = try database.open(create: true)
-            let outcome = try runImport(store: store, newRun: runOptions.newRun(evalProtocol, sourceHash: sourceHash, sourcePath: answersURL.path),
+            let newRun = runOptions.newRun(evalProtocol, sourceHash: sourceHash, sourcePath: answersURL.path,
+                                           expectedItems: questionFile.questions.count)
+            let outcome = try runImport(store: store, newRun: newRun,
                                         items: items, scorer: PopeItemScorer(parser: parser, labels: labels))
             report(outcome, store: store)
         }
@@ -171,6 +187,7 @@ struct Import: ParsableCommand {
 }
 
 extension POPEAnswerParser: ExpressibleByArgument {}
+extension POPESplit: ExpressibleByArgument {}
 extension PopeAnswerFile.Alignment: ExpressibleByArgument {}
 
 /// A caption file ready to be stored and scored with CHAIR.
@@ -236,6 +253,10 @@ func note(_ message: String) {
 /// Prints what an import stored and its headline metrics.
 func report(_ outcome: RunImporter.Outcome, store: RunStore) {
     let r = outcome.run, m = outcome.metrics
+    if let expected = r.expectedItems, let stored = try? store.recordedItemKeys(run: r.id).count, stored < expected {
+        note("warning: run \(r.id) is partial: \(stored) of \(expected) items (\(expected - stored) missing). Its metrics cover "
+             + "the stored items only; `mirage compare` refuses it beside complete runs unless --allow-partial.")
+    }
     if !outcome.wasComplete {
         print("Stored run \(r.id)\(r.label.map { " (\($0))" } ?? ""): \(r.model.name) \(r.decoder.display), "
               + "\(Int(m["items"] ?? 0)) items, protocol \(r.protocolRecord.display), in \(store.path).")

@@ -36,7 +36,7 @@ struct Report: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let store = try database.open(create: false)
+            let store = try database.openForReading()
             var runs = try runReferences.map { try store.resolveRun($0) }
             let base = try baseline.map { try store.resolveRun($0) }
             if let base, !runs.contains(where: { $0.id == base.id }) { runs.insert(base, at: 0) }

@@ -40,6 +40,9 @@ struct RunCommand: ParsableCommand {
               --images ~/coco/val2014 --ground-truth coco2014_gt_objects.json
           mirage run --model ./tiny-llava --protocol opera-pope-random \\
               --images ~/coco/val2014 --limit 20 --shard 0/2 --db shard0.sqlite
+          mirage run --model ~/models/llava-1.5-7b-hf --protocol opera-chair-512 \\
+              --decoder greedy --decoder opera:opera-paper --images ~/coco/val2014 \\
+              --label 'llava-{decoder}' --record-attention
 
         An experiment file (paths relative to it):
           models: [models/llava-1.5-7b-hf]
@@ -50,6 +53,7 @@ struct RunCommand: ParsableCommand {
           annotations: {chair_ground_truth: coco2014_gt_objects.json}
           # or: annotations: {instances: [a/instances_val2014.json], captions: [a/captions_val2014.json]}
           db: Results/mirage.sqlite
+          label: "llava-{decoder}"    # optional; placeholders {model} {protocol} {decoder} {preset} {seed}
         """)
 
     @Argument(help: ArgumentHelp("An experiment file (YAML; see docs/runner.md).", valueName: "experiment.yaml"))
@@ -115,6 +119,11 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Load the model even when the memory estimate says it does not fit.")
     var ignoreMemoryCheck = false
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Label the runs (unique; usable wherever a run id is). With several runs use placeholders that tell them apart: {model}, {protocol}, {decoder}, {preset}, {seed}, e.g. 'llava-{decoder}'.",
+        valueName: "text"))
+    var label: String?
+
     @Flag(name: .long, help: "List the protocols found and exit.")
     var listProtocols = false
 
@@ -124,6 +133,9 @@ struct RunCommand: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let memoryLimit, !(memoryLimit > 0) { throw ValidationError("--memory-limit must be a positive number of GiB") }
         if let shard { do { _ = try Shard(parsing: shard) } catch { throw ValidationError("\(error)") } }
+        if let label, label.isEmpty || Int64(label) != nil {
+            throw ValidationError("--label must be non-empty text that is not a number (numbers are run ids)")
+        }
     }
 
     /// The experiment: the file's, with every given flag replacing the file's setting.
@@ -144,6 +156,7 @@ struct RunCommand: ParsableCommand {
         if let quantize { e.quantize = quantize }
         if let threads { e.threads = threads }
         if recordAttention { e.recordAttention = true }
+        if let label { e.label = label }
         return e
     }
 
@@ -217,5 +230,21 @@ struct RunCommand: ParsableCommand {
                   + (o.wasComplete ? "  (already complete)" : ""))
             if let failures = o.tally.failureSummary { print("  \(failures)") }
         }
+        let failedRuns = outcomes.filter(\.tally.allFailed)
+        if !failedRuns.isEmpty {
+            for o in failedRuns {
+                note("error: every item of run \(o.run.id) (\(o.protocolName), \(o.run.decoder.display)) failed: "
+                     + (o.tally.failureSummary ?? "\(o.tally.failed) failed"))
+            }
+            note("No results were produced for \(failedRuns.count == 1 ? "this run" : "these runs"). Fix the cause above "
+                 + "(e.g. point --images at the folder holding the COCO images), then rerun the same command with "
+                 + "--retry-failed to decode the failed items again.")
+            throw ExitCode(1)
+        }
     }
+}
+
+/// A resumed `mirage run --record-attention` fills in the attention of stored items that lack it.
+extension AttentionRecorder {
+    public func itemsMissingObservation(run: Int64) throws -> Set<String> { try store.itemsLackingAttention(run: run) }
 }

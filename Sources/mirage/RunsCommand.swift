@@ -23,37 +23,50 @@ struct Runs: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List runs with their status and headline metrics.",
             discussion: """
-            CHAIR runs show CHAIR_S / CHAIR_I (percent); POPE runs show accuracy / F1 (percent).
+            CHAIR runs show CHAIR_S / CHAIR_I (percent); POPE runs show accuracy / F1 (percent). Items shows \
+            stored/expected when a run lacks items; such a run's status reads "partial" (its numbers cover only \
+            the stored items). Long labels, names and decoder settings are shortened with "…" to fit about 120 \
+            columns; --wide shows everything, with the task and creation time.
 
             Examples:
               mirage runs list
               mirage runs list --protocol 3f2a9c --decoder beam5
+              mirage runs list --wide
             """)
         @OptionGroup var database: DatabaseOptions
         @Option(help: "Only runs of this protocol (id, name, or hash prefix).") var `protocol`: String?
         @Option(help: "Only runs of this model name.") var model: String?
         @Option(help: "Only runs of this decoder name.") var decoder: String?
         @Option(help: "Only runs of this task (chair or pope).") var task: EvalProtocol.Task?
+        @Flag(help: "Show every column in full (task, full decoder settings, creation time); may be wide.") var wide = false
 
         func run() throws {
-            let store = try database.open(create: false)
+            let store = try database.openForReading()
             let rows = try store.summaries(RunFilter(protocolRef: `protocol`, model: model, decoder: decoder, task: task))
             if rows.isEmpty {
                 let filtered = `protocol` != nil || model != nil || decoder != nil || task != nil
                 print(filtered ? "No runs match in \(store.path)." : "No runs yet in \(store.path).")
                 return
             }
-            var table = [["ID", "Label", "Task", "Protocol", "Model", "Decoder", "Items", "Status", "Metrics", "Created"]]
+            var table = wide ? [["ID", "Label", "Task", "Protocol", "Model", "Decoder", "Items", "Status", "Metrics", "Created"]]
+                             : [["ID", "Label", "Protocol", "Model", "Decoder", "Items", "Status", "Metrics"]]
             for s in rows {
                 let r = s.run
                 let metrics: String
                 switch r.task {
-                case .chair: metrics = s.metrics.isEmpty ? "" : "CHAIR_S \(percent(s.metrics["chair_s"])) CHAIR_I \(percent(s.metrics["chair_i"]))"
+                case .chair:
+                    metrics = s.metrics.isEmpty ? "" : wide ? "CHAIR_S \(percent(s.metrics["chair_s"])) CHAIR_I \(percent(s.metrics["chair_i"]))"
+                        : "S \(percent(s.metrics["chair_s"])) I \(percent(s.metrics["chair_i"]))"
                 case .pope: metrics = s.metrics.isEmpty ? "" : "Acc \(percent(s.metrics["accuracy"])) F1 \(percent(s.metrics["f1"]))"
                 }
                 let items = r.expectedItems.map { s.itemCount == $0 ? "\($0)" : "\(s.itemCount)/\($0)" } ?? "\(s.itemCount)"
-                table.append([String(r.id), r.label ?? "", r.task.rawValue, r.protocolRecord.display, r.model.name,
-                              r.decoder.display, items, r.status.rawValue, metrics, String(r.createdAt.prefix(19))])
+                if wide {
+                    table.append([String(r.id), r.label ?? "", r.task.rawValue, r.protocolRecord.display, r.model.name,
+                                  r.decoder.display, items, s.statusText, metrics, String(r.createdAt.prefix(19))])
+                } else {
+                    table.append([String(r.id), elided(r.label ?? "", 16), elided(r.protocolRecord.display, 16),
+                                  elided(r.model.name, 16), elided(r.decoder.display, 18), items, s.statusText, metrics])
+                }
             }
             print(alignedTable(table), terminator: "")
         }
@@ -67,13 +80,14 @@ struct Runs: ParsableCommand {
         @Argument(help: ArgumentHelp("Run id or label.", valueName: "run")) var runReference: String
 
         func run() throws {
-            let store = try database.open(create: false)
+            let store = try database.openForReading()
             let r = try store.resolveRun(runReference)
             let s = try store.summaries().first { $0.run.id == r.id }!
             let p = r.protocolRecord.evalProtocol
             var lines: [(String, String)] = [
                 ("Run", "\(r.id)" + (r.label.map { " (\($0))" } ?? "")),
-                ("Status", r.status.rawValue),
+                ("Status", s.statusText + (s.missingItems > 0 ? " (\(r.status.rawValue); \(s.missingItems) of \(r.expectedItems!) items missing, "
+                                             + "its metrics cover the stored items only)" : "")),
                 ("Items", r.expectedItems.map { "\(s.itemCount) of \($0), \(s.scoredCount) scored" } ?? "\(s.itemCount), \(s.scoredCount) scored"),
                 ("Model", [r.model.name, r.model.architecture, r.model.fingerprint].filter { !$0.isEmpty }.joined(separator: ", ")),
                 ("Decoder", r.decoder.display),
@@ -159,6 +173,16 @@ struct Runs: ParsableCommand {
 }
 
 extension EvalProtocol.Task: ExpressibleByArgument {}
+
+extension RunSummary {
+    /// "partial" for a finished run that lacks expected items, else the stored status.
+    var statusText: String { missingItems > 0 && run.status == .complete ? "partial" : run.status.rawValue }
+}
+
+/// `text` cut to `width` characters, the last one replaced by "…" when it was longer.
+func elided(_ text: String, _ width: Int) -> String {
+    text.count <= width ? text : String(text.prefix(width - 1)) + "…"
+}
 
 /// Left-aligned columns separated by two spaces, header underlined.
 func alignedTable(_ rows: [[String]]) -> String {

@@ -7,8 +7,13 @@ struct DatabaseOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The run database (created on first use).", valueName: "path"))
     var db: String = RunStore.defaultPath
 
-    /// Opens the store; read-only commands pass `create: false` so a typo in --db is reported, not created.
+    /// Opens the store for writing; commands that change existing runs pass `create: false` so a typo in --db is
+    /// reported, not created.
     func open(create: Bool) throws -> RunStore { try RunStore(path: db, create: create) }
+
+    /// Opens the store for a command that only reads: read-only, no migration, no `-wal`/`-shm` files created
+    /// (so a database the user cannot write can be read, and other users' files are left alone).
+    func openForReading() throws -> RunStore { try RunStore(readingOnly: db, warn: { note($0) }) }
 }
 
 /// Where this binary came from, recorded with every run.
