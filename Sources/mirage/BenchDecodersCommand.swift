@@ -48,8 +48,8 @@ struct BenchDecoders: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Model folder (default: the synthesized Qwen2-0.5B).", valueName: "dir"))
     var model: String?
 
-    @Option(name: .long, help: ArgumentHelp("Where `mirage bench engine` keeps synthesized models.", valueName: "dir"))
-    var workDir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-engine").path
+    @Option(name: .long, help: ArgumentHelp("Where synthesized models are kept and reused, as for `mirage bench engine` (default: a temporary folder removed at the end).", valueName: "dir"))
+    var workDir: String?
 
     @Option(name: .long, help: "Quantize at load (q8) or run the checkpoint's dtype.")
     var quantize: String?
@@ -90,8 +90,10 @@ struct BenchDecoders: ParsableCommand {
         if let model {
             folder = URL(fileURLWithPath: (model as NSString).expandingTildeInPath)
         } else {
-            folder = try BenchEngine.parse(["--work-dir", workDir]).folder(for: "bf16").0
+            folder = try BenchEngine.parse(workDir.map { ["--work-dir", $0] } ?? []).folder(for: "bf16").0
         }
+        // The synthesized model (about 1 GB) goes when the benchmark ends, unless --work-dir keeps it.
+        defer { if model == nil && workDir == nil { BenchEngine.removeScratch() } }
         let lm = try LanguageModel(folder: folder, options: LoadOptions(quantize: quantize == "q8" ? .q8 : nil, threads: threads))
         let (prompt, branches) = try benchPrompt(lm)
         var wanted = Set(only.map { $0.split(separator: ",").map(String.init) } ?? Self.entries.map(\.label))

@@ -9,8 +9,9 @@ struct BenchEngine: ParsableCommand {
         commandName: "engine",
         abstract: "Measure decode and prefill speed of the language-model engine.",
         discussion: """
-        Without --model, synthesizes a Qwen2-0.5B-shaped model (f16 and bf16, seed 0) into --work-dir once \
-        and reuses it; q8 is the f16 model quantized at load. For each weight format it reports:
+        Without --model, synthesizes a Qwen2-0.5B-shaped model (f16 and bf16, seed 0, about 1 GB each): into \
+        --work-dir once and reused from there, or, without --work-dir, into a temporary folder that is removed \
+        when the command ends; q8 is the f16 model quantized at load. For each weight format it reports:
           decode     tokens/s of single-sequence greedy steps, and the weight bytes streamed per second as a \
         fraction of DRAM bandwidth (\(Int(Self.bandwidth / 1e9)) GB/s): the decode roofline.
           batch-5    time of one step advancing 5 sequences divided by a single-sequence step (1.0 = free beams).
@@ -29,8 +30,14 @@ struct BenchEngine: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Model folder to measure (default: a synthesized Qwen2-0.5B).", valueName: "dir"))
     var model: String?
 
-    @Option(name: .long, help: ArgumentHelp("Where synthesized models are kept.", valueName: "dir"))
-    var workDir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-engine").path
+    @Option(name: .long, help: ArgumentHelp("Where synthesized models are kept and reused (default: a temporary folder removed at the end).", valueName: "dir"))
+    var workDir: String?
+
+    /// Where synthesized models go without --work-dir: one folder per process, removed by `removeScratch`.
+    static let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-models-\(getpid())")
+
+    /// Removes the models synthesized without --work-dir (about 1 GB per format).
+    static func removeScratch() { try? FileManager.default.removeItem(at: scratch) }
 
     @Option(name: .long, help: ArgumentHelp("Weight formats to measure (with --model: the checkpoint's own and/or q8).", valueName: "list"))
     var formats = "f16,bf16,q8"
@@ -57,9 +64,9 @@ struct BenchEngine: ParsableCommand {
     func folder(for format: String) throws -> (URL, WeightFormat?) {
         if let model { return (URL(fileURLWithPath: (model as NSString).expandingTildeInPath), format == "q8" ? .q8 : nil) }
         let stored = format == "q8" ? "f16" : format
-        let url = URL(fileURLWithPath: workDir).appendingPathComponent("qwen2-0.5b-\(stored)-seed0")
+        let url = (workDir.map { URL(fileURLWithPath: $0) } ?? Self.scratch).appendingPathComponent("qwen2-0.5b-\(stored)-seed0")
         if !FileManager.default.fileExists(atPath: url.appendingPathComponent("model.safetensors").path) {
-            FileHandle.standardError.write(Data("synthesizing \(url.path) (once)…\n".utf8))
+            FileHandle.standardError.write(Data("synthesizing \(url.path)\(workDir == nil ? "" : " (once)")…\n".utf8))
             let dtype: TensorDType = stored == "f32" ? .f32 : stored == "f16" ? .f16 : .bf16
             // Written beside and renamed when complete, so an interrupted run never leaves a short file.
             let partial = url.appendingPathExtension("partial")
@@ -72,6 +79,7 @@ struct BenchEngine: ParsableCommand {
     }
 
     func run() throws {
+        defer { if model == nil && workDir == nil { Self.removeScratch() } }
         print("decode: median steps (best step); batch-5: median 5-row step / median 1-row step; prefill: best of 2")
         print("format  load s  decode tok/s (best)   GB/s  of \(Int(Self.bandwidth / 1e9)) GB/s            batch-5  prefill \(prefillTokens) tok/s  GFLOPS  of peak")
         for format in formatList {

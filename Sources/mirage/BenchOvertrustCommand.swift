@@ -26,8 +26,8 @@ struct BenchOvertrust: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Model folder (default: the synthesized Qwen2-0.5B, bf16).", valueName: "dir"))
     var model: String?
-    @Option(name: .long, help: ArgumentHelp("Where `mirage bench engine` keeps synthesized models.", valueName: "dir"))
-    var workDir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-engine").path
+    @Option(name: .long, help: ArgumentHelp("Where synthesized models are kept and reused, as for `mirage bench engine` (default: a temporary folder removed at the end).", valueName: "dir"))
+    var workDir: String?
     @Option(name: .long, help: "Response tokens.") var newTokens = 256
     @Option(name: .long, help: "Text tokens of the prompt.") var textTokens = 32
     @Option(name: .long, help: "Image embedding rows of the prompt.") var imageRows = 576
@@ -41,9 +41,11 @@ struct BenchOvertrust: ParsableCommand {
     }
 
     func run() throws {
+        // The synthesized model (about 1 GB) goes when the benchmark ends, unless --work-dir keeps it.
+        defer { if model == nil && workDir == nil { BenchEngine.removeScratch() } }
         try runReportingErrors {
             let folder = try model.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
-                ?? BenchEngine.parse(["--work-dir", workDir]).folder(for: "bf16").0
+                ?? BenchEngine.parse(workDir.map { ["--work-dir", $0] } ?? []).folder(for: "bf16").0
             let lm = try LanguageModel(folder: folder, options: LoadOptions(threads: threads))
             let (prompt, _) = try BenchDecoders.parse(["--text-tokens", String(textTokens), "--image-rows", String(imageRows)])
                 .benchPrompt(lm)
