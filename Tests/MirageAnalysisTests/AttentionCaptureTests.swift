@@ -1,4 +1,5 @@
 import Foundation
+import MirageTestSupport
 import Testing
 @testable import MirageAnalysis
 import MirageDecoding
@@ -7,7 +8,7 @@ import MirageStore
 
 /// A tiny synthetic LLaMA (2 layers, hidden 64, 4 heads) with its tokenizer, in a temporary folder.
 func tinyModel(seed: UInt64 = 5) throws -> (LanguageModel, Tokenizer, URL) {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-analysis-\(UUID().uuidString)")
+    let dir = TestTemporary.root.appendingPathComponent("mirage-analysis-\(UUID().uuidString)")
     try SyntheticModelSpec(architecture: .llama, size: .tiny, seed: seed, dtype: .f32).write(to: dir)
     return (try LanguageModel(folder: dir, options: LoadOptions(threads: 2)), try Tokenizer(folder: dir), dir)
 }

@@ -24,7 +24,7 @@ import MirageVisuals
 
     @Test(.enabled(if: OvertrustEndToEndTests.available, OvertrustEndToEndTests.missing))
     func recordRenderAnalyseReport() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-overtrust-\(UUID().uuidString)")
+        let dir = TestTemporary.root.appendingPathComponent("mirage-overtrust-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         func path(_ name: String) -> String { dir.appendingPathComponent(name).path }

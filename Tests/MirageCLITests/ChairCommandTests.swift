@@ -21,7 +21,7 @@ import MirageTestSupport
     ]
 
     static func temporaryDirectory() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-chair-cli-\(UUID().uuidString)")
+        let dir = TestTemporary.root.appendingPathComponent("mirage-chair-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         return dir
     }

@@ -12,7 +12,7 @@ import MirageTestSupport
 
     @Test(.enabled(if: SharedData.isAvailable, SharedData.missingMessage))
     func importSharedFolderThenList() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-cli-data-\(UUID().uuidString)")
+        let dir = TestTemporary.root.appendingPathComponent("mirage-cli-data-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         let before = try Self.run(["data", "list"], dataDir: dir)
         #expect(before.status == 0)
@@ -32,7 +32,7 @@ import MirageTestSupport
     }
 
     @Test func fetchOfImportOnlySourceExplainsWhatToDo() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-cli-data-\(UUID().uuidString)")
+        let dir = TestTemporary.root.appendingPathComponent("mirage-cli-data-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         let r = try Self.run(["data", "fetch", "chair-ground-truth"], dataDir: dir)
         #expect(r.status != 0)
@@ -46,7 +46,7 @@ import MirageTestSupport
 @Suite struct POPECommandTests {
     @Test func buildIsReproducibleAndInfoRecognisesItsOutput() throws {
         let binary = try #require(BuiltProducts.mirage, "the mirage executable was not built next to the tests")
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-cli-pope-\(UUID().uuidString)")
+        let dir = TestTemporary.root.appendingPathComponent("mirage-cli-pope-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         // POPE's own ground-truth layout, hand-made: 6 images with 3+ objects.
         let objects = """

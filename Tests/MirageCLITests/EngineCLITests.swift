@@ -58,7 +58,7 @@ import MirageTestSupport
     }
 
     @Test func synthWritesALoadableFolderAndRefusesToOverwrite() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-synth-\(UUID().uuidString)")
+        let dir = TestTemporary.root.appendingPathComponent("mirage-synth-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         let synth = try mirage(["models", "synth", "--arch", "llama", "--size", "tiny", "--seed", "5", "--out", dir.path, "--dtype", "bf16"])
         #expect(synth.status == 0, "\(synth.stderr)")

@@ -12,7 +12,7 @@ import MirageTestSupport
     static func modelFolder(config name: String) throws -> URL {
         let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtures.appendingPathComponent("manifest.json"))) as! [String: Any]
         let config = (manifest["configs"] as! [String: Any])[name]!
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-pixels-\(UUID().uuidString)")
+        let dir = TestTemporary.root.appendingPathComponent("mirage-pixels-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("preprocessor_config.json"))
         return dir

@@ -17,7 +17,7 @@ import MirageTestSupport
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.fixtures.appendingPathComponent("pipeline.json"))) as! [String: Any]
         let first = (json["cases"] as! [[String: Any]])[0]
         let synth = first["synth"] as! [String: Any]
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-cli-llava-\(UUID().uuidString)")
+        let folder = TestTemporary.root.appendingPathComponent("mirage-cli-llava-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
         let made = try mirage(["models", "synth", "--arch", synth["arch"] as! String, "--vision", synth["vision"] as! String,
                                "--size", "tiny", "--seed", "\(synth["seed"] as! Int)", "--dtype", "f32", "--out", folder.path])

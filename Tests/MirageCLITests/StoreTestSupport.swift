@@ -6,7 +6,7 @@ import MirageTestSupport
 struct Scratch {
     let url: URL
     init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-cli-\(UUID().uuidString)")
+        url = TestTemporary.root.appendingPathComponent("mirage-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     }
     func path(_ name: String) -> String { url.appendingPathComponent(name).path }

@@ -73,7 +73,7 @@ import MirageTestSupport
     }
 
     @Test func syntheticSetIsDeterministicAndReadable() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-synth-\(UUID().uuidString)")
+        let dir = TestTemporary.root.appendingPathComponent("mirage-synth-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         let config = SyntheticCOCO(images: 200, seed: 42)
         let a = try config.write(to: dir.appendingPathComponent("a"))

@@ -6,7 +6,7 @@ import MirageTestSupport
 
 @Suite struct DataStoreTests {
     static func tempDir(_ name: String) -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-\(name)-\(UUID().uuidString)")
+        let url = TestTemporary.root.appendingPathComponent("mirage-\(name)-\(UUID().uuidString)")
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }

@@ -19,7 +19,7 @@ func operaLogChecksumsAreThoseOfTheSharedCopies() throws {
 
 @Test(.enabled(if: SharedData.has("chair/opera-logs"), SharedData.missingMessage))
 func fetchFilesVerifiesEachFileAndInstallsTheSource() async throws {
-    let root = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-data-\(UUID().uuidString)")
+    let root = TestTemporary.root.appendingPathComponent("mirage-data-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: root) }
     let store = DataStore(root: root)
     var urls: [String: URL] = [:]

@@ -7,7 +7,7 @@ import MirageText
 import MirageTestSupport
 
 private func writtenSet(_ set: SyntheticImageSet) throws -> (SyntheticImageSet.Files, URL) {
-    let root = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-imageset-\(UUID().uuidString)")
+    let root = TestTemporary.root.appendingPathComponent("mirage-imageset-\(UUID().uuidString)")
     return (try set.write(to: root), root)
 }
 

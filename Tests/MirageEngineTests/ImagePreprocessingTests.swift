@@ -60,7 +60,7 @@ import Testing
     }
 
     @Test func loadsProcessorConfigFromModelFolder() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-img-\(UUID().uuidString)")
+        let dir = TestTemporary.root.appendingPathComponent("mirage-img-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let nested: [String: Any] = ["image_processor": ["image_processor_type": "SiglipImageProcessor",

@@ -1,5 +1,6 @@
 import Foundation
 import MirageEngine
+import MirageTestSupport
 import Testing
 
 /// Chat templates, image-token expansion and the whole image-file → logits pipeline against transformers'
@@ -40,7 +41,7 @@ import Testing
     }
 
     static func synthesize(_ c: Case) throws -> URL {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-llava-\(c.arch)-\(c.vision)-\(c.seed)-\(UUID().uuidString)")
+        let folder = TestTemporary.root.appendingPathComponent("mirage-llava-\(c.arch)-\(c.vision)-\(c.seed)-\(UUID().uuidString)")
         let text = SyntheticModelSpec(architecture: c.arch == "llava-llama" ? .llama : .qwen2, size: .tiny, seed: c.seed, dtype: .f32)
         let vision = SyntheticVisionSpec(kind: c.vision == "clip" ? .clip : .siglip, size: .tiny, seed: c.seed, dtype: .f32)
         try SyntheticLlavaSpec(text: text, vision: vision).write(to: folder)

@@ -1,4 +1,5 @@
 import Foundation
+import MirageTestSupport
 import Testing
 @testable import MirageEngine
 
@@ -8,7 +9,7 @@ import Testing
 
     /// A scratch model folder with the fixture's config.json (optionally edited).
     func scratchFolder(editConfig: ((inout [String: Any]) -> Void)? = nil) throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-malformed-\(UUID().uuidString)")
+        let dir = TestTemporary.root.appendingPathComponent("mirage-malformed-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var config = try JSONSerialization.jsonObject(with: Data(contentsOf: source.appendingPathComponent("config.json"))) as! [String: Any]
         editConfig?(&config)

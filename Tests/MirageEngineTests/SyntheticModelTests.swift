@@ -1,11 +1,12 @@
 import Foundation
+import MirageTestSupport
 import Testing
 @testable import MirageEngine
 
 /// `mirage models synth` folders: loadable by Mirage (model and tokenizer), deterministic per seed.
 @Suite struct SyntheticModelTests {
     func write(_ spec: SyntheticModelSpec) throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-synth-\(UUID().uuidString)")
+        let dir = TestTemporary.root.appendingPathComponent("mirage-synth-\(UUID().uuidString)")
         try spec.write(to: dir)
         return dir
     }

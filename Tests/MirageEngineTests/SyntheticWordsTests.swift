@@ -1,11 +1,12 @@
 import Foundation
+import MirageTestSupport
 import Testing
 @testable import MirageEngine
 
 /// `SyntheticLlavaSpec.words`: each word becomes one space-led token, and only those tokens' LM-head rows
 /// are scaled (exactly: the random stream of every tensor is the plain model's).
 @Test func synthesizedWordsAreSingleTokensWithScaledHeadRows() throws {
-    let root = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-words-\(UUID().uuidString)")
+    let root = TestTemporary.root.appendingPathComponent("mirage-words-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: root) }
     let plain = SyntheticLlavaSpec(text: SyntheticModelSpec(architecture: .llama, size: .tiny, seed: 5, dtype: .f32),
                                    vision: SyntheticVisionSpec(kind: .clip, size: .tiny, seed: 5, dtype: .f32))

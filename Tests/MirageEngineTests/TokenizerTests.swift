@@ -1,4 +1,5 @@
 import Foundation
+import MirageTestSupport
 import Testing
 @testable import MirageEngine
 
@@ -130,7 +131,7 @@ import Testing
     }
 
     @Test func missingTokenizerFile() throws {
-        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-no-tokenizer-\(UUID())")
+        let empty = TestTemporary.root.appendingPathComponent("mirage-no-tokenizer-\(UUID())")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: empty) }
         #expect(throws: TokenizerError.missingFile(path: empty.appendingPathComponent("tokenizer.json").path)) {
@@ -159,7 +160,7 @@ import Testing
 @Suite struct SyntheticTokenizerTests {
     @Test(arguments: [259, 600, 2048])
     func writesWorkingTokenizerOfExactSize(_ size: Int) throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-synth-tok-\(UUID())")
+        let folder = TestTemporary.root.appendingPathComponent("mirage-synth-tok-\(UUID())")
         defer { try? FileManager.default.removeItem(at: folder) }
         try SyntheticTokenizer.write(to: folder, vocabularySize: size)
         let tokenizer = try Tokenizer(folder: folder)

@@ -1,4 +1,5 @@
 import Foundation
+import MirageTestSupport
 import Testing
 import MirageMetrics
 
@@ -54,7 +55,7 @@ enum TinyCOCO {
     ]
 
     static func write() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory
+        let dir = TestTemporary.root
             .appendingPathComponent("mirage-chair-tiny-coco-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         for (name, text) in files { try Data(text.utf8).write(to: dir.appendingPathComponent(name)) }

@@ -1,4 +1,5 @@
 import Foundation
+import MirageTestSupport
 import Testing
 import GRDB
 import MirageData
@@ -6,7 +7,7 @@ import MirageMetrics
 @testable import MirageStore
 
 func temporaryDatabasePath() -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-store-\(UUID().uuidString)")
+    let dir = TestTemporary.root.appendingPathComponent("mirage-store-\(UUID().uuidString)")
     return dir.appendingPathComponent("runs.sqlite").path
 }
 

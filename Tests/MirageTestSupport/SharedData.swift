@@ -108,3 +108,29 @@ public func runProcess(_ executable: URL, _ arguments: [String], stdin: Data? = 
                          stdout: String(decoding: outBox.data, as: UTF8.self),
                          stderr: String(decoding: errBox.data, as: UTF8.self))
 }
+
+/// Every temporary file and folder of one test process lives under one folder, `mirage-tests-<pid>` in the
+/// system's temporary directory, which is removed when the process exits; folders that earlier test
+/// processes left behind (killed, or crashed before exiting) are removed on first use. Tests name their
+/// folders with `TestTemporary.url("prefix")` instead of `FileManager.default.temporaryDirectory`.
+public enum TestTemporary {
+    public static let root: URL = {
+        let fm = FileManager.default
+        let system = fm.temporaryDirectory
+        let pid = getpid()
+        for name in (try? fm.contentsOfDirectory(atPath: system.path)) ?? [] where name.hasPrefix("mirage-tests-") {
+            guard let other = Int32(name.dropFirst("mirage-tests-".count)), other != pid else { continue }
+            // kill(pid, 0) fails with ESRCH only when no such process exists.
+            if kill(other, 0) != 0 && errno == ESRCH { try? fm.removeItem(at: system.appendingPathComponent(name)) }
+        }
+        let url = system.appendingPathComponent("mirage-tests-\(pid)")
+        try? fm.createDirectory(at: url, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(at: TestTemporary.root) }
+        return url
+    }()
+
+    /// A fresh path below `root` (not created): `<root>/<prefix>-<UUID>`.
+    public static func url(_ prefix: String) -> URL {
+        root.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+    }
+}

@@ -7,7 +7,7 @@ import Testing
 @Suite struct PunktTokenizerTests {
     /// Writes a punkt_tab folder with the given file contents into a fresh temporary directory.
     static func folder(_ files: [PunktParameters.File: String]) throws -> URL {
-        let dir = FileManager.default.temporaryDirectory
+        let dir = TestTemporary.root
             .appendingPathComponent("punkt-test-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         for (file, text) in files {

@@ -21,7 +21,7 @@ struct TaggerUnitTests {
     /// `t = PerceptronTagger(load=False)`, with these weights, tagdict and classes, then `t.tag(...)`.
     @Test("ties go to the greatest label, scores are summed in feature order, raw-word features use code points")
     func tinyModel() throws {
-        let folder = FileManager.default.temporaryDirectory
+        let folder = TestTemporary.root
             .appendingPathComponent("mirage-tagger-tiny-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -88,7 +88,7 @@ struct TaggerUnitTests {
     func errors() throws {
         let missing = URL(fileURLWithPath: "/nonexistent/mirage-tagger")
         #expect(throws: TaggerError.directoryMissing(path: missing.path)) { try PerceptronTagger(directory: missing) }
-        let folder = FileManager.default.temporaryDirectory
+        let folder = TestTemporary.root
             .appendingPathComponent("mirage-tagger-bad-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -65,7 +65,7 @@ struct WordNetLemmaPairsTests {
 
     @Test("a missing or damaged WordNet file gives an error that names it and the fix")
     func errors() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-wordnet-\(UUID().uuidString)")
+        let folder = TestTemporary.root.appendingPathComponent("mirage-wordnet-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let indexNoun = folder.appendingPathComponent("index.noun").path

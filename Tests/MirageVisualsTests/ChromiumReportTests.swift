@@ -1,5 +1,6 @@
 import Foundation
 import MirageEngine
+import MirageTestSupport
 import Testing
 @testable import MirageVisuals
 
@@ -102,7 +103,7 @@ enum Chromium {
 
     @Test(.enabled(if: Chromium.binary != nil, Chromium.missingMessage), .timeLimit(.minutes(4)))
     func reportRendersInHeadlessChromium() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-chromium-\(UUID().uuidString)")
+        let folder = TestTemporary.root.appendingPathComponent("mirage-chromium-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let (html, heatmaps) = try Self.report()
