@@ -44,7 +44,8 @@ struct Attention: ParsableCommand {
             }
             let key = item!
             guard let record = try store.attention(run: run.id, itemKey: key) else {
-                throw AnalysisError.noAttention(run: run.id, item: key)
+                let stored = try store.items(run: run.id).first { $0.item.key == key }
+                throw MissingAttention(run: run, item: key, stored: stored)
             }
             let map = try AttentionMap(record)
             let detection = try detectorOptions.detector().detect(map)
@@ -67,5 +68,37 @@ struct Attention: ParsableCommand {
             print("wrote \(path): \(map.count) tokens; summary tokens: \(columns.isEmpty ? "none" : columns.joined(separator: ", "))"
                   + (hallucinated.isEmpty ? "" : "; hallucinated tokens: \(hallucinated.sorted().map(String.init).joined(separator: ", "))"))
         }
+    }
+}
+
+/// Why an item has no attention map, and the command that records it.
+struct MissingAttention: Error, CustomStringConvertible {
+    let run: RunRecord
+    let item: String
+    let stored: StoredItem?
+
+    var description: String {
+        let name = "run \(run.id)\(run.label.map { " (\($0))" } ?? "")"
+        guard let stored else {
+            return "\(name) has no item '\(item)'. `mirage export \(run.id)` lists its items; "
+                + "`mirage attention \(run.id) --list` the ones with attention."
+        }
+        if stored.item.failureReason != nil {
+            return "item '\(item)' of \(name) failed (\(stored.item.failureReason!)), so it has no response to map. "
+                + "Fix the cause and rerun the run's `mirage run` command with --retry-failed --record-attention."
+        }
+        if run.model.fingerprint.isEmpty {
+            return "\(name) was imported from a file (no model ran in Mirage), so no attention can be recorded for it. "
+                + "Attention comes from `mirage run --record-attention` over a model folder."
+        }
+        // The runner records the experiment file (or "mirage run" for flags) with " (shard i/n)" for shards.
+        let source = run.sourcePath.map { $0.replacingOccurrences(of: #" \(shard [0-9]+/[0-9]+\)$"#, with: "", options: .regularExpression) }
+        let command = source.flatMap { $0 == "mirage run" || $0.isEmpty ? nil : "mirage run \($0) --record-attention" }
+            ?? "mirage run ... --record-attention"
+        return "\(name) has no recorded attention for item '\(item)' (the run was made without --record-attention, "
+            + "or stopped between the item and its attention). Run the same command again with --record-attention "
+            + "(`\(command)`, with the same models, protocols, decoders, seeds and --db): it records the attention "
+            + "of every stored item that lacks it, without decoding again. `mirage attention \(run.id) --list` shows "
+            + "the items that have it."
     }
 }
