@@ -80,8 +80,9 @@ struct MissingAttention: Error, CustomStringConvertible {
     var description: String {
         let name = "run \(run.id)\(run.label.map { " (\($0))" } ?? "")"
         guard let stored else {
-            return "\(name) has no item '\(item)'. `mirage export \(run.id)` lists its items; "
-                + "`mirage attention \(run.id) --list` the ones with attention."
+            return "\(name) has no recorded attention for item '\(item)': the run has no such item. `mirage export "
+                + "\(run.id)` lists its items (keys: image ids for CHAIR, question ids for POPE); `mirage attention "
+                + "\(run.id) --list` the ones with attention."
         }
         if stored.item.failureReason != nil {
             return "item '\(item)' of \(name) failed (\(stored.item.failureReason!)), so it has no response to map. "

@@ -224,12 +224,14 @@ import MirageTestSupport
         #expect(metricsBlock(showRetried).split(separator: "\n").contains { $0.contains("failed_items") && $0.hasSuffix(" 1") })
         try FileManager.default.removeItem(at: folder.appendingPathComponent("COCO_val2014_000000000009.jpg"))
         // A decoder that throws on every item (DoLa asked for a layer the tiny model lacks): each readable image's
-        // items fail with the decoder's message, the others keep their image reasons, and the runs complete.
+        // items fail with the decoder's message, the others keep their image reasons; with every item failed the
+        // runs are stored as failed and the command exits 1, naming the reasons.
         let dola = try mirage(setup.arguments(db: "d.sqlite", images: folder.path) + ["--decoder", "dola,mature_layer=7"])
-        #expect(dola.status == 0, "\(dola.stderr)")
+        #expect(dola.status == 1, "\(dola.stderr)")
+        #expect(dola.stderr.contains("error: every item of run 1 (chair, ") && dola.stderr.contains("--retry-failed"))
         #expect(dola.stdout.contains("4 failed: 2 decoder error (e.g. decoder error: DoLa mature layer 7 does not exist"))
         #expect(dola.stdout.contains("1 missing image") && dola.stdout.contains("1 unreadable image"))
-        #expect(try mirageOK(["runs", "list", "--db", setup.scratch.path("d.sqlite")]).components(separatedBy: "complete").count == 3)
+        #expect(try mirageOK(["runs", "list", "--db", setup.scratch.path("d.sqlite")]).components(separatedBy: "failed").count == 3)
         // POPE: the questions of the failed images failed too (2 per image); after the retry only 241's do.
         let pope = try mirageOK(["export", "2", "--format", "jsonl", "--db", setup.scratch.path("f.sqlite")])
         #expect(pope.components(separatedBy: "\"status\":\"failed\"").count - 1 == 2)
@@ -304,12 +306,13 @@ import MirageTestSupport
         let shard = try mirage(["run", "--shard", "3/2"])
         #expect(shard.status != 0 && shard.stderr.contains("--shard takes i/n"))
         // A decoder listed twice with the same resolved settings is one run; with no image files every item fails
-        // with its reason and the run still completes (no shared data needed).
+        // with its reason, the run is stored as failed and the command exits 1 (no shared data needed).
         _ = try scratch.write("q.jsonl", "{\"question_id\": 1, \"image\": \"COCO_val2014_000000000001.jpg\", \"text\": \"Is there a dog?\", \"label\": \"no\"}\n")
         _ = try scratch.write("p.yaml", "task: pope\nquestions: {path: q.jsonl}\nmax_new_tokens: 3\n")
         let twice = try mirage(["run", "--model", model, "--protocol", scratch.path("p.yaml"), "--decoder", "greedy",
                                 "--decoder", "greedy,repetition_penalty=1.0", "--images", scratch.url.path, "--db", scratch.path("y.sqlite")])
-        #expect(twice.status == 0 && twice.stderr.contains("run 1 is listed twice"))
+        #expect(twice.status == 1 && twice.stderr.contains("run 1 is listed twice"))
+        #expect(twice.stderr.contains("error: every item of run 1 (p, greedy(repetition_penalty=1.0)) failed: 1 failed: 1 missing image"))
         #expect(twice.stdout.contains("run 1  p  tiny  greedy(repetition_penalty=1.0)  seed 0  0 items, 1 failed") && !twice.stdout.contains("run 2"))
         #expect(twice.stdout.contains("1 failed: 1 missing image (e.g. missing image: image file not found in \(scratch.url.path)"))
         let list = try mirageOK(["run", "--list-protocols"])
