@@ -60,7 +60,10 @@ extension RunStore {
                 do { connection = try ReadOnlyConnection(path: input) } catch {
                     throw StoreError.sqlite(path: input, message: "\(error)")
                 }
-                if let warning = connection.warning { throw StoreError.invalid("cannot merge \(input) completely: \(warning)") }
+                if let warning = connection.warning {
+                    let reason = warning.hasPrefix("warning: ") ? String(warning.dropFirst("warning: ".count)) : warning
+                    throw StoreError.invalid("cannot merge \(input) completely (nothing was written): \(reason)")
+                }
                 try connection.read(retry: false) { source in try merger.merge(source: source, path: input) }
             }
             var runs: [RunRecord] = []
