@@ -112,8 +112,8 @@ final class ReadOnlyConnection: @unchecked Sendable {
         try DatabaseQueue(path: path, configuration: configuration())
     }
 
-    /// `file:PATH?immutable=1`: no locks, no side files (the library interprets URI file names; Debian's and
-    /// Apple's builds of SQLite do).
+    /// `file:PATH?immutable=1`: no locks, no side files. Needs a SQLite that interprets URI file names without
+    /// SQLITE_OPEN_URI (GRDB does not pass it): Debian's libsqlite3 is built with SQLITE_USE_URI=1.
     private static func openImmutable(path: String) throws -> DatabaseQueue {
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
         var allowed = CharacterSet.urlPathAllowed
