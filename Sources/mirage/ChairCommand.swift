@@ -89,7 +89,7 @@ struct ChairCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let file = try ChairCaptionFile.read(URL(fileURLWithPath: captions), imageIdKey: imageIdKey,
+            let file = try ChairCaptionFile.read(URL(fileURLWithPath: try InputFile.check(captions, option: "--captions")), imageIdKey: imageIdKey,
                                                  captionKey: captionKey)
             var resources = data.resources(groundTruth: groundTruth)
             resources.cocoAnnotations = cocoAnnotations
