@@ -53,9 +53,9 @@ struct InspectPixels: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let imagePath = try InputFile.check(image, option: "--image")
             let modelDir = (model as NSString).expandingTildeInPath
             let config = try ImagePreprocessorConfig.load(modelDirectory: modelDir)
+            let imagePath = try InputFile.check(image, option: "--image")
             let processor = ImagePreprocessor(config: config)
             let pad = padSquare ?? ImagePreprocessor.llavaPadsToSquare(modelDirectory: modelDir)
             try pixelLimit.apply()

@@ -112,7 +112,9 @@ import Glibc
         Self.expectCleanFailure(missing, mentioning: ["does not exist"])
         let embeds = try mirage(["generate", "--model", Self.qwen2.path, "--embeds", scratch.url.path])
         Self.expectCleanFailure(embeds, mentioning: ["--embeds", "is a directory"])
-        let image = try mirage(["inspect", "pixels", "--model", scratch.url.path, "--image", "/dev/null"])
+        let processor = try InspectPixelsTests.modelFolder(config: "clip_tiny")
+        defer { try? FileManager.default.removeItem(at: processor) }
+        let image = try mirage(["inspect", "pixels", "--model", processor.path, "--image", "/dev/null"])
         #expect(image.status == 1 && image.stderr.contains("is a character device"), "\(image.stderr)")
     }
 
