@@ -176,6 +176,27 @@ import Testing
         #expect(throws: ModelError.self) { try zeroHeads.validate(path: "config.json") }
     }
 
+    /// A safetensors shape whose byte count overflows Int (2^61 F64 elements) is a header error, not a trap.
+    @Test func safetensorsByteCountOverflowIsAHeaderError() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-config-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let header = #"{"t": {"dtype": "F64", "shape": [2305843009213693952], "data_offsets": [0, 8]}}"#
+        var data = Data()
+        var length = UInt64(header.utf8.count).littleEndian
+        data.append(Data(bytes: &length, count: 8))
+        data.append(contentsOf: Array(header.utf8))
+        data.append(Data(count: 8))
+        let path = dir.appendingPathComponent("model.safetensors").path
+        try data.write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try SafeTensorsFile(path: path)
+            Issue.record("an overflowing shape was accepted")
+        } catch let error as ModelError {
+            guard case .byteCountMismatch = error else { Issue.record("\(error)"); return }
+        }
+    }
+
     @Test func unreadableConfigSaysWhy() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-config-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -80,6 +80,24 @@ import MirageData
         Self.expectRefused(jpeg, width: 40000, height: 40000, limit: nil)
     }
 
+    /// Sizes from preprocessor_config.json are bounded integers, and a resize may not make more pixels
+    /// than the decoder accepts (a 1 × 10000 image resized to a shortest edge of 336 would be 336 × 3.36 M).
+    @Test func preprocessorSizesAndResizeAreBounded() throws {
+        for json: [String: Any] in [["size": 1e300], ["size": ["shortest_edge": 1 << 40]], ["crop_size": 100_000],
+                                    ["size": ["height": 0, "width": 4]], ["resample": 1e300], ["resample": 2.5]] {
+            #expect(throws: ImageError.self, "\(json)") { _ = try ImagePreprocessorConfig.parse(json) }
+        }
+        #expect(try ImagePreprocessorConfig.parse(["size": 336, "crop_size": 336]).cropHeight == 336)
+        let thin = RGBImage(width: 1, height: 10000, fill: (10, 20, 30))
+        do {
+            _ = try ImageResampler.resize(thin, width: 336, height: 3_360_000, filter: .bicubic)
+            Issue.record("a 1.1-gigapixel resize ran")
+        } catch let error as ImageError {
+            #expect(error.description.contains("more than \(ImageDecoder.defaultMaxPixels) pixels"))
+        }
+        #expect(throws: ImageError.self) { _ = try ImageResampler.resize(thin, width: Int.max, height: 2, filter: .bicubic) }
+    }
+
     @Test func limitIsConfigurable() throws {
         let small = try JPEGEncoder.encode(rgb: [UInt8](repeating: 90, count: 16 * 8 * 3), width: 16, height: 8)
         #expect(try ImageDecoder.decode(small, maxPixels: 128).width == 16)
