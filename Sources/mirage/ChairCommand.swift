@@ -89,6 +89,7 @@ struct ChairCommand: ParsableCommand {
 
     func run() throws {
         do {
+            if let groundTruth { try InputFile.check(groundTruth, option: "--ground-truth") }
             let file = try ChairCaptionFile.read(URL(fileURLWithPath: try InputFile.check(captions, option: "--captions")), imageIdKey: imageIdKey,
                                                  captionKey: captionKey)
             var resources = data.resources(groundTruth: groundTruth)

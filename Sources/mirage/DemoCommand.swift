@@ -97,6 +97,8 @@ struct Demo: ParsableCommand {
         setvbuf(stdout, nil, _IOLBF, 0)   // keep our lines in order with the runner's progress on stderr
         let cacheURL = URL(fileURLWithPath: (cache as NSString).expandingTildeInPath)
         try FileManager.default.createDirectory(at: cacheURL, withIntermediateDirectories: true)
+        for file in annotations { try InputFile.check(file, option: "--annotations") }
+        if let images { try InputFile.checkDirectory(images, option: "--images") }
         let threadCount = ThreadCount.capped(threads)
         try pixelLimit.apply()
         let model = try model.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? DemoCache.model(in: cacheURL)

@@ -138,7 +138,7 @@ struct Generate: ParsableCommand {
         }
         var branches: [String: PromptLayout] = [:]
         for (role, file) in branch.map(split) {
-            branches[role] = try EmbeddingsPrompt.load(path: file, hiddenSize: model.config.hiddenSize,
+            branches[role] = try EmbeddingsPrompt.load(path: file, option: "--branch \(role)", hiddenSize: model.config.hiddenSize,
                                                        defaultInputIDs: model.bosTokenID.map { [$0] } ?? [])
         }
         for (role, text) in branchPrompt.map(split) {
@@ -216,8 +216,8 @@ extension Generate {
 
 /// Reads `--embeds` files.
 enum EmbeddingsPrompt {
-    static func load(path: String, hiddenSize: Int, defaultInputIDs: [Int]) throws -> PromptLayout {
-        let url = URL(fileURLWithPath: try InputFile.check(path, option: "--embeds"))
+    static func load(path: String, option: String = "--embeds", hiddenSize: Int, defaultInputIDs: [Int]) throws -> PromptLayout {
+        let url = URL(fileURLWithPath: try InputFile.check(path, option: option))
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw ValidationError("cannot read --embeds file \(url.path)")
         }

@@ -63,6 +63,19 @@ enum InputFile {
     }
 }
 
+extension RunCommand {
+    /// The files and folders named on the command line, checked before anything is loaded (paths inside
+    /// an experiment file are the runner's to read).
+    func checkInputFiles() throws {
+        if let experimentFile { try InputFile.check(experimentFile, option: "experiment file") }
+        for file in instances { try InputFile.check(file, option: "--instances") }
+        for file in captions { try InputFile.check(file, option: "--captions") }
+        if let groundTruth { try InputFile.check(groundTruth, option: "--ground-truth") }
+        if let images { try InputFile.checkDirectory(images, option: "--images") }
+        for folder in model { try InputFile.checkDirectory(folder, option: "--model") }
+    }
+}
+
 /// `--max-image-pixels`: the decoded-image size limit of the commands that read images (`generate --image`,
 /// `inspect pixels`, `run`, `demo`).
 struct PixelLimitOptions: ParsableArguments {

@@ -178,6 +178,7 @@ struct RunCommand: ParsableCommand {
             }
             return
         }
+        try checkInputFiles()
         var experiment = try self.experiment()
         try experiment.validate()
         if experiment.threads != nil || threads != nil {

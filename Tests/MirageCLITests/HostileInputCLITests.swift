@@ -118,6 +118,29 @@ import Glibc
         #expect(image.status == 1 && image.stderr.contains("is a character device"), "\(image.stderr)")
     }
 
+    /// Every command that reads a named file checks it first with the same helper.
+    @Test func everyFileOptionRefusesADirectoryWithTheSameMessage() throws {
+        let scratch = try Scratch()
+        defer { scratch.cleanup() }
+        let dir = scratch.url.path
+        let file = try scratch.write("a.json", "{}")
+        let cases: [([String], String)] = [
+            (["chair", "--captions", file, "--ground-truth", dir], "--ground-truth"),
+            (["pope", "info", dir], "question file"),
+            (["pope", "build", "--objects", dir, "--out", scratch.path("out")], "--objects"),
+            (["run", dir], "experiment file"),
+            (["run", "--model", Self.qwen2.path, "--instances", dir], "--instances"),
+            (["reproduce", "opera", "--ground-truth", dir, "--db", scratch.path("r.sqlite")], "--ground-truth"),
+            (["demo", "--images", dir, "--annotations", dir, "--db", scratch.path("d.sqlite")], "--annotations"),
+        ]
+        for (arguments, option) in cases {
+            let result = try mirage(arguments)
+            Self.expectCleanFailure(result, mentioning: ["\(option) \(dir) is a directory, not a file: give the path of a file in it"])
+        }
+        let notAFolder = try mirage(["reproduce", "opera", "--from", file, "--db", scratch.path("r.sqlite")])
+        Self.expectCleanFailure(notAFolder, mentioning: ["--from \(file) is a file; --from takes a folder"])
+    }
+
     @Test func negativeSeedsSayWhatASeedIs() throws {
         for arguments in [["--seed", "-1"], ["--seed=-1"], ["--seed", "x"]] {
             let result = try mirage(["generate", "--model", Self.qwen2.path, "--prompt", "hi"] + arguments)
