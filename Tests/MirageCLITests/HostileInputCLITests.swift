@@ -219,6 +219,46 @@ import Glibc
         #expect(negative.status != 0)
     }
 
+    /// `generate --image` and `mirage run` honour `--max-image-pixels` and `MIRAGE_MAX_IMAGE_PIXELS`.
+    @Test func generateAndRunHonourThePixelLimit() throws {
+        let scratch = try Scratch()
+        defer { scratch.cleanup() }
+        let model = try Self.synth(scratch, "llava", arch: "llava-llama")
+        let image = Self.imageFixtures.appendingPathComponent("rgb420.jpg")
+        let generate = try mirage(["generate", "--model", model.path, "--image", image.path, "--prompt", "Describe it.",
+                                   "--max-new-tokens", "2", "--max-image-pixels", "10"])
+        Self.expectCleanFailure(generate, mentioning: ["more than the limit of 10"])
+
+        let images = scratch.url.appendingPathComponent("images")
+        try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
+        for id in [1, 2] {
+            try FileManager.default.copyItem(at: image, to: images.appendingPathComponent(String(format: "COCO_val2014_%012d.jpg", id)))
+        }
+        _ = try scratch.write("questions.jsonl", (1...2).map { id in
+            "{\"question_id\": \(id), \"image\": \"COCO_val2014_\(String(format: "%012d", id)).jpg\", \"text\": \"Is there a dog in the image?\", \"label\": \"no\"}"
+        }.joined(separator: "\n") + "\n")
+        _ = try scratch.write("pope.yaml", """
+            task: pope
+            questions: {path: questions.jsonl}
+            prompt: "{question}"
+            template: llava15
+            max_new_tokens: 2
+            answer_parser: opera
+            """)
+        let binary = try #require(BuiltProducts.mirage)
+        for (extra, variable) in [(["--max-image-pixels", "10"], nil), ([], "10")] as [([String], String?)] {
+            let db = scratch.path("run-\(variable ?? "option").sqlite")
+            var environment = ProcessInfo.processInfo.environment
+            environment["MIRAGE_MAX_IMAGE_PIXELS"] = variable
+            let run = try runProcess(binary, ["run", "--model", model.path, "--protocol", scratch.path("pope.yaml"),
+                                              "--images", images.path, "--threads", "1", "--db", db] + extra,
+                                     environment: environment)
+            #expect(!run.stderr.contains("Fatal error"), "\(run.stderr)")
+            let reasons = try DatabaseQueue(path: db).read { try String.fetchAll($0, sql: "SELECT failure_reason FROM items") }
+            #expect(reasons.count == 2 && reasons.allSatisfy { $0.contains("more than the limit of 10") }, "\(reasons) \(run.stderr)")
+        }
+    }
+
     /// The runner (`mirage demo` drives it) honours the pixel limit and turns NaN logits into failed items
     /// with their reason instead of empty outputs scored as perfect captions.
     @Test func runnerRecordsOversizedImagesAndNaNLogitsAsFailedItems() throws {
