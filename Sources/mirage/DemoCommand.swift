@@ -101,6 +101,7 @@ struct Demo: ParsableCommand {
         if let images { try InputFile.checkDirectory(images, option: "--images") }
         let threadCount = ThreadCount.capped(threads)
         try pixelLimit.apply()
+        if let model { try checkModelConfigs([model]) }
         let model = try model.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? DemoCache.model(in: cacheURL)
         let data = try images.map { try DemoData.real(images: $0, annotations: annotations, count: count, cache: cacheURL) }
             ?? DemoData.synthetic(count: count, cache: cacheURL)

@@ -76,6 +76,16 @@ extension RunCommand {
     }
 }
 
+/// Reads and validates every model folder's config.json before a run starts, so a broken config stops the
+/// command at once with the engine's message (file, field, allowed range) instead of after the models
+/// before it have run.
+func checkModelConfigs(_ folders: [String]) throws {
+    for folder in folders {
+        _ = try LlavaConfig.load(from: URL(fileURLWithPath: (folder as NSString).expandingTildeInPath)
+            .appendingPathComponent("config.json"))
+    }
+}
+
 /// `--max-image-pixels`: the decoded-image size limit of the commands that read images (`generate --image`,
 /// `inspect pixels`, `run`, `demo`).
 struct PixelLimitOptions: ParsableArguments {

@@ -185,6 +185,7 @@ struct RunCommand: ParsableCommand {
             experiment.threads = ThreadCount.capped(experiment.threads, option: threads != nil ? "--threads" : "threads:")
         }
         try pixelLimit.apply()
+        try checkModelConfigs(experiment.models)
         var chair = chairText.resources(groundTruth: experiment.groundTruth,
                                         threads: experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount)
         // No prebuilt ground truth named: build CHAIR's from the annotation files the user named (instances,

@@ -82,6 +82,14 @@ import Glibc
         let demo = try mirage(["demo", "--model", model.path, "--db", scratch.path("demo.sqlite"), "--cache", scratch.path("cache"),
                                "--count", "3", "--synonyms", scratch.path("missing-synonyms.txt")])
         Self.expectCleanFailure(demo, mentioning: ["'vision_config.patch_size'"])
+        #expect(!demo.stderr.contains("is not a LLaVA model folder"))
+        // `mirage run` checks every model's config before running any of them.
+        let run = try mirage(["run", "--model", Self.qwen2.path, "--model", model.path, "--protocol", "opera-pope-random",
+                              "--images", scratch.url.path, "--db", scratch.path("run.sqlite")])
+        Self.expectCleanFailure(run, mentioning: ["qwen2-tied-f32/config.json: field 'text_config' is missing"])
+        let second = try mirage(["run", "--model", model.path, "--protocol", "opera-pope-random", "--images", scratch.url.path,
+                                 "--db", scratch.path("run.sqlite")])
+        Self.expectCleanFailure(second, mentioning: ["'vision_config.patch_size' is 0; it must be an integer in 1...32"])
     }
 
     @Test func garbageConfigWithAnImageSaysTheConfigIsUnreadable() throws {
