@@ -36,7 +36,7 @@ static void mirage_jpeg_emit_message(j_common_ptr cinfo, int level) {
     }
 }
 
-int mirage_jpeg_decode(const unsigned char *data, size_t size, mirage_decoded_image *out) {
+int mirage_jpeg_decode(const unsigned char *data, size_t size, uint64_t max_pixels, mirage_decoded_image *out) {
     memset(out, 0, sizeof(*out));
     out->pngColorType = -1;
     struct jpeg_decompress_struct cinfo;
@@ -59,6 +59,12 @@ int mirage_jpeg_decode(const unsigned char *data, size_t size, mirage_decoded_im
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
+    if (max_pixels > 0 && (uint64_t)cinfo.image_width * (uint64_t)cinfo.image_height > max_pixels) {
+        out->width = (int32_t)cinfo.image_width;
+        out->height = (int32_t)cinfo.image_height;
+        jpeg_destroy_decompress(&cinfo);
+        return 3;
+    }
     out->adobeMarker = cinfo.saw_Adobe_marker ? 1 : 0;
     switch (cinfo.num_components) {
     case 1: cinfo.out_color_space = JCS_GRAYSCALE; break;
@@ -173,7 +179,7 @@ static void mirage_png_error(png_structp png, png_const_charp message) {
 
 static void mirage_png_warning(png_structp png, png_const_charp message) { (void)png; (void)message; }
 
-int mirage_png_decode(const unsigned char *data, size_t size, mirage_decoded_image *out) {
+int mirage_png_decode(const unsigned char *data, size_t size, uint64_t max_pixels, mirage_decoded_image *out) {
     memset(out, 0, sizeof(*out));
     mirage_png_reader reader = {data, size, 0, 0, out->message};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &reader, mirage_png_error,
@@ -197,6 +203,12 @@ int mirage_png_decode(const unsigned char *data, size_t size, mirage_decoded_ima
     png_uint_32 width, height;
     int bitDepth, colorType, interlace;
     png_get_IHDR(png, info, &width, &height, &bitDepth, &colorType, &interlace, NULL, NULL);
+    if (max_pixels > 0 && (uint64_t)width * (uint64_t)height > max_pixels) {
+        out->width = (int32_t)width;
+        out->height = (int32_t)height;
+        png_destroy_read_struct(&png, &info, NULL);
+        return 3;
+    }
     out->pngColorType = colorType;
     if (png_get_valid(png, info, PNG_INFO_tRNS)) {
         png_bytep alphas = NULL; int count = 0; png_color_16p colour = NULL;

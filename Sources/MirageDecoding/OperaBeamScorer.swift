@@ -1,8 +1,8 @@
 import Foundation
 
 /// The finished-hypothesis bookkeeping of transformers 4.29.2's `BeamSearchScorer` for one batch item,
-/// as OPERA's reference code drives it (`generation/beam_search.py` of the vendored tree; behaviour
-/// documented in /work/shared/docs/reference-opera-chair-pope.md §1.7 and the opera-golden README §5).
+/// as OPERA's reference code drives it (shikiw/OPERA, `transformers-4.29.2/src/transformers/generation/beam_search.py`
+/// of the vendored tree, called from `opera_beam_search` in `generation/utils.py`).
 ///
 /// - scores are Python floats (Double): `sum_logprobs / len(hyp) ** length_penalty`, where `len(hyp)` is
 ///   the whole `input_ids` row (`lengthOffset` entries before the response plus the generated tokens);

@@ -13,7 +13,7 @@ public enum OperaMode: String, Sendable, Codable, CaseIterable {
 }
 
 /// OPERA's hyperparameters. Defaults are the paper's and the eval scripts' (σ = 50, r = 15, N_can = 5,
-/// α = 1, 5 beams; /work/shared/docs/reference-opera-chair-pope.md §1.2).
+/// α = 1, 5 beams; OPERA paper §4.1 and shikiw/OPERA chair_eval.py / pope_eval.py).
 public struct OperaParameters: Sendable, Equatable {
     public var mode: OperaMode = .reference
     public var numBeams = 5

@@ -77,6 +77,8 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
     case corrupt(path: String, format: String, detail: String)
     /// The data ends before the image does.
     case truncated(path: String, format: String)
+    /// The header declares more pixels than the decoder's limit (`ImageDecoder.maxPixels`).
+    case tooManyPixels(path: String, width: Int, height: Int, limit: Int)
     /// The model folder has no preprocessor configuration.
     case missingConfig(directory: String)
     /// The preprocessor configuration is malformed or asks for something Mirage does not implement.
@@ -94,6 +96,11 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
         case .truncated(let path, let format):
             return "\(path) is a truncated \(format) file (the data ends before the image does): "
                 + "re-download it; Pillow refuses it too (\"image file is truncated\")."
+        case let .tooManyPixels(path, width, height, limit):
+            let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
+            return "\(path) declares \(width) × \(height) = \(overflow ? "over \(Int.max)" : "\(pixels)") pixels, more than the limit of \(limit) "
+                + "(Pillow refuses it too, as a decompression bomb): shrink the image, or raise the limit with "
+                + "--max-image-pixels N or \(ImageDecoder.maxPixelsEnvironmentVariable)=N (0 turns the check off) if you trust it."
         case .missingConfig(let directory):
             return "no preprocessor_config.json (or processor_config.json with an image_processor entry) in "
                 + "\(directory): point --model at a Hugging Face model folder saved with its processor."

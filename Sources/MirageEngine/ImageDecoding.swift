@@ -5,33 +5,54 @@ import Foundation
 /// (`Image.open` → `ImageOps.exif_transpose` → `convert("RGB")`). A colour that a PNG tRNS chunk names
 /// transparent is recorded in `transparentColour`, as Pillow keeps it in `info["transparency"]`.
 public enum ImageDecoder {
-    /// Decodes the file at `path`. Throws `ImageError` for unreadable, unsupported, corrupt or truncated files.
-    public static func load(path: String) throws -> RGBImage {
+    /// The largest image (width × height, read from the header before anything is allocated) decoded by
+    /// default: the size at which Pillow raises `DecompressionBombError`, twice its `MAX_IMAGE_PIXELS` of
+    /// 89,478,485 (python-pillow/Pillow, src/PIL/Image.py, `_decompression_bomb_check`). A 4.6 MB PNG can
+    /// declare 40000 × 40000 pixels, which would need 4.8 GB for its RGB samples alone.
+    public static let defaultMaxPixels = 178_956_970
+
+    /// The environment variable the command line reads the limit from (a pixel count; 0 turns it off).
+    public static let maxPixelsEnvironmentVariable = "MIRAGE_MAX_IMAGE_PIXELS"
+
+    private static let limit = PixelLimit(defaultMaxPixels)
+
+    /// The process-wide limit `load` and `decode` apply when not given one: images declaring more pixels
+    /// are refused with `ImageError.tooManyPixels`. 0 disables the check (as Pillow's `MAX_IMAGE_PIXELS = None`).
+    public static var maxPixels: Int {
+        get { limit.value }
+        set { limit.value = max(0, newValue) }
+    }
+
+    /// Decodes the file at `path`. Throws `ImageError` for unreadable, unsupported, corrupt, truncated or
+    /// too large (`maxPixels`, default the process-wide `ImageDecoder.maxPixels`) files.
+    public static func load(path: String, maxPixels: Int? = nil) throws -> RGBImage {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw ImageError.unreadable(path: path, detail: (error as NSError).localizedDescription)
         }
-        return try decode(data, name: path)
+        return try decode(data, name: path, maxPixels: maxPixels)
     }
 
-    /// Decodes JPEG or PNG bytes; `name` appears in error messages.
-    public static func decode(_ data: Data, name: String = "image") throws -> RGBImage {
+    /// Decodes JPEG or PNG bytes; `name` appears in error messages. Images whose header declares more
+    /// than `maxPixels` pixels (default: `ImageDecoder.maxPixels`; 0: no limit) are refused before decoding.
+    public static func decode(_ data: Data, name: String = "image", maxPixels: Int? = nil) throws -> RGBImage {
         let bytes = [UInt8](data)
+        let limit = max(0, maxPixels ?? Self.maxPixels)
         if bytes.count >= 3, bytes[0] == 0xFF, bytes[1] == 0xD8, bytes[2] == 0xFF {
-            return try decodeJPEG(bytes, name: name)
+            return try decodeJPEG(bytes, name: name, maxPixels: limit)
         }
         if bytes.count >= 8, bytes[0..<8].elementsEqual([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) {
-            return try decodePNG(bytes, name: name)
+            return try decodePNG(bytes, name: name, maxPixels: limit)
         }
         throw ImageError.unsupportedFormat(path: name)
     }
 
     // MARK: JPEG
 
-    static func decodeJPEG(_ bytes: [UInt8], name: String) throws -> RGBImage {
-        let raw = try runCodec(bytes, name: name, format: "JPEG", mirage_jpeg_decode)
+    static func decodeJPEG(_ bytes: [UInt8], name: String, maxPixels: Int) throws -> RGBImage {
+        let raw = try runCodec(bytes, name: name, format: "JPEG", maxPixels: maxPixels, mirage_jpeg_decode)
         defer { mirage_image_free(raw.pixels) }
         let count = Int(raw.width) * Int(raw.height)
         let samples = UnsafeBufferPointer(start: raw.pixels, count: count * Int(raw.channels))
@@ -69,9 +90,9 @@ public enum ImageDecoder {
 
     // MARK: PNG
 
-    static func decodePNG(_ bytes: [UInt8], name: String) throws -> RGBImage {
+    static func decodePNG(_ bytes: [UInt8], name: String, maxPixels: Int) throws -> RGBImage {
         let chunks = PNGChunks(bytes)
-        let raw = try runCodec(bytes, name: name, format: "PNG", mirage_png_decode)
+        let raw = try runCodec(bytes, name: name, format: "PNG", maxPixels: maxPixels, mirage_png_decode)
         defer { mirage_image_free(raw.pixels) }
         let count = Int(raw.width) * Int(raw.height)
         let channels = Int(raw.channels)
@@ -130,13 +151,18 @@ public enum ImageDecoder {
         }
     }
 
-    typealias Codec = (UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<mirage_decoded_image>?) -> Int32
+    typealias Codec = (UnsafePointer<UInt8>?, Int, UInt64, UnsafeMutablePointer<mirage_decoded_image>?) -> Int32
 
-    static func runCodec(_ bytes: [UInt8], name: String, format: String, _ codec: Codec) throws -> mirage_decoded_image {
+    static func runCodec(_ bytes: [UInt8], name: String, format: String, maxPixels: Int,
+                         _ codec: Codec) throws -> mirage_decoded_image {
         var raw = mirage_decoded_image()
-        let status = bytes.withUnsafeBufferPointer { codec($0.baseAddress, $0.count, &raw) }
+        let status = bytes.withUnsafeBufferPointer { codec($0.baseAddress, $0.count, UInt64(max(0, maxPixels)), &raw) }
         guard status == 0 else {
             if status == 2 { throw ImageError.truncated(path: name, format: format) }
+            if status == 3 {
+                throw ImageError.tooManyPixels(path: name, width: Int(UInt32(bitPattern: raw.width)),
+                                               height: Int(UInt32(bitPattern: raw.height)), limit: maxPixels)
+            }
             let message = withUnsafeBytes(of: raw.message) { buffer in
                 String(decoding: buffer.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
@@ -201,5 +227,18 @@ struct PNGChunks {
         default:
             return nil
         }
+    }
+}
+
+/// The process-wide pixel limit behind `ImageDecoder.maxPixels` (read and set from any thread).
+private final class PixelLimit: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Int
+
+    init(_ value: Int) { stored = value }
+
+    var value: Int {
+        get { lock.lock(); defer { lock.unlock() }; return stored }
+        set { lock.lock(); stored = newValue; lock.unlock() }
     }
 }

@@ -124,10 +124,11 @@ public struct ImagePreprocessorConfig: Equatable, Sendable {
             return list.map(\.doubleValue)
         }
         func int(_ value: Any?, _ key: String) throws -> Int {
-            guard let n = value as? NSNumber, n.doubleValue == n.doubleValue.rounded(), n.intValue > 0 else {
-                throw bad("\(key) must be a positive integer")
+            let sizes = ConfigLimits.imageSize
+            guard let n = value as? NSNumber, let v = Int(exactly: n.doubleValue), sizes.contains(v) else {
+                throw bad("\(key) is \(value.map { "\($0)" } ?? "missing"); it must be an integer in \(sizes.lowerBound)...\(sizes.upperBound)")
             }
-            return n.intValue
+            return v
         }
         if let b = try bool("do_convert_rgb") { config.doConvertRGB = b }
         if let b = try bool("do_resize") { config.doResize = b }
@@ -138,7 +139,7 @@ public struct ImagePreprocessorConfig: Equatable, Sendable {
         if let v = try triple("image_mean") { config.imageMean = v }
         if let v = try triple("image_std") { config.imageStd = v }
         if let r = try number("resample") {
-            guard let filter = ResampleFilter(rawValue: Int(r)), Double(Int(r)) == r else {
+            guard let code = Int(exactly: r), let filter = ResampleFilter(rawValue: code) else {
                 throw bad("resample \(r) is not a Pillow filter number (0...5)")
             }
             config.resample = filter

@@ -121,6 +121,15 @@ public enum ImageResampler {
         guard width > 0, height > 0 else {
             throw ImageError.badConfig(file: "resize", detail: "target size \(width)x\(height) must be positive")
         }
+        // The decoder's pixel limit bounds the resized image too (a very thin image resized to a shortest
+        // edge grows its long side in proportion).
+        let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
+        let limit = ImageDecoder.maxPixels
+        if limit > 0, overflow || pixels > limit {
+            throw ImageError.badConfig(file: "resize", detail: "resizing a \(image.width)x\(image.height) image to \(width)x\(height) "
+                + "would make more than \(limit) pixels (the decoded-image limit): crop the image to a less extreme aspect "
+                + "ratio, or raise the limit with --max-image-pixels")
+        }
         guard filter != .nearest else {
             throw ImageError.badConfig(file: "resize", detail: "resample 0 (nearest) is not implemented: use "
                 + "2 (bilinear) or 3 (bicubic) in preprocessor_config.json")

@@ -48,6 +48,8 @@ public final class LanguageModel: @unchecked Sendable {
     /// the checkpoint's tensors and where the decoder sits in them.
     public convenience init(config: ModelConfig, generationConfig: GenerationConfig?, tensors: TensorStore,
                             naming: TensorNaming, options: LoadOptions = LoadOptions()) throws {
+        // Configs built in code are held to the same bounds as those read from a file, before any allocation.
+        try config.validate(path: URL(fileURLWithPath: tensors.folder).appendingPathComponent("config.json").path)
         let pool = WorkerPool(threadCount: max(1, options.threads))
         let weights = try DecoderWeights(store: tensors, config: config, naming: naming, quantize: options.quantize, pool: pool)
         self.init(config: config, generationConfig: generationConfig, folder: URL(fileURLWithPath: tensors.folder),

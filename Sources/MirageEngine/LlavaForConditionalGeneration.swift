@@ -31,15 +31,16 @@ public struct LlavaConfig: Sendable, Equatable {
         self.projectorBias = projectorBias
     }
 
+    /// Reads and validates a LLaVA `config.json` (see `ConfigLimits`).
     public static func load(from url: URL) throws -> LlavaConfig {
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            throw ModelError.fileNotFound(path: url.path, hint: "A LLaVA model folder needs the config.json written with its weights.")
-        }
-        guard let data = try? Data(contentsOf: url),
-              let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw ModelError.badConfig(path: url.path, field: "(file)", detail: "is not a JSON object")
-        }
-        return try LlavaConfig(json: object, path: url.path)
+        try LlavaConfig(json: try readJSON(from: url), path: url.path)
+    }
+
+    /// The config file's JSON object, or an error saying why it cannot be read (missing, a directory,
+    /// not JSON, not an object).
+    public static func readJSON(from url: URL) throws -> [String: Any] {
+        try JSONSerialization.configObject(
+            at: url, hint: "A LLaVA model folder needs the config.json written with its weights.")
     }
 
     /// True when a config.json object describes a LLaVA model (`model_type: llava` or the architecture name).
@@ -54,8 +55,8 @@ public struct LlavaConfig: Sendable, Equatable {
             throw ModelError.badConfig(path: path, field: "text_config", detail: "is missing (not a LLaVA config.json?)")
         }
         textJSON = Self.withTextDefaults(textJSON)
-        let text = try ModelConfig(json: textJSON, path: path + " text_config")
-        let vision = try VisionConfig(json: (json["vision_config"] as? [String: Any]) ?? [:], path: path)
+        let text = try ModelConfig(json: textJSON, path: path, prefix: "text_config.")
+        let vision = try VisionConfig(json: (json["vision_config"] as? [String: Any]) ?? [:], path: path, prefix: "vision_config.")
         // transformers 4 wrote image_token_index, 5 writes image_token_id; LlavaConfig's default is 32000.
         let imageToken = try fields.optionalInt("image_token_id") ?? fields.optionalInt("image_token_index") ?? 32000
         var layers = try fields.intOrList("vision_feature_layer")
@@ -72,11 +73,7 @@ public struct LlavaConfig: Sendable, Equatable {
         }
         self.init(text: text, vision: vision, imageTokenID: imageToken, featureLayers: layers, featureSelect: select,
                   projectorActivation: act, projectorBias: (json["multimodal_projector_bias"] as? Bool) ?? true)
-        guard imageTokenID >= 0 && imageTokenID < text.vocabSize else {
-            throw ModelError.badConfig(path: path, field: "image_token_id",
-                                       detail: "is \(imageTokenID), outside the text vocabulary 0..<\(text.vocabSize)")
-        }
-        _ = try resolvedFeatureLayers()
+        try validate(path: path)
     }
 
     /// Published LLaVA configs keep only the fields that differ from transformers' LlamaConfig /
@@ -95,14 +92,15 @@ public struct LlavaConfig: Sendable, Equatable {
         return out
     }
 
-    /// `featureLayers` as non-negative indices into the tower's `numLayers + 1` hidden states.
+    /// `featureLayers` as non-negative indices into the tower's `numLayers + 1` hidden states
+    /// (`validate` has checked them for a config read from a file).
     public func resolvedFeatureLayers() throws -> [Int] {
         let count = vision.numLayers + 1
         return try featureLayers.map { layer in
             let index = layer < 0 ? layer + count : layer
             guard index >= 0 && index < count else {
                 throw ModelError.badConfig(path: "config.json", field: "vision_feature_layer",
-                                           detail: "has \(layer), but the tower has \(count) hidden states (indices \(-count)...\(count - 1))")
+                                           detail: "has \(layer), but the tower has \(count) hidden states: it must be in \(-count)...\(count - 1)")
             }
             return index
         }
@@ -191,6 +189,7 @@ public final class LlavaForConditionalGeneration: @unchecked Sendable {
 
     public init(config: LlavaConfig, generationConfig: GenerationConfig?, tensors store: TensorStore,
                 options: LoadOptions = LoadOptions()) throws {
+        try config.validate(path: URL(fileURLWithPath: store.folder).appendingPathComponent("config.json").path)
         self.config = config
         featureLayers = try config.resolvedFeatureLayers()
         let naming = try Self.languageModelNaming(in: store)

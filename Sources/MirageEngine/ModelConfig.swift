@@ -48,6 +48,8 @@ public struct ModelConfig: Sendable, Equatable {
     public var declaredDType: String?
     public var bosTokenID: Int?
     public var eosTokenIDs: [Int]
+    /// The MLP's activation (`hidden_act`); Llama and Qwen2 use SiLU.
+    public var hiddenActivation: String
 
     public init(architecture: Architecture, hiddenSize: Int, intermediateSize: Int, numLayers: Int,
                 numHeads: Int, numKVHeads: Int, headDim: Int? = nil, vocabSize: Int, rmsNormEps: Float = 1e-6,
@@ -60,7 +62,8 @@ public struct ModelConfig: Sendable, Equatable {
         self.numLayers = numLayers
         self.numHeads = numHeads
         self.numKVHeads = numKVHeads
-        self.headDim = headDim ?? hiddenSize / numHeads
+        // Out-of-range counts are left for `validate` to report; nothing here may trap on them.
+        self.headDim = headDim ?? (numHeads > 0 ? hiddenSize / numHeads : 0)
         self.vocabSize = vocabSize
         self.rmsNormEps = rmsNormEps
         self.maxPositionEmbeddings = maxPositionEmbeddings
@@ -73,24 +76,30 @@ public struct ModelConfig: Sendable, Equatable {
         self.declaredDType = declaredDType
         self.bosTokenID = bosTokenID
         self.eosTokenIDs = eosTokenIDs
+        self.hiddenActivation = "silu"
     }
 
+    /// The longest sequence the model is meant to run: `max_position_embeddings`, times the factor of
+    /// `dynamic` RoPE scaling (which exists to run past it).
+    public var contextLength: Int {
+        if case let .dynamic(factor) = ropeScaling, factor > 1 {
+            let scaled = Double(maxPositionEmbeddings) * factor
+            return scaled < Double(1 << 40) ? Int(scaled) : 1 << 40
+        }
+        return maxPositionEmbeddings
+    }
+
+    /// Reads and validates `config.json` (see `ConfigLimits`).
     public static func load(from url: URL) throws -> ModelConfig {
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            throw ModelError.fileNotFound(path: url.path, hint: "A model folder needs the config.json written with its weights.")
-        }
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw ModelError.cannotOpen(path: url.path, reason: error.localizedDescription)
-        }
-        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw ModelError.badConfig(path: url.path, field: "(file)", detail: "is not a JSON object")
-        }
+        let object = try JSONSerialization.configObject(
+            at: url, hint: "A model folder needs the config.json written with its weights.")
         return try ModelConfig(json: object, path: url.path)
     }
 
-    public init(json: [String: Any], path: String = "config.json") throws {
-        let reader = JSONFields(object: json, path: path)
+    /// Parses and validates a decoder config; `prefix` names the object it sits in (LLaVA's "text_config."),
+    /// so errors name the field as the file spells it.
+    public init(json: [String: Any], path: String = "config.json", prefix: String = "") throws {
+        let reader = JSONFields(object: json, path: path, prefix: prefix)
         let archName: String
         if let archs = json["architectures"] as? [String], let first = archs.first {
             archName = first
@@ -98,7 +107,7 @@ public struct ModelConfig: Sendable, Equatable {
                   let arch = Architecture.allCases.first(where: { $0.modelType == modelType }) {
             archName = arch.rawValue
         } else {
-            throw ModelError.badConfig(path: path, field: "architectures", detail: "is missing (and model_type is unknown)")
+            throw ModelError.badConfig(path: path, field: prefix + "architectures", detail: "is missing (and model_type is unknown)")
         }
         guard let architecture = Architecture(rawValue: archName) else {
             throw ModelError.unsupportedArchitecture(archName)
@@ -126,8 +135,14 @@ public struct ModelConfig: Sendable, Equatable {
             outputBias = attentionBias
             mlpBias = (json["mlp_bias"] as? Bool) ?? false
         }
+        if let act = json["hidden_act"], !(act is NSNull) {
+            guard let name = act as? String else {
+                throw ModelError.badConfig(path: path, field: prefix + "hidden_act", detail: "must be a string such as \"silu\"")
+            }
+            hiddenActivation = name
+        }
         if architecture == .qwen2, (json["use_sliding_window"] as? Bool) == true {
-            throw ModelError.badConfig(path: path, field: "use_sliding_window",
+            throw ModelError.badConfig(path: path, field: prefix + "use_sliding_window",
                                        detail: "is true; Mirage implements full attention only")
         }
         // RoPE: transformers 5 nests everything in `rope_parameters`; older configs have top-level
@@ -135,22 +150,23 @@ public struct ModelConfig: Sendable, Equatable {
         let rope: [String: Any]?
         if let params = json["rope_parameters"] as? [String: Any] {
             rope = params
-            ropeTheta = try JSONFields(object: params, path: path + " rope_parameters").optionalDouble("rope_theta")
+            ropeTheta = try JSONFields(object: params, path: path, prefix: prefix + "rope_parameters.").optionalDouble("rope_theta")
                 ?? reader.optionalDouble("rope_theta") ?? 10000
         } else {
             rope = json["rope_scaling"] as? [String: Any]
             ropeTheta = try reader.optionalDouble("rope_theta") ?? 10000
         }
-        ropeScaling = try Self.parseScaling(rope, path: path)
-        guard hidden > 0, heads > 0, numKVHeads > 0, heads % numKVHeads == 0, headDim > 0, headDim % 2 == 0 else {
-            throw ModelError.badConfig(path: path, field: "num_attention_heads",
-                                       detail: "(\(heads)) must be a positive multiple of num_key_value_heads (\(numKVHeads)) with an even head_dim")
-        }
+        // rope_theta is checked here as well as in `validate`, so the error names where the file keeps it.
+        try ConfigValidator(path: path, prefix: prefix + (json["rope_parameters"] is [String: Any] ? "rope_parameters." : ""))
+            .positive("rope_theta", ropeTheta, max: ConfigLimits.ropeThetaMax)
+        ropeScaling = try Self.parseScaling(rope, path: path,
+                                            prefix: prefix + (json["rope_parameters"] != nil ? "rope_parameters." : "rope_scaling."))
+        try validate(path: path, prefix: prefix)
     }
 
-    private static func parseScaling(_ rope: [String: Any]?, path: String) throws -> RopeScaling {
+    private static func parseScaling(_ rope: [String: Any]?, path: String, prefix: String) throws -> RopeScaling {
         guard let rope else { return .none }
-        let fields = JSONFields(object: rope, path: path + " rope scaling")
+        let fields = JSONFields(object: rope, path: path, prefix: prefix)
         let kind = (rope["rope_type"] as? String) ?? (rope["type"] as? String) ?? "default"
         switch kind {
         case "default":
@@ -183,7 +199,7 @@ public struct ModelConfig: Sendable, Equatable {
         var json: [String: Any] = [
             "architectures": [architecture.rawValue],
             "model_type": architecture.modelType,
-            "hidden_act": "silu",
+            "hidden_act": hiddenActivation,
             "hidden_size": hiddenSize,
             "intermediate_size": intermediateSize,
             "num_hidden_layers": numLayers,
@@ -229,10 +245,7 @@ public struct GenerationConfig: Sendable, Equatable {
     /// Reads the file when present; returns nil when the folder has none.
     public static func load(from url: URL) throws -> GenerationConfig? {
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        guard let data = try? Data(contentsOf: url),
-              let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw ModelError.badConfig(path: url.path, field: "(file)", detail: "is not a JSON object")
-        }
+        let object = try JSONSerialization.configObject(at: url, hint: "")
         let fields = JSONFields(object: object, path: url.path)
         return GenerationConfig(bosTokenID: try fields.optionalInt("bos_token_id"),
                                 eosTokenIDs: try fields.intOrList("eos_token_id"),
@@ -244,18 +257,30 @@ public struct GenerationConfig: Sendable, Equatable {
 struct JSONFields {
     let object: [String: Any]
     let path: String
+    /// The nested object's name as errors spell fields, e.g. "text_config.".
+    var prefix = ""
+
+    private func bad(_ key: String, _ detail: String) -> ModelError {
+        .badConfig(path: path, field: prefix + key, detail: detail)
+    }
+
+    /// An integer as JSON writes it; a whole float (2.0) counts, a float beyond Int's range or a fraction does not.
+    static func integer(_ value: Any) -> Int? {
+        if let n = value as? Int { return n }
+        if let d = value as? Double, d.rounded() == d { return Int(exactly: d) }
+        return nil
+    }
 
     func optionalInt(_ key: String) throws -> Int? {
         guard let value = object[key], !(value is NSNull) else { return nil }
-        if let n = value as? Int { return n }
-        if let d = value as? Double, d.rounded() == d { return Int(d) }
-        throw ModelError.badConfig(path: path, field: key, detail: "must be an integer")
+        guard let n = Self.integer(value) else {
+            throw bad(key, "is \(value); it must be an integer between \(Int.min) and \(Int.max)")
+        }
+        return n
     }
 
     func int(_ key: String) throws -> Int {
-        guard let n = try optionalInt(key) else {
-            throw ModelError.badConfig(path: path, field: key, detail: "is missing")
-        }
+        guard let n = try optionalInt(key) else { throw bad(key, "is missing") }
         return n
     }
 
@@ -263,22 +288,18 @@ struct JSONFields {
         guard let value = object[key], !(value is NSNull) else { return nil }
         if let d = value as? Double { return d }
         if let n = value as? Int { return Double(n) }
-        throw ModelError.badConfig(path: path, field: key, detail: "must be a number")
+        throw bad(key, "must be a number")
     }
 
     func double(_ key: String) throws -> Double {
-        guard let d = try optionalDouble(key) else {
-            throw ModelError.badConfig(path: path, field: key, detail: "is missing")
-        }
+        guard let d = try optionalDouble(key) else { throw bad(key, "is missing") }
         return d
     }
 
     func intOrList(_ key: String) throws -> [Int] {
         if let list = object[key] as? [Any] {
             return try list.map { v in
-                guard let n = v as? Int else {
-                    throw ModelError.badConfig(path: path, field: key, detail: "must be an integer or a list of integers")
-                }
+                guard let n = Self.integer(v) else { throw bad(key, "must be an integer or a list of integers") }
                 return n
             }
         }

@@ -14,9 +14,12 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case wrongShape(tensor: String, expected: [Int], actual: [Int])
     case badIndex(path: String, detail: String)
     case badConfig(path: String, field: String, detail: String)
+    case unreadableConfig(path: String, detail: String)
     case unsupportedArchitecture(String)
     case unsupportedRopeType(String)
     case invalidInput(String)
+    /// A forward pass produced a NaN or infinite logit (`value` is its description: nan, inf or -inf).
+    case nonFiniteLogits(pass: Int, sequence: Int, position: Int, token: Int, value: String)
     case writeFailed(path: String, reason: String)
 
     public var description: String {
@@ -49,12 +52,20 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             return "\(path) is not a valid sharded-checkpoint index: \(detail)."
         case let .badConfig(path, field, detail):
             return "\(path): field '\(field)' \(detail). Fix config.json (it should be the one written with the weights)."
+        case let .unreadableConfig(path, detail):
+            return "\(path) cannot be read as a model config: \(detail). Restore it from the model's download "
+                + "(it must be the JSON object written with the weights)."
         case let .unsupportedArchitecture(name):
             return "architecture '\(name)' is not supported; Mirage runs LlamaForCausalLM and Qwen2ForCausalLM."
         case let .unsupportedRopeType(name):
             return "rope scaling type '\(name)' is not supported; Mirage implements default, linear, llama3 and dynamic."
         case let .invalidInput(detail):
             return detail
+        case let .nonFiniteLogits(pass, sequence, position, token, value):
+            return "non-finite logits: forward pass \(pass) (pass 1 is the prompt) gave \(value) for token \(token) at "
+                + "position \(position) of sequence \(sequence). The model's weights or the input embeddings hold NaN or "
+                + "infinite values (a corrupt or badly converted checkpoint) or a value overflowed in its precision: "
+                + "re-download or re-export the checkpoint (in float32 if it overflows in float16)."
         case let .writeFailed(path, reason):
             return "cannot write \(path): \(reason). Check free disk space and permissions."
         }

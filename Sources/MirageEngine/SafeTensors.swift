@@ -109,7 +109,8 @@ public struct SafeTensorsFile: @unchecked Sendable {
                 let (p, o) = acc.0.multipliedReportingOverflow(by: d)
                 return (p, acc.1 || o)
             }
-            guard !overflow, elements * dtype.byteSize == end - begin else {
+            let (bytes, bytesOverflow) = elements.multipliedReportingOverflow(by: dtype.byteSize)
+            guard !overflow, !bytesOverflow, bytes == end - begin else {
                 throw ModelError.byteCountMismatch(tensor: name, shape: shape, dtype: dtypeName,
                                                    bytes: end - begin, path: path)
             }

@@ -113,6 +113,8 @@ public final class Session {
     public let model: LanguageModel
     let cache: KVBlockPool
     private var sequences: [CachedSequence] = [CachedSequence()]
+    /// Forward passes run so far (the prompt's prefill is pass 1); errors name the pass they happened in.
+    public private(set) var passCount = 0
 
     init(model: LanguageModel, blockSize: Int) {
         self.model = model
@@ -258,7 +260,35 @@ public final class Session {
         }
         let output = run(rows: rows, items: items, logitRows: logitRows, options: options)
         for input in batch { sequences[input.sequence].length += input.items.count }
+        passCount += 1
+        // NaN or infinite logits (NaN weights, an overflow) would otherwise come out as an arbitrary or
+        // empty output that scores as a valid one; every decoder runs through here, so each sees the error.
+        if let (index, value) = Self.firstNonFinite(output.logits) {
+            let row = rows[logitRows[index / c.vocabSize]]
+            throw ModelError.nonFiniteLogits(pass: passCount, sequence: row.sequence, position: row.position,
+                                             token: index % c.vocabSize, value: "\(value)")
+        }
         return output
+    }
+
+    /// The first NaN or ±infinity in `values` with its index, or nil when all are finite. The sum is finite
+    /// whenever every value is (logits are far below Float's range), so the element scan runs only on failure.
+    static func firstNonFinite(_ values: [Float]) -> (Int, Float)? {
+        let sum = values.withUnsafeBufferPointer { buffer -> Float in
+            var acc = SIMD16<Float>()
+            let base = buffer.baseAddress, n = buffer.count, whole = n / 16 * 16
+            var i = 0
+            while i < whole {
+                acc += UnsafeRawPointer(base! + i).loadUnaligned(as: SIMD16<Float>.self)
+                i += 16
+            }
+            var total = acc.sum()
+            while i < n { total += buffer[i]; i += 1 }
+            return total
+        }
+        guard !sum.isFinite else { return nil }
+        guard let index = values.firstIndex(where: { !$0.isFinite }) else { return nil }
+        return (index, values[index])
     }
 
     // MARK: The transformer

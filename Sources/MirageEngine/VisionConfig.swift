@@ -37,19 +37,19 @@ public struct VisionConfig: Sendable, Equatable {
         self.activation = activation ?? (kind == .clip ? .quick : .tanh)
     }
 
-    /// Parses a `vision_config` object; `path` names the file in errors.
-    public init(json: [String: Any], path: String = "config.json") throws {
-        let fields = JSONFields(object: json, path: path)
+    /// Parses and validates a `vision_config` object; `path` names the file and `prefix` the object in errors.
+    public init(json: [String: Any], path: String = "config.json", prefix: String = "vision_config.") throws {
+        let fields = JSONFields(object: json, path: path, prefix: prefix)
         let type = (json["model_type"] as? String) ?? "clip_vision_model"
         guard let kind = Kind(rawValue: type) else {
-            throw ModelError.badConfig(path: path, field: "vision_config.model_type",
+            throw ModelError.badConfig(path: path, field: prefix + "model_type",
                                        detail: "is '\(type)'; Mirage runs clip_vision_model and siglip_vision_model towers")
         }
         // transformers' defaults: CLIP ViT-B/32 (768, 3072, 12, 12, 224, 32); SigLIP base/16 (768, 3072, 12, 12, 224, 16).
         var activation: GeluKind?
         if let act = json["hidden_act"] as? String {
             guard let parsed = GeluKind(huggingFaceName: act) else {
-                throw ModelError.badConfig(path: path, field: "vision_config.hidden_act",
+                throw ModelError.badConfig(path: path, field: prefix + "hidden_act",
                                            detail: "is '\(act)'; Mirage implements quick_gelu, gelu, gelu_new and gelu_pytorch_tanh")
             }
             activation = parsed
@@ -64,15 +64,13 @@ public struct VisionConfig: Sendable, Equatable {
                   numChannels: try fields.optionalInt("num_channels") ?? 3,
                   layerNormEps: try fields.optionalDouble("layer_norm_eps").map(Float.init),
                   activation: activation)
-        guard hiddenSize % numHeads == 0, imageSize % patchSize == 0, patchSize > 0 else {
-            throw ModelError.badConfig(path: path, field: "vision_config",
-                                       detail: "needs hidden_size divisible by num_attention_heads and image_size by patch_size")
-        }
+        try validate(path: path, prefix: prefix)
     }
 
-    public var headDim: Int { hiddenSize / numHeads }
+    // Derived sizes: meaningful once `validate` has passed (guarded so an unvalidated config cannot trap).
+    public var headDim: Int { numHeads > 0 ? hiddenSize / numHeads : 0 }
     /// Patches per image side (image_size / patch_size).
-    public var patchesPerSide: Int { imageSize / patchSize }
+    public var patchesPerSide: Int { patchSize > 0 ? imageSize / patchSize : 0 }
     public var numPatches: Int { patchesPerSide * patchesPerSide }
     /// CLIP prepends a class token; SigLIP does not.
     public var hasClassToken: Bool { kind == .clip }

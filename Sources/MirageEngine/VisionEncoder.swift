@@ -275,6 +275,8 @@ public func visionTowerPrefix(in store: TensorStore) -> String? {
 /// Loads the tower `config` describes from `store` (prefix found by `visionTowerPrefix` unless given).
 public func loadVisionTower(config: VisionConfig, store: TensorStore, prefix: String? = nil,
                             pool: WorkerPool) throws -> any VisionTower {
+    try config.validate(path: URL(fileURLWithPath: store.folder).appendingPathComponent("config.json").path,
+                        prefix: "vision_config.")
     guard let prefix = prefix ?? visionTowerPrefix(in: store) else {
         throw ModelError.missingTensor(tensor: "vision_tower.vision_model.embeddings.patch_embedding.weight (or vision_tower.embeddings.…)",
                                        folder: store.folder)

@@ -89,7 +89,8 @@ struct ChairCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let file = try ChairCaptionFile.read(URL(fileURLWithPath: captions), imageIdKey: imageIdKey,
+            if let groundTruth { try InputFile.check(groundTruth, option: "--ground-truth") }
+            let file = try ChairCaptionFile.read(URL(fileURLWithPath: try InputFile.check(captions, option: "--captions")), imageIdKey: imageIdKey,
                                                  captionKey: captionKey)
             var resources = data.resources(groundTruth: groundTruth)
             resources.cocoAnnotations = cocoAnnotations

@@ -63,10 +63,12 @@ struct Demo: ParsableCommand {
     @Option(name: .long, help: "Images to run on.")
     var count = 8
 
-    @Option(name: .long, help: "Worker threads (default: all cores).")
+    @Option(name: .long, help: "Worker threads (default and maximum: the machine's CPUs).")
     var threads: Int?
 
     @OptionGroup var chairText: ChairTextOptions
+
+    @OptionGroup var pixelLimit: PixelLimitOptions
 
     /// CHAIR without downloads: COCO's 80 category names as the vocabulary (each its own only synonym) and
     /// `UntrainedCaptionAnalyzer` over WordNet (--wordnet, the data store, or Debian's /usr/share/wordnet).
@@ -95,7 +97,11 @@ struct Demo: ParsableCommand {
         setvbuf(stdout, nil, _IOLBF, 0)   // keep our lines in order with the runner's progress on stderr
         let cacheURL = URL(fileURLWithPath: (cache as NSString).expandingTildeInPath)
         try FileManager.default.createDirectory(at: cacheURL, withIntermediateDirectories: true)
-        let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        for file in annotations { try InputFile.check(file, option: "--annotations") }
+        if let images { try InputFile.checkDirectory(images, option: "--images") }
+        let threadCount = ThreadCount.capped(threads)
+        try pixelLimit.apply()
+        if let model { try checkModelConfigs([model]) }
         let model = try model.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? DemoCache.model(in: cacheURL)
         let data = try images.map { try DemoData.real(images: $0, annotations: annotations, count: count, cache: cacheURL) }
             ?? DemoData.synthetic(count: count, cache: cacheURL)

@@ -63,7 +63,7 @@ struct Generate: ParsableCommand {
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Set one decoder parameter (repeatable), e.g. --param num_beams=3.", valueName: "k=v"))
     var param: [String] = []
 
-    @Option(name: .long, help: "Stop after this many new tokens.")
+    @Option(name: .long, help: "Stop after this many new tokens (at most what the model's context leaves after the prompt).")
     var maxNewTokens = 128
 
     @Option(name: .long, help: "Mask end-of-sequence tokens until this many tokens exist (transformers' min_new_tokens).")
@@ -72,7 +72,8 @@ struct Generate: ParsableCommand {
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("Stop once the response contains this text (repeatable).", valueName: "text"))
     var stop: [String] = []
 
-    @Option(name: .long, help: "Run seed of sampling decoders.")
+    @Option(name: .long, parsing: .unconditional, help: "Run seed of sampling decoders (a non-negative integer).",
+            transform: parseSeed)
     var seed: UInt64 = 0
 
     @Option(name: .long, help: ArgumentHelp("Item id mixed into the seed: the same item draws the same numbers in any run order.", valueName: "id"))
@@ -137,7 +138,7 @@ struct Generate: ParsableCommand {
         }
         var branches: [String: PromptLayout] = [:]
         for (role, file) in branch.map(split) {
-            branches[role] = try EmbeddingsPrompt.load(path: file, hiddenSize: model.config.hiddenSize,
+            branches[role] = try EmbeddingsPrompt.load(path: file, option: "--branch \(role)", hiddenSize: model.config.hiddenSize,
                                                        defaultInputIDs: model.bosTokenID.map { [$0] } ?? [])
         }
         for (role, text) in branchPrompt.map(split) {
@@ -147,7 +148,9 @@ struct Generate: ParsableCommand {
         if !stop.isEmpty && tokenizer == nil {
             throw ValidationError("--stop needs the model's tokenizer.json to decode the response")
         }
-        let limits = GenerationLimits(maxNewTokens: maxNewTokens, minNewTokens: minNewTokens,
+        let longestPrompt = ([layout] + Array(branches.values)).map(\.items.count).max() ?? layout.items.count
+        let newTokens = try Self.cappedNewTokens(maxNewTokens, promptRows: longestPrompt, config: model.config)
+        let limits = GenerationLimits(maxNewTokens: newTokens, minNewTokens: minNewTokens,
                                       eosTokenIDs: ignoreEos ? [] : Set(model.eosTokenIDs), stopStrings: stop)
         var context = DecodingContext(model: model, prompt: layout, branches: branches, limits: limits, tokenizer: tokenizer,
                                       randomKey: RandomKey(seed: seed, item: item))
@@ -176,10 +179,13 @@ struct Generate: ParsableCommand {
         } else if ids || tokenizer == nil {
             print("[" + result.tokens.map(String.init).joined(separator: ",") + "]")
         } else if streamed {
-            print(textStream!.finish())
+            // The streamed tokens went out unbuffered; the rest and the line end follow the same way, so
+            // they are not held back in stdout's buffer behind the stats line (stdout and stderr into one pipe).
+            out.write(Data((textStream!.finish() + "\n").utf8))
         } else {
             print(result.text)
         }
+        fflush(stdout)
         let rate = result.decodeSeconds > 0 ? Double(max(0, result.tokens.count - 1)) / result.decodeSeconds : 0
         FileHandle.standardError.write(Data(String(
             format: "[%@: %d prompt rows in %.3f s, %d new tokens (%@), %d passes / %d rows, %.1f tokens/s]\n",
@@ -188,10 +194,30 @@ struct Generate: ParsableCommand {
     }
 }
 
+extension Generate {
+    /// `requested` new tokens, lowered (with a note on standard error) to what the model's context leaves
+    /// after a prompt of `promptRows` rows; throws when the prompt alone fills the context.
+    static func cappedNewTokens(_ requested: Int, promptRows: Int, config: ModelConfig) throws -> Int {
+        let context = config.contextLength
+        let room = context - promptRows
+        guard room >= 1 else {
+            throw ValidationError("the prompt has \(promptRows) rows but the model's context holds \(context) positions "
+                                  + "(max_position_embeddings in config.json): shorten the prompt")
+        }
+        if requested > room {
+            FileHandle.standardError.write(Data(("note: --max-new-tokens \(requested) is more than the model's context allows: "
+                + "\(context) positions (max_position_embeddings) minus \(promptRows) prompt rows leaves \(room); "
+                + "generating at most \(room) new tokens\n").utf8))
+            return room
+        }
+        return requested
+    }
+}
+
 /// Reads `--embeds` files.
 enum EmbeddingsPrompt {
-    static func load(path: String, hiddenSize: Int, defaultInputIDs: [Int]) throws -> PromptLayout {
-        let url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath)
+    static func load(path: String, option: String = "--embeds", hiddenSize: Int, defaultInputIDs: [Int]) throws -> PromptLayout {
+        let url = URL(fileURLWithPath: try InputFile.check(path, option: option))
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw ValidationError("cannot read --embeds file \(url.path)")
         }

@@ -39,6 +39,8 @@ struct InspectPixels: ParsableCommand {
     @Flag(name: .long, help: "Print JSON instead of text.")
     var json = false
 
+    @OptionGroup var pixelLimit: PixelLimitOptions
+
     @Option(name: .long, help: ArgumentHelp("Also print the first N float values (channel-first order).", valueName: "n"))
     var values = 0
 
@@ -53,9 +55,11 @@ struct InspectPixels: ParsableCommand {
         try runReportingErrors {
             let modelDir = (model as NSString).expandingTildeInPath
             let config = try ImagePreprocessorConfig.load(modelDirectory: modelDir)
+            let imagePath = try InputFile.check(image, option: "--image")
             let processor = ImagePreprocessor(config: config)
             let pad = padSquare ?? ImagePreprocessor.llavaPadsToSquare(modelDirectory: modelDir)
-            let decoded = try ImageDecoder.load(path: (image as NSString).expandingTildeInPath)
+            try pixelLimit.apply()
+            let decoded = try ImageDecoder.load(path: imagePath)
             let padded = pad ? ImagePreprocessor.expandToSquare(decoded, background: processor.padColour) : decoded
             let geometric = try processor.geometry(decoded, padToSquare: pad)
             let tensor = processor.normalize(geometric)

@@ -17,24 +17,24 @@ struct ImageOptions: ParsableArguments {
     @Flag(name: .long, help: "Pad the image to a square with the mean colour before preprocessing (LLaVA's expand2square, used by the original LLaVA-1.5 evaluation).")
     var padToSquare = false
 
+    @OptionGroup var pixelLimit: PixelLimitOptions
+
     func validate() throws {
         if template != "auto" && LlavaChatTemplate(name: template) == nil {
             throw ValidationError("--template takes auto, llava15, llava15-system, chatml, chatml-nosystem, plain or raw (got '\(template)')")
         }
-        if let image, !FileManager.default.fileExists(atPath: (image as NSString).expandingTildeInPath) {
-            throw ValidationError("image \(image) does not exist")
-        }
+        if let image { try InputFile.check(image, option: "--image") }
     }
 
     /// Loads the LLaVA model, encodes the image and builds the prompt. Prints timing to standard error.
     func llavaPrompt(model options: ModelRunOptions, prompt: String, tokenizer: Tokenizer) throws
         -> (LlavaForConditionalGeneration, MultimodalPrompt) {
         let path = (image! as NSString).expandingTildeInPath
-        guard options.isLlavaFolder else {
+        try pixelLimit.apply()
+        guard try options.isLlavaFolder() else {
             throw ValidationError("--image needs a LLaVA model (config.json model_type \"llava\"); \(options.model) is a text-only model")
         }
-        let model = try LlavaForConditionalGeneration(
-            folder: options.folder, options: LoadOptions(quantize: options.quantize == "q8" ? .q8 : nil, threads: options.threads))
+        let model = try LlavaForConditionalGeneration(folder: options.folder, options: options.loadOptions())
         let start = DispatchTime.now().uptimeNanoseconds
         let pixels = try model.pixels(ofImageAt: path, padToSquare: padToSquare)
         let embedding = try model.embedImage(pixels)

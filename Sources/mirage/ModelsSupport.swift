@@ -15,7 +15,7 @@ struct ModelRunOptions: ParsableArguments {
         valueName: "q8"))
     var quantize: String?
 
-    @Option(name: .long, help: "Worker threads.")
+    @Option(name: .long, help: "Worker threads (default and maximum: the machine's CPUs).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func validate() throws {
@@ -31,17 +31,21 @@ struct ModelRunOptions: ParsableArguments {
 
     var folder: URL { URL(fileURLWithPath: (model as NSString).expandingTildeInPath) }
 
+    /// Load options: the quantization and `--threads` capped at the machine's CPUs (with a note when lowered).
+    func loadOptions() -> LoadOptions {
+        LoadOptions(quantize: quantize == "q8" ? .q8 : nil, threads: ThreadCount.capped(threads))
+    }
+
     func loadModel() throws -> LanguageModel {
-        let options = LoadOptions(quantize: quantize == "q8" ? .q8 : nil, threads: threads)
-        if isLlavaFolder { return try LlavaForConditionalGeneration(folder: folder, options: options).languageModel }
+        let options = loadOptions()
+        if try isLlavaFolder() { return try LlavaForConditionalGeneration(folder: folder, options: options).languageModel }
         return try LanguageModel(folder: folder, options: options)
     }
 
     /// True when config.json describes a LLaVA model (its decoder runs text-only prompts; --image adds an image).
-    var isLlavaFolder: Bool {
-        let url = folder.appendingPathComponent("config.json")
-        guard let data = try? Data(contentsOf: url), let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return false }
-        return LlavaConfig.isLlava(json)
+    /// Throws, saying why, when config.json is missing or unreadable.
+    func isLlavaFolder() throws -> Bool {
+        LlavaConfig.isLlava(try LlavaConfig.readJSON(from: folder.appendingPathComponent("config.json")))
     }
 
     func loadTokenizer() throws -> Tokenizer { try Tokenizer(folder: folder) }

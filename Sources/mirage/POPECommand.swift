@@ -56,6 +56,8 @@ struct POPECommand: ParsableCommand {
         }
 
         func run() throws {
+            if let objects { try InputFile.check(objects, option: "--objects") }
+            if let instances { try InputFile.check(instances, option: "--instances") }
             let groundTruth: [POPEImageObjects]
             if let objects {
                 groundTruth = try POPEImageObjects.load(URL(fileURLWithPath: objects))
@@ -93,6 +95,7 @@ struct POPECommand: ParsableCommand {
         @Argument(help: ArgumentHelp("Question files (JSON lines).", valueName: "file")) var files: [String]
 
         func run() throws {
+            for path in files { try InputFile.check(path, option: "question file") }
             for path in files {
                 let f = try POPEQuestionReader.load(URL(fileURLWithPath: path))
                 print("\(path): \(f.variant)")

@@ -50,6 +50,8 @@ struct Reproduce: AsyncParsableCommand {
         var groundTruth: String?
 
         func run() async throws {
+            if let from { try InputFile.checkDirectory(from, option: "--from") }
+            if let groundTruth { try InputFile.check(groundTruth, option: "--ground-truth") }
             let files = try await locateLogs()
             let scorer = try chairData.resources(groundTruth: groundTruth).scorer(options: ChairOptions())
             let store = try database.open(create: true)

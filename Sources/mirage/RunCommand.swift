@@ -70,7 +70,8 @@ struct RunCommand: ParsableCommand {
         valueName: "name[:preset][,k=v...]"))
     var decoder: [String] = []
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A run seed (repeatable; default 0).", valueName: "n"))
+    @Option(name: .long, parsing: .unconditionalSingleValue, help: ArgumentHelp("A run seed, a non-negative integer (repeatable; default 0).", valueName: "n"),
+            transform: parseSeed)
     var seed: [UInt64] = []
 
     @Option(name: .long, help: "Run only the first N images (sorted ids) of each protocol.")
@@ -99,10 +100,12 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Quantize projections and LM head at load (q8).", valueName: "q8"))
     var quantize: String?
 
-    @Option(name: .long, help: "Worker threads (default: all cores).")
+    @Option(name: .long, help: "Worker threads (default and maximum: the machine's CPUs).")
     var threads: Int?
 
     @OptionGroup var chairText: ChairTextOptions
+
+    @OptionGroup var pixelLimit: PixelLimitOptions
 
     @Flag(name: .long, help: "Write one JSON object per item to standard error instead of the progress line.")
     var jsonProgress = false
@@ -188,8 +191,14 @@ struct RunCommand: ParsableCommand {
             }
             return
         }
-        let experiment = try self.experiment()
+        try checkInputFiles()
+        var experiment = try self.experiment()
         try experiment.validate()
+        if experiment.threads != nil || threads != nil {
+            experiment.threads = ThreadCount.capped(experiment.threads, option: threads != nil ? "--threads" : "threads:")
+        }
+        try pixelLimit.apply()
+        try checkModelConfigs(experiment.models)
         var chair = chairText.resources(groundTruth: experiment.groundTruth,
                                         threads: experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount)
         // No prebuilt ground truth named: build CHAIR's from the annotation files the user named (instances,

@@ -46,7 +46,7 @@ import MirageKernels
     /// `--quantize q8` (group-wise int8, 32 inputs per scale) matches a torch simulation of the same
     /// quantization, and its error against the f32 reference is measured. On these tiny random models the
     /// q8 error against f32 is 3-8% of max |logit| (the torch simulation shows the same): random weights give
-    /// small, nearly flat logits. So the f32 comparison here only bounds it loosely and prints it; issue 4's
+    /// small, nearly flat logits. So the f32 comparison here only bounds it loosely and prints it; the
     /// 2e-2 bound is tested on a trained model in `TrainedModelTests.q8LogitsAreWithinTwoPercentOfF32`
     /// (1.2-1.8% there; docs/engine.md, "q8 accuracy").
     @Test(arguments: EngineFixtures.modelNames)

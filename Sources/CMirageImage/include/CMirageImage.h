@@ -29,12 +29,16 @@ typedef struct {
 
 /// Decodes a JPEG with libjpeg's defaults (ISLOW IDCT, fancy upsampling, no block smoothing changes),
 /// which are the settings Pillow uses for `Image.open(...)`. Returns 0 on success; 1 on a corrupt or
-/// unsupported file; 2 when the data ends before the image does. Never exits the process.
-int mirage_jpeg_decode(const unsigned char *data, size_t size, mirage_decoded_image *out);
+/// unsupported file; 2 when the data ends before the image does; 3 when the header declares more than
+/// `max_pixels` pixels (0: no limit), with `width` and `height` set and nothing allocated. Never exits
+/// the process.
+int mirage_jpeg_decode(const unsigned char *data, size_t size, uint64_t max_pixels, mirage_decoded_image *out);
 
 /// Decodes a PNG with libpng (palette expanded to RGB, grey below 8 bits scaled to 8 bits, 16-bit kept).
-/// Returns 0 on success, 1 on a corrupt file, 2 when the data ends early. Never exits the process.
-int mirage_png_decode(const unsigned char *data, size_t size, mirage_decoded_image *out);
+/// Returns 0 on success, 1 on a corrupt file, 2 when the data ends early, 3 when the header declares
+/// more than `max_pixels` pixels (0: no limit; `width` and `height` set, nothing allocated). Never
+/// exits the process.
+int mirage_png_decode(const unsigned char *data, size_t size, uint64_t max_pixels, mirage_decoded_image *out);
 
 /// Encodes 8-bit samples (`channels` 1 = grey or 3 = RGB, rows packed) as a baseline JPEG with
 /// libjpeg-turbo's compressor at `quality` (1–100), with 4:4:4 chroma (no subsampling) and libjpeg's
