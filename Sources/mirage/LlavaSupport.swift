@@ -34,7 +34,7 @@ struct ImageOptions: ParsableArguments {
             throw ValidationError("--image needs a LLaVA model (config.json model_type \"llava\"); \(options.model) is a text-only model")
         }
         let model = try LlavaForConditionalGeneration(
-            folder: options.folder, options: LoadOptions(quantize: options.quantize == "q8" ? .q8 : nil, threads: options.threads))
+            folder: options.folder, options: options.loadOptions)
         let start = DispatchTime.now().uptimeNanoseconds
         let pixels = try model.pixels(ofImageAt: path, padToSquare: padToSquare)
         let embedding = try model.embedImage(pixels)
