@@ -1,4 +1,5 @@
 import Foundation
+import MirageText
 
 /// CHAIR's ground truth: for every COCO image, the set of node words (COCO category names) that are
 /// really there = instance-annotation categories ∪ objects the CHAIR pipeline finds in the human captions
@@ -67,6 +68,59 @@ public struct ChairGroundTruth: Sendable, Hashable {
         }
         out += "}"
         return Data(out.utf8)
+    }
+
+    /// `BinaryTableReader` kind of a ground-truth image.
+    public static let imageKind: UInt32 = 0x4754_4F31  // "GTO1"
+    /// Bump when the image's layout changes: older images are then rebuilt from the JSON.
+    public static let imageVersion: UInt32 = 1
+
+    /// The ground truth as a binary image (node words once, then per image, in ascending id order, the
+    /// indices of its words); `init(image:)` reads it back equal to `self`.
+    public func encodedImage() -> [UInt8] {
+        let words = Array(Set(objectsByImage.values.flatMap { $0 })).sorted()
+        let index = Dictionary(uniqueKeysWithValues: words.enumerated().map { ($1, Int32($0)) })
+        let ids = objectsByImage.keys.sorted()
+        var starts: [Int32] = [0], members: [Int32] = []
+        for id in ids {
+            members += objectsByImage[id]!.map { index[$0]! }.sorted()
+            starts.append(Int32(members.count))
+        }
+        var w = BinaryTableWriter()
+        w.appendStrings(words)
+        w.appendValues(ids.map { Int64($0) })
+        w.appendValues(starts)
+        w.appendValues(members)
+        return w.encoded(kind: Self.imageKind, version: Self.imageVersion)
+    }
+
+    /// Reads `encodedImage()`'s bytes from `url` (one read); throws `BinaryTableError` when the image is
+    /// damaged or inconsistent.
+    public init(image url: URL) throws {
+        let file = try BinaryTableFile(contentsOf: url)
+        var r = try file.reader(kind: Self.imageKind, version: Self.imageVersion)
+        let words = try r.nextStrings("ground-truth words")
+        let ids = try r.next(Int64.self)
+        let starts = try r.next(Int32.self, count: ids.count + 1, "ground-truth offsets")
+        let members = try r.next(Int32.self)
+        try r.expectEnd()
+        guard starts.first == 0, Int(starts.last!) == members.count else {
+            throw BinaryTableError("ground truth: offsets do not cover the object lists")
+        }
+        var result: [Int: Set<String>] = [:]
+        result.reserveCapacity(ids.count)
+        for (i, id) in ids.enumerated() {
+            let a = Int(starts[i]), b = Int(starts[i + 1])
+            guard a <= b, result[Int(id)] == nil else { throw BinaryTableError("ground truth: image \(id) is malformed") }
+            var set = Set<String>(minimumCapacity: b - a)
+            for k in a..<b {
+                let w = Int(members[k])
+                guard w >= 0, w < words.count else { throw BinaryTableError("ground truth: word index \(w) out of range") }
+                set.insert(words[w])
+            }
+            result[Int(id)] = set
+        }
+        objectsByImage = result
     }
 
     static func jsonString(_ s: String) -> String {
