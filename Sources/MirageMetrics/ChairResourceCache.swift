@@ -7,8 +7,9 @@ import MirageText
 /// process loads each with one file read instead of parsing ~17 MB of JSON and text (docs/chair.md,
 /// "Start-up").
 ///
-/// An image is named by the SHA-256 of its kind and format version and of every source file's SHA-256, so
-/// an edited or replaced source never meets a stale image: it gets a new name and is built on first use.
+/// An image is named by the SHA-256 of its kind, format version, `ChairTextPipeline.version` and every
+/// source file's SHA-256, so an edited or replaced source never meets a stale image: it gets a new name and
+/// is built on first use.
 /// Hashing the sources on every start would cost more than parsing some of them, so the content key is
 /// memoised per source state: a small key file named by the SHA-256 of the sources' paths and `stat`
 /// identity (device, inode, size, modification and status-change times in nanoseconds) holds it. Any write
@@ -69,7 +70,9 @@ public struct ChairResourceCache: Sendable {
 
     /// SHA-256 of the kind, version and every source's name and SHA-256; memoised by the sources' state.
     func contentKey(_ name: String, kind: UInt32, version: UInt32, sources: [URL]) throws -> String {
-        let header = "mirage-chair-resource-cache \(name) kind \(kind) version \(version)\n"
+        // The pipeline's version too: a change of any stage's behaviour (which bumps it) retires old images
+        // even if an image format version was not bumped.
+        let header = "mirage-chair-resource-cache \(name) kind \(kind) version \(version) pipeline \(ChairTextPipeline.version)\n"
         var state = MirageData.SHA256()
         state.update(header)
         for file in sources {
