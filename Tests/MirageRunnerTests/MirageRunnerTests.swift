@@ -425,6 +425,12 @@ func runnerError(_ body: () throws -> Void) -> String? {
                                        decoder: decoder, seed: 0, precision: precision)
         }
         let legacy = key(nil)
+        // The key runs stored before the precision was explicit have (the formula of that version, pinned).
+        let stored = ContentHash.sha256Hex(Data(CanonicalJSON.string([
+            "kind": "mirage-run/1", "model": "abc", "quantize": "", "protocol": protocolSpec.hash, "pad_to_square": "false",
+            "decoder": decoder.name, "parameters": decoder.parameters.canonicalJSON, "seed": "0",
+        ]).utf8))
+        #expect(legacy == stored)
         for format in [WeightFormat.f32, .f16, .bf16] {
             let exact = key(ExperimentRunner.precisionKeyField(.exact, storedFormat: format))
             let fast = key(ExperimentRunner.precisionKeyField(.fast, storedFormat: format))
