@@ -458,7 +458,7 @@ public enum TaggerError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-// MARK: Binary image (a parsed model cached by `ChairTextCache` in MirageMetrics)
+// MARK: Binary image (a parsed model cached by `ChairResourceCache` in MirageMetrics)
 
 extension PerceptronTagger {
     /// `BinaryTableReader` kind of a tagger image.

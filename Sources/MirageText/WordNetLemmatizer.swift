@@ -302,7 +302,7 @@ public struct WordNetLemmatizer: Sendable {
     }
 }
 
-// MARK: Binary image (the parsed database cached by `ChairTextCache` in MirageMetrics)
+// MARK: Binary image (the parsed database cached by `ChairResourceCache` in MirageMetrics)
 
 extension WordNetLemmatizer {
     /// `BinaryTableReader` kind of a lemmatizer image.

@@ -43,7 +43,7 @@ struct ChairResources {
     }
 
     /// The text pipeline, each part's load timed by `clock`. The tagger and WordNet come from their parsed
-    /// images in the cache when these exist for the same files (`ChairTextCache`).
+    /// images in the cache when these exist for the same files (`ChairResourceCache`).
     func pipeline(clock: inout StageClock) throws -> ChairTextPipeline {
         let punkt = try nltkComponent(["punkt_tab/english", "tokenizers/punkt_tab/english"], id: "punkt",
                                       flag: "--nltk-data DIR")
