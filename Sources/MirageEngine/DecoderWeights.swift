@@ -61,6 +61,8 @@ struct DecoderWeights: @unchecked Sendable {
     var layers: [DecoderLayerWeights]
     var finalNorm: [Float]
     var lmHead: WeightMatrix
+    /// The projections' format in the checkpoint, before `quantizeQ8` or `convertF16ToBF16`.
+    let storedFormat: WeightFormat
 
     init(store: TensorStore, config c: ModelConfig, naming: TensorNaming, quantize: WeightFormat?, pool: WorkerPool) throws {
         let qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim
@@ -90,11 +92,24 @@ struct DecoderWeights: @unchecked Sendable {
         } else {
             lmHead = embed
         }
+        storedFormat = layers.first?.q.weight.format ?? lmHead.format
         if quantize == .q8 { quantizeQ8(pool: pool) }
+    }
+
+    /// `--precision fast` on an f16 checkpoint: every projection and the LM head rounded to bf16 (new
+    /// memory; the mapped f16 pages are no longer read), so that prompts take the bf16 dot products.
+    /// Embeddings stay f16 (one row per token is read). Matrices in parallel.
+    mutating func convertF16ToBF16(pool: WorkerPool) {
+        transformProjections(pool: pool) { $0.convertedF16ToBF16() }
     }
 
     /// Replaces every projection and the LM head by its group-wise int8 copy, matrices in parallel.
     private mutating func quantizeQ8(pool: WorkerPool) {
+        transformProjections(pool: pool) { $0.quantizedQ8() }
+    }
+
+    /// Replaces every projection and the LM head by `transform` of it, matrices in parallel.
+    private mutating func transformProjections(pool: WorkerPool, _ transform: (WeightMatrix) -> WeightMatrix) {
         var matrices = layers.flatMap { l in [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].map(\.weight) }
         matrices.append(lmHead)
         // Largest first so the pool's last task is a small one.
@@ -102,7 +117,7 @@ struct DecoderWeights: @unchecked Sendable {
         let results = UnsafeMutableBufferPointer<WeightMatrix?>.allocate(capacity: matrices.count)
         results.initialize(repeating: nil)
         defer { results.deallocate() }
-        pool.parallelFor(order.count) { t in results[order[t]] = matrices[order[t]].quantizedQ8() }
+        pool.parallelFor(order.count) { t in results[order[t]] = transform(matrices[order[t]]) }
         var next = 0
         func take() -> WeightMatrix { defer { next += 1 }; return results[next]! }
         for i in layers.indices {

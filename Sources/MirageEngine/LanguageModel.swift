@@ -8,10 +8,18 @@ public struct LoadOptions: Sendable {
     public var quantize: WeightFormat?
     /// Worker threads for the model's pool (default: all cores).
     public var threads: Int
+    /// How the weights are multiplied (docs/engine.md, "Precision"). `.exact` (the default): every weight
+    /// widened to f32, f32 accumulation, for f32, f16 and bf16 checkpoints alike (the float32 forward pass
+    /// of transformers to f32 rounding). `.fast`: bf16 dot products (`vdpbf16ps`, x rounded to bf16) on the
+    /// mid-n and GEMM paths for bf16 checkpoints, and f16 checkpoints' projections and LM head converted to
+    /// bf16 at load so they take them too; q8 (`quantize`) and f32 weights compute as in `.exact`.
+    public var precision: Precision
 
-    public init(quantize: WeightFormat? = nil, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+    public init(quantize: WeightFormat? = nil, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                precision: Precision = .exact) {
         self.quantize = quantize
         self.threads = threads
+        self.precision = precision
     }
 }
 
@@ -51,19 +59,31 @@ public final class LanguageModel: @unchecked Sendable {
         // Configs built in code are held to the same bounds as those read from a file, before any allocation.
         try config.validate(path: URL(fileURLWithPath: tensors.folder).appendingPathComponent("config.json").path)
         let pool = WorkerPool(threadCount: max(1, options.threads))
-        let weights = try DecoderWeights(store: tensors, config: config, naming: naming, quantize: options.quantize, pool: pool)
+        var tensors = tensors
+        tensors.precision = options.precision
+        var weights = try DecoderWeights(store: tensors, config: config, naming: naming, quantize: options.quantize, pool: pool)
+        if options.precision == .fast && options.quantize == nil { weights.convertF16ToBF16(pool: pool) }
         self.init(config: config, generationConfig: generationConfig, folder: URL(fileURLWithPath: tensors.folder),
-                  weights: weights, pool: pool)
+                  weights: weights, pool: pool, precision: options.precision)
     }
 
-    init(config: ModelConfig, generationConfig: GenerationConfig?, folder: URL?, weights: DecoderWeights, pool: WorkerPool) {
+    init(config: ModelConfig, generationConfig: GenerationConfig?, folder: URL?, weights: DecoderWeights, pool: WorkerPool,
+         precision: Precision = .exact) {
         self.config = config
         self.generationConfig = generationConfig
         self.folder = folder
         self.weights = weights
         self.pool = pool
         self.rope = RotaryEmbedding(config: config)
+        self.precision = precision
     }
+
+    /// How the weights are multiplied (`LoadOptions.precision`).
+    public let precision: Precision
+
+    /// The format of the checkpoint's decoder weights as stored (f32, f16 or bf16), before any conversion
+    /// at load (`--quantize q8`, or f16 → bf16 under `--precision fast`).
+    public var storedWeightFormat: WeightFormat { weights.storedFormat }
 
     /// The weight format of the projections (f32, f16, bf16, or q8 when quantized).
     public var weightFormat: WeightFormat { weights.layers.first?.q.weight.format ?? weights.lmHead.format }
@@ -129,11 +149,12 @@ public final class LanguageModel: @unchecked Sendable {
     /// input is packed once for all of them.
     func linearRows(_ x: UnsafePointer<Float>, rows: Int, projections: [(Projection, UnsafeMutablePointer<Float>)]) {
         guard rows > Kernels.decodeMaxRows, let first = projections.first?.0.weight,
-              projections.allSatisfy({ $0.0.weight.format == first.format && $0.0.weight.cols == first.cols }) else {
+              projections.allSatisfy({ $0.0.weight.format == first.format && $0.0.weight.precision == first.precision
+                                       && $0.0.weight.cols == first.cols }) else {
             for (p, y) in projections { linearRows(x, rows: rows, weight: p.weight, bias: p.bias, into: y) }
             return
         }
-        let packed = Kernels.packInput(x, n: rows, cols: first.cols, for: first.format, pool: pool)
+        let packed = Kernels.packInput(x, n: rows, cols: first.cols, for: first, pool: pool)
         for (p, y) in projections {
             if let bias = p.bias {
                 bias.withUnsafeBufferPointer { Kernels.linear(packed, weight: p.weight, bias: $0.baseAddress, into: y, pool: pool) }

@@ -187,9 +187,12 @@ public final class LlavaForConditionalGeneration: @unchecked Sendable {
         try self.init(config: config, generationConfig: generation, tensors: TensorStore(folder: folder), options: options)
     }
 
-    public init(config: LlavaConfig, generationConfig: GenerationConfig?, tensors store: TensorStore,
+    public init(config: LlavaConfig, generationConfig: GenerationConfig?, tensors: TensorStore,
                 options: LoadOptions = LoadOptions()) throws {
-        try config.validate(path: URL(fileURLWithPath: store.folder).appendingPathComponent("config.json").path)
+        try config.validate(path: URL(fileURLWithPath: tensors.folder).appendingPathComponent("config.json").path)
+        // The vision tower and the projector follow the decoder's precision (`LoadOptions.precision`).
+        var store = tensors
+        store.precision = options.precision
         self.config = config
         featureLayers = try config.resolvedFeatureLayers()
         let naming = try Self.languageModelNaming(in: store)

@@ -137,6 +137,8 @@ public struct TensorStore: @unchecked Sendable {
     public let files: [SafeTensorsFile]
     /// Tensor name → (file index, entry).
     private let entries: [String: (Int, TensorEntry)]
+    /// The precision of the matrices `matrix` returns (`LoadOptions.precision`).
+    public var precision: Precision = .exact
 
     public init(folder: URL) throws {
         self.folder = folder.path
@@ -210,7 +212,8 @@ public struct TensorStore: @unchecked Sendable {
     /// A [rows × cols] weight matrix pointing into the mapping (no copy).
     public func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
         let (entry, pointer, file) = try require(name, shape: [rows, cols])
-        return WeightMatrix(rows: rows, cols: cols, format: entry.dtype.weightFormat!, data: pointer, owner: file)
+        return WeightMatrix(rows: rows, cols: cols, format: entry.dtype.weightFormat!, data: pointer, owner: file,
+                            precision: precision)
     }
 
     /// A vector converted to f32 (norm weights, biases).

@@ -97,7 +97,7 @@ struct VisionEncoder: @unchecked Sendable {
         layerNormRows(x, weight: w.norm1Weight, bias: w.norm1Bias, rows: n, width: h, eps: eps, into: &s.normed)
         s.normed.withUnsafeBufferPointer { a in
             let input = Kernels.decodeMaxRows < n
-                ? Kernels.packInput(a.baseAddress!, n: n, cols: h, for: w.q.weight.format, pool: pool) : nil
+                ? Kernels.packInput(a.baseAddress!, n: n, cols: h, for: w.q.weight, pool: pool) : nil
             linear(input, a.baseAddress!, n, w.q, into: &s.q)
             linear(input, a.baseAddress!, n, w.k, into: &s.k)
             linear(input, a.baseAddress!, n, w.v, into: &s.v)
@@ -204,7 +204,7 @@ struct PatchEmbedding: @unchecked Sendable {
         let name = prefix + "patch_embedding.weight"
         let (entry, pointer, file) = try store.require(name, shape: [c.hiddenSize, c.numChannels, c.patchSize, c.patchSize])
         weight = WeightMatrix(rows: c.hiddenSize, cols: c.numChannels * c.patchSize * c.patchSize,
-                              format: entry.dtype.weightFormat!, data: pointer, owner: file)
+                              format: entry.dtype.weightFormat!, data: pointer, owner: file, precision: store.precision)
         bias = hasBias ? try store.vector(prefix + "patch_embedding.bias", count: c.hiddenSize) : nil
         let positionName = prefix + "position_embedding.weight"
         let (posEntry, posPointer, _) = try store.require(positionName, shape: [c.sequenceLength, c.hiddenSize])

@@ -9,16 +9,22 @@ extension Kernels {
     /// Rows of x at most this many take the decode path (weights streamed once for all of them).
     public static let decodeMaxRows = 8
 
-    /// True when bf16 weights on the mid-n and GEMM paths use AVX512-BF16 dot products (activations
-    /// rounded to bf16).
+    /// True when the CPU has AVX512-BF16, so that bf16 weights with `Precision.fast` use its dot products
+    /// on the mid-n and GEMM paths (activations rounded to bf16).
     public static let usesBF16DotProducts: Bool = mk_has_avx512bf16() != 0
+
+    /// True when `linear` multiplies by `weight` with bf16 dot products (x rounded to bf16) on the mid-n and
+    /// GEMM paths: bf16 weights, `Precision.fast`, and a CPU with AVX512-BF16. Otherwise f32 throughout.
+    public static func usesBF16DotProducts(_ weight: WeightMatrix) -> Bool {
+        weight.format == .bf16 && weight.precision == .fast && usesBF16DotProducts
+    }
 
     /// y[i, r] = Σ_c x[i, c]·W[r, c] (+ bias[r]) for i < n; x is n×cols, y is n×rows (f32, row-major).
     /// n = 1...8 takes the decode path (weights streamed once for all n rows), 9…`midNMaxRows` the mid-n
     /// path (weights streamed once, in 4-row tiles), larger n the GEMM path (`path(n:format:)`).
-    /// f32 accumulation throughout, except bf16 weights on the mid-n and GEMM paths, which use
-    /// AVX512-BF16 dot products with x rounded to bf16 (relative error ≤ 2⁻⁹ per product) when the CPU
-    /// has them.
+    /// f32 accumulation throughout, except bf16 weights with `Precision.fast` on the mid-n and GEMM paths,
+    /// which use AVX512-BF16 dot products with x rounded to bf16 (relative error ≤ 2⁻⁸ per product) when
+    /// the CPU has them.
     /// `y` must not overlap `x`.
     public static func linear(_ x: UnsafePointer<Float>, n: Int, weight: WeightMatrix,
                               bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
@@ -41,7 +47,7 @@ extension Kernels {
     }
 
     /// `linear` on a chosen path (benchmarks compare them); `.decode` needs n ≤ 8. Every path gives the
-    /// same results up to f32 rounding (bf16 weights on the mid-n and GEMM paths: x rounded to bf16).
+    /// same results up to f32 rounding (fast bf16 weights on the mid-n and GEMM paths: x rounded to bf16).
     public static func linear(_ x: UnsafePointer<Float>, n: Int, weight: WeightMatrix,
                               bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, pool: WorkerPool,
                               path: LinearPath) {
@@ -52,10 +58,10 @@ extension Kernels {
             precondition(n <= decodeMaxRows, "linear: the decode path takes at most \(decodeMaxRows) rows, not \(n)")
             linearDecode(x, n: n, weight: weight, bias: bias, into: y, pool: pool)
         case .midN:
-            let packed = packRows(x, n: n, cols: weight.cols, for: weight.format, pool: pool)
+            let packed = packRows(x, n: n, cols: weight.cols, bf16: usesBF16DotProducts(weight), pool: pool)
             linear(packed, weight: weight, bias: bias, into: y, pool: pool)
         case .gemm:
-            let packed = packPanels(x, n: n, cols: weight.cols, for: weight.format, pool: pool)
+            let packed = packPanels(x, n: n, cols: weight.cols, bf16: usesBF16DotProducts(weight), pool: pool)
             linear(packed, weight: weight, bias: bias, into: y, pool: pool)
         }
     }
@@ -126,32 +132,29 @@ extension Kernels {
     }
 
     /// Packs x (n × cols, n > 8) once, so several linears sharing the input (q, k, v; gate, up) skip
-    /// repacking it: row-major for the mid-n path, 12-row panels for the GEMM path (`usesMidN`). `format`
-    /// is the weights' format: bf16 weights take x rounded to bf16 pairs when the CPU has AVX512-BF16,
-    /// every other format f32.
-    public static func packInput(_ x: UnsafePointer<Float>, n: Int, cols: Int, for format: WeightFormat,
+    /// repacking it: row-major for the mid-n path, 12-row panels for the GEMM path (`usesMidN`). `weight`
+    /// is any of the weights the input will be multiplied by (all must share its format and precision):
+    /// with bf16 dot products (`usesBF16DotProducts(weight)`) x is rounded to bf16 pairs, otherwise f32.
+    public static func packInput(_ x: UnsafePointer<Float>, n: Int, cols: Int, for weight: WeightMatrix,
                                  pool: WorkerPool) -> PackedInput {
         precondition(n > decodeMaxRows, "packInput is for n > \(decodeMaxRows); call linear with x for n = \(n)")
         precondition(cols > 0, "packInput: cols must be positive")
-        return usesMidN(n: n, format: format) ? packRows(x, n: n, cols: cols, for: format, pool: pool)
-                                              : packPanels(x, n: n, cols: cols, for: format, pool: pool)
+        let bf16 = usesBF16DotProducts(weight)
+        return usesMidN(n: n, format: weight.format) ? packRows(x, n: n, cols: cols, bf16: bf16, pool: pool)
+                                                     : packPanels(x, n: n, cols: cols, bf16: bf16, pool: pool)
     }
 
     /// x row-major for the mid-n path, rows padded to 32 inputs (f32, or bf16 pairs for bf16 weights
-    /// with AVX512-BF16). A few dozen rows: one thread converts them (25 × 896 inputs take ~5 µs).
-    static func packRows(_ x: UnsafePointer<Float>, n: Int, cols: Int, for format: WeightFormat,
-                         pool: WorkerPool) -> PackedInput {
+    /// dot products). A few dozen rows: one thread converts them (25 × 896 inputs take ~5 µs).
+    static func packRows(_ x: UnsafePointer<Float>, n: Int, cols: Int, bf16: Bool, pool: WorkerPool) -> PackedInput {
         precondition(n <= midNRowLimit, "linear: the mid-n path takes at most \(midNRowLimit) rows, not \(n)")
-        let bf16 = format == .bf16 && usesBF16DotProducts
         let packed = PackedInput(n: n, cols: cols, bf16: bf16, layout: .rows, pool: pool)
         midNPack(x, n: n, cols: cols, bf16: bf16, into: packed.buffer.pointer)
         return packed
     }
 
     /// x in 12-row panels for the GEMM path (see docs/kernels.md), packing split by panels.
-    static func packPanels(_ x: UnsafePointer<Float>, n: Int, cols: Int, for format: WeightFormat,
-                           pool: WorkerPool) -> PackedInput {
-        let bf16 = format == .bf16 && usesBF16DotProducts
+    static func packPanels(_ x: UnsafePointer<Float>, n: Int, cols: Int, bf16: Bool, pool: WorkerPool) -> PackedInput {
         let packed = PackedInput(n: n, cols: cols, bf16: bf16, layout: .panels, pool: pool)
         let panels = (n + gemmPanelRows - 1) / gemmPanelRows
         let chunk = max(1, panels / (4 * pool.threadCount))
@@ -167,8 +170,9 @@ extension Kernels {
                               into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
         precondition(packed.cols == weight.cols,
                      "linear: packed input has \(packed.cols) columns but the weight has \(weight.cols)")
-        precondition(packed.bf16 == (weight.format == .bf16 && usesBF16DotProducts),
-                     "linear: input packed for \(packed.bf16 ? "bf16" : "f32") weights, weight is \(weight.format)")
+        precondition(packed.bf16 == usesBF16DotProducts(weight),
+                     "linear: input packed for \(packed.bf16 ? "bf16 dot products" : "f32"), weight is \(weight.format) "
+                        + "with precision \(weight.precision)")
         let rows = weight.rows, n = packed.n
         let a = UnsafeRawPointer(packed.buffer.pointer)
         let bf16 = packed.bf16

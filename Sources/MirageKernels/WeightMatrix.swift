@@ -20,6 +20,19 @@ public enum WeightFormat: String, Sendable, CaseIterable {
     }
 }
 
+/// How `Kernels.linear` multiplies a weight matrix by its input.
+public enum Precision: String, Sendable, CaseIterable {
+    /// f32 accumulation of f32 products: every weight is widened to f32 exactly and x stays f32, on
+    /// every path (decode, mid-n, GEMM). Matches a float32 forward pass of the same weights to f32
+    /// rounding.
+    case exact
+    /// bf16 dot products (AVX512-BF16 `vdpbf16ps`, f32 accumulation) for bf16 weights on the mid-n and
+    /// GEMM paths (n > 8 rows of x): x is rounded to bf16 (relative error ≤ 2⁻⁸ per product). Without
+    /// AVX512-BF16 the same as `exact`. f32 and q8 weights compute as in `exact`. (The engine also
+    /// converts f16 checkpoints to bf16 at load in this mode; see `LoadOptions.precision`.)
+    case fast
+}
+
 /// A [rows × cols] row-major weight: rows are output features (as torch `Linear.weight`), cols inputs.
 ///
 /// Wraps existing memory (e.g. memory-mapped safetensors data) without copying; `owner` keeps that memory
@@ -31,6 +44,8 @@ public final class WeightMatrix: @unchecked Sendable {
     public let rows: Int
     public let cols: Int
     public let format: WeightFormat
+    /// How kernels multiply by this matrix (only bf16 matrices compute differently under `.fast`).
+    public let precision: Precision
     /// The elements of row 0; row r starts `r · rowStride` bytes later.
     public let data: UnsafeRawPointer
     /// Bytes from one row's elements to the next.
@@ -45,12 +60,14 @@ public final class WeightMatrix: @unchecked Sendable {
     private let owner: AnyObject?
 
     /// Wraps row-major f32/f16/bf16 bytes; `owner` keeps the memory alive. Use `quantizedQ8()` for q8.
-    public init(rows: Int, cols: Int, format: WeightFormat, data: UnsafeRawPointer, owner: AnyObject?) {
+    public init(rows: Int, cols: Int, format: WeightFormat, data: UnsafeRawPointer, owner: AnyObject?,
+                precision: Precision = .exact) {
         precondition(rows > 0 && cols > 0, "WeightMatrix needs positive dimensions, got \(rows)×\(cols)")
         precondition(format != .q8, "q8 matrices are made with quantizedQ8() or init(rows:cols:q8Values:scales:owner:)")
         self.rows = rows
         self.cols = cols
         self.format = format
+        self.precision = precision
         self.data = data
         rowStride = cols * format.bytesPerElement
         scales = nil
@@ -71,11 +88,13 @@ public final class WeightMatrix: @unchecked Sendable {
 
     /// q8 with explicit byte strides (see `groupStride`).
     init(rows: Int, cols: Int, q8Values: UnsafeRawPointer, rowStride: Int, groupStride: Int,
-         scales: UnsafePointer<Float>, scaleRowStride: Int, scaleGroupStride: Int, owner: AnyObject?) {
+         scales: UnsafePointer<Float>, scaleRowStride: Int, scaleGroupStride: Int, owner: AnyObject?,
+         precision: Precision = .exact) {
         precondition(rows > 0 && cols > 0, "WeightMatrix needs positive dimensions, got \(rows)×\(cols)")
         self.rows = rows
         self.cols = cols
         format = .q8
+        self.precision = precision
         data = q8Values
         self.rowStride = rowStride
         self.groupStride = groupStride
@@ -141,7 +160,34 @@ public final class WeightMatrix: @unchecked Sendable {
         return WeightMatrix(rows: rows, cols: cols, q8Values: UnsafeRawPointer(storage.pointer + MemoryLayout<Float>.size),
                             rowStride: stride, groupStride: block,
                             scales: UnsafePointer(storage.pointer.assumingMemoryBound(to: Float.self)),
-                            scaleRowStride: stride, scaleGroupStride: block, owner: storage)
+                            scaleRowStride: stride, scaleGroupStride: block, owner: storage, precision: precision)
+    }
+
+    /// The same memory computed with `precision` (a view; `self` when it already has it).
+    public func withPrecision(_ precision: Precision) -> WeightMatrix {
+        if precision == self.precision { return self }
+        if format == .q8 {
+            return WeightMatrix(rows: rows, cols: cols, q8Values: data, rowStride: rowStride, groupStride: groupStride,
+                                scales: scales!, scaleRowStride: scaleRowStride, scaleGroupStride: scaleGroupStride,
+                                owner: self, precision: precision)
+        }
+        return WeightMatrix(rows: rows, cols: cols, format: format, data: data, owner: self, precision: precision)
+    }
+
+    /// An f16 matrix rounded to bf16 (round to nearest even, as `tensor.to(torch.bfloat16)`), in a new
+    /// allocation; other formats are returned unchanged. `--precision fast` runs f16 checkpoints this way
+    /// so that they take the bf16 dot products: each weight then errs by at most 2⁻⁸ relative.
+    public func convertedF16ToBF16() -> WeightMatrix {
+        guard format == .f16 else { return self }
+        let storage = AlignedBuffer(byteCount: rows * cols * 2)
+        let row = UnsafeMutablePointer<Float>.allocate(capacity: cols)
+        defer { row.deallocate() }
+        for r in 0..<rows {
+            copyRow(r, into: row)
+            Kernels.convertF32ToBF16(row, count: cols, into: storage.pointer + r * cols * 2)
+        }
+        return WeightMatrix(rows: rows, cols: cols, format: .bf16, data: UnsafeRawPointer(storage.pointer),
+                            owner: storage, precision: precision)
     }
 
     /// Rows `range` as a matrix sharing this one's memory (e.g. the q, k, v parts of a fused projection).
@@ -153,9 +199,10 @@ public final class WeightMatrix: @unchecked Sendable {
             let firstScale = UnsafeRawPointer(scales!) + range.lowerBound * scaleRowStride
             return WeightMatrix(rows: range.count, cols: cols, q8Values: start, rowStride: rowStride,
                                 groupStride: groupStride, scales: firstScale.assumingMemoryBound(to: Float.self),
-                                scaleRowStride: scaleRowStride, scaleGroupStride: scaleGroupStride, owner: self)
+                                scaleRowStride: scaleRowStride, scaleGroupStride: scaleGroupStride, owner: self,
+                                precision: precision)
         }
-        return WeightMatrix(rows: range.count, cols: cols, format: format, data: start, owner: self)
+        return WeightMatrix(rows: range.count, cols: cols, format: format, data: start, owner: self, precision: precision)
     }
 
     /// Dequantises/converts row `r` to f32 (embedding lookups). `into` holds `cols` floats.

@@ -55,8 +55,10 @@ public struct ChairGroundTruthBuilder: Sendable {
                                    memo: cacheDirectory.appendingPathComponent("file-digests.json"))
             let url = cacheDirectory.appendingPathComponent("chair-gt-\(key.prefix(32)).json")
             cacheFile = url
+            // The cached JSON is read through its binary image (`ChairResourceCache`, same folder): parsing
+            // 5 MB of JSON took longer than the rest of `mirage chair`'s start-up.
             if FileManager.default.fileExists(atPath: url.path),
-               let cached = try? ChairGroundTruth(prebuiltJSON: url) {
+               let cached = try? ChairResourceCache(directory: cacheDirectory).groundTruth(prebuiltJSON: url).groundTruth {
                 return Result(groundTruth: cached, cacheHit: true, cacheFile: url)
             }
         }

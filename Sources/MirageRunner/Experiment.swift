@@ -1,5 +1,6 @@
 import Foundation
 import MirageDecoding
+import MirageKernels
 
 /// One decoder setting of an experiment: `name[:preset][,k=v...]`.
 public struct DecoderChoice: Sendable, Equatable, CustomStringConvertible {
@@ -76,6 +77,8 @@ public struct Experiment: Sendable, Equatable {
     public var database: String?
     /// `q8` to quantize at load.
     public var quantize: String?
+    /// How the models multiply their weights (`LoadOptions.precision`; file key `precision: exact|fast`).
+    public var precision: Precision = .exact
     public var threads: Int?
     public var shard: Shard?
     /// Ask the registered item observers to record attention (see `RunItemObserver`).
@@ -173,6 +176,12 @@ public struct Experiment: Sendable, Equatable {
         if let q = try f.string("quantize") {
             guard q == "q8" else { throw f.fail("quantize", "'\(q)' is not a format; use q8 or leave it out") }
             e.quantize = q
+        }
+        if let p = try f.string("precision") {
+            guard let precision = Precision(rawValue: p) else {
+                throw f.fail("precision", "'\(p)' is not a precision; use exact (the default) or fast")
+            }
+            e.precision = precision
         }
         e.threads = try f.int("threads", range: 1...1024)
         if let s = try f.string("shard") {

@@ -154,13 +154,41 @@ public final class ExperimentRunner {
     }
 
     /// The resume key of a run: SHA-256 of everything that defines its items, the shard excluded.
+    /// `precision` is `precisionKeyField(...)`: nil keeps the key of runs stored before the precision was
+    /// explicit.
     public static func resumeKey(modelFingerprint: String, quantize: String?, evalProtocol: EvalProtocol,
-                                 padToSquare: Bool, decoder: any Decoder, seed: UInt64) -> String {
-        ContentHash.sha256Hex(Data(CanonicalJSON.string([
+                                 padToSquare: Bool, decoder: any Decoder, seed: UInt64, precision: String? = nil) -> String {
+        var fields = [
             "kind": "mirage-run/1", "model": modelFingerprint, "quantize": quantize ?? "",
             "protocol": evalProtocol.hash, "pad_to_square": String(padToSquare),
             "decoder": decoder.name, "parameters": decoder.parameters.canonicalJSON, "seed": String(seed),
-        ]).utf8))
+        ]
+        if let precision { fields["precision"] = precision }
+        return ContentHash.sha256Hex(Data(CanonicalJSON.string(fields).utf8))
+    }
+
+    /// The precision as the resume key records it. Runs stored before the precision was explicit have no
+    /// precision in their key; they were computed as `fast` computes today for bf16 checkpoints (bf16 dot
+    /// products) and as `exact` does for f32 and f16 checkpoints (f16 was always widened to f32). So the
+    /// key leaves the precision out exactly when it is that old behaviour for the checkpoint's stored
+    /// format, and such old runs keep resuming under the precision that reproduces them; every other
+    /// combination gets its own key, so exact and fast runs never share one.
+    public static func precisionKeyField(_ precision: Precision, storedFormat: WeightFormat) -> String? {
+        let before: Precision = storedFormat == .bf16 ? .fast : .exact
+        return precision == before ? nil : precision.rawValue
+    }
+
+    /// The model's identity in the store: name and fingerprint carry q8 and the precision, so runs that
+    /// differ in either are different models in `mirage compare` (exact, the default, adds nothing to
+    /// the name).
+    public static func modelSpec(folderName: String, architecture: String, fingerprint: String, quantized: Bool,
+                                 precision: Precision) -> ModelSpec {
+        var notes: [String] = []
+        if quantized { notes.append("q8") }
+        if precision == .fast { notes.append("fast") }
+        return ModelSpec(name: folderName + (notes.isEmpty ? "" : " (\(notes.joined(separator: ", ")))"),
+                         architecture: architecture,
+                         fingerprint: fingerprint + (quantized ? "+q8" : "") + "+\(precision.rawValue)")
     }
 
     /// The `source_hash` a run is stored under: the resume key, plus `:shard=i/n` for a shard's run.
@@ -190,12 +218,14 @@ public final class ExperimentRunner {
         }
         let fingerprint = try ModelFingerprint.compute(folder: folder)
         let llava = try LlavaForConditionalGeneration(
-            folder: folder, options: LoadOptions(quantize: quantize, threads: experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount))
+            folder: folder, options: LoadOptions(quantize: quantize, threads: experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount,
+                                                 precision: experiment.precision))
         let tokenizer = try Tokenizer(folder: folder)
         let architecture = llava.config.text.architecture
-        let modelName = folder.lastPathComponent + (quantize != nil ? " (q8)" : "")
-        let modelSpec = ModelSpec(name: modelName, architecture: "llava-\(architecture.modelType)",
-                                  fingerprint: fingerprint + (quantize != nil ? "+q8" : ""))
+        let modelSpec = Self.modelSpec(folderName: folder.lastPathComponent, architecture: "llava-\(architecture.modelType)",
+                                       fingerprint: fingerprint, quantized: quantize != nil, precision: experiment.precision)
+        let modelName = modelSpec.name
+        let precisionKey = Self.precisionKeyField(experiment.precision, storedFormat: llava.languageModel.storedWeightFormat)
 
         // Runs: protocol × decoder × seed.
         var plans: [Plan] = []
@@ -205,7 +235,8 @@ public final class ExperimentRunner {
             for (choice, decoder) in decoders {
                 for seed in experiment.seeds {
                     let key = Self.resumeKey(modelFingerprint: fingerprint, quantize: experiment.quantize, evalProtocol: evalProtocol,
-                                             padToSquare: p.spec.padToSquare, decoder: decoder, seed: seed)
+                                             padToSquare: p.spec.padToSquare, decoder: decoder, seed: seed,
+                                             precision: precisionKey)
                     var (run, _) = try store.createRun(NewRun(
                         evalProtocol: evalProtocol, protocolName: p.spec.name, model: modelSpec,
                         decoder: DecoderSpec(name: decoder.name, parametersJSON: decoder.parameters.canonicalJSON),

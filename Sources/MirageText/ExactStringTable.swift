@@ -17,6 +17,11 @@ final class FrozenMemory: @unchecked Sendable {
         return UnsafePointer(pointer)
     }
 
+    /// Takes ownership of `pointer` (from `UnsafeMutableRawPointer.allocate`): freed with this object.
+    func adopt(_ pointer: UnsafeMutableRawPointer) {
+        allocations.append(pointer)
+    }
+
     deinit {
         for allocation in allocations { allocation.deallocate() }
     }
@@ -122,6 +127,39 @@ struct ExactStringTable: @unchecked Sendable {
     @inline(__always)
     func find(_ key: UnsafeBufferPointer<UInt8>) -> Int32 {
         tableFind(key, arena: arena, starts: starts, hashes: hashes, slots: slots, mask: mask)
+    }
+
+    /// Appends the table as four sections (keys, key offsets, hashes, slots).
+    func write(to writer: inout BinaryTableWriter) {
+        writer.append(arena, count: Int(starts[count]))
+        writer.append(starts, count: count + 1)
+        writer.append(hashes, count: count)
+        writer.append(slots, count: mask + 1)
+    }
+
+    /// A table read back from `write(to:)`'s sections, pointing into the image (no copy). Checks that
+    /// every key lies inside the key bytes, every slot names a key or is empty, and the slot count is a
+    /// power of two with a free slot (so a lookup of an absent key ends), so damaged data cannot make a
+    /// lookup read out of bounds or loop.
+    init(reading reader: inout BinaryTableReader, _ what: String) throws {
+        let arena = try reader.next(UInt8.self)
+        let starts = try reader.next(Int32.self)
+        let count = starts.count - 1
+        guard count >= 0 else { throw BinaryTableError("\(what): no key offsets") }
+        let hashes = try reader.next(UInt64.self, count: count, "\(what) hashes")
+        let slots = try reader.next(Int32.self)
+        try TableCheck.offsets(starts, total: arena.count, "\(what) keys")
+        guard slots.count > count, slots.count & (slots.count - 1) == 0 else {
+            throw BinaryTableError("\(what): \(slots.count) slots for \(count) keys")
+        }
+        try TableCheck.values(slots, in: 0..<Int32(count + 1), "\(what) slots")
+        guard slots.contains(0) else { throw BinaryTableError("\(what): no free slot") }
+        self.arena = arena.baseAddress ?? UnsafePointer(bitPattern: 1)!
+        self.starts = starts.baseAddress!
+        self.hashes = hashes.baseAddress ?? UnsafePointer(bitPattern: 8)!
+        self.slots = slots.baseAddress!
+        mask = slots.count - 1
+        self.count = count
     }
 
     func find(_ key: String) -> Int32 { withUTF8Buffer(key) { find($0) } }

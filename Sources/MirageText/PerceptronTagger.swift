@@ -51,6 +51,7 @@ public struct PerceptronTagger: @unchecked Sendable {
     private let rowStart: UnsafePointer<Int32>
     private let rowClasses: UnsafePointer<UInt8>
     private let rowWeights: UnsafePointer<Double>
+    private let rowCount: Int
     /// String ids of the START/END context words and of their 3-code-point suffixes.
     private let boundaryWords: (Int32, Int32, Int32, Int32)
     private let boundarySuffixes: (Int32, Int32, Int32, Int32)
@@ -232,6 +233,7 @@ public struct PerceptronTagger: @unchecked Sendable {
         self.rowStart = memory.freeze(rowStart)
         self.rowClasses = memory.freeze(rowClasses)
         self.rowWeights = memory.freeze(rowWeights)
+        self.rowCount = rowStart.count - 1
     }
 
     /// Tags `tokens` (NLTK 3.8.1 `pos_tag(tokens)`), returning one Penn Treebank tag per token.
@@ -453,5 +455,124 @@ public enum TaggerError: Error, CustomStringConvertible, Equatable {
         case .invalidModel(let path, let problem):
             return "POS tagger model file \(path) is not an NLTK tagger model: \(problem). \(Self.fix)"
         }
+    }
+}
+
+// MARK: Binary image (a parsed model cached by `ChairResourceCache` in MirageMetrics)
+
+extension PerceptronTagger {
+    /// `BinaryTableReader` kind of a tagger image.
+    public static let imageKind: UInt32 = 0x5441_4731  // "TAG1"
+    /// Bump when the tables or their meaning change: older images are then rebuilt from the sources.
+    public static let imageVersion: UInt32 = 1
+
+    /// The model's tables as a binary image; `init(image:)` turns it back into an identical tagger.
+    public func encodedImage() -> [UInt8] {
+        var w = BinaryTableWriter()
+        var names: [UInt8] = [], nameStarts: [Int32] = [0]
+        for name in tagNames {
+            names += Array(name.utf8)
+            nameStarts.append(Int32(names.count))
+        }
+        w.append(names)
+        w.append(nameStarts)
+        w.append([Int64(classCount), Int64(tagCount), Int64(startTag), Int64(start2Tag), Int64(biasRow)])
+        w.append([boundaryWords.0, boundaryWords.1, boundaryWords.2, boundaryWords.3,
+                  boundarySuffixes.0, boundarySuffixes.1, boundarySuffixes.2, boundarySuffixes.3])
+        strings.write(to: &w)
+        let stringCount = strings.count
+        w.append(stringRows, count: stringCount * Self.templateCount)
+        w.append(dictionaryTags, count: stringCount)
+        w.append(prevWordStart, count: stringCount + 1)
+        let triples = Int(prevWordStart[stringCount])
+        w.append(prevWordTags, count: triples)
+        w.append(prevWordRows, count: triples)
+        w.append(prevTagRows, count: tagCount)
+        w.append(prev2TagRows, count: tagCount)
+        w.append(tagPairRows, count: tagCount * tagCount)
+        w.append(rowStart, count: rowCount + 1)
+        let entries = Int(rowStart[rowCount])
+        w.append(rowClasses, count: entries)
+        w.append(rowWeights, count: entries)
+        return w.encoded(kind: Self.imageKind, version: Self.imageVersion)
+    }
+
+    /// A tagger from `encodedImage()`'s bytes, read from `url` in one go. Everything the tagger indexes
+    /// without checks is validated first; any problem throws `BinaryTableError` (the caller then loads the
+    /// JSON model instead).
+    public init(image url: URL) throws {
+        let memory = FrozenMemory()
+        var r = try BinaryTableReader(readImage(url, into: memory), kind: Self.imageKind, version: Self.imageVersion)
+        let names = try r.next(UInt8.self)
+        let nameStarts = try r.next(Int32.self)
+        try TableCheck.offsets(nameStarts, total: names.count, "tag names")
+        let scalars = try r.next(Int64.self, count: 5, "tagger scalars")
+        let boundary = try r.next(Int32.self, count: 8, "boundary words")
+        let strings = try ExactStringTable(reading: &r, "tagger strings")
+        let classCount = Int(scalars[0]), tagCount = Int(scalars[1])
+        guard nameStarts.count - 1 == tagCount, (1...255).contains(classCount), tagCount >= classCount + 2 else {
+            throw BinaryTableError("tagger: \(classCount) classes, \(tagCount) tags, \(nameStarts.count - 1) tag names")
+        }
+        let tag = Int32(-1)..<Int32(tagCount), string = Int32(-1)..<Int32(strings.count)
+        guard (0..<Int64(tagCount)).contains(scalars[2]) && (0..<Int64(tagCount)).contains(scalars[3]) else {
+            throw BinaryTableError("tagger: START tags outside the tag set")
+        }
+        try TableCheck.values(boundary, in: string, "boundary words")
+        let stringRows = try r.next(Int32.self, count: strings.count * Self.templateCount, "string rows")
+        let dictionaryTags = try r.next(Int32.self, count: strings.count, "tag dictionary")
+        let prevWordStart = try r.next(Int32.self, count: strings.count + 1, "previous-tag word offsets")
+        let prevWordTags = try r.next(Int32.self)
+        let prevWordRows = try r.next(Int32.self, count: prevWordTags.count, "previous-tag word rows")
+        let prevTagRows = try r.next(Int32.self, count: tagCount, "previous-tag rows")
+        let prev2TagRows = try r.next(Int32.self, count: tagCount, "second previous-tag rows")
+        let tagPairRows = try r.next(Int32.self, count: tagCount * tagCount, "tag pair rows")
+        let rowStart = try r.next(Int32.self)
+        let rowClasses = try r.next(UInt8.self)
+        let rowWeights = try r.next(Double.self, count: rowClasses.count, "weights")
+        try r.expectEnd()
+        let rowCount = rowStart.count - 1
+        guard rowCount >= 0 else { throw BinaryTableError("tagger: no weight rows") }
+        let row = Int32(-1)..<Int32(rowCount)
+        try TableCheck.offsets(prevWordStart, total: prevWordTags.count, "previous-tag words")
+        try TableCheck.offsets(rowStart, total: rowClasses.count, "weight rows")
+        try TableCheck.values(dictionaryTags, in: tag, "tag dictionary")
+        try TableCheck.values(prevWordTags, in: 0..<tag.upperBound, "previous-tag word tags")
+        for rows in [stringRows, prevWordRows, prevTagRows, prev2TagRows, tagPairRows] {
+            try TableCheck.values(rows, in: row, "feature rows")
+        }
+        guard (-1..<Int64(rowCount)).contains(scalars[4]) else { throw BinaryTableError("tagger: bias row outside the rows") }
+        for c in rowClasses where Int(c) >= classCount { throw BinaryTableError("tagger: weight of class \(c) ≥ \(classCount)") }
+
+        self.memory = memory
+        self.tagNames = (0..<tagCount).map { t in
+            String(decoding: UnsafeBufferPointer(rebasing: names[Int(nameStarts[t])..<Int(nameStarts[t + 1])]), as: UTF8.self)
+        }
+        self.classes = Array(tagNames[0..<classCount])
+        self.startTag = Int32(scalars[2])
+        self.start2Tag = Int32(scalars[3])
+        self.strings = strings
+        self.stringRows = stringRows.baseAddress!
+        self.dictionaryTags = dictionaryTags.baseAddress!
+        self.prevWordStart = prevWordStart.baseAddress!
+        self.prevWordTags = prevWordTags.baseAddress!
+        self.prevWordRows = prevWordRows.baseAddress!
+        self.prevTagRows = prevTagRows.baseAddress!
+        self.prev2TagRows = prev2TagRows.baseAddress!
+        self.tagPairRows = tagPairRows.baseAddress!
+        self.tagCount = tagCount
+        self.classCount = classCount
+        self.biasRow = Int32(scalars[4])
+        self.rowStart = rowStart.baseAddress!
+        self.rowClasses = rowClasses.baseAddress!
+        self.rowWeights = rowWeights.baseAddress!
+        self.rowCount = rowCount
+        boundaryWords = (boundary[0], boundary[1], boundary[2], boundary[3])
+        boundarySuffixes = (boundary[4], boundary[5], boundary[6], boundary[7])
+    }
+
+    /// The model's three JSON files in `directory` (weights, tag dictionary, classes), as `init(directory:)`
+    /// finds them.
+    public static func modelFiles(in directory: URL) throws -> [URL] {
+        try [".weights.json", ".tagdict.json", ".classes.json"].map { try modelFile(in: directory, suffix: $0) }
     }
 }

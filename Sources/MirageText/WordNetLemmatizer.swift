@@ -37,6 +37,8 @@ public struct WordNetLemmatizer: Sendable {
         var exceptionStart: UnsafePointer<Int32>
         var exceptionLemmas: UnsafePointer<Int32>
         var exceptionValues: ExactStringTable
+        /// Entries of `exceptionLemmas`.
+        var exceptionLemmaCount: Int32
         var rules: UnsafePointer<Rule>
         var ruleCount: Int
         var ruleText: UnsafePointer<UInt8>
@@ -81,6 +83,26 @@ public struct WordNetLemmatizer: Sendable {
         case .adverb: return adverb
         }
     }
+
+    /// NLTK's detachment rules for `pos` as `Rule`s over one text buffer, frozen into `memory`.
+    private static func rules(_ pos: WordNetPOS, memory: FrozenMemory)
+        -> (UnsafePointer<Rule>, Int, UnsafePointer<UInt8>) {
+        var ruleText: [UInt8] = []
+        var rules: [Rule] = []
+        for (old, new) in substitutions(pos) {
+            let oldStart = Int32(ruleText.count)
+            ruleText += Array(old.utf8)
+            let newStart = Int32(ruleText.count)
+            ruleText += Array(new.utf8)
+            rules.append(Rule(oldStart: oldStart, oldCount: Int32(old.utf8.count),
+                              newStart: newStart, newCount: Int32(new.utf8.count)))
+        }
+        return (memory.freeze(rules), rules.count, memory.freeze(ruleText))
+    }
+
+    /// The database files the lemmatizer reads, in the order `init(directory:)` reads them.
+    public static let sourceFileNames = ["index.noun", "index.verb", "index.adj", "index.adv",
+                                         "noun.exc", "verb.exc", "adj.exc", "adv.exc"]
 
     /// Loads `index.{noun,verb,adj,adv}` and `{noun,verb,adj,adv}.exc` from `directory`.
     public init(directory: URL = WordNetLemmatizer.defaultDirectory) throws {
@@ -137,23 +159,15 @@ public struct WordNetLemmatizer: Sendable {
             }
             var starts: [Int32] = [0]
             for list in lists { starts.append(starts.last! + Int32(list.count)) }
-            var ruleText: [UInt8] = []
-            var rules: [Rule] = []
-            for (old, new) in Self.substitutions(pos) {
-                let oldStart = Int32(ruleText.count)
-                ruleText += Array(old.utf8)
-                let newStart = Int32(ruleText.count)
-                ruleText += Array(new.utf8)
-                rules.append(Rule(oldStart: oldStart, oldCount: Int32(old.utf8.count),
-                                  newStart: newStart, newCount: Int32(new.utf8.count)))
-            }
+            let (rules, ruleCount, ruleText) = Self.rules(pos, memory: memory)
             parts.append(PartOfSpeech(
                 lemmas: ExactStringTable(lemmaSets[pos]!, memory: memory),
                 exceptionForms: ExactStringTable(forms, memory: memory),
                 exceptionStart: memory.freeze(starts),
                 exceptionLemmas: memory.freeze(lists.flatMap { $0 }),
                 exceptionValues: ExactStringTable(values, memory: memory),
-                rules: memory.freeze(rules), ruleCount: rules.count, ruleText: memory.freeze(ruleText)))
+                exceptionLemmaCount: starts.last!,
+                rules: rules, ruleCount: ruleCount, ruleText: ruleText))
         }
         self.memory = memory
         (noun, verb, adjective, adverb) = (parts[0], parts[1], parts[2], parts[3])
@@ -285,6 +299,59 @@ public struct WordNetLemmatizer: Sendable {
         }
         if !current.isEmpty { fields.append(current) }
         return fields
+    }
+}
+
+// MARK: Binary image (the parsed database cached by `ChairResourceCache` in MirageMetrics)
+
+extension WordNetLemmatizer {
+    /// `BinaryTableReader` kind of a lemmatizer image.
+    public static let imageKind: UInt32 = 0x574E_4C31  // "WNL1"
+    /// Bump when the tables or their meaning change: older images are then rebuilt from the sources.
+    public static let imageVersion: UInt32 = 1
+
+    private static let order: [WordNetPOS] = [.noun, .verb, .adjective, .adverb]
+
+    /// The lemma sets and exception lists as a binary image; `init(image:)` turns it back into an
+    /// identical lemmatizer (the detachment rules are the code's own).
+    public func encodedImage() -> [UInt8] {
+        var w = BinaryTableWriter()
+        for pos in Self.order {
+            let p = part(pos)
+            p.lemmas.write(to: &w)
+            p.exceptionForms.write(to: &w)
+            w.append(p.exceptionStart, count: p.exceptionForms.count + 1)
+            w.append(p.exceptionLemmas, count: Int(p.exceptionLemmaCount))
+            p.exceptionValues.write(to: &w)
+        }
+        return w.encoded(kind: Self.imageKind, version: Self.imageVersion)
+    }
+
+    /// A lemmatizer from `encodedImage()`'s bytes, read from `url` in one go. Every index the lookups
+    /// follow is validated first; any problem throws `BinaryTableError` (the caller then reads the
+    /// database files instead).
+    public init(image url: URL) throws {
+        let memory = FrozenMemory()
+        var r = try BinaryTableReader(readImage(url, into: memory), kind: Self.imageKind, version: Self.imageVersion)
+        var parts: [PartOfSpeech] = []
+        for pos in Self.order {
+            let name = Self.fileSuffix(pos)
+            let lemmas = try ExactStringTable(reading: &r, "\(name) lemmas")
+            let forms = try ExactStringTable(reading: &r, "\(name) exception forms")
+            let starts = try r.next(Int32.self, count: forms.count + 1, "\(name) exception offsets")
+            let lists = try r.next(Int32.self)
+            let values = try ExactStringTable(reading: &r, "\(name) exception lemmas")
+            try TableCheck.offsets(starts, total: lists.count, "\(name) exceptions")
+            try TableCheck.values(lists, in: 0..<Int32(values.count), "\(name) exception lemma ids")
+            let (rules, ruleCount, ruleText) = Self.rules(pos, memory: memory)
+            parts.append(PartOfSpeech(lemmas: lemmas, exceptionForms: forms, exceptionStart: starts.baseAddress!,
+                                      exceptionLemmas: lists.baseAddress!, exceptionValues: values,
+                                      exceptionLemmaCount: Int32(lists.count),
+                                      rules: rules, ruleCount: ruleCount, ruleText: ruleText))
+        }
+        try r.expectEnd()
+        self.memory = memory
+        (noun, verb, adjective, adverb) = (parts[0], parts[1], parts[2], parts[3])
     }
 }
 

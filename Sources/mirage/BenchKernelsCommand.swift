@@ -288,9 +288,9 @@ private struct KernelBenchmark {
             }
         }
         let pack = bestPerPiece(pieces: 1) { _ in
-            _ = Kernels.packInput(x, n: n, cols: matrix.cols, for: matrix.format, pool: pool)
+            _ = Kernels.packInput(x, n: n, cols: matrix.cols, for: matrix, pool: pool)
         }
-        let packed = Kernels.packInput(x, n: n, cols: matrix.cols, for: matrix.format, pool: pool)
+        let packed = Kernels.packInput(x, n: n, cols: matrix.cols, for: matrix, pool: pool)
         return pack + bestPerPiece(pieces: slices.count) { piece in
             Kernels.linear(packed, weight: slices[piece], bias: nil, into: y, pool: pool)
         }

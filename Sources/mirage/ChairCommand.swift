@@ -78,6 +78,9 @@ struct ChairCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Also write per-caption detail (objects, hallucinations with token positions) to this JSON file.", valueName: "file"))
     var details: String?
 
+    @Flag(name: .long, help: "Print to standard error how long each stage took (reading captions, loading each resource, scoring).")
+    var timings = false
+
     @OptionGroup var data: ChairDataOptions
 
     func validate() throws {
@@ -90,19 +93,28 @@ struct ChairCommand: ParsableCommand {
     func run() throws {
         do {
             if let groundTruth { try InputFile.check(groundTruth, option: "--ground-truth") }
-            let file = try ChairCaptionFile.read(URL(fileURLWithPath: try InputFile.check(captions, option: "--captions")), imageIdKey: imageIdKey,
-                                                 captionKey: captionKey)
+            var clock = StageClock(enabled: timings)
+            let file = try clock.time("captions") {
+                try ChairCaptionFile.read(URL(fileURLWithPath: try InputFile.check(captions, option: "--captions")),
+                                          imageIdKey: imageIdKey, captionKey: captionKey)
+            }
             var resources = data.resources(groundTruth: groundTruth)
             resources.cocoAnnotations = cocoAnnotations
             resources.cacheDir = cacheDir
-            let scorer = try resources.scorer(options: ChairOptions(truncateIncomplete: truncateIncomplete,
-                                                                    allowUnknownImages: allowUnknownImages))
+            let vocabulary = try clock.time("vocabulary") { try resources.vocabulary() }
+            let pipeline = try resources.pipeline(clock: &clock)
+            let truth = try clock.time("ground truth") { try resources.groundTruth(vocabulary: vocabulary, pipeline: pipeline) }
+            let scorer = ChairScorer(vocabulary: vocabulary, groundTruth: truth, analyzer: pipeline,
+                                     options: ChairOptions(truncateIncomplete: truncateIncomplete,
+                                                           allowUnknownImages: allowUnknownImages),
+                                     threads: resources.threads)
             let run: ChairRunResult
             do {
-                run = try scorer.score(file.captions)
+                run = try clock.time("scoring \(file.captions.count) captions") { try scorer.score(file.captions) }
             } catch {
                 throw file.locate(error)
             }
+            clock.report()
             let report = ChairReport(file: captions, run: run)
             if json {
                 print(String(decoding: try report.encoded(), as: UTF8.self))
@@ -121,6 +133,27 @@ struct ChairCommand: ParsableCommand {
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode.failure
+        }
+    }
+}
+
+/// Wall time per stage, printed to standard error by `--timings`.
+struct StageClock {
+    let enabled: Bool
+    private var stages: [(String, Double)] = []
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    mutating func time<T>(_ stage: String, _ body: () throws -> T) rethrows -> T {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { stages.append((stage, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)) }
+        return try body()
+    }
+
+    func report() {
+        guard enabled else { return }
+        for (stage, seconds) in stages {
+            FileHandle.standardError.write(Data((String(format: "%8.3f s  ", seconds) + stage + "\n").utf8))
         }
     }
 }

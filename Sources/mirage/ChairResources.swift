@@ -38,11 +38,39 @@ struct ChairResources {
     }
 
     func pipeline() throws -> ChairTextPipeline {
+        var clock = StageClock(enabled: false)
+        return try pipeline(clock: &clock)
+    }
+
+    /// The text pipeline, each part's load timed by `clock`. The tagger and WordNet come from their parsed
+    /// images in the cache when these exist for the same files (`ChairResourceCache`).
+    func pipeline(clock: inout StageClock) throws -> ChairTextPipeline {
         let punkt = try nltkComponent(["punkt_tab/english", "tokenizers/punkt_tab/english"], id: "punkt",
                                       flag: "--nltk-data DIR")
-        let tagger = try nltkComponent(["averaged_perceptron_tagger_eng", "taggers/averaged_perceptron_tagger_eng"],
-                                       id: "pos-tagger", flag: "--nltk-data DIR")
-        return try ChairTextPipeline(punktDirectory: punkt, taggerDirectory: tagger, wordnetDirectory: try wordnetDirectory())
+        let taggerFolder = try nltkComponent(["averaged_perceptron_tagger_eng", "taggers/averaged_perceptron_tagger_eng"],
+                                             id: "pos-tagger", flag: "--nltk-data DIR")
+        let wordnetFolder = try wordnetDirectory()
+        let cache = resourceCache
+        let tokenizer = WordTokenizer(punkt: try clock.time("Punkt parameters") { try PunktParameters(directory: punkt) })
+        let tagger = try clock.time("POS tagger") { try cache.tagger(directory: taggerFolder) }
+        let lemmatizer = try clock.time("WordNet") { try cache.lemmatizer(directory: wordnetFolder) }
+        if clock.enabled {
+            FileHandle.standardError.write(Data(("tagger from its \(tagger.source == .image ? "cached image" : "JSON files"), "
+                + "WordNet from \(lemmatizer.source == .image ? "its cached image" : "its database files") "
+                + "(cache: \(cache.directory.path))\n").utf8))
+        }
+        return ChairTextPipeline(tokenizer: { tokenizer.tokenize($0) }, tagger: tagger.tagger, lemmatizer: lemmatizer.lemmatizer)
+    }
+
+    /// Parsed tagger, WordNet and ground-truth images in the data store's cache folder (docs/chair.md,
+    /// "Start-up").
+    var resourceCache: ChairResourceCache {
+        ChairResourceCache(directory: store.root.appendingPathComponent("cache/chair"))
+    }
+
+    /// Prebuilt ground truth JSON, through its cached image.
+    func prebuiltGroundTruth(_ url: URL) throws -> ChairGroundTruth {
+        try resourceCache.groundTruth(prebuiltJSON: url).groundTruth
     }
 
     /// The WordNet folder: --wordnet, else the data store's (which counts Debian's /usr/share/wordnet).
@@ -52,13 +80,13 @@ struct ChairResources {
 
     func groundTruth(vocabulary: ChairVocabulary, pipeline: @autoclosure () throws -> ChairTextPipeline) throws
         -> ChairGroundTruth {
-        if let groundTruth { return try ChairGroundTruth(prebuiltJSON: URL(fileURLWithPath: groundTruth)) }
+        if let groundTruth { return try prebuiltGroundTruth(URL(fileURLWithPath: groundTruth)) }
         if let cocoAnnotations { return try build(from: URL(fileURLWithPath: cocoAnnotations), vocabulary, pipeline()) }
         if let files = annotationFiles, !files.instances.isEmpty {
             return try build(instances: files.instances, captions: files.captions, vocabulary, pipeline())
         }
         if let prebuilt = try? store.locate("chair-ground-truth", file: "coco2014_gt_objects.json") {
-            return try ChairGroundTruth(prebuiltJSON: prebuilt)
+            return try prebuiltGroundTruth(prebuilt)
         }
         if let annotations = try? store.locate("coco-annotations-2014") {
             return try build(from: annotations, vocabulary, pipeline())

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MirageData
+import MirageKernels
 import MirageEngine
 import MirageMetrics
 import MirageRunner
@@ -65,6 +66,9 @@ struct Demo: ParsableCommand {
 
     @Option(name: .long, help: "Worker threads (default and maximum: the machine's CPUs).")
     var threads: Int?
+
+    @Option(name: .long, help: ArgumentHelp("exact (default) or fast: how the model multiplies its weights (docs/engine.md, \"Precision\").", valueName: "exact|fast"))
+    var precision: Precision = .exact
 
     @OptionGroup var chairText: ChairTextOptions
 
@@ -140,6 +144,7 @@ struct Demo: ParsableCommand {
         experiment.images = data.imageFolder.path
         experiment.instances = data.instanceFiles.map(\.path)
         experiment.threads = threadCount
+        experiment.precision = precision
         let runResources = RunResources(
             chairScorer: { options in
                 guard let (vocabulary, analyzer, truth) = chair else { throw RunnerError.configuration("CHAIR is not available") }

@@ -3,6 +3,9 @@ import Foundation
 import MirageEngine
 import MirageKernels
 
+/// `--precision exact|fast` (see `LoadOptions.precision`).
+extension Precision: ExpressibleByArgument {}
+
 /// Options every command that runs a language model shares.
 struct ModelRunOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
@@ -14,6 +17,11 @@ struct ModelRunOptions: ParsableArguments {
         "Quantize the projections and LM head at load. q8: group-wise int8 (one scale per 32 inputs), about half the bytes of f16.",
         valueName: "q8"))
     var quantize: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "exact (default): every weight widened to f32, f32 accumulation (matches transformers' float32 for f32, f16 and bf16 checkpoints). fast: bf16 dot products (vdpbf16ps) for bf16 checkpoints and for f16 checkpoints converted to bf16 at load; activations rounded to bf16 in prompts (docs/engine.md, \"Precision\"). q8 projections compute the same in both.",
+        valueName: "exact|fast"))
+    var precision: Precision = .exact
 
     @Option(name: .long, help: "Worker threads (default and maximum: the machine's CPUs).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -31,9 +39,10 @@ struct ModelRunOptions: ParsableArguments {
 
     var folder: URL { URL(fileURLWithPath: (model as NSString).expandingTildeInPath) }
 
-    /// Load options: the quantization and `--threads` capped at the machine's CPUs (with a note when lowered).
+    /// Load options: the quantization, `--precision`, and `--threads` capped at the machine's CPUs (with a note
+    /// when lowered).
     func loadOptions() -> LoadOptions {
-        LoadOptions(quantize: quantize == "q8" ? .q8 : nil, threads: ThreadCount.capped(threads))
+        LoadOptions(quantize: quantize == "q8" ? .q8 : nil, threads: ThreadCount.capped(threads), precision: precision)
     }
 
     func loadModel() throws -> LanguageModel {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MirageData
+import MirageKernels
 import MirageMetrics
 import MirageAnalysis
 import MirageRunner
@@ -100,6 +101,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Quantize projections and LM head at load (q8).", valueName: "q8"))
     var quantize: String?
 
+    @Option(name: .long, help: ArgumentHelp("exact (default): weights widened to f32, f32 accumulation; fast: bf16 dot products for bf16 and f16 checkpoints (docs/engine.md, \"Precision\"). Part of each run's identity.", valueName: "exact|fast"))
+    var precision: Precision?
+
     @Option(name: .long, help: "Worker threads (default and maximum: the machine's CPUs).")
     var threads: Int?
 
@@ -157,6 +161,7 @@ struct RunCommand: ParsableCommand {
         if let shard { e.shard = try Shard(parsing: shard) }
         if let db { e.database = path(db) }
         if let quantize { e.quantize = quantize }
+        if let precision { e.precision = precision }
         if let threads { e.threads = threads }
         if recordAttention { e.recordAttention = true }
         if let label { e.label = label }

@@ -90,6 +90,7 @@ struct Runs: ParsableCommand {
                                              + "its metrics cover the stored items only)" : "")),
                 ("Items", r.expectedItems.map { "\(s.itemCount) of \($0), \(s.scoredCount) scored" } ?? "\(s.itemCount), \(s.scoredCount) scored"),
                 ("Model", [r.model.name, r.model.architecture, r.model.fingerprint].filter { !$0.isEmpty }.joined(separator: ", ")),
+                ("Precision", Self.precision(fingerprint: r.model.fingerprint)),
                 ("Decoder", r.decoder.display),
                 ("Seed", r.seed.map(String.init) ?? "-"),
                 ("Protocol", "\(r.protocolRecord.display)  sha256 \(r.protocolRecord.hash)"),
@@ -115,6 +116,15 @@ struct Runs: ParsableCommand {
                     print("  " + k.padding(toLength: width - 2, withPad: " ", startingAt: 0) + "  " + shown)
                 }
             }
+        }
+
+        /// The precision a `mirage run` run computed with, from its model's fingerprint (`+exact`, `+fast`;
+        /// see `ExperimentRunner.modelSpec`). Runs stored before the precision was explicit have neither.
+        static func precision(fingerprint: String) -> String {
+            if fingerprint.hasSuffix("+exact") { return "exact" }
+            if fingerprint.hasSuffix("+fast") { return "fast" }
+            if fingerprint.isEmpty { return "- (outputs imported, not computed by Mirage)" }
+            return "not recorded (run stored before --precision: bf16 checkpoints computed as fast, f16 and f32 as exact)"
         }
     }
 

@@ -62,6 +62,35 @@ import MirageTestSupport
     #expect(try DatabaseQueue(path: db).read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM runs") } == 3)
 }
 
+/// `--precision` is part of a run's identity: the same demo in fast precision stores new runs (a model
+/// named "(fast)"), rerunning either reuses its own runs, and `mirage runs show` prints each run's precision.
+@Test func demoPrecisionMakesNewRunsAndRunsShowPrintsIt() throws {
+    let scratch = try Scratch()
+    defer { scratch.cleanup() }
+    let db = scratch.path("demo.sqlite")
+    let arguments = ["demo", "--db", db, "--cache", scratch.path("cache"), "--count", "3",
+                     "--synonyms", scratch.path("missing-synonyms.txt")]
+    func runCount() throws -> Int? { try DatabaseQueue(path: db).read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM runs") } }
+    _ = try mirageOK(arguments)
+    #expect(try runCount() == 3)
+    _ = try mirageOK(arguments + ["--precision", "exact"])
+    #expect(try runCount() == 3)
+    _ = try mirageOK(arguments + ["--precision", "fast"])
+    #expect(try runCount() == 6)
+    _ = try mirageOK(arguments + ["--precision", "fast"])
+    #expect(try runCount() == 6)
+    func precisionLine(_ run: Int) throws -> String? {
+        try mirageOK(["runs", "show", String(run), "--db", db]).split(separator: "\n").first { $0.hasPrefix("Precision") }
+            .map { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().joined(separator: " ") }
+    }
+    #expect(try precisionLine(1) == "exact")
+    #expect(try precisionLine(4) == "fast")
+    let models = try DatabaseQueue(path: db).read { try String.fetchAll($0, sql: "SELECT name FROM models ORDER BY id") }
+    #expect(models.count == 2 && models[1] == models[0] + " (fast)")
+    let bad = try mirage(arguments + ["--precision", "half"])
+    #expect(bad.status != 0 && bad.stderr.contains("half"))
+}
+
 /// `--images DIR --annotations coco2014_gt_objects.json`: the demo runs on the first images of the folder
 /// that the ground truth knows, with POPE questions built from their objects.
 @Test(.enabled(if: SharedData.chairRunAvailable, SharedData.chairRunMissingMessage))

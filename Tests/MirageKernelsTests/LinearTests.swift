@@ -6,10 +6,11 @@ import Testing
 
     /// Runs Kernels.linear and returns the worst error relative to Σ|x·w| per output.
     func worstRelativeError(rows: Int, cols: Int, n: Int, format: WeightFormat, withBias: Bool, seed: UInt64,
-                            path: Kernels.LinearPath? = nil) -> Double {
+                            path: Kernels.LinearPath? = nil, precision: Precision = .exact) -> Double {
         let path = path ?? Kernels.path(n: n, format: format)
         var random = SeededRandom(seed: seed)
-        let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
+        let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols),
+                                precision: precision)
         let x = random.floats(n * cols, in: -2...2)
         let bias = withBias ? random.floats(rows) : nil
         var y = [Float](repeating: .nan, count: n * rows)
@@ -44,14 +45,60 @@ import Testing
     /// one or two input groups for 3…8; mid-n for 9 and 33), every format, every decode n, odd shapes,
     /// rows longer than 1024 inputs (512-input column blocks), bias on odd row counts. Bound: f32
     /// accumulation of ≤ 1700 products errs by ≲ cols·2⁻²⁴·Σ|xw| in the worst case; we allow 1e-5
-    /// (typically 1e-7). bf16 on the mid-n and GEMM paths rounds x to bf16 (relative 2⁻⁹ per product) → 4e-3.
+    /// (typically 1e-7), for every format in `Precision.exact`. `Precision.fast` changes only bf16 on the
+    /// mid-n and GEMM paths (with AVX512-BF16), which rounds x to bf16 (relative 2⁻⁸ per product) → 4e-3.
     @Test(arguments: WeightFormat.allCases, [1, 2, 3, 4, 5, 6, 7, 8, 9, 33])
     func linearMatchesFloat64Reference(format: WeightFormat, n: Int) {
-        for (rows, cols) in [(37, 77), (70, 300), (129, 64), (3, 1000), (5, 1700)] {
-            let error = worstRelativeError(rows: rows, cols: cols, n: n, format: format,
-                                           withBias: rows % 2 == 1, seed: UInt64(rows * 7919 + cols * 31 + n))
-            let bound = (format == .bf16 && n > Kernels.decodeMaxRows) ? 4e-3 : 1e-5
-            #expect(error <= bound, "format \(format) n \(n) rows \(rows) cols \(cols): \(error)")
+        for precision in Precision.allCases {
+            for (rows, cols) in [(37, 77), (70, 300), (129, 64), (3, 1000), (5, 1700)] {
+                let error = worstRelativeError(rows: rows, cols: cols, n: n, format: format,
+                                               withBias: rows % 2 == 1, seed: UInt64(rows * 7919 + cols * 31 + n),
+                                               precision: precision)
+                let dotProducts = precision == .fast && format == .bf16 && n > Kernels.decodeMaxRows
+                    && Kernels.usesBF16DotProducts
+                let bound = dotProducts ? 4e-3 : 1e-5
+                #expect(error <= bound, "format \(format) \(precision) n \(n) rows \(rows) cols \(cols): \(error)")
+            }
+        }
+    }
+
+    /// `Precision.fast` on bf16 weights really takes the bf16 dot products on the mid-n and GEMM paths (its
+    /// error is that of x rounded to bf16, far above f32 rounding), and only there: decode (n ≤ 8) and every
+    /// other format compute bit-identically in both precisions.
+    @Test(arguments: [5, 40, 200])
+    func fastPrecisionChangesOnlyBF16DotProductPaths(n: Int) {
+        let rows = 70, cols = 300
+        for format in WeightFormat.allCases {
+            let exact = worstRelativeError(rows: rows, cols: cols, n: n, format: format, withBias: true, seed: 9,
+                                           precision: .exact)
+            let fast = worstRelativeError(rows: rows, cols: cols, n: n, format: format, withBias: true, seed: 9,
+                                          precision: .fast)
+            if format == .bf16 && n > Kernels.decodeMaxRows && Kernels.usesBF16DotProducts {
+                #expect(exact <= 1e-5 && fast > 1e-4 && fast <= 4e-3, "bf16 n \(n): exact \(exact), fast \(fast)")
+            } else {
+                #expect(exact == fast, "format \(format) n \(n): exact \(exact), fast \(fast)")
+            }
+        }
+    }
+
+    /// f16 → bf16 at load (`--precision fast` on f16 checkpoints): every weight is the f16 value rounded to
+    /// nearest even bf16, i.e. within 2⁻⁸ relative of it.
+    @Test func f16ConvertsToBF16RoundedToNearestEven() {
+        let rows = 9, cols = 133
+        var random = SeededRandom(seed: 5)
+        let f16 = TestWeight(rows: rows, cols: cols, format: .f16, values: random.floats(rows * cols), precision: .fast)
+        let converted = f16.matrix.convertedF16ToBF16()
+        #expect(converted.format == .bf16 && converted.precision == .fast)
+        // The bf16 rounding of the f16 values, computed by the test helper's own path.
+        let expected = TestWeight(rows: rows, cols: cols, format: .bf16, values: f16.stored)
+        var row = [Float](repeating: 0, count: cols)
+        for r in 0..<rows {
+            converted.copyRow(r, into: &row)
+            #expect(row == Array(expected.stored[(r * cols)..<((r + 1) * cols)]), "row \(r)")
+            for c in 0..<cols {
+                let v = f16.stored[r * cols + c]
+                #expect(abs(row[c] - v) <= abs(v) * 0x1p-8, "row \(r) column \(c)")
+            }
         }
     }
 
@@ -140,15 +187,20 @@ extension LinearTests {
     @Test(arguments: WeightFormat.allCases, [20, 200]) // the mid-n and the GEMM layout
     func packedInputIsReusable(format: WeightFormat, n: Int) {
         let cols = 300
-        var random = SeededRandom(seed: 77)
-        let x = random.floats(n * cols)
-        let packed = Kernels.packInput(x, n: n, cols: cols, for: format, pool: Self.pool)
-        for rows in [45, 128] {
-            let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
-            var direct = [Float](repeating: 0, count: n * rows), reused = direct
-            Kernels.linear(x, n: n, weight: weight.matrix, bias: nil, into: &direct, pool: Self.pool)
-            Kernels.linear(packed, weight: weight.matrix, bias: nil, into: &reused, pool: Self.pool)
-            #expect(direct == reused)
+        for precision in Precision.allCases {
+            var random = SeededRandom(seed: 77)
+            let x = random.floats(n * cols)
+            let weights = [45, 128].map { rows in
+                TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols), precision: precision)
+            }
+            let packed = Kernels.packInput(x, n: n, cols: cols, for: weights[0].matrix, pool: Self.pool)
+            for weight in weights {
+                let rows = weight.matrix.rows
+                var direct = [Float](repeating: 0, count: n * rows), reused = direct
+                Kernels.linear(x, n: n, weight: weight.matrix, bias: nil, into: &direct, pool: Self.pool)
+                Kernels.linear(packed, weight: weight.matrix, bias: nil, into: &reused, pool: Self.pool)
+                #expect(direct == reused, "format \(format) \(precision)")
+            }
         }
     }
 }
@@ -157,8 +209,11 @@ extension LinearTests {
     /// More x rows than one L2 block of panels (16 × 12 = 192), so the GEMM's row blocking is exercised.
     @Test(arguments: WeightFormat.allCases)
     func gemmAcrossRowBlocks(format: WeightFormat) {
-        let error = worstRelativeError(rows: 70, cols: 530, n: 200, format: format, withBias: true, seed: 4242)
-        #expect(error <= (format == .bf16 ? 4e-3 : 1e-5), "format \(format): \(error)")
+        for precision in Precision.allCases {
+            let error = worstRelativeError(rows: 70, cols: 530, n: 200, format: format, withBias: true, seed: 4242,
+                                           precision: precision)
+            #expect(error <= (format == .bf16 && precision == .fast ? 4e-3 : 1e-5), "format \(format) \(precision): \(error)")
+        }
     }
 }
 
@@ -222,12 +277,15 @@ extension LinearTests {
     /// 512-input column blocks (1700 = 3 × 512 + 164), bias on odd row counts, and the largest mid-n n (128).
     @Test(arguments: WeightFormat.allCases, [9, 13, 25, 32, 47, Kernels.midNMaxRows(.f32)])
     func midNAndGEMMPathsMatchFloat64Reference(format: WeightFormat, n: Int) {
-        for path in [Kernels.LinearPath.midN, .gemm] {
-            for (rows, cols) in [(37, 77), (70, 300), (3, 1000), (64, 32), (5, 1700)] {
-                let error = worstRelativeError(rows: rows, cols: cols, n: n, format: format, withBias: rows % 2 == 1,
-                                               seed: UInt64(rows * 7919 + cols * 31 + n), path: path)
-                let bound = format == .bf16 ? 4e-3 : 1e-5
-                #expect(error <= bound, "\(path) format \(format) n \(n) rows \(rows) cols \(cols): \(error)")
+        for precision in Precision.allCases {
+            for path in [Kernels.LinearPath.midN, .gemm] {
+                for (rows, cols) in [(37, 77), (70, 300), (3, 1000), (64, 32), (5, 1700)] {
+                    let error = worstRelativeError(rows: rows, cols: cols, n: n, format: format, withBias: rows % 2 == 1,
+                                                   seed: UInt64(rows * 7919 + cols * 31 + n), path: path,
+                                                   precision: precision)
+                    let bound = format == .bf16 && precision == .fast ? 4e-3 : 1e-5
+                    #expect(error <= bound, "\(path) format \(format) \(precision) n \(n) rows \(rows) cols \(cols): \(error)")
+                }
             }
         }
     }
@@ -240,13 +298,16 @@ extension LinearTests {
     func midNOutputsDoNotDependOnTilingOrGrouping(format: WeightFormat) {
         let rows = 23, cols = 1100, n = 25, fewer = 11
         #expect(Kernels.path(n: n, format: format) == .midN && Kernels.path(n: fewer, format: format) == .midN)
-        var random = SeededRandom(seed: 2024)
-        let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
-        let x = random.floats(n * cols, in: -2...2)
-        let full = expectRowsAloneMatchFullCall(x: x, n: n, weight: weight.matrix, context: "format \(format)")
-        var part = [Float](repeating: 0, count: fewer * rows)
-        Kernels.linear(x, n: fewer, weight: weight.matrix, bias: nil, into: &part, pool: Self.pool)
-        #expect(part == Array(full[0..<(fewer * rows)]), "format \(format): first \(fewer) inputs differ")
+        for precision in Precision.allCases {
+            var random = SeededRandom(seed: 2024)
+            let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols),
+                                    precision: precision)
+            let x = random.floats(n * cols, in: -2...2)
+            let full = expectRowsAloneMatchFullCall(x: x, n: n, weight: weight.matrix, context: "format \(format) \(precision)")
+            var part = [Float](repeating: 0, count: fewer * rows)
+            Kernels.linear(x, n: fewer, weight: weight.matrix, bias: nil, into: &part, pool: Self.pool)
+            #expect(part == Array(full[0..<(fewer * rows)]), "format \(format) \(precision): first \(fewer) inputs differ")
+        }
     }
 }
 
@@ -254,14 +315,14 @@ extension LinearTests {
     /// Decode with 3…8 inputs sums every (row, input) output in the same order as the mid-n path: q8
     /// weights widened in registers (one input group, n ≤ 6) or dequantized once per tile (two groups,
     /// n = 7, 8) give the same products, so the first n inputs' outputs are bit-identical for every
-    /// n = 3…8 and (f32 inputs on mid-n: every format but bf16 with AVX512-BF16) for n = 9.
+    /// n = 3…8 and (f32 inputs on mid-n: every format in exact precision) for n = 9.
     @Test(arguments: WeightFormat.allCases)
     func decodeOutputsDoNotDependOnN(format: WeightFormat) {
         let rows = 19, cols = 1100
         var random = SeededRandom(seed: 77)
         let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
         let x = random.floats(9 * cols, in: -2...2)
-        let ns = format == .bf16 && Kernels.usesBF16DotProducts ? Array(3...8) : Array(3...9)
+        let ns = Kernels.usesBF16DotProducts(weight.matrix) ? Array(3...8) : Array(3...9)
         var outputs: [Int: [Float]] = [:]
         for n in ns {
             var y = [Float](repeating: .nan, count: n * rows)

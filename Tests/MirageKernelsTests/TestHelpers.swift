@@ -17,7 +17,7 @@ struct TestWeight {
     /// What the matrix holds, dequantised exactly (row-major rows × cols).
     let stored: [Float]
 
-    init(rows: Int, cols: Int, format: WeightFormat, values: [Float]) {
+    init(rows: Int, cols: Int, format: WeightFormat, values: [Float], precision: Precision = .exact) {
         let buffer: AlignedBuffer
         switch format {
         case .f32, .q8:
@@ -31,7 +31,7 @@ struct TestWeight {
             values.withUnsafeBufferPointer { Kernels.convertF32ToBF16($0.baseAddress!, count: rows * cols, into: buffer.pointer) }
         }
         let base = WeightMatrix(rows: rows, cols: cols, format: format == .q8 ? .f32 : format,
-                                data: buffer.pointer, owner: buffer)
+                                data: buffer.pointer, owner: buffer, precision: precision)
         let matrix = format == .q8 ? base.quantizedQ8() : base
         self.matrix = matrix
         var stored = [Float](repeating: 0, count: rows * cols)

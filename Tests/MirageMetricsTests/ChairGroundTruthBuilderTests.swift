@@ -86,6 +86,13 @@ enum TinyCOCO {
         #expect(second.cacheHit)
         #expect(second.groundTruth == first.groundTruth)
         #expect(second.groundTruth.objectsByImage == TinyCOCO.expected)
+        // The cached JSON is read through its binary image from the second build on (ChairResourceCache).
+        let images = try FileManager.default.contentsOfDirectory(atPath: cache.path).filter { $0.hasPrefix("ground-truth-") && $0.hasSuffix(".bin") }
+        #expect(images.count == 1)
+        let third = try builder.build(annotationsDirectory: dir, cacheDirectory: cache, pipelineVersion: "test")
+        #expect(third.cacheHit && third.groundTruth.objectsByImage == TinyCOCO.expected)
+        for id in TinyCOCO.expected.keys { #expect(third.groundTruth.objects(for: id) == TinyCOCO.expected[id]) }
+        #expect(third.groundTruth.objects(for: -1) == nil && third.groundTruth.imageCount == TinyCOCO.expected.count)
         // Another pipeline version or changed input content → rebuilt.
         let otherVersion = try builder.build(annotationsDirectory: dir, cacheDirectory: cache, pipelineVersion: "v2")
         #expect(!otherVersion.cacheHit)

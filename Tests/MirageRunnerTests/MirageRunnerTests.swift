@@ -3,6 +3,7 @@ import Testing
 import MirageData
 import MirageDecoding
 import MirageEngine
+import MirageKernels
 import MirageMetrics
 import MirageStore
 import MirageTestSupport
@@ -517,5 +518,56 @@ func runnerError(_ body: () throws -> Void) -> String? {
         third.itemObservers = [recorder]
         _ = try third.run()
         #expect(recorder.calls.isEmpty)
+    }
+}
+
+/// The precision (`LoadOptions.precision`) is part of a run's identity: exact and fast runs have different
+/// resume keys and model fingerprints, while runs stored before the precision was explicit keep their key
+/// under the precision that reproduces them (fast for bf16 checkpoints, exact for f16 and f32).
+@Suite struct RunPrecisionTests {
+    @Test func experimentFileReadsPrecision() throws {
+        #expect(Experiment().precision == .exact)
+        #expect(try Experiment.parse("precision: fast\n", file: "e.yaml").precision == .fast)
+        #expect(try Experiment.parse("precision: exact\n", file: "e.yaml").precision == .exact)
+        #expect(runnerError { _ = try Experiment.parse("precision: half\n", file: "e.yaml") }?
+            .contains("e.yaml: precision: 'half' is not a precision; use exact (the default) or fast") == true)
+    }
+
+    @Test func precisionChangesTheResumeKeyAndKeepsOldKeys() throws {
+        let decoder = try DecoderChoice(parsing: "greedy").makeDecoder()
+        let protocolSpec = EvalProtocol(task: .chair, imageIDs: [1, 2], promptTemplate: "Describe.", maxNewTokens: 8)
+        func key(_ precision: String?) -> String {
+            ExperimentRunner.resumeKey(modelFingerprint: "abc", quantize: nil, evalProtocol: protocolSpec, padToSquare: false,
+                                       decoder: decoder, seed: 0, precision: precision)
+        }
+        let legacy = key(nil)
+        // The key runs stored before the precision was explicit have (the formula of that version, pinned).
+        let stored = ContentHash.sha256Hex(Data(CanonicalJSON.string([
+            "kind": "mirage-run/1", "model": "abc", "quantize": "", "protocol": protocolSpec.hash, "pad_to_square": "false",
+            "decoder": decoder.name, "parameters": decoder.parameters.canonicalJSON, "seed": "0",
+        ]).utf8))
+        #expect(legacy == stored)
+        for format in [WeightFormat.f32, .f16, .bf16] {
+            let exact = key(ExperimentRunner.precisionKeyField(.exact, storedFormat: format))
+            let fast = key(ExperimentRunner.precisionKeyField(.fast, storedFormat: format))
+            #expect(exact != fast, "\(format)")
+            // The old behaviour: bf16 dot products for bf16 checkpoints, f32 widening for the others.
+            #expect((format == .bf16 ? fast : exact) == legacy, "\(format)")
+        }
+        #expect(ExperimentRunner.precisionKeyField(.exact, storedFormat: .bf16) == "exact")
+        #expect(ExperimentRunner.precisionKeyField(.fast, storedFormat: .f16) == "fast")
+    }
+
+    @Test func precisionIsPartOfTheModelSpec() {
+        let exact = ExperimentRunner.modelSpec(folderName: "llava", architecture: "llava-llama", fingerprint: "abc",
+                                               quantized: false, precision: .exact)
+        let fast = ExperimentRunner.modelSpec(folderName: "llava", architecture: "llava-llama", fingerprint: "abc",
+                                              quantized: false, precision: .fast)
+        let q8 = ExperimentRunner.modelSpec(folderName: "llava", architecture: "llava-llama", fingerprint: "abc",
+                                            quantized: true, precision: .fast)
+        #expect(exact.name == "llava" && exact.fingerprint == "abc+exact")
+        #expect(fast.name == "llava (fast)" && fast.fingerprint == "abc+fast")
+        #expect(q8.name == "llava (q8, fast)" && q8.fingerprint == "abc+q8+fast")
+        #expect(Set([exact, fast, q8]).count == 3)
     }
 }
