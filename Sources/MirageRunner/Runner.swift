@@ -82,6 +82,15 @@ public struct RunOutcome {
     public var metrics: [String: Double]
     /// True when every item was already stored before this invocation.
     public var wasComplete: Bool
+    /// Items of this invocation whose prompt prefix (everything up to the image's end) was asked of the prefix
+    /// cache, and how many of them forked a kept prefix instead of computing it.
+    public var prefixPrefills = 0
+    public var prefixReused = 0
+
+    /// "prefix cache: 29 of 30 prefills reused", or nil when no item asked the cache.
+    public var prefixCacheSummary: String? {
+        prefixPrefills > 0 ? "prefix cache: \(prefixReused) of \(prefixPrefills) prefill\(prefixPrefills == 1 ? "" : "s") reused" : nil
+    }
 }
 
 /// Runs an experiment into a store: per model, every (protocol, decoder, seed) is one run; images are
@@ -115,6 +124,8 @@ public final class ExperimentRunner {
         var remaining: Int
         var tally: RunTally
         var sessionItems = 0
+        var prefixPrefills = 0
+        var prefixReused = 0
         let started = Date()
         let wasComplete: Bool
         init(name: String, prepared: PreparedProtocol, decoder: any Decoder, seed: UInt64, run: RunRecord,
@@ -194,6 +205,9 @@ public final class ExperimentRunner {
         let tokenizer = try Tokenizer(folder: folder)
         let architecture = llava.config.text.architecture
         let modelName = folder.lastPathComponent + (quantize != nil ? " (q8)" : "")
+        // One prefix cache per model: an image's prompt prefix serves its questions, decoders and runs.
+        let prefixCacheMB = experiment.prefixCacheMB ?? Experiment.defaultPrefixCacheMB
+        let prefixCache = prefixCacheMB > 0 ? PromptPrefixCache(limitBytes: prefixCacheMB << 20) : nil
         let modelSpec = ModelSpec(name: modelName, architecture: "llava-\(architecture.modelType)",
                                   fingerprint: fingerprint + (quantize != nil ? "+q8" : ""))
 
@@ -256,10 +270,13 @@ public final class ExperimentRunner {
             // A run whose every item failed (all images missing, say) has no result: it is stored as failed.
             let status: RunStatus = plan.tally.allFailed ? .failed : .complete
             let metrics = plan.wasComplete ? try store.metrics(run: plan.run.id) : try store.finishRun(plan.run.id, status: status)
+            var outcome = RunOutcome(run: try store.run(id: plan.run.id), protocolName: plan.prepared.spec.name,
+                                     tally: plan.tally, metrics: metrics, wasComplete: plan.wasComplete)
+            outcome.prefixPrefills = plan.prefixPrefills
+            outcome.prefixReused = plan.prefixReused
             progress.finished(name: plan.name, tally: plan.tally, sessionItems: plan.sessionItems,
-                              sessionSeconds: Date().timeIntervalSince(plan.started))
-            outcomes[plan.run.id] = RunOutcome(run: try store.run(id: plan.run.id), protocolName: plan.prepared.spec.name,
-                                               tally: plan.tally, metrics: metrics, wasComplete: plan.wasComplete)
+                              sessionSeconds: Date().timeIntervalSince(plan.started), detail: outcome.prefixCacheSummary)
+            outcomes[plan.run.id] = outcome
         }
         for plan in plans where plan.remaining == 0 { try finish(plan) }
 
@@ -274,7 +291,7 @@ public final class ExperimentRunner {
                 plan.backfill[imageID] = nil
                 guard let items = plan.pending[imageID] else { continue }
                 for item in items {
-                    try runItem(item, plan: plan, image: &context, tokenizer: tokenizer, model: llava)
+                    try runItem(item, plan: plan, image: &context, tokenizer: tokenizer, model: llava, prefixCache: prefixCache)
                 }
                 plan.pending[imageID] = nil
                 plan.remaining -= items.count
@@ -304,7 +321,11 @@ public final class ExperimentRunner {
         let embedding = try image.embedding(padToSquare: plan.prepared.spec.padToSquare)
         let rendered = try RunProtocol.render(plan.template, text: item.text)
         let built = try llava.prompt(rendered, template: .raw, tokenizer: tokenizer, image: embedding)
-        return (PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.tokenIDs), rendered, embedding)
+        // The shared prefix ends with the image: what follows it (the template's separator, the question or
+        // instruction, the assistant tag) is per item. Prefilled as its own chunk whether or not it is cached.
+        let layout = PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.tokenIDs,
+                                  prefixLength: built.imageSpan.upperBound)
+        return (layout, rendered, embedding)
     }
 
     /// Gives the observers a stored item again (its prompt rebuilt, its stored tokens as the result), without
@@ -330,7 +351,7 @@ public final class ExperimentRunner {
 
     /// Decodes one item (or records why it could not be) and stores it with its score.
     private func runItem(_ item: PlannedItem, plan: Plan, image: inout ImageContext, tokenizer: Tokenizer,
-                         model llava: LlavaForConditionalGeneration) throws {
+                         model llava: LlavaForConditionalGeneration, prefixCache: PromptPrefixCache?) throws {
         let start = Date()
         let seed = Int64(bitPattern: plan.seed)
         var newItem = NewItem(key: item.key, ordinal: item.ordinal, imageID: item.imageID, questionID: item.questionID,
@@ -348,8 +369,14 @@ public final class ExperimentRunner {
             }
             let limits = GenerationLimits(maxNewTokens: plan.prepared.spec.maxNewTokens,
                                           eosTokenIDs: Set(llava.languageModel.eosTokenIDs))
-            let context = DecodingContext(model: llava.languageModel, prompt: layout, branches: branches, limits: limits,
+            var context = DecodingContext(model: llava.languageModel, prompt: layout, branches: branches, limits: limits,
                                           tokenizer: tokenizer, randomKey: RandomKey(seed: plan.seed, item: item.key))
+            context.prefixCache = prefixCache
+            let asked = (prefixCache?.prefills ?? 0, prefixCache?.reused ?? 0)
+            defer {
+                plan.prefixPrefills += (prefixCache?.prefills ?? 0) - asked.0
+                plan.prefixReused += (prefixCache?.reused ?? 0) - asked.1
+            }
             do {
                 let result = try plan.decoder.decode(context)
                 newItem.outputText = result.text.trimmingCharacters(in: .whitespacesAndNewlines)
