@@ -186,8 +186,11 @@ public final class ExperimentRunner {
         let llavaConfig: LlavaConfig
         do {
             llavaConfig = try LlavaConfig.load(from: folder.appendingPathComponent("config.json"))
+        } catch ModelError.badConfig(_, "text_config", _) {
+            throw RunnerError.configuration("\(folder.path) is not a LLaVA model folder (its config.json has no text_config); mirage run needs LlavaForConditionalGeneration checkpoints (e.g. llava-hf/llava-1.5-7b-hf)")
         } catch {
-            throw RunnerError.configuration("\(folder.path) is not a LLaVA model folder (\(error)); mirage run needs LlavaForConditionalGeneration checkpoints")
+            // A LLaVA folder with a broken or missing config: the reader's error names the file, field and fix.
+            throw RunnerError.configuration("model \(folder.path): \(error)")
         }
         if options.checkMemory {
             let beams = decoders.map(\.1).map { d -> Int in
@@ -216,6 +219,10 @@ public final class ExperimentRunner {
         for p in prepared {
             let evalProtocol = try p.evalProtocol(for: architecture)
             let mine = p.items.filter { experiment.shard?.contains(imageID: $0.imageID) ?? true }
+            let context = llava.config.text.maxPositionEmbeddings
+            if p.spec.maxNewTokens > context - llavaConfig.imageTokenCount {
+                progress.note("note: \(p.spec.name) asks for max_new_tokens \(p.spec.maxNewTokens), more than \(folder.lastPathComponent)'s context of \(context) positions holds after a prompt; each item generates at most up to the context (its prompt included)")
+            }
             for (choice, decoder) in decoders {
                 for seed in experiment.seeds {
                     let key = Self.resumeKey(modelFingerprint: fingerprint, quantize: experiment.quantize, evalProtocol: evalProtocol,
@@ -367,8 +374,11 @@ public final class ExperimentRunner {
                 branches[VCDDecoder.branchRole] = PromptLayout(items: contrast.items, imageSpan: contrast.imageSpan,
                                                                inputIDs: contrast.tokenIDs)
             }
-            let limits = GenerationLimits(maxNewTokens: plan.prepared.spec.maxNewTokens,
-                                          eosTokenIDs: Set(llava.languageModel.eosTokenIDs))
+            let limits = GenerationLimits(
+                maxNewTokens: MemoryEstimate.generationLimit(maxNewTokens: plan.prepared.spec.maxNewTokens,
+                                                             promptTokens: layout.items.count,
+                                                             context: llava.config.text.maxPositionEmbeddings),
+                eosTokenIDs: Set(llava.languageModel.eosTokenIDs))
             var context = DecodingContext(model: llava.languageModel, prompt: layout, branches: branches, limits: limits,
                                           tokenizer: tokenizer, randomKey: RandomKey(seed: plan.seed, item: item.key))
             context.prefixCache = prefixCache

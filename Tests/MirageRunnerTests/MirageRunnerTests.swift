@@ -260,6 +260,14 @@ func runnerError(_ body: () throws -> Void) -> String? {
         #expect(plain.kvCacheBytes == Int64(t.numLayers * 2 * t.numKVHeads * t.headDim * 4 * 128))
         let beams = try MemoryEstimate.estimate(folder: folder, quantize: nil, promptTokens: 100, maxNewTokens: 28, sequences: 5)
         #expect(beams.kvCacheBytes == 5 * plain.kvCacheBytes)
+        // max_new_tokens may be anything up to Int.max: generation stops at the model's context, and so does the
+        // estimate (no overflow).
+        let context = t.maxPositionEmbeddings
+        let huge = try MemoryEstimate.estimate(folder: folder, quantize: nil, promptTokens: 100, maxNewTokens: Int.max, sequences: 5)
+        #expect(huge.kvCacheBytes == Int64(t.numLayers * 2 * t.numKVHeads * t.headDim * 4 * context * 5))
+        #expect(MemoryEstimate.generationLimit(maxNewTokens: Int.max, promptTokens: 100, context: context) == context - 100)
+        #expect(MemoryEstimate.generationLimit(maxNewTokens: 28, promptTokens: 100, context: context) == 28)
+        #expect(MemoryEstimate.generationLimit(maxNewTokens: 28, promptTokens: context + 5, context: context) == 1)
         let q8 = try MemoryEstimate.estimate(folder: folder, quantize: .q8, promptTokens: 100, maxNewTokens: 28, sequences: 1)
         #expect(q8.weightBytes < plain.weightBytes)
         #expect(runnerError { try plain.check(available: plain.totalBytes + 1, quantized: false) } == nil)
@@ -467,6 +475,30 @@ func runnerError(_ body: () throws -> Void) -> String? {
                                          options: RunnerOptions(mirageVersion: "test"), progress: progress).run()
         #expect(again.allSatisfy { $0.tally.allFailed && $0.run.status == .failed })
         #expect(again.map(\.run.id) == outcomes.map(\.run.id))
+    }
+
+    @Test func aModelFolderWhoseConfigCannotBeReadIsRefusedWithTheReadersReason() throws {
+        let empty = TestTemporary.url("mirage-runner-bad-config-images")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        let (folder, experiment, store, resources) = try Self.setUp(images: empty.path)
+        defer { try? FileManager.default.removeItem(at: folder); try? FileManager.default.removeItem(at: empty) }
+        let config = URL(fileURLWithPath: experiment.models[0]).appendingPathComponent("config.json")
+        func message() -> String? {
+            runnerError { _ = try ExperimentRunner(experiment: experiment, store: store, resources: resources,
+                                                   options: RunnerOptions(mirageVersion: "test"),
+                                                   progress: RunProgress(isTerminal: false, write: { _ in })).run() }
+        }
+        let original = try Data(contentsOf: config)
+        // A text-only model: not a LLaVA folder.
+        try Data(#"{"architectures": ["LlamaForCausalLM"], "model_type": "llama"}"#.utf8).write(to: config)
+        #expect(message()?.contains("is not a LLaVA model folder (its config.json has no text_config); mirage run needs LlavaForConditionalGeneration") == true)
+        // A LLaVA config with one bad field: the reader's own reason (file and field), not "not a LLaVA folder".
+        var fields = try #require(try JSONSerialization.jsonObject(with: original) as? [String: Any])
+        fields["vision_feature_select_strategy"] = "middle"
+        try JSONSerialization.data(withJSONObject: fields).write(to: config)
+        let bad = message()
+        #expect(bad?.contains("vision_feature_select_strategy") == true)
+        #expect(bad?.contains("is not a LLaVA model folder") == false)
     }
 
     /// Records, like the attention recorder, which items it has seen; reports the stored decoded items it lacks.
