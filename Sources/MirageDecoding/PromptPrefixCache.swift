@@ -28,9 +28,12 @@ public final class PromptPrefixCache {
         init(session: Session, lastUse: UInt64) {
             self.session = session; self.lastUse = lastUse
         }
-        /// The storage of the entry's block pool: the prefix's blocks, plus the blocks the items forked from it
-        /// allocated and freed (kept by the pool for reuse until the entry goes).
-        var bytes: Int { session.cacheBytes }
+        /// The storage of the entry's block pool: the prefix's blocks, plus those of sessions forked from it
+        /// that are still alive (freed blocks are given back first).
+        var bytes: Int {
+            session.releaseFreeBlocks()
+            return session.cacheBytes
+        }
     }
 
     private var entries: [Key: Entry] = [:]
@@ -56,7 +59,7 @@ public final class PromptPrefixCache {
     public func session(prefix: ArraySlice<PromptItem>, model: LanguageModel, blockSize: Int) throws -> MeteredSession {
         prefills += 1
         clock += 1
-        evict()  // entries grow while items forked from them run (their pools keep freed blocks for reuse)
+        evict()  // the items forked since the last call have ended: their blocks are given back here
         let key = Key(model: ObjectIdentifier(model), blockSize: blockSize, rows: Array(prefix))
         if let entry = entries[key] {
             entry.lastUse = clock

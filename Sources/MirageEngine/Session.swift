@@ -192,6 +192,10 @@ public final class Session {
     public var liveBlockCount: Int { cache.liveBlockCount }
     public var cacheBytes: Int { cache.bytesAllocated }
 
+    /// Gives back the storage of cache blocks no sequence uses (freed blocks are otherwise kept for reuse);
+    /// sessions sharing the pool (`init(forking:of:)`) are unaffected except that they allocate afresh.
+    public func releaseFreeBlocks() { cache.releaseFreeStorage() }
+
     // MARK: Forward passes
 
     /// Adds `items` to sequence `sequence` (prefill, or re-prefill after `truncate`).

@@ -702,7 +702,9 @@ func runnerError(_ body: () throws -> Void) -> String? {
         let probe = PromptPrefixCache(limitBytes: 1 << 30)
         _ = try decode(prefixA, cache: probe)
         let one = probe.bytesHeld
-        #expect(one > 0 && probe.count == 1)
+        let c = model.config
+        // Only the prefix's 3 blocks of 16 rows: the decoded item's blocks were given back.
+        #expect(one == 3 * c.numLayers * 2 * c.numKVHeads * 16 * c.headDim * 4 && probe.count == 1)
         let cache = PromptPrefixCache(limitBytes: one + one / 2)
         for prefix in [prefixA, prefixA, prefixB, prefixB, prefixA] {
             let result = try decode(prefix, cache: cache)
@@ -724,6 +726,21 @@ func runnerError(_ body: () throws -> Void) -> String? {
         let kept = PromptPrefixCache(limitBytes: 1 << 30)
         let computed = try logits(kept), forked = try logits(kept), uncached = try logits(nil)
         #expect(kept.reused == 1 && forked == uncached && computed == uncached)
+        // Forks share the pool; blocks they freed are given back, and reused storage computes the same numbers.
+        let base = model.makeSession(blockSize: 16)
+        try base.append(prefixA, options: ForwardOptions(logits: .none))
+        let prefixBytes = base.cacheBytes
+        func forkedLogits() throws -> [Float] {
+            let fork = Session(forking: 0, of: base)
+            let out = try fork.append(rest + [PromptItem](repeating: .token(9), count: 40))
+            #expect(base.cacheBytes > prefixBytes)
+            return Array(out.logits(0))
+        }
+        let first = try forkedLogits()
+        #expect(base.cacheBytes > prefixBytes)
+        base.releaseFreeBlocks()
+        #expect(base.cacheBytes == prefixBytes && base.length(of: 0) == prefixA.count)
+        #expect(try forkedLogits() == first)
         let off = PromptPrefixCache(limitBytes: 0)
         #expect(try decode(prefixA, cache: off).tokens == coldA.tokens && off.count == 0 && off.reused == 0)
     }
