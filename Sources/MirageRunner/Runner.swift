@@ -289,6 +289,8 @@ public final class ExperimentRunner {
 
         let images = Set(plans.flatMap { Array($0.pending.keys) + Array($0.backfill.keys) }).sorted()
         for imageID in images {
+            // Images are visited once each: earlier images' prefixes are never asked for again.
+            prefixCache?.removeAll()
             var context = ImageContext(imageID: imageID, url: imageSet.url(for: imageID), model: llava,
                                        missingReason: imageSet.missingReason(for: imageID))
             for plan in plans {

@@ -714,6 +714,11 @@ func runnerError(_ body: () throws -> Void) -> String? {
         // A, A (hit), B (A evicted), B (hit), A (computed again).
         #expect(cache.prefills == 5 && cache.reused == 2)
         #expect(cache.summary == "prefix cache: 2 of 5 prefills reused")
+        // Dropping every prefix (the runner does when it moves to the next image) keeps the counters.
+        cache.removeAll()
+        #expect(cache.count == 0 && cache.bytesHeld == 0)
+        _ = try decode(prefixA, cache: cache)
+        #expect(cache.prefills == 6 && cache.reused == 2 && cache.count == 1)
         // Exactness of the fork: the same rows in the same chunks give the same logits, bit for bit, at the
         // prompt's last row and at the next step (which writes into the prefix's shared last block).
         func logits(_ cache: PromptPrefixCache?) throws -> [Float] {
