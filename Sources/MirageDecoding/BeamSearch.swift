@@ -285,16 +285,17 @@ public struct BeamSearchDecoder: Decoder {
 
     public func decode(_ context: DecodingContext) throws -> DecodeResult {
         let limits = context.limits
-        let session = context.makeSession()
         let promptIDs = context.prompt.tokenIDs
         var state = BeamSearchState(numBeams: numBeams, lengthPenalty: lengthPenalty, earlyStopping: earlyStopping,
                                     semantics: semantics, eosTokenIDs: limits.eosTokenIDs, inputLength: promptIDs.count,
                                     maxNewTokens: limits.maxNewTokens)
         guard limits.maxNewTokens > 0 else {
-            return DecodeResult(tokens: [], text: "", stopReason: .maxNewTokens, meter: session.meter)
+            return DecodeResult(tokens: [], text: "", stopReason: .maxNewTokens, meter: ForwardMeter())
         }
         let processors = standardProcessors(repetitionPenalty: repetitionPenalty, limits: limits)
-        var out = try session.prefill(context.prompt.items)
+        let prefilled = try context.prefilledSession()
+        let session = prefilled.0
+        var out = prefilled.1
         // Every beam starts as the prompt (transformers expands the prompt B times); share its cache.
         var rows = Array(repeating: Array(out.logits(0)), count: numBeams)
         for _ in 1..<numBeams { session.session.fork(0) }

@@ -33,10 +33,17 @@ public struct PromptLayout: Sendable, Equatable {
     /// An `inputs_embeds` prompt under transformers 4 is `[bos]` (its dummy BOS); under transformers 5 `[]`.
     public var inputIDs: [Int]?
 
-    public init(items: [PromptItem], imageSpan: Range<Int>? = nil, inputIDs: [Int]? = nil) {
+    /// The prompt's shared prefix: its first `prefixLength` rows are always prefilled as a chunk of their own,
+    /// before the rest, by decoders that prefill with `DecodingContext.prefilledSession` (so a prefix taken
+    /// from a `PromptPrefixCache` gives the same numbers as one computed for the item). The runner sets it to
+    /// the end of the image (everything before the per-item text). `nil`: one chunk.
+    public var prefixLength: Int?
+
+    public init(items: [PromptItem], imageSpan: Range<Int>? = nil, inputIDs: [Int]? = nil, prefixLength: Int? = nil) {
         self.items = items
         self.imageSpan = imageSpan
         self.inputIDs = inputIDs
+        self.prefixLength = prefixLength
     }
 
     public init(tokens: [Int]) { self.init(items: tokens.map { .token($0) }) }
@@ -87,6 +94,8 @@ public struct DecodingContext {
     /// (greedy, sampling, the contrastive decoders); used to stream text to a terminal. Search decoders
     /// (beam, OPERA) only know their tokens at the end and do not call it.
     public var onToken: ((Int) -> Void)?
+    /// Prompt prefixes kept between items (see `prefilledSession`); `nil`: every prefix is computed.
+    public var prefixCache: PromptPrefixCache?
 
     public init(model: LanguageModel, prompt: PromptLayout, branches: [String: PromptLayout] = [:],
                 limits: GenerationLimits? = nil, tokenizer: Tokenizer? = nil,
@@ -103,6 +112,30 @@ public struct DecodingContext {
     /// A new metered session holding no sequence yet prefilled; call `prefill` on it.
     public func makeSession() -> MeteredSession {
         MeteredSession(model.makeSession(blockSize: blockSize))
+    }
+
+    /// A metered session with the whole prompt prefilled in its fixed chunks: the shared prefix
+    /// (`prompt.prefixLength` rows, no logits), then the rest with `options`; returns the last chunk's output.
+    /// The chunks do not depend on the cache, so a prefix forked from `prefixCache` holds exactly the numbers
+    /// the item would have computed, and the output is bit-identical with and without the cache.
+    public func prefilledSession(options: ForwardOptions = ForwardOptions()) throws -> (MeteredSession, ForwardOutput) {
+        let (session, done) = try prefixSession()
+        return (session, try session.prefill(Array(prompt.items[done...]), options: options))
+    }
+
+    /// A metered session holding the prompt's shared prefix (its first chunk), and that chunk's length; with
+    /// no prefix (`prefixLength` nil, 0 or the whole prompt) an empty session and 0. Decoders that run their
+    /// own first pass append `prompt.items[length...]` to sequence 0.
+    public func prefixSession() throws -> (MeteredSession, length: Int) {
+        let items = prompt.items
+        guard !items.isEmpty else { throw DecodingError.emptyPrompt }
+        guard let p = prompt.prefixLength, p > 0, p < items.count else { return (makeSession(), 0) }
+        if let prefixCache {
+            return (try prefixCache.session(prefix: items[..<p], model: model, blockSize: blockSize), p)
+        }
+        let session = makeSession()
+        try session.prefill(Array(items[..<p]), options: ForwardOptions(logits: .none))
+        return (session, p)
     }
 
     /// The prompt of a branch, or an error naming the branches the caller gave.

@@ -31,6 +31,12 @@ public final class MeteredSession {
 
     public init(_ session: Session) { self.session = session }
 
+    /// A session whose earlier work (e.g. a cached prefix's prefill) is already on the meter.
+    public init(_ session: Session, meter: ForwardMeter) {
+        self.session = session
+        self.meter = meter
+    }
+
     /// Appends prompt rows to `sequence`; time and rows count as prefill.
     @discardableResult
     public func prefill(_ items: [PromptItem], to sequence: Int = 0,

@@ -101,8 +101,10 @@ public struct OperaDecoder: Decoder {
         var options = self.options
         options.maxNewTokens = context.limits.maxNewTokens
         let pad = context.model.generationConfig?.padTokenID ?? 0
+        let prefix = try context.prefixSession()
         let outcome = try OperaSearch(model: context.model, prompt: prompt, params: options,
-                                      eos: context.limits.eosTokenIDs, pad: pad, blockSize: context.blockSize).run()
+                                      eos: context.limits.eosTokenIDs, pad: pad, blockSize: context.blockSize,
+                                      prefix: prefix).run()
         var meter = ForwardMeter()
         meter.passes = outcome.passes
         meter.prefillRows = outcome.prefillRows

@@ -104,6 +104,10 @@ final class OperaSearch {
     let pad: Int
     let V: Int, R: Int, B: Int, C: Int
     let session: Session
+    /// Rows of the prompt already in the session (a shared prefix, see `DecodingContext.prefixSession`) and
+    /// the meter of their prefill.
+    let prefilledRows: Int
+    let prefixMeter: ForwardMeter
 
     /// Called after every rollback's cache restore with the restored slot tokens and the logits of the
     /// re-decided position (tests compare them with a fresh run of the shorter prefix).
@@ -134,7 +138,8 @@ final class OperaSearch {
 
     private var outcome = OperaOutcome(tokens: [], endedWithEOS: false, score: 0, rollbacks: [], iterations: 0, counters: [:])
 
-    init(model: LanguageModel, prompt: OperaPrompt, params: OperaParameters, eos: Set<Int>, pad: Int, blockSize: Int = 16) throws {
+    init(model: LanguageModel, prompt: OperaPrompt, params: OperaParameters, eos: Set<Int>, pad: Int, blockSize: Int = 16,
+         prefix: (session: MeteredSession, length: Int)? = nil) throws {
         let V = model.config.vocabSize
         try params.validate(vocabSize: V)
         guard !prompt.items.isEmpty else { throw OperaError.invalidLayout("the prompt is empty") }
@@ -153,7 +158,18 @@ final class OperaSearch {
         R = prompt.items.count
         B = params.numBeams
         C = params.candidates
-        session = model.makeSession(blockSize: blockSize)
+        if let prefix, prefix.length > 0 {
+            guard prefix.length < R, prefix.session.session.count == 1, prefix.session.session.length(of: 0) == prefix.length else {
+                throw OperaError.invalidLayout("a prefilled prefix of \(prefix.length) rows does not fit the prompt's \(R) rows")
+            }
+            session = prefix.session.session
+            prefilledRows = prefix.length
+            prefixMeter = prefix.session.meter
+        } else {
+            session = model.makeSession(blockSize: blockSize)
+            prefilledRows = 0
+            prefixMeter = ForwardMeter()
+        }
         tokens = Array(repeating: [], count: B)
         rows = Array(repeating: nil, count: B)
         logits = []
@@ -188,7 +204,8 @@ final class OperaSearch {
 
     func run() throws -> OperaOutcome {
         let runStart = DispatchTime.now().uptimeNanoseconds
-        let first = try pass([SequenceInput(sequence: 0, items: prompt.items)], options: ForwardOptions(), prefill: true)
+        let first = try pass([SequenceInput(sequence: 0, items: Array(prompt.items[prefilledRows...]))], options: ForwardOptions(),
+                             prefill: true)
         let firstLogits = Array(first.logits(0))
         for _ in 1..<B { session.fork(0) }
         logits = Array(repeating: firstLogits, count: B)
@@ -360,6 +377,10 @@ final class OperaSearch {
         let wall = DispatchTime.now().uptimeNanoseconds - runStart
         outcome.counters["forward-seconds"] = Double(outcome.decodeNanoseconds) / 1e9
         outcome.decodeNanoseconds = wall > outcome.prefillNanoseconds ? wall - outcome.prefillNanoseconds : 0
+        // The shared prefix's prefill (if this item computed it) counts as this item's prefill.
+        outcome.passes += prefixMeter.passes
+        outcome.prefillRows += prefixMeter.prefillRows
+        outcome.prefillNanoseconds += prefixMeter.prefillNanoseconds
         return outcome
     }
 

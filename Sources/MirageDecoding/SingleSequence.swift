@@ -6,14 +6,14 @@ import MirageEngine
 func decodeOneSequence(_ context: DecodingContext, processors: [any LogitsProcessor], hook: (any StepHook)? = nil,
                        choose: (inout [Float], Int) -> Int) throws -> DecodeResult {
     let limits = context.limits
-    let session = context.makeSession()
     var trace = DecodeTrace()
     var hook = hook
     guard limits.maxNewTokens > 0 else {
-        return DecodeResult(tokens: [], text: "", stopReason: .maxNewTokens, meter: session.meter)
+        return DecodeResult(tokens: [], text: "", stopReason: .maxNewTokens, meter: ForwardMeter())
     }
-    var out = try session.prefill(context.prompt.items,
-                                  options: hook?.options(step: 0, base: ForwardOptions()) ?? ForwardOptions())
+    let prefilled = try context.prefilledSession(options: hook?.options(step: 0, base: ForwardOptions()) ?? ForwardOptions())
+    let session = prefilled.0
+    var out = prefilled.1
     hook?.observe(step: 0, output: out, trace: &trace)
     var response = ResponseAccumulator(context: context)
     while true {

@@ -15,6 +15,11 @@ final class KVBlockPool {
     private(set) var storage: [UnsafeMutablePointer<Float>] = []
     private(set) var referenceCounts: [Int] = []
     private var freeBlocks: [Int] = []
+    /// Free blocks whose storage was given back (`releaseFreeStorage`); allocated again on reuse.
+    private var released: [Bool] = []
+    private var releasedCount = 0
+    /// Stands in for the storage of a released block (never read or written: the block is free).
+    private static let placeholder = UnsafeMutablePointer<Float>.allocate(capacity: 1)
 
     init(layers: Int, kvHeads: Int, headDim: Int, blockSize: Int) {
         precondition(blockSize > 0)
@@ -26,17 +31,23 @@ final class KVBlockPool {
     }
 
     deinit {
-        for block in storage { block.deallocate() }
+        for (block, pointer) in storage.enumerated() where !released[block] { pointer.deallocate() }
     }
 
     /// A fresh block with reference count 1 (contents undefined).
     func allocate() -> Int {
         if let block = freeBlocks.popLast() {
             referenceCounts[block] = 1
+            if released[block] {
+                storage[block] = UnsafeMutablePointer<Float>.allocate(capacity: floatsPerBlock)
+                released[block] = false
+                releasedCount -= 1
+            }
             return block
         }
         storage.append(UnsafeMutablePointer<Float>.allocate(capacity: floatsPerBlock))
         referenceCounts.append(1)
+        released.append(false)
         return storage.count - 1
     }
 
@@ -79,8 +90,19 @@ final class KVBlockPool {
         storage[block] + ((layer * 2 + 1) * kvHeads + head) * blockSize * headDim
     }
 
+    /// Gives the storage of every free block back to the system (a long-lived pool, e.g. a cached prompt
+    /// prefix's, would otherwise keep the peak of every session that used it).
+    func releaseFreeStorage() {
+        for block in freeBlocks where !released[block] {
+            storage[block].deallocate()
+            storage[block] = Self.placeholder
+            released[block] = true
+            releasedCount += 1
+        }
+    }
+
     var liveBlockCount: Int { storage.count - freeBlocks.count }
-    var bytesAllocated: Int { storage.count * floatsPerBlock * MemoryLayout<Float>.size }
+    var bytesAllocated: Int { (storage.count - releasedCount) * floatsPerBlock * MemoryLayout<Float>.size }
 }
 
 /// One sequence's view of the cache: its block table and length (positions 0..<length are filled).

@@ -25,7 +25,7 @@ public struct LoadOptions: Sendable {
 
 /// One prompt row: a token id (looked up in the embedding table) or a raw embedding row of
 /// `hiddenSize` floats (image features, or any vector the caller builds).
-public enum PromptItem: Sendable, Equatable {
+public enum PromptItem: Sendable, Hashable {
     case token(Int)
     case embedding([Float])
 }

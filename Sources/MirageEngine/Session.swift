@@ -122,6 +122,18 @@ public final class Session {
         cache = KVBlockPool(layers: c.numLayers, kvHeads: c.numKVHeads, headDim: c.headDim, blockSize: blockSize)
     }
 
+    /// A new session whose only sequence is a fork of sequence `i` of `other`: it shares `other`'s cache
+    /// storage and that sequence's blocks without copying them; the first write into a shared block copies
+    /// that block only (as `fork`). A cached prompt prefix is reused this way. The two sessions share one
+    /// block pool: use them one at a time, from one thread. The storage goes when the last of them goes.
+    public init(forking i: Int, of other: Session) {
+        model = other.model
+        cache = other.cache
+        let s = other.sequences[i]
+        for b in s.blocks { cache.retain(b) }
+        sequences = [s]
+    }
+
     deinit {
         for s in sequences { for b in s.blocks { cache.release(b) } }
     }
@@ -181,6 +193,10 @@ public final class Session {
     /// Cache blocks in use across all sequences, and bytes allocated for the cache.
     public var liveBlockCount: Int { cache.liveBlockCount }
     public var cacheBytes: Int { cache.bytesAllocated }
+
+    /// Gives back the storage of cache blocks no sequence uses (freed blocks are otherwise kept for reuse);
+    /// sessions sharing the pool (`init(forking:of:)`) are unaffected except that they allocate afresh.
+    public func releaseFreeBlocks() { cache.releaseFreeStorage() }
 
     // MARK: Forward passes
 

@@ -86,6 +86,11 @@ public struct Experiment: Sendable, Equatable {
     /// The label of each run, with `{model}`, `{protocol}`, `{decoder}`, `{preset}` and `{seed}` replaced
     /// (labels are unique: with several runs the placeholders must tell them apart).
     public var label: String?
+    /// Megabytes of KV cache the runner may keep for shared prompt prefixes (`prefix_cache`, `--prefix-cache`);
+    /// 0 turns the cache off. Default: `defaultPrefixCacheMB`. Outputs are the same either way.
+    public var prefixCacheMB: Int?
+
+    public static let defaultPrefixCacheMB = 1024
 
     public init() {}
 
@@ -189,6 +194,7 @@ public struct Experiment: Sendable, Equatable {
         }
         e.recordAttention = try f.bool("record_attention") ?? false
         e.label = try f.string("label")
+        e.prefixCacheMB = try f.int("prefix_cache", range: 0...(1 << 30))
         try f.rejectUnknownKeys()
         return e
     }

@@ -33,7 +33,11 @@ public struct MemoryEstimate: Sendable, Equatable {
             }
         }
         let t = config.text, v = config.vision
-        let sequence = Int64(promptTokens + maxNewTokens)
+        // The runner stops generating at the model's context (`generationLimit`), so a protocol's
+        // `max_new_tokens` (which may be up to Int.max) counts only up to it; no overflow either way.
+        let newTokens = generationLimit(maxNewTokens: maxNewTokens, promptTokens: promptTokens,
+                                        context: t.maxPositionEmbeddings)
+        let sequence = Int64(promptTokens) + Int64(newTokens)
         let kv = Int64(t.numLayers) * 2 * Int64(t.numKVHeads * t.headDim) * 4 * sequence * Int64(max(1, sequences))
         let prefill = Int64(promptTokens) * Int64(6 * t.hiddenSize + 3 * t.intermediateSize) * 4
         let logits = Int64(t.vocabSize) * 4 * Int64(max(1, sequences)) * 8
@@ -41,6 +45,12 @@ public struct MemoryEstimate: Sendable, Equatable {
         let vision = visionRows * Int64(6 * v.hiddenSize + 2 * v.intermediateSize) * 4
         let fixed: Int64 = 256 << 20
         return MemoryEstimate(weightBytes: weights, kvCacheBytes: kv, activationBytes: prefill + logits + vision + fixed)
+    }
+
+    /// The tokens a prompt of `promptTokens` may generate: `maxNewTokens`, but not past the model's context
+    /// (`max_position_embeddings`) — at least 1, so a prompt that fills the context still gets an answer.
+    public static func generationLimit(maxNewTokens: Int, promptTokens: Int, context: Int) -> Int {
+        max(1, min(maxNewTokens, context - promptTokens))
     }
 
     /// The decoder's projections and LM head, which `--quantize q8` converts (2-D `*proj.weight`, `lm_head.weight`

@@ -162,9 +162,11 @@ public final class RunProgress {
     }
 
     /// When a run has all its items: the final line (always) and the grouped failures.
-    public func finished(name: String, tally: RunTally, sessionItems: Int, sessionSeconds: Double) {
+    /// `detail` (e.g. the prefix cache's "29 of 30 prefills reused") follows the line.
+    public func finished(name: String, tally: RunTally, sessionItems: Int, sessionSeconds: Double, detail: String? = nil) {
         live.removeAll { $0.name == name }
-        var text = Self.line(name: name, tally: tally, sessionItems: sessionItems, sessionSeconds: sessionSeconds) + " — done\n"
+        var text = Self.line(name: name, tally: tally, sessionItems: sessionItems, sessionSeconds: sessionSeconds) + " — done"
+            + (detail.map { ", \($0)" } ?? "") + "\n"
         if let failures = tally.failureSummary { text += "  \(failures)\n" }
         permanent(text)
     }

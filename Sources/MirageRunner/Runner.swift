@@ -82,6 +82,15 @@ public struct RunOutcome {
     public var metrics: [String: Double]
     /// True when every item was already stored before this invocation.
     public var wasComplete: Bool
+    /// Items of this invocation whose prompt prefix (everything up to the image's end) was asked of the prefix
+    /// cache, and how many of them forked a kept prefix instead of computing it.
+    public var prefixPrefills = 0
+    public var prefixReused = 0
+
+    /// "prefix cache: 29 of 30 prefills reused", or nil when no item asked the cache.
+    public var prefixCacheSummary: String? {
+        prefixPrefills > 0 ? "prefix cache: \(prefixReused) of \(prefixPrefills) prefill\(prefixPrefills == 1 ? "" : "s") reused" : nil
+    }
 }
 
 /// Runs an experiment into a store: per model, every (protocol, decoder, seed) is one run; images are
@@ -115,6 +124,8 @@ public final class ExperimentRunner {
         var remaining: Int
         var tally: RunTally
         var sessionItems = 0
+        var prefixPrefills = 0
+        var prefixReused = 0
         let started = Date()
         let wasComplete: Bool
         init(name: String, prepared: PreparedProtocol, decoder: any Decoder, seed: UInt64, run: RunRecord,
@@ -203,8 +214,11 @@ public final class ExperimentRunner {
         let llavaConfig: LlavaConfig
         do {
             llavaConfig = try LlavaConfig.load(from: folder.appendingPathComponent("config.json"))
+        } catch ModelError.badConfig(_, "text_config", _) {
+            throw RunnerError.configuration("\(folder.path) is not a LLaVA model folder (its config.json has no text_config); mirage run needs LlavaForConditionalGeneration checkpoints (e.g. llava-hf/llava-1.5-7b-hf)")
         } catch {
-            throw RunnerError.configuration("\(folder.path) is not a LLaVA model folder (\(error)); mirage run needs LlavaForConditionalGeneration checkpoints")
+            // A LLaVA folder with a broken or missing config: the reader's error names the file, field and fix.
+            throw RunnerError.configuration("model \(folder.path): \(error)")
         }
         if options.checkMemory {
             let beams = decoders.map(\.1).map { d -> Int in
@@ -226,12 +240,19 @@ public final class ExperimentRunner {
                                        fingerprint: fingerprint, quantized: quantize != nil, precision: experiment.precision)
         let modelName = modelSpec.name
         let precisionKey = Self.precisionKeyField(experiment.precision, storedFormat: llava.languageModel.storedWeightFormat)
+        // One prefix cache per model: an image's prompt prefix serves its questions, decoders and runs.
+        let prefixCacheMB = experiment.prefixCacheMB ?? Experiment.defaultPrefixCacheMB
+        let prefixCache = prefixCacheMB > 0 ? PromptPrefixCache(limitBytes: prefixCacheMB << 20) : nil
 
         // Runs: protocol × decoder × seed.
         var plans: [Plan] = []
         for p in prepared {
             let evalProtocol = try p.evalProtocol(for: architecture)
             let mine = p.items.filter { experiment.shard?.contains(imageID: $0.imageID) ?? true }
+            let context = llava.config.text.maxPositionEmbeddings
+            if p.spec.maxNewTokens > context - llavaConfig.imageTokenCount {
+                progress.note("note: \(p.spec.name) asks for max_new_tokens \(p.spec.maxNewTokens), more than \(folder.lastPathComponent)'s context of \(context) positions holds after a prompt; each item generates at most up to the context (its prompt included)")
+            }
             for (choice, decoder) in decoders {
                 for seed in experiment.seeds {
                     let key = Self.resumeKey(modelFingerprint: fingerprint, quantize: experiment.quantize, evalProtocol: evalProtocol,
@@ -287,15 +308,20 @@ public final class ExperimentRunner {
             // A run whose every item failed (all images missing, say) has no result: it is stored as failed.
             let status: RunStatus = plan.tally.allFailed ? .failed : .complete
             let metrics = plan.wasComplete ? try store.metrics(run: plan.run.id) : try store.finishRun(plan.run.id, status: status)
+            var outcome = RunOutcome(run: try store.run(id: plan.run.id), protocolName: plan.prepared.spec.name,
+                                     tally: plan.tally, metrics: metrics, wasComplete: plan.wasComplete)
+            outcome.prefixPrefills = plan.prefixPrefills
+            outcome.prefixReused = plan.prefixReused
             progress.finished(name: plan.name, tally: plan.tally, sessionItems: plan.sessionItems,
-                              sessionSeconds: Date().timeIntervalSince(plan.started))
-            outcomes[plan.run.id] = RunOutcome(run: try store.run(id: plan.run.id), protocolName: plan.prepared.spec.name,
-                                               tally: plan.tally, metrics: metrics, wasComplete: plan.wasComplete)
+                              sessionSeconds: Date().timeIntervalSince(plan.started), detail: outcome.prefixCacheSummary)
+            outcomes[plan.run.id] = outcome
         }
         for plan in plans where plan.remaining == 0 { try finish(plan) }
 
         let images = Set(plans.flatMap { Array($0.pending.keys) + Array($0.backfill.keys) }).sorted()
         for imageID in images {
+            // Images are visited once each: earlier images' prefixes are never asked for again.
+            prefixCache?.removeAll()
             var context = ImageContext(imageID: imageID, url: imageSet.url(for: imageID), model: llava,
                                        missingReason: imageSet.missingReason(for: imageID))
             for plan in plans {
@@ -305,7 +331,7 @@ public final class ExperimentRunner {
                 plan.backfill[imageID] = nil
                 guard let items = plan.pending[imageID] else { continue }
                 for item in items {
-                    try runItem(item, plan: plan, image: &context, tokenizer: tokenizer, model: llava)
+                    try runItem(item, plan: plan, image: &context, tokenizer: tokenizer, model: llava, prefixCache: prefixCache)
                 }
                 plan.pending[imageID] = nil
                 plan.remaining -= items.count
@@ -335,7 +361,11 @@ public final class ExperimentRunner {
         let embedding = try image.embedding(padToSquare: plan.prepared.spec.padToSquare)
         let rendered = try RunProtocol.render(plan.template, text: item.text)
         let built = try llava.prompt(rendered, template: .raw, tokenizer: tokenizer, image: embedding)
-        return (PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.tokenIDs), rendered, embedding)
+        // The shared prefix ends with the image: what follows it (the template's separator, the question or
+        // instruction, the assistant tag) is per item. Prefilled as its own chunk whether or not it is cached.
+        let layout = PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.tokenIDs,
+                                  prefixLength: built.imageSpan.upperBound)
+        return (layout, rendered, embedding)
     }
 
     /// Gives the observers a stored item again (its prompt rebuilt, its stored tokens as the result), without
@@ -361,7 +391,7 @@ public final class ExperimentRunner {
 
     /// Decodes one item (or records why it could not be) and stores it with its score.
     private func runItem(_ item: PlannedItem, plan: Plan, image: inout ImageContext, tokenizer: Tokenizer,
-                         model llava: LlavaForConditionalGeneration) throws {
+                         model llava: LlavaForConditionalGeneration, prefixCache: PromptPrefixCache?) throws {
         let start = Date()
         let seed = Int64(bitPattern: plan.seed)
         var newItem = NewItem(key: item.key, ordinal: item.ordinal, imageID: item.imageID, questionID: item.questionID,
@@ -377,10 +407,19 @@ public final class ExperimentRunner {
                 branches[VCDDecoder.branchRole] = PromptLayout(items: contrast.items, imageSpan: contrast.imageSpan,
                                                                inputIDs: contrast.tokenIDs)
             }
-            let limits = GenerationLimits(maxNewTokens: plan.prepared.spec.maxNewTokens,
-                                          eosTokenIDs: Set(llava.languageModel.eosTokenIDs))
-            let context = DecodingContext(model: llava.languageModel, prompt: layout, branches: branches, limits: limits,
+            let limits = GenerationLimits(
+                maxNewTokens: MemoryEstimate.generationLimit(maxNewTokens: plan.prepared.spec.maxNewTokens,
+                                                             promptTokens: layout.items.count,
+                                                             context: llava.config.text.maxPositionEmbeddings),
+                eosTokenIDs: Set(llava.languageModel.eosTokenIDs))
+            var context = DecodingContext(model: llava.languageModel, prompt: layout, branches: branches, limits: limits,
                                           tokenizer: tokenizer, randomKey: RandomKey(seed: plan.seed, item: item.key))
+            context.prefixCache = prefixCache
+            let asked = (prefixCache?.prefills ?? 0, prefixCache?.reused ?? 0)
+            defer {
+                plan.prefixPrefills += (prefixCache?.prefills ?? 0) - asked.0
+                plan.prefixReused += (prefixCache?.reused ?? 0) - asked.1
+            }
             do {
                 let result = try plan.decoder.decode(context)
                 newItem.outputText = result.text.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -70,6 +70,11 @@ struct Demo: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("exact (default) or fast: how the model multiplies its weights (docs/engine.md, \"Precision\").", valueName: "exact|fast"))
     var precision: Precision = .exact
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Megabytes of KV cache kept for shared prompt prefixes (an image's prompt up to the image's end is prefilled once and forked for each of its items; outputs are bit-identical either way); 0 turns it off (default \(Experiment.defaultPrefixCacheMB)).",
+        valueName: "MB"))
+    var prefixCache: Int?
+
     @OptionGroup var chairText: ChairTextOptions
 
     @OptionGroup var pixelLimit: PixelLimitOptions
@@ -91,6 +96,7 @@ struct Demo: ParsableCommand {
     func validate() throws {
         if count < 1 { throw ValidationError("--count must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let prefixCache, prefixCache < 0 { throw ValidationError("--prefix-cache takes megabytes ≥ 0 (0 turns the cache off), got \(prefixCache)") }
         if images != nil && annotations.isEmpty {
             throw ValidationError("--images needs --annotations FILE... (COCO instances/captions JSON or coco2014_gt_objects.json) to know the objects in the images")
         }
@@ -145,6 +151,7 @@ struct Demo: ParsableCommand {
         experiment.instances = data.instanceFiles.map(\.path)
         experiment.threads = threadCount
         experiment.precision = precision
+        experiment.prefixCacheMB = prefixCache
         let runResources = RunResources(
             chairScorer: { options in
                 guard let (vocabulary, analyzer, truth) = chair else { throw RunnerError.configuration("CHAIR is not available") }

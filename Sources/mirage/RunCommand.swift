@@ -107,6 +107,11 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Worker threads (default and maximum: the machine's CPUs).")
     var threads: Int?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Megabytes of KV cache kept for shared prompt prefixes (an image's prompt up to the image's end is prefilled once and forked for each of its items; outputs are bit-identical either way); 0 turns it off (default \(Experiment.defaultPrefixCacheMB)).",
+        valueName: "MB"))
+    var prefixCache: Int?
+
     @OptionGroup var chairText: ChairTextOptions
 
     @OptionGroup var pixelLimit: PixelLimitOptions
@@ -138,6 +143,7 @@ struct RunCommand: ParsableCommand {
         if let quantize, quantize != "q8" { throw ValidationError("--quantize takes q8 (got '\(quantize)')") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let prefixCache, prefixCache < 0 { throw ValidationError("--prefix-cache takes megabytes ≥ 0 (0 turns the cache off), got \(prefixCache)") }
         if let memoryLimit, !(memoryLimit > 0) { throw ValidationError("--memory-limit must be a positive number of GiB") }
         if let shard { do { _ = try Shard(parsing: shard) } catch { throw ValidationError("\(error)") } }
         if let label, label.isEmpty || Int64(label) != nil {
@@ -163,6 +169,7 @@ struct RunCommand: ParsableCommand {
         if let quantize { e.quantize = quantize }
         if let precision { e.precision = precision }
         if let threads { e.threads = threads }
+        if let prefixCache { e.prefixCacheMB = prefixCache }
         if recordAttention { e.recordAttention = true }
         if let label { e.label = label }
         return e
@@ -243,6 +250,7 @@ struct RunCommand: ParsableCommand {
                   + "\(Int(m["items"] ?? 0)) items\((m["failed_items"] ?? 0) > 0 ? ", \(Int(m["failed_items"]!)) failed" : "")  \(metrics)"
                   + (o.wasComplete ? "  (already complete)" : ""))
             if let failures = o.tally.failureSummary { print("  \(failures)") }
+            if let prefix = o.prefixCacheSummary { print("  \(prefix)") }
         }
         let failedRuns = outcomes.filter(\.tally.allFailed)
         if !failedRuns.isEmpty {

@@ -67,6 +67,7 @@ import MirageTestSupport
                 var object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
                 object["prefill_seconds"] = nil
                 object["decode_seconds"] = nil
+                object["forward_passes"] = nil  // a prefix forked from the prefix cache is not this item's pass
                 return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
             })
             metrics.append(metricsBlock(try mirageOK(["runs", "show", String(run), "--db", db])))
@@ -142,10 +143,16 @@ import MirageTestSupport
         annotations: {chair_ground_truth: \(SharedData.url("chair/coco2014_gt_objects.json").path)}
         threads: 1
         db: all.sqlite
+        prefix_cache: 0
         """)
         try mirageOK(["run", experiment, "--synonyms", SharedData.url("chair/synonyms.txt").path,
                       "--nltk-data", SharedData.url("nltk").path, "--wordnet", RunCommandTests.wordnet])
+        // The unsharded run without the prefix cache, the shards with it: the same items.
         let shard0 = try mirage(setup.arguments(db: "s0.sqlite") + ["--decoder", "greedy", "--shard", "0/2", "--json-progress"])
+        // Each image's prefix (same template and padding in both protocols) is computed by CHAIR, reused by POPE.
+        #expect(shard0.stdout.contains("prefix cache: 0 of ") && shard0.stdout.contains("prefills reused"), "\(shard0.stdout)")
+        let popeReuse = shard0.stdout.split(separator: "\n").filter { $0.contains("prefix cache:") }.last.map(String.init) ?? ""
+        #expect(popeReuse.hasPrefix("  prefix cache: ") && !popeReuse.hasPrefix("  prefix cache: 0 "), "\(shard0.stdout)")
         try mirageOK(setup.arguments(db: "s1.sqlite") + ["--decoder", "greedy", "--shard", "1/2"])
         #expect(shard0.status == 0)
         let all = try Self.contents(db: setup.scratch.path("all.sqlite"), runs: 2)
@@ -303,6 +310,8 @@ import MirageTestSupport
         let decoder = try mirage(["run", "--model", model, "--protocol", "opera-chair-512", "--decoder", "beam,beams=2", "--db", scratch.path("x.sqlite")])
         #expect(decoder.status != 0 && decoder.stderr.contains("decoder 'beam,beams=2'"))
         // --record-attention is wired to MirageAnalysis' AttentionRecorder (OvertrustEndToEndTests).
+        let prefix = try mirage(["run", "--prefix-cache=-1"])
+        #expect(prefix.status != 0 && prefix.stderr.contains("--prefix-cache takes megabytes ≥ 0 (0 turns the cache off), got -1"))
         let shard = try mirage(["run", "--shard", "3/2"])
         #expect(shard.status != 0 && shard.stderr.contains("--shard takes i/n"))
         // A decoder listed twice with the same resolved settings is one run; with no image files every item fails

@@ -158,6 +158,7 @@ func runnerError(_ body: () throws -> Void) -> String? {
         threads: 2
         shard: 1/3
         record_attention: true
+        prefix_cache: 256
         """, file: "e.yaml", baseFolder: base)
         #expect(e.models == ["/data/exp/models/llava", "/abs/other"])
         #expect(e.protocols == ["opera-chair-512", "/data/exp/./mine.yaml"])
@@ -169,7 +170,9 @@ func runnerError(_ body: () throws -> Void) -> String? {
         #expect(e.instances == ["/data/exp/ann/instances_val2014.json"] && e.groundTruth == "/gt/coco2014_gt_objects.json")
         #expect(e.database == "/data/exp/results.sqlite" && e.quantize == "q8" && e.threads == 2)
         let shard = try Shard(index: 1, count: 3)
-        #expect(e.shard == shard && e.recordAttention)
+        #expect(e.shard == shard && e.recordAttention && e.prefixCacheMB == 256)
+        #expect(try Experiment.parse("prefix_cache: 0\n", file: "e.yaml").prefixCacheMB == 0)
+        #expect(runnerError { _ = try Experiment.parse("prefix_cache: -1\n", file: "e.yaml") }?.contains("prefix_cache") == true)
         let single = try Experiment.parse("model: m\nprotocol: p\ndecoder: greedy\nseed: 3\n", file: "s.yaml")
         #expect(single.models == ["m"] && single.protocols == ["p"] && single.decoders == [DecoderChoice(name: "greedy")] && single.seeds == [3])
         #expect(Experiment().seeds == [0] && !Experiment().recordAttention && Experiment().decoders == [DecoderChoice(name: "greedy")])
@@ -193,7 +196,7 @@ func runnerError(_ body: () throws -> Void) -> String? {
         // The accepted keys are the ones the parser asks for, every spelling included.
         let accepted = error("modle: x\n")?.components(separatedBy: "accepted keys here: ").last?.components(separatedBy: ", ")
         #expect(accepted == ["annotations", "db", "decoder", "decoders", "images", "label", "limit", "model", "models",
-                             "protocol", "protocols", "quantize", "record_attention", "seed", "seeds", "shard", "threads"])
+                             "prefix_cache", "protocol", "protocols", "quantize", "record_attention", "seed", "seeds", "shard", "threads"])
         for key in accepted ?? [] where !["annotations", "decoder", "decoders"].contains(key) {
             #expect(!(error("\(key): 1\nmodle: x\n")?.contains("\(key): unknown key") ?? false), "\(key) is listed but refused")
         }
@@ -258,6 +261,14 @@ func runnerError(_ body: () throws -> Void) -> String? {
         #expect(plain.kvCacheBytes == Int64(t.numLayers * 2 * t.numKVHeads * t.headDim * 4 * 128))
         let beams = try MemoryEstimate.estimate(folder: folder, quantize: nil, promptTokens: 100, maxNewTokens: 28, sequences: 5)
         #expect(beams.kvCacheBytes == 5 * plain.kvCacheBytes)
+        // max_new_tokens may be anything up to Int.max: generation stops at the model's context, and so does the
+        // estimate (no overflow).
+        let context = t.maxPositionEmbeddings
+        let huge = try MemoryEstimate.estimate(folder: folder, quantize: nil, promptTokens: 100, maxNewTokens: Int.max, sequences: 5)
+        #expect(huge.kvCacheBytes == Int64(t.numLayers * 2 * t.numKVHeads * t.headDim * 4 * context * 5))
+        #expect(MemoryEstimate.generationLimit(maxNewTokens: Int.max, promptTokens: 100, context: context) == context - 100)
+        #expect(MemoryEstimate.generationLimit(maxNewTokens: 28, promptTokens: 100, context: context) == 28)
+        #expect(MemoryEstimate.generationLimit(maxNewTokens: 28, promptTokens: context + 5, context: context) == 1)
         let q8 = try MemoryEstimate.estimate(folder: folder, quantize: .q8, promptTokens: 100, maxNewTokens: 28, sequences: 1)
         #expect(q8.weightBytes < plain.weightBytes)
         #expect(runnerError { try plain.check(available: plain.totalBytes + 1, quantized: false) } == nil)
@@ -467,6 +478,30 @@ func runnerError(_ body: () throws -> Void) -> String? {
         #expect(again.map(\.run.id) == outcomes.map(\.run.id))
     }
 
+    @Test func aModelFolderWhoseConfigCannotBeReadIsRefusedWithTheReadersReason() throws {
+        let empty = TestTemporary.url("mirage-runner-bad-config-images")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        let (folder, experiment, store, resources) = try Self.setUp(images: empty.path)
+        defer { try? FileManager.default.removeItem(at: folder); try? FileManager.default.removeItem(at: empty) }
+        let config = URL(fileURLWithPath: experiment.models[0]).appendingPathComponent("config.json")
+        func message() -> String? {
+            runnerError { _ = try ExperimentRunner(experiment: experiment, store: store, resources: resources,
+                                                   options: RunnerOptions(mirageVersion: "test"),
+                                                   progress: RunProgress(isTerminal: false, write: { _ in })).run() }
+        }
+        let original = try Data(contentsOf: config)
+        // A text-only model: not a LLaVA folder.
+        try Data(#"{"architectures": ["LlamaForCausalLM"], "model_type": "llama"}"#.utf8).write(to: config)
+        #expect(message()?.contains("is not a LLaVA model folder (its config.json has no text_config); mirage run needs LlavaForConditionalGeneration") == true)
+        // A LLaVA config with one bad field: the reader's own reason (file and field), not "not a LLaVA folder".
+        var fields = try #require(try JSONSerialization.jsonObject(with: original) as? [String: Any])
+        fields["vision_feature_select_strategy"] = "middle"
+        try JSONSerialization.data(withJSONObject: fields).write(to: config)
+        let bad = message()
+        #expect(bad?.contains("vision_feature_select_strategy") == true)
+        #expect(bad?.contains("is not a LLaVA model folder") == false)
+    }
+
     /// Records, like the attention recorder, which items it has seen; reports the stored decoded items it lacks.
     final class BackfillRecorder: RunItemObserver {
         let store: RunStore
@@ -569,5 +604,201 @@ func runnerError(_ body: () throws -> Void) -> String? {
         #expect(fast.name == "llava (fast)" && fast.fingerprint == "abc+fast")
         #expect(q8.name == "llava (q8, fast)" && q8.fingerprint == "abc+q8+fast")
         #expect(Set([exact, fast, q8]).count == 3)
+    }
+}
+
+/// Shared prompt prefixes: an image's prompt up to the image's end is prefilled once and forked for every item
+/// that starts with it. The chunks are fixed by the prompt, so every stored item is the same with the cache on
+/// and off, in any item order, after a resume and across shards.
+@Suite struct PrefixCacheTests {
+    /// Stops a run after `limit` recorded items (a crash in the middle).
+    final class Interrupt: RunItemObserver {
+        struct Stop: Error {}
+        var left: Int
+        init(after limit: Int) { left = limit }
+        func itemRecorded(run: Int64, itemKey: String, model: LanguageModel, prompt: PromptLayout, result: DecodeResult,
+                          tokenizer: Tokenizer?) throws {
+            left -= 1
+            if left == 0 { throw Stop() }
+        }
+    }
+
+    /// A tiny LLaVA and a POPE protocol of three questions on each of three images, in a temporary folder;
+    /// `reversed` writes the question file in the opposite order.
+    static func setUp(reversed: Bool = false) throws -> (folder: URL, experiment: Experiment, resources: RunResources) {
+        let folder = TestTemporary.url("mirage-prefix-cache")
+        let model = folder.appendingPathComponent("tiny")
+        try SyntheticLlavaSpec(text: SyntheticModelSpec(architecture: .llama, size: .tiny, seed: 3),
+                               vision: SyntheticVisionSpec(kind: .clip, size: .tiny, seed: 3)).write(to: model)
+        let texts = ["Is there a cat in the image?", "Is there a person?", "Is there a dining table in the picture?"]
+        var questions: [String] = []
+        for (i, image) in [192, 241, 257].enumerated() {
+            for (j, text) in texts.enumerated() {
+                questions.append("{\"question_id\": \(i * 3 + j + 1), \"image\": \"COCO_val2014_\(String(format: "%012d", image)).jpg\", \"text\": \"\(text)\", \"label\": \"\(j == 1 ? "yes" : "no")\"}")
+            }
+        }
+        if reversed { questions.reverse() }
+        try Data((questions.joined(separator: "\n") + "\n").utf8).write(to: folder.appendingPathComponent("q.jsonl"))
+        try Data("task: pope\nquestions: {path: q.jsonl}\nmax_new_tokens: 4\n".utf8).write(to: folder.appendingPathComponent("p.yaml"))
+        var experiment = Experiment()
+        experiment.models = [model.path]
+        experiment.protocols = [folder.appendingPathComponent("p.yaml").path]
+        experiment.decoders = [DecoderChoice(name: "greedy"), DecoderChoice(name: "beam", overrides: [.init("num_beams", "2")]),
+                               DecoderChoice(name: "opera", overrides: [.init("num_beams", "2")]),
+                               DecoderChoice(name: "sample")]
+        experiment.images = SharedData.url("coco/images").path
+        experiment.threads = 1
+        let resources = RunResources(chairScorer: { _ in throw RunnerError.configuration("CHAIR is not used here") },
+                                     protocols: ProtocolLibrary(folders: []))
+        return (folder, experiment, resources)
+    }
+
+    /// Every stored item of every run of a store, by (run position, item key): tokens, text, failure.
+    static func items(_ store: RunStore) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for run in try store.runs() {
+            for stored in try store.items(run: run.id) {
+                let key = "\(run.decoder.name)/\(stored.item.key)"
+                out[key] = "\(stored.item.outputTokens ?? []) \(stored.item.outputText) \(stored.item.failureReason ?? "")"
+            }
+        }
+        return out
+    }
+
+    static func run(_ experiment: Experiment, resources: RunResources, store: RunStore, observer: (any RunItemObserver)? = nil,
+                    messages: ((String) -> Void)? = nil) throws -> [RunOutcome] {
+        let runner = ExperimentRunner(experiment: experiment, store: store, resources: resources,
+                                      options: RunnerOptions(mirageVersion: "test"),
+                                      progress: RunProgress(isTerminal: false, json: false, write: messages ?? { _ in }))
+        if let observer { runner.itemObservers = [observer] }
+        return try runner.run()
+    }
+
+    @Test(.enabled(if: SharedData.has("coco/images/COCO_val2014_000000000257.jpg"), SharedData.missingMessage))
+    func itemsAreIdenticalWithAndWithoutTheCacheInAnyOrderOnResumeAndAcrossShards() throws {
+        var (folder, experiment, resources) = try Self.setUp()
+        defer { try? FileManager.default.removeItem(at: folder) }
+
+        // Cold: every item prefills its whole prompt (still in the same two chunks).
+        experiment.prefixCacheMB = 0
+        let coldStore = try RunStore(path: folder.appendingPathComponent("cold.sqlite").path)
+        let cold = try Self.run(experiment, resources: resources, store: coldStore)
+        #expect(cold.allSatisfy { $0.prefixPrefills == 0 && $0.prefixCacheSummary == nil })
+        let reference = try Self.items(coldStore)
+        #expect(reference.count == 36)
+        #expect(reference.values.allSatisfy { !$0.hasPrefix("[] ") })
+
+        // Cached: greedy computes each image's prefix once; every other item forks it (OPERA, beam and sampling
+        // too). Counters per run: 9 items ask, greedy's 3 first items per image compute.
+        experiment.prefixCacheMB = 64
+        var messages = ""
+        let warmStore = try RunStore(path: folder.appendingPathComponent("warm.sqlite").path)
+        let warm = try Self.run(experiment, resources: resources, store: warmStore, messages: { messages += $0 })
+        #expect(try Self.items(warmStore) == reference)
+        #expect(warm.map(\.prefixPrefills) == [9, 9, 9, 9])
+        #expect(warm.map(\.prefixReused) == [6, 9, 9, 9])
+        #expect(warm[1].prefixCacheSummary == "prefix cache: 9 of 9 prefills reused")
+        #expect(messages.contains("— done, prefix cache: 6 of 9 prefills reused"))
+
+        // Shuffled order: the question file reversed, so each image's items come in the opposite order.
+        var (rFolder, rExperiment, rResources) = try Self.setUp(reversed: true)
+        defer { try? FileManager.default.removeItem(at: rFolder) }
+        rExperiment.models = experiment.models
+        let reversedStore = try RunStore(path: rFolder.appendingPathComponent("r.sqlite").path)
+        _ = try Self.run(rExperiment, resources: rResources, store: reversedStore)
+        #expect(try Self.items(reversedStore) == reference)
+
+        // A resume in the middle: the first invocation stops after 14 items (image 241 half done).
+        experiment.prefixCacheMB = 64
+        let resumedStore = try RunStore(path: folder.appendingPathComponent("resumed.sqlite").path)
+        #expect(throws: Interrupt.Stop.self) {
+            _ = try Self.run(experiment, resources: resources, store: resumedStore, observer: Interrupt(after: 14))
+        }
+        #expect(try Self.items(resumedStore).count == 14)
+        let resumed = try Self.run(experiment, resources: resources, store: resumedStore)
+        #expect(try Self.items(resumedStore) == reference)
+        #expect(resumed.map(\.prefixPrefills).reduce(0, +) == 36 - 14)
+
+        // Shards 0/2 and 1/2 into two stores: together exactly the reference items.
+        var shardItems: [String: String] = [:]
+        var shardCount = 0
+        for index in 0..<2 {
+            experiment.shard = try Shard(index: index, count: 2)
+            let shardStore = try RunStore(path: folder.appendingPathComponent("shard\(index).sqlite").path)
+            _ = try Self.run(experiment, resources: resources, store: shardStore)
+            let part = try Self.items(shardStore)
+            shardCount += part.count
+            shardItems.merge(part) { a, _ in a }
+        }
+        #expect(shardItems == reference && shardCount == 36)
+    }
+
+    @Test func cacheKeepsPrefixesByBytesAndForksThemExactly() throws {
+        let dir = TestTemporary.url("mirage-prefix-cache-unit")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // bf16 weights: a one-chunk prefill (mid-n path, inputs rounded to bf16) differs from two chunks, so the
+        // comparisons below fail if the chunks ever depend on the cache.
+        try SyntheticModelSpec(architecture: .qwen2, size: .tiny, seed: 5, dtype: .bf16).write(to: dir)
+        let model = try LanguageModel(folder: dir, options: LoadOptions(threads: 1))
+        let prefixA: [PromptItem] = (0..<37).map { .token(3 + $0 % 50) }
+        let prefixB: [PromptItem] = (0..<37).map { .token(7 + $0 % 40) }
+        let rest: [PromptItem] = [.token(11), .token(12), .token(13)]
+        func decode(_ prefix: [PromptItem], cache: PromptPrefixCache?) throws -> DecodeResult {
+            var context = DecodingContext(model: model, prompt: PromptLayout(items: prefix + rest, prefixLength: prefix.count),
+                                          limits: GenerationLimits(maxNewTokens: 6, eosTokenIDs: []))
+            context.prefixCache = cache
+            return try GreedyDecoder().decode(context)
+        }
+        let coldA = try decode(prefixA, cache: nil), coldB = try decode(prefixB, cache: nil)
+        // One block pool of a tiny model: measure what one prefix (3 blocks of 16) takes, then allow one.
+        let probe = PromptPrefixCache(limitBytes: 1 << 30)
+        _ = try decode(prefixA, cache: probe)
+        let one = probe.bytesHeld
+        let c = model.config
+        // Only the prefix's 3 blocks of 16 rows: the decoded item's blocks were given back.
+        #expect(one == 3 * c.numLayers * 2 * c.numKVHeads * 16 * c.headDim * 4 && probe.count == 1)
+        let cache = PromptPrefixCache(limitBytes: one + one / 2)
+        for prefix in [prefixA, prefixA, prefixB, prefixB, prefixA] {
+            let result = try decode(prefix, cache: cache)
+            #expect(result.tokens == (prefix == prefixA ? coldA.tokens : coldB.tokens))
+            #expect(cache.count == 1 && cache.bytesHeld <= one + one / 2)
+        }
+        // A, A (hit), B (A evicted), B (hit), A (computed again).
+        #expect(cache.prefills == 5 && cache.reused == 2)
+        #expect(cache.summary == "prefix cache: 2 of 5 prefills reused")
+        // Dropping every prefix (the runner does when it moves to the next image) keeps the counters.
+        cache.removeAll()
+        #expect(cache.count == 0 && cache.bytesHeld == 0)
+        _ = try decode(prefixA, cache: cache)
+        #expect(cache.prefills == 6 && cache.reused == 2 && cache.count == 1)
+        // Exactness of the fork: the same rows in the same chunks give the same logits, bit for bit, at the
+        // prompt's last row and at the next step (which writes into the prefix's shared last block).
+        func logits(_ cache: PromptPrefixCache?) throws -> [Float] {
+            var context = DecodingContext(model: model, prompt: PromptLayout(items: prefixA + rest, prefixLength: prefixA.count))
+            context.prefixCache = cache
+            let (session, out) = try context.prefilledSession()
+            #expect(session.session.length(of: 0) == prefixA.count + rest.count)
+            return Array(out.logits(0)) + Array(try session.step([20]).logits(0))
+        }
+        let kept = PromptPrefixCache(limitBytes: 1 << 30)
+        let computed = try logits(kept), forked = try logits(kept), uncached = try logits(nil)
+        #expect(kept.reused == 1 && forked == uncached && computed == uncached)
+        // Forks share the pool; blocks they freed are given back, and reused storage computes the same numbers.
+        let base = model.makeSession(blockSize: 16)
+        try base.append(prefixA, options: ForwardOptions(logits: .none))
+        let prefixBytes = base.cacheBytes
+        func forkedLogits() throws -> [Float] {
+            let fork = Session(forking: 0, of: base)
+            let out = try fork.append(rest + [PromptItem](repeating: .token(9), count: 40))
+            #expect(base.cacheBytes > prefixBytes)
+            return Array(out.logits(0))
+        }
+        let first = try forkedLogits()
+        #expect(base.cacheBytes > prefixBytes)
+        base.releaseFreeBlocks()
+        #expect(base.cacheBytes == prefixBytes && base.length(of: 0) == prefixA.count)
+        #expect(try forkedLogits() == first)
+        let off = PromptPrefixCache(limitBytes: 0)
+        #expect(try decode(prefixA, cache: off).tokens == coldA.tokens && off.count == 0 && off.reused == 0)
     }
 }
