@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MirageCLISupport
 import MirageData
 import MirageMetrics
 import MirageText
@@ -121,22 +122,6 @@ struct ChairCommand: ParsableCommand {
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode.failure
-        }
-    }
-}
-
-enum ChairCommandError: Error, CustomStringConvertible {
-    case cannotWrite(String, String)
-    case missingData(what: String, fix: String)
-    /// The data store lacks a source: its message (which names the fetch/import command) and the flag that
-    /// names the data directly.
-    case notInStore(String, flag: String)
-
-    var description: String {
-        switch self {
-        case .cannotWrite(let path, let why): return "cannot write \(path): \(why)"
-        case .missingData(let what, let fix): return "\(what) not found. \(fix)"
-        case .notInStore(let message, let flag): return "\(message); or pass \(flag)"
         }
     }
 }

@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
+import MirageAnalysis
+import MirageCLISupport
 import MirageData
 import MirageMetrics
-import MirageAnalysis
 import MirageRunner
 import MirageStore
 

@@ -1,32 +1,33 @@
 import ArgumentParser
 import Foundation
 import MirageAnalysis
+import MirageCLISupport
 import MirageDecoding
 import MirageEngine
 import MirageStore
 
-/// `mirage bench overtrust`: the cost of recording attention (next to the greedy decode it follows),
+/// `mirage-bench overtrust`: the cost of recording attention (next to the greedy decode it follows),
 /// detecting summary tokens, storing the map and rendering its heatmap.
 struct BenchOvertrust: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "overtrust",
         abstract: "Time attention capture, summary-token detection, the attention store and the heatmap.",
         discussion: """
-        Uses the Qwen2-0.5B-shaped random model of `mirage bench engine` (or --model) and the prompt of \
-        `mirage bench decoders` (random text ids around --image-rows random embedding rows). A greedy decode of \
+        Uses the Qwen2-0.5B-shaped random model of `mirage-bench engine` (or --model) and the prompt of \
+        `mirage-bench decoders` (random text ids around --image-rows random embedding rows). A greedy decode of \
         --new-tokens tokens (EOS ignored) gives the response; capture is one teacher-forced pass over prompt + \
         response with the last layer's attention. Capture prints its GFLOPS (projections, MLP and attention of \
         every layer, no LM head) as a share of the machine's 520 GFLOPS fp32 peak and its time as a ratio to the \
         greedy decode. Build with `swift build -c release` first.
 
         Examples:
-          mirage bench overtrust
-          mirage bench overtrust --new-tokens 512 --image-rows 576 --repeats 3
+          mirage-bench overtrust
+          mirage-bench overtrust --new-tokens 512 --image-rows 576 --repeats 3
         """)
 
     @Option(name: .long, help: ArgumentHelp("Model folder (default: the synthesized Qwen2-0.5B, bf16).", valueName: "dir"))
     var model: String?
-    @Option(name: .long, help: ArgumentHelp("Where `mirage bench engine` keeps synthesized models.", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("Where `mirage-bench engine` keeps synthesized models.", valueName: "dir"))
     var workDir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-engine").path
     @Option(name: .long, help: "Response tokens.") var newTokens = 256
     @Option(name: .long, help: "Text tokens of the prompt.") var textTokens = 32

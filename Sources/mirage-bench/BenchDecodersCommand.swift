@@ -3,35 +3,36 @@ import Foundation
 import MirageDecoding
 import MirageEngine
 
-/// One measured decoder of `mirage bench decoders`, optionally compared with a baseline entry.
+/// One measured decoder of `mirage-bench decoders`, optionally compared with a baseline entry.
 struct DecoderBenchmark {
     /// Label printed and used as a baseline name.
     var label: String
     var make: () throws -> any Decoder
-    /// Label of the entry this one is compared with, and the ratio the issue allows (wall time).
+    /// Label of the entry this one is compared with, and the largest wall-time ratio the decoder's
+    /// cost target allows (docs/decoders.md).
     var baseline: String?
     var limit: Double?
 }
 
-/// `mirage bench decoders`: wall time of each decoder on one prompt, as a ratio to its baseline.
+/// `mirage-bench decoders`: wall time of each decoder on one prompt, as a ratio to its baseline.
 struct BenchDecoders: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "decoders",
         abstract: "Time the decoders (greedy, beam, OPERA, VCD, ...) on a Qwen2-0.5B-shaped model and print their cost ratios.",
         discussion: """
-        Without --model, uses the Qwen2-0.5B-shaped random model `mirage bench engine` synthesizes (bf16, seed 0; \
+        Without --model, uses the Qwen2-0.5B-shaped random model `mirage-bench engine` synthesizes (bf16, seed 0; \
         made once in --work-dir). The prompt is --text-tokens random token ids around an "image" span of \
         --image-rows random embedding rows; contrastive decoders get a second prompt whose image rows are \
         different random rows ("contrast") and a text-only prompt ("unconditional"). EOS is ignored so every \
         decoder generates exactly --new-tokens tokens. Each entry prints prefill and decode wall time, forward \
-        passes and rows, and its total wall time as a ratio to its baseline entry, against the limit the \
-        decoders issue sets (e.g. OPERA ≤ 2× beam search, VCD ≤ 2.2× greedy). Build with \
+        passes and rows, and its total wall time as a ratio to its baseline entry, against the decoder's cost \
+        target (e.g. OPERA ≤ 2× beam search, VCD ≤ 2.2× greedy; docs/decoders.md). Build with \
         `swift build -c release` first; the machine is shared, so repeat for stable numbers.
 
         Examples:
-          mirage bench decoders
-          mirage bench decoders --repeats 3
-          mirage bench decoders --new-tokens 32 --only greedy,beam
+          mirage-bench decoders
+          mirage-bench decoders --repeats 3
+          mirage-bench decoders --new-tokens 32 --only greedy,beam
         """)
 
     /// Every entry, in run order. Decoder engineers add theirs here, one line each (baselines first).
@@ -48,7 +49,7 @@ struct BenchDecoders: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Model folder (default: the synthesized Qwen2-0.5B).", valueName: "dir"))
     var model: String?
 
-    @Option(name: .long, help: ArgumentHelp("Where `mirage bench engine` keeps synthesized models.", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("Where `mirage-bench engine` keeps synthesized models.", valueName: "dir"))
     var workDir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-engine").path
 
     @Option(name: .long, help: "Quantize at load (q8) or run the checkpoint's dtype.")

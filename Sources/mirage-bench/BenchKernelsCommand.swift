@@ -1,9 +1,10 @@
 import ArgumentParser
 import Foundation
+import MirageCLISupport
 import MirageKernels
 import Synchronization
 
-/// `mirage bench kernels`: throughput of the linear kernels and the worker pool on Qwen2-0.5B shapes,
+/// `mirage-bench kernels`: throughput of the linear kernels and the worker pool on Qwen2-0.5B shapes,
 /// reported against this machine's physical limits.
 struct BenchKernelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,14 +29,14 @@ struct BenchKernelsCommand: ParsableCommand {
         The machine may be shared, so work is timed in pieces of ~0.05–2 ms (single matrices, slices \
         of the LM head; in prefill, packing x and then 128-feature slices of the product); each piece \
         keeps its best time over --repetitions runs and a figure is the sum of those bests. On a busy \
-        machine, `nice -n -10 mirage bench kernels` keeps other processes from taking the second core \
+        machine, `nice -n -10 mirage-bench kernels` keeps other processes from taking the second core \
         mid-piece. Build with `swift build -c release` first; debug numbers are meaningless.
 
         Examples:
-          mirage bench kernels
-          mirage bench kernels --formats f16,bf16 --repetitions 10
-          mirage bench kernels --only prefill --prefill-rows 576
-          mirage bench kernels --only midn --formats bf16 --midn-rows 9,16,25,32,48
+          mirage-bench kernels
+          mirage-bench kernels --formats f16,bf16 --repetitions 10
+          mirage-bench kernels --only prefill --prefill-rows 576
+          mirage-bench kernels --only midn --formats bf16 --midn-rows 9,16,25,32,48
         """
     )
 

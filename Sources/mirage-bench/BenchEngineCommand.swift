@@ -1,9 +1,10 @@
 import ArgumentParser
 import Foundation
+import MirageCLISupport
 import MirageEngine
 import MirageKernels
 
-/// `mirage bench engine`: decode and prefill speed of the language-model core against this machine's limits.
+/// `mirage-bench engine`: decode and prefill speed of the language-model core against this machine's limits.
 struct BenchEngine: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "engine",
@@ -18,8 +19,8 @@ struct BenchEngine: ParsableCommand {
         Build with `swift build -c release` first; on a shared machine numbers vary from run to run.
 
         Examples:
-          mirage bench engine
-          mirage bench engine --model ~/models/Qwen2-0.5B --formats f32,q8 --decode-tokens 64
+          mirage-bench engine
+          mirage-bench engine --model ~/models/Qwen2-0.5B --formats f32,q8 --decode-tokens 64
         """)
 
     /// This machine's limits (AMD Zen 5, 2 cores): DRAM bandwidth and fp32 FMA peak.
