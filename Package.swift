@@ -27,6 +27,7 @@ let package = Package(
         .library(name: "MirageDecoding", targets: ["MirageDecoding"]),
         .library(name: "MirageRunner", targets: ["MirageRunner"]),
         .library(name: "MirageCLISupport", targets: ["MirageCLISupport"]),
+        .library(name: "MirageBenchSupport", targets: ["MirageBenchSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -88,9 +89,12 @@ let package = Package(
             "MirageDecoding", "MirageRunner", "MirageVisuals", "MirageAnalysis", "MirageCLISupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        /// What `mirage-bench` and the Benchmarks/ suite share so both measure the same work: synthesized
+        /// models kept between runs, the decoder benchmarks' prompt, random weights, the reference data.
+        .target(name: "MirageBenchSupport", dependencies: ["MirageKernels", "MirageEngine", "MirageDecoding"]),
         .executableTarget(name: "mirage-bench", dependencies: [
             "MirageText", "MirageData", "MirageMetrics", "MirageStore", "MirageEngine", "MirageKernels",
-            "MirageDecoding", "MirageRunner", "MirageVisuals", "MirageAnalysis", "MirageCLISupport",
+            "MirageDecoding", "MirageRunner", "MirageVisuals", "MirageAnalysis", "MirageCLISupport", "MirageBenchSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MirageBenchSupport
 import MirageDecoding
 import MirageEngine
 
@@ -49,8 +50,8 @@ struct BenchDecoders: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Model folder (default: the synthesized Qwen2-0.5B).", valueName: "dir"))
     var model: String?
 
-    @Option(name: .long, help: ArgumentHelp("Where `mirage-bench engine` keeps synthesized models.", valueName: "dir"))
-    var workDir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-engine").path
+    @Option(name: .long, help: ArgumentHelp("Where `mirage-bench engine` keeps synthesized models between runs (~1 GB each; delete the folder to free it).", valueName: "dir"))
+    var workDir = BenchmarkSupport.modelCache.path
 
     @Option(name: .long, help: "Quantize at load (q8) or run the checkpoint's dtype.")
     var quantize: String?
@@ -131,27 +132,8 @@ struct BenchDecoders: ParsableCommand {
         }
     }
 
-    /// Seeded random text ids around an image span of random rows (scaled like embedding rows), plus the
-    /// contrast (other image rows) and unconditional (text only) branches.
+    /// The shared decoder-benchmark prompt (BenchmarkSupport.decoderPrompt) at this command's sizes.
     func benchPrompt(_ lm: LanguageModel) throws -> (PromptLayout, [String: PromptLayout]) {
-        var state: UInt64 = 0x5EED
-        func next() -> UInt64 {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return state >> 33
-        }
-        let vocab = lm.config.vocabSize
-        let text = (0..<textTokens).map { _ in Int(next() % UInt64(min(vocab, 30000))) }
-        let scale = try lm.embedding(of: text[0]).map { $0 * $0 }.reduce(0, +).squareRoot() / Float(lm.config.hiddenSize).squareRoot()
-        func image() -> [PromptItem] {
-            (0..<imageRows).map { _ in
-                .embedding((0..<lm.config.hiddenSize).map { _ in (Float(next() % 2001) / 1000 - 1) * scale * 1.7 })
-            }
-        }
-        let before = text.prefix(textTokens / 2).map { PromptItem.token($0) }
-        let after = text.suffix(from: textTokens / 2).map { PromptItem.token($0) }
-        let span = before.count..<(before.count + imageRows)
-        let main = PromptLayout(items: before + image() + after, imageSpan: span)
-        let contrast = PromptLayout(items: before + image() + after, imageSpan: span)
-        return (main, ["contrast": contrast, "unconditional": PromptLayout(items: before + after)])
+        try BenchmarkSupport.decoderPrompt(lm, textTokens: textTokens, imageRows: imageRows)
     }
 }

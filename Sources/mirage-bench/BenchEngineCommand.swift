@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MirageBenchSupport
 import MirageCLISupport
 import MirageEngine
 import MirageKernels
@@ -30,8 +31,8 @@ struct BenchEngine: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Model folder to measure (default: a synthesized Qwen2-0.5B).", valueName: "dir"))
     var model: String?
 
-    @Option(name: .long, help: ArgumentHelp("Where synthesized models are kept.", valueName: "dir"))
-    var workDir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-engine").path
+    @Option(name: .long, help: ArgumentHelp("Where synthesized models are kept between runs (~1 GB each; delete the folder to free it). Default: $MIRAGE_BENCHMARK_MODELS, else ~/.cache/mirage/benchmark-models.", valueName: "dir"))
+    var workDir = BenchmarkSupport.modelCache.path
 
     @Option(name: .long, help: ArgumentHelp("Weight formats to measure (with --model: the checkpoint's own and/or q8).", valueName: "list"))
     var formats = "f16,bf16,q8"
@@ -57,18 +58,8 @@ struct BenchEngine: ParsableCommand {
 
     func folder(for format: String) throws -> (URL, WeightFormat?) {
         if let model { return (URL(fileURLWithPath: (model as NSString).expandingTildeInPath), format == "q8" ? .q8 : nil) }
-        let stored = format == "q8" ? "f16" : format
-        let url = URL(fileURLWithPath: workDir).appendingPathComponent("qwen2-0.5b-\(stored)-seed0")
-        if !FileManager.default.fileExists(atPath: url.appendingPathComponent("model.safetensors").path) {
-            FileHandle.standardError.write(Data("synthesizing \(url.path) (once)…\n".utf8))
-            let dtype: TensorDType = stored == "f32" ? .f32 : stored == "f16" ? .f16 : .bf16
-            // Written beside and renamed when complete, so an interrupted run never leaves a short file.
-            let partial = url.appendingPathExtension("partial")
-            try? FileManager.default.removeItem(at: partial)
-            try SyntheticModelSpec(architecture: .qwen2, size: .halfB, seed: 0, dtype: dtype).write(to: partial)
-            try? FileManager.default.removeItem(at: url)
-            try FileManager.default.moveItem(at: partial, to: url)
-        }
+        let stored: TensorDType = format == "q8" || format == "f16" ? .f16 : format == "f32" ? .f32 : .bf16
+        let url = try BenchmarkSupport.qwen2HalfB(stored, in: URL(fileURLWithPath: workDir))
         return (url, format == "q8" ? .q8 : nil)
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MirageAnalysis
+import MirageBenchSupport
 import MirageCLISupport
 import MirageDecoding
 import MirageEngine
@@ -27,8 +28,8 @@ struct BenchOvertrust: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Model folder (default: the synthesized Qwen2-0.5B, bf16).", valueName: "dir"))
     var model: String?
-    @Option(name: .long, help: ArgumentHelp("Where `mirage-bench engine` keeps synthesized models.", valueName: "dir"))
-    var workDir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-engine").path
+    @Option(name: .long, help: ArgumentHelp("Where `mirage-bench engine` keeps synthesized models between runs (~1 GB each; delete the folder to free it).", valueName: "dir"))
+    var workDir = BenchmarkSupport.modelCache.path
     @Option(name: .long, help: "Response tokens.") var newTokens = 256
     @Option(name: .long, help: "Text tokens of the prompt.") var textTokens = 32
     @Option(name: .long, help: "Image embedding rows of the prompt.") var imageRows = 576
