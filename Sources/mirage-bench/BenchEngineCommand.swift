@@ -46,6 +46,9 @@ struct BenchEngine: ParsableCommand {
     @Option(name: .long, help: "Worker threads.")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
+    @Flag(name: .long, help: "Print one tab-separated line per format (format, decode tok/s, prefill tok/s, batch-5 ratio) for scripts such as Benchmarks/side-by-side.")
+    var tsv = false
+
     func validate() throws {
         let known = Set(["f32", "f16", "bf16", "q8"])
         for f in formatList where !known.contains(f) {
@@ -64,8 +67,12 @@ struct BenchEngine: ParsableCommand {
     }
 
     func run() throws {
-        print("decode: median steps (best step); batch-5: median 5-row step / median 1-row step; prefill: best of 2")
-        print("format  load s  decode tok/s (best)   GB/s  of \(Int(Self.bandwidth / 1e9)) GB/s            batch-5  prefill \(prefillTokens) tok/s  GFLOPS  of peak")
+        if tsv {
+            print("format\tdecode_tok_s\tprefill_tok_s\tbatch5_ratio")
+        } else {
+            print("decode: median steps (best step); batch-5: median 5-row step / median 1-row step; prefill: best of 2")
+            print("format  load s  decode tok/s (best)   GB/s  of \(Int(Self.bandwidth / 1e9)) GB/s            batch-5  prefill \(prefillTokens) tok/s  GFLOPS  of peak")
+        }
         for format in formatList {
             let (url, quantize) = try folder(for: format)
             let loadStart = now()
@@ -111,6 +118,12 @@ struct BenchEngine: ParsableCommand {
             }
             let flops = Self.prefillFlops(c, tokens: prefillTokens)
 
+            if tsv {
+                print(String(format: "%@\t%.3f\t%.3f\t%.3f", format as NSString, 1 / stepSeconds,
+                             Double(prefillTokens) / prefillSeconds, batchRatio))
+                fflush(stdout)
+                continue
+            }
             print(String(format: "%-6@ %7.2f %8.1f (%5.1f) %6.1f %6.1f%% (best %5.1f%%) %10.2f %18.1f %7.1f %7.1f%%",
                          format as NSString, loadSeconds, 1 / stepSeconds, 1 / single.min()!, bytesPerSecond / 1e9,
                          100 * bytesPerSecond / Self.bandwidth, 100 * bestBytesPerSecond / Self.bandwidth, batchRatio,
@@ -118,7 +131,7 @@ struct BenchEngine: ParsableCommand {
                          100 * flops / prefillSeconds / Self.peakFlops))
             fflush(stdout)
         }
-        print("(weights per token: projections + LM head; machine shared with other jobs: expect variance)")
+        if !tsv { print("(weights per token: projections + LM head; machine shared with other jobs: expect variance)") }
     }
 
     /// Multiply-adds ×2 of a prefill: every projection for every token, causal attention (q·k and p·v over

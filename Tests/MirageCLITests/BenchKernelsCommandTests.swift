@@ -26,6 +26,27 @@ import MirageTestSupport
         #expect(result.stderr.contains("Unknown format 'f64'. Use any of: f32, f16, bf16, q8."))
     }
 
+    /// `mirage-bench engine --tsv` (what Benchmarks/side-by-side reads): a header and one line per format with
+    /// positive rates.
+    @Test func engineTSVHasOneLinePerFormat() throws {
+        let mirage = try #require(BuiltProducts.mirage, "the mirage executable was not built next to the tests")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-tsv-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let synth = try runProcess(mirage, ["models", "synth", "--arch", "qwen2", "--size", "tiny", "--seed", "1",
+                                            "--out", dir.path])
+        #expect(synth.status == 0, "\(synth.stderr)")
+        let result = try runProcess(try Self.benchBinary(), ["engine", "--model", dir.path, "--formats", "f16,q8", "--tsv",
+                                                             "--decode-tokens", "4", "--prefill-tokens", "16", "--threads", "1"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+        #expect(lines.count == 3, "\(result.stdout)")
+        #expect(lines.first == ["format", "decode_tok_s", "prefill_tok_s", "batch5_ratio"])
+        for (line, format) in zip(lines.dropFirst(), ["f16", "q8"]) {
+            #expect(line.count == 4 && line[0] == format, "\(line)")
+            for value in line.dropFirst() { #expect((Double(value) ?? 0) > 0, "\(line)") }
+        }
+    }
+
     /// `mirage --help` is the researcher's tool: no bench subcommand; `mirage-bench --help` lists the areas.
     @Test func benchmarksAreASeparateExecutable() throws {
         let mirage = try #require(BuiltProducts.mirage, "the mirage executable was not built next to the tests")
