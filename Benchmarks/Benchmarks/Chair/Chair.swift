@@ -52,8 +52,9 @@ struct ChairData {
         let logs = environment["MIRAGE_CHAIR_LOGS"].map { URL(fileURLWithPath: $0) }
             ?? shared?.appendingPathComponent("chair/opera-logs")
         guard let logs, FileManager.default.fileExists(atPath: logs.path) else {
-            throw Missing(description: "no caption logs (set MIRAGE_CHAIR_LOGS to a folder of OPERA's *.jsonl logs, "
-                + "or put the reference data at ../shared/data next to the repository)")
+            let looked = logs.map { " at \($0.path)" } ?? ""
+            throw Missing(description: "no caption logs\(looked) (set MIRAGE_CHAIR_LOGS to a folder of OPERA's *.jsonl "
+                + "logs, or put the reference data at ../shared/data next to the repository)")
         }
         let names = try FileManager.default.contentsOfDirectory(atPath: logs.path)
             .filter { $0.hasSuffix(".jsonl") || $0.hasSuffix(".json") }.sorted()
