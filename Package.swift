@@ -15,10 +15,19 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "mirage", targets: ["mirage"]),
+        /// Performance measurements (`mirage-bench kernels`, `engine`, ...), kept out of the researcher's `mirage`.
+        .executable(name: "mirage-bench", targets: ["mirage-bench"]),
         .library(name: "MirageText", targets: ["MirageText"]),
         .library(name: "MirageMetrics", targets: ["MirageMetrics"]),
         .library(name: "MirageEngine", targets: ["MirageEngine"]),
         .library(name: "MirageStore", targets: ["MirageStore"]),
+        // For the package-benchmark suite in Benchmarks/ (its own package, which depends on this one by path).
+        .library(name: "MirageKernels", targets: ["MirageKernels"]),
+        .library(name: "MirageData", targets: ["MirageData"]),
+        .library(name: "MirageDecoding", targets: ["MirageDecoding"]),
+        .library(name: "MirageRunner", targets: ["MirageRunner"]),
+        .library(name: "MirageCLISupport", targets: ["MirageCLISupport"]),
+        .library(name: "MirageBenchSupport", targets: ["MirageBenchSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -70,9 +79,22 @@ let package = Package(
         ]),
 
         // MARK: Command line
+        /// What `mirage` and `mirage-bench` share: locating CHAIR's data, error reporting, timing, the version.
+        .target(name: "MirageCLISupport", dependencies: [
+            "MirageText", "MirageData", "MirageMetrics",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "mirage", dependencies: [
             "MirageText", "MirageData", "MirageMetrics", "MirageStore", "MirageEngine", "MirageKernels",
-            "MirageDecoding", "MirageRunner", "MirageVisuals", "MirageAnalysis",
+            "MirageDecoding", "MirageRunner", "MirageVisuals", "MirageAnalysis", "MirageCLISupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        /// What `mirage-bench` and the Benchmarks/ suite share so both measure the same work: synthesized
+        /// models kept between runs, the decoder benchmarks' prompt, random weights, the reference data.
+        .target(name: "MirageBenchSupport", dependencies: ["MirageKernels", "MirageEngine", "MirageDecoding"]),
+        .executableTarget(name: "mirage-bench", dependencies: [
+            "MirageText", "MirageData", "MirageMetrics", "MirageStore", "MirageEngine", "MirageKernels",
+            "MirageDecoding", "MirageRunner", "MirageVisuals", "MirageAnalysis", "MirageCLISupport", "MirageBenchSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -70,7 +70,7 @@ extension Kernels {
     /// memory once and dotted with all n inputs. One input: a row at a time (`decodeRows`). 2…8 inputs: the
     /// mid-n kernel's 4-row tiles (software prefetch two tiles ahead, q8 weights widened once for all
     /// inputs) on x packed as f32 rows, so bf16 weights keep f32 inputs as on the n = 1 path. Measured
-    /// (`mirage bench kernels --only beams`, 24 Qwen2-0.5B layers + LM head, 2 cores), n = 5 over n = 1:
+    /// (`mirage-bench kernels --only beams`, 24 Qwen2-0.5B layers + LM head, 2 cores), n = 5 over n = 1:
     /// row-pair kernel f16 1.54–1.78×, bf16 1.70×, q8 2.22× → tiles 1.11×, 1.11×, 1.18×; n = 2: row kernel
     /// f16 1.16×, q8 1.28× → tiles 1.09×, 1.03×. For n = 1 the tiles are not faster (f32 47.5 vs 41.6 ms,
     /// f16 23.7 vs 22.1 ms).
@@ -109,7 +109,7 @@ extension Kernels {
     /// Most rows of x the mid-n kernel takes (its parked accumulators live on the stack).
     public static let midNRowLimit = 128
 
-    /// Most rows of x that take the mid-n path, per weight format. Measured (`mirage bench kernels
+    /// Most rows of x that take the mid-n path, per weight format. Measured (`mirage-bench kernels
     /// --only midn`, 8 Qwen2-0.5B layers from DRAM, 2 cores): mid-n is faster than the GEMM at every
     /// n ≤ 96 for every format (2.4–4.5× at n = 9, 1.4–1.7× at 32, 6–13% at 96); at 128 bf16 and q8
     /// tie, f32 and f16 are still 6–7% faster on mid-n, which the kernel's 128-row limit ends.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MirageAnalysis
+import MirageCLISupport
 import MirageStore
 
 struct Attention: ParsableCommand {

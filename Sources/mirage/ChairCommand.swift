@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MirageCLISupport
 import MirageData
 import MirageMetrics
 import MirageText
@@ -133,43 +134,6 @@ struct ChairCommand: ParsableCommand {
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode.failure
-        }
-    }
-}
-
-/// Wall time per stage, printed to standard error by `--timings`.
-struct StageClock {
-    let enabled: Bool
-    private var stages: [(String, Double)] = []
-
-    init(enabled: Bool) { self.enabled = enabled }
-
-    mutating func time<T>(_ stage: String, _ body: () throws -> T) rethrows -> T {
-        let start = DispatchTime.now().uptimeNanoseconds
-        defer { stages.append((stage, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)) }
-        return try body()
-    }
-
-    func report() {
-        guard enabled else { return }
-        for (stage, seconds) in stages {
-            FileHandle.standardError.write(Data((String(format: "%8.3f s  ", seconds) + stage + "\n").utf8))
-        }
-    }
-}
-
-enum ChairCommandError: Error, CustomStringConvertible {
-    case cannotWrite(String, String)
-    case missingData(what: String, fix: String)
-    /// The data store lacks a source: its message (which names the fetch/import command) and the flag that
-    /// names the data directly.
-    case notInStore(String, flag: String)
-
-    var description: String {
-        switch self {
-        case .cannotWrite(let path, let why): return "cannot write \(path): \(why)"
-        case .missingData(let what, let fix): return "\(what) not found. \(fix)"
-        case .notInStore(let message, let flag): return "\(message); or pass \(flag)"
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MirageCLISupport
 import MirageData
 import MirageEngine
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import MirageCLISupport
 
 /// The `mirage` command line. Each subcommand lives in its own file in this folder.
 @main
@@ -31,11 +32,6 @@ struct Mirage: AsyncParsableCommand {
             Decoders.self,
             Inspect.self,
             RunCommand.self,
-            BenchCommand.self,
         ]
     )
-}
-
-enum MirageVersion {
-    static let string = "0.1.0"
 }

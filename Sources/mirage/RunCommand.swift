@@ -1,9 +1,10 @@
 import ArgumentParser
 import Foundation
+import MirageAnalysis
+import MirageCLISupport
 import MirageData
 import MirageKernels
 import MirageMetrics
-import MirageAnalysis
 import MirageRunner
 import MirageStore
 

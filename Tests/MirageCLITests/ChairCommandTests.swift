@@ -173,7 +173,8 @@ import MirageTestSupport
         #expect(help.status == 0)
         #expect(help.stdout.contains("EXAMPLES"))
         #expect(help.stdout.contains("--truncate-incomplete"))
-        let bench = try runProcess(binary, ["bench", "--help"])
+        let benchBinary = try #require(BuiltProducts.mirageBench, "the mirage-bench executable was not built next to the tests")
+        let bench = try runProcess(benchBinary, ["--help"])
         #expect(bench.stdout.contains("chair") && bench.stdout.contains("groundtruth"))
     }
 }

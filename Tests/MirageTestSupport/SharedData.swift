@@ -55,12 +55,18 @@ public enum BuiltProducts {
         URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
     }
 
-    /// The `mirage` executable of this build, searched in the test runner's folder and its parents
-    /// (the runner may sit inside a `.xctest` bundle).
-    public static var mirage: URL? {
+    /// The `mirage` executable of this build (the researcher's tool).
+    public static var mirage: URL? { executable("mirage") }
+
+    /// The `mirage-bench` executable of this build (performance measurements).
+    public static var mirageBench: URL? { executable("mirage-bench") }
+
+    /// An executable of this build, searched in the test runner's folder and its parents (the runner may
+    /// sit inside a `.xctest` bundle).
+    public static func executable(_ name: String) -> URL? {
         var dir = directory
         for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("mirage")
+            let candidate = dir.appendingPathComponent(name)
             var isDir: ObjCBool = false
             if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isDir), !isDir.boolValue {
                 return candidate

@@ -1,9 +1,11 @@
 import ArgumentParser
 import Foundation
+import MirageCLISupport
+import MirageBenchSupport
 import MirageKernels
 import Synchronization
 
-/// `mirage bench kernels`: throughput of the linear kernels and the worker pool on Qwen2-0.5B shapes,
+/// `mirage-bench kernels`: throughput of the linear kernels and the worker pool on Qwen2-0.5B shapes,
 /// reported against this machine's physical limits.
 struct BenchKernelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,14 +30,14 @@ struct BenchKernelsCommand: ParsableCommand {
         The machine may be shared, so work is timed in pieces of ~0.05–2 ms (single matrices, slices \
         of the LM head; in prefill, packing x and then 128-feature slices of the product); each piece \
         keeps its best time over --repetitions runs and a figure is the sum of those bests. On a busy \
-        machine, `nice -n -10 mirage bench kernels` keeps other processes from taking the second core \
+        machine, `nice -n -10 mirage-bench kernels` keeps other processes from taking the second core \
         mid-piece. Build with `swift build -c release` first; debug numbers are meaningless.
 
         Examples:
-          mirage bench kernels
-          mirage bench kernels --formats f16,bf16 --repetitions 10
-          mirage bench kernels --only prefill --prefill-rows 576
-          mirage bench kernels --only midn --formats bf16 --midn-rows 9,16,25,32,48
+          mirage-bench kernels
+          mirage-bench kernels --formats f16,bf16 --repetitions 10
+          mirage-bench kernels --only prefill --prefill-rows 576
+          mirage-bench kernels --only midn --formats bf16 --midn-rows 9,16,25,32,48
         """
     )
 
@@ -178,41 +180,13 @@ private struct BenchModel {
         layerMatrices = (0..<layers).map { _ in
             shapes.map { name, rows, cols in
                 seed &+= 1
-                return (name, Self.randomMatrix(rows: rows, cols: cols, format: format, seed: seed))
+                return (name, BenchmarkSupport.randomMatrix(rows: rows, cols: cols, format: format, seed: seed))
             }
         }
-        head = Self.randomMatrix(rows: withHead ? Self.vocabulary : 1, cols: h, format: format, seed: 7)
+        head = BenchmarkSupport.randomMatrix(rows: withHead ? Self.vocabulary : 1, cols: h, format: format, seed: 7)
     }
 
     var byteCount: Int { layerMatrices.joined().reduce(head.byteCount) { $0 + $1.1.byteCount } }
-
-    /// Uniform values in ±0.05 (a cheap xorshift: the values only need to be finite and varied).
-    static func randomMatrix(rows: Int, cols: Int, format: WeightFormat, seed: UInt32) -> WeightMatrix {
-        let count = rows * cols
-        let storedFormat: WeightFormat = format == .q8 ? .f16 : format
-        let buffer = AlignedBuffer(byteCount: count * storedFormat.bytesPerElement)
-        var state = seed | 1
-        let chunk = 4096
-        let values = UnsafeMutablePointer<Float>.allocate(capacity: chunk)
-        defer { values.deallocate() }
-        var start = 0
-        while start < count {
-            let length = min(chunk, count - start)
-            for i in 0..<length {
-                state ^= state << 13; state ^= state >> 17; state ^= state << 5
-                values[i] = (Float(state >> 8) / Float(1 << 24) - 0.5) * 0.1
-            }
-            let destination = buffer.pointer + start * storedFormat.bytesPerElement
-            switch storedFormat {
-            case .f32: destination.copyMemory(from: values, byteCount: length * 4)
-            case .f16: Kernels.convertF32ToF16(values, count: length, into: destination)
-            case .bf16, .q8: Kernels.convertF32ToBF16(values, count: length, into: destination)
-            }
-            start += length
-        }
-        let matrix = WeightMatrix(rows: rows, cols: cols, format: storedFormat, data: buffer.pointer, owner: buffer)
-        return format == .q8 ? matrix.quantizedQ8() : matrix
-    }
 }
 
 /// Timing helpers. On a shared machine a whole pass is rarely undisturbed, so work is timed in pieces of

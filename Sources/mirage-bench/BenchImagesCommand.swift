@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
+import MirageCLISupport
 import MirageEngine
 
-/// `mirage bench images`: JPEG/PNG decoding and preprocessing time per image.
+/// `mirage-bench images`: JPEG/PNG decoding and preprocessing time per image.
 struct BenchImagesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "images",
@@ -16,9 +17,9 @@ struct BenchImagesCommand: ParsableCommand {
 
         EXAMPLE:
           swift build -c release
-          .build/release/mirage bench images --image cat.jpg
-          .build/release/mirage bench images --images ../shared/data/coco/images
-          .build/release/mirage bench images --images DIR --model ~/siglip
+          .build/release/mirage-bench images --image cat.jpg
+          .build/release/mirage-bench images --images ../shared/data/coco/images
+          .build/release/mirage-bench images --images DIR --model ~/siglip
         """)
 
     @Option(name: .long, help: ArgumentHelp("An image to time (repeatable).", valueName: "file"))

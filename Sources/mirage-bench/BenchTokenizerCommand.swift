@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import MirageEngine
 
-/// `mirage bench model-tokenizer`: tokenizer load, encode and decode speed.
+/// `mirage-bench model-tokenizer`: tokenizer load, encode and decode speed.
 struct BenchTokenizer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model-tokenizer",
@@ -15,7 +15,7 @@ struct BenchTokenizer: ParsableCommand {
         a hardware limit.
 
         Example:
-          mirage bench model-tokenizer --model ~/models/llava-1.5-7b-hf --file captions.txt
+          mirage-bench model-tokenizer --model ~/models/llava-1.5-7b-hf --file captions.txt
         """
     )
 

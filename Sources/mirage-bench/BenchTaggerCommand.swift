@@ -1,9 +1,10 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import MirageCLISupport
 import MirageText
 
-/// `mirage bench tagger`: load time and throughput of the POS tagger and the WordNet lemmatizer on
+/// `mirage-bench tagger`: load time and throughput of the POS tagger and the WordNet lemmatizer on
 /// tokenized captions, checking every tag and lemma against the reference while it measures.
 struct BenchTaggerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,7 +18,7 @@ struct BenchTaggerCommand: ParsableCommand {
         `swift build -c release` before measuring.
 
         Example:
-          .build/release/mirage bench tagger ../shared/data/chair/reference/*.jsonl
+          .build/release/mirage-bench tagger ../shared/data/chair/reference/*.jsonl
         """)
 
     @Argument(help: ArgumentHelp("JSON-lines files with tokens, tags and lemmas per caption.", valueName: "jsonl"))

@@ -1,9 +1,10 @@
 import ArgumentParser
 import Foundation
+import MirageCLISupport
 import MirageEngine
 import MirageKernels
 
-/// `mirage bench vision`: one image through a CLIP ViT-L/14-336-shaped tower.
+/// `mirage-bench vision`: one image through a CLIP ViT-L/14-336-shaped tower.
 struct BenchVision: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vision",
@@ -16,7 +17,7 @@ struct BenchVision: ParsableCommand {
         f32 peak. Build with `swift build -c release` first.
 
         Example:
-          .build/release/mirage bench vision --work /tmp/mirage-vit-l --dtype f16
+          .build/release/mirage-bench vision --work /tmp/mirage-vit-l --dtype f16
         """)
 
     @Option(name: .long, help: ArgumentHelp("Folder for the synthetic tower.", valueName: "dir"))

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import MirageData
 
-/// `mirage bench data`: SHA-256/MD5 throughput and COCO annotation reading at COCO 2014 scale.
+/// `mirage-bench data`: SHA-256/MD5 throughput and COCO annotation reading at COCO 2014 scale.
 struct BenchDataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",

@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
+import MirageCLISupport
 import MirageData
 import MirageMetrics
 import MirageStore
 
-/// `mirage bench store`: how fast the run store records and reads items, and how long `compare`'s
+/// `mirage-bench store`: how fast the run store records and reads items, and how long `compare`'s
 /// paired bootstrap takes.
 struct BenchStoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,8 +18,8 @@ struct BenchStoreCommand: ParsableCommand {
         hardware ratio is printed.
 
         Examples:
-          mirage bench store
-          mirage bench store --items 20000 --images 5000 --samples 2000
+          mirage-bench store
+          mirage-bench store --items 20000 --images 5000 --samples 2000
         """)
 
     @Option(help: "Items to record, one transaction each.") var items = 5000

@@ -4,26 +4,40 @@ import MirageMetrics
 import MirageText
 
 /// Finds and loads what CHAIR needs, from the folders the user names or else the data store.
-struct ChairResources {
-    var synonyms: String?
-    var nltkData: String?
-    var wordnet: String?
-    var groundTruth: String?
-    var cocoAnnotations: String?
+public struct ChairResources {
+    public var synonyms: String?
+    public var nltkData: String?
+    public var wordnet: String?
+    public var groundTruth: String?
+    public var cocoAnnotations: String?
     /// COCO annotation files named one by one (`mirage run --instances/--captions`): CHAIR's ground truth is
     /// built from them (and cached) when no prebuilt ground truth is named.
-    var annotationFiles: (instances: [URL], captions: [URL])? = nil
-    var cacheDir: String?
-    var threads: Int
-    var store = DataStore()
+    public var annotationFiles: (instances: [URL], captions: [URL])? = nil
+    public var cacheDir: String?
+    public var threads: Int
+    public var store = DataStore()
 
-    func vocabulary() throws -> ChairVocabulary {
+    public init(synonyms: String? = nil, nltkData: String? = nil, wordnet: String? = nil, groundTruth: String? = nil,
+                cocoAnnotations: String? = nil, annotationFiles: (instances: [URL], captions: [URL])? = nil,
+                cacheDir: String? = nil, threads: Int, store: DataStore = DataStore()) {
+        self.synonyms = synonyms
+        self.nltkData = nltkData
+        self.wordnet = wordnet
+        self.groundTruth = groundTruth
+        self.cocoAnnotations = cocoAnnotations
+        self.annotationFiles = annotationFiles
+        self.cacheDir = cacheDir
+        self.threads = threads
+        self.store = store
+    }
+
+    public func vocabulary() throws -> ChairVocabulary {
         if let synonyms { return try ChairVocabulary(contentsOf: URL(fileURLWithPath: synonyms)) }
         return try ChairVocabulary(contentsOf: storeFile("chair-synonyms", "synonyms.txt", flag: "--synonyms FILE"))
     }
 
     /// An NLTK-style data folder: the component may sit directly in it or under tokenizers/ or taggers/.
-    func nltkComponent(_ relative: [String], id: String, flag: String) throws -> URL {
+    public func nltkComponent(_ relative: [String], id: String, flag: String) throws -> URL {
         if let nltkData {
             let root = URL(fileURLWithPath: nltkData)
             for path in relative where FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path) {
@@ -37,14 +51,14 @@ struct ChairResources {
         return try storeFolder(id, flag: flag)
     }
 
-    func pipeline() throws -> ChairTextPipeline {
+    public func pipeline() throws -> ChairTextPipeline {
         var clock = StageClock(enabled: false)
         return try pipeline(clock: &clock)
     }
 
     /// The text pipeline, each part's load timed by `clock`. The tagger and WordNet come from their parsed
     /// images in the cache when these exist for the same files (`ChairResourceCache`).
-    func pipeline(clock: inout StageClock) throws -> ChairTextPipeline {
+    public func pipeline(clock: inout StageClock) throws -> ChairTextPipeline {
         let punkt = try nltkComponent(["punkt_tab/english", "tokenizers/punkt_tab/english"], id: "punkt",
                                       flag: "--nltk-data DIR")
         let taggerFolder = try nltkComponent(["averaged_perceptron_tagger_eng", "taggers/averaged_perceptron_tagger_eng"],
@@ -64,21 +78,21 @@ struct ChairResources {
 
     /// Parsed tagger, WordNet and ground-truth images in the data store's cache folder (docs/chair.md,
     /// "Start-up").
-    var resourceCache: ChairResourceCache {
+    public var resourceCache: ChairResourceCache {
         ChairResourceCache(directory: store.root.appendingPathComponent("cache/chair"))
     }
 
     /// Prebuilt ground truth JSON, through its cached image.
-    func prebuiltGroundTruth(_ url: URL) throws -> ChairGroundTruth {
+    public func prebuiltGroundTruth(_ url: URL) throws -> ChairGroundTruth {
         try resourceCache.groundTruth(prebuiltJSON: url).groundTruth
     }
 
     /// The WordNet folder: --wordnet, else the data store's (which counts Debian's /usr/share/wordnet).
-    func wordnetDirectory() throws -> URL {
+    public func wordnetDirectory() throws -> URL {
         try wordnet.map { URL(fileURLWithPath: $0) } ?? storeFolder("wordnet", flag: "--wordnet DIR")
     }
 
-    func groundTruth(vocabulary: ChairVocabulary, pipeline: @autoclosure () throws -> ChairTextPipeline) throws
+    public func groundTruth(vocabulary: ChairVocabulary, pipeline: @autoclosure () throws -> ChairTextPipeline) throws
         -> ChairGroundTruth {
         if let groundTruth { return try prebuiltGroundTruth(URL(fileURLWithPath: groundTruth)) }
         if let cocoAnnotations { return try build(from: URL(fileURLWithPath: cocoAnnotations), vocabulary, pipeline()) }
@@ -99,7 +113,7 @@ struct ChairResources {
                 + "--coco-annotations DIR`; `mirage run --instances FILE --captions FILE`).")
     }
 
-    func build(from folder: URL, _ vocabulary: ChairVocabulary, _ pipeline: ChairTextPipeline) throws
+    public func build(from folder: URL, _ vocabulary: ChairVocabulary, _ pipeline: ChairTextPipeline) throws
         -> ChairGroundTruth {
         try build(instances: ChairGroundTruthBuilder.instanceFiles.map { folder.appendingPathComponent($0) },
                   captions: ChairGroundTruthBuilder.captionFiles.map { folder.appendingPathComponent($0) },
@@ -108,7 +122,7 @@ struct ChairResources {
 
     /// CHAIR's ground truth from COCO instances and captions files (objects of the instances, plus the
     /// objects CHAIR's vocabulary finds in the captions), cached by the files' content.
-    func build(instances: [URL], captions: [URL], _ vocabulary: ChairVocabulary, _ pipeline: ChairTextPipeline,
+    public func build(instances: [URL], captions: [URL], _ vocabulary: ChairVocabulary, _ pipeline: ChairTextPipeline,
                source: String? = nil) throws -> ChairGroundTruth {
         let cache = cacheDir.map { URL(fileURLWithPath: $0) }
             ?? store.root.appendingPathComponent("cache/chair-ground-truth")
@@ -122,7 +136,7 @@ struct ChairResources {
         return result.groundTruth
     }
 
-    func scorer(options: ChairOptions) throws -> ChairScorer {
+    public func scorer(options: ChairOptions) throws -> ChairScorer {
         let vocabulary = try self.vocabulary()
         let pipeline = try self.pipeline()
         let truth = try groundTruth(vocabulary: vocabulary, pipeline: pipeline)
@@ -143,6 +157,27 @@ struct ChairResources {
             return try store.locate(id, file: name)
         } catch {
             throw ChairCommandError.notInStore("\(error)", flag: flag)
+        }
+    }
+}
+
+/// Wall time per stage, printed to standard error by `mirage chair --timings`.
+public struct StageClock {
+    public let enabled: Bool
+    private var stages: [(String, Double)] = []
+
+    public init(enabled: Bool) { self.enabled = enabled }
+
+    public mutating func time<T>(_ stage: String, _ body: () throws -> T) rethrows -> T {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { stages.append((stage, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)) }
+        return try body()
+    }
+
+    public func report() {
+        guard enabled else { return }
+        for (stage, seconds) in stages {
+            FileHandle.standardError.write(Data((String(format: "%8.3f s  ", seconds) + stage + "\n").utf8))
         }
     }
 }

@@ -1,11 +1,12 @@
 import ArgumentParser
 import Foundation
+import MirageCLISupport
 import MirageData
 import MirageEngine
 import MirageRunner
 import MirageStore
 
-/// `mirage bench runner`: what `mirage run` adds around the decoder (image decoding and embedding, prompt
+/// `mirage-bench runner`: what `mirage run` adds around the decoder (image decoding and embedding, prompt
 /// building, scoring, one store commit per item).
 struct BenchRunnerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,9 +21,9 @@ struct BenchRunnerCommand: ParsableCommand {
         and JPEG decoding, not by memory bandwidth or FLOPs, so no hardware ratio is printed.
 
         Examples:
-          mirage bench runner
-          mirage bench runner --images 40 --decoder greedy --decoder beam,num_beams=3
-          mirage bench runner --model ~/models/llava-1.5-7b-hf --images 4 --max-new-tokens 10
+          mirage-bench runner
+          mirage-bench runner --images 40 --decoder greedy --decoder beam,num_beams=3
+          mirage-bench runner --model ~/models/llava-1.5-7b-hf --images 4 --max-new-tokens 10
         """)
 
     @Option(help: "Synthetic images (each gets 6 POPE questions).") var images = 24

@@ -1,37 +1,39 @@
 import ArgumentParser
 import Foundation
+import MirageBenchSupport
 import MirageDecoding
 import MirageEngine
 
-/// One measured decoder of `mirage bench decoders`, optionally compared with a baseline entry.
+/// One measured decoder of `mirage-bench decoders`, optionally compared with a baseline entry.
 struct DecoderBenchmark {
     /// Label printed and used as a baseline name.
     var label: String
     var make: () throws -> any Decoder
-    /// Label of the entry this one is compared with, and the ratio the issue allows (wall time).
+    /// Label of the entry this one is compared with, and the largest wall-time ratio the decoder's
+    /// cost target allows (docs/decoders.md).
     var baseline: String?
     var limit: Double?
 }
 
-/// `mirage bench decoders`: wall time of each decoder on one prompt, as a ratio to its baseline.
+/// `mirage-bench decoders`: wall time of each decoder on one prompt, as a ratio to its baseline.
 struct BenchDecoders: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "decoders",
         abstract: "Time the decoders (greedy, beam, OPERA, VCD, ...) on a Qwen2-0.5B-shaped model and print their cost ratios.",
         discussion: """
-        Without --model, uses the Qwen2-0.5B-shaped random model `mirage bench engine` synthesizes (bf16, seed 0; \
+        Without --model, uses the Qwen2-0.5B-shaped random model `mirage-bench engine` synthesizes (bf16, seed 0; \
         made once in --work-dir). The prompt is --text-tokens random token ids around an "image" span of \
         --image-rows random embedding rows; contrastive decoders get a second prompt whose image rows are \
         different random rows ("contrast") and a text-only prompt ("unconditional"). EOS is ignored so every \
         decoder generates exactly --new-tokens tokens. Each entry prints prefill and decode wall time, forward \
-        passes and rows, and its total wall time as a ratio to its baseline entry, against the limit the \
-        decoders issue sets (e.g. OPERA ≤ 2× beam search, VCD ≤ 2.2× greedy). Build with \
+        passes and rows, and its total wall time as a ratio to its baseline entry, against the decoder's cost \
+        target (e.g. OPERA ≤ 2× beam search, VCD ≤ 2.2× greedy; docs/decoders.md). Build with \
         `swift build -c release` first; the machine is shared, so repeat for stable numbers.
 
         Examples:
-          mirage bench decoders
-          mirage bench decoders --repeats 3
-          mirage bench decoders --new-tokens 32 --only greedy,beam
+          mirage-bench decoders
+          mirage-bench decoders --repeats 3
+          mirage-bench decoders --new-tokens 32 --only greedy,beam
         """)
 
     /// Every entry, in run order. Decoder engineers add theirs here, one line each (baselines first).
@@ -48,8 +50,8 @@ struct BenchDecoders: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Model folder (default: the synthesized Qwen2-0.5B).", valueName: "dir"))
     var model: String?
 
-    @Option(name: .long, help: ArgumentHelp("Where synthesized models are kept and reused, as for `mirage bench engine` (default: a temporary folder removed at the end).", valueName: "dir"))
-    var workDir: String?
+    @Option(name: .long, help: ArgumentHelp("Where `mirage-bench engine` keeps synthesized models between runs (~1 GB each; delete the folder to free it).", valueName: "dir"))
+    var workDir = BenchmarkSupport.modelCache.path
 
     @Option(name: .long, help: "Quantize at load (q8) or run the checkpoint's dtype.")
     var quantize: String?
@@ -90,10 +92,8 @@ struct BenchDecoders: ParsableCommand {
         if let model {
             folder = URL(fileURLWithPath: (model as NSString).expandingTildeInPath)
         } else {
-            folder = try BenchEngine.parse(workDir.map { ["--work-dir", $0] } ?? []).folder(for: "bf16").0
+            folder = try BenchEngine.parse(["--work-dir", workDir]).folder(for: "bf16").0
         }
-        // The synthesized model (about 1 GB) goes when the benchmark ends, unless --work-dir keeps it.
-        defer { if model == nil && workDir == nil { BenchEngine.removeScratch() } }
         let lm = try LanguageModel(folder: folder, options: LoadOptions(quantize: quantize == "q8" ? .q8 : nil, threads: threads))
         let (prompt, branches) = try benchPrompt(lm)
         var wanted = Set(only.map { $0.split(separator: ",").map(String.init) } ?? Self.entries.map(\.label))
@@ -132,27 +132,8 @@ struct BenchDecoders: ParsableCommand {
         }
     }
 
-    /// Seeded random text ids around an image span of random rows (scaled like embedding rows), plus the
-    /// contrast (other image rows) and unconditional (text only) branches.
+    /// The shared decoder-benchmark prompt (BenchmarkSupport.decoderPrompt) at this command's sizes.
     func benchPrompt(_ lm: LanguageModel) throws -> (PromptLayout, [String: PromptLayout]) {
-        var state: UInt64 = 0x5EED
-        func next() -> UInt64 {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return state >> 33
-        }
-        let vocab = lm.config.vocabSize
-        let text = (0..<textTokens).map { _ in Int(next() % UInt64(min(vocab, 30000))) }
-        let scale = try lm.embedding(of: text[0]).map { $0 * $0 }.reduce(0, +).squareRoot() / Float(lm.config.hiddenSize).squareRoot()
-        func image() -> [PromptItem] {
-            (0..<imageRows).map { _ in
-                .embedding((0..<lm.config.hiddenSize).map { _ in (Float(next() % 2001) / 1000 - 1) * scale * 1.7 })
-            }
-        }
-        let before = text.prefix(textTokens / 2).map { PromptItem.token($0) }
-        let after = text.suffix(from: textTokens / 2).map { PromptItem.token($0) }
-        let span = before.count..<(before.count + imageRows)
-        let main = PromptLayout(items: before + image() + after, imageSpan: span)
-        let contrast = PromptLayout(items: before + image() + after, imageSpan: span)
-        return (main, ["contrast": contrast, "unconditional": PromptLayout(items: before + after)])
+        try BenchmarkSupport.decoderPrompt(lm, textTokens: textTokens, imageRows: imageRows)
     }
 }

@@ -1,9 +1,10 @@
 import ArgumentParser
 import Foundation
+import MirageCLISupport
 import MirageMetrics
 import MirageText
 
-/// `mirage bench tokenize`: throughput of NLTK's `word_tokenize` (Punkt sentences + Treebank words).
+/// `mirage-bench tokenize`: throughput of NLTK's `word_tokenize` (Punkt sentences + Treebank words).
 struct BenchTokenizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenize",
@@ -16,7 +17,7 @@ struct BenchTokenizeCommand: ParsableCommand {
 
         EXAMPLE:
           swift build -c release
-          .build/release/mirage bench tokenize --from ../shared/data/chair/opera-logs --nltk-data ../shared/data/nltk
+          .build/release/mirage-bench tokenize --from ../shared/data/chair/opera-logs --nltk-data ../shared/data/nltk
         """)
 
     @Option(name: .long, help: ArgumentHelp("Folder of caption logs (JSON Lines with image_id and caption).", valueName: "dir"))

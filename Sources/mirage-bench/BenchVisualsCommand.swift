@@ -1,22 +1,23 @@
 import ArgumentParser
 import Foundation
+import MirageCLISupport
 import MirageVisuals
 
-/// `mirage bench visuals`: rendering and PNG encoding time of a long-response attention heatmap, a line
+/// `mirage-bench visuals`: rendering and PNG encoding time of a long-response attention heatmap, a line
 /// plot and an HTML report.
 struct BenchVisualsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "visuals",
         abstract: "Time drawing and PNG-encoding attention heatmaps, line plots and HTML reports.",
         discussion: """
-        Renders a synthetic causal attention map of --tokens response tokens (the issue's worst case is \
-        512: 2-pixel cells, ~1.1 MP) --repeat times, reports the best render and encode times, the PNG size \
+        Renders a synthetic causal attention map of --tokens response tokens (the default, a long \
+        response, is 512: 2-pixel cells, ~1.1 MP) --repeat times, reports the best render and encode times, the PNG size \
         and the encoder's input throughput, then does the same for a line plot and a two-item HTML report. \
         With --output, writes heatmap.png, plot.png and report.html there to look at.
 
         EXAMPLE:
           swift build -c release
-          .build/release/mirage bench visuals --tokens 512 --output /tmp/visuals
+          .build/release/mirage-bench visuals --tokens 512 --output /tmp/visuals
         """)
 
     @Option(name: .long, help: "Response tokens of the synthetic heatmap (1...4096).")
@@ -71,7 +72,7 @@ struct BenchVisualsCommand: ParsableCommand {
 
             let small = Self.syntheticHeatmap(tokens: min(tokens, 40))
             let report = HTMLReport(
-                title: "mirage bench visuals", subtitle: "synthetic data",
+                title: "mirage-bench visuals", subtitle: "synthetic data",
                 settings: [.init(name: "synthetic", entries: [("tokens", String(tokens))])],
                 metrics: [.init(caption: "CHAIR", headers: ["run", "CHAIR_S", "CHAIR_I"], rows: [["synthetic", "44.6", "12.8"]])],
                 comparison: .init(caption: "against greedy", headers: ["run", "CHAIR_S", "delta"],

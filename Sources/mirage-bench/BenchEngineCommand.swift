@@ -1,17 +1,18 @@
 import ArgumentParser
 import Foundation
+import MirageBenchSupport
+import MirageCLISupport
 import MirageEngine
 import MirageKernels
 
-/// `mirage bench engine`: decode and prefill speed of the language-model core against this machine's limits.
+/// `mirage-bench engine`: decode and prefill speed of the language-model core against this machine's limits.
 struct BenchEngine: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "engine",
         abstract: "Measure decode and prefill speed of the language-model engine.",
         discussion: """
-        Without --model, synthesizes a Qwen2-0.5B-shaped model (f16 and bf16, seed 0, about 1 GB each): into \
-        --work-dir once and reused from there, or, without --work-dir, into a temporary folder that is removed \
-        when the command ends; q8 is the f16 model quantized at load. For each weight format it reports:
+        Without --model, synthesizes a Qwen2-0.5B-shaped model (f16 and bf16, seed 0) into --work-dir once \
+        and reuses it; q8 is the f16 model quantized at load. For each weight format it reports:
           decode     tokens/s of single-sequence greedy steps, and the weight bytes streamed per second as a \
         fraction of DRAM bandwidth (\(Int(Self.bandwidth / 1e9)) GB/s): the decode roofline.
           batch-5    time of one step advancing 5 sequences divided by a single-sequence step (1.0 = free beams).
@@ -19,8 +20,8 @@ struct BenchEngine: ParsableCommand {
         Build with `swift build -c release` first; on a shared machine numbers vary from run to run.
 
         Examples:
-          mirage bench engine
-          mirage bench engine --model ~/models/Qwen2-0.5B --formats f32,q8 --decode-tokens 64
+          mirage-bench engine
+          mirage-bench engine --model ~/models/Qwen2-0.5B --formats f32,q8 --decode-tokens 64
         """)
 
     /// This machine's limits (AMD Zen 5, 2 cores): DRAM bandwidth and fp32 FMA peak.
@@ -30,14 +31,8 @@ struct BenchEngine: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Model folder to measure (default: a synthesized Qwen2-0.5B).", valueName: "dir"))
     var model: String?
 
-    @Option(name: .long, help: ArgumentHelp("Where synthesized models are kept and reused (default: a temporary folder removed at the end).", valueName: "dir"))
-    var workDir: String?
-
-    /// Where synthesized models go without --work-dir: one folder per process, removed by `removeScratch`.
-    static let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-models-\(getpid())")
-
-    /// Removes the models synthesized without --work-dir (about 1 GB per format).
-    static func removeScratch() { try? FileManager.default.removeItem(at: scratch) }
+    @Option(name: .long, help: ArgumentHelp("Where synthesized models are kept between runs (~1 GB each; delete the folder to free it). Default: $MIRAGE_BENCHMARK_MODELS, else ~/.cache/mirage/benchmark-models.", valueName: "dir"))
+    var workDir = BenchmarkSupport.modelCache.path
 
     @Option(name: .long, help: ArgumentHelp("Weight formats to measure (with --model: the checkpoint's own and/or q8).", valueName: "list"))
     var formats = "f16,bf16,q8"
@@ -51,6 +46,9 @@ struct BenchEngine: ParsableCommand {
     @Option(name: .long, help: "Worker threads.")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
+    @Flag(name: .long, help: "Print one tab-separated line per format (format, decode tok/s, prefill tok/s, batch-5 ratio) for scripts such as Benchmarks/side-by-side.")
+    var tsv = false
+
     func validate() throws {
         let known = Set(["f32", "f16", "bf16", "q8"])
         for f in formatList where !known.contains(f) {
@@ -63,25 +61,18 @@ struct BenchEngine: ParsableCommand {
 
     func folder(for format: String) throws -> (URL, WeightFormat?) {
         if let model { return (URL(fileURLWithPath: (model as NSString).expandingTildeInPath), format == "q8" ? .q8 : nil) }
-        let stored = format == "q8" ? "f16" : format
-        let url = (workDir.map { URL(fileURLWithPath: $0) } ?? Self.scratch).appendingPathComponent("qwen2-0.5b-\(stored)-seed0")
-        if !FileManager.default.fileExists(atPath: url.appendingPathComponent("model.safetensors").path) {
-            FileHandle.standardError.write(Data("synthesizing \(url.path)\(workDir == nil ? "" : " (once)")…\n".utf8))
-            let dtype: TensorDType = stored == "f32" ? .f32 : stored == "f16" ? .f16 : .bf16
-            // Written beside and renamed when complete, so an interrupted run never leaves a short file.
-            let partial = url.appendingPathExtension("partial")
-            try? FileManager.default.removeItem(at: partial)
-            try SyntheticModelSpec(architecture: .qwen2, size: .halfB, seed: 0, dtype: dtype).write(to: partial)
-            try? FileManager.default.removeItem(at: url)
-            try FileManager.default.moveItem(at: partial, to: url)
-        }
+        let stored: TensorDType = format == "q8" || format == "f16" ? .f16 : format == "f32" ? .f32 : .bf16
+        let url = try BenchmarkSupport.qwen2HalfB(stored, in: URL(fileURLWithPath: workDir))
         return (url, format == "q8" ? .q8 : nil)
     }
 
     func run() throws {
-        defer { if model == nil && workDir == nil { Self.removeScratch() } }
-        print("decode: median steps (best step); batch-5: median 5-row step / median 1-row step; prefill: best of 2")
-        print("format  load s  decode tok/s (best)   GB/s  of \(Int(Self.bandwidth / 1e9)) GB/s            batch-5  prefill \(prefillTokens) tok/s  GFLOPS  of peak")
+        if tsv {
+            print("format\tdecode_tok_s\tprefill_tok_s\tbatch5_ratio")
+        } else {
+            print("decode: median steps (best step); batch-5: median 5-row step / median 1-row step; prefill: best of 2")
+            print("format  load s  decode tok/s (best)   GB/s  of \(Int(Self.bandwidth / 1e9)) GB/s            batch-5  prefill \(prefillTokens) tok/s  GFLOPS  of peak")
+        }
         for format in formatList {
             let (url, quantize) = try folder(for: format)
             let loadStart = now()
@@ -127,6 +118,12 @@ struct BenchEngine: ParsableCommand {
             }
             let flops = Self.prefillFlops(c, tokens: prefillTokens)
 
+            if tsv {
+                print(String(format: "%@\t%.3f\t%.3f\t%.3f", format as NSString, 1 / stepSeconds,
+                             Double(prefillTokens) / prefillSeconds, batchRatio))
+                fflush(stdout)
+                continue
+            }
             print(String(format: "%-6@ %7.2f %8.1f (%5.1f) %6.1f %6.1f%% (best %5.1f%%) %10.2f %18.1f %7.1f %7.1f%%",
                          format as NSString, loadSeconds, 1 / stepSeconds, 1 / single.min()!, bytesPerSecond / 1e9,
                          100 * bytesPerSecond / Self.bandwidth, 100 * bestBytesPerSecond / Self.bandwidth, batchRatio,
@@ -134,7 +131,7 @@ struct BenchEngine: ParsableCommand {
                          100 * flops / prefillSeconds / Self.peakFlops))
             fflush(stdout)
         }
-        print("(weights per token: projections + LM head; machine shared with other jobs: expect variance)")
+        if !tsv { print("(weights per token: projections + LM head; machine shared with other jobs: expect variance)") }
     }
 
     /// Multiply-adds ×2 of a prefill: every projection for every token, causal attention (q·k and p·v over

@@ -1,33 +1,35 @@
 import ArgumentParser
 import Foundation
 import MirageAnalysis
+import MirageBenchSupport
+import MirageCLISupport
 import MirageDecoding
 import MirageEngine
 import MirageStore
 
-/// `mirage bench overtrust`: the cost of recording attention (next to the greedy decode it follows),
+/// `mirage-bench overtrust`: the cost of recording attention (next to the greedy decode it follows),
 /// detecting summary tokens, storing the map and rendering its heatmap.
 struct BenchOvertrust: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "overtrust",
         abstract: "Time attention capture, summary-token detection, the attention store and the heatmap.",
         discussion: """
-        Uses the Qwen2-0.5B-shaped random model of `mirage bench engine` (or --model) and the prompt of \
-        `mirage bench decoders` (random text ids around --image-rows random embedding rows). A greedy decode of \
+        Uses the Qwen2-0.5B-shaped random model of `mirage-bench engine` (or --model) and the prompt of \
+        `mirage-bench decoders` (random text ids around --image-rows random embedding rows). A greedy decode of \
         --new-tokens tokens (EOS ignored) gives the response; capture is one teacher-forced pass over prompt + \
         response with the last layer's attention. Capture prints its GFLOPS (projections, MLP and attention of \
         every layer, no LM head) as a share of the machine's 520 GFLOPS fp32 peak and its time as a ratio to the \
         greedy decode. Build with `swift build -c release` first.
 
         Examples:
-          mirage bench overtrust
-          mirage bench overtrust --new-tokens 512 --image-rows 576 --repeats 3
+          mirage-bench overtrust
+          mirage-bench overtrust --new-tokens 512 --image-rows 576 --repeats 3
         """)
 
     @Option(name: .long, help: ArgumentHelp("Model folder (default: the synthesized Qwen2-0.5B, bf16).", valueName: "dir"))
     var model: String?
-    @Option(name: .long, help: ArgumentHelp("Where synthesized models are kept and reused, as for `mirage bench engine` (default: a temporary folder removed at the end).", valueName: "dir"))
-    var workDir: String?
+    @Option(name: .long, help: ArgumentHelp("Where `mirage-bench engine` keeps synthesized models between runs (~1 GB each; delete the folder to free it).", valueName: "dir"))
+    var workDir = BenchmarkSupport.modelCache.path
     @Option(name: .long, help: "Response tokens.") var newTokens = 256
     @Option(name: .long, help: "Text tokens of the prompt.") var textTokens = 32
     @Option(name: .long, help: "Image embedding rows of the prompt.") var imageRows = 576
@@ -41,11 +43,9 @@ struct BenchOvertrust: ParsableCommand {
     }
 
     func run() throws {
-        // The synthesized model (about 1 GB) goes when the benchmark ends, unless --work-dir keeps it.
-        defer { if model == nil && workDir == nil { BenchEngine.removeScratch() } }
         try runReportingErrors {
             let folder = try model.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
-                ?? BenchEngine.parse(workDir.map { ["--work-dir", $0] } ?? []).folder(for: "bf16").0
+                ?? BenchEngine.parse(["--work-dir", workDir]).folder(for: "bf16").0
             let lm = try LanguageModel(folder: folder, options: LoadOptions(threads: threads))
             let (prompt, _) = try BenchDecoders.parse(["--text-tokens", String(textTokens), "--image-rows", String(imageRows)])
                 .benchPrompt(lm)

@@ -1,18 +1,24 @@
 import ArgumentParser
 import Foundation
+import MirageCLISupport
 import MirageData
 import MirageMetrics
 import MirageText
 
-/// `mirage bench`: performance measurements, one subcommand per area.
-struct BenchCommand: ParsableCommand {
+/// `mirage-bench`: performance measurements, one subcommand per area. A separate executable from `mirage`,
+/// so the researcher's tool lists only what a researcher runs.
+@main
+struct MirageBench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench",
+        commandName: "mirage-bench",
         abstract: "Measure performance of one area of Mirage on this machine.",
         discussion: """
         Each subcommand times one area and prints its throughput (and, where it makes sense, the ratio to \
-        the machine's physical limit). Build with `swift build -c release` before measuring.
+        the machine's physical limit). Build with `swift build -c release --product mirage-bench` before \
+        measuring; debug numbers are meaningless. The package-benchmark suite in Benchmarks/ tracks the same \
+        areas against saved baselines.
         """,
+        version: MirageVersion.string,
         subcommands: [
             // Bench subcommands, one line each.
             BenchChairCommand.self,
@@ -33,57 +39,7 @@ struct BenchCommand: ParsableCommand {
         ])
 }
 
-/// Options shared by the CHAIR commands for locating the vocabulary and the text pipeline's data, plus threads.
-struct ChairDataOptions: ParsableArguments {
-    @OptionGroup var text: ChairTextOptions
-
-    @Option(name: .long, help: "Worker threads.")
-    var threads = 2
-
-    var synonyms: String? { text.synonyms }
-    var nltkData: String? { text.nltkData }
-    var wordnet: String? { text.wordnet }
-
-    func resources(groundTruth: String? = nil) -> ChairResources {
-        text.resources(groundTruth: groundTruth, threads: threads)
-    }
-}
-
-/// Wall-clock seconds of a closure.
-func timed<T>(_ body: () throws -> T) rethrows -> (T, Double) {
-    let start = DispatchTime.now().uptimeNanoseconds
-    let value = try body()
-    return (value, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-}
-
-/// CPU seconds (user + system, all threads) this process has used so far.
-func cpuSeconds() -> Double {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
-    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
-}
-
-/// Peak resident set size of this process so far, in bytes (Linux `ru_maxrss` is in KiB).
-func peakResidentBytes() -> Int {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Int(usage.ru_maxrss) * 1024
-}
-
-/// Runs a bench body and turns its errors into a clear message and a failing exit code.
-func runReportingErrors(_ body: () throws -> Void) throws {
-    do {
-        try body()
-    } catch let error as ExitCode {
-        throw error
-    } catch {
-        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-        throw ExitCode.failure
-    }
-}
-
-/// `mirage bench chair`: CHAIR scoring throughput on the 12 OPERA logs.
+/// `mirage-bench chair`: CHAIR scoring throughput on the 12 OPERA logs.
 struct BenchChairCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chair",
@@ -95,7 +51,7 @@ struct BenchChairCommand: ParsableCommand {
 
         EXAMPLE:
           swift build -c release
-          .build/release/mirage bench chair --from ../shared/data/chair/opera-logs \\
+          .build/release/mirage-bench chair --from ../shared/data/chair/opera-logs \\
               --ground-truth ../shared/data/chair/coco2014_gt_objects.json
         """)
 
@@ -143,7 +99,7 @@ struct BenchChairCommand: ParsableCommand {
     }
 }
 
-/// `mirage bench groundtruth`: building CHAIR's ground truth at COCO 2014 scale.
+/// `mirage-bench groundtruth`: building CHAIR's ground truth at COCO 2014 scale.
 struct BenchGroundTruthCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "groundtruth",
@@ -155,7 +111,7 @@ struct BenchGroundTruthCommand: ParsableCommand {
         then builds again to time the cache hit. Targets: < 60 s and < 4 GB on 2 cores (release build).
 
         EXAMPLE:
-          .build/release/mirage bench groundtruth --work /tmp/chair-bench --nltk-data ../shared/data/nltk
+          .build/release/mirage-bench groundtruth --work /tmp/chair-bench --nltk-data ../shared/data/nltk
         """)
 
     @Option(name: .long, help: ArgumentHelp("Folder for the synthetic annotations and the cache (reused when it already holds them).", valueName: "dir"))
@@ -192,7 +148,7 @@ struct BenchGroundTruthCommand: ParsableCommand {
     }
 
     func childArguments() -> [String] {
-        var args = ["bench", "groundtruth", "--work", work, "--measure", "1", "--threads", "\(data.threads)"]
+        var args = ["groundtruth", "--work", work, "--measure", "1", "--threads", "\(data.threads)"]
         if let s = data.synonyms { args += ["--synonyms", s] }
         if let n = data.nltkData { args += ["--nltk-data", n] }
         if let w = data.wordnet { args += ["--wordnet", w] }
