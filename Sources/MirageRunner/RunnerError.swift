@@ -163,7 +163,44 @@ struct YAMLFields {
 /// Yams' untyped loader, with mappings normalised to `[String: Any]` (keys as text).
 enum YAMLLoader {
     static func load(_ text: String) throws -> Any? {
-        normalise(try Yams.load(yaml: text))
+        guard let node = try Yams.compose(yaml: text) else { return nil }
+        var budget = maxValues
+        try check(node, budget: &budget)
+        return normalise(node.any)
+    }
+
+    /// Values a file may expand to. Aliases repeat a node wherever they appear, so a few hundred bytes of
+    /// nested aliases ("billion laughs") expand to billions of values; real protocol and experiment files
+    /// hold well under a thousand.
+    static let maxValues = 100_000
+
+    /// Checks the composed tree before Yams builds Swift values from it: every key must be text (Yams
+    /// 6.2.2 traps on a list or mapping as a key, Constructor.swift `private_construct_mapping`), and the
+    /// tree with aliases expanded must stay within `maxValues`.
+    private static func check(_ node: Node, budget: inout Int) throws {
+        budget -= 1
+        guard budget >= 0 else {
+            throw YAMLShapeError(description: "the file expands to more than \(maxValues) values (nested aliases `*name`); "
+                                 + "write the values out instead of repeating aliases")
+        }
+        switch node {
+        case .mapping(let mapping):
+            for (key, value) in mapping {
+                guard String.construct(from: key) != nil else {
+                    let line = key.mark.map { " on line \($0.line)" } ?? ""
+                    throw YAMLShapeError(description: "a key\(line) is a list or mapping; keys must be plain names like `task:`")
+                }
+                try check(value, budget: &budget)
+            }
+        case .sequence(let sequence):
+            for element in sequence { try check(element, budget: &budget) }
+        default:
+            break
+        }
+    }
+
+    struct YAMLShapeError: Error, CustomStringConvertible {
+        let description: String
     }
 
     private static func normalise(_ value: Any?) -> Any? {
