@@ -128,7 +128,8 @@ public enum FuzzTargets {
     }
 
     static func image(_ data: Data) throws {
-        if filterOpenFindings, let (width, height) = declaredImageSize([UInt8](data)), width * height > maxFuzzedPixels {
+        if filterOpenFindings, let (width, height) = declaredImageSize([UInt8](data)),
+           width.multipliedReportingOverflow(by: height).overflow || width * height > maxFuzzedPixels {
             throw OpenFinding(description: "open finding: \(width)×\(height) pixels are decoded without a limit "
                                 + "(the decoder's pixel limit is being added separately)")
         }
