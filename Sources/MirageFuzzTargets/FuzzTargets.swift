@@ -46,16 +46,16 @@ public struct FuzzTarget: Sendable {
 /// `Fuzz/corpus/<name>/`); the PyTorch pickle reader joins this way once it exists.
 public enum FuzzTargets {
     public static let all: [FuzzTarget] = [
-        FuzzTarget("json-scanner", maxLength: 4096, "MirageData JSONScanner: readAny, then skipValue over the same bytes", jsonScanner),
-        FuzzTarget("chair-captions", maxLength: 4096, "MirageMetrics ChairCaptionFile.parse (JSONL, JSON list, concatenated)", chairCaptions),
-        FuzzTarget("pope-questions", maxLength: 4096, "MirageData POPEQuestionReader.parse and POPEAnswerReader.parse", popeQuestions),
-        FuzzTarget("pope-answers", maxLength: 4096, "MirageStore PopeAnswerFile.parse", popeAnswers),
-        FuzzTarget("tokenizer-json", maxLength: 8192, "MirageEngine Tokenizer(tokenizerJSON:), then encode and decode a fixed text", tokenizerJSON),
-        FuzzTarget("safetensors", maxLength: 4096, "MirageEngine SafeTensorsFile header validation", safetensors),
-        FuzzTarget("protocol-yaml", maxLength: 8192, "MirageRunner RunProtocol.parse", protocolYAML),
-        FuzzTarget("experiment-yaml", maxLength: 4096, "MirageRunner Experiment.parse", experimentYAML),
-        FuzzTarget("image", maxLength: 16384, "MirageEngine ImageDecoder.decode (JPEG, PNG via CMirageImage)", image),
-        FuzzTarget("model-config", maxLength: 4096, "MirageEngine ModelConfig / VisionConfig / LlavaConfig from config.json", modelConfig),
+        FuzzTarget("json-scanner", maxLength: 4096, "MirageData JSONScanner: readAny, then skipValue over the same bytes") { try jsonScanner($0) },
+        FuzzTarget("chair-captions", maxLength: 4096, "MirageMetrics ChairCaptionFile.parse (JSONL, JSON list, concatenated)") { try chairCaptions($0) },
+        FuzzTarget("pope-questions", maxLength: 4096, "MirageData POPEQuestionReader.parse and POPEAnswerReader.parse") { try popeQuestions($0) },
+        FuzzTarget("pope-answers", maxLength: 4096, "MirageStore PopeAnswerFile.parse") { try popeAnswers($0) },
+        FuzzTarget("tokenizer-json", maxLength: 8192, "MirageEngine Tokenizer(tokenizerJSON:), then encode and decode a fixed text") { try tokenizerJSON($0) },
+        FuzzTarget("safetensors", maxLength: 4096, "MirageEngine SafeTensorsFile header validation") { try safetensors($0) },
+        FuzzTarget("protocol-yaml", maxLength: 8192, "MirageRunner RunProtocol.parse") { try protocolYAML($0) },
+        FuzzTarget("experiment-yaml", maxLength: 4096, "MirageRunner Experiment.parse") { try experimentYAML($0) },
+        FuzzTarget("image", maxLength: 16384, "MirageEngine ImageDecoder.decode (JPEG, PNG via CMirageImage)") { try image($0) },
+        FuzzTarget("model-config", maxLength: 4096, "MirageEngine ModelConfig / VisionConfig / LlavaConfig from config.json") { try modelConfig($0) },
     ]
 
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }
