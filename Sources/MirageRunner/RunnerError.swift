@@ -194,9 +194,33 @@ enum YAMLLoader {
             }
         case .sequence(let sequence):
             for element in sequence { try check(element, budget: &budget) }
+        case .scalar(let scalar):
+            // YAML 1.1 base-60 integers (`1:30`): Yams 6.2.2 multiplies without overflow checks and traps
+            // on long ones (Constructor.swift `sexagesimal`), so those are refused first.
+            if scalar.string.contains(":"), node.tag.rawValue == Tag.Name.int.rawValue,
+               sexagesimalOverflows(scalar.string) {
+                let line = node.mark.map { " on line \($0.line)" } ?? ""
+                throw YAMLShapeError(description: "the number `\(scalar.string)`\(line) is too large")
+            }
         default:
             break
         }
+    }
+
+    /// Whether Yams's base-60 conversion of `text` (digits, then base, times 60 per component) overflows.
+    static func sexagesimalOverflows(_ text: String) -> Bool {
+        let unsigned = text.hasPrefix("-") || text.hasPrefix("+") ? String(text.dropFirst()) : text
+        let digits = unsigned.components(separatedBy: ":").map { Int($0) }
+        guard digits.allSatisfy({ $0 != nil }) else { return false }   // Yams gives up without trapping
+        var base = 1, value = 0
+        for digit in digits.reversed().map({ $0! }) {
+            let (term, o1) = digit.multipliedReportingOverflow(by: base)
+            let (sum, o2) = value.addingReportingOverflow(term)
+            let (next, o3) = base.multipliedReportingOverflow(by: 60)
+            if o1 || o2 || o3 { return true }
+            (value, base) = (sum, next)
+        }
+        return false
     }
 
     struct YAMLShapeError: Error, CustomStringConvertible {
