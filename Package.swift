@@ -28,6 +28,8 @@ let package = Package(
         .library(name: "MirageRunner", targets: ["MirageRunner"]),
         .library(name: "MirageCLISupport", targets: ["MirageCLISupport"]),
         .library(name: "MirageBenchSupport", targets: ["MirageBenchSupport"]),
+        /// The parsers as libFuzzer targets; built with the sanitizer by the separate Fuzz/ package (docs/fuzzing.md).
+        .library(name: "MirageFuzzTargets", targets: ["MirageFuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -98,6 +100,12 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // MARK: Fuzzing
+        /// Every file parser as `(Data) -> accepted | rejected`, shared by Fuzz/ (libFuzzer) and MirageFuzzTests (corpus replay).
+        .target(name: "MirageFuzzTargets", dependencies: [
+            "MirageData", "MirageEngine", "MirageMetrics", "MirageRunner", "MirageStore",
+        ]),
+
         // MARK: Tests
         /// Locating ../shared/data (tests skip when it is absent) and the built `mirage` binary.
         .target(name: "MirageTestSupport", path: "Tests/MirageTestSupport"),
@@ -111,6 +119,7 @@ let package = Package(
         .testTarget(name: "MirageRunnerTests", dependencies: ["MirageRunner", "MirageTestSupport"]),
         .testTarget(name: "MirageVisualsTests", dependencies: ["MirageVisuals", "MirageEngine", "MirageData", "MirageTestSupport"]),
         .testTarget(name: "MirageAnalysisTests", dependencies: ["MirageAnalysis", "MirageTestSupport"]),
+        .testTarget(name: "MirageFuzzTests", dependencies: ["MirageFuzzTargets", "MirageTestSupport"]),
         .testTarget(name: "MirageCLITests", dependencies: ["MirageTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Golden"]),
     ],

@@ -396,17 +396,27 @@ public struct JSONScanner {
     }
 
     /// Reads any JSON value into a plain Swift value (`[String: Any]`, `[Any]`, `String`, `Double`/`Int`,
-    /// `Bool`, `NSNull`). For small documents only.
+    /// `Bool`, `NSNull`). For small documents only; objects and arrays may nest `maxReadAnyDepth` deep.
     public mutating func readAny() throws -> Any {
+        try readAny(depth: 0)
+    }
+
+    /// Deepest nesting `readAny` follows: its recursion would otherwise overflow the stack on hostile input.
+    public static let maxReadAnyDepth = 512
+
+    private mutating func readAny(depth: Int) throws -> Any {
         guard let c = peek() else { throw error("expected a value, found end of input") }
+        if (c == UInt8(ascii: "{") || c == UInt8(ascii: "[")) && depth >= Self.maxReadAnyDepth {
+            throw error("objects and arrays nested more than \(Self.maxReadAnyDepth) deep; the file is damaged or not the expected kind")
+        }
         switch c {
         case UInt8(ascii: "{"):
             var dict: [String: Any] = [:]
-            try forEachMember { key, s in dict[key.string] = try s.readAny() }
+            try forEachMember { key, s in dict[key.string] = try s.readAny(depth: depth + 1) }
             return dict
         case UInt8(ascii: "["):
             var array: [Any] = []
-            try forEachElement { s in array.append(try s.readAny()) }
+            try forEachElement { s in array.append(try s.readAny(depth: depth + 1)) }
             return array
         case UInt8(ascii: "\""): return try readString()
         case UInt8(ascii: "t"), UInt8(ascii: "f"): return try readBool()

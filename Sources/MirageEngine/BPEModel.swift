@@ -30,6 +30,9 @@ final class BPEModel: @unchecked Sendable {
     let endOfWordSuffix: String?
     private let cache = BPECache(capacity: 10_000)
 
+    /// Largest vocabulary id + 1 a tokenizer file may use (2^24; the largest published vocabularies have ~2^18).
+    static let maxTokenID = 1 << 24
+
     init(vocab: [String: Int], merges: [(String, String)], unkToken: String?, fuseUnk: Bool, byteFallback: Bool,
          ignoreMerges: Bool, continuingSubwordPrefix: String?, endOfWordSuffix: String?) throws {
         self.vocab = vocab
@@ -85,6 +88,11 @@ final class BPEModel: @unchecked Sendable {
         for (token, value) in rawVocab {
             guard let id = TokenizerJSON.integer(value) else {
                 throw TokenizerError.malformed(file: json.file, detail: "vocab entry \(token.debugDescription) has no integer id")
+            }
+            // Ids index a table and are packed into 32 bits; real vocabularies stay far below the cap.
+            guard id >= 0 && id < maxTokenID else {
+                throw TokenizerError.malformed(file: json.file, detail: "vocab entry \(token.debugDescription) has id \(id); "
+                                               + "ids run from 0 to \(maxTokenID - 1) (the file is damaged; re-download it)")
             }
             vocab[token] = id
         }

@@ -40,6 +40,17 @@ public final class MappedFile: @unchecked Sendable {
         isMapped = true
     }
 
+    /// A copy of `bytes` in memory standing in for a file named `path` (for parsing bytes that did not
+    /// come from disk, e.g. the fuzz targets); nothing is mapped.
+    public init(copying bytes: Data, path: String) {
+        self.path = path
+        size = bytes.count
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 64)
+        bytes.copyBytes(to: buffer.assumingMemoryBound(to: UInt8.self), count: bytes.count)
+        base = UnsafeRawPointer(buffer)
+        isMapped = false
+    }
+
     private let isMapped: Bool
 
     deinit {

@@ -50,7 +50,13 @@ public struct SafeTensorsFile: @unchecked Sendable {
     static let maxHeaderSize = 100_000_000
 
     public init(path: String) throws {
-        let file = try MappedFile(path: path)
+        try self.init(file: MappedFile(path: path))
+    }
+
+    /// Validates the header of a file already in memory (a mapping, or bytes copied with
+    /// `MappedFile(copying:path:)`); errors name `file.path`.
+    public init(file: MappedFile) throws {
+        let path = file.path
         self.file = file
         guard file.size >= 8 else {
             throw ModelError.truncatedFile(path: path, size: file.size, needed: 8)

@@ -8,6 +8,10 @@ struct TokenizerJSONParser {
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
     private let file: String
+    /// Objects and arrays currently open. Real tokenizer files nest about five deep; the cap keeps a damaged
+    /// or hostile file from overflowing the stack in the recursive descent.
+    private var depth = 0
+    static let maxDepth = 512
 
     static func parse(_ data: Data, file: String) throws -> Any {
         try data.withUnsafeBytes { raw in
@@ -48,8 +52,15 @@ struct TokenizerJSONParser {
     private mutating func value() throws -> Any {
         guard index < bytes.count else { throw error("unexpected end") }
         switch bytes[index] {
-        case UInt8(ascii: "{"): return try object()
-        case UInt8(ascii: "["): return try array()
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            guard depth < Self.maxDepth else {
+                throw error("objects and arrays nested more than \(Self.maxDepth) deep (tokenizer files nest a few "
+                            + "levels; the file is damaged, re-download it)")
+            }
+            depth += 1
+            defer { depth -= 1 }
+            if bytes[index] == UInt8(ascii: "{") { return try object() }
+            return try array()
         case UInt8(ascii: "\""): return try string()
         case UInt8(ascii: "t"): try literal("true"); return true
         case UInt8(ascii: "f"): try literal("false"); return false

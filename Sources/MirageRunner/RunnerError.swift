@@ -173,7 +173,68 @@ struct YAMLFields {
 /// Yams' untyped loader, with mappings normalised to `[String: Any]` (keys as text).
 enum YAMLLoader {
     static func load(_ text: String) throws -> Any? {
-        normalise(try Yams.load(yaml: text))
+        guard let node = try Yams.compose(yaml: text) else { return nil }
+        var budget = maxValues
+        try check(node, budget: &budget)
+        return normalise(node.any)
+    }
+
+    /// Values a file may expand to. Aliases repeat a node wherever they appear, so a few hundred bytes of
+    /// nested aliases ("billion laughs") expand to billions of values; real protocol and experiment files
+    /// hold well under a thousand.
+    static let maxValues = 100_000
+
+    /// Checks the composed tree before Yams builds Swift values from it: every key must be text (Yams
+    /// 6.2.2 traps on a list or mapping as a key, Constructor.swift `private_construct_mapping`), and the
+    /// tree with aliases expanded must stay within `maxValues`.
+    private static func check(_ node: Node, budget: inout Int) throws {
+        budget -= 1
+        guard budget >= 0 else {
+            throw YAMLShapeError(description: "the file expands to more than \(maxValues) values (nested aliases `*name`); "
+                                 + "write the values out instead of repeating aliases")
+        }
+        switch node {
+        case .mapping(let mapping):
+            for (key, value) in mapping {
+                guard String.construct(from: key) != nil else {
+                    let line = key.mark.map { " on line \($0.line)" } ?? ""
+                    throw YAMLShapeError(description: "a key\(line) is a list or mapping; keys must be plain names like `task:`")
+                }
+                try check(value, budget: &budget)
+            }
+        case .sequence(let sequence):
+            for element in sequence { try check(element, budget: &budget) }
+        case .scalar(let scalar):
+            // YAML 1.1 base-60 integers (`1:30`): Yams 6.2.2 multiplies without overflow checks and traps
+            // on long ones (Constructor.swift `sexagesimal`), so those are refused first.
+            if scalar.string.contains(":"), node.tag.rawValue == Tag.Name.int.rawValue,
+               sexagesimalOverflows(scalar.string) {
+                let line = node.mark.map { " on line \($0.line)" } ?? ""
+                throw YAMLShapeError(description: "the number `\(scalar.string)`\(line) is too large")
+            }
+        default:
+            break
+        }
+    }
+
+    /// Whether Yams's base-60 conversion of `text` (digits, then base, times 60 per component) overflows.
+    static func sexagesimalOverflows(_ text: String) -> Bool {
+        let unsigned = text.hasPrefix("-") || text.hasPrefix("+") ? String(text.dropFirst()) : text
+        let digits = unsigned.components(separatedBy: ":").map { Int($0) }
+        guard digits.allSatisfy({ $0 != nil }) else { return false }   // Yams gives up without trapping
+        var base = 1, value = 0
+        for digit in digits.reversed().map({ $0! }) {
+            let (term, o1) = digit.multipliedReportingOverflow(by: base)
+            let (sum, o2) = value.addingReportingOverflow(term)
+            let (next, o3) = base.multipliedReportingOverflow(by: 60)
+            if o1 || o2 || o3 { return true }
+            (value, base) = (sum, next)
+        }
+        return false
+    }
+
+    struct YAMLShapeError: Error, CustomStringConvertible {
+        let description: String
     }
 
     private static func normalise(_ value: Any?) -> Any? {
