@@ -93,7 +93,7 @@ let package = Package(
         ]),
         /// What `mirage-bench` and the Benchmarks/ suite share so both measure the same work: synthesized
         /// models kept between runs, the decoder benchmarks' prompt, random weights, the reference data.
-        .target(name: "MirageBenchSupport", dependencies: ["MirageKernels", "MirageEngine", "MirageDecoding"]),
+        .target(name: "MirageBenchSupport", dependencies: ["MirageKernels", "MirageEngine", "MirageDecoding", "MirageData", "MirageStore"]),
         .executableTarget(name: "mirage-bench", dependencies: [
             "MirageText", "MirageData", "MirageMetrics", "MirageStore", "MirageEngine", "MirageKernels",
             "MirageDecoding", "MirageRunner", "MirageVisuals", "MirageAnalysis", "MirageCLISupport", "MirageBenchSupport",

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MirageBenchSupport
 import MirageCLISupport
 import MirageData
 import MirageMetrics
@@ -45,17 +46,7 @@ struct BenchStoreCommand: ParsableCommand {
         let (read, readSeconds) = try timed { try store.items(run: run.id) }
         let (_, finish) = try timed { try store.finishRun(run.id) }
 
-        var method: [Int: ChairTotals] = [:], baseline: [Int: ChairTotals] = [:]
-        var rng = SplitMix64(seed: 1)
-        for image in 0..<images {
-            var m = ChairTotals(), b = ChairTotals()
-            m.captions = 1; b.captions = 1
-            m.mentions = 3 + rng.uniform(5); b.mentions = 3 + rng.uniform(5)
-            m.hallucinatedMentions = rng.uniform(3); b.hallucinatedMentions = rng.uniform(3)
-            m.hallucinatedCaptions = m.hallucinatedMentions > 0 ? 1 : 0
-            b.hallucinatedCaptions = b.hallucinatedMentions > 0 ? 1 : 0
-            method[image] = m; baseline[image] = b
-        }
+        let (method, baseline) = BenchmarkSupport.pairedChairTotals(images: images)
         let (_, bootstrap) = timed {
             PairedBootstrap.chairDelta(method: method, baseline: baseline, samples: samples, seed: 0)
         }

@@ -297,30 +297,6 @@ import Glibc
     }
 }
 
-/// A PNG of signature, IHDR (declaring the size, 8-bit RGB), an empty IDAT and IEND, with valid CRCs.
-enum PNGHeader {
-    static func crc32(_ bytes: [UInt8]) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        for byte in bytes {
-            crc ^= UInt32(byte)
-            for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
-        }
-        return ~crc
-    }
-
-    static func bigEndian(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
-
-    static func chunk(_ type: String, _ body: [UInt8]) -> [UInt8] {
-        let typed = Array(type.utf8) + body
-        return bigEndian(UInt32(body.count)) + typed + bigEndian(crc32(typed))
-    }
-
-    static func declaring(width: UInt32, height: UInt32) -> Data {
-        Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-             + chunk("IHDR", bigEndian(width) + bigEndian(height) + [8, 2, 0, 0, 0]) + chunk("IDAT", []) + chunk("IEND", []))
-    }
-}
-
 /// Overwrites one f32 tensor of a safetensors file with NaN, reading the offsets from its JSON header.
 enum NaNWeights {
     static func poison(file: URL, tensor: String) throws {

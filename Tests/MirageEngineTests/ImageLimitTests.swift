@@ -2,37 +2,11 @@ import Foundation
 import Testing
 import MirageData
 @testable import MirageEngine
+import MirageTestSupport
 
 /// The decoded-pixel limit: a small file declaring a huge image is refused from its header, before the
 /// codec allocates anything (a 40000 × 40000 RGB image would need 4.8 GB).
 @Suite struct ImageLimitTests {
-    /// CRC-32 (ISO-HDLC, as PNG chunks use it).
-    static func crc32(_ bytes: [UInt8]) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        for byte in bytes {
-            crc ^= UInt32(byte)
-            for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
-        }
-        return ~crc
-    }
-
-    static func bigEndian(_ value: UInt32) -> [UInt8] {
-        [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
-    }
-
-    static func chunk(_ type: String, _ body: [UInt8]) -> [UInt8] {
-        let typed = Array(type.utf8) + body
-        return bigEndian(UInt32(body.count)) + typed + bigEndian(crc32(typed))
-    }
-
-    /// A PNG whose IHDR declares `width` × `height` RGB pixels, followed by an empty IDAT and IEND (a few
-    /// dozen bytes: the header is all the limit needs).
-    static func pngHeader(width: UInt32, height: UInt32) -> Data {
-        let ihdr = bigEndian(width) + bigEndian(height) + [8, 2, 0, 0, 0]
-        return Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", ihdr) + chunk("IDAT", [])
-                    + chunk("IEND", []))
-    }
-
     /// A real 8 × 8 baseline JPEG whose SOF0 frame header is patched to declare `width` × `height`.
     static func jpegDeclaring(width: Int, height: Int) throws -> Data {
         var bytes = [UInt8](try JPEGEncoder.encode(rgb: [UInt8](repeating: 128, count: 8 * 8 * 3), width: 8, height: 8))
@@ -61,14 +35,14 @@ import MirageData
     }
 
     @Test func hugePNGHeaderIsRefusedBeforeDecoding() throws {
-        let png = Self.pngHeader(width: 40000, height: 40000)
+        let png = PNGHeader.declaring(width: 40000, height: 40000)
         #expect(png.count < 100)
         Self.expectRefused(png, width: 40000, height: 40000, limit: nil)
         // The limit is inclusive, as Pillow's `pixels > 2 * MAX_IMAGE_PIXELS`: 10 × 10 passes the check with
         // a limit of 100 (and then fails on its empty pixel data), 10 × 11 does not.
-        Self.expectRefused(Self.pngHeader(width: 10, height: 11), width: 10, height: 11, limit: 100)
+        Self.expectRefused(PNGHeader.declaring(width: 10, height: 11), width: 10, height: 11, limit: 100)
         do {
-            _ = try ImageDecoder.decode(Self.pngHeader(width: 10, height: 10), name: "ok", maxPixels: 100)
+            _ = try ImageDecoder.decode(PNGHeader.declaring(width: 10, height: 10), name: "ok", maxPixels: 100)
             Issue.record("a PNG without pixel data decoded")
         } catch let error as ImageError {
             if case .tooManyPixels = error { Issue.record("100 pixels are within a limit of 100") }
@@ -104,7 +78,7 @@ import MirageData
         Self.expectRefused(small, width: 16, height: 8, limit: 127)
         // 0 turns the check off (the bytes then fail as a truncated or corrupt image, not as too large).
         do {
-            _ = try ImageDecoder.decode(Self.pngHeader(width: 10, height: 11), name: "x", maxPixels: 0)
+            _ = try ImageDecoder.decode(PNGHeader.declaring(width: 10, height: 11), name: "x", maxPixels: 0)
         } catch let error as ImageError {
             if case .tooManyPixels = error { Issue.record("maxPixels 0 still refused the image") }
         }

@@ -377,25 +377,8 @@ func runnerError(_ body: () throws -> Void) -> String? {
 
     @Test(.enabled(if: SharedData.has("coco/images/COCO_val2014_000000000192.jpg"), SharedData.missingMessage))
     func observersSeeEveryDecodedItem() throws {
-        let folder = TestTemporary.root.appendingPathComponent("mirage-runner-api-\(UUID().uuidString)")
+        var (folder, experiment, store, resources) = try Self.setUp(images: SharedData.url("coco/images").path)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let model = folder.appendingPathComponent("tiny")
-        try SyntheticLlavaSpec(text: SyntheticModelSpec(architecture: .llama, size: .tiny, seed: 2),
-                               vision: SyntheticVisionSpec(kind: .clip, size: .tiny, seed: 2)).write(to: model)
-        let questions = [(1, 192), (2, 192), (3, 241), (4, 9)].map { q, image in
-            "{\"question_id\": \(q), \"image\": \"COCO_val2014_\(String(format: "%012d", image)).jpg\", \"text\": \"Is there a cat?\", \"label\": \"no\"}"
-        }
-        try Data((questions.joined(separator: "\n") + "\n").utf8).write(to: folder.appendingPathComponent("q.jsonl"))
-        try Data("task: pope\nquestions: {path: q.jsonl}\nmax_new_tokens: 3\n".utf8).write(to: folder.appendingPathComponent("p.yaml"))
-        var experiment = Experiment()
-        experiment.models = [model.path]
-        experiment.protocols = [folder.appendingPathComponent("p.yaml").path]
-        experiment.decoders = [DecoderChoice(name: "greedy"), DecoderChoice(name: "beam", overrides: [.init("num_beams", "2")])]
-        experiment.images = SharedData.url("coco/images").path
-        experiment.threads = 1
-        let store = try RunStore(path: folder.appendingPathComponent("r.sqlite").path)
-        let resources = RunResources(chairScorer: { _ in throw RunnerError.configuration("CHAIR is not used here") },
-                                     protocols: ProtocolLibrary(folders: []))
         var messages = ""
         let progress = RunProgress(isTerminal: false, json: false, write: { messages += $0 })
 

@@ -38,17 +38,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     Benchmark("paired bootstrap, 500 images × 1,000 resamples") { benchmark in
-        var method: [Int: ChairTotals] = [:], baseline: [Int: ChairTotals] = [:]
-        var rng = SplitMix64(seed: 1)
-        for image in 0..<500 {
-            var m = ChairTotals(), b = ChairTotals()
-            m.captions = 1; b.captions = 1
-            m.mentions = 3 + rng.uniform(5); b.mentions = 3 + rng.uniform(5)
-            m.hallucinatedMentions = rng.uniform(3); b.hallucinatedMentions = rng.uniform(3)
-            m.hallucinatedCaptions = m.hallucinatedMentions > 0 ? 1 : 0
-            b.hallucinatedCaptions = b.hallucinatedMentions > 0 ? 1 : 0
-            method[image] = m; baseline[image] = b
-        }
+        let (method, baseline) = BenchmarkSupport.pairedChairTotals(images: 500)
         benchmark.startMeasurement()
         blackHole(PairedBootstrap.chairDelta(method: method, baseline: baseline, samples: 1000, seed: 0))
         benchmark.stopMeasurement()
