@@ -87,6 +87,15 @@ public struct ConfigValidator: Sendable {
         }
     }
 
+    /// The four sizes every transformer stack has (text decoder and vision tower alike), checked in this
+    /// order under their config.json names: hidden_size, intermediate_size, num_hidden_layers, num_attention_heads.
+    public func transformerStack(hiddenSize: Int, intermediateSize: Int, layers: Int, heads: Int) throws {
+        try count("hidden_size", hiddenSize, in: ConfigLimits.hiddenSize)
+        try count("intermediate_size", intermediateSize, in: ConfigLimits.intermediateSize)
+        try count("num_hidden_layers", layers, in: ConfigLimits.layers)
+        try count("num_attention_heads", heads, in: ConfigLimits.heads)
+    }
+
     /// A name from a fixed list.
     public func oneOf(_ field: String, _ value: String, _ allowed: [String]) throws {
         guard allowed.contains(value) else {
@@ -97,10 +106,8 @@ public struct ConfigValidator: Sendable {
 
 extension ModelConfig: ValidatedConfig {
     public func validate(_ v: ConfigValidator) throws {
-        try v.count("hidden_size", hiddenSize, in: ConfigLimits.hiddenSize)
-        try v.count("intermediate_size", intermediateSize, in: ConfigLimits.intermediateSize)
-        try v.count("num_hidden_layers", numLayers, in: ConfigLimits.layers)
-        try v.count("num_attention_heads", numHeads, in: ConfigLimits.heads)
+        try v.transformerStack(hiddenSize: hiddenSize, intermediateSize: intermediateSize,
+                               layers: numLayers, heads: numHeads)
         try v.count("num_key_value_heads", numKVHeads, in: 1...numHeads)
         try v.divisible("num_attention_heads", numHeads, by: "num_key_value_heads", numKVHeads)
         try v.count("head_dim", headDim, in: ConfigLimits.headDim)
@@ -130,10 +137,8 @@ extension ModelConfig: ValidatedConfig {
 
 extension VisionConfig: ValidatedConfig {
     public func validate(_ v: ConfigValidator) throws {
-        try v.count("hidden_size", hiddenSize, in: ConfigLimits.hiddenSize)
-        try v.count("intermediate_size", intermediateSize, in: ConfigLimits.intermediateSize)
-        try v.count("num_hidden_layers", numLayers, in: ConfigLimits.layers)
-        try v.count("num_attention_heads", numHeads, in: ConfigLimits.heads)
+        try v.transformerStack(hiddenSize: hiddenSize, intermediateSize: intermediateSize,
+                               layers: numLayers, heads: numHeads)
         try v.divisible("hidden_size", hiddenSize, by: "num_attention_heads", numHeads)
         try v.count("image_size", imageSize, in: ConfigLimits.imageSize)
         try v.count("patch_size", patchSize, in: 1...imageSize)
