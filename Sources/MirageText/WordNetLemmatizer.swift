@@ -100,13 +100,16 @@ public struct WordNetLemmatizer: Sendable {
         return (memory.freeze(rules), rules.count, memory.freeze(ruleText))
     }
 
-    /// The database files the lemmatizer reads, in the order `init(directory:)` reads them.
-    public static let sourceFileNames = ["index.noun", "index.verb", "index.adj", "index.adv",
-                                         "noun.exc", "verb.exc", "adj.exc", "adv.exc"]
+    /// The parts of speech in the order `init(directory:)` reads their files and an image stores their tables.
+    private static let order: [WordNetPOS] = [.noun, .verb, .adjective, .adverb]
+
+    /// The database files the lemmatizer reads, in the order `init(directory:)` reads them: every
+    /// `index.*`, then every `*.exc`.
+    public static let sourceFileNames = order.map { "index.\(fileSuffix($0))" } + order.map { "\(fileSuffix($0)).exc" }
 
     /// Loads `index.{noun,verb,adj,adv}` and `{noun,verb,adj,adv}.exc` from `directory`.
     public init(directory: URL = WordNetLemmatizer.defaultDirectory) throws {
-        let order: [WordNetPOS] = [.noun, .verb, .adjective, .adverb]
+        let order = Self.order
         var lemmaSets = [WordNetPOS: StringTableBuilder]()
         for pos in order { lemmaSets[pos] = StringTableBuilder(minimumCapacity: 1024) }
         // Lemma sets: NLTK reads every index file and files each lemma under the pos of its line.
@@ -309,8 +312,6 @@ extension WordNetLemmatizer {
     public static let imageKind: UInt32 = 0x574E_4C31  // "WNL1"
     /// Bump when the tables or their meaning change: older images are then rebuilt from the sources.
     public static let imageVersion: UInt32 = 1
-
-    private static let order: [WordNetPOS] = [.noun, .verb, .adjective, .adverb]
 
     /// The lemma sets and exception lists as a binary image; `init(image:)` turns it back into an
     /// identical lemmatizer (the detachment rules are the code's own).
