@@ -137,9 +137,15 @@ public struct ChairResources {
     }
 
     public func scorer(options: ChairOptions) throws -> ChairScorer {
-        let vocabulary = try self.vocabulary()
-        let pipeline = try self.pipeline()
-        let truth = try groundTruth(vocabulary: vocabulary, pipeline: pipeline)
+        var clock = StageClock(enabled: false)
+        return try scorer(options: options, clock: &clock)
+    }
+
+    /// The scorer, the load of the vocabulary, each pipeline part and the ground truth timed by `clock`.
+    public func scorer(options: ChairOptions, clock: inout StageClock) throws -> ChairScorer {
+        let vocabulary = try clock.time("vocabulary") { try self.vocabulary() }
+        let pipeline = try self.pipeline(clock: &clock)
+        let truth = try clock.time("ground truth") { try groundTruth(vocabulary: vocabulary, pipeline: pipeline) }
         return ChairScorer(vocabulary: vocabulary, groundTruth: truth, analyzer: pipeline, options: options,
                            threads: threads)
     }

@@ -54,10 +54,10 @@ public struct RunTally: Sendable, Equatable {
         return ""
     }
 
-    /// "2 failed: 1 missing image (image file not found ...), 1 unreadable image (...)".
     /// True when the run has items and every one of them failed.
     public var allFailed: Bool { done > 0 && failed == done }
 
+    /// "2 failed: 1 missing image (image file not found ...), 1 unreadable image (...)".
     public var failureSummary: String? {
         guard failed > 0 else { return nil }
         let groups = failures.keys.sorted().map { k in "\(failures[k]!.count) \(k) (e.g. \(failures[k]!.example))" }

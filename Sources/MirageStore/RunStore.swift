@@ -416,9 +416,13 @@ public final class RunStore: Sendable {
         try read { db in try Self.items(db, run: run) }
     }
 
+    /// The run's items with their scores. The free-text columns are selected once, exactly (`ExactText`), not
+    /// also through `i.*`.
     static func items(_ db: Database, run: Int64) throws -> [StoredItem] {
         try Row.fetchAll(db, sql: """
-            SELECT i.*, \(ExactText.column("i.prompt", as: "prompt_exact")),
+            SELECT i.id, i.item_key, i.ordinal, i.image_id, i.question_id, i.output_tokens, i.prefill_seconds,
+                   i.decode_seconds, i.forward_passes, i.seed, i.created_at,
+                   \(ExactText.column("i.prompt", as: "prompt_exact")),
                    \(ExactText.column("i.output_text", as: "output_exact")),
                    \(ExactText.column("i.failure_reason", as: "failure_exact")),
                    s.kind, s.mentions, s.ground_truth, s.word_count, s.label, s.parsed_answer

@@ -102,13 +102,9 @@ struct ChairCommand: ParsableCommand {
             var resources = data.resources(groundTruth: groundTruth)
             resources.cocoAnnotations = cocoAnnotations
             resources.cacheDir = cacheDir
-            let vocabulary = try clock.time("vocabulary") { try resources.vocabulary() }
-            let pipeline = try resources.pipeline(clock: &clock)
-            let truth = try clock.time("ground truth") { try resources.groundTruth(vocabulary: vocabulary, pipeline: pipeline) }
-            let scorer = ChairScorer(vocabulary: vocabulary, groundTruth: truth, analyzer: pipeline,
-                                     options: ChairOptions(truncateIncomplete: truncateIncomplete,
-                                                           allowUnknownImages: allowUnknownImages),
-                                     threads: resources.threads)
+            let scorer = try resources.scorer(options: ChairOptions(truncateIncomplete: truncateIncomplete,
+                                                                    allowUnknownImages: allowUnknownImages),
+                                              clock: &clock)
             let run: ChairRunResult
             do {
                 run = try clock.time("scoring \(file.captions.count) captions") { try scorer.score(file.captions) }
