@@ -187,3 +187,15 @@ public struct StageClock {
         }
     }
 }
+
+/// Every *.jsonl/*.json caption log directly in `folder`, sorted by name and read once: the input of
+/// `mirage-bench chair` and `tokenize` and of the CHAIR benchmark in Benchmarks/.
+public func readCaptionLogs(in folder: URL) throws -> [(name: String, file: ChairCaptionFile)] {
+    let names = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+        .filter { $0.hasSuffix(".jsonl") || $0.hasSuffix(".json") }.sorted()
+    guard !names.isEmpty else {
+        throw ChairCommandError.missingData(what: "caption logs (*.jsonl or *.json) in \(folder.path)",
+                                            fix: "Name a folder of caption logs (JSON Lines with image_id and caption).")
+    }
+    return try names.map { ($0, try ChairCaptionFile.read(folder.appendingPathComponent($0))) }
+}

@@ -31,11 +31,7 @@ struct BenchTokenizeCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let folder = URL(fileURLWithPath: from)
-            let names = try FileManager.default.contentsOfDirectory(atPath: folder.path)
-                .filter { $0.hasSuffix(".jsonl") || $0.hasSuffix(".json") }.sorted()
-            guard !names.isEmpty else { throw ValidationError("\(from) holds no .jsonl or .json caption files") }
-            let captions = try names.flatMap { try ChairCaptionFile.read(folder.appendingPathComponent($0)).captions.map(\.caption) }
+            let captions = try readCaptionLogs(in: URL(fileURLWithPath: from)).flatMap { $0.file.captions.map(\.caption) }
             let resources = ChairResources(nltkData: nltkData, threads: 1)
             let punktFolder = try resources.nltkComponent(["punkt_tab/english", "tokenizers/punkt_tab/english"],
                                                           id: "punkt", flag: "--nltk-data DIR")

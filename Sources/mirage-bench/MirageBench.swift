@@ -68,23 +68,17 @@ struct BenchChairCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let folder = URL(fileURLWithPath: from)
-            let names = try FileManager.default.contentsOfDirectory(atPath: folder.path)
-                .filter { $0.hasSuffix(".jsonl") || $0.hasSuffix(".json") }.sorted()
-            guard !names.isEmpty else {
-                throw ValidationError("\(from) holds no .jsonl or .json caption files")
-            }
-            let files = try names.map { try ChairCaptionFile.read(folder.appendingPathComponent($0)) }
+            let logs = try readCaptionLogs(in: URL(fileURLWithPath: from))
             let resources = data.resources(groundTruth: groundTruth)
             let (scorer, loadSeconds) = try timed { try resources.scorer(options: ChairOptions()) }
-            let total = files.reduce(0) { $0 + $1.captions.count }
+            let total = logs.reduce(0) { $0 + $1.file.captions.count }
             print("loaded vocabulary, text pipeline and ground truth (\(scorer.groundTruth.imageCount) images) in \(String(format: "%.2f", loadSeconds)) s")
             var best = Double.infinity
             var bestCPU = Double.infinity
             for round in 0..<max(1, repetitions) {
                 let cpuStart = cpuSeconds()
                 let (_, seconds) = try timed {
-                    for (name, file) in zip(names, files) {
+                    for (name, file) in logs {
                         let (run, s) = try timed { try scorer.score(file.captions) }
                         if round == 0 {
                             print("  \(name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(String(format: "%6.3f", s)) s  \(run.metrics.referenceReport.split(separator: "\n").prefix(2).joined(separator: "  "))")

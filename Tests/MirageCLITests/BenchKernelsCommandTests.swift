@@ -30,7 +30,7 @@ import MirageTestSupport
     /// positive rates.
     @Test func engineTSVHasOneLinePerFormat() throws {
         let mirage = try #require(BuiltProducts.mirage, "the mirage executable was not built next to the tests")
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-tsv-\(UUID().uuidString)")
+        let dir = TestTemporary.url("mirage-bench-tsv")
         defer { try? FileManager.default.removeItem(at: dir) }
         let synth = try runProcess(mirage, ["models", "synth", "--arch", "qwen2", "--size", "tiny", "--seed", "1",
                                             "--out", dir.path])

@@ -20,13 +20,6 @@ import Glibc
         return dir
     }
 
-    static func editConfig(_ dir: URL, _ edit: (inout [String: Any]) -> Void) throws {
-        let url = dir.appendingPathComponent("config.json")
-        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-        edit(&json)
-        try JSONSerialization.data(withJSONObject: json).write(to: url)
-    }
-
     /// A process that died on a signal (a trap) reports status 128 + signal or the signal itself.
     static func expectCleanFailure(_ result: ProcessResult, mentioning phrases: [String],
                                    sourceLocation: SourceLocation = #_sourceLocation) {
@@ -53,7 +46,7 @@ import Glibc
         ]
         for (section, key, value, field, range) in cases {
             try pristine.write(to: model.appendingPathComponent("config.json"))
-            try Self.editConfig(model) { json in
+            try ConfigJSON.edit(in: model) { json in
                 var inner = json[section] as! [String: Any]
                 inner[key] = value
                 json[section] = inner
@@ -62,7 +55,7 @@ import Glibc
             Self.expectCleanFailure(result, mentioning: ["config.json", "'\(field)'", range])
         }
         try pristine.write(to: model.appendingPathComponent("config.json"))
-        try Self.editConfig(model) { json in
+        try ConfigJSON.edit(in: model) { json in
             var text = json["text_config"] as! [String: Any]
             var rope = text["rope_parameters"] as! [String: Any]
             rope["rope_theta"] = 0
@@ -74,7 +67,7 @@ import Glibc
 
         // Through the runner (`mirage demo --model` runs `mirage run`'s loop): the same message, exit 1.
         try pristine.write(to: model.appendingPathComponent("config.json"))
-        try Self.editConfig(model) { json in
+        try ConfigJSON.edit(in: model) { json in
             var vision = json["vision_config"] as! [String: Any]
             vision["patch_size"] = 0
             json["vision_config"] = vision
@@ -169,7 +162,7 @@ import Glibc
         let scratch = try Scratch()
         defer { scratch.cleanup() }
         let model = try Self.synth(scratch, "llama", arch: "llama")
-        try Self.editConfig(model) { $0["max_position_embeddings"] = 12 }
+        try ConfigJSON.edit(in: model) { $0["max_position_embeddings"] = 12 }
         let result = try mirage(["generate", "--model", model.path, "--prompt", "a b",
                                  "--max-new-tokens", "100000000", "--ignore-eos", "--ids", "--threads", "100000"])
         #expect(result.status == 0, "\(result.stderr)")
@@ -194,7 +187,7 @@ import Glibc
                 && merged.stdout[merged.stdout.index(before: statsStart)] == "\n"
                 && merged.stdout.hasSuffix("tokens/s]\n"), "\(merged.stdout.debugDescription)")
         // A prompt that fills the context is refused.
-        try Self.editConfig(model) { $0["max_position_embeddings"] = 2 }
+        try ConfigJSON.edit(in: model) { $0["max_position_embeddings"] = 2 }
         let full = try mirage(["generate", "--model", model.path, "--prompt", "a b c d e f", "--max-new-tokens", "4"])
         #expect(full.status != 0 && full.stderr.contains("shorten the prompt"), "\(full.stderr)")
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import MirageTestSupport
 import MirageDecoding
 @testable import MirageEngine
 
@@ -8,7 +9,7 @@ import MirageDecoding
 @Suite struct NonFiniteDecodingTests {
     @Test(arguments: ["greedy", "sample", "beam", "opera", "dola"])
     func decoderFailsOnNaNWeights(_ name: String) throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-nan-decoder-\(UUID().uuidString)")
+        let dir = TestTemporary.url("mirage-nan-decoder")
         defer { try? FileManager.default.removeItem(at: dir) }
         try SyntheticModelSpec(architecture: .llama, size: .tiny, seed: 6, dtype: .f32).write(to: dir)
         let path = dir.appendingPathComponent("model.safetensors").path

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import MirageTestSupport
 @testable import MirageEngine
 
 /// Hand-edited config.json values end in a `badConfig` error naming the file, the field and its allowed
@@ -7,19 +8,12 @@ import Testing
 @Suite struct ConfigValidationTests {
     /// A tiny synthetic LLaVA folder (CLIP tower, Llama decoder) whose config.json `edit` changes.
     static func llavaFolder(edit: (inout [String: Any]) -> Void) throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-config-\(UUID().uuidString)")
+        let dir = TestTemporary.url("mirage-config")
         let spec = SyntheticLlavaSpec(text: SyntheticModelSpec(architecture: .llama, size: .tiny, seed: 1, dtype: .f32),
                                       vision: SyntheticVisionSpec(kind: .clip, size: .tiny, seed: 1, dtype: .f32))
         try spec.write(to: dir)
-        try editConfig(in: dir, edit)
+        try ConfigJSON.edit(in: dir, edit)
         return dir
-    }
-
-    static func editConfig(in dir: URL, _ edit: (inout [String: Any]) -> Void) throws {
-        let url = dir.appendingPathComponent("config.json")
-        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-        edit(&json)
-        try JSONSerialization.data(withJSONObject: json).write(to: url)
     }
 
     /// Sets `key` of the nested object `section` ("text_config", "vision_config").
@@ -135,14 +129,14 @@ import Testing
     }
 
     @Test func standaloneTextModelNamesTheFieldWithoutPrefix() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-config-\(UUID().uuidString)")
+        let dir = TestTemporary.url("mirage-config")
         defer { try? FileManager.default.removeItem(at: dir) }
         try SyntheticModelSpec(architecture: .qwen2, size: .tiny, seed: 2, dtype: .f32).write(to: dir)
-        try Self.editConfig(in: dir) { $0["num_hidden_layers"] = -1 }
+        try ConfigJSON.edit(in: dir) { $0["num_hidden_layers"] = -1 }
         var error: ModelError?
         do { _ = try LanguageModel(folder: dir, options: LoadOptions(threads: 1)) } catch let e as ModelError { error = e }
         Self.expectBadConfig(error, field: "num_hidden_layers", ["is -1", "1...1024"])
-        try Self.editConfig(in: dir) { $0["num_hidden_layers"] = 2; $0["hidden_act"] = "gelu" }
+        try ConfigJSON.edit(in: dir) { $0["num_hidden_layers"] = 2; $0["hidden_act"] = "gelu" }
         error = nil
         do { _ = try LanguageModel(folder: dir, options: LoadOptions(threads: 1)) } catch let e as ModelError { error = e }
         Self.expectBadConfig(error, field: "hidden_act", ["'gelu'", "silu"])
@@ -158,7 +152,7 @@ import Testing
 
     /// Configs built in code are checked too, before the weights are touched.
     @Test func configsBuiltInCodeAreValidatedAtLoad() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-config-\(UUID().uuidString)")
+        let dir = TestTemporary.url("mirage-config")
         defer { try? FileManager.default.removeItem(at: dir) }
         let spec = SyntheticModelSpec(architecture: .llama, size: .tiny, seed: 3, dtype: .f32)
         try spec.write(to: dir)
@@ -178,7 +172,7 @@ import Testing
 
     /// A safetensors shape whose byte count overflows Int (2^61 F64 elements) is a header error, not a trap.
     @Test func safetensorsByteCountOverflowIsAHeaderError() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-config-\(UUID().uuidString)")
+        let dir = TestTemporary.url("mirage-config")
         defer { try? FileManager.default.removeItem(at: dir) }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let header = #"{"t": {"dtype": "F64", "shape": [2305843009213693952], "data_offsets": [0, 8]}}"#
@@ -198,7 +192,7 @@ import Testing
     }
 
     @Test func unreadableConfigSaysWhy() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-config-\(UUID().uuidString)")
+        let dir = TestTemporary.url("mirage-config")
         defer { try? FileManager.default.removeItem(at: dir) }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let url = dir.appendingPathComponent("config.json")

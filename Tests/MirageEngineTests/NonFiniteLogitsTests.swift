@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import MirageTestSupport
 @testable import MirageEngine
 
 /// NaN weights make the forward pass fail with a typed error naming the pass and position, instead of
@@ -7,7 +8,7 @@ import Testing
 @Suite struct NonFiniteLogitsTests {
     /// A tiny f32 synthetic model whose tensor `name` is overwritten with `value` (every element).
     static func modelFolder(poisoning name: String, with value: Float, seed: UInt64 = 4) throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-nan-\(UUID().uuidString)")
+        let dir = TestTemporary.url("mirage-nan")
         try SyntheticModelSpec(architecture: .llama, size: .tiny, seed: seed, dtype: .f32).write(to: dir)
         let path = dir.appendingPathComponent("model.safetensors").path
         let entry = try #require(try SafeTensorsFile(path: path).tensors[name])

@@ -14,7 +14,7 @@ import MirageTestSupport
 
     /// A fresh cache folder (removed by the caller).
     static func temporaryFolder() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-text-cache-\(UUID().uuidString)")
+        let url = TestTemporary.url("mirage-text-cache")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }

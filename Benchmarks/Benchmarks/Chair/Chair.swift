@@ -56,12 +56,7 @@ struct ChairData {
             throw Missing(description: "no caption logs\(looked) (set MIRAGE_CHAIR_LOGS to a folder of OPERA's *.jsonl "
                 + "logs, or put the reference data at ../shared/data next to the repository)")
         }
-        let names = try FileManager.default.contentsOfDirectory(atPath: logs.path)
-            .filter { $0.hasSuffix(".jsonl") || $0.hasSuffix(".json") }.sorted()
-        guard !names.isEmpty else {
-            throw Missing(description: "\(logs.path) holds no .jsonl or .json caption logs")
-        }
-        let files = try names.map { try ChairCaptionFile.read(logs.appendingPathComponent($0)) }
+        let files = try readCaptionLogs(in: logs).map(\.file)
         func sharedFile(_ relative: String) -> String? {
             guard let url = shared?.appendingPathComponent(relative),
                   FileManager.default.fileExists(atPath: url.path) else { return nil }
