@@ -59,18 +59,51 @@ public final class Tokenizer: Sendable {
     }
 
     /// Loads the tokenizer files of a model folder.
+    /// A folder without tokenizer.json but with a SentencePiece `tokenizer.model` (LLaMA-era checkpoints) is read
+    /// as transformers 5 converts it (`SentencePieceModel.tokenizerJSON`), with `LlamaTokenizer` as the class when
+    /// tokenizer_config.json names none.
     public convenience init(folder: URL) throws {
         let tokenizerURL = folder.appendingPathComponent("tokenizer.json")
-        guard FileManager.default.fileExists(atPath: tokenizerURL.path) else {
-            throw TokenizerError.missingFile(path: tokenizerURL.path)
-        }
+        let sentencePieceURL = folder.appendingPathComponent("tokenizer.model")
         func optional(_ name: String) throws -> Data? {
             let url = folder.appendingPathComponent(name)
             return FileManager.default.fileExists(atPath: url.path) ? try Data(contentsOf: url) : nil
         }
-        try self.init(tokenizerJSON: try Data(contentsOf: tokenizerURL),
-                      tokenizerConfig: try optional("tokenizer_config.json"),
-                      specialTokensMap: try optional("special_tokens_map.json"))
+        if FileManager.default.fileExists(atPath: tokenizerURL.path) {
+            try self.init(tokenizerJSON: try Data(contentsOf: tokenizerURL),
+                          tokenizerConfig: try optional("tokenizer_config.json"),
+                          specialTokensMap: try optional("special_tokens_map.json"))
+        } else if FileManager.default.fileExists(atPath: sentencePieceURL.path) {
+            try self.init(sentencePieceModel: try Data(contentsOf: sentencePieceURL),
+                          tokenizerConfig: try optional("tokenizer_config.json"),
+                          specialTokensMap: try optional("special_tokens_map.json"))
+        } else {
+            throw TokenizerError.missingFile(path: tokenizerURL.path)
+        }
+    }
+
+    /// Builds a tokenizer from a SentencePiece BPE model (`tokenizer.model`) and the optional config files.
+    public convenience init(sentencePieceModel: Data, tokenizerConfig: Data? = nil, specialTokensMap: Data? = nil) throws {
+        let model = try SentencePieceModel(data: sentencePieceModel)
+        var config: [String: Any] = [:]
+        if let tokenizerConfig {
+            guard let object = try? JSONSerialization.jsonObject(with: tokenizerConfig) as? [String: Any] else {
+                throw TokenizerError.malformed(file: "tokenizer_config.json", detail: "not a JSON object")
+            }
+            config = object
+        } else {
+            // transformers' LlamaTokenizer defaults: BOS added, the trainer's special pieces.
+            config["add_bos_token"] = true
+            config["add_eos_token"] = false
+            for (key, id) in [("unk_token", model.unkID), ("bos_token", model.bosID), ("eos_token", model.eosID)]
+            where model.pieces.indices.contains(id) {
+                config[key] = model.pieces[id].text
+            }
+        }
+        if config["tokenizer_class"] == nil { config["tokenizer_class"] = "LlamaTokenizer" }
+        try self.init(tokenizerJSON: try model.tokenizerJSON(),
+                      tokenizerConfig: try JSONSerialization.data(withJSONObject: config),
+                      specialTokensMap: specialTokensMap)
     }
 
     /// Builds a tokenizer from the contents of the three files.

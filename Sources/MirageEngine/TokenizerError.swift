@@ -15,9 +15,9 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .missingFile(let path):
-            return "no tokenizer.json at \(path): point --model at a Hugging Face model folder that contains "
-                + "tokenizer.json (models saved with a fast tokenizer have one; re-save older ones with "
-                + "transformers' `AutoTokenizer.from_pretrained(dir).save_pretrained(dir)`)"
+            return "no tokenizer.json (nor a SentencePiece tokenizer.model) at \(path): point --model at a Hugging Face "
+                + "model folder that contains one of them (models saved with a fast tokenizer have tokenizer.json; LLaMA-era "
+                + "checkpoints have tokenizer.model)"
         case .malformed(let file, let detail):
             return "\(file) is malformed: \(detail). Re-download or re-save the tokenizer files."
         case .unsupported(let component, let detail):

@@ -51,6 +51,7 @@ public enum FuzzTargets {
         FuzzTarget("pope-questions", maxLength: 4096, "MirageData POPEQuestionReader.parse and POPEAnswerReader.parse") { try popeQuestions($0) },
         FuzzTarget("pope-answers", maxLength: 4096, "MirageStore PopeAnswerFile.parse") { try popeAnswers($0) },
         FuzzTarget("tokenizer-json", maxLength: 8192, "MirageEngine Tokenizer(tokenizerJSON:), then encode and decode a fixed text") { try tokenizerJSON($0) },
+        FuzzTarget("sentencepiece", maxLength: 16384, "MirageEngine SentencePieceModel and Tokenizer(sentencePieceModel:), then encode and decode a fixed text") { try sentencePiece($0) },
         FuzzTarget("safetensors", maxLength: 4096, "MirageEngine SafeTensorsFile header validation") { try safetensors($0) },
         FuzzTarget("protocol-yaml", maxLength: 8192, "MirageRunner RunProtocol.parse") { try protocolYAML($0) },
         FuzzTarget("experiment-yaml", maxLength: 4096, "MirageRunner Experiment.parse") { try experimentYAML($0) },
@@ -110,6 +111,13 @@ public enum FuzzTargets {
         var stream = tokenizer.streamDecoder()
         for id in ids { _ = stream.append(id) }
         _ = stream.finish()
+    }
+
+    static func sentencePiece(_ data: Data) throws {
+        let tokenizer = try Tokenizer(sentencePieceModel: data)
+        let ids = tokenizer.encode(tokenizerProbe)
+        _ = tokenizer.decode(ids)
+        _ = tokenizer.decode(ids, skipSpecialTokens: true)
     }
 
     static func safetensors(_ data: Data) throws {

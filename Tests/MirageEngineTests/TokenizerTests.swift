@@ -5,7 +5,8 @@ import Testing
 
 /// Parity with transformers 5.24 / tokenizers 0.23.3 on the recorded corpus, for every fixture folder.
 @Suite struct TokenizerParityTests {
-    static let folders = ["llama", "llama-json", "llama-legacy", "llama-metaspace", "qwen2", "gpt2-style", "llama3-style"]
+    static let folders = ["llama", "llama-json", "llama-legacy", "llama-metaspace", "qwen2", "gpt2-style", "llama3-style",
+                          "llama-spm", "llama-spm-legacy", "llama-spm-user"]
 
     @Test(arguments: folders)
     func encodeMatchesTransformers(_ name: String) throws {
@@ -228,5 +229,53 @@ import Testing
         for bad in ["{", "{\"a\" 1}", "[1,]x", "\"abc", "{\"a\": tru}", "[1] 2"] {
             #expect(throws: TokenizerError.self) { try TokenizerJSONParser.parse(Data(bad.utf8), file: "bad") }
         }
+    }
+}
+
+/// The SentencePiece reader on damaged and unsupported files.
+@Suite struct SentencePieceModelTests {
+    static func modelData() throws -> Data {
+        try Data(contentsOf: TokenizerFixtures.folder("llama-spm").appendingPathComponent("tokenizer.model"))
+    }
+
+    @Test func readsTheTrainerSettings() throws {
+        let model = try SentencePieceModel(data: try Self.modelData())
+        #expect(model.modelType == .bpe)
+        #expect(model.byteFallback)
+        #expect(model.addDummyPrefix)
+        #expect((model.unkID, model.bosID, model.eosID, model.padID) == (0, 1, 2, -1))
+        #expect(model.pieces[1] == SentencePieceModel.Piece(text: "<s>", score: 0, type: .control))
+        #expect(model.pieces.filter { $0.type == .byte }.count == 256)
+    }
+
+    /// Every truncation either parses (a cut between whole pieces) or throws a message naming the file; none traps.
+    @Test func truncatedFilesThrowInsteadOfTrapping() throws {
+        let data = try Self.modelData()
+        var refused = 0
+        for length in stride(from: 0, to: data.count, by: 7) {
+            do {
+                _ = try SentencePieceModel(data: data.prefix(length))
+            } catch {
+                refused += 1
+                #expect("\(error)".contains("tokenizer.model"))
+            }
+        }
+        #expect(refused > data.count / 7 / 2)
+    }
+
+    @Test func unigramModelsAreRefusedWithAWayOut() throws {
+        // pieces {piece: "a", score: 0, type: NORMAL}, trainer_spec {model_type: UNIGRAM}
+        let bytes: [UInt8] = [0x0a, 0x08, 0x0a, 0x01, 0x61, 0x15, 0, 0, 0, 0, 0x18, 0x01, 0x12, 0x02, 0x18, 0x01]
+        let model = try SentencePieceModel(data: Data(bytes))
+        #expect(model.modelType == .unigram)
+        #expect(throws: TokenizerError.self) { try Tokenizer(sentencePieceModel: Data(bytes)) }
+        do { _ = try Tokenizer(sentencePieceModel: Data(bytes)) } catch {
+            #expect("\(error)".contains("tokenizer.json"))
+        }
+    }
+
+    @Test func wrongWireTypesAreNamed() {
+        #expect(throws: TokenizerError.self) { try SentencePieceModel(data: Data([0x0b, 0x00])) }   // wire type 3
+        #expect(throws: TokenizerError.self) { try SentencePieceModel(data: Data([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f])) }
     }
 }
