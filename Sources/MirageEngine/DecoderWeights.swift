@@ -87,7 +87,7 @@ struct DecoderWeights: @unchecked Sendable {
         }
         finalNorm = try store.vector(naming.finalNorm, count: c.hiddenSize)
         // Tied checkpoints usually omit lm_head.weight; when present (some exporters keep it) it is used.
-        if !c.tieWordEmbeddings || store.entry(naming.lmHead) != nil {
+        if !c.tieWordEmbeddings || store.hasMatrix(naming.lmHead) {
             lmHead = try store.matrix(naming.lmHead, rows: c.vocabSize, cols: c.hiddenSize)
         } else {
             lmHead = embed
@@ -103,9 +103,23 @@ struct DecoderWeights: @unchecked Sendable {
         transformProjections(pool: pool) { $0.convertedF16ToBF16() }
     }
 
-    /// Replaces every projection and the LM head by its group-wise int8 copy, matrices in parallel.
+    /// Replaces every projection and the LM head by its group-wise int8 copy: one matrix at a time with its rows
+    /// across the pool, each source matrix's mapped pages handed back as soon as its copy exists
+    /// (`WeightMatrix.releaseSourcePages`). Peak memory is the q8 weights plus about one source matrix, not the
+    /// q8 weights plus the whole f16 checkpoint (which kept a 7B model at ~20 GB resident).
     private mutating func quantizeQ8(pool: WorkerPool) {
-        transformProjections(pool: pool) { $0.quantizedQ8() }
+        func convert(_ w: WeightMatrix) -> WeightMatrix {
+            let q = w.quantizedQ8(pool: pool)
+            w.releaseSourcePages()
+            return q
+        }
+        for i in layers.indices {
+            layers[i].q.weight = convert(layers[i].q.weight); layers[i].k.weight = convert(layers[i].k.weight)
+            layers[i].v.weight = convert(layers[i].v.weight); layers[i].o.weight = convert(layers[i].o.weight)
+            layers[i].gate.weight = convert(layers[i].gate.weight); layers[i].up.weight = convert(layers[i].up.weight)
+            layers[i].down.weight = convert(layers[i].down.weight)
+        }
+        lmHead = convert(lmHead)
     }
 
     /// Replaces every projection and the LM head by `transform` of it, matrices in parallel.

@@ -61,8 +61,11 @@ public final class LanguageModel: @unchecked Sendable {
         let pool = WorkerPool(threadCount: max(1, options.threads))
         var tensors = tensors
         tensors.precision = options.precision
-        var weights = try DecoderWeights(store: tensors, config: config, naming: naming, quantize: options.quantize, pool: pool)
-        if options.precision == .fast && options.quantize == nil { weights.convertF16ToBF16(pool: pool) }
+        // A pre-quantized folder (`mirage models quantize`) computes as `--quantize q8`: its tied LM head (stored
+        // once, as the f16 embedding) is quantized at load like every other projection.
+        let quantize = options.quantize ?? (tensors.isPreQuantized ? .q8 : nil)
+        var weights = try DecoderWeights(store: tensors, config: config, naming: naming, quantize: quantize, pool: pool)
+        if options.precision == .fast && quantize == nil { weights.convertF16ToBF16(pool: pool) }
         self.init(config: config, generationConfig: generationConfig, folder: URL(fileURLWithPath: tensors.folder),
                   weights: weights, pool: pool, precision: options.precision)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import MirageKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -59,5 +60,20 @@ public final class MappedFile: @unchecked Sendable {
         } else {
             UnsafeMutableRawPointer(mutating: base).deallocate()
         }
+    }
+}
+
+extension MappedFile: ReleasableMemory {
+    /// `madvise(MADV_DONTNEED)` over the whole pages of the range inside the mapping: the process stops holding
+    /// them (resident memory drops) and the next read maps them again from the file. Copies are left alone.
+    public func releasePages(_ start: UnsafeRawPointer, byteCount: Int) {
+        guard isMapped, byteCount > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lower = max(Int(bitPattern: start), Int(bitPattern: base))
+        let upper = min(Int(bitPattern: start) + byteCount, Int(bitPattern: base) + size)
+        // Only pages wholly inside the range: a neighbouring tensor's first or last page stays.
+        let first = (lower + page - 1) / page * page, last = upper / page * page
+        guard last > first, let pointer = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        madvise(pointer, last - first, MADV_DONTNEED)
     }
 }

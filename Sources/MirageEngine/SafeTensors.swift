@@ -201,6 +201,12 @@ public struct TensorStore: @unchecked Sendable {
 
     public func entry(_ name: String) -> TensorEntry? { entries[name]?.1 }
 
+    /// The entry, its bytes and its file, without checks (nil when absent).
+    func located(_ name: String) -> (TensorEntry, UnsafeRawPointer, MappedFile)? {
+        guard let (fileIndex, entry) = entries[name] else { return nil }
+        return (entry, files[fileIndex].pointer(entry), files[fileIndex].file)
+    }
+
     /// The entry, checked to exist, to have `shape` and a floating dtype Mirage computes with.
     public func require(_ name: String, shape: [Int]) throws -> (TensorEntry, UnsafeRawPointer, MappedFile) {
         guard let (fileIndex, entry) = entries[name] else {
@@ -215,8 +221,10 @@ public struct TensorStore: @unchecked Sendable {
         return (entry, files[fileIndex].pointer(entry), files[fileIndex].file)
     }
 
-    /// A [rows × cols] weight matrix pointing into the mapping (no copy).
+    /// A [rows × cols] weight matrix pointing into the mapping (no copy). In a pre-quantized folder
+    /// (`mirage models quantize`) a matrix stored as `NAME.q8` is returned as q8 (`Q8Checkpoint`).
     public func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
+        if entries[name] == nil, let quantized = try q8Matrix(name, rows: rows, cols: cols) { return quantized }
         let (entry, pointer, file) = try require(name, shape: [rows, cols])
         return WeightMatrix(rows: rows, cols: cols, format: entry.dtype.weightFormat!, data: pointer, owner: file,
                             precision: precision)

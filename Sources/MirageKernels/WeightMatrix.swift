@@ -57,7 +57,7 @@ public final class WeightMatrix: @unchecked Sendable {
     let groupStride: Int
     let scaleRowStride: Int
     let scaleGroupStride: Int
-    private let owner: AnyObject?
+    let owner: AnyObject?
 
     /// Wraps row-major f32/f16/bf16 bytes; `owner` keeps the memory alive. Use `quantizedQ8()` for q8.
     public init(rows: Int, cols: Int, format: WeightFormat, data: UnsafeRawPointer, owner: AnyObject?,
@@ -130,19 +130,38 @@ public final class WeightMatrix: @unchecked Sendable {
     /// sequential stream in which each scale arrives just before its values. (Separate scale arrays are
     /// a second stream, ~20% slower; scales at the head of a long row miss the prefetcher, 2.5× slower.)
     /// Returns `self` when already q8.
-    public func quantizedQ8() -> WeightMatrix {
+    public func quantizedQ8() -> WeightMatrix { quantizedQ8(pool: nil) }
+
+    /// `quantizedQ8()` with the rows split across `pool` (identical result).
+    public func quantizedQ8(pool: WorkerPool?) -> WeightMatrix {
         if format == .q8 { return self }
         let groups = WeightMatrix.q8GroupsPerRow(cols)
         let block = MemoryLayout<Float>.size + WeightMatrix.q8GroupSize
         let stride = groups * block
         let storage = AlignedBuffer(byteCount: rows * stride)
-        storage.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: rows * stride)
+        let chunk = 64
+        let tasks = (rows + chunk - 1) / chunk
+        let body = { (t: Int) in
+            let first = t * chunk, last = min(first + chunk, self.rows)
+            (storage.pointer + first * stride).initializeMemory(as: UInt8.self, repeating: 0, count: (last - first) * stride)
+            self.quantizeRows(first..<last, into: storage.pointer, stride: stride, block: block)
+        }
+        if let pool { pool.parallelFor(tasks, body) } else { for t in 0..<tasks { body(t) } }
+        return WeightMatrix(rows: rows, cols: cols, q8Values: UnsafeRawPointer(storage.pointer + MemoryLayout<Float>.size),
+                            rowStride: stride, groupStride: block,
+                            scales: UnsafePointer(storage.pointer.assumingMemoryBound(to: Float.self)),
+                            scaleRowStride: stride, scaleGroupStride: block, owner: storage, precision: precision)
+    }
+
+    /// Writes the (scale, 32 values) blocks of `rows` into `out` (row r at `out + r · stride`).
+    private func quantizeRows(_ rows: Range<Int>, into out: UnsafeMutableRawPointer, stride: Int, block: Int) {
+        let groups = WeightMatrix.q8GroupsPerRow(cols)
         let row = UnsafeMutablePointer<Float>.allocate(capacity: cols)
         defer { row.deallocate() }
-        for r in 0..<rows {
+        for r in rows {
             copyRow(r, into: row)
             for g in 0..<groups {
-                let start = storage.pointer + r * stride + g * block
+                let start = out + r * stride + g * block
                 let first = g * WeightMatrix.q8GroupSize
                 let end = min(first + WeightMatrix.q8GroupSize, cols)
                 var maxAbs: Float = 0
@@ -157,10 +176,40 @@ public final class WeightMatrix: @unchecked Sendable {
                 }
             }
         }
-        return WeightMatrix(rows: rows, cols: cols, q8Values: UnsafeRawPointer(storage.pointer + MemoryLayout<Float>.size),
-                            rowStride: stride, groupStride: block,
-                            scales: UnsafePointer(storage.pointer.assumingMemoryBound(to: Float.self)),
-                            scaleRowStride: stride, scaleGroupStride: block, owner: storage, precision: precision)
+    }
+
+    /// Bytes of one q8 row in the block layout `quantizedQ8` writes: per group of 32 inputs an f32 scale then 32
+    /// int8 values (the last group zero-padded).
+    public static func q8BlockRowBytes(cols: Int) -> Int {
+        q8GroupsPerRow(cols) * (MemoryLayout<Float>.size + q8GroupSize)
+    }
+
+    /// A q8 matrix over memory already in the block layout (`q8BlockRowBytes(cols:)` bytes per row, 4-byte
+    /// aligned), e.g. a pre-quantized checkpoint mapped from disk; `owner` keeps the memory alive.
+    public static func q8Blocks(rows: Int, cols: Int, data: UnsafeRawPointer, owner: AnyObject?,
+                                precision: Precision = .exact) -> WeightMatrix {
+        precondition(Int(bitPattern: data) % MemoryLayout<Float>.alignment == 0, "q8 blocks must be 4-byte aligned")
+        let block = MemoryLayout<Float>.size + q8GroupSize, stride = q8BlockRowBytes(cols: cols)
+        return WeightMatrix(rows: rows, cols: cols, q8Values: data + MemoryLayout<Float>.size, rowStride: stride,
+                            groupStride: block, scales: data.assumingMemoryBound(to: Float.self),
+                            scaleRowStride: stride, scaleGroupStride: block, owner: owner, precision: precision)
+    }
+
+    /// The block-layout bytes of a q8 matrix made by `quantizedQ8` or `q8Blocks` (nil for other layouts).
+    public var q8BlockBytes: UnsafeRawBufferPointer? {
+        let block = MemoryLayout<Float>.size + WeightMatrix.q8GroupSize
+        guard format == .q8, let scales, groupStride == block, scaleGroupStride == block,
+              rowStride == WeightMatrix.q8BlockRowBytes(cols: cols), scaleRowStride == rowStride,
+              UnsafeRawPointer(scales) + MemoryLayout<Float>.size == data else { return nil }
+        return UnsafeRawBufferPointer(start: UnsafeRawPointer(scales), count: rows * rowStride)
+    }
+
+    /// Hands the pages this matrix reads back to the system when its memory is a read-only file mapping
+    /// (`ReleasableMemory`), e.g. after a quantized copy replaced it: resident memory drops, and a later
+    /// read faults the pages in again from the file. Does nothing for memory the process owns.
+    public func releaseSourcePages() {
+        guard format != .q8, let memory = owner as? ReleasableMemory else { return }
+        memory.releasePages(data, byteCount: rows * rowStride)
     }
 
     /// The same memory computed with `precision` (a view; `self` when it already has it).
@@ -235,4 +284,10 @@ public final class AlignedBuffer: @unchecked Sendable {
     }
 
     deinit { pointer.deallocate() }
+}
+
+/// Memory whose pages can be dropped and read again later from their source (a read-only file mapping).
+public protocol ReleasableMemory: AnyObject {
+    /// Drops the whole pages inside `start ..< start + byteCount` that belong to this memory.
+    func releasePages(_ start: UnsafeRawPointer, byteCount: Int)
 }

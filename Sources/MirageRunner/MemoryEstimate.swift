@@ -55,10 +55,7 @@ public struct MemoryEstimate: Sendable, Equatable {
 
     /// The decoder's projections and LM head, which `--quantize q8` converts (2-D `*proj.weight`, `lm_head.weight`
     /// of the language model).
-    static func isQuantized(name: String, shape: [Int]) -> Bool {
-        guard shape.count == 2, !name.contains("vision"), !name.contains("multi_modal_projector") else { return false }
-        return name.hasSuffix("proj.weight") || name.hasSuffix("lm_head.weight")
-    }
+    static func isQuantized(name: String, shape: [Int]) -> Bool { Q8Checkpoint.isQuantized(name: name, shape: shape) }
 
     /// `MemAvailable` of `/proc/meminfo` in bytes, nil where the file does not exist.
     public static func availableBytes(meminfo: String? = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8)) -> Int64? {

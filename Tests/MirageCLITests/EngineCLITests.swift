@@ -80,4 +80,21 @@ import MirageTestSupport
         #expect(outOfVocab.status != 0)
         #expect(outOfVocab.stderr.contains("outside the vocabulary"))
     }
+
+    /// `models quantize --q8` writes a folder whose greedy tokens equal `--quantize q8` on the original.
+    @Test func modelsQuantizeMatchesQuantizingAtLoad() throws {
+        let output = TestTemporary.url("cli-q8")
+        let written = try mirage(["models", "quantize", "--q8", Self.qwen2.path, output.path, "--threads", "2"])
+        #expect(written.status == 0, "\(written.stderr)")
+        #expect(written.stdout.contains("matrices quantized"))
+        let args = ["--prompt", "hello there", "--max-new-tokens", "12", "--ignore-eos", "--ids", "--threads", "2"]
+        let atLoad = try mirage(["generate", "--model", Self.qwen2.path, "--quantize", "q8"] + args)
+        let mapped = try mirage(["generate", "--model", output.path] + args)
+        #expect(atLoad.status == 0 && mapped.status == 0, "\(atLoad.stderr)\n\(mapped.stderr)")
+        #expect(mapped.stdout == atLoad.stdout)
+        let again = try mirage(["models", "quantize", "--q8", Self.qwen2.path, output.path])
+        #expect(again.status != 0 && again.stderr.contains("--force"))
+        let noFormat = try mirage(["models", "quantize", Self.qwen2.path, output.path])
+        #expect(noFormat.status != 0 && noFormat.stderr.contains("--q8"))
+    }
 }

@@ -27,6 +27,6 @@ import MirageTestSupport
         #expect(decoded.stdout.contains(#"decoded: "Hello<|im_start|>""#))
         let missing = try runProcess(binary, ["inspect", "tokens", "--model", "/nonexistent-model", "x"])
         #expect(missing.status != 0)
-        #expect(missing.stderr.contains("no tokenizer.json at /nonexistent-model/tokenizer.json"))
+        #expect(missing.stderr.contains("no tokenizer.json (nor a SentencePiece tokenizer.model) at /nonexistent-model/tokenizer.json"))
     }
 }
