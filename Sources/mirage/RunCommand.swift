@@ -137,6 +137,9 @@ struct RunCommand: ParsableCommand {
         valueName: "text"))
     var label: String?
 
+    @Flag(name: .long, help: "Predict the experiment's wall time on this machine (per model, protocol and decoder) without running it or touching the database: item counts from the protocols, prompt lengths from the model's tokenizer, speeds measured now on the model's shapes (~1 s).")
+    var estimate = false
+
     @Flag(name: .long, help: "List the protocols found and exit.")
     var listProtocols = false
 
@@ -227,6 +230,10 @@ struct RunCommand: ParsableCommand {
             }
         }
         let resources = RunResources(chairScorer: { try chair.scorer(options: $0) }, protocols: library)
+        if estimate {
+            try printEstimate(RunEstimator(experiment: experiment, resources: resources).estimate(log: note))
+            return
+        }
         let store = try RunStore(path: experiment.database ?? RunStore.defaultPath, create: true)
         var options = RunnerOptions(mirageVersion: MirageVersion.string, gitRevision: Provenance.gitRevision,
                                    checkMemory: !ignoreMemoryCheck,
@@ -270,4 +277,40 @@ struct RunCommand: ParsableCommand {
 /// A resumed `mirage run --record-attention` fills in the attention of stored items that lack it.
 extension AttentionRecorder {
     public func itemsMissingObservation(run: Int64) throws -> Set<String> { try store.itemsLackingAttention(run: run) }
+}
+
+extension RunCommand {
+    /// The `--estimate` table: one line per (model, protocol, decoder), then the shared image work and totals.
+    func printEstimate(_ e: RunEstimate) {
+        func duration(_ seconds: Double) -> String {
+            seconds >= 3600 ? String(format: "%.1f h", seconds / 3600)
+                : seconds >= 60 ? String(format: "%.1f min", seconds / 60)
+                : seconds >= 1 ? String(format: "%.1f s", seconds) : String(format: "%.0f ms", seconds * 1000)
+        }
+        let header = ["model", "protocol", "decoder", "items", "new tokens", "prefill/item", "decode/item", "typical", "at most"]
+        var lines = [header]
+        for r in e.rows {
+            lines.append([r.model, r.protocolName, r.decoder, "\(r.items)", "\(r.newTokensTypical) (≤ \(r.newTokensMaximum))",
+                          duration(r.prefillSecondsPerItem), duration(r.decodeSecondsPerItem),
+                          duration(r.typicalSeconds), duration(r.maximumSeconds)])
+        }
+        let widths = header.indices.map { c in lines.map { $0[c].count }.max() ?? 0 }
+        for line in lines {
+            print(line.enumerated().map { c, cell in
+                c < 3 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                      : String(repeating: " ", count: widths[c] - cell.count) + cell
+            }.joined(separator: "  "))
+        }
+        for (model, seconds) in e.sharedSeconds.sorted(by: { $0.key < $1.key }) {
+            print("\(model): image encoding and shared prompt prefixes, once per image: \(duration(seconds))")
+        }
+        print("total: \(duration(e.totalTypicalSeconds)) with typical answer lengths, \(duration(e.totalMaximumSeconds)) if every item generates max_new_tokens")
+        for (model, r) in e.rates.sorted(by: { $0.key < $1.key }) {
+            let ratios = r.stepRatio.keys.sorted().filter { $0 > 1 }.map { "\($0) sequences \(String(format: "%.2f", r.stepRatio[$0]!))×" }
+            print("measured for \(model): decode \(String(format: "%.1f", r.decodeBytesPerSecond / 1e9)) GB/s of weights, "
+                  + "prefill \(String(format: "%.0f", r.prefillFLOPs / 1e9)) GFLOP/s"
+                  + (ratios.isEmpty ? "" : ", step of " + ratios.joined(separator: ", ")))
+        }
+        print("Typical CHAIR answers are counted at \(RunEstimate.typicalChairTokens) new tokens (OPERA's released LLaVA-1.5 greedy captions), POPE answers at max_new_tokens; models that rarely stop (random weights) take the 'at most' column. The machine's speed varies between minutes: treat the numbers as ±30%.")
+    }
 }
