@@ -147,7 +147,7 @@ public final class LanguageModel: @unchecked Sendable {
 
     /// Several projections of the same input (q/k/v; gate/up): on the mid-n and GEMM paths (n > 8) the
     /// input is packed once for all of them.
-    func linearRows(_ x: UnsafePointer<Float>, rows: Int, projections: [(Projection, UnsafeMutablePointer<Float>)]) {
+    public func linearRows(_ x: UnsafePointer<Float>, rows: Int, projections: [(Projection, UnsafeMutablePointer<Float>)]) {
         guard rows > Kernels.decodeMaxRows, let first = projections.first?.0.weight,
               projections.allSatisfy({ $0.0.weight.format == first.format && $0.0.weight.precision == first.precision
                                        && $0.0.weight.cols == first.cols }) else {
@@ -165,8 +165,8 @@ public final class LanguageModel: @unchecked Sendable {
     }
 
     /// `Kernels.linear` over any number of rows (the kernel takes them all in one call).
-    func linearRows(_ x: UnsafePointer<Float>, rows: Int, weight: WeightMatrix, bias: [Float]?,
-                    into y: UnsafeMutablePointer<Float>) {
+    public func linearRows(_ x: UnsafePointer<Float>, rows: Int, weight: WeightMatrix, bias: [Float]?,
+                           into y: UnsafeMutablePointer<Float>) {
         guard rows > 0 else { return }
         if let bias {
             bias.withUnsafeBufferPointer { b in

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MirageEngine
+import MirageModels
 
 #if canImport(Glibc)
 import Glibc
@@ -81,8 +82,7 @@ extension RunCommand {
 /// before it have run.
 func checkModelConfigs(_ folders: [String]) throws {
     for folder in folders {
-        _ = try LlavaConfig.load(from: URL(fileURLWithPath: (folder as NSString).expandingTildeInPath)
-            .appendingPathComponent("config.json"))
+        _ = try ModelFamilies.shape(of: URL(fileURLWithPath: (folder as NSString).expandingTildeInPath))
     }
 }
 

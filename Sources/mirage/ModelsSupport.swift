@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MirageEngine
 import MirageKernels
+import MirageModels
 
 /// `--precision exact|fast` (see `LoadOptions.precision`).
 extension Precision: ExpressibleByArgument {}
@@ -47,14 +48,21 @@ struct ModelRunOptions: ParsableArguments {
 
     func loadModel() throws -> LanguageModel {
         let options = loadOptions()
-        if try isLlavaFolder() { return try LlavaForConditionalGeneration(folder: folder, options: options).languageModel }
+        if try isVisionLanguageFolder() { return try ModelFamilies.load(folder, options: options).languageModel }
         return try LanguageModel(folder: folder, options: options)
     }
 
-    /// True when config.json describes a LLaVA model (its decoder runs text-only prompts; --image adds an image).
-    /// Throws, saying why, when config.json is missing or unreadable.
-    func isLlavaFolder() throws -> Bool {
-        LlavaConfig.isLlava(try LlavaConfig.readJSON(from: folder.appendingPathComponent("config.json")))
+    /// True when the folder holds a model of a registered vision-language family (its decoder runs text-only
+    /// prompts; --image adds an image). Throws, saying why, when config.json is missing or unreadable.
+    func isVisionLanguageFolder() throws -> Bool {
+        _ = try JSONSerialization.configObject(at: folder.appendingPathComponent("config.json"),
+                                               hint: "A model folder needs the config.json written with its weights.")
+        return ModelFamilies.recognizes(folder)
+    }
+
+    /// The vision-language model of the folder, with these options.
+    func loadVisionLanguageModel() throws -> any VisionLanguageModel {
+        try ModelFamilies.load(folder, options: loadOptions())
     }
 
     func loadTokenizer() throws -> Tokenizer { try Tokenizer(folder: folder) }
