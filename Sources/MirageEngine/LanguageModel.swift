@@ -14,6 +14,9 @@ public struct LoadOptions: Sendable {
     /// mid-n and GEMM paths for bf16 checkpoints, and f16 checkpoints' projections and LM head converted to
     /// bf16 at load so they take them too; q8 (`quantize`) and f32 weights compute as in `.exact`.
     public var precision: Precision
+    /// The vision tower folder of a model that keeps its tower outside its own folder (the original LLaVA
+    /// layout names it in `mm_vision_tower`); nil: the family looks for it (`--vision-tower`, docs/vision.md).
+    public var visionTower: URL?
 
     public init(quantize: WeightFormat? = nil, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                 precision: Precision = .exact) {

@@ -31,13 +31,17 @@ public struct MultimodalPrompt: Sendable, Equatable {
     public let items: [PromptItem]
     /// Positions of the image rows.
     public let imageSpan: Range<Int>
+    /// The `input_ids` the family's reference `generate` is given, which set beam-length normalisation and
+    /// OPERA's offsets (`PromptLayout.inputIDs`): `tokenIDs` for transformers' LLaVA (one image token per row);
+    /// the original LLaVA code passes one `-200` placeholder for the whole image.
+    public let inputIDs: [Int]
     /// Position of the first response token (= the prompt length).
     public var responseStart: Int { items.count }
 
     /// Substitutes `image` for the run of `imageTokenID` in `tokenIDs` (which must hold exactly
     /// `image.tokenCount` of them, consecutive), as LLaVA's forward scatters image features into the
     /// image-token positions.
-    public init(tokenIDs: [Int], imageTokenID: Int, image: ImageEmbedding) throws {
+    public init(tokenIDs: [Int], imageTokenID: Int, image: ImageEmbedding, inputIDs: [Int]? = nil) throws {
         let positions = tokenIDs.indices.filter { tokenIDs[$0] == imageTokenID }
         guard positions.count == image.tokenCount, let first = positions.first,
               positions.last! - first + 1 == positions.count else {
@@ -47,6 +51,7 @@ public struct MultimodalPrompt: Sendable, Equatable {
                 + "(the model family's prompt builder does it: VisionLanguageModel.prompt)")
         }
         self.tokenIDs = tokenIDs
+        self.inputIDs = inputIDs ?? tokenIDs
         imageSpan = first..<(first + image.tokenCount)
         var items = tokenIDs.map { PromptItem.token($0) }
         for i in 0..<image.tokenCount { items[first + i] = .embedding(image.row(i)) }

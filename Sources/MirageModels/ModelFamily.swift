@@ -8,6 +8,9 @@ public struct ModelFolder: @unchecked Sendable {
     public let config: [String: Any]
     /// File names in the folder (not recursive), sorted.
     public let files: [String]
+    /// The vision tower folder given for a model that keeps its tower elsewhere (`LoadOptions.visionTower`,
+    /// `--vision-tower`); nil: the family looks for it.
+    public var visionTower: URL?
 
     public init(url: URL) throws {
         self.url = url
@@ -97,6 +100,7 @@ public enum ModelFamilies {
     /// Every family Mirage loads, most specific first.
     public static let all: [ModelFamily] = [
         .llava,
+        .llavaOriginal,
     ]
 
     /// The family of the folder at `url`, or an error listing what Mirage loads.
@@ -120,13 +124,17 @@ public enum ModelFamilies {
 
     /// Loads the folder at `url` with the family that recognises it.
     public static func load(_ url: URL, options: LoadOptions = LoadOptions()) throws -> any VisionLanguageModel {
-        let (family, folder) = try family(of: url)
+        let (family, found) = try family(of: url)
+        var folder = found
+        folder.visionTower = options.visionTower
         return try family.load(folder, options)
     }
 
-    /// The folder's shape without loading weights.
-    public static func shape(of url: URL) throws -> ModelShape {
-        let (family, folder) = try family(of: url)
+    /// The folder's shape without loading weights (`visionTower`: as `LoadOptions.visionTower`).
+    public static func shape(of url: URL, visionTower: URL? = nil) throws -> ModelShape {
+        let (family, found) = try family(of: url)
+        var folder = found
+        folder.visionTower = visionTower
         return try family.shape(folder)
     }
 }

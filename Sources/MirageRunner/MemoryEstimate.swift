@@ -20,9 +20,9 @@ public struct MemoryEstimate: Sendable, Equatable {
     /// - Parameters:
     ///   - promptTokens: the longest prompt in tokens, image tokens included.
     ///   - sequences: the most sequences a decoder keeps at once (beams × (1 + branches)).
-    public static func estimate(folder: URL, quantize: WeightFormat?, promptTokens: Int, maxNewTokens: Int,
-                                sequences: Int) throws -> MemoryEstimate {
-        let shape = try ModelFamilies.shape(of: folder)
+    public static func estimate(folder: URL, visionTower: URL? = nil, quantize: WeightFormat?, promptTokens: Int,
+                                maxNewTokens: Int, sequences: Int) throws -> MemoryEstimate {
+        let shape = try ModelFamilies.shape(of: folder, visionTower: visionTower)
         var weights: Int64 = 0
         for store in try ([folder] + shape.otherWeightFolders).map({ try TensorStore(folder: $0) }) {
             for name in store.tensorNames {
@@ -89,6 +89,16 @@ public struct MemoryEstimate: Sendable, Equatable {
 public enum ModelFingerprint {
     /// Bytes read from the start of each PyTorch checkpoint file.
     static let pytorchHeadBytes = 1 << 20
+
+    /// The fingerprint of `folder`; `others` (folders the model loads besides, e.g. its vision tower) are
+    /// hashed after it, so a folder without them keeps the fingerprint it always had.
+    public static func compute(folder: URL, others: [URL]) throws -> String {
+        guard !others.isEmpty else { return try compute(folder: folder) }
+        var hash = MirageData.SHA256()
+        hash.update(try compute(folder: folder))
+        for other in others { hash.update("\n" + (try compute(folder: other))) }
+        return hash.hexDigest()
+    }
 
     public static func compute(folder: URL) throws -> String {
         var hash = MirageData.SHA256()

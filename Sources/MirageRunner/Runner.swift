@@ -212,9 +212,10 @@ public final class ExperimentRunner {
     private func runModel(_ folder: URL, prepared: [PreparedProtocol], decoders: [(DecoderChoice, any Decoder)],
                           imageSet: ImageSet) throws -> [RunOutcome] {
         let quantize: WeightFormat? = experiment.quantize == "q8" ? .q8 : nil
+        let visionTower = experiment.visionTower.map { URL(fileURLWithPath: $0) }
         let shape: ModelShape
         do {
-            shape = try ModelFamilies.shape(of: folder)
+            shape = try ModelFamilies.shape(of: folder, visionTower: visionTower)
         } catch {
             // Not a model folder of a registered family, or one with a broken or missing config: the error
             // names the file, field and fix (or what Mirage loads).
@@ -226,14 +227,15 @@ public final class ExperimentRunner {
                 return b * (d.parameters["noise_step"] != nil ? 2 : 1)
             }.max() ?? 1
             let estimate = try MemoryEstimate.estimate(
-                folder: folder, quantize: quantize, promptTokens: shape.imageTokenCount + 160,
+                folder: folder, visionTower: visionTower, quantize: quantize, promptTokens: shape.imageTokenCount + 160,
                 maxNewTokens: prepared.map(\.spec.maxNewTokens).max() ?? 0, sequences: beams)
             try estimate.check(available: options.memoryLimit ?? MemoryEstimate.availableBytes(), quantized: quantize != nil)
         }
-        let fingerprint = try ModelFingerprint.compute(folder: folder)
-        let vlm = try ModelFamilies.load(
-            folder, options: LoadOptions(quantize: quantize, threads: experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount,
-                                                 precision: experiment.precision))
+        let fingerprint = try ModelFingerprint.compute(folder: folder, others: shape.otherWeightFolders)
+        var loadOptions = LoadOptions(quantize: quantize, threads: experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount,
+                                      precision: experiment.precision)
+        loadOptions.visionTower = visionTower
+        let vlm = try ModelFamilies.load(folder, options: loadOptions)
         let tokenizer = try Tokenizer(folder: folder)
         let modelSpec = Self.modelSpec(folderName: folder.lastPathComponent, architecture: vlm.architectureName,
                                        fingerprint: fingerprint, quantized: quantize != nil, precision: experiment.precision)
@@ -362,7 +364,7 @@ public final class ExperimentRunner {
                                                     image: embedding)
         // The shared prefix ends with the image: what follows it (the template's separator, the question or
         // instruction, the assistant tag) is per item. Prefilled as its own chunk whether or not it is cached.
-        let layout = PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.tokenIDs,
+        let layout = PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.inputIDs,
                                   prefixLength: built.imageSpan.upperBound)
         return (layout, rendered, embedding)
     }
@@ -417,7 +419,7 @@ public final class ExperimentRunner {
                 let contrast = try Self.itemPrompt(item.text, template: plan.template, model: vlm, tokenizer: tokenizer,
                                                    image: noised).0
                 branches[VCDDecoder.branchRole] = PromptLayout(items: contrast.items, imageSpan: contrast.imageSpan,
-                                                               inputIDs: contrast.tokenIDs)
+                                                               inputIDs: contrast.inputIDs)
             }
             let limits = GenerationLimits(
                 maxNewTokens: MemoryEstimate.generationLimit(maxNewTokens: plan.prepared.spec.maxNewTokens,

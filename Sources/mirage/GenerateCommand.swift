@@ -122,7 +122,7 @@ struct Generate: ParsableCommand {
             }
             let (vlm, built) = try imageOptions.visionPrompt(model: modelOptions, prompt: prompt, tokenizer: tokenizer)
             model = vlm.languageModel
-            layout = PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.tokenIDs)
+            layout = PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.inputIDs)
         } else if let prompt {
             model = try modelOptions.loadModel()
             guard let tokenizer else {

@@ -27,6 +27,11 @@ struct ModelRunOptions: ParsableArguments {
     @Option(name: .long, help: "Worker threads (default and maximum: the machine's CPUs).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    @Option(name: .long, help: ArgumentHelp(
+        "The vision tower folder of a model that keeps it outside its folder (original LLaVA layout: the folder mm_vision_tower names, e.g. openai/clip-vit-large-patch14-336). Default: found beside the model, in MIRAGE_VISION_TOWERS or in the Hugging Face cache (docs/vision.md).",
+        valueName: "dir"))
+    var visionTower: String?
+
     func validate() throws {
         if let quantize, quantize != "q8" {
             throw ValidationError("--quantize takes q8 (got '\(quantize)'); omit it to run the checkpoint's own dtype")
@@ -43,7 +48,9 @@ struct ModelRunOptions: ParsableArguments {
     /// Load options: the quantization, `--precision`, and `--threads` capped at the machine's CPUs (with a note
     /// when lowered).
     func loadOptions() -> LoadOptions {
-        LoadOptions(quantize: quantize == "q8" ? .q8 : nil, threads: ThreadCount.capped(threads), precision: precision)
+        var options = LoadOptions(quantize: quantize == "q8" ? .q8 : nil, threads: ThreadCount.capped(threads), precision: precision)
+        options.visionTower = visionTower.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
+        return options
     }
 
     func loadModel() throws -> LanguageModel {
