@@ -115,7 +115,7 @@ let package = Package(
         .target(name: "MirageTestSupport", path: "Tests/MirageTestSupport"),
         .testTarget(name: "MirageKernelsTests", dependencies: ["MirageKernels", "MirageData", "MirageTestSupport"], swiftSettings: optimised),
         .testTarget(name: "MirageEngineTests", dependencies: ["MirageEngine", "MirageData", "MirageTestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "MirageModelsTests", dependencies: ["MirageModels", "MirageEngine", "MirageKernels", "MirageData", "MirageTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "MirageModelsTests", dependencies: ["MirageModels", "MirageEngine", "MirageKernels", "MirageData", "MirageDecoding", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageDecodingTests", dependencies: ["MirageDecoding", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageTextTests", dependencies: ["MirageText", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageDataTests", dependencies: ["MirageData", "MirageEngine", "MirageMetrics", "MirageTestSupport"]),

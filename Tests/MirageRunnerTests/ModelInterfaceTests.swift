@@ -79,6 +79,22 @@ import MirageTestSupport
         try big.write(to: folder.appendingPathComponent("big.bin"))
         #expect(try ModelFingerprint.compute(folder: folder) == before)
     }
+
+    /// The opera-* protocols render exactly the prompt OPERA's LLaVA-1.5 wrapper builds (its `<ImageHere>` is
+    /// Mirage's `<image>`), per Tests/MirageModelsTests/Fixtures/paper-models/llava-original/reference.json.
+    @Test func operaProtocolsRenderOperasLlavaPrompt() throws {
+        let reference = SharedData.repositoryRoot
+            .appendingPathComponent("Tests/MirageModelsTests/Fixtures/paper-models/llava-original/reference.json")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: reference)) as! [String: Any]
+        let chair = try RunProtocol.load(path: SharedData.repositoryRoot.appendingPathComponent("Annotations/protocols/opera-chair-512.yaml").path)
+        let pope = try RunProtocol.load(path: SharedData.repositoryRoot.appendingPathComponent("Annotations/protocols/opera-pope-random.yaml").path)
+        for c in json["cases"] as! [[String: Any]] {
+            let spec = (c["question_kind"] as! String) == "chair" ? chair : pope
+            let text = spec.task == .chair ? spec.prompt : spec.userText(question: c["question"] as! String)
+            let rendered = try RunProtocol.render(spec.template(for: .llama), text: text)
+            #expect(rendered == (c["full_prompt"] as! String).replacingOccurrences(of: "<ImageHere>", with: "<image>"))
+        }
+    }
 }
 
 /// A model that records the instructions its image encoder is asked with.
