@@ -100,4 +100,36 @@ import MirageTestSupport
                                   "--template", "processor"])
         #expect(missing.status != 0 && missing.stderr.contains("<image>"))
     }
+
+    /// `models families` lists the registry; `models synth --arch llava-original` writes the model and its tower
+    /// folder; the tower is found beside the model, and elsewhere only with --vision-tower (the error says where
+    /// Mirage looked and how to get it).
+    @Test func familiesAndTheOriginalLlavaLayout() throws {
+        let families = try mirage(["models", "families"])
+        #expect(families.status == 0 && families.stdout.contains("llava: ") && families.stdout.contains("llava-original: "))
+        #expect(families.stdout.contains("--arch llava-llama|llava-qwen2") && families.stdout.contains("--arch llava-original"))
+        let root = TestTemporary.root.appendingPathComponent("mirage-cli-llava-original-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let model = root.appendingPathComponent("llava-v1.5-tiny")
+        let made = try mirage(["models", "synth", "--arch", "llava-original", "--size", "tiny", "--seed", "1", "--dtype", "f32",
+                               "--out", model.path])
+        #expect(made.status == 0, "\(made.stderr)")
+        let tower = root.appendingPathComponent("clip-vit-tiny-patch8-32-seed1")
+        #expect(FileManager.default.fileExists(atPath: tower.appendingPathComponent("preprocessor_config.json").path))
+        let image = Self.fixtures.appendingPathComponent("pipeline.png").path
+        let args = ["generate", "--model", model.path, "--image", image, "--prompt", "Describe.", "--max-new-tokens", "3",
+                    "--ids", "--ignore-eos"]
+        let beside = try mirage(args)
+        #expect(beside.status == 0, "\(beside.stderr)")
+        let moved = root.appendingPathComponent("towers/elsewhere")
+        try FileManager.default.createDirectory(at: moved.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.moveItem(at: tower, to: moved)
+        let lost = try mirage(args)
+        #expect(lost.status != 0 && lost.stderr.contains("--vision-tower DIR") && lost.stderr.contains(tower.path))
+        let given = try mirage(args + ["--vision-tower", moved.path])
+        #expect(given.status == 0, "\(given.stderr)")
+        #expect(given.stdout == beside.stdout)
+        let unknown = try mirage(["models", "synth", "--arch", "llava-nope", "--size", "tiny", "--out", root.appendingPathComponent("x").path])
+        #expect(unknown.status != 0 && unknown.stderr.contains("llava-original"))
+    }
 }
