@@ -41,7 +41,10 @@ public struct MultimodalPrompt: Sendable, Equatable {
     /// Substitutes `image` for the run of `imageTokenID` in `tokenIDs` (which must hold exactly
     /// `image.tokenCount` of them, consecutive), as LLaVA's forward scatters image features into the
     /// image-token positions.
-    public init(tokenIDs: [Int], imageTokenID: Int, image: ImageEmbedding, inputIDs: [Int]? = nil) throws {
+    /// `imageSpan` replaces the image rows' positions as the span decoders see (Shikra's reference counts its
+    /// `<im_start>` and `<im_end>` rows in); it must contain them.
+    public init(tokenIDs: [Int], imageTokenID: Int, image: ImageEmbedding, inputIDs: [Int]? = nil,
+                imageSpan span: Range<Int>? = nil) throws {
         let positions = tokenIDs.indices.filter { tokenIDs[$0] == imageTokenID }
         guard positions.count == image.tokenCount, let first = positions.first,
               positions.last! - first + 1 == positions.count else {
@@ -52,7 +55,13 @@ public struct MultimodalPrompt: Sendable, Equatable {
         }
         self.tokenIDs = tokenIDs
         self.inputIDs = inputIDs ?? tokenIDs
-        imageSpan = first..<(first + image.tokenCount)
+        let rows = first..<(first + image.tokenCount)
+        if let span {
+            guard span.lowerBound <= rows.lowerBound, span.upperBound >= rows.upperBound, span.upperBound <= tokenIDs.count else {
+                throw ModelError.invalidInput("the image span \(span) does not contain the image rows \(rows) of a \(tokenIDs.count)-row prompt")
+            }
+        }
+        imageSpan = span ?? rows
         var items = tokenIDs.map { PromptItem.token($0) }
         for i in 0..<image.tokenCount { items[first + i] = .embedding(image.row(i)) }
         self.items = items

@@ -8,6 +8,8 @@ public struct SyntheticVisionSpec: Sendable {
         case tiny
         /// CLIP ViT-L/14-336 shapes (LLaVA-1.5's tower): hidden 1024, 24 layers, 16 heads, 336×336, patch 14.
         case l14_336 = "l14-336"
+        /// CLIP ViT-L/14 shapes at 224 px (Shikra's tower, openai/clip-vit-large-patch14): 256 patches.
+        case l14_224 = "l14-224"
     }
 
     public var kind: VisionConfig.Kind
@@ -30,6 +32,9 @@ public struct SyntheticVisionSpec: Sendable {
         case .l14_336:
             return VisionConfig(kind: kind, hiddenSize: 1024, intermediateSize: 4096, numLayers: 24, numHeads: 16,
                                 imageSize: 336, patchSize: 14)
+        case .l14_224:
+            return VisionConfig(kind: kind, hiddenSize: 1024, intermediateSize: 4096, numLayers: 24, numHeads: 16,
+                                imageSize: 224, patchSize: 14)
         }
     }
 

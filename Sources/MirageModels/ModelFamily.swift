@@ -101,6 +101,7 @@ public enum ModelFamilies {
     public static let all: [ModelFamily] = [
         .llava,
         .llavaOriginal,
+        .shikra,
     ]
 
     /// The family of the folder at `url`, or an error listing what Mirage loads.
