@@ -74,7 +74,7 @@ let package = Package(
         // MARK: Experiments, analysis, reports
         /// Protocol and experiment files, image sets, and the loop that runs models x decoders x items into the store.
         .target(name: "MirageRunner", dependencies: [
-            "MirageEngine", "MirageDecoding", "MirageData", "MirageMetrics", "MirageStore",
+            "MirageEngine", "MirageModels", "MirageDecoding", "MirageData", "MirageMetrics", "MirageStore",
             .product(name: "Yams", package: "Yams"),
         ]),
         /// Pictures without dependencies: PNG encoding, a raster canvas with a bitmap font, heatmaps, line plots, HTML reports.
@@ -91,15 +91,15 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "mirage", dependencies: [
-            "MirageText", "MirageData", "MirageMetrics", "MirageStore", "MirageEngine", "MirageKernels",
+            "MirageText", "MirageData", "MirageMetrics", "MirageStore", "MirageEngine", "MirageModels", "MirageKernels",
             "MirageDecoding", "MirageRunner", "MirageVisuals", "MirageAnalysis", "MirageCLISupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         /// What `mirage-bench` and the Benchmarks/ suite share so both measure the same work: synthesized
         /// models kept between runs, the decoder benchmarks' prompt, random weights, the reference data.
-        .target(name: "MirageBenchSupport", dependencies: ["MirageKernels", "MirageEngine", "MirageDecoding", "MirageData", "MirageStore"]),
+        .target(name: "MirageBenchSupport", dependencies: ["MirageKernels", "MirageEngine", "MirageModels", "MirageDecoding", "MirageData", "MirageStore"]),
         .executableTarget(name: "mirage-bench", dependencies: [
-            "MirageText", "MirageData", "MirageMetrics", "MirageStore", "MirageEngine", "MirageKernels",
+            "MirageText", "MirageData", "MirageMetrics", "MirageStore", "MirageEngine", "MirageModels", "MirageKernels",
             "MirageDecoding", "MirageRunner", "MirageVisuals", "MirageAnalysis", "MirageCLISupport", "MirageBenchSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -107,7 +107,7 @@ let package = Package(
         // MARK: Fuzzing
         /// Every file parser as `(Data) -> accepted | rejected`, shared by Fuzz/ (libFuzzer) and MirageFuzzTests (corpus replay).
         .target(name: "MirageFuzzTargets", dependencies: [
-            "MirageData", "MirageEngine", "MirageMetrics", "MirageRunner", "MirageStore",
+            "MirageData", "MirageEngine", "MirageModels", "MirageMetrics", "MirageRunner", "MirageStore",
         ]),
 
         // MARK: Tests
@@ -115,13 +115,13 @@ let package = Package(
         .target(name: "MirageTestSupport", path: "Tests/MirageTestSupport"),
         .testTarget(name: "MirageKernelsTests", dependencies: ["MirageKernels", "MirageData", "MirageTestSupport"], swiftSettings: optimised),
         .testTarget(name: "MirageEngineTests", dependencies: ["MirageEngine", "MirageData", "MirageTestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "MirageModelsTests", dependencies: ["MirageModels", "MirageEngine", "MirageTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "MirageModelsTests", dependencies: ["MirageModels", "MirageEngine", "MirageKernels", "MirageData", "MirageDecoding", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageDecodingTests", dependencies: ["MirageDecoding", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageTextTests", dependencies: ["MirageText", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageDataTests", dependencies: ["MirageData", "MirageEngine", "MirageMetrics", "MirageTestSupport"]),
         .testTarget(name: "MirageMetricsTests", dependencies: ["MirageMetrics", "MirageTestSupport"]),
         .testTarget(name: "MirageStoreTests", dependencies: ["MirageStore", "MirageTestSupport"]),
-        .testTarget(name: "MirageRunnerTests", dependencies: ["MirageRunner", "MirageTestSupport"]),
+        .testTarget(name: "MirageRunnerTests", dependencies: ["MirageRunner", "MirageModels", "MirageTestSupport"]),
         .testTarget(name: "MirageVisualsTests", dependencies: ["MirageVisuals", "MirageEngine", "MirageData", "MirageTestSupport"]),
         .testTarget(name: "MirageAnalysisTests", dependencies: ["MirageAnalysis", "MirageTestSupport"]),
         .testTarget(name: "MirageFuzzTests", dependencies: ["MirageFuzzTargets", "MirageTestSupport"]),

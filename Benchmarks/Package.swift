@@ -38,7 +38,7 @@ package.targets += [
     benchmarkTarget("Kernels", ["MirageKernels"]),
     benchmarkTarget("Engine", ["MirageEngine"]),
     benchmarkTarget("Decoders", ["MirageEngine", "MirageDecoding"]),
-    benchmarkTarget("Runner", ["MirageEngine", "MirageData", "MirageRunner", "MirageStore", "MirageCLISupport"]),
+    benchmarkTarget("Runner", ["MirageEngine", "MirageModels", "MirageData", "MirageRunner", "MirageStore", "MirageCLISupport"]),
     benchmarkTarget("Chair", ["MirageMetrics", "MirageData", "MirageCLISupport"]),
     benchmarkTarget("Store", ["MirageStore", "MirageMetrics", "MirageData", "MirageCLISupport"]),
 ]

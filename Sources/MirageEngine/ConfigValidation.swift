@@ -151,27 +151,10 @@ extension VisionConfig: ValidatedConfig {
     }
 }
 
-extension LlavaConfig: ValidatedConfig {
-    /// The text decoder (`text_config.`), the tower (`vision_config.`) and the projector's own fields.
-    public func validate(_ v: ConfigValidator) throws {
-        try text.validate(v.nested("text_config"))
-        try vision.validate(v.nested("vision_config"))
-        guard imageTokenID >= 0 && imageTokenID < text.vocabSize else {
-            throw v.fail("image_token_id", "is \(imageTokenID); it must be a token of the text vocabulary, 0...\(text.vocabSize - 1)")
-        }
-        try v.count("vision_feature_layer (number of layers)", featureLayers.count, in: ConfigLimits.featureLayers)
-        let count = vision.numLayers + 1
-        for layer in featureLayers where !(-count..<count).contains(layer) {
-            throw v.fail("vision_feature_layer", "has \(layer), but the tower has \(count) hidden states: "
-                         + "it must be in \(-count)...\(count - 1)")
-        }
-    }
-}
-
 extension JSONSerialization {
     /// The JSON object in a model folder's config file, with errors that say what is wrong with it:
     /// missing, a directory or unreadable, not JSON (with the parser's reason), or JSON but not an object.
-    static func configObject(at url: URL, hint: String) throws -> [String: Any] {
+    public static func configObject(at url: URL, hint: String) throws -> [String: Any] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw ModelError.fileNotFound(path: url.path, hint: hint)

@@ -41,9 +41,14 @@ extension Architecture {
 }
 
 /// A projection: weight plus optional f32 bias.
-struct Projection: @unchecked Sendable {
-    var weight: WeightMatrix
-    var bias: [Float]?
+public struct Projection: @unchecked Sendable {
+    public var weight: WeightMatrix
+    public var bias: [Float]?
+
+    public init(weight: WeightMatrix, bias: [Float]?) {
+        self.weight = weight
+        self.bias = bias
+    }
 }
 
 /// One decoder block's weights.

@@ -14,6 +14,9 @@ public struct LoadOptions: Sendable {
     /// mid-n and GEMM paths for bf16 checkpoints, and f16 checkpoints' projections and LM head converted to
     /// bf16 at load so they take them too; q8 (`quantize`) and f32 weights compute as in `.exact`.
     public var precision: Precision
+    /// The vision tower folder of a model that keeps its tower outside its own folder (the original LLaVA
+    /// layout names it in `mm_vision_tower`); nil: the family looks for it (`--vision-tower`, docs/vision.md).
+    public var visionTower: URL?
 
     public init(quantize: WeightFormat? = nil, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                 precision: Precision = .exact) {
@@ -150,7 +153,7 @@ public final class LanguageModel: @unchecked Sendable {
 
     /// Several projections of the same input (q/k/v; gate/up): on the mid-n and GEMM paths (n > 8) the
     /// input is packed once for all of them.
-    func linearRows(_ x: UnsafePointer<Float>, rows: Int, projections: [(Projection, UnsafeMutablePointer<Float>)]) {
+    public func linearRows(_ x: UnsafePointer<Float>, rows: Int, projections: [(Projection, UnsafeMutablePointer<Float>)]) {
         guard rows > Kernels.decodeMaxRows, let first = projections.first?.0.weight,
               projections.allSatisfy({ $0.0.weight.format == first.format && $0.0.weight.precision == first.precision
                                        && $0.0.weight.cols == first.cols }) else {
@@ -168,8 +171,8 @@ public final class LanguageModel: @unchecked Sendable {
     }
 
     /// `Kernels.linear` over any number of rows (the kernel takes them all in one call).
-    func linearRows(_ x: UnsafePointer<Float>, rows: Int, weight: WeightMatrix, bias: [Float]?,
-                    into y: UnsafeMutablePointer<Float>) {
+    public func linearRows(_ x: UnsafePointer<Float>, rows: Int, weight: WeightMatrix, bias: [Float]?,
+                           into y: UnsafeMutablePointer<Float>) {
         guard rows > 0 else { return }
         if let bias {
             bias.withUnsafeBufferPointer { b in

@@ -254,24 +254,30 @@ public struct GenerationConfig: Sendable, Equatable {
 }
 
 /// Typed access to JSON fields with errors naming the file and field.
-struct JSONFields {
-    let object: [String: Any]
-    let path: String
+public struct JSONFields {
+    public let object: [String: Any]
+    public let path: String
     /// The nested object's name as errors spell fields, e.g. "text_config.".
-    var prefix = ""
+    public var prefix = ""
+
+    public init(object: [String: Any], path: String, prefix: String = "") {
+        self.object = object
+        self.path = path
+        self.prefix = prefix
+    }
 
     private func bad(_ key: String, _ detail: String) -> ModelError {
         .badConfig(path: path, field: prefix + key, detail: detail)
     }
 
     /// An integer as JSON writes it; a whole float (2.0) counts, a float beyond Int's range or a fraction does not.
-    static func integer(_ value: Any) -> Int? {
+    public static func integer(_ value: Any) -> Int? {
         if let n = value as? Int { return n }
         if let d = value as? Double, d.rounded() == d { return Int(exactly: d) }
         return nil
     }
 
-    func optionalInt(_ key: String) throws -> Int? {
+    public func optionalInt(_ key: String) throws -> Int? {
         guard let value = object[key], !(value is NSNull) else { return nil }
         guard let n = Self.integer(value) else {
             throw bad(key, "is \(value); it must be an integer between \(Int.min) and \(Int.max)")
@@ -279,24 +285,24 @@ struct JSONFields {
         return n
     }
 
-    func int(_ key: String) throws -> Int {
+    public func int(_ key: String) throws -> Int {
         guard let n = try optionalInt(key) else { throw bad(key, "is missing") }
         return n
     }
 
-    func optionalDouble(_ key: String) throws -> Double? {
+    public func optionalDouble(_ key: String) throws -> Double? {
         guard let value = object[key], !(value is NSNull) else { return nil }
         if let d = value as? Double { return d }
         if let n = value as? Int { return Double(n) }
         throw bad(key, "must be a number")
     }
 
-    func double(_ key: String) throws -> Double {
+    public func double(_ key: String) throws -> Double {
         guard let d = try optionalDouble(key) else { throw bad(key, "is missing") }
         return d
     }
 
-    func intOrList(_ key: String) throws -> [Int] {
+    public func intOrList(_ key: String) throws -> [Int] {
         if let list = object[key] as? [Any] {
             return try list.map { v in
                 guard let n = Self.integer(v) else { throw bad(key, "must be an integer or a list of integers") }

@@ -52,7 +52,7 @@ public struct SyntheticModelSpec: Sendable {
 
     /// Tensors in file order, with the standard deviation of their uniform random init
     /// (nil: RMSNorm weights, all ones).
-    var tensors: [(SafeTensorsWriter.Declaration, Float?)] {
+    public var tensors: [(SafeTensorsWriter.Declaration, Float?)] {
         let c = config
         let qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim
         let std: Float = 0.02
@@ -106,7 +106,7 @@ public struct SyntheticModelSpec: Sendable {
 }
 
 /// Writes a JSON object pretty-printed with sorted keys (as the synthetic folders' config files).
-func writeJSONFile(_ object: Any, to url: URL) throws {
+public func writeJSONFile(_ object: Any, to url: URL) throws {
     do {
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
         try data.write(to: url)
@@ -118,7 +118,7 @@ func writeJSONFile(_ object: Any, to url: URL) throws {
 /// Streams `tensors` into a safetensors file: uniform values with each tensor's standard deviation
 /// (nil: all ones), from SplitMix64 seeded per tensor index, so the same seed gives the same bytes.
 /// `rowScales[name]` multiplies row r of that (2-D) tensor by `rowScales[name]![r]` after drawing.
-func writeRandomTensors(_ tensors: [(SafeTensorsWriter.Declaration, Float?)], path: String, seed: UInt64,
+public func writeRandomTensors(_ tensors: [(SafeTensorsWriter.Declaration, Float?)], path: String, seed: UInt64,
                         rowScales: [String: [Float]] = [:], progress: (Double) -> Void) throws {
     let writer = try SafeTensorsWriter(path: path, tensors: tensors.map(\.0),
                                        metadata: ["format": "pt", "mirage_seed": "\(seed)"])
@@ -177,12 +177,17 @@ struct SplitMix64 {
 /// A byte-level BPE tokenizer (the GPT-2 / Qwen2 family of tokenizer.json) with exactly
 /// `vocabularySize` entries: the 256 byte symbols, merged tokens built from space and lowercase
 /// letters (" a", "ab", " ab", ...) until the vocabulary is full, then the special tokens.
-struct SyntheticTokenizerFiles {
-    let vocabularySize: Int
-    let specialTokens: [String]
+public struct SyntheticTokenizerFiles {
+    public let vocabularySize: Int
+    public let specialTokens: [String]
     /// Whole words (lower-case ASCII letters) that get their own space-led token (" dog"), built by merges
     /// letter by letter before the generic fill, so a demo model can emit real words. Empty: none.
-    var words: [String] = []
+    public var words: [String] = []
+
+    public init(vocabularySize: Int, specialTokens: [String]) {
+        self.vocabularySize = vocabularySize
+        self.specialTokens = specialTokens
+    }
 
     /// GPT-2's byte ↔ printable-character table (openai/gpt-2 encoder.py `bytes_to_unicode`): printable
     /// Latin-1 bytes map to themselves, the other bytes to U+0100 upwards in byte order.
@@ -236,14 +241,14 @@ struct SyntheticTokenizerFiles {
     }
 
     /// The token id of each word of `words` (its space-led whole-word token).
-    func wordTokenIDs() -> [Int] {
+    public func wordTokenIDs() -> [Int] {
         let (tokens, _) = vocabularyAndMerges()
         var index: [String: Int] = [:]
         for (i, t) in tokens.enumerated() { index[t] = i }
         return words.map { index[Self.byteSymbols[32] + $0.utf8.map { Self.byteSymbols[Int($0)] }.joined()]! }
     }
 
-    func tokenizerJSON() -> [String: Any] {
+    public func tokenizerJSON() -> [String: Any] {
         let (tokens, merges) = vocabularyAndMerges()
         var vocab: [String: Int] = [:]
         for (i, t) in tokens.enumerated() { vocab[t] = i }
@@ -264,7 +269,7 @@ struct SyntheticTokenizerFiles {
         ]
     }
 
-    func tokenizerConfigJSON() -> [String: Any] {
+    public func tokenizerConfigJSON() -> [String: Any] {
         let eos = specialTokens[0]
         var decoder: [String: Any] = [:]
         for (i, content) in specialTokens.enumerated() {

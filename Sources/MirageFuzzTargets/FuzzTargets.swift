@@ -2,6 +2,7 @@ import Foundation
 import MirageData
 import MirageEngine
 import MirageMetrics
+import MirageModels
 import MirageRunner
 import MirageStore
 
@@ -56,7 +57,7 @@ public enum FuzzTargets {
         FuzzTarget("protocol-yaml", maxLength: 8192, "MirageRunner RunProtocol.parse") { try protocolYAML($0) },
         FuzzTarget("experiment-yaml", maxLength: 4096, "MirageRunner Experiment.parse") { try experimentYAML($0) },
         FuzzTarget("image", maxLength: 16384, "MirageEngine ImageDecoder.decode (JPEG, PNG via CMirageImage)") { try image($0) },
-        FuzzTarget("model-config", maxLength: 4096, "MirageEngine ModelConfig / VisionConfig / LlavaConfig from config.json") { try modelConfig($0) },
+        FuzzTarget("model-config", maxLength: 4096, "MirageEngine ModelConfig / VisionConfig, or a model family's config (ModelFamilies) from config.json") { try modelConfig($0) },
     ]
 
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }
@@ -146,8 +147,10 @@ public enum FuzzTargets {
         guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw ModelError.badConfig(path: "config.json", field: "(file)", detail: "is not a JSON object")
         }
-        if LlavaConfig.isLlava(json) {
-            _ = try LlavaConfig(json: json, path: "config.json")
+        // A vision-language family's config goes through that family's own reader (`ModelFamily.shape`).
+        let folder = ModelFolder(url: URL(fileURLWithPath: "fuzz-model"), config: json, files: ["config.json"])
+        if let family = ModelFamilies.all.first(where: { $0.recognizes(folder) }) {
+            _ = try family.shape(folder)
         } else {
             _ = try ModelConfig(json: json, path: "config.json")
             if let vision = json["vision_config"] as? [String: Any] {

@@ -8,6 +8,9 @@ public struct ModelFolder: @unchecked Sendable {
     public let config: [String: Any]
     /// File names in the folder (not recursive), sorted.
     public let files: [String]
+    /// The vision tower folder given for a model that keeps its tower elsewhere (`LoadOptions.visionTower`,
+    /// `--vision-tower`); nil: the family looks for it.
+    public var visionTower: URL?
 
     public init(url: URL) throws {
         self.url = url
@@ -19,13 +22,18 @@ public struct ModelFolder: @unchecked Sendable {
         files = ((try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []).sorted()
         let configURL = url.appendingPathComponent("config.json")
         if files.contains("config.json") {
-            guard let object = try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any] else {
-                throw ModelError.badConfig(path: configURL.path, field: "", detail: "the file is not a JSON object")
-            }
-            config = object
+            config = try JSONSerialization.configObject(
+                at: configURL, hint: "A model folder needs the config.json written with its weights.")
         } else {
             config = [:]
         }
+    }
+
+    /// A folder as already read (`config` parsed, `files` listed), e.g. for checking a config.json on its own.
+    public init(url: URL, config: [String: Any], files: [String]) {
+        self.url = url
+        self.config = config
+        self.files = files.sorted()
     }
 
     /// `model_type` of config.json, if any.
@@ -42,6 +50,9 @@ public struct ModelShape: Sendable {
     public var imageTokenCount: Int
     /// Bytes of activations the image encoder needs for one image (f32), for the memory estimate.
     public var imageEncoderActivationBytes: Int64
+    /// Other folders whose weights the model loads besides its own (e.g. a vision tower kept in its own
+    /// folder), for the memory estimate.
+    public var otherWeightFolders: [URL] = []
 
     public init(text: ModelConfig, imageTokenCount: Int, imageEncoderActivationBytes: Int64) {
         self.text = text
@@ -64,15 +75,23 @@ public struct ModelFamily: Sendable {
     public let shape: @Sendable (ModelFolder) throws -> ModelShape
     /// Loads the model.
     public let load: @Sendable (ModelFolder, LoadOptions) throws -> any VisionLanguageModel
+    /// The templates its models know (`VisionLanguageModel.templates`), so protocol files can be checked and
+    /// rendered before a model loads. Empty: names are checked when the model loads.
+    public var templates: [PromptTemplate]
+    /// How `mirage models synth` writes random-weight folders of this family (nil: it writes none).
+    public var synthesizer: ModelSynthesizer?
 
     public init(name: String, summary: String, recognizes: @escaping @Sendable (ModelFolder) -> Bool,
                 shape: @escaping @Sendable (ModelFolder) throws -> ModelShape,
-                load: @escaping @Sendable (ModelFolder, LoadOptions) throws -> any VisionLanguageModel) {
+                load: @escaping @Sendable (ModelFolder, LoadOptions) throws -> any VisionLanguageModel,
+                templates: [PromptTemplate] = [], synthesizer: ModelSynthesizer? = nil) {
         self.name = name
         self.summary = summary
         self.recognizes = recognizes
         self.shape = shape
         self.load = load
+        self.templates = templates
+        self.synthesizer = synthesizer
     }
 }
 
@@ -81,6 +100,8 @@ public enum ModelFamilies {
     /// Every family Mirage loads, most specific first.
     public static let all: [ModelFamily] = [
         .llava,
+        .llavaOriginal,
+        .shikra,
     ]
 
     /// The family of the folder at `url`, or an error listing what Mirage loads.
@@ -104,13 +125,100 @@ public enum ModelFamilies {
 
     /// Loads the folder at `url` with the family that recognises it.
     public static func load(_ url: URL, options: LoadOptions = LoadOptions()) throws -> any VisionLanguageModel {
-        let (family, folder) = try family(of: url)
+        let (family, found) = try family(of: url)
+        var folder = found
+        folder.visionTower = options.visionTower
         return try family.load(folder, options)
     }
 
-    /// The folder's shape without loading weights.
-    public static func shape(of url: URL) throws -> ModelShape {
-        let (family, folder) = try family(of: url)
+    /// The folder's shape without loading weights (`visionTower`: as `LoadOptions.visionTower`).
+    public static func shape(of url: URL, visionTower: URL? = nil) throws -> ModelShape {
+        let (family, found) = try family(of: url)
+        var folder = found
+        folder.visionTower = visionTower
         return try family.shape(folder)
+    }
+}
+
+extension ModelFamilies {
+    /// Every `--arch` name `mirage models synth` offers for vision-language models, in registry order.
+    public static var synthArchitectures: [String] { all.flatMap { $0.synthesizer?.architectures ?? [] } }
+
+    /// The family and synthesizer that write `architecture`, or nil.
+    public static func synthesizer(for architecture: String) -> (ModelFamily, ModelSynthesizer)? {
+        for family in all {
+            if let s = family.synthesizer, s.architectures.contains(architecture) { return (family, s) }
+        }
+        return nil
+    }
+
+    /// Every template name some family's models know (for checking protocol files before a model loads),
+    /// `processor` included.
+    public static var templateNames: [String] {
+        var names: [String] = []
+        let candidates = all.flatMap { $0.templates.map(\.name) } + [PromptTemplate.processor.name]
+        for name in candidates where !names.contains(name) {
+            names.append(name)
+        }
+        return names
+    }
+
+    /// The first registered family template called `name` (`processor` included), for rendering protocol
+    /// templates before a model loads; nil when no family knows it.
+    public static func template(named name: String) -> PromptTemplate? {
+        if name == PromptTemplate.processor.name { return .processor }
+        return all.lazy.compactMap { $0.templates.first { $0.name == name } }.first
+    }
+
+    /// Names a protocol's `templates:` map may use as keys: decoder `model_type`s (`llama`, `qwen2`), family
+    /// names (`llava`) and architecture names (`llava-llama`).
+    public static var templateKeys: [String] {
+        let decoders = Architecture.allCases.map(\.modelType)
+        return decoders + all.map(\.name) + all.flatMap { f in decoders.map { "\(f.name)-\($0)" } }
+    }
+}
+
+/// What `mirage models synth` asks a family to write.
+public struct SynthesisRequest: Sendable {
+    /// One of the synthesizer's `architectures`.
+    public var architecture: String
+    /// One of the synthesizer's `sizes`.
+    public var size: String
+    /// One of the synthesizer's `visions` (nil: its first).
+    public var vision: String?
+    public var seed: UInt64
+    public var dtype: TensorDType
+    /// Whole words given their own tokens, with their LM-head rows scaled by `wordLogitScale` (for demos whose
+    /// random model should write words); families that cannot ignore them.
+    public var words: [String] = []
+    public var wordLogitScale: Float = 1
+
+    public init(architecture: String, size: String, vision: String? = nil, seed: UInt64, dtype: TensorDType = .f16) {
+        self.architecture = architecture
+        self.size = size
+        self.vision = vision
+        self.seed = seed
+        self.dtype = dtype
+    }
+}
+
+/// How a family writes deterministic random-weight folders of its layout (`mirage models synth --arch NAME`).
+public struct ModelSynthesizer: Sendable {
+    /// The `--arch` names it writes, e.g. `llava-llama`, `llava-qwen2`.
+    public let architectures: [String]
+    /// The `--size` names it takes; the first is the smallest.
+    public let sizes: [String]
+    /// The `--vision` tower choices (empty: the family has one tower).
+    public let visions: [String]
+    /// Writes the folder for `request` into `folder` (and any folder it needs beside it, named in the result),
+    /// reporting progress in 0...1. Returns one line describing what it wrote.
+    public let write: @Sendable (SynthesisRequest, URL, (Double) -> Void) throws -> String
+
+    public init(architectures: [String], sizes: [String], visions: [String] = [],
+                write: @escaping @Sendable (SynthesisRequest, URL, (Double) -> Void) throws -> String) {
+        self.architectures = architectures
+        self.sizes = sizes
+        self.visions = visions
+        self.write = write
     }
 }

@@ -38,18 +38,46 @@ public protocol VisionLanguageModel: AnyObject, Sendable {
     /// as the family's reference code tokenizes it, with the image rows placed where the marker stands (or
     /// where the family always places them), and the position where the response starts.
     func prompt(_ text: String, tokenizer: Tokenizer, image: ImageEmbedding) throws -> MultimodalPrompt
+    /// The prompt exactly as the folder's Hugging Face processor builds it from (image, `text`), nothing added
+    /// (`--template processor`); a default implementation covers processors that expand the image marker in
+    /// place.
+    func processorPrompt(_ text: String, tokenizer: Tokenizer, image: ImageEmbedding) throws -> MultimodalPrompt
 }
 
 extension VisionLanguageModel {
     /// The longest sequence the decoder takes (`max_position_embeddings`).
     public var contextLength: Int { languageModel.config.maxPositionEmbeddings }
 
-    /// The template of a CLI or protocol name; `auto` (or nil) gives `defaultTemplate`.
+    /// Every template name `template(named:)` takes: `templates`, then `processor` (which every family has).
+    public var templateNames: [String] {
+        let own = templates.map(\.name)
+        return own + (own.contains(PromptTemplate.processor.name) ? [] : [PromptTemplate.processor.name])
+    }
+
+    /// The template of a CLI or protocol name; `auto` (or nil) gives `defaultTemplate`, `processor` gives
+    /// `PromptTemplate.processor`.
     public func template(named name: String?) throws -> PromptTemplate {
         guard let name, name != "auto" else { return defaultTemplate }
         if let found = templates.first(where: { $0.name == name }) { return found }
+        if name == PromptTemplate.processor.name { return .processor }
         throw ModelError.invalidInput("\(architectureName) has no template '\(name)'; it knows auto, "
-                                      + templates.map(\.name).joined(separator: ", "))
+                                      + templateNames.joined(separator: ", "))
+    }
+
+    /// What the folder's Hugging Face processor builds from (image, `text`): by default the text's image
+    /// marker expanded to the image rows and tokenized as the tokenizer does (LLaVA's processor). Families
+    /// whose processor places the image elsewhere (BLIP-2 and InstructBLIP put query placeholders before the
+    /// text) implement it themselves.
+    public func processorPrompt(_ text: String, tokenizer: Tokenizer, image: ImageEmbedding) throws -> MultimodalPrompt {
+        try prompt(text, tokenizer: tokenizer, image: image)
+    }
+
+    /// The prompt for the user's `text` under `template`: the processor's input for `processor`, otherwise the
+    /// rendered template through `prompt(_:tokenizer:image:)`.
+    public func prompt(_ text: String, template: PromptTemplate, tokenizer: Tokenizer,
+                       image: ImageEmbedding) throws -> MultimodalPrompt {
+        if template == .processor { return try processorPrompt(text, tokenizer: tokenizer, image: image) }
+        return try prompt(template.render(text), tokenizer: tokenizer, image: image)
     }
 }
 
@@ -58,6 +86,13 @@ extension VisionLanguageModel {
 public struct PromptTemplate: Sendable, Equatable {
     /// The image marker templates and raw prompts use.
     public static let imageMarker = "<image>"
+    /// Exactly what the model folder's Hugging Face processor builds from (image, text): for LLaVA the text's
+    /// `<image>` expanded to the image tokens and nothing else added (BOS as the tokenizer adds it); for
+    /// BLIP-2 / InstructBLIP the query placeholders before the text. Every family knows it
+    /// (`VisionLanguageModel.processorPrompt`).
+    public static let processor = PromptTemplate(
+        name: "processor", format: "{prompt}",
+        summary: "exactly what the folder's Hugging Face processor builds from (image, text), nothing added")
 
     public let name: String
     public let format: String

@@ -80,6 +80,9 @@ public struct Experiment: Sendable, Equatable {
     /// How the models multiply their weights (`LoadOptions.precision`; file key `precision: exact|fast`).
     public var precision: Precision = .exact
     public var threads: Int?
+    /// The vision tower folder for models that keep their tower outside their folder (the original LLaVA
+    /// layout; `vision_tower:`, `--vision-tower`); nil: each model's family looks for it (docs/vision.md).
+    public var visionTower: String?
     public var shard: Shard?
     /// Ask the registered item observers to record attention (see `RunItemObserver`).
     public var recordAttention = false
@@ -189,6 +192,7 @@ public struct Experiment: Sendable, Equatable {
             e.precision = precision
         }
         e.threads = try f.int("threads", range: 1...1024)
+        e.visionTower = try f.string("vision_tower").map(resolve)
         if let s = try f.string("shard") {
             do { e.shard = try Shard(parsing: s) } catch { throw f.fail("shard", "'\(s)' is not i/n with 0 ≤ i < n, e.g. 0/2") }
         }
@@ -230,7 +234,7 @@ public struct Experiment: Sendable, Equatable {
         if decoders.isEmpty { throw RunnerError.configuration("no decoder: give --decoder NAME[:preset][,k=v] or `decoders:` in the experiment file") }
         for d in decoders { _ = try d.makeDecoder(registry: registry) }
         for m in models where !FileManager.default.fileExists(atPath: URL(fileURLWithPath: m).appendingPathComponent("config.json").path) {
-            throw RunnerError.configuration("model folder \(m) has no config.json; a model is a LLaVA folder as Hugging Face writes it (config.json, *.safetensors, tokenizer.json), e.g. from `mirage models synth --arch llava-llama`")
+            throw RunnerError.configuration("model folder \(m) has no config.json; a model is a vision-language model folder as its family writes it (config.json, weights, tokenizer), e.g. from `mirage models synth --arch llava-llama`; `mirage models families` lists the families")
         }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import MirageData
 import MirageEngine
 import MirageKernels
+import MirageModels
 
 /// What a run of one model needs in memory, estimated before loading it (docs/runner.md, "Memory").
 public struct MemoryEstimate: Sendable, Equatable {
@@ -14,25 +15,27 @@ public struct MemoryEstimate: Sendable, Equatable {
     public var activationBytes: Int64
     public var totalBytes: Int64 { weightBytes + kvCacheBytes + activationBytes }
 
-    /// Estimates a LLaVA model folder.
+    /// Estimates a model folder of a registered family (`ModelFamilies`): its weights (and those of folders it
+    /// loads besides, such as a separate vision tower), KV cache and activations.
     /// - Parameters:
     ///   - promptTokens: the longest prompt in tokens, image tokens included.
     ///   - sequences: the most sequences a decoder keeps at once (beams × (1 + branches)).
-    public static func estimate(folder: URL, quantize: WeightFormat?, promptTokens: Int, maxNewTokens: Int,
-                                sequences: Int) throws -> MemoryEstimate {
-        let store = try TensorStore(folder: folder)
-        let config = try LlavaConfig.load(from: folder.appendingPathComponent("config.json"))
+    public static func estimate(folder: URL, visionTower: URL? = nil, quantize: WeightFormat?, promptTokens: Int,
+                                maxNewTokens: Int, sequences: Int) throws -> MemoryEstimate {
+        let shape = try ModelFamilies.shape(of: folder, visionTower: visionTower)
         var weights: Int64 = 0
-        for name in store.tensorNames {
-            guard let e = store.entry(name) else { continue }
-            if quantize == .q8, isQuantized(name: name, shape: e.shape) {
-                let groups = (e.shape[1] + WeightMatrix.q8GroupSize - 1) / WeightMatrix.q8GroupSize
-                weights += Int64(e.shape[0]) * Int64(e.shape[1] + 4 * groups)
-            } else {
-                weights += Int64(e.byteCount)
+        for store in try ([folder] + shape.otherWeightFolders).map({ try TensorStore(folder: $0) }) {
+            for name in store.tensorNames {
+                guard let e = store.entry(name) else { continue }
+                if quantize == .q8, isQuantized(name: name, shape: e.shape) {
+                    let groups = (e.shape[1] + WeightMatrix.q8GroupSize - 1) / WeightMatrix.q8GroupSize
+                    weights += Int64(e.shape[0]) * Int64(e.shape[1] + 4 * groups)
+                } else {
+                    weights += Int64(e.byteCount)
+                }
             }
         }
-        let t = config.text, v = config.vision
+        let t = shape.text
         // The runner stops generating at the model's context (`generationLimit`), so a protocol's
         // `max_new_tokens` (which may be up to Int.max) counts only up to it; no overflow either way.
         let newTokens = generationLimit(maxNewTokens: maxNewTokens, promptTokens: promptTokens,
@@ -41,8 +44,7 @@ public struct MemoryEstimate: Sendable, Equatable {
         let kv = Int64(t.numLayers) * 2 * Int64(t.numKVHeads * t.headDim) * 4 * sequence * Int64(max(1, sequences))
         let prefill = Int64(promptTokens) * Int64(6 * t.hiddenSize + 3 * t.intermediateSize) * 4
         let logits = Int64(t.vocabSize) * 4 * Int64(max(1, sequences)) * 8
-        let visionRows = Int64((v.imageSize / max(1, v.patchSize)) * (v.imageSize / max(1, v.patchSize)) + 1)
-        let vision = visionRows * Int64(6 * v.hiddenSize + 2 * v.intermediateSize) * 4
+        let vision = shape.imageEncoderActivationBytes
         let fixed: Int64 = 256 << 20
         return MemoryEstimate(weightBytes: weights, kvCacheBytes: kv, activationBytes: prefill + logits + vision + fixed)
     }
@@ -77,9 +79,24 @@ public struct MemoryEstimate: Sendable, Equatable {
     }
 }
 
-/// A model's identity for the store, without hashing gigabytes: SHA-256 over config.json, and each
-/// safetensors file's name, size and header (tensor names, dtypes, shapes, offsets).
+/// A model's identity for the store, without hashing gigabytes: SHA-256 over config.json, each safetensors
+/// file's name, size and header (tensor names, dtypes, shapes, offsets), and each PyTorch checkpoint's
+/// (`*.bin`, `*.pth`) name, size and first MiB (a torch.save zip stores its
+/// pickle, with tensor names, dtypes and shapes, first; a legacy checkpoint starts with its pickle), so a folder of .bin shards has a stable identity too.
 public enum ModelFingerprint {
+    /// Bytes read from the start of each PyTorch checkpoint file.
+    static let pytorchHeadBytes = 1 << 20
+
+    /// The fingerprint of `folder`; `others` (folders the model loads besides, e.g. its vision tower) are
+    /// hashed after it, so a folder without them keeps the fingerprint it always had.
+    public static func compute(folder: URL, others: [URL]) throws -> String {
+        guard !others.isEmpty else { return try compute(folder: folder) }
+        var hash = MirageData.SHA256()
+        hash.update(try compute(folder: folder))
+        for other in others { hash.update("\n" + (try compute(folder: other))) }
+        return hash.hexDigest()
+    }
+
     public static func compute(folder: URL) throws -> String {
         var hash = MirageData.SHA256()
         let fm = FileManager.default
@@ -98,6 +115,16 @@ public enum ModelFingerprint {
             let length = lengthBytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self).littleEndian }
             hash.update(lengthBytes)
             hash.update(handle.readData(ofLength: Int(min(length, 100_000_000))))
+        }
+        let checkpoints = ((try? fm.contentsOfDirectory(atPath: folder.path)) ?? [])
+            .filter { $0.hasSuffix(".bin") || $0.hasSuffix(".pth") }.sorted()
+        for name in checkpoints {
+            let path = folder.appendingPathComponent(name).path
+            guard let handle = FileHandle(forReadingAtPath: path) else { continue }
+            defer { try? handle.close() }
+            let size = (try? fm.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0
+            hash.update("\(name)\n\(size)\n")
+            hash.update(handle.readData(ofLength: pytorchHeadBytes))
         }
         return hash.hexDigest()
     }

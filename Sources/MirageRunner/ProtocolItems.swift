@@ -2,6 +2,7 @@ import Foundation
 import MirageData
 import MirageEngine
 import MirageMetrics
+import MirageModels
 import MirageStore
 
 /// One item a protocol asks for: a caption of an image, or an answer to a POPE question.
@@ -30,6 +31,14 @@ public struct PreparedProtocol {
     public func evalProtocol(for architecture: Architecture) throws -> EvalProtocol {
         var p = base
         p.promptTemplate = try RunProtocol.render(spec.template(for: architecture), text: spec.prompt)
+        return p
+    }
+
+    /// The store's protocol for a model: `promptTemplate` is its template (see `RunProtocol.template(for:)`)
+    /// around the prompt, rendered as the model renders it.
+    public func evalProtocol(for model: any VisionLanguageModel) throws -> EvalProtocol {
+        var p = base
+        p.promptTemplate = try RunProtocol.render(spec.template(for: model), text: spec.prompt, model: model)
         return p
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import MirageData
 import MirageEngine
 import MirageMetrics
+import MirageModels
 import MirageStore
 
 /// An evaluation protocol as a file (`Annotations/protocols/NAME.yaml`): what is asked of which images, how
@@ -27,7 +28,7 @@ public struct RunProtocol: Sendable, Equatable {
 
     /// The chat layout around the prompt.
     public enum Template: Sendable, Equatable {
-        /// A `LlavaChatTemplate` name: llava15, llava15-system, chatml, chatml-nosystem, plain.
+        /// A template name the model knows (`mirage models show`), e.g. llava15, chatml, processor.
         case named(String)
         /// Literal text holding `{prompt}` and one `<image>`.
         case custom(String)
@@ -43,7 +44,8 @@ public struct RunProtocol: Sendable, Equatable {
     public var prompt: String
     /// The template for every model, unless `templates` names one for the model's decoder architecture.
     public var template: Template
-    /// Per decoder architecture (`llama`, `qwen2`): the family's template.
+    /// Per model: keyed by architecture name (`llava-llama`), family name (`llava`) or decoder `model_type`
+    /// (`llama`, `qwen2`); `template(for:)` takes the most specific key present.
     public var templates: [String: Template]
     public var maxNewTokens: Int
     /// LLaVA's `expand2square` before preprocessing (the original LLaVA-1.5 evaluation pads; OPERA does not).
@@ -63,22 +65,45 @@ public struct RunProtocol: Sendable, Equatable {
         self.questions = questions; self.answerParser = answerParser
     }
 
-    /// The template for a decoder architecture.
+    /// The template for a decoder architecture (`templates` keyed by `model_type`, else `template`).
     public func template(for architecture: Architecture) -> Template {
         templates[architecture.modelType] ?? template
+    }
+
+    /// The template for a model: `templates` by its architecture name (`llava-llama`), then its family name
+    /// (`llava`), then its decoder's `model_type` (`llama`), else `template`.
+    public func template(for model: any VisionLanguageModel) -> Template {
+        let keys = [model.architectureName, model.family.name, model.languageModel.config.architecture.modelType]
+        return keys.lazy.compactMap { self.templates[$0] }.first ?? template
     }
 
     /// The full prompt text for one item: the template around `text`, `<image>` where the image goes.
     public static func render(_ template: Template, text: String) throws -> String {
         switch template {
         case .named(let name):
-            guard let t = LlavaChatTemplate(name: name) else {
-                throw RunnerError.configuration("unknown template '\(name)'")
+            guard let t = ModelFamilies.template(named: name) else {
+                throw RunnerError.configuration("unknown template '\(name)'; the model families know "
+                                                + ModelFamilies.templateNames.joined(separator: ", "))
             }
             return t.render(text)
         case .custom(let pattern):
             return pattern.replacingOccurrences(of: "{prompt}", with: text)
         }
+    }
+
+    /// The full prompt text for one item on `model`: a named template as the model knows it (its own
+    /// templates and `processor`, which leaves the text as written), custom text as `render(_:text:)`.
+    public static func render(_ template: Template, text: String, model: any VisionLanguageModel) throws -> String {
+        guard case .named(let name) = template else { return try render(template, text: text) }
+        do { return try model.template(named: name).render(text) } catch {
+            throw RunnerError.configuration("\(error)")
+        }
+    }
+
+    /// The named template as `model` knows it, or nil for custom text.
+    public static func promptTemplate(_ template: Template, model: any VisionLanguageModel) throws -> PromptTemplate? {
+        guard case .named(let name) = template else { return nil }
+        do { return try model.template(named: name) } catch { throw RunnerError.configuration("\(error)") }
     }
 
     /// The user text of one item: the CHAIR instruction, or the POPE question inside `prompt`.
@@ -89,7 +114,9 @@ public struct RunProtocol: Sendable, Equatable {
 
     // MARK: Reading
 
-    static let templateNames = ["llava15", "llava15-system", "chatml", "chatml-nosystem", "plain"]
+    /// Template names a protocol may use: every registered family's (`raw` excluded: a protocol writes its
+    /// own text instead) and `processor`.
+    static var templateNames: [String] { ModelFamilies.templateNames.filter { $0 != "raw" } }
 
     /// Reads a protocol file; `name` defaults to the file name without extension.
     public static func load(path: String) throws -> RunProtocol {
@@ -129,8 +156,9 @@ public struct RunProtocol: Sendable, Equatable {
         var templates: [String: Template] = [:]
         if var m = try f.mapping("templates") {
             for arch in m.values.keys.sorted() {
-                guard Architecture.allCases.contains(where: { $0.modelType == arch }) else {
-                    throw m.fail(arch, "not a decoder architecture; use \(Architecture.allCases.map(\.modelType).joined(separator: " or "))")
+                guard ModelFamilies.templateKeys.contains(arch) else {
+                    throw m.fail(arch, "not a decoder architecture, model family or architecture name; use one of "
+                                 + ModelFamilies.templateKeys.joined(separator: ", "))
                 }
                 templates[arch] = try parseTemplate(m.raw(arch), f: m, key: arch)
             }

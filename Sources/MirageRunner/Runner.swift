@@ -4,6 +4,7 @@ import MirageDecoding
 import MirageEngine
 import MirageKernels
 import MirageMetrics
+import MirageModels
 import MirageStore
 
 /// Called after every recorded item that was decoded (not for failed items), e.g. to capture attention.
@@ -211,13 +212,13 @@ public final class ExperimentRunner {
     private func runModel(_ folder: URL, prepared: [PreparedProtocol], decoders: [(DecoderChoice, any Decoder)],
                           imageSet: ImageSet) throws -> [RunOutcome] {
         let quantize: WeightFormat? = experiment.quantize == "q8" ? .q8 : nil
-        let llavaConfig: LlavaConfig
+        let visionTower = experiment.visionTower.map { URL(fileURLWithPath: $0) }
+        let shape: ModelShape
         do {
-            llavaConfig = try LlavaConfig.load(from: folder.appendingPathComponent("config.json"))
-        } catch ModelError.badConfig(_, "text_config", _) {
-            throw RunnerError.configuration("\(folder.path) is not a LLaVA model folder (its config.json has no text_config); mirage run needs LlavaForConditionalGeneration checkpoints (e.g. llava-hf/llava-1.5-7b-hf)")
+            shape = try ModelFamilies.shape(of: folder, visionTower: visionTower)
         } catch {
-            // A LLaVA folder with a broken or missing config: the reader's error names the file, field and fix.
+            // Not a model folder of a registered family, or one with a broken or missing config: the error
+            // names the file, field and fix (or what Mirage loads).
             throw RunnerError.configuration("model \(folder.path): \(error)")
         }
         if options.checkMemory {
@@ -226,20 +227,20 @@ public final class ExperimentRunner {
                 return b * (d.parameters["noise_step"] != nil ? 2 : 1)
             }.max() ?? 1
             let estimate = try MemoryEstimate.estimate(
-                folder: folder, quantize: quantize, promptTokens: llavaConfig.imageTokenCount + 160,
+                folder: folder, visionTower: visionTower, quantize: quantize, promptTokens: shape.imageTokenCount + 160,
                 maxNewTokens: prepared.map(\.spec.maxNewTokens).max() ?? 0, sequences: beams)
             try estimate.check(available: options.memoryLimit ?? MemoryEstimate.availableBytes(), quantized: quantize != nil)
         }
-        let fingerprint = try ModelFingerprint.compute(folder: folder)
-        let llava = try LlavaForConditionalGeneration(
-            folder: folder, options: LoadOptions(quantize: quantize, threads: experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount,
-                                                 precision: experiment.precision))
+        let fingerprint = try ModelFingerprint.compute(folder: folder, others: shape.otherWeightFolders)
+        var loadOptions = LoadOptions(quantize: quantize, threads: experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount,
+                                      precision: experiment.precision)
+        loadOptions.visionTower = visionTower
+        let vlm = try ModelFamilies.load(folder, options: loadOptions)
         let tokenizer = try Tokenizer(folder: folder)
-        let architecture = llava.config.text.architecture
-        let modelSpec = Self.modelSpec(folderName: folder.lastPathComponent, architecture: "llava-\(architecture.modelType)",
+        let modelSpec = Self.modelSpec(folderName: folder.lastPathComponent, architecture: vlm.architectureName,
                                        fingerprint: fingerprint, quantized: quantize != nil, precision: experiment.precision)
         let modelName = modelSpec.name
-        let precisionKey = Self.precisionKeyField(experiment.precision, storedFormat: llava.languageModel.storedWeightFormat)
+        let precisionKey = Self.precisionKeyField(experiment.precision, storedFormat: vlm.languageModel.storedWeightFormat)
         // One prefix cache per model: an image's prompt prefix serves its questions, decoders and runs.
         let prefixCacheMB = experiment.prefixCacheMB ?? Experiment.defaultPrefixCacheMB
         let prefixCache = prefixCacheMB > 0 ? PromptPrefixCache(limitBytes: prefixCacheMB << 20) : nil
@@ -247,10 +248,10 @@ public final class ExperimentRunner {
         // Runs: protocol × decoder × seed.
         var plans: [Plan] = []
         for p in prepared {
-            let evalProtocol = try p.evalProtocol(for: architecture)
+            let evalProtocol = try p.evalProtocol(for: vlm)
             let mine = p.items.filter { experiment.shard?.contains(imageID: $0.imageID) ?? true }
-            let context = llava.config.text.maxPositionEmbeddings
-            if p.spec.maxNewTokens > context - llavaConfig.imageTokenCount {
+            let context = vlm.contextLength
+            if p.spec.maxNewTokens > context - vlm.imageTokenCount {
                 progress.note("note: \(p.spec.name) asks for max_new_tokens \(p.spec.maxNewTokens), more than \(folder.lastPathComponent)'s context of \(context) positions holds after a prompt; each item generates at most up to the context (its prompt included)")
             }
             for (choice, decoder) in decoders {
@@ -295,7 +296,7 @@ public final class ExperimentRunner {
                     let name = "run \(run.id) \(modelName) \(p.spec.name) \(choice) seed \(seed)"
                         + (experiment.shard.map { " shard \($0)" } ?? "")
                     let plan = Plan(name: name, prepared: p, decoder: decoder, seed: seed, run: run,
-                                    template: p.spec.template(for: architecture), pending: pending, tally: tally,
+                                    template: p.spec.template(for: vlm), pending: pending, tally: tally,
                                     wasComplete: pending.isEmpty && run.status == .complete)
                     plan.backfill = Dictionary(grouping: backfill, by: \.0.imageID)
                     plans.append(plan)
@@ -322,16 +323,16 @@ public final class ExperimentRunner {
         for imageID in images {
             // Images are visited once each: earlier images' prefixes are never asked for again.
             prefixCache?.removeAll()
-            var context = ImageContext(imageID: imageID, url: imageSet.url(for: imageID), model: llava,
+            var context = ImageContext(imageID: imageID, url: imageSet.url(for: imageID), model: vlm,
                                        missingReason: imageSet.missingReason(for: imageID))
             for plan in plans {
                 for (item, stored) in plan.backfill[imageID] ?? [] {
-                    try observeAgain(item, stored: stored, plan: plan, image: &context, tokenizer: tokenizer, model: llava)
+                    try observeAgain(item, stored: stored, plan: plan, image: &context, tokenizer: tokenizer, model: vlm)
                 }
                 plan.backfill[imageID] = nil
                 guard let items = plan.pending[imageID] else { continue }
                 for item in items {
-                    try runItem(item, plan: plan, image: &context, tokenizer: tokenizer, model: llava, prefixCache: prefixCache)
+                    try runItem(item, plan: plan, image: &context, tokenizer: tokenizer, model: vlm, prefixCache: prefixCache)
                 }
                 plan.pending[imageID] = nil
                 plan.remaining -= items.count
@@ -357,41 +358,52 @@ public final class ExperimentRunner {
 
     /// The prompt of an item on its image, as the decoder is given it.
     private func promptLayout(_ item: PlannedItem, plan: Plan, image: inout ImageContext, tokenizer: Tokenizer,
-                              model llava: LlavaForConditionalGeneration) throws -> (PromptLayout, rendered: String, ImageEmbedding) {
-        let embedding = try image.embedding(padToSquare: plan.prepared.spec.padToSquare)
-        let rendered = try RunProtocol.render(plan.template, text: item.text)
-        let built = try llava.prompt(rendered, template: .raw, tokenizer: tokenizer, image: embedding)
+                              model vlm: any VisionLanguageModel) throws -> (PromptLayout, rendered: String, ImageEmbedding) {
+        let embedding = try image.embedding(padToSquare: plan.prepared.spec.padToSquare, instruction: item.text)
+        let (built, rendered) = try Self.itemPrompt(item.text, template: plan.template, model: vlm, tokenizer: tokenizer,
+                                                    image: embedding)
         // The shared prefix ends with the image: what follows it (the template's separator, the question or
         // instruction, the assistant tag) is per item. Prefilled as its own chunk whether or not it is cached.
-        let layout = PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.tokenIDs,
+        let layout = PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.inputIDs,
                                   prefixLength: built.imageSpan.upperBound)
         return (layout, rendered, embedding)
+    }
+
+    /// The prompt of one item's text under a protocol template: a named template as the model knows it
+    /// (`processor` builds what the folder's processor builds), custom text rendered and placed as written.
+    static func itemPrompt(_ text: String, template: RunProtocol.Template, model: any VisionLanguageModel,
+                           tokenizer: Tokenizer, image: ImageEmbedding) throws -> (MultimodalPrompt, rendered: String) {
+        if let named = try RunProtocol.promptTemplate(template, model: model) {
+            return (try model.prompt(text, template: named, tokenizer: tokenizer, image: image), named.render(text))
+        }
+        let rendered = try RunProtocol.render(template, text: text)
+        return (try model.prompt(rendered, tokenizer: tokenizer, image: image), rendered)
     }
 
     /// Gives the observers a stored item again (its prompt rebuilt, its stored tokens as the result), without
     /// decoding; the item itself is not touched. An image that cannot be used now is noted and skipped.
     private func observeAgain(_ item: PlannedItem, stored: StoredItem, plan: Plan, image: inout ImageContext,
-                              tokenizer: Tokenizer, model llava: LlavaForConditionalGeneration) throws {
+                              tokenizer: Tokenizer, model vlm: any VisionLanguageModel) throws {
         let layout: PromptLayout
         do {
-            layout = try promptLayout(item, plan: plan, image: &image, tokenizer: tokenizer, model: llava).0
+            layout = try promptLayout(item, plan: plan, image: &image, tokenizer: tokenizer, model: vlm).0
         } catch let failure as ItemFailure {
             progress.note("run \(plan.run.id) item \(item.key): not recorded again: \(failure.reason)"); return
         } catch let failure as ImageFailure {
             progress.note("run \(plan.run.id) item \(item.key): not recorded again: \(failure.reason)"); return
         }
         let tokens = stored.item.outputTokens ?? []
-        let stop: StopReason = tokens.last.map { llava.languageModel.eosTokenIDs.contains($0) } == true ? .eos : .maxNewTokens
+        let stop: StopReason = tokens.last.map { vlm.languageModel.eosTokenIDs.contains($0) } == true ? .eos : .maxNewTokens
         let result = DecodeResult(tokens: tokens, text: stored.item.outputText, stopReason: stop, meter: ForwardMeter())
         for observer in itemObservers {
-            try observer.itemRecorded(run: plan.run.id, itemKey: item.key, model: llava.languageModel, prompt: layout,
+            try observer.itemRecorded(run: plan.run.id, itemKey: item.key, model: vlm.languageModel, prompt: layout,
                                       result: result, tokenizer: tokenizer)
         }
     }
 
     /// Decodes one item (or records why it could not be) and stores it with its score.
     private func runItem(_ item: PlannedItem, plan: Plan, image: inout ImageContext, tokenizer: Tokenizer,
-                         model llava: LlavaForConditionalGeneration, prefixCache: PromptPrefixCache?) throws {
+                         model vlm: any VisionLanguageModel, prefixCache: PromptPrefixCache?) throws {
         let start = Date()
         let seed = Int64(bitPattern: plan.seed)
         var newItem = NewItem(key: item.key, ordinal: item.ordinal, imageID: item.imageID, questionID: item.questionID,
@@ -399,20 +411,22 @@ public final class ExperimentRunner {
         var score: ItemScore?
         var decoded: (PromptLayout, DecodeResult)?
         do {
-            let (layout, rendered, _) = try promptLayout(item, plan: plan, image: &image, tokenizer: tokenizer, model: llava)
+            let (layout, _, _) = try promptLayout(item, plan: plan, image: &image, tokenizer: tokenizer, model: vlm)
             var branches: [String: PromptLayout] = [:]
             if case .int(let step)? = plan.decoder.parameters["noise_step"] {
-                let noised = try image.noisedEmbedding(padToSquare: plan.prepared.spec.padToSquare, step: step, seed: plan.seed)
-                let contrast = try llava.prompt(rendered, template: .raw, tokenizer: tokenizer, image: noised)
+                let noised = try image.noisedEmbedding(padToSquare: plan.prepared.spec.padToSquare, step: step, seed: plan.seed,
+                                                       instruction: item.text)
+                let contrast = try Self.itemPrompt(item.text, template: plan.template, model: vlm, tokenizer: tokenizer,
+                                                   image: noised).0
                 branches[VCDDecoder.branchRole] = PromptLayout(items: contrast.items, imageSpan: contrast.imageSpan,
-                                                               inputIDs: contrast.tokenIDs)
+                                                               inputIDs: contrast.inputIDs)
             }
             let limits = GenerationLimits(
                 maxNewTokens: MemoryEstimate.generationLimit(maxNewTokens: plan.prepared.spec.maxNewTokens,
                                                              promptTokens: layout.items.count,
-                                                             context: llava.config.text.maxPositionEmbeddings),
-                eosTokenIDs: Set(llava.languageModel.eosTokenIDs))
-            var context = DecodingContext(model: llava.languageModel, prompt: layout, branches: branches, limits: limits,
+                                                             context: vlm.contextLength),
+                eosTokenIDs: Set(vlm.languageModel.eosTokenIDs))
+            var context = DecodingContext(model: vlm.languageModel, prompt: layout, branches: branches, limits: limits,
                                           tokenizer: tokenizer, randomKey: RandomKey(seed: plan.seed, item: item.key))
             context.prefixCache = prefixCache
             let asked = (prefixCache?.prefills ?? 0, prefixCache?.reused ?? 0)
@@ -441,7 +455,7 @@ public final class ExperimentRunner {
         _ = try store.recordItem(run: plan.run.id, newItem, score: score)
         if let (layout, result) = decoded, newItem.failureReason == nil {
             for observer in itemObservers {
-                try observer.itemRecorded(run: plan.run.id, itemKey: item.key, model: llava.languageModel, prompt: layout,
+                try observer.itemRecorded(run: plan.run.id, itemKey: item.key, model: vlm.languageModel, prompt: layout,
                                           result: result, tokenizer: tokenizer)
             }
         }
@@ -465,17 +479,18 @@ struct ImageFailure: Error {
     let reason: String
 }
 
-/// The image being worked on: its embeddings, computed on first use and reused by every item of it.
+/// The image being worked on: its embeddings, computed on first use and reused by every item of it (by
+/// every item with the same instruction when the model's image rows read the instruction).
 struct ImageContext {
     let imageID: Int
     let url: URL?
-    let model: LlavaForConditionalGeneration
+    let model: any VisionLanguageModel
     let missingReason: String
     private var pixels: [Bool: Result<PixelTensor, ImageFailure>] = [:]
-    private var embeddings: [Bool: ImageEmbedding] = [:]
+    private var embeddings: [String: ImageEmbedding] = [:]
     private var noised: [String: ImageEmbedding] = [:]
 
-    init(imageID: Int, url: URL?, model: LlavaForConditionalGeneration, missingReason: String) {
+    init(imageID: Int, url: URL?, model: any VisionLanguageModel, missingReason: String) {
         self.imageID = imageID; self.url = url; self.model = model; self.missingReason = missingReason
     }
 
@@ -495,23 +510,29 @@ struct ImageContext {
         return try result.get()
     }
 
-    mutating func embedding(padToSquare: Bool) throws -> ImageEmbedding {
-        if let e = embeddings[padToSquare] { return e }
+    /// The cache key of the image rows: the padding, and the instruction when the model's rows read it.
+    func embeddingKey(padToSquare: Bool, instruction: String) -> String {
+        model.imageRowsReadInstruction ? "\(padToSquare)\u{0}\(instruction)" : "\(padToSquare)"
+    }
+
+    mutating func embedding(padToSquare: Bool, instruction: String) throws -> ImageEmbedding {
+        let key = embeddingKey(padToSquare: padToSquare, instruction: instruction)
+        if let e = embeddings[key] { return e }
         let p = try pixelTensor(padToSquare: padToSquare)
         let e: ImageEmbedding
-        do { e = try model.embedImage(p) } catch { throw ItemFailure("vision error", "\(error)") }
-        embeddings[padToSquare] = e
+        do { e = try model.embedImage(p, instruction: instruction) } catch { throw ItemFailure("vision error", "\(error)") }
+        embeddings[key] = e
         return e
     }
 
     /// VCD's contrast image: the pixels noised at `step` with noise keyed by (seed, image id).
-    mutating func noisedEmbedding(padToSquare: Bool, step: Int, seed: UInt64) throws -> ImageEmbedding {
-        let key = "\(padToSquare)/\(step)/\(seed)"
+    mutating func noisedEmbedding(padToSquare: Bool, step: Int, seed: UInt64, instruction: String) throws -> ImageEmbedding {
+        let key = "\(step)/\(seed)/" + embeddingKey(padToSquare: padToSquare, instruction: instruction)
         if let e = noised[key] { return e }
         var p = try pixelTensor(padToSquare: padToSquare)
         do {
             p.values = try VCDNoiseSchedule.vcd.noised(p.values, step: step, key: RandomKey(seed: seed, item: "image-\(imageID)"))
-            let e = try model.embedImage(p)
+            let e = try model.embedImage(p, instruction: instruction)
             noised[key] = e
             return e
         } catch {

@@ -3,6 +3,7 @@ import Foundation
 import MirageCLISupport
 import MirageData
 import MirageEngine
+import MirageModels
 import MirageRunner
 import MirageStore
 

@@ -5,6 +5,7 @@ import MirageData
 import MirageKernels
 import MirageEngine
 import MirageMetrics
+import MirageModels
 import MirageRunner
 import MirageStore
 import MirageText
@@ -195,24 +196,25 @@ enum DemoCache {
     /// The synthetic LLaVA model: llama text model and CLIP tower at the tiny size (32×32 images), f32, with
     /// whole-word tokens for caption words, COCO objects and yes/no whose LM-head rows are scaled up, so its
     /// random weights write (random) words: captions mention objects and POPE answers read as yes or no.
-    static let modelSpec: SyntheticLlavaSpec = {
-        var spec = SyntheticLlavaSpec(
-            text: SyntheticModelSpec(architecture: .llama, size: .tiny, seed: 0, dtype: .f32),
-            vision: SyntheticVisionSpec(kind: .clip, size: .tiny, seed: 0, dtype: .f32))
-        spec.words = ["a", "the", "on", "in", "with", "and", "of", "is", "are", "there", "next", "to", "near", "yes",
+    static let modelRequest: SynthesisRequest = {
+        var request = SynthesisRequest(architecture: "llava-llama", size: "tiny", vision: "clip", seed: 0, dtype: .f32)
+        request.words = ["a", "the", "on", "in", "with", "and", "of", "is", "are", "there", "next", "to", "near", "yes",
                       "no", "two", "some", "image", "shows", "sitting", "small", "large", "red", "blue",
                       "person", "bicycle", "car", "bus", "train", "truck", "boat", "bird", "cat", "dog", "horse",
                       "sheep", "cow", "bear", "zebra", "giraffe", "kite", "bottle", "cup", "fork", "knife", "spoon",
                       "bowl", "banana", "apple", "pizza", "donut", "cake", "chair", "couch", "bed", "toilet",
                       "laptop", "mouse", "remote", "oven", "sink", "book", "clock", "vase", "tie", "umbrella"]
-        spec.wordLogitScale = 4
-        return spec
+        request.wordLogitScale = 4
+        return request
     }()
     static let modelFolderName = "llava-llama-clip-tiny-words-seed0"
 
     static func model(in cache: URL) throws -> URL {
         try ensure(cache.appendingPathComponent(modelFolderName), marker: "config.json") { folder in
-            try modelSpec.write(to: folder)
+            guard let (_, synthesizer) = ModelFamilies.synthesizer(for: modelRequest.architecture) else {
+                throw ValidationError("no model family synthesizes \(modelRequest.architecture); `mirage models families` lists them")
+            }
+            _ = try synthesizer.write(modelRequest, folder, { _ in })
         }
     }
 

@@ -120,9 +120,9 @@ struct Generate: ParsableCommand {
             guard let prompt, let tokenizer else {
                 throw ValidationError("--image needs --prompt TEXT and the model's tokenizer.json")
             }
-            let (llava, built) = try imageOptions.llavaPrompt(model: modelOptions, prompt: prompt, tokenizer: tokenizer)
-            model = llava.languageModel
-            layout = PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.tokenIDs)
+            let (vlm, built) = try imageOptions.visionPrompt(model: modelOptions, prompt: prompt, tokenizer: tokenizer)
+            model = vlm.languageModel
+            layout = PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.inputIDs)
         } else if let prompt {
             model = try modelOptions.loadModel()
             guard let tokenizer else {

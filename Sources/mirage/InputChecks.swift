@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MirageEngine
+import MirageModels
 
 #if canImport(Glibc)
 import Glibc
@@ -79,10 +80,10 @@ extension RunCommand {
 /// Reads and validates every model folder's config.json before a run starts, so a broken config stops the
 /// command at once with the engine's message (file, field, allowed range) instead of after the models
 /// before it have run.
-func checkModelConfigs(_ folders: [String]) throws {
+func checkModelConfigs(_ folders: [String], visionTower: String? = nil) throws {
     for folder in folders {
-        _ = try LlavaConfig.load(from: URL(fileURLWithPath: (folder as NSString).expandingTildeInPath)
-            .appendingPathComponent("config.json"))
+        _ = try ModelFamilies.shape(of: URL(fileURLWithPath: (folder as NSString).expandingTildeInPath),
+                                    visionTower: visionTower.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) })
     }
 }
 

@@ -69,8 +69,8 @@ struct InspectLogits: ParsableCommand {
         var items = promptIDs.map { PromptItem.token($0) }
         let model: LanguageModel
         if imageOptions.image != nil, let tokenizer {
-            let (llava, built) = try imageOptions.llavaPrompt(model: modelOptions, prompt: prompt!, tokenizer: tokenizer)
-            (model, items, promptIDs) = (llava.languageModel, built.items, built.tokenIDs)
+            let (vlm, built) = try imageOptions.visionPrompt(model: modelOptions, prompt: prompt!, tokenizer: tokenizer)
+            (model, items, promptIDs) = (vlm.languageModel, built.items, built.tokenIDs)
         } else {
             model = try modelOptions.loadModel()
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MirageEngine
+import MirageModels
 
 /// `mirage models`: model folders.
 struct Models: ParsableCommand {
@@ -10,6 +11,7 @@ struct Models: ParsableCommand {
         subcommands: [
             ModelsSynth.self,
             ModelsQuantize.self,
+            ModelsFamilies.self,
         ])
 }
 
@@ -24,10 +26,11 @@ struct ModelsSynth: ParsableCommand {
         are uniform with standard deviation 0.02 (RMSNorm weights 1) from SplitMix64 seeded by --seed: the same \
         seed gives the same bytes. Use it for benchmarks and end-to-end checks; its text is gibberish.
 
-        Sizes: tiny (2 layers, hidden 64, vocab 512, < 1 MB), 0.5b (Qwen2-0.5B shapes: ~1 GB in f16), \
+        Sizes: tiny (2 layers, hidden 64, vocab 512, < 1 MB),     @Option(name: .long, help: ArgumentHelp("tiny, 0.5b or 7b (a family may offer fewer: see `mirage models families`).", valueName: "tiny|0.5b|7b")) (Qwen2-0.5B shapes: ~1 GB in f16), \
         7b (LLaMA-7B shapes: 13.5 GB in f16; written in a stream, needs the disk space, not the memory).
 
-        LLaVA: --arch llava-llama or llava-qwen2 adds a vision tower (--vision clip or siglip; tiny size: 32×32 \
+        Vision-language models: every family in `mirage models families` offers its architectures here. \
+        LLaVA: --arch     @Option(name: .long, help: ArgumentHelp("llama (LlamaForCausalLM), qwen2 (Qwen2ForCausalLM, with q/k/v biases), or a vision-language architecture of `mirage models families`: \(ModelFamilies.synthArchitectures.joined(separator: ", ")).", valueName: "arch")) or llava-qwen2 adds a vision tower (--vision clip or siglip; tiny size: 32×32 \
         images with patch 8, other sizes: ViT-L/14-336 shapes) and the 2-layer projector, with \
         preprocessor_config.json, processor_config.json and `<image>` as the tokenizer's last token.
 
@@ -37,13 +40,13 @@ struct ModelsSynth: ParsableCommand {
           mirage models synth --arch llama --size tiny --seed 7 --out ./tiny --dtype f32
         """)
 
-    @Option(name: .long, help: ArgumentHelp("llama (LlamaForCausalLM), qwen2 (Qwen2ForCausalLM, with q/k/v biases), or llava-llama / llava-qwen2 (LlavaForConditionalGeneration).", valueName: "llama|qwen2|llava-llama|llava-qwen2"))
+    @Option(name: .long, help: ArgumentHelp("llama (LlamaForCausalLM), qwen2 (Qwen2ForCausalLM, with q/k/v biases), or a vision-language architecture of `mirage models families`: \(ModelFamilies.synthArchitectures.joined(separator: ", ")).", valueName: "arch"))
     var arch: String
 
-    @Option(name: .long, help: ArgumentHelp("Vision tower of a LLaVA --arch.", valueName: "clip|siglip"))
-    var vision = "clip"
+    @Option(name: .long, help: ArgumentHelp("Vision tower, for families with a choice (LLaVA: clip or siglip; default: the family's first).", valueName: "name"))
+    var vision: String?
 
-    @Option(name: .long, help: ArgumentHelp("tiny, 0.5b or 7b.", valueName: "tiny|0.5b|7b"))
+    @Option(name: .long, help: ArgumentHelp("tiny, 0.5b or 7b (a family may offer fewer: see `mirage models families`).", valueName: "tiny|0.5b|7b"))
     var size: String
 
     @Option(name: .long, help: "Random seed.")
@@ -58,19 +61,32 @@ struct ModelsSynth: ParsableCommand {
     @Flag(name: .long, help: "Overwrite the files of an existing folder.")
     var force = false
 
+    /// The text-only decoders `synth` writes itself; vision-language architectures come from the registry.
+    static let textArchitectures = ["llama", "qwen2"]
+
     func validate() throws {
-        guard ["llama", "qwen2", "llava-llama", "llava-qwen2"].contains(arch) else {
-            throw ValidationError("--arch takes llama, qwen2, llava-llama or llava-qwen2 (got '\(arch)')")
+        let all = Self.textArchitectures + ModelFamilies.synthArchitectures
+        guard all.contains(arch) else {
+            throw ValidationError("--arch takes \(all.joined(separator: ", ")) (got '\(arch)'); `mirage models families` describes the vision-language ones")
         }
-        guard ["clip", "siglip"].contains(vision) else { throw ValidationError("--vision takes clip or siglip (got '\(vision)')") }
-        guard SyntheticModelSpec.Size(rawValue: size) != nil else { throw ValidationError("--size takes tiny, 0.5b or 7b (got '\(size)')") }
+        if let (family, synthesizer) = ModelFamilies.synthesizer(for: arch) {
+            if let vision, !synthesizer.visions.contains(vision) {
+                throw ValidationError(synthesizer.visions.isEmpty
+                    ? "--vision: \(family.name) has one vision tower; omit --vision"
+                    : "--vision takes \(synthesizer.visions.joined(separator: " or ")) for \(arch) (got '\(vision)')")
+            }
+            guard synthesizer.sizes.contains(size) else {
+                throw ValidationError("--size takes \(synthesizer.sizes.joined(separator: ", ")) for \(arch) (got '\(size)')")
+            }
+        } else {
+            if vision != nil { throw ValidationError("--vision is for vision-language architectures; \(arch) is a text-only decoder") }
+            guard SyntheticModelSpec.Size(rawValue: size) != nil else { throw ValidationError("--size takes tiny, 0.5b or 7b (got '\(size)')") }
+        }
         guard ["f32", "f16", "bf16"].contains(dtype) else { throw ValidationError("--dtype takes f32, f16 or bf16 (got '\(dtype)')") }
     }
 
     func run() throws {
-        let spec = SyntheticModelSpec(architecture: arch.hasSuffix("llama") ? .llama : .qwen2,
-                                      size: SyntheticModelSpec.Size(rawValue: size)!, seed: seed,
-                                      dtype: dtype == "f32" ? .f32 : dtype == "f16" ? .f16 : .bf16)
+        let tensorType: TensorDType = dtype == "f32" ? .f32 : dtype == "f16" ? .f16 : .bf16
         let folder = URL(fileURLWithPath: (out as NSString).expandingTildeInPath)
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
         if !existing.isEmpty && !force {
@@ -78,22 +94,65 @@ struct ModelsSynth: ParsableCommand {
         }
         var lastPercent = -1
         let interactive = isatty(STDERR_FILENO) != 0
-        let llava = arch.hasPrefix("llava-") ? SyntheticLlavaSpec(
-            text: spec, vision: SyntheticVisionSpec(kind: vision == "clip" ? .clip : .siglip,
-                                                    size: spec.size == .tiny ? .tiny : .l14_336, seed: spec.seed, dtype: spec.dtype)) : nil
-        let write = llava.map { l in { (p: (Double) -> Void) in try l.write(to: folder, progress: p) } }
-            ?? { p in try spec.write(to: folder, progress: p) }
-        try write { fraction in
+        let report: (Double) -> Void = { fraction in
             let percent = Int(fraction * 100)
             if interactive && percent != lastPercent {
                 lastPercent = percent
                 FileHandle.standardError.write(Data("\rwriting weights: \(percent)%".utf8))
             }
         }
+        let description: String
+        if let (_, synthesizer) = ModelFamilies.synthesizer(for: arch) {
+            let request = SynthesisRequest(architecture: arch, size: size, vision: vision, seed: seed, dtype: tensorType)
+            description = try synthesizer.write(request, folder, report)
+        } else {
+            let spec = SyntheticModelSpec(architecture: arch == "llama" ? .llama : .qwen2,
+                                          size: SyntheticModelSpec.Size(rawValue: size)!, seed: seed, dtype: tensorType)
+            try spec.write(to: folder, progress: report)
+            let c = spec.config
+            description = "\(c.architecture.rawValue), \(c.numLayers) layers, hidden \(c.hiddenSize), "
+                + "\(c.numHeads)/\(c.numKVHeads) heads, vocab \(c.vocabSize), \(dtype)"
+        }
         if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
-        let c = spec.config
-        print("wrote \(folder.path): \(c.architecture.rawValue), \(c.numLayers) layers, hidden \(c.hiddenSize), "
-              + "\(c.numHeads)/\(c.numKVHeads) heads, vocab \(c.vocabSize), \(dtype)"
-              + (llava.map { l in ", \(vision) tower \(l.vision.config.imageSize)px/\(l.vision.config.patchSize) (\(l.config.imageTokenCount) image tokens, image token id \(l.config.imageTokenID))" } ?? ""))
+        print("wrote \(folder.path): \(description)")
+    }
+}
+
+/// `mirage models families`: the registry of vision-language model families.
+struct ModelsFamilies: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "families",
+        abstract: "List the vision-language model families Mirage loads.",
+        discussion: """
+        Each family recognises its model folders (config.json's model_type and architectures), reads their \
+        shape, loads them, and may write random-weight folders (`mirage models synth --arch NAME`). \
+        docs/ARCHITECTURE.md, "How to add a model family", says how to add one.
+        """)
+
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let rows = ModelFamilies.all.map { family -> [String: Any] in
+            ["name": family.name, "summary": family.summary,
+             "synth_architectures": family.synthesizer?.architectures ?? [],
+             "synth_sizes": family.synthesizer?.sizes ?? [],
+             "templates": family.templates.map(\.name) + [PromptTemplate.processor.name]]
+        }
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: rows, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        for family in ModelFamilies.all {
+            print("\(family.name): \(family.summary)")
+            if let s = family.synthesizer {
+                print("  synth: --arch \(s.architectures.joined(separator: "|")) --size \(s.sizes.joined(separator: "|"))"
+                      + (s.visions.isEmpty ? "" : " --vision \(s.visions.joined(separator: "|"))"))
+            } else {
+                print("  synth: none")
+            }
+            print("  templates: auto, " + (family.templates.map(\.name) + [PromptTemplate.processor.name]).joined(separator: ", "))
+        }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MirageEngine
 import MirageKernels
+import MirageModels
 
 /// `--precision exact|fast` (see `LoadOptions.precision`).
 extension Precision: ExpressibleByArgument {}
@@ -26,6 +27,11 @@ struct ModelRunOptions: ParsableArguments {
     @Option(name: .long, help: "Worker threads (default and maximum: the machine's CPUs).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    @Option(name: .long, help: ArgumentHelp(
+        "The vision tower folder of a model that keeps it outside its folder (original LLaVA layout: the folder mm_vision_tower names, e.g. openai/clip-vit-large-patch14-336). Default: found beside the model, in MIRAGE_VISION_TOWERS or in the Hugging Face cache (docs/vision.md).",
+        valueName: "dir"))
+    var visionTower: String?
+
     func validate() throws {
         if let quantize, quantize != "q8" {
             throw ValidationError("--quantize takes q8 (got '\(quantize)'); omit it to run the checkpoint's own dtype")
@@ -42,19 +48,28 @@ struct ModelRunOptions: ParsableArguments {
     /// Load options: the quantization, `--precision`, and `--threads` capped at the machine's CPUs (with a note
     /// when lowered).
     func loadOptions() -> LoadOptions {
-        LoadOptions(quantize: quantize == "q8" ? .q8 : nil, threads: ThreadCount.capped(threads), precision: precision)
+        var options = LoadOptions(quantize: quantize == "q8" ? .q8 : nil, threads: ThreadCount.capped(threads), precision: precision)
+        options.visionTower = visionTower.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
+        return options
     }
 
     func loadModel() throws -> LanguageModel {
         let options = loadOptions()
-        if try isLlavaFolder() { return try LlavaForConditionalGeneration(folder: folder, options: options).languageModel }
+        if try isVisionLanguageFolder() { return try ModelFamilies.load(folder, options: options).languageModel }
         return try LanguageModel(folder: folder, options: options)
     }
 
-    /// True when config.json describes a LLaVA model (its decoder runs text-only prompts; --image adds an image).
-    /// Throws, saying why, when config.json is missing or unreadable.
-    func isLlavaFolder() throws -> Bool {
-        LlavaConfig.isLlava(try LlavaConfig.readJSON(from: folder.appendingPathComponent("config.json")))
+    /// True when the folder holds a model of a registered vision-language family (its decoder runs text-only
+    /// prompts; --image adds an image). Throws, saying why, when config.json is missing or unreadable.
+    func isVisionLanguageFolder() throws -> Bool {
+        _ = try JSONSerialization.configObject(at: folder.appendingPathComponent("config.json"),
+                                               hint: "A model folder needs the config.json written with its weights.")
+        return ModelFamilies.recognizes(folder)
+    }
+
+    /// The vision-language model of the folder, with these options.
+    func loadVisionLanguageModel() throws -> any VisionLanguageModel {
+        try ModelFamilies.load(folder, options: loadOptions())
     }
 
     func loadTokenizer() throws -> Tokenizer { try Tokenizer(folder: folder) }

@@ -109,6 +109,11 @@ struct RunCommand: ParsableCommand {
     var threads: Int?
 
     @Option(name: .long, help: ArgumentHelp(
+        "The vision tower folder of models that keep it outside their folder (original LLaVA layout: the folder mm_vision_tower names, e.g. openai/clip-vit-large-patch14-336). Default: found beside the model, in MIRAGE_VISION_TOWERS or in the Hugging Face cache (docs/vision.md).",
+        valueName: "dir"))
+    var visionTower: String?
+
+    @Option(name: .long, help: ArgumentHelp(
         "Megabytes of KV cache kept for shared prompt prefixes (an image's prompt up to the image's end is prefilled once and forked for each of its items; outputs are bit-identical either way); 0 turns it off (default \(Experiment.defaultPrefixCacheMB)).",
         valueName: "MB"))
     var prefixCache: Int?
@@ -173,6 +178,7 @@ struct RunCommand: ParsableCommand {
         if let quantize { e.quantize = quantize }
         if let precision { e.precision = precision }
         if let threads { e.threads = threads }
+        if let visionTower { e.visionTower = path(visionTower) }
         if let prefixCache { e.prefixCacheMB = prefixCache }
         if recordAttention { e.recordAttention = true }
         if let label { e.label = label }
@@ -214,7 +220,7 @@ struct RunCommand: ParsableCommand {
             experiment.threads = ThreadCount.capped(experiment.threads, option: threads != nil ? "--threads" : "threads:")
         }
         try pixelLimit.apply()
-        try checkModelConfigs(experiment.models)
+        try checkModelConfigs(experiment.models, visionTower: experiment.visionTower)
         var chair = chairText.resources(groundTruth: experiment.groundTruth,
                                         threads: experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount)
         // No prebuilt ground truth named: build CHAIR's from the annotation files the user named (instances,

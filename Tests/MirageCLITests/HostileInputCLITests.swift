@@ -79,7 +79,7 @@ import Glibc
         // `mirage run` checks every model's config before running any of them.
         let run = try mirage(["run", "--model", Self.qwen2.path, "--model", model.path, "--protocol", "opera-pope-random",
                               "--images", scratch.url.path, "--db", scratch.path("run.sqlite")])
-        Self.expectCleanFailure(run, mentioning: ["qwen2-tied-f32/config.json: field 'text_config' is missing"])
+        Self.expectCleanFailure(run, mentioning: ["qwen2-tied-f32 is not a vision-language model folder Mirage loads", "model_type \"qwen2\""])
         let second = try mirage(["run", "--model", model.path, "--protocol", "opera-pope-random", "--images", scratch.url.path,
                                  "--db", scratch.path("run.sqlite")])
         Self.expectCleanFailure(second, mentioning: ["'vision_config.patch_size' is 0; it must be an integer in 1...32"])

@@ -49,6 +49,87 @@ import MirageTestSupport
         let textFolder = folder.appendingPathComponent("text-only")
         _ = try mirage(["models", "synth", "--arch", "llama", "--size", "tiny", "--out", textFolder.path, "--dtype", "f32"])
         let refused = try mirage(["generate", "--model", textFolder.path, "--image", image, "--prompt", "x"])
-        #expect(refused.status != 0 && refused.stderr.contains("needs a LLaVA model"))
+        #expect(refused.status != 0 && refused.stderr.contains("needs a vision-language model"))
+    }
+
+    /// `--template processor` gives exactly what transformers' LlavaProcessor builds from (image, text): the
+    /// text as written with its <image> expanded (Fixtures/llava/processor.json,
+    /// Scripts/fixtures/make_llava_processor_reference.py), on both synthetic folders and two texts.
+    @Test func processorTemplateBuildsWhatTheProcessorBuilds() throws {
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.fixtures.appendingPathComponent("processor.json"))) as! [String: Any]
+        let image = Self.fixtures.appendingPathComponent("pipeline.png").path
+        var folders: [String: URL] = [:]
+        defer { for folder in folders.values { try? FileManager.default.removeItem(at: folder) } }
+        let cases = json["cases"] as! [[String: Any]]
+        #expect(cases.count == 4)
+        for c in cases {
+            let synth = c["synth"] as! [String: Any]
+            let key = "\(synth["arch"]!)-\(synth["vision"]!)-\(synth["seed"]!)"
+            let folder: URL
+            if let made = folders[key] {
+                folder = made
+            } else {
+                folder = TestTemporary.root.appendingPathComponent("mirage-cli-processor-\(UUID().uuidString)")
+                folders[key] = folder
+                let made = try mirage(["models", "synth", "--arch", synth["arch"] as! String, "--vision", synth["vision"] as! String,
+                                       "--size", "tiny", "--seed", "\(synth["seed"] as! Int)", "--dtype", "f32", "--out", folder.path])
+                #expect(made.status == 0, "\(made.stderr)")
+            }
+            let text = c["text"] as! String
+            let inspected = try mirage(["inspect", "logits", "--model", folder.path, "--image", image, "--prompt", text,
+                                        "--template", "processor", "--top", "3", "--json"])
+            #expect(inspected.status == 0, "\(inspected.stderr)")
+            let out = try JSONSerialization.jsonObject(with: Data(inspected.stdout.utf8)) as! [String: Any]
+            #expect(out["prompt_ids"] as? [Int] == (c["input_ids"] as! [NSNumber]).map(\.intValue), "\(key) \(text.debugDescription)")
+            let logits = (c["last_logits"] as! [NSNumber]).map(\.doubleValue)
+            let expectedTop = Array(logits.indices.sorted { logits[$0] > logits[$1] }.prefix(3))
+            let top = out["top"] as! [[String: Any]]
+            #expect(top.map { $0["id"] as! Int } == expectedTop, "\(key) \(text.debugDescription)")
+            for entry in top {
+                let id = entry["id"] as! Int
+                #expect(abs((entry["logit"] as! Double) - logits[id]) <= 1e-4 * max(1, abs(logits[id])))
+            }
+            let generated = try mirage(["generate", "--model", folder.path, "--image", image, "--prompt", text,
+                                        "--template", "processor", "--max-new-tokens", "1", "--ids", "--ignore-eos"])
+            #expect(generated.status == 0, "\(generated.stderr)")
+            #expect((try? JSONSerialization.jsonObject(with: Data(generated.stdout.utf8))) as? [Int] == [expectedTop[0]])
+        }
+        // A text without the image marker: the processor needs one per image, and so does Mirage.
+        let folder = try #require(folders.values.first)
+        let missing = try mirage(["inspect", "logits", "--model", folder.path, "--image", image, "--prompt", "no marker",
+                                  "--template", "processor"])
+        #expect(missing.status != 0 && missing.stderr.contains("<image>"))
+    }
+
+    /// `models families` lists the registry; `models synth --arch llava-original` writes the model and its tower
+    /// folder; the tower is found beside the model, and elsewhere only with --vision-tower (the error says where
+    /// Mirage looked and how to get it).
+    @Test func familiesAndTheOriginalLlavaLayout() throws {
+        let families = try mirage(["models", "families"])
+        #expect(families.status == 0 && families.stdout.contains("llava: ") && families.stdout.contains("llava-original: "))
+        #expect(families.stdout.contains("--arch llava-llama|llava-qwen2") && families.stdout.contains("--arch llava-original"))
+        let root = TestTemporary.root.appendingPathComponent("mirage-cli-llava-original-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let model = root.appendingPathComponent("llava-v1.5-tiny")
+        let made = try mirage(["models", "synth", "--arch", "llava-original", "--size", "tiny", "--seed", "1", "--dtype", "f32",
+                               "--out", model.path])
+        #expect(made.status == 0, "\(made.stderr)")
+        let tower = root.appendingPathComponent("clip-vit-tiny-patch8-32-seed1")
+        #expect(FileManager.default.fileExists(atPath: tower.appendingPathComponent("preprocessor_config.json").path))
+        let image = Self.fixtures.appendingPathComponent("pipeline.png").path
+        let args = ["generate", "--model", model.path, "--image", image, "--prompt", "Describe.", "--max-new-tokens", "3",
+                    "--ids", "--ignore-eos"]
+        let beside = try mirage(args)
+        #expect(beside.status == 0, "\(beside.stderr)")
+        let moved = root.appendingPathComponent("towers/elsewhere")
+        try FileManager.default.createDirectory(at: moved.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.moveItem(at: tower, to: moved)
+        let lost = try mirage(args)
+        #expect(lost.status != 0 && lost.stderr.contains("--vision-tower DIR") && lost.stderr.contains(tower.path))
+        let given = try mirage(args + ["--vision-tower", moved.path])
+        #expect(given.status == 0, "\(given.stderr)")
+        #expect(given.stdout == beside.stdout)
+        let unknown = try mirage(["models", "synth", "--arch", "llava-nope", "--size", "tiny", "--out", root.appendingPathComponent("x").path])
+        #expect(unknown.status != 0 && unknown.stderr.contains("llava-original"))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MirageEngine
+import MirageTestSupport
 
 /// The tiny reference models of Fixtures/models (Scripts/fixtures/make_tiny_models.py, and
 /// make_trained_tiny_model.py for `trainedModelName`, whose reference has no embeddings/outputs blocks).
@@ -62,12 +63,6 @@ enum EngineFixtures {
     /// max |a − b| / max |b|.
     static func relativeError<A: Collection, B: Collection>(_ a: A, _ b: B) -> Float
     where A.Element == Float, B.Element == Float {
-        precondition(a.count == b.count)
-        var maxDiff: Float = 0, maxRef: Float = 0
-        for (x, y) in zip(a, b) {
-            maxDiff = max(maxDiff, abs(x - y))
-            maxRef = max(maxRef, abs(y))
-        }
-        return maxDiff / max(maxRef, .leastNormalMagnitude)
+        Numerics.relativeError(a, b)
     }
 }

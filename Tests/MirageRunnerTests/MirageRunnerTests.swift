@@ -5,6 +5,7 @@ import MirageDecoding
 import MirageEngine
 import MirageKernels
 import MirageMetrics
+import MirageModels
 import MirageStore
 import MirageTestSupport
 @testable import MirageRunner
@@ -473,9 +474,10 @@ func runnerError(_ body: () throws -> Void) -> String? {
                                                    progress: RunProgress(isTerminal: false, write: { _ in })).run() }
         }
         let original = try Data(contentsOf: config)
-        // A text-only model: not a LLaVA folder.
+        // A text-only model: no vision-language family loads it, and the message lists those that do.
         try Data(#"{"architectures": ["LlamaForCausalLM"], "model_type": "llama"}"#.utf8).write(to: config)
-        #expect(message()?.contains("is not a LLaVA model folder (its config.json has no text_config); mirage run needs LlavaForConditionalGeneration") == true)
+        #expect(message()?.contains("is not a vision-language model folder Mirage loads") == true)
+        #expect(message()?.contains("llava (") == true)
         // A LLaVA config with one bad field: the reader's own reason (file and field), not "not a LLaVA folder".
         var fields = try #require(try JSONSerialization.jsonObject(with: original) as? [String: Any])
         fields["vision_feature_select_strategy"] = "middle"

@@ -4,6 +4,7 @@ import MirageBenchSupport
 import MirageCLISupport
 import MirageData
 import MirageEngine
+import MirageModels
 import MirageRunner
 import MirageStore
 

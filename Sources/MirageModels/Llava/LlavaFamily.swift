@@ -7,16 +7,36 @@ extension ModelFamily {
     public static let llava = ModelFamily(
         name: "llava",
         summary: "LLaVA in the transformers layout (LlavaForConditionalGeneration: CLIP/SigLIP + Llama/Qwen2, e.g. llava-hf/llava-1.5-7b-hf)",
-        recognizes: { LlavaConfig.isLlava($0.config) },
+        recognizes: { LlavaConfig.isLlava($0.config) && $0.config["text_config"] != nil },
         shape: { folder in
-            let config = try LlavaConfig.load(from: folder.url.appendingPathComponent("config.json"))
-            let v = config.vision
-            let side = v.imageSize / max(1, v.patchSize)
-            let rows = Int64(side * side + 1)
+            let config = try LlavaConfig(json: folder.config, path: folder.url.appendingPathComponent("config.json").path)
             return ModelShape(text: config.text, imageTokenCount: config.imageTokenCount,
-                              imageEncoderActivationBytes: rows * Int64(6 * v.hiddenSize + 2 * v.intermediateSize) * 4)
+                              imageEncoderActivationBytes: config.vision.activationBytes)
         },
-        load: { folder, options in try LlavaForConditionalGeneration(folder: folder.url, options: options) })
+        load: { folder, options in try LlavaForConditionalGeneration(folder: folder.url, options: options) },
+        templates: LlavaChatTemplate.names.map { LlavaForConditionalGeneration.template(LlavaChatTemplate(name: $0)!, name: $0) },
+        synthesizer: ModelSynthesizer(
+            architectures: ["llava-llama", "llava-qwen2"], sizes: SyntheticModelSpec.Size.allCases.map(\.rawValue),
+            visions: ["clip", "siglip"],
+            write: { request, folder, progress in
+                var spec = try SyntheticLlavaSpec(request: request)
+                spec.words = request.words
+                spec.wordLogitScale = request.wordLogitScale
+                try spec.write(to: folder, progress: progress)
+                let c = spec.config, t = c.text
+                return "\(t.architecture.rawValue), \(t.numLayers) layers, hidden \(t.hiddenSize), \(t.numHeads)/\(t.numKVHeads) heads, "
+                    + "vocab \(t.vocabSize), \(request.dtype.rawValue.lowercased()), \(request.vision ?? "clip") tower \(c.vision.imageSize)px/"
+                    + "\(c.vision.patchSize) (\(c.imageTokenCount) image tokens, image token id \(c.imageTokenID))"
+            }))
+}
+
+extension VisionConfig {
+    /// Bytes of f32 activations the tower needs for one image (its sequence × the widest per-layer buffers),
+    /// for the runner's memory estimate.
+    public var activationBytes: Int64 {
+        let side = imageSize / max(1, patchSize)
+        return Int64(side * side + 1) * Int64(6 * hiddenSize + 2 * intermediateSize) * 4
+    }
 }
 
 extension LlavaForConditionalGeneration: VisionLanguageModel {
@@ -32,9 +52,7 @@ extension LlavaForConditionalGeneration: VisionLanguageModel {
     }
 
     public var templates: [PromptTemplate] {
-        ["raw", "plain", "llava15", "llava15-system", "chatml", "chatml-nosystem"].map {
-            Self.template(LlavaChatTemplate(name: $0)!, name: $0)
-        }
+        ModelFamily.llava.templates
     }
 
     static func template(_ chat: LlavaChatTemplate, name: String) -> PromptTemplate {
@@ -56,5 +74,25 @@ extension LlavaForConditionalGeneration: VisionLanguageModel {
 
     public func prompt(_ text: String, tokenizer: Tokenizer, image: ImageEmbedding) throws -> MultimodalPrompt {
         try prompt(text, template: .raw, tokenizer: tokenizer, image: image, imageToken: PromptTemplate.imageMarker)
+    }
+}
+
+extension SyntheticLlavaSpec {
+    /// The spec `mirage models synth --arch llava-llama|llava-qwen2` writes: the decoder at `size`, the tower
+    /// at the tiny size for `tiny` and ViT-L/14-336 shapes otherwise.
+    public init(request: SynthesisRequest) throws {
+        guard let size = SyntheticModelSpec.Size(rawValue: request.size) else {
+            throw ModelError.invalidInput("llava synth takes --size \(SyntheticModelSpec.Size.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(request.size)')")
+        }
+        let kind: VisionConfig.Kind
+        switch request.vision ?? "clip" {
+        case "clip": kind = .clip
+        case "siglip": kind = .siglip
+        default: throw ModelError.invalidInput("llava synth takes --vision clip or siglip (got '\(request.vision ?? "")')")
+        }
+        let text = SyntheticModelSpec(architecture: request.architecture == "llava-qwen2" ? .qwen2 : .llama, size: size,
+                                      seed: request.seed, dtype: request.dtype)
+        self.init(text: text, vision: SyntheticVisionSpec(kind: kind, size: size == .tiny ? .tiny : .l14_336,
+                                                          seed: request.seed, dtype: request.dtype))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+@testable import MirageModels
 import Testing
 import MirageTestSupport
 @testable import MirageEngine

@@ -1,4 +1,5 @@
 import Foundation
+@testable import MirageModels
 import MirageTestSupport
 import Testing
 @testable import MirageEngine

@@ -1,4 +1,5 @@
 import Foundation
+@testable import MirageModels
 import MirageEngine
 import MirageTestSupport
 import Testing
@@ -55,7 +56,7 @@ import Testing
             let model = try LlavaForConditionalGeneration(folder: folder, options: LoadOptions(threads: 2))
             let tokenizer = try Tokenizer(folder: folder)
             let pixels = try model.pixels(ofImageAt: LlavaFixtures.root.appendingPathComponent("pipeline.png").path)
-            #expect(EngineFixtures.relativeError(pixels.values, c.pixelValues) < 1e-6, "\(c.arch) pixel values")
+            #expect(Numerics.relativeError(pixels.values, c.pixelValues) < 1e-6, "\(c.arch) pixel values")
             let image = try model.embedImage(pixels)
             let prompt = try model.prompt(c.prompt, template: LlavaChatTemplate(name: c.template)!, tokenizer: tokenizer, image: image)
             #expect(prompt.tokenIDs == c.inputIDs, "\(c.arch): token ids differ from LlavaProcessor's")
@@ -63,7 +64,7 @@ import Testing
             #expect(prompt.imageSpan == first..<(first + model.imageTokenCount))
             #expect(prompt.responseStart == c.inputIDs.count)
             let output = try model.languageModel.makeSession().append(prompt.items)
-            let error = EngineFixtures.relativeError(output.logits(0), c.lastLogits)
+            let error = Numerics.relativeError(output.logits(0), c.lastLogits)
             #expect(error < 1e-4, "\(c.arch) last logits: relative error \(error)")
         }
     }

@@ -1,6 +1,8 @@
 import Foundation
+@testable import MirageModels
 import MirageEngine
 import MirageKernels
+import MirageTestSupport
 import Testing
 
 /// CLIP and SigLIP towers against transformers 5.24's `vision_tower(pixel_values, output_hidden_states=True)`.
@@ -19,7 +21,7 @@ import Testing
         for layer in layers {
             let expected = reference.visionHiddenStates[layer].flatMap { $0 }
             #expect(states[layer].count == expected.count)
-            let error = EngineFixtures.relativeError(states[layer], expected)
+            let error = Numerics.relativeError(states[layer], expected)
             #expect(error < 1e-5, "\(name) hidden state \(layer): relative error \(error)")
         }
     }
@@ -30,8 +32,8 @@ import Testing
         let tower = try loadVisionTower(config: config.vision, store: TensorStore(folder: folder), pool: Self.pool)
         let reference = try LlavaFixtures.reference("llava-llama-clip-multi-v4")
         let states = try tower.hiddenStates(try LlavaFixtures.pixels(), layers: [2, 0])
-        #expect(EngineFixtures.relativeError(states[0], reference.visionHiddenStates[2].flatMap { $0 }) < 1e-5)
-        #expect(EngineFixtures.relativeError(states[1], reference.visionHiddenStates[0].flatMap { $0 }) < 1e-5)
+        #expect(Numerics.relativeError(states[0], reference.visionHiddenStates[2].flatMap { $0 }) < 1e-5)
+        #expect(Numerics.relativeError(states[1], reference.visionHiddenStates[0].flatMap { $0 }) < 1e-5)
         #expect(throws: ModelError.self) { try tower.hiddenStates(try LlavaFixtures.pixels(), layers: [4]) }
     }
 

@@ -1,9 +1,11 @@
 import Foundation
+@testable import MirageModels
 import MirageEngine
 
-/// The tiny LLaVA reference models of Fixtures/llava (Scripts/fixtures/make_tiny_llava.py).
+/// The tiny LLaVA reference models of Tests/MirageEngineTests/Fixtures/llava (Scripts/fixtures/make_tiny_llava.py).
 enum LlavaFixtures {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/llava")
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("MirageEngineTests/Fixtures/llava")
 
     static func folder(_ name: String) -> URL { root.appendingPathComponent(name) }
 

@@ -1,6 +1,8 @@
 import Foundation
+@testable import MirageModels
 import MirageEngine
 import MirageKernels
+import MirageTestSupport
 import Testing
 
 /// Tiny LLaVA models (Llama / Qwen2 decoders, CLIP / SigLIP towers, single and multiple feature layers,
@@ -17,7 +19,7 @@ import Testing
         let image = try model.embedImage(try LlavaFixtures.pixels())
         #expect(image.tokenCount == reference.imageFeatures.count)
         #expect(image.tokenCount == model.imageTokenCount)
-        let featureError = EngineFixtures.relativeError(image.values, reference.imageFeatures.flatMap { $0 })
+        let featureError = Numerics.relativeError(image.values, reference.imageFeatures.flatMap { $0 })
         #expect(featureError < 1e-5, "\(name) image features: relative error \(featureError)")
 
         let prompt = try model.prompt(tokenIDs: reference.inputIDs, image: image)
@@ -26,7 +28,7 @@ import Testing
         let output = try model.languageModel.makeSession().append(prompt.items, options: ForwardOptions(logits: .all))
         #expect(output.logitRows.count == reference.logits.count)
         for (row, expected) in reference.logits.enumerated() {
-            let error = EngineFixtures.relativeError(output.logits(row), expected)
+            let error = Numerics.relativeError(output.logits(row), expected)
             #expect(error < 1e-4, "\(name) logits row \(row): relative error \(error)")
         }
         let greedy = try greedyDecode(model: model.languageModel, prompt: prompt.items, maxNewTokens: 32)
