@@ -53,6 +53,9 @@ public struct ModelShape: Sendable {
     /// Other folders whose weights the model loads besides its own (e.g. a vision tower kept in its own
     /// folder), for the memory estimate.
     public var otherWeightFolders: [URL] = []
+    /// Floating-point operations (2 per multiply-add) of encoding one image into its rows, for
+    /// `mirage run --estimate`; 0 when the family does not say.
+    public var imageEncoderFLOPs: Double = 0
 
     public init(text: ModelConfig, imageTokenCount: Int, imageEncoderActivationBytes: Int64) {
         self.text = text

@@ -3,6 +3,7 @@ import MirageData
 import MirageDecoding
 import MirageEngine
 import MirageKernels
+import MirageModels
 import MirageStore
 
 /// This machine's speed for one model's matrix shapes, measured in about a second with the engine's own
@@ -161,10 +162,14 @@ public struct RunEstimator {
         var result = RunEstimate()
         for modelPath in experiment.models {
             let folder = URL(fileURLWithPath: modelPath)
-            let config = try LlavaConfig.load(from: folder.appendingPathComponent("config.json"))
+            let (family, _) = try ModelFamilies.family(of: folder)
+            let shape = try ModelFamilies.shape(of: folder, visionTower: experiment.visionTower.map { URL(fileURLWithPath: $0) })
+            if shape.imageEncoderFLOPs == 0 {
+                log("note: the \(family.name) family does not give its image encoder's cost; images are counted as free")
+            }
             let tokenizer = try Tokenizer(folder: folder)
             let name = folder.lastPathComponent
-            let t = config.text, v = config.vision
+            let t = shape.text
             let format: WeightFormat = experiment.quantize == "q8" ? .q8 : try Self.storedFormat(folder: folder)
             let threads = experiment.threads ?? ProcessInfo.processInfo.activeProcessorCount
             let costs = decoders.map { DecoderCost($0.1) }
@@ -194,23 +199,26 @@ public struct RunEstimator {
                 let kvBytes = 2 * Double(t.numLayers) * kvDim * 4 * averageContext * Double(cost.sequences)
                 return Double(tokens) * (stepSeconds * ratio * cost.stepFactor + kvBytes / rates.decodeBytesPerSecond)
             }
-            // The image encoder: every layer's products over the image rows (f32 attention included).
-            let side = v.imageSize / max(1, v.patchSize)
-            let imageRows = Double(side * side + 1), vh = Double(v.hiddenSize)
-            let visionFLOPs = Double(v.numLayers) * (2 * imageRows * (4 * vh * vh + 2 * vh * Double(v.intermediateSize))
-                                                     + 4 * imageRows * imageRows * vh)
-            let projectorFLOPs = 2 * Double(config.imageTokenCount) * (vh * Double(config.featureLayers.count) * h + h * h)
-            let imageSeconds = (visionFLOPs + projectorFLOPs) / rates.prefillFLOPs
+            let imageSeconds = shape.imageEncoderFLOPs / rates.prefillFLOPs
 
             var sharedImages = Set<Int>()
             var shared = 0.0
             for spec in specs {
                 let (items, images, sample) = try itemCounts(spec)
-                let rendered = try RunProtocol.render(spec.template(for: t.architecture), text: sample)
+                // The protocol's template for this model, keyed as the runner keys it (architecture name, family,
+                // decoder type); a named template as the family renders it.
+                let keys = ["\(family.name)-\(t.architecture.modelType)", family.name, t.architecture.modelType]
+                let template = keys.lazy.compactMap { spec.templates[$0] }.first ?? spec.template
+                let rendered: String
+                if case .named(let templateName) = template, let known = family.templates.first(where: { $0.name == templateName }) {
+                    rendered = known.render(sample)
+                } else {
+                    rendered = try RunProtocol.render(template, text: sample)
+                }
                 let parts = rendered.components(separatedBy: "<image>")
                 let before = tokenizer.encode(parts.first ?? "").count
                 let after = parts.count > 1 ? tokenizer.encode(parts.dropFirst().joined(), addSpecialTokens: false).count : 0
-                let prefixRows = before + config.imageTokenCount, suffixRows = after
+                let prefixRows = before + shape.imageTokenCount, suffixRows = after
                 let promptRows = prefixRows + suffixRows
                 let limit = max(1, t.maxPositionEmbeddings - promptRows)
                 let maximum = min(spec.maxNewTokens, limit)

@@ -10,8 +10,12 @@ extension ModelFamily {
         recognizes: { LlavaConfig.isLlava($0.config) && $0.config["text_config"] != nil },
         shape: { folder in
             let config = try LlavaConfig(json: folder.config, path: folder.url.appendingPathComponent("config.json").path)
-            return ModelShape(text: config.text, imageTokenCount: config.imageTokenCount,
-                              imageEncoderActivationBytes: config.vision.activationBytes)
+            var shape = ModelShape(text: config.text, imageTokenCount: config.imageTokenCount,
+                                   imageEncoderActivationBytes: config.vision.activationBytes)
+            let inputs = Double(config.vision.hiddenSize * config.featureLayers.count), width = Double(config.text.hiddenSize)
+            shape.imageEncoderFLOPs = config.vision.encoderFLOPs
+                + 2 * Double(config.imageTokenCount) * (inputs * width + width * width)
+            return shape
         },
         load: { folder, options in try LlavaForConditionalGeneration(folder: folder.url, options: options) },
         templates: LlavaChatTemplate.names.map { LlavaForConditionalGeneration.template(LlavaChatTemplate(name: $0)!, name: $0) },
@@ -36,6 +40,14 @@ extension VisionConfig {
     public var activationBytes: Int64 {
         let side = imageSize / max(1, patchSize)
         return Int64(side * side + 1) * Int64(6 * hiddenSize + 2 * intermediateSize) * 4
+    }
+
+    /// Floating-point operations of one image through the tower: per layer the four attention projections and
+    /// the MLP over every row, and the attention scores and weighted values.
+    public var encoderFLOPs: Double {
+        let side = imageSize / max(1, patchSize)
+        let rows = Double(side * side + 1), h = Double(hiddenSize)
+        return Double(numLayers) * (2 * rows * (4 * h * h + 2 * h * Double(intermediateSize)) + 4 * rows * rows * h)
     }
 }
 

@@ -16,6 +16,10 @@ extension ModelFamily {
             var shape = ModelShape(text: config.text, imageTokenCount: config.imageTokenCount(tower: vision),
                                    imageEncoderActivationBytes: vision.activationBytes)
             shape.otherWeightFolders = [tower]
+            let width = Double(config.text.hiddenSize)
+            // The projector counted as mlp2x_gelu (Shikra's single linear layer is smaller).
+            shape.imageEncoderFLOPs = vision.encoderFLOPs
+                + 2 * Double(shape.imageTokenCount) * (Double(vision.hiddenSize) * width + width * width)
             return shape
         },
         load: { folder, options in
