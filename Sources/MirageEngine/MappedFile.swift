@@ -51,6 +51,20 @@ public final class MappedFile: @unchecked Sendable {
         isMapped = false
     }
 
+    /// `size` bytes of memory standing in for a file named `path`, written by `fill` (a tensor materialized
+    /// from a strided view of a checkpoint); nothing is mapped.
+    public init(allocating size: Int, path: String, fill: (UnsafeMutableRawPointer) throws -> Void) rethrows {
+        self.path = path
+        self.size = size
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(size, 1), alignment: 64)
+        do { try fill(buffer) } catch {
+            buffer.deallocate()
+            throw error
+        }
+        base = UnsafeRawPointer(buffer)
+        isMapped = false
+    }
+
     private let isMapped: Bool
 
     deinit {
