@@ -46,11 +46,17 @@ import MirageTestSupport
         case .i64: return Double(bytes.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))
         case .i32: return Double(bytes.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))
         case .u8, .bool: return Double(bytes[i])
+        case .u16: return Double(bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+        case .f8e4m3:
+            // OCP FP8 E4M3 (as torch's float8_e4m3fn): bias 7, no infinities; the fixture holds no NaN.
+            let b = bytes[i], sign: Double = b & 0x80 != 0 ? -1 : 1
+            let exponent = Int(b >> 3 & 0xF), mantissa = Double(b & 7)
+            return exponent == 0 ? sign * mantissa / 8 * 0x1p-6 : sign * (1 + mantissa / 8) * Double(sign: .plus, exponent: exponent - 7, significand: 1)
         default: return .nan
         }
     }
 
-    @Test(arguments: ["state.pth", "nested-model.pth", "nested-state-dict.pth", "zip64.pth"])
+    @Test(arguments: ["state.pth", "nested-model.pth", "nested-state-dict.pth", "zip64.pth", "v3.pth"])
     func readsExactlyWhatTorchWrote(_ file: String) throws {
         let reference = try #require(try Self.reference()[file])
         let checkpoint = try TorchCheckpointFile(path: Self.url(file).path)

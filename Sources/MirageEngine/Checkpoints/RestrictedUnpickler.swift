@@ -19,6 +19,8 @@ public enum PickleValue: Hashable, Sendable {
     case callable(PickleCallable)
     /// `torch.FloatStorage`-style storage classes and `torch.float32`-style dtypes.
     case dtype(TensorDType)
+    /// `torch.storage.UntypedStorage`: a storage of bytes, typed by the `_rebuild_tensor_v3` that views it.
+    case untypedStorage
     /// A storage named by a persistent id (index into `PickleResult.storages`).
     case storage(Int)
     /// A tensor built by a rebuild function (index into `PickleResult.tensors`).
@@ -39,10 +41,13 @@ public enum PickleCallable: String, Hashable, Sendable {
 /// `torch.serialization`'s `persistent_id` writes (pytorch/pytorch, torch/serialization.py, `_save`).
 public struct PickleStorage: Sendable, Equatable {
     public let key: String
+    /// `.u8` for an untyped storage (torch 2.x writes one for the dtypes without a storage class, e.g. uint16
+    /// and float8, and types it in `_rebuild_tensor_v3`).
     public let dtype: TensorDType
-    /// Elements of `dtype` the storage holds.
+    /// Elements of `dtype` the storage holds (bytes, for an untyped storage).
     public let count: Int
     public let location: String
+    public let untyped: Bool
 }
 
 /// A tensor as `_rebuild_tensor_v2` describes it: a strided view of a storage, in elements.
@@ -120,6 +125,8 @@ public struct RestrictedUnpickler {
             ("uint64", .u64), ("float8_e4m3fn", .f8e4m3), ("float8_e5m2", .f8e5m2),
         ]
         for (name, dtype) in dtypes { table["torch." + name] = .dtype(dtype) }
+        table["torch.storage.UntypedStorage"] = .untypedStorage
+        table["torch.UntypedStorage"] = .untypedStorage
         return table
     }()
 
@@ -266,7 +273,7 @@ private struct Machine {
         case .tuple: return "a tuple"
         case .dict: return "a dict"
         case let .callable(c): return c.rawValue
-        case .dtype: return "a torch storage type or dtype"
+        case .dtype, .untypedStorage: return "a torch storage type or dtype"
         case .storage: return "a storage"
         case .tensor: return "a tensor"
         }
@@ -456,8 +463,11 @@ private struct Machine {
             throw refuse("a persistent id that is not ('storage', type, key, location, numel)")
         }
         let fields = result.tuples[t]
-        guard case let .dtype(dtype) = fields[1] else {
-            throw refuse("a storage persistent id whose type is \(describe(fields[1])), not a torch storage type or dtype")
+        let dtype: TensorDType, untyped: Bool
+        switch fields[1] {
+        case let .dtype(d): (dtype, untyped) = (d, false)
+        case .untypedStorage: (dtype, untyped) = (.u8, true)
+        default: throw refuse("a storage persistent id whose type is \(describe(fields[1])), not a torch storage type or dtype")
         }
         guard case let .string(key) = fields[2] else { throw refuse("a storage persistent id whose key is not a string") }
         let location: String
@@ -470,7 +480,7 @@ private struct Machine {
         guard !overflow, bytes <= available else {
             throw refuse("storage '\(key)' declares \(count) elements of \(dtype.rawValue) but its data entry has \(available) bytes")
         }
-        result.storages.append(PickleStorage(key: key, dtype: dtype, count: count, location: location))
+        result.storages.append(PickleStorage(key: key, dtype: dtype, count: count, location: location, untyped: untyped))
         return .storage(result.storages.count - 1)
     }
 
@@ -491,14 +501,23 @@ private struct Machine {
             guard args.count >= minimum, args.count <= minimum + 1 else {
                 throw refuse("\(c.rawValue) called with \(args.count) arguments")
             }
-            guard case let .storage(s) = args[0] else { throw refuse("\(c.rawValue) called on \(describe(args[0])), not a storage") }
+            guard case var .storage(s) = args[0] else { throw refuse("\(c.rawValue) called on \(describe(args[0])), not a storage") }
             guard let offset = int(args[1]), let shape = ints(args[2]), let strides = ints(args[3]) else {
                 throw refuse("\(c.rawValue) called with a storage offset, size or stride that is not made of integers")
             }
+            let storage = result.storages[s]
             if c == .rebuildTensorV3 {
-                guard case let .dtype(dtype) = args[6], dtype == result.storages[s].dtype else {
-                    throw refuse("\(c.rawValue) called with a dtype that differs from its storage's")
+                guard case let .dtype(dtype) = args[6] else { throw refuse("\(c.rawValue) called without a dtype") }
+                if storage.untyped {
+                    // The bytes viewed as `dtype`: offsets, sizes and strides count elements of it.
+                    result.storages.append(PickleStorage(key: storage.key, dtype: dtype, count: storage.count / dtype.byteSize,
+                                                         location: storage.location, untyped: false))
+                    s = result.storages.count - 1
+                } else if dtype != storage.dtype {
+                    throw refuse("\(c.rawValue) called with dtype \(dtype.rawValue) on a \(storage.dtype.rawValue) storage")
                 }
+            } else if storage.untyped {
+                throw refuse("\(c.rawValue) called on an untyped storage (torch writes those with _rebuild_tensor_v3)")
             }
             let requiresGrad: Bool
             if case let .bool(b) = args[4] { requiresGrad = b } else { requiresGrad = false }
