@@ -67,6 +67,18 @@ public final class MappedFile: @unchecked Sendable {
 
     private let isMapped: Bool
 
+    /// Tells the kernel that the bytes `offset ..< offset + count` are done with: their pages leave this
+    /// process's resident set and are read from the file again if touched later. A streaming conversion calls
+    /// it after each tensor so that memory stays near one tensor, not the whole file. Nothing happens for
+    /// memory that is not a mapping.
+    public func releasePages(offset: Int, count: Int) {
+        guard isMapped, count > 0, offset >= 0, offset < size else { return }
+        let page = max(1, Int(sysconf(Int32(_SC_PAGESIZE))))
+        let start = offset / page * page
+        let end = min(size, offset + min(count, size - offset))
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, Int32(MADV_DONTNEED))
+    }
+
     deinit {
         if isMapped {
             munmap(UnsafeMutableRawPointer(mutating: base), size)

@@ -312,6 +312,19 @@ public struct TensorStore: @unchecked Sendable {
         }
     }
 
+    /// Drops the tensor's pages from the process's resident set (`MappedFile.releasePages`): for streaming
+    /// over a model larger than memory, after its bytes were used.
+    public func releasePages(_ name: String) {
+        switch entries[name] {
+        case let .safetensors(file, entry)?:
+            file.file.releasePages(offset: entry.fileOffset, count: entry.byteCount)
+        case let .torch(file, tensor)?:
+            file.file.releasePages(offset: tensor.fileOffset, count: tensor.spanBytes)
+        case nil:
+            break
+        }
+    }
+
     /// The entry, checked to exist, to have `shape` and a floating dtype Mirage computes with; its row-major
     /// bytes and the object that owns them.
     public func require(_ name: String, shape: [Int]) throws -> (TensorEntry, UnsafeRawPointer, MappedFile) {

@@ -124,6 +124,8 @@ struct ModelsApplyDelta: ParsableCommand {
                 }
             }
             try target.withUnsafeBytes { try output.write($0) }
+            deltaStore.releasePages(declaration.name)
+            baseStore.releasePages(declaration.name)
         }, progress: progress.update)
         progress.finish()
         let copied = try ModelFolderOutput.copySideFiles(from: deltaURL, to: outFolder)

@@ -72,6 +72,7 @@ struct ModelsConvert: ParsableCommand {
         let progress = ModelFolderOutput.Progress("converting")
         let files = try writer.write(body: { declaration, out in
             try store.withBytes(declaration.name) { _, bytes in try out.write(bytes) }
+            store.releasePages(declaration.name)
         }, progress: progress.update)
         progress.finish()
         // A single checkpoint file's neighbours are not its model's files: only a folder's are copied.

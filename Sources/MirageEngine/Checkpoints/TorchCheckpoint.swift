@@ -26,6 +26,12 @@ public struct TorchTensor: Sendable {
         return true
     }
 
+    /// Bytes from the first to one past the last element the view reaches in its storage.
+    public var spanBytes: Int {
+        guard elementCount > 0 else { return 0 }
+        return (zip(shape, strides).reduce(0) { $0 + ($1.0 - 1) * $1.1 } + 1) * dtype.byteSize
+    }
+
     /// The view as a safetensors-style entry: `fileOffset`/`byteCount` describe its contiguous bytes only when
     /// `isContiguous`.
     public var entry: TensorEntry {
