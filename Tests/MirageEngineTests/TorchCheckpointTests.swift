@@ -174,6 +174,7 @@ import MirageTestSupport
         ("hostile-big-endian.pth", ["big-endian", "little-endian"]),
         ("hostile-compressed.pth", ["'hostile-compressed/data.pkl' is deflate-compressed", "torch.save", "zip -0"]),
         ("hostile-expanded.pth", ["size [1000, 4] (4000 elements) views storage '0' of 4 elements", "contiguous()"]),
+        ("no-tensors.pth", ["its dict holds no tensors (keys: 'epoch', 'config')", "'model' or 'state_dict'"]),
         ("legacy.pth", ["legacy torch.save format", "_use_new_zipfile_serialization=False", "torch.load", "weights_only=True"]),
     ]
 
@@ -186,6 +187,39 @@ import MirageTestSupport
         for part in parts {
             #expect(message.contains(part), "'\(part)' missing from: \(message)")
         }
+    }
+
+    /// Pickle bytes run through the unpickler directly.
+    static func unpickle(_ bytes: [UInt8]) throws -> PickleResult {
+        try bytes.withUnsafeBytes { try RestrictedUnpickler(path: "test.pkl", storageBytes: [:]).unpickle($0) }
+    }
+
+    @Test func deepNestingAndRepeatedHugeKeysStayCheap() throws {
+        // 200,000 lists each appended into the one below: a chain that a recursive reader or a chain of
+        // reference-counted objects would overflow the stack on; the arena holds it flat.
+        let depth = 200_000
+        let nested = [0x80, 2] + [UInt8](repeating: 0x5D, count: depth + 1) + [UInt8](repeating: 0x61, count: depth) + [0x2E]
+        let result = try Self.unpickle(nested)
+        #expect(result.lists.count == depth + 1)
+        #expect(result.lists[0] == [.list(1)] && result.lists[depth].isEmpty)
+        // One 1 MB key set 20,000 times (hashed each time: 20 GB of hashing) through the memo: appended, never hashed.
+        var repeated: [UInt8] = [0x80, 2, 0x7D, 0x42] + [0x00, 0x00, 0x10, 0x00] + [UInt8](repeating: 0x41, count: 1 << 20) + [0x71, 0]
+        repeated += [0x30]  // POP the key, leaving the dict
+        for _ in 0..<20_000 { repeated += [0x68, 0, 0x4E, 0x73] }  // BINGET key, NONE, SETITEM
+        repeated += [0x2E]
+        let big = try Self.unpickle(repeated)
+        #expect(big.dicts[0].keys.count == 20_000)
+    }
+
+    @Test func memoAndMarkErrorsNameTheOffset() throws {
+        let unknownMemo = #expect(throws: ModelError.self) { try Self.unpickle([0x80, 2, 0x68, 7, 0x2E]) }
+        #expect(unknownMemo?.description.contains("pickle byte 2: memo index 7 was never stored") == true)
+        let pastMark = #expect(throws: ModelError.self) { try Self.unpickle([0x80, 2, 0x4E, 0x28, 0x30, 0x2E]) }
+        #expect(pastMark?.description.contains("pickle byte 4: an opcode pops past a MARK") == true)
+        let noStop = #expect(throws: ModelError.self) { try Self.unpickle([0x80, 2, 0x4E]) }
+        #expect(noStop?.description.contains("pickle stream ends at byte 3") == true)
+        let protocol6 = #expect(throws: ModelError.self) { try Self.unpickle([0x80, 6, 0x4E, 0x2E]) }
+        #expect(protocol6?.description.contains("pickle protocol 6") == true)
     }
 
     @Test func theHandWrittenFileTheHostileOnesVaryIsValid() throws {

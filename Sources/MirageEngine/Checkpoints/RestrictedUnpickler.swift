@@ -70,12 +70,28 @@ public struct PickleResult: Sendable {
 }
 
 /// An insertion-ordered dict; setting an existing key replaces its value in place (as Python's dict).
+/// Only keys that are cheap to hash are looked up (numbers, None, strings up to 4 KB); other keys (bytes,
+/// containers, longer strings) are appended, so a stream repeating SETITEM with one huge key costs no more
+/// than its length.
 public struct PickleDict: Sendable {
     public private(set) var keys: [PickleValue] = []
     public private(set) var values: [PickleValue] = []
     private var index: [PickleValue: Int] = [:]
 
+    static func isIndexed(_ key: PickleValue) -> Bool {
+        switch key {
+        case let .string(s): return s.utf8.count <= 4096
+        case .none, .bool, .int, .bigInt, .float, .dtype, .untypedStorage, .callable: return true
+        case .bytes, .list, .tuple, .dict, .storage, .tensor: return false
+        }
+    }
+
     mutating func set(_ key: PickleValue, _ value: PickleValue) {
+        guard Self.isIndexed(key) else {
+            keys.append(key)
+            values.append(value)
+            return
+        }
         if let i = index[key] {
             values[i] = value
         } else {

@@ -118,7 +118,7 @@ public struct TorchCheckpointFile: @unchecked Sendable {
         let dict = result.dicts[selected]
         for (key, value) in zip(dict.keys, dict.values) {
             guard case let .string(name) = key else {
-                skipped.append("\(key)")
+                skipped.append("(a key that is not a string)")
                 continue
             }
             guard case let .tensor(t) = value else {
@@ -136,13 +136,22 @@ public struct TorchCheckpointFile: @unchecked Sendable {
         }
         guard !tensors.isEmpty else {
             throw ModelError.unreadableCheckpoint(
-                path: path, detail: "its dict holds no tensors (keys: \(dict.keys.prefix(8).map { "\($0)" }.joined(separator: ", ")))",
+                path: path, detail: "its dict holds no tensors (keys: \(Self.keyList(dict.keys)))",
                 fix: "Pass the checkpoint of the weights (a state dict, or a dict with it under 'model' or 'state_dict').")
         }
         self.tensors = tensors
         self.names = names
         self.selectedKey = selectedKey
         self.skipped = skipped
+    }
+
+    /// The first few string keys, each cut to 40 characters, for an error message.
+    static func keyList(_ keys: [PickleValue]) -> String {
+        let names = keys.prefix(8).map { key -> String in
+            guard case let .string(s) = key else { return "(not a string)" }
+            return s.count > 40 ? "'\(s.prefix(40))…'" : "'\(s)'"
+        }
+        return names.isEmpty ? "none" : names.joined(separator: ", ") + (keys.count > 8 ? ", …" : "")
     }
 
     static func describe(_ v: PickleValue) -> String {
