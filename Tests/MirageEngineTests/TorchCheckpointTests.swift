@@ -202,7 +202,7 @@ import MirageTestSupport
         let result = try Self.unpickle(nested)
         #expect(result.lists.count == depth + 1)
         #expect(result.lists[0] == [.list(1)] && result.lists[depth].isEmpty)
-        // One 1 MB key set 20,000 times (hashed each time: 20 GB of hashing) through the memo: appended, never hashed.
+        // One 1 MB key set 20,000 times through the memo (hashing it each time would be 20 GB of work): appended, never hashed.
         var repeated: [UInt8] = [0x80, 2, 0x7D, 0x42] + [0x00, 0x00, 0x10, 0x00] + [UInt8](repeating: 0x41, count: 1 << 20) + [0x71, 0]
         repeated += [0x30]  // POP the key, leaving the dict
         for _ in 0..<20_000 { repeated += [0x68, 0, 0x4E, 0x73] }  // BINGET key, NONE, SETITEM
