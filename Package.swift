@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "MirageKernels", targets: ["MirageKernels"]),
         .library(name: "MirageData", targets: ["MirageData"]),
         .library(name: "MirageDecoding", targets: ["MirageDecoding"]),
+        .library(name: "MirageModels", targets: ["MirageModels"]),
         .library(name: "MirageRunner", targets: ["MirageRunner"]),
         .library(name: "MirageCLISupport", targets: ["MirageCLISupport"]),
         .library(name: "MirageBenchSupport", targets: ["MirageBenchSupport"]),
@@ -47,6 +48,9 @@ let package = Package(
         .target(name: "MirageEngine", dependencies: ["MirageKernels", "CMirageImage"], swiftSettings: optimised),
         /// Longjmp-safe wrappers around libjpeg-turbo and libpng (Debian: libjpeg62-turbo-dev, libpng-dev).
         .target(name: "CMirageImage", cSettings: optimisedC, linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
+
+        /// Vision-language model families behind one protocol (`VisionLanguageModel`) and their registry.
+        .target(name: "MirageModels", dependencies: ["MirageEngine", "MirageKernels"], swiftSettings: optimised),
 
         /// Decoding methods behind one protocol.
         .target(name: "MirageDecoding", dependencies: ["MirageEngine"]),
@@ -111,6 +115,7 @@ let package = Package(
         .target(name: "MirageTestSupport", path: "Tests/MirageTestSupport"),
         .testTarget(name: "MirageKernelsTests", dependencies: ["MirageKernels", "MirageData", "MirageTestSupport"], swiftSettings: optimised),
         .testTarget(name: "MirageEngineTests", dependencies: ["MirageEngine", "MirageData", "MirageTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "MirageModelsTests", dependencies: ["MirageModels", "MirageEngine", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageDecodingTests", dependencies: ["MirageDecoding", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageTextTests", dependencies: ["MirageText", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageDataTests", dependencies: ["MirageData", "MirageEngine", "MirageMetrics", "MirageTestSupport"]),
