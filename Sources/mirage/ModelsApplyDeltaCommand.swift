@@ -11,9 +11,9 @@ struct ModelsApplyDelta: ParsableCommand {
         The arithmetic of Shikra's apply_delta.py (shikras/shikra, mllm/models/shikra/apply_delta.py), tensor by \
         tensor over the delta's tensors:
           - both are taken in float16 (the script loads both models with torch_dtype=float16), and the target \
-            is delta + base, added the way torch adds float16 tensors (through float32, rounded once to float16);
+        is delta + base, added the way torch adds float16 tensors (through float32, rounded once to float16);
           - model.embed_tokens.weight and lm_head.weight may have more rows in the delta (tokens added to the \
-            vocabulary): the base is added to the leading rows and columns, the extra rows are the delta's;
+        vocabulary): the base is added to the leading rows and columns, the extra rows are the delta's;
           - model.mm_projector.weight and .bias exist only in the delta and are copied (in float16);
           - tensors only the base has are ignored (the output is the delta's set of tensors).
         Any other difference is an error naming the tensor: a delta tensor missing from the base, a shape that \

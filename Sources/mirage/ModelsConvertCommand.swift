@@ -36,7 +36,7 @@ struct ModelsConvert: ParsableCommand {
     @Argument(help: ArgumentHelp("Output folder (created; must be empty unless --force).", valueName: "out"))
     var output: String
 
-    @Option(name: .long, help: ArgumentHelp("Largest safetensors shard: 5GB, 500MB, 2GiB or bytes (transformers' default is 5GB).", valueName: "size"))
+    @Option(name: .long, help: ArgumentHelp("Largest safetensors shard: 5GB, 500MB, 2GiB or bytes (5GB was transformers 4's default; transformers 5 uses 50GB).", valueName: "size"))
     var maxShardSize = "5GB"
 
     @Flag(name: .long, help: "Write into a non-empty OUT, replacing its weight files and the copied files.")

@@ -14,8 +14,9 @@ public struct SafeTensorsFolderWriter {
     public var totalBytes: Int { shards.joined().reduce(0) { $0 + $1.byteCount } }
 
     /// Plans the shards: tensors in the given order, a new shard started when the next tensor would take the
-    /// current one past `maxShardBytes` (a tensor larger than that gets a shard of its own), as transformers'
-    /// `split_torch_state_dict_into_shards` does.
+    /// current one past `maxShardBytes`, so a tensor larger than that ends up alone in its shard. (huggingface_hub's
+    /// `split_torch_state_dict_into_shards` differs in one point: it sets such a tensor aside in a shard of
+    /// its own and keeps filling the current one.)
     public init(folder: URL, tensors: [Declaration], maxShardBytes: Int) {
         self.folder = folder
         var shards: [[Declaration]] = []
