@@ -81,7 +81,9 @@ public struct MemoryEstimate: Sendable, Equatable {
 }
 
 /// A model's identity for the store, without hashing gigabytes: SHA-256 over config.json, and each
-/// safetensors file's name, size and header (tensor names, dtypes, shapes, offsets).
+/// safetensors file's name, size and header (tensor names, dtypes, shapes, offsets); for a folder of PyTorch
+/// checkpoints (no safetensors), each weight file's name, size, pickle and serialization id
+/// (`TorchCheckpointFile.identity`).
 public enum ModelFingerprint {
     public static func compute(folder: URL) throws -> String {
         var hash = MirageData.SHA256()
@@ -101,6 +103,13 @@ public enum ModelFingerprint {
             let length = lengthBytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self).littleEndian }
             hash.update(lengthBytes)
             hash.update(handle.readData(ofLength: Int(min(length, 100_000_000))))
+        }
+        if files.isEmpty, let weights = try? TensorStore.weightFiles(in: folder), weights.format == .pytorch {
+            for url in weights.files {
+                let size = (try? fm.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.int64Value ?? 0
+                hash.update("\(url.lastPathComponent)\n\(size)\n")
+                hash.update(try TorchCheckpointFile.identity(path: url.path))
+            }
         }
         return hash.hexDigest()
     }

@@ -154,6 +154,23 @@ public struct TorchCheckpointFile: @unchecked Sendable {
         return names.isEmpty ? "none" : names.joined(separator: ", ") + (keys.count > 8 ? ", …" : "")
     }
 
+    /// What identifies a checkpoint without reading its tensor data: its pickle (names, dtypes, shapes, storage
+    /// keys) and, when present, the `.data/serialization_id` torch writes with every save. Errors as `init`
+    /// for a file that is not a torch.save archive.
+    public static func identity(path: String) throws -> Data {
+        let file = try MappedFile(path: path)
+        let bytes = UnsafeRawBufferPointer(start: file.base, count: file.size)
+        guard TorchZipArchive.looksLikeZip(bytes) else { throw notZip(bytes, path: path) }
+        let archive = try TorchZipArchive(bytes: bytes, path: path)
+        var out = Data()
+        for name in archive.names where name.hasSuffix("/data.pkl") || name.hasSuffix("/.data/serialization_id") {
+            let e = archive.entries[name]!
+            out.append(Data(name.utf8))
+            out.append(Data(bytes: file.base + e.dataOffset, count: e.size))
+        }
+        return out
+    }
+
     static func describe(_ v: PickleValue) -> String {
         switch v {
         case .tensor: return "a single tensor"
