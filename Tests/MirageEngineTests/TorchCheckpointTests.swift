@@ -230,6 +230,35 @@ import MirageTestSupport
         }
     }
 
+    /// The ZIP64 re-pack with its records pointed outside the file: errors that say where, never a trap.
+    @Test func corruptZip64RecordsAreClearErrors() throws {
+        let data = try Data(contentsOf: Self.url("zip64.pth"))
+        func offset(of signature: UInt32, fromEnd: Bool) -> Int {
+            let bytes = [UInt8](data)
+            let sig = withUnsafeBytes(of: signature.littleEndian, Array.init)
+            let range = Array(0...(bytes.count - 4))
+            return (fromEnd ? range.reversed() : range).first { Array(bytes[$0..<($0 + 4)]) == sig }!
+        }
+        func patched(at position: Int, _ value: UInt64) -> MappedFile {
+            var copy = data
+            withUnsafeBytes(of: value.littleEndian) { copy.replaceSubrange(position..<(position + 8), with: $0) }
+            return MappedFile(copying: copy, path: "zip64.pth")
+        }
+        // The locator's pointer to the ZIP64 end record, beyond the file.
+        let locator = offset(of: 0x0706_4B50, fromEnd: true)
+        let far = #expect(throws: ModelError.self) { try TorchCheckpointFile(file: patched(at: locator + 8, 1 << 40)) }
+        #expect(far?.description.contains("ZIP64 end-of-central-directory record is outside the file") == true)
+        // The first entry's ZIP64 local-header offset (third 8-byte field of its extra), beyond the file.
+        let central = offset(of: 0x0201_4B50, fromEnd: false)
+        let nameLength = Int(data[central + 28]) | Int(data[central + 29]) << 8
+        let extra = central + 46 + nameLength
+        let local = #expect(throws: ModelError.self) { try TorchCheckpointFile(file: patched(at: extra + 4 + 16, 1 << 40)) }
+        #expect(local?.description.contains("points at byte 1099511627776, where there is no local file header") == true)
+        // A size of 2^63 or more in the ZIP64 extra field.
+        let huge = #expect(throws: ModelError.self) { try TorchCheckpointFile(file: patched(at: extra + 4, UInt64.max)) }
+        #expect(huge?.description.contains("short or oversized ZIP64 extra field") == true)
+    }
+
     /// Cut at every length and with single bytes flipped, the valid files only ever throw (never trap).
     @Test func truncatedAndCorruptedCopiesThrow() throws {
         let data = try Data(contentsOf: Self.url("state.pth"))
