@@ -52,7 +52,33 @@ public final class MappedFile: @unchecked Sendable {
         isMapped = false
     }
 
+    /// `size` bytes of memory standing in for a file named `path`, written by `fill` (a tensor materialized
+    /// from a strided view of a checkpoint); nothing is mapped.
+    public init(allocating size: Int, path: String, fill: (UnsafeMutableRawPointer) throws -> Void) rethrows {
+        self.path = path
+        self.size = size
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(size, 1), alignment: 64)
+        do { try fill(buffer) } catch {
+            buffer.deallocate()
+            throw error
+        }
+        base = UnsafeRawPointer(buffer)
+        isMapped = false
+    }
+
     private let isMapped: Bool
+
+    /// Tells the kernel that the bytes `offset ..< offset + count` are done with: their pages leave this
+    /// process's resident set and are read from the file again if touched later. A streaming conversion calls
+    /// it after each tensor so that memory stays near one tensor, not the whole file. Nothing happens for
+    /// memory that is not a mapping.
+    public func releasePages(offset: Int, count: Int) {
+        guard isMapped, count > 0, offset >= 0, offset < size else { return }
+        let page = max(1, Int(sysconf(Int32(_SC_PAGESIZE))))
+        let start = offset / page * page
+        let end = min(size, offset + min(count, size - offset))
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, Int32(MADV_DONTNEED))
+    }
 
     deinit {
         if isMapped {
@@ -64,16 +90,10 @@ public final class MappedFile: @unchecked Sendable {
 }
 
 extension MappedFile: ReleasableMemory {
-    /// `madvise(MADV_DONTNEED)` over the whole pages of the range inside the mapping: the process stops holding
-    /// them (resident memory drops) and the next read maps them again from the file. Copies are left alone.
+    /// `releasePages(offset:count:)` for a range given by address (a weight matrix's bytes inside the mapping).
     public func releasePages(_ start: UnsafeRawPointer, byteCount: Int) {
-        guard isMapped, byteCount > 0 else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let lower = max(Int(bitPattern: start), Int(bitPattern: base))
-        let upper = min(Int(bitPattern: start) + byteCount, Int(bitPattern: base) + size)
-        // Only pages wholly inside the range: a neighbouring tensor's first or last page stays.
-        let first = (lower + page - 1) / page * page, last = upper / page * page
-        guard last > first, let pointer = UnsafeMutableRawPointer(bitPattern: first) else { return }
-        madvise(pointer, last - first, MADV_DONTNEED)
+        let offset = Int(bitPattern: start) - Int(bitPattern: base)
+        guard offset >= 0, offset < size else { return }
+        releasePages(offset: offset, count: byteCount)
     }
 }

@@ -21,6 +21,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     /// A forward pass produced a NaN or infinite logit (`value` is its description: nan, inf or -inf).
     case nonFiniteLogits(pass: Int, sequence: Int, position: Int, token: Int, value: String)
     case writeFailed(path: String, reason: String)
+    /// A PyTorch checkpoint (or its ZIP container) that Mirage refuses or cannot read: what is wrong, then the fix.
+    case unreadableCheckpoint(path: String, detail: String, fix: String)
 
     public var description: String {
         switch self {
@@ -68,6 +70,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
                 + "re-download or re-export the checkpoint (in float32 if it overflows in float16)."
         case let .writeFailed(path, reason):
             return "cannot write \(path): \(reason). Check free disk space and permissions."
+        case let .unreadableCheckpoint(path, detail, fix):
+            return "\(path): \(detail). \(fix)"
         }
     }
 }

@@ -133,9 +133,8 @@ extension Q8Checkpoint {
             progress(summary.quantizedMatrices, total)
         }
         for (name, entry) in copied {
-            guard let (_, pointer, file) = store.located(name) else { continue }
-            try writer.write(UnsafeRawBufferPointer(start: pointer, count: entry.byteCount))
-            file.releasePages(pointer, byteCount: entry.byteCount)
+            try store.withBytes(name) { _, bytes in try writer.write(bytes) }
+            store.releasePages(name)
             summary.copiedTensors += 1
             summary.inputBytes += Int64(entry.byteCount)
             progress(summary.quantizedMatrices + summary.copiedTensors, total)

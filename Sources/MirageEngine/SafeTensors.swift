@@ -136,89 +136,228 @@ public struct SafeTensorsFile: @unchecked Sendable {
     public func pointer(_ entry: TensorEntry) -> UnsafeRawPointer { file.base + entry.fileOffset }
 }
 
-/// All tensors of a model folder: one `model.safetensors`, or shards listed by
-/// `model.safetensors.index.json`.
+/// All tensors of a model folder, by name: `model.safetensors`, or shards listed by
+/// `model.safetensors.index.json`; without safetensors, the PyTorch checkpoints `pytorch_model.bin`, shards listed
+/// by `pytorch_model.bin.index.json`, or the folder's `*.pth` files (read by `TorchCheckpointFile`; see
+/// docs/checkpoints.md). Safetensors are preferred when both exist. Loaders see the same entries either way.
 public struct TensorStore: @unchecked Sendable {
     public let folder: String
-    public let files: [SafeTensorsFile]
-    /// Tensor name → (file index, entry).
-    private let entries: [String: (Int, TensorEntry)]
+    /// The weight files the tensors come from, in load order.
+    public let paths: [String]
+    /// The format of those files.
+    public let format: Format
+    private let entries: [String: Slot]
+    /// Tensor names in the order the files list them (safetensors: sorted per file).
+    public let orderedNames: [String]
     /// The precision of the matrices `matrix` returns (`LoadOptions.precision`).
     public var precision: Precision = .exact
 
-    public init(folder: URL) throws {
-        self.folder = folder.path
-        let fm = FileManager.default
-        let index = folder.appendingPathComponent("model.safetensors.index.json")
-        let single = folder.appendingPathComponent("model.safetensors")
-        var files: [SafeTensorsFile] = []
-        var entries: [String: (Int, TensorEntry)] = [:]
-        if fm.fileExists(atPath: index.path) {
-            let data: Data
-            do { data = try Data(contentsOf: index) } catch {
-                throw ModelError.cannotOpen(path: index.path, reason: error.localizedDescription)
+    public enum Format: String, Sendable {
+        case safetensors
+        case pytorch
+    }
+
+    private enum Slot {
+        case safetensors(SafeTensorsFile, TensorEntry)
+        case torch(TorchCheckpointFile, TorchTensor)
+
+        var entry: TensorEntry {
+            switch self {
+            case let .safetensors(_, e): return e
+            case let .torch(_, t): return t.entry
             }
-            guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
-                  let weightMap = object["weight_map"] as? [String: String] else {
-                throw ModelError.badIndex(path: index.path, detail: "expected a JSON object with a 'weight_map'")
-            }
-            let shardNames = Array(Set(weightMap.values)).sorted()
-            var shardIndex: [String: Int] = [:]
-            for name in shardNames {
-                guard !name.contains("/") else {
-                    throw ModelError.badIndex(path: index.path, detail: "shard name '\(name)' must be a plain file name")
-                }
-                let path = folder.appendingPathComponent(name).path
-                guard fm.fileExists(atPath: path) else {
-                    throw ModelError.fileNotFound(path: path, hint: "The index lists this shard; download all shards.")
-                }
-                shardIndex[name] = files.count
-                files.append(try SafeTensorsFile(path: path))
-            }
-            for (tensor, shard) in weightMap {
-                let i = shardIndex[shard]!
-                guard let entry = files[i].tensors[tensor] else {
-                    throw ModelError.badIndex(path: index.path,
-                                              detail: "tensor '\(tensor)' is mapped to \(shard) but that shard lacks it")
-                }
-                entries[tensor] = (i, entry)
-            }
-        } else if fm.fileExists(atPath: single.path) {
-            let file = try SafeTensorsFile(path: single.path)
-            files = [file]
-            for (name, entry) in file.tensors { entries[name] = (0, entry) }
-        } else {
-            throw ModelError.fileNotFound(
-                path: single.path,
-                hint: "A model folder needs model.safetensors or model.safetensors.index.json with its shards "
-                    + "(PyTorch .bin checkpoints are not read; convert them with save_pretrained(safe_serialization=True)).")
         }
-        self.files = files
+        var path: String {
+            switch self {
+            case let .safetensors(f, _): return f.file.path
+            case let .torch(f, _): return f.file.path
+            }
+        }
+    }
+
+    /// The weight files of a model folder, in the order of preference above.
+    public static func weightFiles(in folder: URL) throws -> (format: Format, index: URL?, files: [URL]) {
+        let fm = FileManager.default
+        func file(_ name: String) -> URL? {
+            let url = folder.appendingPathComponent(name)
+            return fm.fileExists(atPath: url.path) ? url : nil
+        }
+        if let index = file("model.safetensors.index.json") {
+            return (.safetensors, index, try shardFiles(index: index, folder: folder))
+        }
+        if let single = file("model.safetensors") { return (.safetensors, nil, [single]) }
+        if let index = file("pytorch_model.bin.index.json") {
+            return (.pytorch, index, try shardFiles(index: index, folder: folder))
+        }
+        if let single = file("pytorch_model.bin") { return (.pytorch, nil, [single]) }
+        let listing = ((try? fm.contentsOfDirectory(atPath: folder.path)) ?? []).sorted()
+        let pth = listing.filter { $0.hasSuffix(".pth") }
+        if !pth.isEmpty { return (.pytorch, nil, pth.map { folder.appendingPathComponent($0) }) }
+        if listing.contains(where: { $0.hasPrefix("pytorch_model-") && $0.hasSuffix(".bin") }) {
+            throw ModelError.fileNotFound(
+                path: folder.appendingPathComponent("pytorch_model.bin.index.json").path,
+                hint: "The folder holds pytorch_model-*.bin shards but not their index; download pytorch_model.bin.index.json too.")
+        }
+        throw ModelError.fileNotFound(
+            path: folder.appendingPathComponent("model.safetensors").path,
+            hint: "A model folder needs model.safetensors (or model.safetensors.index.json with its shards), or a PyTorch "
+                + "checkpoint: pytorch_model.bin, pytorch_model.bin.index.json with its shards, or *.pth files.")
+    }
+
+    /// The shard files an index's `weight_map` names, sorted, each checked to exist.
+    static func shardFiles(index: URL, folder: URL) throws -> [URL] {
+        try Array(Set(weightMap(index: index).values)).sorted().map { name in
+            guard !name.contains("/") else {
+                throw ModelError.badIndex(path: index.path, detail: "shard name '\(name)' must be a plain file name")
+            }
+            let url = folder.appendingPathComponent(name)
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw ModelError.fileNotFound(path: url.path, hint: "The index lists this shard; download all shards.")
+            }
+            return url
+        }
+    }
+
+    static func weightMap(index: URL) throws -> [String: String] {
+        let data: Data
+        do { data = try Data(contentsOf: index) } catch {
+            throw ModelError.cannotOpen(path: index.path, reason: error.localizedDescription)
+        }
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+              let weightMap = object["weight_map"] as? [String: String] else {
+            throw ModelError.badIndex(path: index.path, detail: "expected a JSON object with a 'weight_map'")
+        }
+        return weightMap
+    }
+
+    public init(folder: URL) throws {
+        let (format, index, files) = try Self.weightFiles(in: folder)
+        try self.init(folder: folder.path, format: format, index: index, files: files)
+    }
+
+    /// The tensors of one weight file outside a model folder: a safetensors file, or a PyTorch checkpoint (e.g.
+    /// MiniGPT-4's projector `.pth`). The format is recognised from the content, not the name.
+    public init(file: URL) throws {
+        let mapped = try MappedFile(path: file.path)
+        let isTorch = mapped.size >= 4 && (TorchZipArchive.looksLikeZip(UnsafeRawBufferPointer(start: mapped.base, count: 4))
+                                           || mapped.base.load(as: UInt8.self) == 0x80)
+        try self.init(folder: file.deletingLastPathComponent().path, format: isTorch ? .pytorch : .safetensors,
+                      index: nil, files: [file], mapped: mapped)
+    }
+
+    private init(folder: String, format: Format, index: URL?, files: [URL], mapped: MappedFile? = nil) throws {
+        self.folder = folder
+        self.format = format
+        self.paths = files.map(\.path)
+        var entries: [String: Slot] = [:]
+        var ordered: [String] = []
+        // Per file: name → slot, in the file's order.
+        var perFile: [String: [(String, Slot)]] = [:]
+        for url in files {
+            let file = try mapped ?? MappedFile(path: url.path)
+            switch format {
+            case .safetensors:
+                let st = try SafeTensorsFile(file: file)
+                perFile[url.lastPathComponent] = st.tensors.keys.sorted().map { ($0, .safetensors(st, st.tensors[$0]!)) }
+            case .pytorch:
+                let ckpt = try TorchCheckpointFile(file: file)
+                perFile[url.lastPathComponent] = ckpt.names.map { ($0, .torch(ckpt, ckpt.tensors[$0]!)) }
+            }
+        }
+        if let index {
+            let weightMap = try Self.weightMap(index: index)
+            for url in files {
+                for (name, slot) in perFile[url.lastPathComponent]! where weightMap[name] == url.lastPathComponent {
+                    entries[name] = slot
+                    ordered.append(name)
+                }
+            }
+            for (tensor, shard) in weightMap.sorted(by: { $0.key < $1.key }) where entries[tensor] == nil {
+                throw ModelError.badIndex(path: index.path, detail: "tensor '\(tensor)' is mapped to \(shard) but that shard lacks it")
+            }
+        } else {
+            for url in files {
+                for (name, slot) in perFile[url.lastPathComponent]! {
+                    if let earlier = entries[name] {
+                        throw ModelError.badIndex(
+                            path: url.path, detail: "tensor '\(name)' is also in \(earlier.path); keep one copy of each tensor in the folder "
+                                + "(move other checkpoints elsewhere)")
+                    }
+                    entries[name] = slot
+                    ordered.append(name)
+                }
+            }
+        }
         self.entries = entries
+        self.orderedNames = ordered
     }
 
     public var tensorNames: [String] { entries.keys.sorted() }
 
-    public func entry(_ name: String) -> TensorEntry? { entries[name]?.1 }
+    /// The tensor's dtype, shape and byte count. For a strided PyTorch view, `fileOffset` is that of its first
+    /// element and its bytes are not contiguous: read them with `withBytes`.
+    public func entry(_ name: String) -> TensorEntry? { entries[name]?.entry }
 
-    /// The entry, its bytes and its file, without checks (nil when absent).
+    /// The entry, its row-major bytes and the object that owns them, without checks (nil when absent).
     func located(_ name: String) -> (TensorEntry, UnsafeRawPointer, MappedFile)? {
-        guard let (fileIndex, entry) = entries[name] else { return nil }
-        return (entry, files[fileIndex].pointer(entry), files[fileIndex].file)
+        switch entries[name] {
+        case let .safetensors(file, entry)?:
+            return (entry, file.pointer(entry), file.file)
+        case let .torch(file, tensor)?:
+            let (owner, pointer) = file.contiguous(tensor)
+            return (tensor.entry, pointer, owner)
+        case nil:
+            return nil
+        }
     }
 
-    /// The entry, checked to exist, to have `shape` and a floating dtype Mirage computes with.
+    /// The file a tensor comes from.
+    public func path(of name: String) -> String? { entries[name]?.path }
+
+    /// The tensor's bytes in row-major order during `body` (in place, or a temporary copy of a strided view).
+    public func withBytes<R>(_ name: String, _ body: (TensorEntry, UnsafeRawBufferPointer) throws -> R) throws -> R {
+        guard let slot = entries[name] else { throw ModelError.missingTensor(tensor: name, folder: folder) }
+        switch slot {
+        case let .safetensors(file, entry):
+            return try body(entry, UnsafeRawBufferPointer(start: file.pointer(entry), count: entry.byteCount))
+        case let .torch(file, tensor):
+            return try file.withContiguousBytes(tensor) { try body(tensor.entry, $0) }
+        }
+    }
+
+    /// Drops the tensor's pages from the process's resident set (`MappedFile.releasePages`): for streaming
+    /// over a model larger than memory, after its bytes were used.
+    public func releasePages(_ name: String) {
+        switch entries[name] {
+        case let .safetensors(file, entry)?:
+            file.file.releasePages(offset: entry.fileOffset, count: entry.byteCount)
+        case let .torch(file, tensor)?:
+            file.file.releasePages(offset: tensor.fileOffset, count: tensor.spanBytes)
+        case nil:
+            break
+        }
+    }
+
+    /// The entry, checked to exist, to have `shape` and a floating dtype Mirage computes with; its row-major
+    /// bytes and the object that owns them.
     public func require(_ name: String, shape: [Int]) throws -> (TensorEntry, UnsafeRawPointer, MappedFile) {
-        guard let (fileIndex, entry) = entries[name] else {
+        guard let slot = entries[name] else {
             throw ModelError.missingTensor(tensor: name, folder: folder)
         }
+        let entry = slot.entry
         guard entry.shape == shape else {
             throw ModelError.wrongShape(tensor: name, expected: shape, actual: entry.shape)
         }
         guard entry.dtype.weightFormat != nil else {
-            throw ModelError.unsupportedDType(tensor: name, dtype: entry.dtype.rawValue, path: files[fileIndex].file.path)
+            throw ModelError.unsupportedDType(tensor: name, dtype: entry.dtype.rawValue, path: slot.path)
         }
-        return (entry, files[fileIndex].pointer(entry), files[fileIndex].file)
+        switch slot {
+        case let .safetensors(file, entry):
+            return (entry, file.pointer(entry), file.file)
+        case let .torch(file, tensor):
+            let (owner, pointer) = file.contiguous(tensor)
+            return (entry, pointer, owner)
+        }
     }
 
     /// A [rows × cols] weight matrix pointing into the mapping (no copy). In a pre-quantized folder

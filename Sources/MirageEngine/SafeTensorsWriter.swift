@@ -60,8 +60,17 @@ public final class SafeTensorsWriter {
         guard written + bytes.count <= totalBytes else {
             throw ModelError.writeFailed(path: path, reason: "more tensor bytes written than declared")
         }
-        buffer.append(contentsOf: bytes)
         written += bytes.count
+        if bytes.count >= Self.flushSize {
+            // A large tensor goes to the file straight from its memory (a mapping, for a conversion), not
+            // through a copy in the buffer.
+            try flush()
+            do { try handle.write(contentsOf: bytes) } catch {
+                throw ModelError.writeFailed(path: path, reason: error.localizedDescription)
+            }
+            return
+        }
+        buffer.append(contentsOf: bytes)
         if buffer.count >= Self.flushSize { try flush() }
     }
 

@@ -44,7 +44,7 @@ public struct FuzzTarget: Sendable {
 }
 
 /// Every fuzzed parser. Adding one is a function below and one line here (plus seeds in
-/// `Fuzz/corpus/<name>/`); the PyTorch pickle reader joins this way once it exists.
+/// `Fuzz/corpus/<name>/`).
 public enum FuzzTargets {
     public static let all: [FuzzTarget] = [
         FuzzTarget("json-scanner", maxLength: 4096, "MirageData JSONScanner: readAny, then skipValue over the same bytes") { try jsonScanner($0) },
@@ -54,6 +54,7 @@ public enum FuzzTargets {
         FuzzTarget("tokenizer-json", maxLength: 8192, "MirageEngine Tokenizer(tokenizerJSON:), then encode and decode a fixed text") { try tokenizerJSON($0) },
         FuzzTarget("sentencepiece", maxLength: 16384, "MirageEngine SentencePieceModel and Tokenizer(sentencePieceModel:), then encode and decode a fixed text") { try sentencePiece($0) },
         FuzzTarget("safetensors", maxLength: 4096, "MirageEngine SafeTensorsFile header validation") { try safetensors($0) },
+        FuzzTarget("torch-checkpoint", maxLength: 8192, "MirageEngine TorchCheckpointFile: ZIP directory, restricted unpickler, tensor views") { try torchCheckpoint($0) },
         FuzzTarget("protocol-yaml", maxLength: 8192, "MirageRunner RunProtocol.parse") { try protocolYAML($0) },
         FuzzTarget("experiment-yaml", maxLength: 4096, "MirageRunner Experiment.parse") { try experimentYAML($0) },
         FuzzTarget("image", maxLength: 16384, "MirageEngine ImageDecoder.decode (JPEG, PNG via CMirageImage)") { try image($0) },
@@ -124,6 +125,19 @@ public enum FuzzTargets {
     static func safetensors(_ data: Data) throws {
         let file = try SafeTensorsFile(file: MappedFile(copying: data, path: "fuzz.safetensors"))
         for entry in file.tensors.values { _ = entry.elementCount }
+    }
+
+    /// A `torch.save` archive: the ZIP directory, the pickle through `RestrictedUnpickler`, then every tensor's
+    /// bytes read in row-major order (strided views gathered), touching the first and last byte.
+    static func torchCheckpoint(_ data: Data) throws {
+        let checkpoint = try TorchCheckpointFile(file: MappedFile(copying: data, path: "fuzz.pth"))
+        var sum = 0
+        for name in checkpoint.names {
+            checkpoint.withContiguousBytes(checkpoint.tensors[name]!) { bytes in
+                if let first = bytes.first, let last = bytes.last { sum &+= Int(first) &+ Int(last) }
+            }
+        }
+        _ = sum
     }
 
     static func protocolYAML(_ data: Data) throws {

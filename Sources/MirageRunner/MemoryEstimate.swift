@@ -79,14 +79,11 @@ public struct MemoryEstimate: Sendable, Equatable {
     }
 }
 
-/// A model's identity for the store, without hashing gigabytes: SHA-256 over config.json, each safetensors
-/// file's name, size and header (tensor names, dtypes, shapes, offsets), and each PyTorch checkpoint's
-/// (`*.bin`, `*.pth`) name, size and first MiB (a torch.save zip stores its
-/// pickle, with tensor names, dtypes and shapes, first; a legacy checkpoint starts with its pickle), so a folder of .bin shards has a stable identity too.
+/// A model's identity for the store, without hashing gigabytes: SHA-256 over config.json, and each
+/// safetensors file's name, size and header (tensor names, dtypes, shapes, offsets); for a folder of PyTorch
+/// checkpoints (no safetensors), each weight file's name, size, pickle and serialization id
+/// (`TorchCheckpointFile.identity`).
 public enum ModelFingerprint {
-    /// Bytes read from the start of each PyTorch checkpoint file.
-    static let pytorchHeadBytes = 1 << 20
-
     /// The fingerprint of `folder`; `others` (folders the model loads besides, e.g. its vision tower) are
     /// hashed after it, so a folder without them keeps the fingerprint it always had.
     public static func compute(folder: URL, others: [URL]) throws -> String {
@@ -116,15 +113,12 @@ public enum ModelFingerprint {
             hash.update(lengthBytes)
             hash.update(handle.readData(ofLength: Int(min(length, 100_000_000))))
         }
-        let checkpoints = ((try? fm.contentsOfDirectory(atPath: folder.path)) ?? [])
-            .filter { $0.hasSuffix(".bin") || $0.hasSuffix(".pth") }.sorted()
-        for name in checkpoints {
-            let path = folder.appendingPathComponent(name).path
-            guard let handle = FileHandle(forReadingAtPath: path) else { continue }
-            defer { try? handle.close() }
-            let size = (try? fm.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0
-            hash.update("\(name)\n\(size)\n")
-            hash.update(handle.readData(ofLength: pytorchHeadBytes))
+        if files.isEmpty, let weights = try? TensorStore.weightFiles(in: folder), weights.format == .pytorch {
+            for url in weights.files {
+                let size = (try? fm.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.int64Value ?? 0
+                hash.update("\(url.lastPathComponent)\n\(size)\n")
+                hash.update(try TorchCheckpointFile.identity(path: url.path))
+            }
         }
         return hash.hexDigest()
     }

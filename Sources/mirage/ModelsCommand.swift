@@ -7,11 +7,18 @@ import MirageModels
 struct Models: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models",
-        abstract: "Create and manage model folders.",
+        abstract: "Create, convert and assemble model folders.",
+        discussion: """
+        synth writes a random-weight folder; convert turns PyTorch checkpoints (pytorch_model.bin, sharded .bin, \
+        .pth) into a safetensors folder; apply-delta rebuilds a model published as a delta to LLaMA (Shikra). \
+        Mirage also loads PyTorch checkpoint folders directly (docs/checkpoints.md).
+        """,
         subcommands: [
             ModelsSynth.self,
             ModelsQuantize.self,
             ModelsFamilies.self,
+            ModelsConvert.self,
+            ModelsApplyDelta.self,
         ])
 }
 
