@@ -56,30 +56,6 @@ import MirageTestSupport
         }
     }
 
-    @Test func pytorchCheckpointsAreFingerprinted() throws {
-        let folder = TestTemporary.url("mirage-runner-fingerprint")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        try Data(#"{"model_type": "llava"}"#.utf8).write(to: folder.appendingPathComponent("config.json"))
-        let empty = try ModelFingerprint.compute(folder: folder)
-        try Data(repeating: 1, count: 100).write(to: folder.appendingPathComponent("pytorch_model-00001-of-00002.bin"))
-        let one = try ModelFingerprint.compute(folder: folder)
-        let again = try ModelFingerprint.compute(folder: folder)
-        #expect(one != empty && one == again)
-        try Data(repeating: 2, count: 100).write(to: folder.appendingPathComponent("pytorch_model-00001-of-00002.bin"))
-        let changed = try ModelFingerprint.compute(folder: folder)
-        #expect(changed != one)
-        try Data(repeating: 2, count: 10).write(to: folder.appendingPathComponent("mm_projector.pth"))
-        #expect(try ModelFingerprint.compute(folder: folder) != changed)
-        // Bytes past the first MiB are not read (a 14 GB shard is not hashed), but the size is.
-        var big = Data(repeating: 0, count: ModelFingerprint.pytorchHeadBytes + 10)
-        try big.write(to: folder.appendingPathComponent("big.bin"))
-        let before = try ModelFingerprint.compute(folder: folder)
-        big[big.count - 1] = 9
-        try big.write(to: folder.appendingPathComponent("big.bin"))
-        #expect(try ModelFingerprint.compute(folder: folder) == before)
-    }
-
     /// The opera-* protocols render exactly the prompt OPERA's LLaVA-1.5 wrapper builds (its `<ImageHere>` is
     /// Mirage's `<image>`), per Tests/MirageModelsTests/Fixtures/paper-models/llava-original/reference.json.
     @Test func operaProtocolsRenderOperasLlavaPrompt() throws {
