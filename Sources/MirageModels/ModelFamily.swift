@@ -81,6 +81,8 @@ public enum ModelFamilies {
     /// Every family Mirage loads, most specific first.
     public static let all: [ModelFamily] = [
         .llava,
+        .instructBlip,
+        .blip2Llama,
     ]
 
     /// The family of the folder at `url`, or an error listing what Mirage loads.

@@ -1,0 +1,25 @@
+import Foundation
+import MirageEngine
+
+extension ModelFamily {
+    /// transformers' `Blip2ForConditionalGeneration` with a Llama decoder: EVA ViT-g, the BLIP-2 Q-Former (no
+    /// instruction), `language_projection`, Llama. (BLIP-2's published OPT / Flan-T5 decoders are not Llama and are
+    /// refused with a message.)
+    public static let blip2Llama: ModelFamily = ModelFamily(
+        name: "blip2",
+        summary: "BLIP-2 with a Llama decoder in the transformers layout (Blip2ForConditionalGeneration: EVA ViT-g + "
+            + "Q-Former + Llama)",
+        recognizes: { folder in
+            folder.modelType == "blip-2" || folder.architectures.contains("Blip2ForConditionalGeneration")
+        },
+        shape: { folder in try Blip2Config.load(folder: folder, readsInstruction: false).shape },
+        load: { folder, options in
+            try Blip2Model(family: .blip2Llama, folder: folder, readsInstruction: false,
+                           templates: ModelFamily.blip2Templates, options: options)
+        })
+
+    static let blip2Templates = [
+        Blip2Model.processorTemplate,
+        PromptTemplate(name: "raw", format: "{prompt}", summary: "the prompt as given; it must contain <image>"),
+    ]
+}
