@@ -150,16 +150,17 @@ public struct BlipVisionModel: @unchecked Sendable {
             WeightMatrix(rows: h, cols: h, format: entry.dtype.weightFormat!, data: pointer + i * h * rowBytes,
                          owner: file, precision: store.precision)
         }
-        var qBias = [Float](repeating: 0, count: h), vBias = qBias
-        let kBias = qBias
+        var qBias = [Float](repeating: 0, count: h), kBias = qBias, vBias = qBias
         if config.qkvBias {
             if lavis {
+                // LAVIS eva_vit.py Attention: qkv bias = cat(q_bias, zeros, v_bias).
                 qBias = try store.vector(p + "attn.q_bias", count: h)
                 vBias = try store.vector(p + "attn.v_bias", count: h)
             } else {
-                // transformers stores cat(q_bias, zeros, v_bias) as the fused projection's bias.
+                // transformers saves the fused bias cat(q_bias, zeros, v_bias) and applies all of it as stored.
                 let fused = try store.vector(p + "self_attn.qkv.bias", count: 3 * h)
                 qBias = Array(fused[0..<h])
+                kBias = Array(fused[h..<2 * h])
                 vBias = Array(fused[2 * h..<3 * h])
             }
         }

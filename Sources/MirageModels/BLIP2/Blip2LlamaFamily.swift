@@ -23,3 +23,12 @@ extension ModelFamily {
         PromptTemplate(name: "raw", format: "{prompt}", summary: "the prompt as given; it must contain <image>"),
     ]
 }
+
+extension ModelFamily {
+    /// A random-weight BLIP-2 (Llama) folder (`--size tiny` or `7b`: EVA ViT-g, BERT-base Q-Former, LLaMA-7B) in the
+    /// transformers layout, for `mirage models synth --arch blip2-llama` once the registry offers synthesis.
+    public static func synthesizeBlip2Llama(size: SyntheticBlip2Spec.Size, seed: UInt64, dtype: TensorDType = .f16,
+                                            to folder: URL, progress: (Double) -> Void = { _ in }) throws {
+        try SyntheticBlip2Spec(instruct: false, size: size, seed: seed, dtype: dtype).write(to: folder, progress: progress)
+    }
+}

@@ -27,3 +27,12 @@ extension ModelFamily {
         PromptTemplate(name: "raw", format: "{prompt}", summary: "the prompt as given; it must contain <image>"),
     ]
 }
+
+extension ModelFamily {
+    /// A random-weight InstructBLIP folder (`--size tiny` or `7b`: instructblip-vicuna-7b's shapes) in the
+    /// transformers layout, for `mirage models synth --arch instructblip` once the registry offers synthesis.
+    public static func synthesizeInstructBlip(size: SyntheticBlip2Spec.Size, seed: UInt64, dtype: TensorDType = .f16,
+                                              to folder: URL, progress: (Double) -> Void = { _ in }) throws {
+        try SyntheticBlip2Spec(instruct: true, size: size, seed: seed, dtype: dtype).write(to: folder, progress: progress)
+    }
+}
