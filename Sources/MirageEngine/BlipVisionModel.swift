@@ -15,6 +15,9 @@ public struct BlipVisionConfig: Sendable, Equatable {
     public var activation: GeluKind
     /// `qkv_bias`: q and v biases (k has none, as in EVA); false = no bias on the fused qkv projection.
     public var qkvBias: Bool
+    /// Eps of the final LayerNorm: `layer_norm_eps` for transformers' `post_layernorm`; LAVIS' `ln_vision` is a
+    /// default `nn.LayerNorm` (1e-5; salesforce/LAVIS lavis/models/blip2_models/blip2.py `init_vision_encoder`).
+    public var finalLayerNormEps: Float
 
     /// EVA ViT-g/14 as BLIP-2 and InstructBLIP use it: 1408 wide, 39 blocks, 16 heads, MLP 6144
     /// (mlp_ratio 4.3637), 224-pixel images in 14-pixel patches, LayerNorm eps 1e-6, exact (erf) GELU
@@ -25,7 +28,8 @@ public struct BlipVisionConfig: Sendable, Equatable {
                                                  qkvBias: true)
 
     public init(hiddenSize: Int, intermediateSize: Int, numLayers: Int, numHeads: Int, imageSize: Int, patchSize: Int,
-                layerNormEps: Float = 1e-6, activation: GeluKind = .erf, qkvBias: Bool = true) {
+                layerNormEps: Float = 1e-6, activation: GeluKind = .erf, qkvBias: Bool = true,
+                finalLayerNormEps: Float? = nil) {
         self.hiddenSize = hiddenSize
         self.intermediateSize = intermediateSize
         self.numLayers = numLayers
@@ -35,6 +39,7 @@ public struct BlipVisionConfig: Sendable, Equatable {
         self.layerNormEps = layerNormEps
         self.activation = activation
         self.qkvBias = qkvBias
+        self.finalLayerNormEps = finalLayerNormEps ?? layerNormEps
     }
 
     /// Reads a `vision_config` object; absent fields take Blip2VisionConfig's defaults (EVA ViT-g/14).
@@ -185,8 +190,8 @@ public struct BlipVisionModel: @unchecked Sendable {
         let embeddings = try patchEmbedding.embed(pixels, classToken: classEmbedding, pool: pool)
         let last = try encoder.run(embeddings: embeddings, tokens: n, layers: [config.numLayers])[0]
         var out = last
-        layerNormRows(last, weight: postNormWeight, bias: postNormBias, rows: n, width: h, eps: config.layerNormEps,
-                      into: &out)
+        layerNormRows(last, weight: postNormWeight, bias: postNormBias, rows: n, width: h,
+                      eps: config.finalLayerNormEps, into: &out)
         return out
     }
 }

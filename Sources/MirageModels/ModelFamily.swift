@@ -83,6 +83,8 @@ public enum ModelFamilies {
         .llava,
         .instructBlip,
         .blip2Llama,
+        .lavisInstructBlip,
+        .miniGPT4,
     ]
 
     /// The family of the folder at `url`, or an error listing what Mirage loads.

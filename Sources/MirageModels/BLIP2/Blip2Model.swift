@@ -68,10 +68,18 @@ public struct Blip2Config: Sendable {
 
     /// What the runner's memory estimate needs: decoder config, rows per image, the tower's f32 activations.
     public var shape: ModelShape {
-        let rows = Int64(vision.sequenceLength), h = Int64(vision.hiddenSize)
-        let towerBytes = rows * (6 * h + 2 * Int64(vision.intermediateSize)) * 4 + rows * rows * 4 * 2
-        return ModelShape(text: text, imageTokenCount: numQueryTokens, imageEncoderActivationBytes: towerBytes)
+        ModelShape(text: text, imageTokenCount: numQueryTokens, imageEncoderActivationBytes: Self.activationBytes(vision))
     }
+
+    /// f32 activations of one image through the tower: the rows' residual, norm, q/k/v, attention and MLP buffers
+    /// and two rows × rows score matrices.
+    static func activationBytes(_ vision: BlipVisionConfig) -> Int64 {
+        let rows = Int64(vision.sequenceLength), h = Int64(vision.hiddenSize)
+        return rows * (6 * h + 2 * Int64(vision.intermediateSize)) * 4 + rows * rows * 4 * 2
+    }
+
+    /// EVA ViT-g's (the LAVIS folders' shape is estimated before their tensors are read).
+    static let evaActivationBytes = activationBytes(.evaViTg)
 }
 
 /// transformers' `Blip2ForConditionalGeneration` (Llama decoder) and `InstructBlipForConditionalGeneration`:

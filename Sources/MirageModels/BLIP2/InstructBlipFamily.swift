@@ -19,7 +19,8 @@ extension ModelFamily {
 
     /// `processor` first (the default); `opera` is OPERA's InstructBLIP instruction template
     /// (shikiw/OPERA, chair_eval.py `INSTRUCTION_TEMPLATE["instructblip"]` = "<ImageHere><question>": the image rows,
-    /// then the question), which renders to the same token ids.
+    /// then the question), which renders to the same token ids with this layout's tokenizer. (OPERA's LAVIS set-up
+    /// also makes `</s>` the BOS and applies a 1.5 repetition penalty: settings of the original checkpoint layout.)
     static let instructBlipTemplates = [
         Blip2Model.processorTemplate,
         PromptTemplate(name: "opera", format: "\(PromptTemplate.imageMarker){prompt}",
