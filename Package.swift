@@ -91,7 +91,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "mirage", dependencies: [
-            "MirageText", "MirageData", "MirageMetrics", "MirageStore", "MirageEngine", "MirageKernels",
+            "MirageText", "MirageData", "MirageMetrics", "MirageStore", "MirageEngine", "MirageKernels", "MirageModels",
             "MirageDecoding", "MirageRunner", "MirageVisuals", "MirageAnalysis", "MirageCLISupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -9,6 +9,7 @@ struct Models: ParsableCommand {
         abstract: "Create and manage model folders.",
         subcommands: [
             ModelsSynth.self,
+            ModelsAssemble.self,
         ])
 }
 
