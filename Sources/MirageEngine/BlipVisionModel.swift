@@ -63,7 +63,7 @@ public struct BlipVisionConfig: Sendable, Equatable {
                   layerNormEps: try fields.optionalDouble("layer_norm_eps").map(Float.init) ?? d.layerNormEps,
                   activation: activation,
                   qkvBias: (json["qkv_bias"] as? Bool) ?? true)
-        try encoderConfig.validate(path: path, prefix: prefix)
+        try validate(path: path, prefix: prefix)
     }
 
     /// Rows of the output: the class token and one per patch.

@@ -57,23 +57,6 @@ public struct QFormerConfig: Sendable, Equatable {
         try validate(path: path, prefix: prefix)
     }
 
-    public func validate(path: String, prefix: String) throws {
-        func bad(_ field: String, _ detail: String) -> ModelError {
-            .badConfig(path: path, field: prefix + field, detail: detail)
-        }
-        for (name, value) in [("hidden_size", hiddenSize), ("intermediate_size", intermediateSize),
-                              ("num_hidden_layers", numLayers), ("num_attention_heads", numHeads),
-                              ("cross_attention_frequency", crossAttentionFrequency),
-                              ("encoder_hidden_size", encoderHiddenSize), ("vocab_size", vocabSize),
-                              ("max_position_embeddings", maxPositionEmbeddings)] where value <= 0 || value > 1 << 20 {
-            throw bad(name, "is \(value); it must be between 1 and \(1 << 20)")
-        }
-        guard hiddenSize % numHeads == 0 else {
-            throw bad("num_attention_heads", "is \(numHeads), which does not divide hidden_size \(hiddenSize)")
-        }
-        guard layerNormEps.isFinite && layerNormEps > 0 else { throw bad("layer_norm_eps", "must be a positive number") }
-    }
-
     public var headDim: Int { hiddenSize / numHeads }
     public func hasCrossAttention(_ layer: Int) -> Bool { layer % crossAttentionFrequency == 0 }
 }

@@ -37,13 +37,7 @@ public struct Blip2Config: Sendable {
         }
         imageTokenID = token
         self.readsInstruction = readsInstruction
-        guard numQueryTokens > 0 && numQueryTokens <= 4096 else {
-            throw ModelError.badConfig(path: path, field: "num_query_tokens", detail: "is \(numQueryTokens); it must be 1...4096")
-        }
-        guard qformer.encoderHiddenSize == vision.hiddenSize else {
-            throw ModelError.badConfig(path: path, field: "qformer_config.encoder_hidden_size",
-                                       detail: "is \(qformer.encoderHiddenSize) but vision_config.hidden_size is \(vision.hiddenSize): they must match")
-        }
+        try validate(path: path)
     }
 
     /// Fields a saved text_config may omit take transformers 5.24 LlamaConfig's defaults (configuration_llama.py).
@@ -80,6 +74,18 @@ public struct Blip2Config: Sendable {
 
     /// EVA ViT-g's (the LAVIS folders' shape is estimated before their tensors are read).
     static let evaActivationBytes = activationBytes(.evaViTg)
+}
+
+extension Blip2Config: ValidatedConfig {
+    /// The parts (each validated when read) against each other: query count, image placeholder, Q-Former input width.
+    public func validate(_ v: ConfigValidator) throws {
+        try v.count("num_query_tokens", numQueryTokens, in: 1...4096)
+        try v.count("image_token_index", imageTokenID, in: 0...(text.vocabSize - 1))
+        guard qformer.encoderHiddenSize == vision.hiddenSize else {
+            throw v.fail("qformer_config.encoder_hidden_size",
+                         "is \(qformer.encoderHiddenSize) but vision_config.hidden_size is \(vision.hiddenSize): they must match")
+        }
+    }
 }
 
 /// transformers' `Blip2ForConditionalGeneration` (Llama decoder) and `InstructBlipForConditionalGeneration`:
