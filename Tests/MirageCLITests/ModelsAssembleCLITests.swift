@@ -31,3 +31,21 @@ import MirageTestSupport
         #expect(pth.status != 0 && pth.stderr.contains("not a safetensors file"), "\(pth.stderr)")
     }
 }
+
+/// `mirage models synth --arch instructblip|blip2-llama`.
+@Suite struct ModelsSynthBlip2CLITests {
+    @Test(arguments: ["instructblip", "blip2-llama"])
+    func tinyFoldersAreWritten(_ arch: String) throws {
+        let binary = try #require(BuiltProducts.mirage, "the mirage executable was not built next to the tests")
+        let out = TestTemporary.url("synth-\(arch)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let made = try runProcess(binary, ["models", "synth", "--arch", arch, "--size", "tiny", "--seed", "3", "--out", out.path])
+        #expect(made.status == 0, "\(made.stderr)")
+        #expect(made.stdout.contains("4 image rows"), "\(made.stdout)")
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("config.json"))) as! [String: Any]
+        #expect(config["model_type"] as? String == (arch == "instructblip" ? "instructblip" : "blip-2"))
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("qformer_tokenizer/vocab.txt").path) == (arch == "instructblip"))
+        let refused = try runProcess(binary, ["models", "synth", "--arch", arch, "--size", "0.5b", "--out", out.path + "-x"])
+        #expect(refused.status != 0 && refused.stderr.contains("tiny or 7b"))
+    }
+}
