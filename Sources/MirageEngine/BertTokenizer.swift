@@ -17,6 +17,7 @@ public struct BertTokenizer: Sendable {
     public let stripAccents: Bool
     public let splitChineseCharacters: Bool
     public let maxCharactersPerWord: Int
+    public let unknownToken: String
     public let unknownID: Int
     public let clsID: Int
     public let sepID: Int
@@ -37,6 +38,7 @@ public struct BertTokenizer: Sendable {
         self.stripAccents = stripAccents ?? lowercase
         self.splitChineseCharacters = splitChineseCharacters
         self.maxCharactersPerWord = maxCharactersPerWord
+        self.unknownToken = unknownToken
         unknownID = try id(unknownToken)
         clsID = try id(clsToken)
         sepID = try id(sepToken)
@@ -93,10 +95,7 @@ public struct BertTokenizer: Sendable {
 
     /// The WordPiece tokens (`[UNK]` for words that do not split).
     public func tokenize(_ text: String) -> [String] {
-        let unknown = vocabulary.first { $0.value == unknownID }?.key ?? "[UNK]"
-        return words(normalize(text)).flatMap { word -> [String] in
-            wordPieces(word) ?? [unknown]
-        }
+        words(normalize(text)).flatMap { word -> [String] in wordPieces(word) ?? [unknownToken] }
     }
 
     /// BertNormalizer: clean text, CJK spacing, accent stripping, lowercasing (in that order).
