@@ -151,6 +151,28 @@ extension VisionConfig: ValidatedConfig {
     }
 }
 
+extension QFormerConfig: ValidatedConfig {
+    /// The BLIP-2 Q-Former's BERT stack, its cross-attention input and its instruction embeddings.
+    public func validate(_ v: ConfigValidator) throws {
+        try v.transformerStack(hiddenSize: hiddenSize, intermediateSize: intermediateSize,
+                               layers: numLayers, heads: numHeads)
+        try v.divisible("hidden_size", hiddenSize, by: "num_attention_heads", numHeads)
+        try v.count("cross_attention_frequency", crossAttentionFrequency, in: ConfigLimits.layers)
+        try v.count("encoder_hidden_size", encoderHiddenSize, in: ConfigLimits.hiddenSize)
+        try v.count("vocab_size", vocabSize, in: ConfigLimits.vocabSize)
+        try v.count("max_position_embeddings", maxPositionEmbeddings, in: ConfigLimits.maxPositionEmbeddings)
+        try v.positive("layer_norm_eps", Double(layerNormEps), max: ConfigLimits.epsMax, inclusive: false)
+    }
+}
+
+extension BlipVisionConfig: ValidatedConfig {
+    /// EVA ViT-g's sizes are the CLIP-style tower's (`encoderConfig`), plus its final LayerNorm's eps.
+    public func validate(_ v: ConfigValidator) throws {
+        try encoderConfig.validate(v)
+        try v.positive("layer_norm_eps (final)", Double(finalLayerNormEps), max: ConfigLimits.epsMax, inclusive: false)
+    }
+}
+
 extension JSONSerialization {
     /// The JSON object in a model folder's config file, with errors that say what is wrong with it:
     /// missing, a directory or unreadable, not JSON (with the parser's reason), or JSON but not an object.

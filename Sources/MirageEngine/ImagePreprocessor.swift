@@ -102,9 +102,10 @@ public struct ImagePreprocessorConfig: Equatable, Sendable {
         switch base {
         case "CLIPImageProcessor": config = .clip
         case "SiglipImageProcessor": config = .siglip
+        case "BlipImageProcessor": config = .blip
         default:
-            throw bad("image_processor_type \(type) is not supported: Mirage implements CLIPImageProcessor and "
-                + "SiglipImageProcessor")
+            throw bad("image_processor_type \(type) is not supported: Mirage implements CLIPImageProcessor, "
+                + "SiglipImageProcessor and BlipImageProcessor")
         }
         config.processorType = base
         func bool(_ key: String) throws -> Bool? {
@@ -146,8 +147,10 @@ public struct ImagePreprocessorConfig: Equatable, Sendable {
         }
         if let size = json["size"], !(size is NSNull) {
             if let n = size as? NSNumber {
-                // get_size_dict(int, default_to_square=False) → {"shortest_edge": n} for both classes.
-                config.size = .shortestEdge(try int(n, "size"))
+                // get_size_dict(int, default_to_square=False) → {"shortest_edge": n} for CLIP and SigLIP;
+                // BlipImageProcessor has default_to_square = True → {"height": n, "width": n}.
+                let side = try int(n, "size")
+                config.size = base == "BlipImageProcessor" ? .fixed(height: side, width: side) : .shortestEdge(side)
             } else if let dict = size as? [String: Any] {
                 if let h = dict["height"], let w = dict["width"] {
                     config.size = .fixed(height: try int(h, "size.height"), width: try int(w, "size.width"))

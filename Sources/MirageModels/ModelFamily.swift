@@ -105,6 +105,10 @@ public enum ModelFamilies {
         .llava,
         .llavaOriginal,
         .shikra,
+        .instructBlip,
+        .blip2Llama,
+        .lavisInstructBlip,
+        .miniGPT4,
     ]
 
     /// The family of the folder at `url`, or an error listing what Mirage loads.

@@ -31,6 +31,7 @@ struct MirageBench: ParsableCommand {
             BenchKernelsCommand.self,
             BenchEngine.self,
             BenchVision.self,
+            BenchBlip2.self,
             BenchTokenizer.self,
             BenchDecoders.self,
             BenchRunnerCommand.self,

@@ -19,6 +19,7 @@ struct Models: ParsableCommand {
             ModelsFamilies.self,
             ModelsConvert.self,
             ModelsApplyDelta.self,
+            ModelsAssemble.self,
         ])
 }
 
@@ -41,8 +42,14 @@ struct ModelsSynth: ParsableCommand {
         images with patch 8, other sizes: ViT-L/14-336 shapes) and the 2-layer projector, with \
         preprocessor_config.json, processor_config.json and `<image>` as the tokenizer's last token.
 
+        InstructBLIP / BLIP-2: --arch instructblip or blip2-llama writes InstructBlipForConditionalGeneration / \
+        Blip2ForConditionalGeneration with a Llama decoder (tiny: 32-wide EVA tower on 32×32 images, 32-wide \
+        Q-Former, 4 queries; 7b: instructblip-vicuna-7b's shapes, EVA ViT-g + BERT-base Q-Former + LLaMA-7B), \
+        with a BlipImageProcessor processor_config.json and, for InstructBLIP, a qformer_tokenizer/ (docs/models.md).
+
         Examples:
           mirage models synth --arch llava-llama --vision clip --size tiny --seed 3 --out ./tiny-llava
+          mirage models synth --arch instructblip --size tiny --seed 3 --out ./tiny-instructblip
           mirage models synth --arch qwen2 --size 0.5b --seed 1 --out /tmp/qwen2-0.5b-f16
           mirage models synth --arch llama --size tiny --seed 7 --out ./tiny --dtype f32
         """)

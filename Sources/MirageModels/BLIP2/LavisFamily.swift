@@ -1,0 +1,171 @@
+import Foundation
+import MirageEngine
+
+/// An assembled LAVIS-layout folder (InstructBLIP's blip2_vicuna_instruct or MiniGPT-4, as OPERA runs them;
+/// docs/models.md): config.json `{"model_type": "lavis-blip2", "lavis_arch", "vision_config": {"num_attention_heads"},
+/// "qformer_config": <BERT config>, "text_config": <Vicuna config>}`, the tensors (EVA under `visual_encoder.`,
+/// `ln_vision.*`, `Qformer.bert.*`, `query_tokens`, `llm_proj.*` / `llama_proj.*`, the Vicuna `model.*` and
+/// `lm_head.weight`), the Vicuna tokenizer, and for InstructBLIP `qformer_tokenizer/`.
+public struct LavisConfig: Sendable {
+    public enum Architecture: String, Sendable {
+        case instructBlip = "blip2_vicuna_instruct"
+        case miniGPT4 = "mini_gpt4"
+    }
+
+    public var architecture: Architecture
+    public var visionHeads: Int?
+    /// Where the EVA tensors are: "visual_encoder." (a LAVIS model state dict) or "" (`eva_vit_g.pth` as released).
+    public var visionPrefix: String
+    public var qformer: QFormerConfig
+    public var text: ModelConfig
+
+    public init(folder: ModelFolder) throws {
+        let path = folder.url.appendingPathComponent("config.json").path
+        let json = folder.config
+        guard let name = json["lavis_arch"] as? String, let architecture = Architecture(rawValue: name) else {
+            throw ModelError.badConfig(path: path, field: "lavis_arch",
+                                       detail: "must be blip2_vicuna_instruct or mini_gpt4 (the LAVIS model the folder was assembled from)")
+        }
+        guard let textJSON = json["text_config"] as? [String: Any], let qformerJSON = json["qformer_config"] as? [String: Any] else {
+            throw ModelError.badConfig(path: path, field: "text_config / qformer_config",
+                                       detail: "are missing: put the Vicuna folder's config.json and the Q-Former's BERT config.json there")
+        }
+        self.architecture = architecture
+        let vision = json["vision_config"] as? [String: Any]
+        visionHeads = vision?["num_attention_heads"] as? Int
+        visionPrefix = (vision?["tensor_prefix"] as? String) ?? "visual_encoder."
+        qformer = try QFormerConfig(json: qformerJSON, path: path)
+        text = try ModelConfig(json: Blip2Config.withLlamaDefaults(textJSON), path: path, prefix: "text_config.")
+    }
+
+    public static func isLavis(_ folder: ModelFolder, _ architecture: Architecture) -> Bool {
+        folder.modelType == "lavis-blip2" && (folder.config["lavis_arch"] as? String) == architecture.rawValue
+    }
+}
+
+/// InstructBLIP or MiniGPT-4 in LAVIS' layout behind `VisionLanguageModel`: `LavisImageEncoder` for the image rows,
+/// `LavisPrompts` for where they go, the Vicuna decoder as `languageModel`.
+public final class LavisBlip2Model: VisionLanguageModel, @unchecked Sendable {
+    public let family: ModelFamily
+    public let config: LavisConfig
+    public let languageModel: LanguageModel
+    public let encoder: LavisImageEncoder
+    public let qformerTokenizer: BertTokenizer?
+    let folder: URL
+
+    public init(family: ModelFamily, folder modelFolder: ModelFolder, options: LoadOptions = LoadOptions()) throws {
+        let config = try LavisConfig(folder: modelFolder)
+        self.family = family
+        self.config = config
+        folder = modelFolder.url
+        var store = try TensorStore(folder: folder)
+        store.precision = options.precision
+        let generation = try GenerationConfig.load(from: folder.appendingPathComponent("generation_config.json"))
+        languageModel = try LanguageModel(config: config.text, generationConfig: generation, tensors: store,
+                                          naming: .causalLM, options: options)
+        let instruct = config.architecture == .instructBlip
+        let vision = try LavisImageEncoder.visionConfig(store: store, prefix: config.visionPrefix, heads: config.visionHeads)
+        encoder = try LavisImageEncoder(store: store, vision: vision, qformer: config.qformer, readsInstruction: instruct,
+                                        projection: instruct ? "llm_proj." : "llama_proj.", visionPrefix: config.visionPrefix,
+                                        pool: languageModel.pool)
+        qformerTokenizer = instruct ? try BertTokenizer(folder: folder.appendingPathComponent("qformer_tokenizer")) : nil
+    }
+
+    public var architectureName: String { "\(family.name)-\(config.text.architecture.modelType)" }
+    public var imageTokenCount: Int { encoder.numQueryTokens }
+    public var imageRowsReadInstruction: Bool { config.architecture == .instructBlip }
+    public var templates: [PromptTemplate] {
+        config.architecture == .instructBlip ? ModelFamily.lavisInstructBlipTemplates : ModelFamily.miniGPT4Templates
+    }
+    public var defaultTemplate: PromptTemplate { templates[0] }
+
+    /// LAVIS' `blip_image_eval` at the tower's size: resize straight to it (bicubic), /255, CLIP mean/std.
+    public func pixels(ofImageAt path: String, padToSquare: Bool) throws -> PixelTensor {
+        guard !padToSquare else {
+            throw ModelError.invalidInput("\(family.name) resizes images straight to its input size; LLaVA's pad-to-square "
+                                          + "does not apply: drop --pad-to-square")
+        }
+        var processor = ImagePreprocessorConfig.blip
+        let side = encoder.vision.config.imageSize
+        processor.size = .fixed(height: side, width: side)
+        return try ImagePreprocessor(config: processor).process(try ImageDecoder.load(path: path))
+    }
+
+    /// InstructBLIP's Q-Former reads `instruction` (the prompt after the image marker, as OPERA's wrapper passes it).
+    public func embedImage(_ pixels: PixelTensor, instruction: String?) throws -> ImageEmbedding {
+        try encoder.embed(pixels, instructionIDs: qformerTokenizer.map { $0.encode(instruction ?? "") } ?? [])
+    }
+
+    /// MiniGPT-4: `[bos] + before + rows + after`, both parts without special tokens. InstructBLIP: rows + `</s>` (LAVIS'
+    /// BOS) + the text after the marker without special tokens; text before the marker is dropped, as the wrapper's
+    /// `prompt.split("<ImageHere>")[-1]` drops it.
+    public func prompt(_ text: String, tokenizer: Tokenizer, image: ImageEmbedding) throws -> MultimodalPrompt {
+        let parts = text.components(separatedBy: PromptTemplate.imageMarker)
+        guard parts.count == 2 else {
+            throw ModelError.invalidInput("the prompt must hold exactly one '\(PromptTemplate.imageMarker)' marker (the templates add it)")
+        }
+        switch config.architecture {
+        case .miniGPT4:
+            guard let bos = tokenizer.bosTokenID else {
+                throw ModelError.invalidInput("the tokenizer has no BOS token: use the Vicuna tokenizer saved in the model folder")
+            }
+            return try LavisPrompts.miniGPT4(bos: bos, before: tokenizer.encode(parts[0], addSpecialTokens: false),
+                                             after: tokenizer.encode(parts[1], addSpecialTokens: false), image: image)
+        case .instructBlip:
+            guard let eos = tokenizer.id(for: "</s>") else {
+                throw ModelError.invalidInput("the tokenizer has no </s> token, which LAVIS' InstructBLIP uses as BOS: use the Vicuna tokenizer")
+            }
+            return try LavisPrompts.instructBlip(llmIDs: [eos] + tokenizer.encode(parts[1], addSpecialTokens: false), image: image)
+        }
+    }
+}
+
+extension ModelFamily {
+    /// InstructBLIP as OPERA runs it from LAVIS' checkpoints (an assembled folder, docs/models.md).
+    public static let lavisInstructBlip: ModelFamily = ModelFamily(
+        name: "instructblip-lavis",
+        summary: "InstructBLIP in LAVIS' layout as OPERA runs it (blip2_vicuna_instruct: EVA ViT-g + Q-Former + Vicuna v1.1, "
+            + "an assembled folder)",
+        recognizes: { LavisConfig.isLavis($0, .instructBlip) },
+        shape: { folder in
+            let config = try LavisConfig(folder: folder)
+            return ModelShape(text: config.text, imageTokenCount: try lavisQueryCount(folder),
+                              imageEncoderActivationBytes: Blip2Config.evaActivationBytes)
+        },
+        load: { folder, options in try LavisBlip2Model(family: .lavisInstructBlip, folder: folder, options: options) },
+        templates: ModelFamily.lavisInstructBlipTemplates)
+
+    /// MiniGPT-4 (Vicuna v0) as OPERA runs it from LAVIS-style checkpoints (an assembled folder, docs/models.md).
+    public static let miniGPT4: ModelFamily = ModelFamily(
+        name: "minigpt4",
+        summary: "MiniGPT-4 as OPERA runs it (mini_gpt4: EVA ViT-g + BLIP-2 Q-Former + llama_proj + Vicuna v0, an assembled folder)",
+        recognizes: { LavisConfig.isLavis($0, .miniGPT4) },
+        shape: { folder in
+            let config = try LavisConfig(folder: folder)
+            return ModelShape(text: config.text, imageTokenCount: try lavisQueryCount(folder),
+                              imageEncoderActivationBytes: Blip2Config.evaActivationBytes)
+        },
+        load: { folder, options in try LavisBlip2Model(family: .miniGPT4, folder: folder, options: options) },
+        templates: ModelFamily.miniGPT4Templates)
+
+    /// `query_tokens`' row count, read from the tensor header without loading weights.
+    static func lavisQueryCount(_ folder: ModelFolder) throws -> Int {
+        let store = try TensorStore(folder: folder.url)
+        guard let entry = store.entry("query_tokens"), entry.shape.count == 3 else {
+            throw ModelError.missingTensor(tensor: "query_tokens", folder: folder.url.path)
+        }
+        return entry.shape[1]
+    }
+
+    /// OPERA's templates (shikiw/OPERA chair_eval.py `INSTRUCTION_TEMPLATE`).
+    static let lavisInstructBlipTemplates = [
+        PromptTemplate(name: "opera", format: "\(PromptTemplate.imageMarker){prompt}",
+                       summary: "OPERA's <ImageHere><question>: image rows, </s>, the question"),
+        PromptTemplate(name: "raw", format: "{prompt}", summary: "the prompt as given; it must contain <image>"),
+    ]
+    static let miniGPT4Templates = [
+        PromptTemplate(name: "opera", format: "###Human: <Img>\(PromptTemplate.imageMarker)</Img> {prompt} ###Assistant:",
+                       summary: "OPERA's ###Human: <Img><ImageHere></Img> <question> ###Assistant:"),
+        PromptTemplate(name: "raw", format: "{prompt}", summary: "the prompt as given; it must contain <image>"),
+    ]
+}
