@@ -62,7 +62,10 @@ public struct Blip2Config: Sendable {
 
     /// What the runner's memory estimate needs: decoder config, rows per image, the tower's f32 activations.
     public var shape: ModelShape {
-        ModelShape(text: text, imageTokenCount: numQueryTokens, imageEncoderActivationBytes: Self.activationBytes(vision))
+        var shape = ModelShape(text: text, imageTokenCount: numQueryTokens, imageEncoderActivationBytes: Self.activationBytes(vision))
+        // EVA ViT-g over its rows; the Q-Former (a few BERT layers over 32 queries) is small beside it.
+        shape.imageEncoderFLOPs = vision.encoderConfig.encoderFLOPs
+        return shape
     }
 
     /// f32 activations of one image through the tower: the rows' residual, norm, q/k/v, attention and MLP buffers

@@ -129,8 +129,10 @@ extension ModelFamily {
         recognizes: { LavisConfig.isLavis($0, .instructBlip) },
         shape: { folder in
             let config = try LavisConfig(folder: folder)
-            return ModelShape(text: config.text, imageTokenCount: try lavisQueryCount(folder),
-                              imageEncoderActivationBytes: Blip2Config.evaActivationBytes)
+            var shape = ModelShape(text: config.text, imageTokenCount: try lavisQueryCount(folder),
+                                   imageEncoderActivationBytes: Blip2Config.evaActivationBytes)
+            shape.imageEncoderFLOPs = BlipVisionConfig.evaViTg.encoderConfig.encoderFLOPs
+            return shape
         },
         load: { folder, options in try LavisBlip2Model(family: .lavisInstructBlip, folder: folder, options: options) },
         templates: ModelFamily.lavisInstructBlipTemplates)
@@ -142,8 +144,10 @@ extension ModelFamily {
         recognizes: { LavisConfig.isLavis($0, .miniGPT4) },
         shape: { folder in
             let config = try LavisConfig(folder: folder)
-            return ModelShape(text: config.text, imageTokenCount: try lavisQueryCount(folder),
-                              imageEncoderActivationBytes: Blip2Config.evaActivationBytes)
+            var shape = ModelShape(text: config.text, imageTokenCount: try lavisQueryCount(folder),
+                                   imageEncoderActivationBytes: Blip2Config.evaActivationBytes)
+            shape.imageEncoderFLOPs = BlipVisionConfig.evaViTg.encoderConfig.encoderFLOPs
+            return shape
         },
         load: { folder, options in try LavisBlip2Model(family: .miniGPT4, folder: folder, options: options) },
         templates: ModelFamily.miniGPT4Templates)
