@@ -3,6 +3,7 @@ import Testing
 import MirageData
 import MirageDecoding
 import MirageEngine
+import MirageTokenizers
 import MirageKernels
 import MirageMetrics
 import MirageModels

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import MirageEngine
+import MirageTokenizers
 import MirageModels
 import MirageTestSupport
 @testable import MirageRunner

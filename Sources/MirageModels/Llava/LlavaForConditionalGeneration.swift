@@ -1,5 +1,6 @@
 import Foundation
 import MirageEngine
+import MirageTokenizers
 import MirageKernels
 
 /// transformers' `LlavaForConditionalGeneration` for inference: a CLIP or SigLIP tower, the 2-layer GELU
