@@ -1,5 +1,6 @@
 import Foundation
 import MirageEngine
+import MirageImaging
 import MirageTokenizers
 
 /// A vision-language model as the rest of Mirage sees it: an image encoder that turns one image into rows of

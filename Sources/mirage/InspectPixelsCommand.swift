@@ -3,6 +3,7 @@ import Foundation
 import MirageCLISupport
 import MirageData
 import MirageEngine
+import MirageImaging
 
 /// `mirage inspect pixels`: what a model's image processor makes of
 /// one image.

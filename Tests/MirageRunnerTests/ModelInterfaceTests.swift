@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import MirageEngine
+import MirageImaging
 import MirageTokenizers
 import MirageModels
 import MirageTestSupport

@@ -1,5 +1,6 @@
 import Foundation
 import MirageEngine
+import MirageImaging
 
 extension ModelFamily {
     /// The original LLaVA-1.5 layout (liuhaotian/llava-v1.5-7b: `LlavaLlamaForCausalLM`, `mm_*` fields, the CLIP

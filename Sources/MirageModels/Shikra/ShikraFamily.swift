@@ -1,5 +1,6 @@
 import Foundation
 import MirageEngine
+import MirageImaging
 
 extension ModelFamily {
     /// Shikra-7B (shikras/shikra-7b-delta-v1 after apply_delta: `ShikraLlamaForCausalLM`), as OPERA runs it.
