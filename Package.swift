@@ -20,6 +20,8 @@ let package = Package(
         .library(name: "MirageText", targets: ["MirageText"]),
         .library(name: "MirageMetrics", targets: ["MirageMetrics"]),
         .library(name: "MirageEngine", targets: ["MirageEngine"]),
+        .library(name: "MirageTokenizers", targets: ["MirageTokenizers"]),
+        .library(name: "MirageImaging", targets: ["MirageImaging"]),
         .library(name: "MirageStore", targets: ["MirageStore"]),
         // For the package-benchmark suite in Benchmarks/ (its own package, which depends on this one by path).
         .library(name: "MirageKernels", targets: ["MirageKernels"]),
@@ -44,16 +46,21 @@ let package = Package(
         .target(name: "CMirageKernels", cSettings: optimisedC),
         /// SIMD kernels (linear layers in f32/f16/bf16/q8, element-wise math) and the persistent worker pool.
         .target(name: "MirageKernels", dependencies: ["CMirageKernels"], swiftSettings: optimised),
-        /// Weights, tokenizer, models, KV cache, sessions.
-        .target(name: "MirageEngine", dependencies: ["MirageKernels", "CMirageImage"], swiftSettings: optimised),
+        /// Tokenizers: tokenizer.json (BPE with its normalizers, pre-tokenizers, decoders, added tokens).
+        .target(name: "MirageTokenizers", swiftSettings: optimised),
+        /// Images: Pillow-exact JPEG/PNG decoding (EXIF orientation, RGB conversion), resampling, and the
+        /// CLIP/SigLIP image processors.
+        .target(name: "MirageImaging", dependencies: ["CMirageImage"], swiftSettings: optimised),
+        /// Weights, models, KV cache, sessions, vision towers.
+        .target(name: "MirageEngine", dependencies: ["MirageKernels", "MirageImaging"], swiftSettings: optimised),
         /// Longjmp-safe wrappers around libjpeg-turbo and libpng (Debian: libjpeg62-turbo-dev, libpng-dev).
         .target(name: "CMirageImage", cSettings: optimisedC, linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
 
         /// Vision-language model families behind one protocol (`VisionLanguageModel`) and their registry.
-        .target(name: "MirageModels", dependencies: ["MirageEngine", "MirageKernels"], swiftSettings: optimised),
+        .target(name: "MirageModels", dependencies: ["MirageEngine", "MirageTokenizers", "MirageImaging", "MirageKernels"], swiftSettings: optimised),
 
         /// Decoding methods behind one protocol.
-        .target(name: "MirageDecoding", dependencies: ["MirageEngine"]),
+        .target(name: "MirageDecoding", dependencies: ["MirageEngine", "MirageTokenizers"]),
 
         // MARK: Evaluation
         /// CHAIR's NLP: Punkt sentences, Treebank words, perceptron POS tags, WordNet lemmas.
@@ -74,14 +81,14 @@ let package = Package(
         // MARK: Experiments, analysis, reports
         /// Protocol and experiment files, image sets, and the loop that runs models x decoders x items into the store.
         .target(name: "MirageRunner", dependencies: [
-            "MirageEngine", "MirageModels", "MirageDecoding", "MirageData", "MirageMetrics", "MirageStore",
+            "MirageEngine", "MirageTokenizers", "MirageImaging", "MirageModels", "MirageDecoding", "MirageData", "MirageMetrics", "MirageStore",
             .product(name: "Yams", package: "Yams"),
         ]),
         /// Pictures without dependencies: PNG encoding, a raster canvas with a bitmap font, heatmaps, line plots, HTML reports.
         .target(name: "MirageVisuals", swiftSettings: optimised),
         /// Over-trust analysis: last-layer attention capture, summary-token detection, sub-sentence CHAIR by summary tokens.
         .target(name: "MirageAnalysis", dependencies: [
-            "MirageEngine", "MirageDecoding", "MirageMetrics", "MirageStore", "MirageVisuals", "MirageText",
+            "MirageEngine", "MirageTokenizers", "MirageDecoding", "MirageMetrics", "MirageStore", "MirageVisuals", "MirageText",
         ]),
 
         // MARK: Command line
@@ -91,7 +98,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "mirage", dependencies: [
-            "MirageText", "MirageData", "MirageMetrics", "MirageStore", "MirageEngine", "MirageModels", "MirageKernels",
+            "MirageText", "MirageData", "MirageMetrics", "MirageStore", "MirageEngine", "MirageTokenizers", "MirageImaging", "MirageModels", "MirageKernels",
             "MirageDecoding", "MirageRunner", "MirageVisuals", "MirageAnalysis", "MirageCLISupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -99,7 +106,7 @@ let package = Package(
         /// models kept between runs, the decoder benchmarks' prompt, random weights, the reference data.
         .target(name: "MirageBenchSupport", dependencies: ["MirageKernels", "MirageEngine", "MirageModels", "MirageDecoding", "MirageData", "MirageStore"]),
         .executableTarget(name: "mirage-bench", dependencies: [
-            "MirageText", "MirageData", "MirageMetrics", "MirageStore", "MirageEngine", "MirageModels", "MirageKernels",
+            "MirageText", "MirageData", "MirageMetrics", "MirageStore", "MirageEngine", "MirageTokenizers", "MirageImaging", "MirageModels", "MirageKernels",
             "MirageDecoding", "MirageRunner", "MirageVisuals", "MirageAnalysis", "MirageCLISupport", "MirageBenchSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -107,23 +114,23 @@ let package = Package(
         // MARK: Fuzzing
         /// Every file parser as `(Data) -> accepted | rejected`, shared by Fuzz/ (libFuzzer) and MirageFuzzTests (corpus replay).
         .target(name: "MirageFuzzTargets", dependencies: [
-            "MirageData", "MirageEngine", "MirageModels", "MirageMetrics", "MirageRunner", "MirageStore",
+            "MirageData", "MirageEngine", "MirageTokenizers", "MirageImaging", "MirageModels", "MirageMetrics", "MirageRunner", "MirageStore",
         ]),
 
         // MARK: Tests
         /// Locating ../shared/data (tests skip when it is absent) and the built `mirage` binary.
         .target(name: "MirageTestSupport", path: "Tests/MirageTestSupport"),
         .testTarget(name: "MirageKernelsTests", dependencies: ["MirageKernels", "MirageData", "MirageTestSupport"], swiftSettings: optimised),
-        .testTarget(name: "MirageEngineTests", dependencies: ["MirageEngine", "MirageData", "MirageTestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "MirageModelsTests", dependencies: ["MirageModels", "MirageEngine", "MirageKernels", "MirageData", "MirageDecoding", "MirageTestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "MirageDecodingTests", dependencies: ["MirageDecoding", "MirageTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "MirageEngineTests", dependencies: ["MirageEngine", "MirageTokenizers", "MirageImaging", "MirageData", "MirageTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "MirageModelsTests", dependencies: ["MirageModels", "MirageEngine", "MirageTokenizers", "MirageImaging", "MirageKernels", "MirageData", "MirageDecoding", "MirageTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "MirageDecodingTests", dependencies: ["MirageDecoding", "MirageTokenizers", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageTextTests", dependencies: ["MirageText", "MirageTestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "MirageDataTests", dependencies: ["MirageData", "MirageEngine", "MirageMetrics", "MirageTestSupport"]),
+        .testTarget(name: "MirageDataTests", dependencies: ["MirageData", "MirageEngine", "MirageImaging", "MirageMetrics", "MirageTestSupport"]),
         .testTarget(name: "MirageMetricsTests", dependencies: ["MirageMetrics", "MirageTestSupport"]),
         .testTarget(name: "MirageStoreTests", dependencies: ["MirageStore", "MirageTestSupport"]),
-        .testTarget(name: "MirageRunnerTests", dependencies: ["MirageRunner", "MirageModels", "MirageTestSupport"]),
-        .testTarget(name: "MirageVisualsTests", dependencies: ["MirageVisuals", "MirageEngine", "MirageData", "MirageTestSupport"]),
-        .testTarget(name: "MirageAnalysisTests", dependencies: ["MirageAnalysis", "MirageTestSupport"]),
+        .testTarget(name: "MirageRunnerTests", dependencies: ["MirageRunner", "MirageModels", "MirageTokenizers", "MirageImaging", "MirageTestSupport"]),
+        .testTarget(name: "MirageVisualsTests", dependencies: ["MirageVisuals", "MirageEngine", "MirageImaging", "MirageData", "MirageTestSupport"]),
+        .testTarget(name: "MirageAnalysisTests", dependencies: ["MirageAnalysis", "MirageTokenizers", "MirageImaging", "MirageTestSupport"]),
         .testTarget(name: "MirageFuzzTests", dependencies: ["MirageFuzzTargets", "MirageTestSupport"]),
         .testTarget(name: "MirageCLITests", dependencies: ["MirageTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Golden"]),

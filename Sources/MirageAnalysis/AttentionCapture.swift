@@ -1,6 +1,7 @@
 import Foundation
 import MirageDecoding
 import MirageEngine
+import MirageTokenizers
 
 /// Records a response's last-layer attention by teacher forcing.
 ///

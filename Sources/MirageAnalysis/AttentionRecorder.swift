@@ -1,6 +1,7 @@
 import Foundation
 import MirageDecoding
 import MirageEngine
+import MirageTokenizers
 import MirageStore
 
 /// The runner's per-item hook for `--record-attention`: after an item is recorded, captures the last

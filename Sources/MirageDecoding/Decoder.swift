@@ -2,6 +2,7 @@
 // `Decoder` protocol, driving MirageEngine sessions. See docs/decoders.md.
 import Foundation
 import MirageEngine
+import MirageTokenizers
 
 /// A decoding method with fixed parameters. `decode` runs one item (one prompt) from scratch.
 ///

@@ -1,5 +1,6 @@
 import Foundation
 import MirageEngine
+import MirageTokenizers
 
 /// The loop greedy and sampling share: prefill, then one token per pass until EOS, a stop string or
 /// `maxNewTokens`. `choose` gets the processed scores of the step and returns the token.

@@ -1,5 +1,6 @@
 import Foundation
 import MirageKernels
+import MirageImaging
 
 /// The vision side of a BLIP-2 / InstructBLIP checkpoint: what transformers calls `Blip2VisionModel` /
 /// `InstructBlipVisionModel` (modeling_blip_2.py, modeling_instructblip.py, transformers 5.24) and LAVIS calls

@@ -1,4 +1,5 @@
 import Foundation
+import MirageImaging
 import MirageKernels
 
 /// transformers' `CLIPVisionModel`: patch embedding (conv without bias) → [class token; patches] + position

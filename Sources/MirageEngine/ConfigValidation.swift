@@ -1,4 +1,5 @@
 import Foundation
+import MirageImaging
 
 /// The bounds every model config is checked against before anything is allocated from it. They are far
 /// above any published checkpoint (Llama 3.1 405B: hidden 16384, 126 layers, 128 heads, vocab 128256) and
@@ -18,7 +19,8 @@ public enum ConfigLimits {
     public static let epsMax = 1.0
     /// RoPE scaling factors (linear, dynamic, llama3).
     public static let ropeFactorMax = 1e6
-    public static let imageSize = 1...(1 << 14)
+    /// Image sides in pixels (`image_size`, and the preprocessor's sizes: `ImagePreprocessorConfig.sizeLimits`).
+    public static let imageSize = ImagePreprocessorConfig.sizeLimits
     /// Patches per image side (image_size / patch_size): at most 256, i.e. 65,536 patches per image.
     public static let patchesPerSide = 1...256
     /// Hidden states a LLaVA projector may concatenate (`vision_feature_layer` as a list).

@@ -1,4 +1,5 @@
 import Foundation
+import MirageImaging
 import MirageKernels
 
 /// transformers' `SiglipVisionModel`: patch embedding (conv with bias) + position embeddings (no class token,

@@ -1,4 +1,5 @@
 import Foundation
+import MirageImaging
 
 /// Deterministic random-weight InstructBLIP / BLIP-2 (Llama) folders in transformers 5.24's save_pretrained layout
 /// (`vision_model.*`, `query_tokens`, `qformer.*`, `language_projection.*`, `language_model.*`), with the processor

@@ -1,4 +1,5 @@
 import Foundation
+import MirageImaging
 
 /// Deterministic random-weight vision towers and LLaVA folders (`mirage models synth --arch llava-*`),
 /// written as transformers 5.24 saves them, so transformers loads them too.

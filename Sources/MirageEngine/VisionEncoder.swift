@@ -1,9 +1,10 @@
 import Foundation
+import MirageImaging
 import MirageKernels
 
 extension PixelTensor {
     /// A pixel tensor from values already laid out `[channels][height][width]`, checked for size
-    /// (the memberwise initialiser is internal to the module).
+    /// (`init(channels:height:width:values:)` does not check).
     public init(validating values: [Float], channels: Int = 3, height: Int, width: Int) throws {
         guard values.count == channels * height * width else {
             throw ModelError.invalidInput("pixel tensor [\(channels), \(height), \(width)] needs \(channels * height * width) values, got \(values.count)")

@@ -1,6 +1,8 @@
 import Foundation
 import MirageData
 import MirageEngine
+import MirageImaging
+import MirageTokenizers
 import MirageMetrics
 import MirageModels
 import MirageRunner

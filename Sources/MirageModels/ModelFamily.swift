@@ -83,11 +83,15 @@ public struct ModelFamily: Sendable {
     public var templates: [PromptTemplate]
     /// How `mirage models synth` writes random-weight folders of this family (nil: it writes none).
     public var synthesizer: ModelSynthesizer?
+    /// The folder whose preprocessor_config.json preprocesses the family's images (`mirage inspect pixels`):
+    /// the model folder, or a tower folder kept elsewhere (llava-original, shikra).
+    public var imageProcessorFolder: @Sendable (ModelFolder) throws -> URL
 
     public init(name: String, summary: String, recognizes: @escaping @Sendable (ModelFolder) -> Bool,
                 shape: @escaping @Sendable (ModelFolder) throws -> ModelShape,
                 load: @escaping @Sendable (ModelFolder, LoadOptions) throws -> any VisionLanguageModel,
-                templates: [PromptTemplate] = [], synthesizer: ModelSynthesizer? = nil) {
+                templates: [PromptTemplate] = [], synthesizer: ModelSynthesizer? = nil,
+                imageProcessorFolder: @escaping @Sendable (ModelFolder) throws -> URL = { $0.url }) {
         self.name = name
         self.summary = summary
         self.recognizes = recognizes
@@ -95,6 +99,7 @@ public struct ModelFamily: Sendable {
         self.load = load
         self.templates = templates
         self.synthesizer = synthesizer
+        self.imageProcessorFolder = imageProcessorFolder
     }
 }
 
@@ -136,6 +141,15 @@ public enum ModelFamilies {
         var folder = found
         folder.visionTower = options.visionTower
         return try family.load(folder, options)
+    }
+
+    /// The folder holding the image processor config of the model at `url` (`ModelFamily.imageProcessorFolder`):
+    /// `url` itself for folders no family recognises.
+    public static func imageProcessorFolder(of url: URL, visionTower: URL? = nil) throws -> URL {
+        guard let (family, found) = try? family(of: url) else { return url }
+        var folder = found
+        folder.visionTower = visionTower
+        return try family.imageProcessorFolder(folder)
     }
 
     /// The folder's shape without loading weights (`visionTower`: as `LoadOptions.visionTower`).

@@ -1,5 +1,7 @@
 import Foundation
 import MirageEngine
+import MirageImaging
+import MirageTokenizers
 
 /// A vision-language model as the rest of Mirage sees it: an image encoder that turns one image into rows of
 /// the language model's embedding space, a prompt builder that places those rows where the family's reference

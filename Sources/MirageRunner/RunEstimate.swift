@@ -5,6 +5,7 @@ import MirageEngine
 import MirageKernels
 import MirageModels
 import MirageStore
+import MirageTokenizers
 
 /// This machine's speed for one model's matrix shapes, measured in about a second with the engine's own
 /// kernels (`mirage run --estimate`). Decode streams weights, so it is timed on copies of the model's largest

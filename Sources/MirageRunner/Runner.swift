@@ -2,6 +2,8 @@ import Foundation
 import MirageData
 import MirageDecoding
 import MirageEngine
+import MirageImaging
+import MirageTokenizers
 import MirageKernels
 import MirageMetrics
 import MirageModels

@@ -3,6 +3,7 @@ import Foundation
 import MirageCLISupport
 import MirageEngine
 import MirageKernels
+import MirageImaging
 
 /// `mirage-bench blip2`: one image through EVA ViT-g/14 and the InstructBLIP Q-Former.
 struct BenchBlip2: ParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MirageCLISupport
 import MirageEngine
+import MirageImaging
 
 /// `mirage-bench images`: JPEG/PNG decoding and preprocessing time per image.
 struct BenchImagesCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MirageEngine
+import MirageTokenizers
 
 /// `mirage-bench model-tokenizer`: tokenizer load, encode and decode speed.
 struct BenchTokenizer: ParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MirageCLISupport
 import MirageEngine
+import MirageImaging
 import MirageKernels
 
 /// `mirage-bench vision`: one image through a CLIP ViT-L/14-336-shaped tower.

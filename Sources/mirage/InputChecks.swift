@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MirageEngine
+import MirageImaging
 import MirageModels
 
 #if canImport(Glibc)

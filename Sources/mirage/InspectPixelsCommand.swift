@@ -3,6 +3,8 @@ import Foundation
 import MirageCLISupport
 import MirageData
 import MirageEngine
+import MirageImaging
+import MirageModels
 
 /// `mirage inspect pixels`: what a model's image processor makes of
 /// one image.
@@ -27,8 +29,11 @@ struct InspectPixels: ParsableCommand {
           mirage inspect pixels --model ~/llava-v1.5-7b --image c.jpg --dump px.f32
         """)
 
-    @Option(name: .long, help: ArgumentHelp("Model folder with preprocessor_config.json (or processor_config.json).", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("Model folder with preprocessor_config.json (or processor_config.json); for a model that keeps its vision tower elsewhere (llava-original, shikra), the tower folder's is used.", valueName: "dir"))
     var model: String
+
+    @Option(name: .long, help: ArgumentHelp("The vision tower folder of a model that keeps it outside its folder (default: found as `mirage generate` finds it; docs/vision.md).", valueName: "dir"))
+    var visionTower: String?
 
     @Option(name: .long, help: ArgumentHelp("The JPEG or PNG image.", valueName: "file"))
     var image: String
@@ -55,7 +60,10 @@ struct InspectPixels: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let modelDir = (model as NSString).expandingTildeInPath
-            let config = try ImagePreprocessorConfig.load(modelDirectory: modelDir)
+            let processorDir = try ModelFamilies.imageProcessorFolder(
+                of: URL(fileURLWithPath: modelDir),
+                visionTower: visionTower.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }).path
+            let config = try ImagePreprocessorConfig.load(modelDirectory: processorDir)
             let imagePath = try InputFile.check(image, option: "--image")
             let processor = ImagePreprocessor(config: config)
             let pad = padSquare ?? ImagePreprocessor.llavaPadsToSquare(modelDirectory: modelDir)

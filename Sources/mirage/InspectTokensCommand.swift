@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MirageEngine
+import MirageTokenizers
 
 /// `mirage inspect tokens`: how a model's tokenizer splits a text.
 struct InspectTokens: ParsableCommand {

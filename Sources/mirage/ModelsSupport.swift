@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MirageEngine
+import MirageTokenizers
 import MirageKernels
 import MirageModels
 

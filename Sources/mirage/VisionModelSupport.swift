@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MirageEngine
+import MirageTokenizers
 import MirageModels
 
 /// `--image`, `--template`, `--pad-to-square`: options of the commands that run vision-language models.

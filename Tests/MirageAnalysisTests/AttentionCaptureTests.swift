@@ -4,6 +4,7 @@ import Testing
 @testable import MirageAnalysis
 import MirageDecoding
 import MirageEngine
+import MirageTokenizers
 import MirageStore
 
 /// A tiny synthetic LLaMA (2 layers, hidden 64, 4 heads) with its tokenizer, in a temporary folder.

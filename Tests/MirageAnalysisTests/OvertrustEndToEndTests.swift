@@ -3,6 +3,7 @@ import Testing
 import MirageTestSupport
 @testable import MirageAnalysis
 import MirageEngine
+import MirageImaging
 import MirageStore
 import MirageVisuals
 

@@ -121,6 +121,9 @@ import MirageTestSupport
                     "--ids", "--ignore-eos"]
         let beside = try mirage(args)
         #expect(beside.status == 0, "\(beside.stderr)")
+        // inspect pixels reads the tower folder's preprocessor_config.json.
+        let pixels = try mirage(["inspect", "pixels", "--model", model.path, "--image", image, "--no-pad-square"])
+        #expect(pixels.status == 0 && pixels.stdout.contains("crop       32x32"), "\(pixels.stdout) \(pixels.stderr)")
         let moved = root.appendingPathComponent("towers/elsewhere")
         try FileManager.default.createDirectory(at: moved.deletingLastPathComponent(), withIntermediateDirectories: true)
         try FileManager.default.moveItem(at: tower, to: moved)

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import MirageData
 import MirageEngine
+import MirageImaging
 import MirageMetrics
 import MirageText
 import MirageTestSupport

@@ -1,6 +1,7 @@
 import Foundation
 import MirageDecoding
 import MirageEngine
+import MirageTokenizers
 import Testing
 
 @Suite struct RegistryTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import MirageEngine
+@testable import MirageImaging
 
 /// Decoding parity with transformers' `load_image` (Pillow 13: open, exif_transpose, convert("RGB")) and
 /// the PIL-backend processors' `convert_to_rgb`, on committed synthetic files.

@@ -1,6 +1,7 @@
 import Foundation
 import MirageData
 @testable import MirageEngine
+@testable import MirageImaging
 
 /// Tests/MirageEngineTests/Fixtures/images, written by Scripts/fixtures/make_image_fixtures.py from
 /// Pillow 13.0.0 + transformers 5.24.0.

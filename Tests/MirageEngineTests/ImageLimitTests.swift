@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import MirageData
 @testable import MirageEngine
+@testable import MirageImaging
 import MirageTestSupport
 
 /// The decoded-pixel limit: a small file declaring a huge image is refused from its header, before the

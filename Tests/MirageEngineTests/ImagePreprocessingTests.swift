@@ -2,6 +2,7 @@ import Foundation
 import MirageTestSupport
 import Testing
 @testable import MirageEngine
+@testable import MirageImaging
 
 /// Resampling and preprocessing parity with Pillow 13 + transformers 5.24 (PIL backend).
 @Suite struct ImagePreprocessingTests {

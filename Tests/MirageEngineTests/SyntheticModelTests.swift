@@ -2,6 +2,7 @@ import Foundation
 import MirageTestSupport
 import Testing
 @testable import MirageEngine
+@testable import MirageTokenizers
 
 /// `mirage models synth` folders: loadable by Mirage (model and tokenizer), deterministic per seed.
 @Suite struct SyntheticModelTests {

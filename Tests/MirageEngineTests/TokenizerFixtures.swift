@@ -1,5 +1,6 @@
 import Foundation
 @testable import MirageEngine
+@testable import MirageTokenizers
 
 /// The committed tokenizer fixtures (Scripts/fixtures/make_tokenizer_fixtures.py): small trained
 /// tokenizers and transformers' encodings of a caption corpus plus hard cases.

@@ -2,6 +2,7 @@ import Foundation
 import MirageTestSupport
 import Testing
 @testable import MirageEngine
+@testable import MirageTokenizers
 
 /// Parity with transformers 5.24 / tokenizers 0.23.3 on the recorded corpus, for every fixture folder.
 @Suite struct TokenizerParityTests {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import MirageKernels
 @testable import MirageEngine
+@testable import MirageTokenizers
 
 /// Issue 4's logit bounds on a *trained* model: Fixtures/models/llama-trained-f16, a 2-layer GQA Llama trained
 /// on image captions with its own byte-level BPE tokenizer, stored in float16

@@ -1,6 +1,7 @@
 import Foundation
 import MirageEngine
 import Testing
+import MirageTokenizers
 
 /// The Q-Former's BERT WordPiece tokenizer against transformers 5.24's BertTokenizer on tricky strings: accents and
 /// combining marks, ASCII and Unicode punctuation, CJK (and Hangul / kana, which are not split), words of 99, 100,

@@ -2,6 +2,7 @@ import Foundation
 import MirageEngine
 import MirageModels
 import Testing
+import MirageTokenizers
 
 /// Tiny InstructBLIP and BLIP-2 (Llama) folders (f32 with tied embeddings, bf16 with GQA, f16 with GQA and odd
 /// widths) against transformers 5.24: pixel values bit for bit, the processors' input_ids / qformer_input_ids,

@@ -3,6 +3,7 @@ import MirageEngine
 import MirageModels
 import MirageTestSupport
 import Testing
+import MirageTokenizers
 
 /// Random-weight tiny InstructBLIP / BLIP-2 folders written by Mirage load through the registry and run end to end;
 /// only InstructBLIP's image rows depend on the instruction.

@@ -4,6 +4,8 @@ import MirageKernels
 import MirageModels
 import MirageTestSupport
 import Testing
+import MirageImaging
+import MirageTokenizers
 
 /// The image encoders of InstructBLIP and MiniGPT-4 in LAVIS' original layout (EVA `visual_encoder.*`, `ln_vision`,
 /// `Qformer.bert.*`, `llm_proj` / `llama_proj`) against OPERA's own wrappers (blip2_vicuna_instruct.py,

@@ -4,6 +4,7 @@ import MirageKernels
 import MirageModels
 import MirageTestSupport
 import Testing
+import MirageTokenizers
 
 /// The `instructblip-lavis` and `minigpt4` families on LAVIS-layout folders put together by `LavisAssembly`, against OPERA's wrappers on the
 /// tiny paper-model fixtures: loaded through the registry, OPERA's template rendered and tokenized into the wrapper's

@@ -1,6 +1,7 @@
 import Foundation
 @testable import MirageModels
 import MirageEngine
+import MirageImaging
 
 /// The tiny LLaVA reference models of Tests/MirageEngineTests/Fixtures/llava (Scripts/fixtures/make_tiny_llava.py).
 enum LlavaFixtures {

@@ -1,6 +1,7 @@
 import Foundation
 @testable import MirageModels
 import MirageEngine
+import MirageTokenizers
 import MirageTestSupport
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import MirageEngine
+import MirageTokenizers
 @testable import MirageModels
 import MirageTestSupport
 import Testing

@@ -3,6 +3,7 @@ import Foundation
 import MirageTestSupport
 import Testing
 @testable import MirageEngine
+@testable import MirageTokenizers
 
 /// `SyntheticLlavaSpec.words`: each word becomes one space-led token, and only those tokens' LM-head rows
 /// are scaled (exactly: the random stream of every tensor is the plain model's).

@@ -1,6 +1,7 @@
 import Foundation
 @testable import MirageModels
 import MirageEngine
+import MirageImaging
 import MirageKernels
 import MirageTestSupport
 import Testing

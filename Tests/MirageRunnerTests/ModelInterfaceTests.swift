@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import MirageEngine
+import MirageImaging
+import MirageTokenizers
 import MirageModels
 import MirageTestSupport
 @testable import MirageRunner

@@ -1,5 +1,6 @@
 import Foundation
 import MirageEngine
+import MirageImaging
 import MirageTestSupport
 import Testing
 @testable import MirageVisuals

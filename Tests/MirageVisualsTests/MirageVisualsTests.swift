@@ -4,6 +4,7 @@
 import Foundation
 import MirageData
 import MirageEngine
+import MirageImaging
 @testable import MirageVisuals
 
 func decodePNG(_ bytes: [UInt8]) throws -> RGBImage {

@@ -1,6 +1,8 @@
 import Foundation
 import MirageEngine
 import MirageKernels
+import MirageImaging
+import MirageTokenizers
 
 /// A BLIP-2-style config.json (`Blip2ForConditionalGeneration`, `InstructBlipForConditionalGeneration`):
 /// vision_config, qformer_config, text_config, num_query_tokens, image_token_index.

@@ -1,5 +1,7 @@
 import Foundation
 import MirageEngine
+import MirageImaging
+import MirageTokenizers
 
 /// An assembled LAVIS-layout folder (InstructBLIP's blip2_vicuna_instruct or MiniGPT-4, as OPERA runs them;
 /// docs/models.md): config.json `{"model_type": "lavis-blip2", "lavis_arch", "vision_config": {"num_attention_heads"},

@@ -1,6 +1,7 @@
 import Foundation
 import MirageEngine
 import MirageKernels
+import MirageImaging
 
 /// The image half of LAVIS' BLIP-2 models as OPERA's wrappers run them (salesforce/LAVIS
 /// lavis/models/blip2_models/blip2.py, blip2_vicuna_instruct.py; shikiw/OPERA minigpt4/models/mini_gpt4.py,

@@ -1,5 +1,7 @@
 import Foundation
 import MirageEngine
+import MirageImaging
+import MirageTokenizers
 
 extension ModelFamily {
     /// transformers' `LlavaForConditionalGeneration` (llava-hf/llava-1.5-7b-hf and the like): a CLIP or SigLIP

@@ -1,5 +1,7 @@
 import Foundation
 import MirageEngine
+import MirageImaging
+import MirageTokenizers
 import MirageKernels
 
 /// transformers' `LlavaForConditionalGeneration` for inference: a CLIP or SigLIP tower, the 2-layer GELU

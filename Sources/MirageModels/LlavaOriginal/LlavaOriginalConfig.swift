@@ -93,6 +93,13 @@ public struct LlavaOriginalConfig: Sendable, Equatable {
         padsToSquare = (json["image_aspect_ratio"] as? String) == "pad"
     }
 
+    /// The tower folder of a model folder: its config's `mm_vision_tower`, found by `VisionTowerLocator`
+    /// (`folder.visionTower` first).
+    public static func towerFolder(of folder: ModelFolder) throws -> URL {
+        let config = try LlavaOriginalConfig(json: folder.config, path: folder.url.appendingPathComponent("config.json").path)
+        return try VisionTowerLocator.locate(config.visionTower, model: folder.url, given: folder.visionTower)
+    }
+
     /// The tower's configuration from its folder's config.json: a full `CLIPConfig` (its `vision_config`) or a
     /// `CLIPVisionConfig`.
     public static func towerConfig(folder: URL) throws -> VisionConfig {

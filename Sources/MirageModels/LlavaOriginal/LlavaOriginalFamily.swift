@@ -1,5 +1,6 @@
 import Foundation
 import MirageEngine
+import MirageImaging
 
 extension ModelFamily {
     /// The original LLaVA-1.5 layout (liuhaotian/llava-v1.5-7b: `LlavaLlamaForCausalLM`, `mm_*` fields, the CLIP
@@ -37,7 +38,8 @@ extension ModelFamily {
                 return "LlavaLlamaForCausalLM, \(t.numLayers) layers, hidden \(t.hiddenSize), vocab \(t.vocabSize), "
                     + "\(request.dtype.rawValue.lowercased()), mlp2x_gelu projector, \(spec.imageTokenCount) image rows; "
                     + "CLIP tower \(v.imageSize)px/\(v.patchSize) in \(tower.path) (mm_vision_tower \(spec.towerName))"
-            }))
+            }),
+        imageProcessorFolder: { folder in try LlavaOriginalConfig.towerFolder(of: folder) })
 }
 
 extension LlavaOriginalForCausalLM: VisionLanguageModel {

@@ -1,5 +1,7 @@
 import Foundation
 import MirageEngine
+import MirageImaging
+import MirageTokenizers
 import MirageKernels
 
 /// The original LLaVA-1.5 (`LlavaLlamaForCausalLM` of haotian-liu/LLaVA, as OPERA's `minigpt4/models/llava.py`

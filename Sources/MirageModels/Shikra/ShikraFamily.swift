@@ -1,5 +1,6 @@
 import Foundation
 import MirageEngine
+import MirageImaging
 
 extension ModelFamily {
     /// Shikra-7B (shikras/shikra-7b-delta-v1 after apply_delta: `ShikraLlamaForCausalLM`), as OPERA runs it.
@@ -34,7 +35,8 @@ extension ModelFamily {
                 return "ShikraLlamaForCausalLM, \(t.numLayers) layers, hidden \(t.hiddenSize), vocab \(t.vocabSize), "
                     + "\(request.dtype.rawValue.lowercased()), linear projector, \(v.numPatches) image rows between <im_start> and <im_end>; "
                     + "CLIP tower \(v.imageSize)px/\(v.patchSize) in \(tower.path) (mm_vision_tower \(spec.towerName))"
-            }))
+            }),
+        imageProcessorFolder: { folder in try LlavaOriginalConfig.towerFolder(of: folder) })
 }
 
 extension ShikraForCausalLM: VisionLanguageModel {

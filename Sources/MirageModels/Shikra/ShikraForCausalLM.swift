@@ -1,5 +1,6 @@
 import Foundation
 import MirageEngine
+import MirageTokenizers
 
 /// Shikra-7B (`ShikraLlamaForCausalLM` of shikras/shikra, shikras/shikra-7b-delta-v1 after `apply_delta`), as
 /// OPERA's `minigpt4/models/shikra.py` runs it: a LLaMA decoder, a CLIP ViT-L/14 (224 px) tower from its own

@@ -6,6 +6,10 @@ import Foundation
 /// `preprocessor_config.json`. Steps, in order: optional LLaVA pad-to-square, resize (Pillow),
 /// centre crop, rescale, normalize, channel-first float32 output.
 public struct ImagePreprocessorConfig: Equatable, Sendable {
+    /// Sizes (resize targets, crop sides) a preprocessor config may ask for: 1...16384 pixels a side (also
+    /// `ConfigLimits.imageSize` for a tower's `image_size`).
+    public static let sizeLimits = 1...(1 << 14)
+
     /// How `size` is interpreted.
     public enum Size: Equatable, Sendable {
         /// Scale so the shorter side is `n`; the longer is `Int(n * long / short)` (truncated).
@@ -125,7 +129,7 @@ public struct ImagePreprocessorConfig: Equatable, Sendable {
             return list.map(\.doubleValue)
         }
         func int(_ value: Any?, _ key: String) throws -> Int {
-            let sizes = ConfigLimits.imageSize
+            let sizes = Self.sizeLimits
             guard let n = value as? NSNumber, let v = Int(exactly: n.doubleValue), sizes.contains(v) else {
                 throw bad("\(key) is \(value.map { "\($0)" } ?? "missing"); it must be an integer in \(sizes.lowerBound)...\(sizes.upperBound)")
             }
@@ -185,6 +189,14 @@ public struct PixelTensor: Equatable, Sendable {
     public var height: Int
     public var width: Int
     public var values: [Float]
+
+    /// Unchecked: `values` must hold `channels × height × width` floats (`init(validating:…)` in MirageEngine checks).
+    public init(channels: Int, height: Int, width: Int, values: [Float]) {
+        self.channels = channels
+        self.height = height
+        self.width = width
+        self.values = values
+    }
 }
 
 public struct ImagePreprocessor: Sendable {
