@@ -121,7 +121,7 @@ let package = Package(
         .testTarget(name: "MirageDataTests", dependencies: ["MirageData", "MirageEngine", "MirageMetrics", "MirageTestSupport"]),
         .testTarget(name: "MirageMetricsTests", dependencies: ["MirageMetrics", "MirageTestSupport"]),
         .testTarget(name: "MirageStoreTests", dependencies: ["MirageStore", "MirageTestSupport"]),
-        .testTarget(name: "MirageRunnerTests", dependencies: ["MirageRunner", "MirageModels", "MirageTestSupport"]),
+        .testTarget(name: "MirageRunnerTests", dependencies: ["MirageRunner", "MirageModels", "MirageDecoding", "MirageEngine", "MirageTestSupport"]),
         .testTarget(name: "MirageVisualsTests", dependencies: ["MirageVisuals", "MirageEngine", "MirageData", "MirageTestSupport"]),
         .testTarget(name: "MirageAnalysisTests", dependencies: ["MirageAnalysis", "MirageTestSupport"]),
         .testTarget(name: "MirageFuzzTests", dependencies: ["MirageFuzzTargets", "MirageTestSupport"]),

@@ -83,11 +83,14 @@ public struct ModelFamily: Sendable {
     public var templates: [PromptTemplate]
     /// How `mirage models synth` writes random-weight folders of this family (nil: it writes none).
     public var synthesizer: ModelSynthesizer?
+    /// The generation settings and output handling of the paper's evaluation code for this family (OPERA's
+    /// wrappers), applied by protocols with `paper_settings: true`; nil: the family has none.
+    public var paperSettings: PaperSettings?
 
     public init(name: String, summary: String, recognizes: @escaping @Sendable (ModelFolder) -> Bool,
                 shape: @escaping @Sendable (ModelFolder) throws -> ModelShape,
                 load: @escaping @Sendable (ModelFolder, LoadOptions) throws -> any VisionLanguageModel,
-                templates: [PromptTemplate] = [], synthesizer: ModelSynthesizer? = nil) {
+                templates: [PromptTemplate] = [], synthesizer: ModelSynthesizer? = nil, paperSettings: PaperSettings? = nil) {
         self.name = name
         self.summary = summary
         self.recognizes = recognizes
@@ -95,6 +98,7 @@ public struct ModelFamily: Sendable {
         self.load = load
         self.templates = templates
         self.synthesizer = synthesizer
+        self.paperSettings = paperSettings
     }
 }
 
