@@ -65,7 +65,12 @@ public struct PaperSettings: Sendable, Equatable {
     /// rewritten, decoded with special tokens skipped, then the text steps.
     public func answer(tokens: [Int], tokenizer: Tokenizer) -> String {
         let ids = tokens.map { outputIDRewrites[$0] ?? $0 }
-        return text.reduce(tokenizer.decode(ids, skipSpecialTokens: true)) { $1.apply($0) }
+        return applyText(tokenizer.decode(ids, skipSpecialTokens: true))
+    }
+
+    /// The text steps applied to decoded text.
+    public func applyText(_ decoded: String) -> String {
+        text.reduce(decoded) { $1.apply($0) }
     }
 
     /// The output handling as one line, for run identities and listings, e.g.

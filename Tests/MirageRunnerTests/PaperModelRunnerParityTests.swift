@@ -161,3 +161,43 @@ import Testing
         }
     }
 }
+
+/// How the runner applies a family's paper settings: only for protocols that ask, only to decoders with the
+/// parameter, never over the experiment's own value; the answer text through the family's rules.
+@Suite struct PaperSettingsRunnerTests {
+    @Test func decoderOverridesFollowTheProtocolAndTheChoice() throws {
+        let (folder, _) = try PaperModelRunnerParityTests.modelFolder("instructblip-original")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let vlm = try ModelFamilies.load(folder, options: LoadOptions(threads: 2))
+        let protocols = SharedData.repositoryRoot.appendingPathComponent("Annotations/protocols")
+        var spec = try RunProtocol.load(path: protocols.appendingPathComponent("opera-pope-random.yaml").path)
+        #expect(spec.paperSettings)
+        let settings = try #require(vlm.paperSettings)
+        #expect(settings.decoderParameters == ["repetition_penalty": "1.5"] && settings.outputIDRewrites == [0: 2])
+
+        let greedy = try ExperimentRunner.decoder(DecoderChoice(name: "greedy"), for: vlm, protocol: spec)
+        #expect(greedy.parameters["repetition_penalty"] == .double(1.5))
+        let own = try ExperimentRunner.decoder(try DecoderChoice(parsing: "beam,num_beams=3,repetition_penalty=1.2"), for: vlm, protocol: spec)
+        #expect(own.parameters["repetition_penalty"] == .double(1.2))
+        let opera = try ExperimentRunner.decoder(try DecoderChoice(parsing: "opera:opera-paper"), for: vlm, protocol: spec)
+        #expect(opera.parameters["repetition_penalty"] == .double(1.5))
+
+        spec.paperSettings = false
+        #expect(ExperimentRunner.paperSettings(for: vlm, protocol: spec) == nil)
+        let plain = try ExperimentRunner.decoder(DecoderChoice(name: "greedy"), for: vlm, protocol: spec)
+        #expect(plain.parameters["repetition_penalty"] == .double(1))
+    }
+
+    @Test func textStepsFollowTheWrappers() {
+        // MiniGPT-4: split('###')[0].split('Assistant:')[-1].strip(); Shikra: split('ASSISTANT:')[-1].strip().
+        let minigpt4: [PaperSettings.TextStep] = [.before("###"), .afterLast("Assistant:"), .strip]
+        func run(_ steps: [PaperSettings.TextStep], _ text: String) -> String {
+            PaperSettings(text: steps, source: "test").applyText(text)
+        }
+        #expect(run(minigpt4, "Assistant: a dog Assistant:  two cats \n###Human: more") == "two cats")
+        #expect(run(minigpt4, "no marker at all  ") == "no marker at all")
+        #expect(run([.afterLast("ASSISTANT:"), .strip], " a cat\u{1c}") == "a cat")
+        #expect(PaperSettings(outputIDRewrites: [0: 2, 1: 2], text: [.before("###"), .strip], source: "x").outputDescription
+                == "ids 0→2, 1→2; decode skipping special tokens; split('###')[0]; strip()")
+    }
+}
