@@ -94,23 +94,8 @@ import Testing
             let pixels = try vlm.pixels(ofImageAt: Self.paperModels.appendingPathComponent(try #require(c["image"] as? String)).path,
                                         padToSquare: spec.padToSquare)
             let image = try vlm.embedImage(pixels, instruction: text)
-            let built: MultimodalPrompt, rendered: String
-            if name == "shikra" && tokenizer.id(for: "<im_patch>") == nil {
-                // Tokenizer(folder:) does not read a tokenizer.model folder's added_tokens.json (<im_patch>,
-                // <im_start>, <im_end>), so the runner cannot build Shikra's prompt from this folder yet: the
-                // wrapper's ids stand in for it, everything after the prompt is the runner's.
-                let ids = try #require(c["input_ids"] as? [Int]), key = try #require(c["key_position"] as? [String: Int])
-                built = try MultimodalPrompt(tokenIDs: ids, imageTokenID: try #require(c["im_patch_id"] as? Int), image: image,
-                                             imageSpan: key["image_start"]!..<(key["image_end"]! + 1))
-                rendered = try RunProtocol.render(spec.template(for: vlm), text: text, model: vlm)
-                withKnownIssue("Tokenizer(folder:) ignores added_tokens.json, so Shikra's prompt is not built from the folder") {
-                    _ = try ExperimentRunner.itemPrompt(text, template: spec.template(for: vlm), model: vlm, tokenizer: tokenizer,
-                                                        image: image)
-                }
-            } else {
-                (built, rendered) = try ExperimentRunner.itemPrompt(text, template: spec.template(for: vlm), model: vlm,
-                                                                    tokenizer: tokenizer, image: image)
-            }
+            let (built, rendered) = try ExperimentRunner.itemPrompt(text, template: spec.template(for: vlm), model: vlm,
+                                                                     tokenizer: tokenizer, image: image)
             let layout = ExperimentRunner.layout(built)
             // OPERA's prompt, with <ImageHere> where Mirage writes <image> (Shikra's <im_start>/<im_end> are in the template).
             let system = "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, detailed, "
