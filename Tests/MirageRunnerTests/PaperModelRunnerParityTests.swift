@@ -2,6 +2,7 @@ import Foundation
 import MirageDecoding
 import MirageEngine
 import MirageModels
+import MirageStore
 @testable import MirageRunner
 import MirageTestSupport
 import Testing
@@ -184,5 +185,62 @@ import Testing
         #expect(run([.afterLast("ASSISTANT:"), .strip], " a cat\u{1c}") == "a cat")
         #expect(PaperSettings(outputIDRewrites: [0: 2, 1: 2], text: [.before("###"), .strip], source: "x").outputDescription
                 == "ids 0→2, 1→2; decode skipping special tokens; split('###')[0]; strip()")
+    }
+}
+
+/// `ExperimentRunner.run()` itself on the InstructBLIP fixture with a POPE protocol that asks for paper settings:
+/// the run records the decoder with the wrapper's repetition penalty, and its items hold OPERA's greedy tokens and
+/// the post-processed answer.
+@Suite struct PaperSettingsExperimentTests {
+    @Test func anExperimentRunAppliesTheFamilysPaperSettings() throws {
+        let (model, _) = try PaperModelRunnerParityTests.modelFolder("instructblip-original")
+        let folder = TestTemporary.url("paper-settings-run"), images = folder.appendingPathComponent("images")
+        defer { try? FileManager.default.removeItem(at: model); try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
+        let fixtures = PaperModelRunnerParityTests.paperModels
+        let reference = try PaperModelRunnerParityTests.json(fixtures.appendingPathComponent("instructblip-original/reference.json"))
+        let cases = try #require(reference["cases"] as? [[String: Any]]).filter { $0["question_kind"] as? String == "pope" }
+        var lines: [String] = []
+        for (i, c) in cases.enumerated() {
+            // COCO names are what the image set looks for; the decoder reads the PNG by its content.
+            try FileManager.default.copyItem(at: fixtures.appendingPathComponent(try #require(c["image"] as? String)),
+                                             to: images.appendingPathComponent("COCO_val2014_\(String(format: "%012d", i + 1)).jpg"))
+            lines.append("{\"question_id\": \(i + 1), \"image\": \"COCO_val2014_\(String(format: "%012d", i + 1)).jpg\", "
+                         + "\"text\": \"\(try #require(c["question"] as? String))\", \"label\": \"yes\"}")
+        }
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: folder.appendingPathComponent("q.jsonl"))
+        try Data("""
+            task: pope
+            questions: {path: q.jsonl}
+            template: "<image>{prompt}"
+            max_new_tokens: 16
+            paper_settings: true
+
+            """.utf8).write(to: folder.appendingPathComponent("p.yaml"))
+        var experiment = Experiment()
+        experiment.models = [model.path]
+        experiment.protocols = [folder.appendingPathComponent("p.yaml").path]
+        experiment.decoders = [DecoderChoice(name: "greedy")]
+        experiment.images = images.path
+        experiment.threads = 2
+        let store = try RunStore(path: folder.appendingPathComponent("r.sqlite").path)
+        let resources = RunResources(chairScorer: { _ in throw RunnerError.configuration("CHAIR is not used here") },
+                                     protocols: ProtocolLibrary(folders: []))
+        var options = RunnerOptions(mirageVersion: "test")
+        options.checkMemory = false
+        let outcomes = try ExperimentRunner(experiment: experiment, store: store, resources: resources, options: options,
+                                            progress: RunProgress(isTerminal: false, json: false, write: { _ in })).run()
+        let run = try #require(outcomes.first).run
+        #expect(run.decoder.parametersJSON.contains("\"repetition_penalty\":1.5"), "\(run.decoder.parametersJSON)")
+        let items = try store.items(run: run.id).sorted { $0.item.ordinal < $1.item.ordinal }
+        #expect(items.count == cases.count)
+        for (stored, c) in zip(items, cases) {
+            let greedy = try #require((c["runs"] as? [String: Any])?["greedy"] as? [String: Any])
+            let raw = try #require(greedy["raw_output_ids"] as? [Int])
+            #expect(stored.item.outputTokens == Array(raw.dropFirst()), "\(c["image"]!): OPERA's greedy tokens through the runner")
+            #expect(PaperModelRunnerParityTests.sameUpToByteFallback(stored.item.outputText, try #require(greedy["text"] as? String)),
+                    "\(c["image"]!): answer \(stored.item.outputText.debugDescription)")
+            #expect(stored.item.failureReason == nil)
+        }
     }
 }
