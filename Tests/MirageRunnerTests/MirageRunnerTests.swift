@@ -204,7 +204,8 @@ func runnerError(_ body: () throws -> Void) -> String? {
         // The accepted keys are the ones the parser asks for, every spelling included.
         let accepted = error("modle: x\n")?.components(separatedBy: "accepted keys here: ").last?.components(separatedBy: ", ")
         #expect(accepted == ["annotations", "db", "decoder", "decoders", "images", "label", "limit", "model", "models",
-                             "precision", "prefix_cache", "protocol", "protocols", "quantize", "record_attention", "seed", "seeds", "shard", "threads"])
+                             "precision", "prefix_cache", "protocol", "protocols", "quantize", "record_attention", "seed", "seeds", "shard", "threads",
+                             "vision_tower"])
         for key in accepted ?? [] where !["annotations", "decoder", "decoders"].contains(key) {
             #expect(!(error("\(key): 1\nmodle: x\n")?.contains("\(key): unknown key") ?? false), "\(key) is listed but refused")
         }
