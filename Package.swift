@@ -128,7 +128,7 @@ let package = Package(
         .testTarget(name: "MirageDataTests", dependencies: ["MirageData", "MirageEngine", "MirageImaging", "MirageMetrics", "MirageTestSupport"]),
         .testTarget(name: "MirageMetricsTests", dependencies: ["MirageMetrics", "MirageTestSupport"]),
         .testTarget(name: "MirageStoreTests", dependencies: ["MirageStore", "MirageTestSupport"]),
-        .testTarget(name: "MirageRunnerTests", dependencies: ["MirageRunner", "MirageModels", "MirageTokenizers", "MirageImaging", "MirageTestSupport"]),
+        .testTarget(name: "MirageRunnerTests", dependencies: ["MirageRunner", "MirageModels", "MirageDecoding", "MirageEngine", "MirageTokenizers", "MirageImaging", "MirageTestSupport"]),
         .testTarget(name: "MirageVisualsTests", dependencies: ["MirageVisuals", "MirageEngine", "MirageImaging", "MirageData", "MirageTestSupport"]),
         .testTarget(name: "MirageAnalysisTests", dependencies: ["MirageAnalysis", "MirageTokenizers", "MirageImaging", "MirageTestSupport"]),
         .testTarget(name: "MirageFuzzTests", dependencies: ["MirageFuzzTargets", "MirageTestSupport"]),

@@ -40,6 +40,10 @@ public struct PromptLayout: Sendable, Equatable {
     /// the end of the image (everything before the per-item text). `nil`: one chunk.
     public var prefixLength: Int?
 
+    /// The image span OPERA's reference code uses when it differs from `imageSpan` (the prompt builder states it:
+    /// `MultimodalPrompt.operaImageSpan`); OPERA in reference mode takes it, clean mode the real `imageSpan`.
+    public var operaImageSpan: Range<Int>?
+
     public init(items: [PromptItem], imageSpan: Range<Int>? = nil, inputIDs: [Int]? = nil, prefixLength: Int? = nil) {
         self.items = items
         self.imageSpan = imageSpan

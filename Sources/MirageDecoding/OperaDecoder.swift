@@ -80,8 +80,10 @@ public struct OperaDecoder: Decoder {
     /// when the prompt builder states it (its length is the length offset); otherwise, for a prompt of
     /// token ids with an image (LLaVA) the ids with the image placeholder counted once, and for a prompt made
     /// only of embedding rows (MiniGPT-4, InstructBLIP, the golden cases) the dummy `[BOS]`.
-    public static func operaPrompt(_ layout: PromptLayout, bos: Int?) throws -> OperaPrompt {
-        guard let span = layout.imageSpan, !span.isEmpty else {
+    /// `reference`: take `layout.operaImageSpan` (the span the family's OPERA wrapper computes) when the prompt
+    /// builder states one; otherwise, and in clean mode, the image rows' own span.
+    public static func operaPrompt(_ layout: PromptLayout, bos: Int?, reference: Bool = true) throws -> OperaPrompt {
+        guard let span = (reference ? layout.operaImageSpan : nil) ?? layout.imageSpan, !span.isEmpty else {
             throw OperaError.invalidLayout("the prompt has no image span; OPERA needs one (build the prompt with an image, or give image_positions_inclusive in the --embeds file)")
         }
         let image = span.lowerBound...(span.upperBound - 1)
@@ -97,7 +99,7 @@ public struct OperaDecoder: Decoder {
     }
 
     public func decode(_ context: DecodingContext) throws -> DecodeResult {
-        let prompt = try Self.operaPrompt(context.prompt, bos: context.model.bosTokenID)
+        let prompt = try Self.operaPrompt(context.prompt, bos: context.model.bosTokenID, reference: options.mode == .reference)
         var options = self.options
         options.maxNewTokens = context.limits.maxNewTokens
         let pad = context.model.generationConfig?.padTokenID ?? 0

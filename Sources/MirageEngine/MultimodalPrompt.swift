@@ -37,6 +37,10 @@ public struct MultimodalPrompt: Sendable, Equatable {
     public let inputIDs: [Int]
     /// Position of the first response token (= the prompt length).
     public var responseStart: Int { items.count }
+    /// The image span the family's reference OPERA code computes when it differs from `imageSpan` (OPERA's
+    /// InstructBLIP wrapper says 1…rows while the rows sit at 0..<rows; docs/paper-models.md): OPERA's decoder in
+    /// reference mode uses it (`PromptLayout.operaImageSpan`). nil: `imageSpan`.
+    public var operaImageSpan: Range<Int>?
 
     /// Substitutes `image` for the run of `imageTokenID` in `tokenIDs` (which must hold exactly
     /// `image.tokenCount` of them, consecutive), as LLaVA's forward scatters image features into the

@@ -86,12 +86,16 @@ public struct ModelFamily: Sendable {
     /// The folder whose preprocessor_config.json preprocesses the family's images (`mirage inspect pixels`):
     /// the model folder, or a tower folder kept elsewhere (llava-original, shikra).
     public var imageProcessorFolder: @Sendable (ModelFolder) throws -> URL
+    /// The generation settings and output handling of the paper's evaluation code for this family (OPERA's
+    /// wrappers), applied by protocols with `paper_settings: true`; nil: the family has none.
+    public var paperSettings: PaperSettings?
 
     public init(name: String, summary: String, recognizes: @escaping @Sendable (ModelFolder) -> Bool,
                 shape: @escaping @Sendable (ModelFolder) throws -> ModelShape,
                 load: @escaping @Sendable (ModelFolder, LoadOptions) throws -> any VisionLanguageModel,
                 templates: [PromptTemplate] = [], synthesizer: ModelSynthesizer? = nil,
-                imageProcessorFolder: @escaping @Sendable (ModelFolder) throws -> URL = { $0.url }) {
+                imageProcessorFolder: @escaping @Sendable (ModelFolder) throws -> URL = { $0.url },
+                paperSettings: PaperSettings? = nil) {
         self.name = name
         self.summary = summary
         self.recognizes = recognizes
@@ -100,6 +104,7 @@ public struct ModelFamily: Sendable {
         self.templates = templates
         self.synthesizer = synthesizer
         self.imageProcessorFolder = imageProcessorFolder
+        self.paperSettings = paperSettings
     }
 }
 

@@ -54,6 +54,9 @@ public struct RunProtocol: Sendable, Equatable {
     public var truncateIncomplete: Bool
     public var questions: QuestionSource?
     public var answerParser: POPEAnswerParser?
+    /// Apply the model family's paper settings (`ModelFamily.paperSettings`: OPERA's wrappers' generation
+    /// parameters as decoder overrides, their output post-processing on the stored answer text); docs/runner.md.
+    public var paperSettings = false
 
     public init(name: String, description: String? = nil, source: String? = nil, task: EvalProtocol.Task,
                 images: ImageSelection, prompt: String, template: Template, templates: [String: Template] = [:],
@@ -168,6 +171,7 @@ public struct RunProtocol: Sendable, Equatable {
         }
         let pad = try f.bool("pad_to_square") ?? false
         let truncate = try f.bool("truncate_incomplete") ?? false
+        let paperSettings = try f.bool("paper_settings") ?? false
         if truncate && task != .chair { throw f.fail("truncate_incomplete", "applies to CHAIR protocols only") }
         var questions: QuestionSource?
         var parser: POPEAnswerParser?
@@ -184,9 +188,11 @@ public struct RunProtocol: Sendable, Equatable {
             }
         }
         try f.rejectUnknownKeys()
-        return RunProtocol(name: name, description: description, source: source, task: task, images: images,
-                           prompt: prompt, template: template, templates: templates, maxNewTokens: maxNewTokens,
-                           padToSquare: pad, truncateIncomplete: truncate, questions: questions, answerParser: parser)
+        var spec = RunProtocol(name: name, description: description, source: source, task: task, images: images,
+                               prompt: prompt, template: template, templates: templates, maxNewTokens: maxNewTokens,
+                               padToSquare: pad, truncateIncomplete: truncate, questions: questions, answerParser: parser)
+        spec.paperSettings = paperSettings
+        return spec
     }
 
     private static func parseImages(_ f: inout YAMLFields, task: EvalProtocol.Task) throws -> ImageSelection {

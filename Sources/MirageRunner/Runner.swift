@@ -121,6 +121,8 @@ public final class ExperimentRunner {
         let seed: UInt64
         let run: RunRecord
         let template: RunProtocol.Template
+        /// The family's paper settings when the protocol applies them: the answer text is made by them.
+        let paperSettings: PaperSettings?
         var pending: [Int: [PlannedItem]]
         /// Stored items an observer lacks (see `RunItemObserver.itemsMissingObservation`), by image id.
         var backfill: [Int: [(PlannedItem, StoredItem)]] = [:]
@@ -132,9 +134,11 @@ public final class ExperimentRunner {
         let started = Date()
         let wasComplete: Bool
         init(name: String, prepared: PreparedProtocol, decoder: any Decoder, seed: UInt64, run: RunRecord,
-             template: RunProtocol.Template, pending: [Int: [PlannedItem]], tally: RunTally, wasComplete: Bool) {
+             template: RunProtocol.Template, paperSettings: PaperSettings?, pending: [Int: [PlannedItem]], tally: RunTally,
+             wasComplete: Bool) {
             self.name = name; self.prepared = prepared; self.decoder = decoder; self.seed = seed; self.run = run
-            self.template = template; self.pending = pending; self.tally = tally; self.wasComplete = wasComplete
+            self.template = template; self.paperSettings = paperSettings; self.pending = pending; self.tally = tally
+            self.wasComplete = wasComplete
             remaining = pending.values.reduce(0) { $0 + $1.count }
         }
     }
@@ -169,15 +173,18 @@ public final class ExperimentRunner {
 
     /// The resume key of a run: SHA-256 of everything that defines its items, the shard excluded.
     /// `precision` is `precisionKeyField(...)`: nil keeps the key of runs stored before the precision was
-    /// explicit.
+    /// explicit. `output` is the paper settings' output handling (`PaperSettings.outputDescription`) when the
+    /// protocol applies them; nil (the plain stripped text) keeps earlier keys.
     public static func resumeKey(modelFingerprint: String, quantize: String?, evalProtocol: EvalProtocol,
-                                 padToSquare: Bool, decoder: any Decoder, seed: UInt64, precision: String? = nil) -> String {
+                                 padToSquare: Bool, decoder: any Decoder, seed: UInt64, precision: String? = nil,
+                                 output: String? = nil) -> String {
         var fields = [
             "kind": "mirage-run/1", "model": modelFingerprint, "quantize": quantize ?? "",
             "protocol": evalProtocol.hash, "pad_to_square": String(padToSquare),
             "decoder": decoder.name, "parameters": decoder.parameters.canonicalJSON, "seed": String(seed),
         ]
         if let precision { fields["precision"] = precision }
+        if let output { fields["output"] = output }
         return ContentHash.sha256Hex(Data(CanonicalJSON.string(fields).utf8))
     }
 
@@ -203,6 +210,45 @@ public final class ExperimentRunner {
         return ModelSpec(name: folderName + (notes.isEmpty ? "" : " (\(notes.joined(separator: ", ")))"),
                          architecture: architecture,
                          fingerprint: fingerprint + (quantized ? "+q8" : "") + "+\(precision.rawValue)")
+    }
+
+    /// The paper settings `spec` applies to `model`: the family's, when the protocol says `paper_settings: true`.
+    public static func paperSettings(for model: any VisionLanguageModel, protocol spec: RunProtocol) -> PaperSettings? {
+        spec.paperSettings ? model.paperSettings : nil
+    }
+
+    /// The decoder of `choice` for a run of `spec` on `model`: with the paper settings' decoder parameters
+    /// (`paperSettings(for:protocol:)`) as overrides, for the parameters the decoder has and `choice` does not set
+    /// itself (a preset's value for such a parameter is replaced too). Without paper settings: `choice`'s decoder.
+    public static func decoder(_ choice: DecoderChoice, for model: any VisionLanguageModel, protocol spec: RunProtocol,
+                               registry: DecoderRegistry = .standard) throws -> any Decoder {
+        guard let settings = paperSettings(for: model, protocol: spec), !settings.decoderParameters.isEmpty else {
+            return try choice.makeDecoder(registry: registry)
+        }
+        let known = Set(try registry.descriptor(named: choice.name).parameters.map(\.name))
+        let own = Set(choice.overrides.map(\.key))
+        var adjusted = choice
+        adjusted.overrides = settings.decoderParameters.sorted { $0.key < $1.key }
+            .filter { known.contains($0.key) && !own.contains($0.key) }
+            .map { DecoderChoice.Override($0.key, $0.value) } + choice.overrides
+        return try adjusted.makeDecoder(registry: registry)
+    }
+
+    /// The answer text stored for `result`: the paper settings' post-processing of its tokens, else the decoded
+    /// text stripped of surrounding whitespace.
+    public static func answerText(_ result: DecodeResult, paperSettings: PaperSettings?, tokenizer: Tokenizer) -> String {
+        guard let paperSettings else { return result.text.trimmingCharacters(in: .whitespacesAndNewlines) }
+        return paperSettings.answer(tokens: result.tokens, tokenizer: tokenizer)
+    }
+
+    /// The decoder's view of a built prompt: the runner's shared prefix ends with the image (what follows it,
+    /// the template's separator, the question or instruction, the assistant tag, is per item and prefilled as its
+    /// own chunk whether or not it is cached); OPERA's reference span as the prompt builder states it.
+    public static func layout(_ built: MultimodalPrompt, sharedPrefix: Bool = true) -> PromptLayout {
+        var layout = PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.inputIDs,
+                                  prefixLength: sharedPrefix ? built.imageSpan.upperBound : nil)
+        layout.operaImageSpan = built.operaImageSpan
+        return layout
     }
 
     /// The `source_hash` a run is stored under: the resume key, plus `:shard=i/n` for a shard's run.
@@ -256,11 +302,13 @@ public final class ExperimentRunner {
             if p.spec.maxNewTokens > context - vlm.imageTokenCount {
                 progress.note("note: \(p.spec.name) asks for max_new_tokens \(p.spec.maxNewTokens), more than \(folder.lastPathComponent)'s context of \(context) positions holds after a prompt; each item generates at most up to the context (its prompt included)")
             }
-            for (choice, decoder) in decoders {
+            let paperSettings = Self.paperSettings(for: vlm, protocol: p.spec)
+            for (choice, plain) in decoders {
+                let decoder = paperSettings == nil ? plain : try Self.decoder(choice, for: vlm, protocol: p.spec)
                 for seed in experiment.seeds {
                     let key = Self.resumeKey(modelFingerprint: fingerprint, quantize: experiment.quantize, evalProtocol: evalProtocol,
                                              padToSquare: p.spec.padToSquare, decoder: decoder, seed: seed,
-                                             precision: precisionKey)
+                                             precision: precisionKey, output: paperSettings?.outputDescription)
                     var (run, _) = try store.createRun(NewRun(
                         evalProtocol: evalProtocol, protocolName: p.spec.name, model: modelSpec,
                         decoder: DecoderSpec(name: decoder.name, parametersJSON: decoder.parameters.canonicalJSON),
@@ -298,7 +346,7 @@ public final class ExperimentRunner {
                     let name = "run \(run.id) \(modelName) \(p.spec.name) \(choice) seed \(seed)"
                         + (experiment.shard.map { " shard \($0)" } ?? "")
                     let plan = Plan(name: name, prepared: p, decoder: decoder, seed: seed, run: run,
-                                    template: p.spec.template(for: vlm), pending: pending, tally: tally,
+                                    template: p.spec.template(for: vlm), paperSettings: paperSettings, pending: pending, tally: tally,
                                     wasComplete: pending.isEmpty && run.status == .complete)
                     plan.backfill = Dictionary(grouping: backfill, by: \.0.imageID)
                     plans.append(plan)
@@ -364,11 +412,7 @@ public final class ExperimentRunner {
         let embedding = try image.embedding(padToSquare: plan.prepared.spec.padToSquare, instruction: item.text)
         let (built, rendered) = try Self.itemPrompt(item.text, template: plan.template, model: vlm, tokenizer: tokenizer,
                                                     image: embedding)
-        // The shared prefix ends with the image: what follows it (the template's separator, the question or
-        // instruction, the assistant tag) is per item. Prefilled as its own chunk whether or not it is cached.
-        let layout = PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.inputIDs,
-                                  prefixLength: built.imageSpan.upperBound)
-        return (layout, rendered, embedding)
+        return (Self.layout(built), rendered, embedding)
     }
 
     /// The prompt of one item's text under a protocol template: a named template as the model knows it
@@ -420,8 +464,7 @@ public final class ExperimentRunner {
                                                        instruction: item.text)
                 let contrast = try Self.itemPrompt(item.text, template: plan.template, model: vlm, tokenizer: tokenizer,
                                                    image: noised).0
-                branches[VCDDecoder.branchRole] = PromptLayout(items: contrast.items, imageSpan: contrast.imageSpan,
-                                                               inputIDs: contrast.inputIDs)
+                branches[VCDDecoder.branchRole] = Self.layout(contrast, sharedPrefix: false)
             }
             let limits = GenerationLimits(
                 maxNewTokens: MemoryEstimate.generationLimit(maxNewTokens: plan.prepared.spec.maxNewTokens,
@@ -438,7 +481,7 @@ public final class ExperimentRunner {
             }
             do {
                 let result = try plan.decoder.decode(context)
-                newItem.outputText = result.text.trimmingCharacters(in: .whitespacesAndNewlines)
+                newItem.outputText = Self.answerText(result, paperSettings: plan.paperSettings, tokenizer: tokenizer)
                 newItem.outputTokens = result.tokens
                 newItem.prefillSeconds = result.prefillSeconds
                 newItem.decodeSeconds = result.decodeSeconds

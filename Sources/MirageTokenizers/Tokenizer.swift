@@ -61,7 +61,8 @@ public final class Tokenizer: Sendable {
     /// Loads the tokenizer files of a model folder.
     /// A folder without tokenizer.json but with a SentencePiece `tokenizer.model` (LLaMA-era checkpoints) is read
     /// as transformers 5 converts it (`SentencePieceModel.tokenizerJSON`), with `LlamaTokenizer` as the class when
-    /// tokenizer_config.json names none.
+    /// tokenizer_config.json names none, and the tokens of its `added_tokens.json` (e.g. Shikra's `<im_patch>`,
+    /// `<im_start>`, `<im_end>`) added as transformers adds them when it loads such a folder.
     public convenience init(folder: URL) throws {
         let tokenizerURL = folder.appendingPathComponent("tokenizer.json")
         let sentencePieceURL = folder.appendingPathComponent("tokenizer.model")
@@ -76,14 +77,18 @@ public final class Tokenizer: Sendable {
         } else if FileManager.default.fileExists(atPath: sentencePieceURL.path) {
             try self.init(sentencePieceModel: try Data(contentsOf: sentencePieceURL),
                           tokenizerConfig: try optional("tokenizer_config.json"),
-                          specialTokensMap: try optional("special_tokens_map.json"))
+                          specialTokensMap: try optional("special_tokens_map.json"),
+                          addedTokens: try optional("added_tokens.json"))
         } else {
             throw TokenizerError.missingFile(path: tokenizerURL.path)
         }
     }
 
     /// Builds a tokenizer from a SentencePiece BPE model (`tokenizer.model`) and the optional config files.
-    public convenience init(sentencePieceModel: Data, tokenizerConfig: Data? = nil, specialTokensMap: Data? = nil) throws {
+    /// `addedTokens`: an `added_tokens.json` (`{"<im_patch>": 32000, …}`), non-special tokens matched on the raw text,
+    /// for ids tokenizer_config.json's `added_tokens_decoder` does not already name.
+    public convenience init(sentencePieceModel: Data, tokenizerConfig: Data? = nil, specialTokensMap: Data? = nil,
+                            addedTokens: Data? = nil) throws {
         let model = try SentencePieceModel(data: sentencePieceModel)
         var config: [String: Any] = [:]
         if let tokenizerConfig {
@@ -101,6 +106,22 @@ public final class Tokenizer: Sendable {
             }
         }
         if config["tokenizer_class"] == nil { config["tokenizer_class"] = "LlamaTokenizer" }
+        if let addedTokens {
+            guard let object = try? JSONSerialization.jsonObject(with: addedTokens) as? [String: Any] else {
+                throw TokenizerError.malformed(file: "added_tokens.json", detail: "not a JSON object of token → id")
+            }
+            var decoder = config["added_tokens_decoder"] as? [String: Any] ?? [:]
+            for (content, value) in object {
+                guard let id = (value as? NSNumber)?.intValue else {
+                    throw TokenizerError.malformed(file: "added_tokens.json", detail: "the id of \(content) is not a whole number")
+                }
+                if decoder[String(id)] == nil {
+                    decoder[String(id)] = ["content": content, "special": false, "normalized": true, "lstrip": false,
+                                           "rstrip": false, "single_word": false]
+                }
+            }
+            config["added_tokens_decoder"] = decoder
+        }
         try self.init(tokenizerJSON: try model.tokenizerJSON(),
                       tokenizerConfig: try JSONSerialization.data(withJSONObject: config),
                       specialTokensMap: specialTokensMap)

@@ -12,38 +12,38 @@ struct ModelsAssemble: ParsableCommand {
         OPERA runs MiniGPT-4 and InstructBLIP from LAVIS' checkpoints: EVA ViT-g (eva_vit_g), a Q-Former \
         checkpoint (MiniGPT-4: BLIP-2's blip2_pretrained_flant5xxl; InstructBLIP: instruct_blip_vicuna7b_trimmed, \
         which also holds llm_proj), MiniGPT-4's projector (prerained_minigpt4_7b, llama_proj), a Vicuna folder and \
-        bert-base-uncased. This command copies the weight files into --out, lists their tensors in \
-        model.safetensors.index.json and writes config.json (model_type lavis-blip2), the Vicuna tokenizer and \
+        bert-base-uncased. This command reads the released files as they are (PyTorch .pth checkpoints, LAVIS' \
+        {'model': ...} included, the Vicuna folder's .bin shards, or safetensors), writes all their tensors into \
+        --out as safetensors (model.safetensors, or shards with model.safetensors.index.json past 5 GB) and writes \
+        config.json (model_type lavis-blip2), the Vicuna tokenizer (its SentencePiece tokenizer.model) and \
         generation config, and InstructBLIP's qformer_tokenizer/. The folder then loads as the `minigpt4` or \
         `instructblip-lavis` family (docs/models.md).
 
-        The weight files must be safetensors for now (Mirage does not read PyTorch .pth/.bin files yet): \
-        convert a LAVIS checkpoint with save_file(torch.load(f)["model"], out), eva_vit_g.pth with \
-        save_file(torch.load(f), out), and the Vicuna folder with save_pretrained(safe_serialization=True). \
-        The Vicuna tokenizer must be tokenizer.json: LlamaTokenizerFast.from_pretrained(dir, legacy=True, \
-        from_slow=True).save_pretrained(dir).
+        Nothing needs converting first: the Vicuna folder is used as downloaded (config.json, \
+        pytorch_model-*.bin with their index, tokenizer.model, tokenizer_config.json, generation_config.json if \
+        it has one, which decides the EOS id OPERA's wrappers run with; docs/paper-models.md).
 
         Examples:
-          mirage models assemble minigpt4 --vicuna vicuna-7b-v0 --eva eva_vit_g.safetensors \\
-              --qformer blip2_pretrained_flant5xxl.safetensors --projector prerained_minigpt4_7b.safetensors \\
+          mirage models assemble minigpt4 --vicuna vicuna-7b-v0 --eva eva_vit_g.pth \\
+              --qformer blip2_pretrained_flant5xxl.pth --projector prerained_minigpt4_7b.pth \\
               --bert bert-base-uncased --out minigpt4-7b
-          mirage models assemble instructblip --vicuna vicuna-7b-v1.1 --eva eva_vit_g.safetensors \\
-              --qformer instruct_blip_vicuna7b_trimmed.safetensors --bert bert-base-uncased --out instructblip-7b
+          mirage models assemble instructblip --vicuna vicuna-7b-v1.1 --eva eva_vit_g.pth \\
+              --qformer instruct_blip_vicuna7b_trimmed.pth --bert bert-base-uncased --out instructblip-7b
         """)
 
     @Argument(help: ArgumentHelp("The model.", valueName: "minigpt4|instructblip"))
     var model: String
 
-    @Option(name: .long, help: ArgumentHelp("The Vicuna folder (config.json, safetensors weights, tokenizer.json).", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("The Vicuna folder (config.json, .bin or safetensors weights, tokenizer.model).", valueName: "dir"))
     var vicuna: String
 
-    @Option(name: .long, help: ArgumentHelp("EVA ViT-g's weights (eva_vit_g), as safetensors.", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp("EVA ViT-g's weights (eva_vit_g.pth, or safetensors).", valueName: "file"))
     var eva: String
 
-    @Option(name: .customLong("qformer"), help: ArgumentHelp("The Q-Former checkpoint (BLIP-2's for MiniGPT-4, InstructBLIP's own), as safetensors.", valueName: "file"))
+    @Option(name: .customLong("qformer"), help: ArgumentHelp("The Q-Former checkpoint (BLIP-2's for MiniGPT-4, InstructBLIP's own): the .pth as released, or safetensors.", valueName: "file"))
     var qformer: String
 
-    @Option(name: .long, help: ArgumentHelp("MiniGPT-4's projector (llama_proj), as safetensors.", valueName: "file"))
+    @Option(name: .long, help: ArgumentHelp("MiniGPT-4's projector (llama_proj, prerained_minigpt4_7b.pth, or safetensors).", valueName: "file"))
     var projector: String?
 
     @Option(name: .long, help: ArgumentHelp("The Q-Former's BERT folder (bert-base-uncased: config.json, vocab.txt).", valueName: "dir"))
@@ -63,7 +63,7 @@ struct ModelsAssemble: ParsableCommand {
             throw ValidationError("the model is minigpt4 or instructblip (got '\(model)')")
         }
         if model == "minigpt4" && projector == nil {
-            throw ValidationError("minigpt4 needs --projector (llama_proj, e.g. prerained_minigpt4_7b converted to safetensors)")
+            throw ValidationError("minigpt4 needs --projector (llama_proj, e.g. prerained_minigpt4_7b.pth)")
         }
         if model == "instructblip" && projector != nil {
             throw ValidationError("instructblip has its projection (llm_proj) in the --qformer checkpoint: drop --projector")

@@ -2,7 +2,8 @@ import Foundation
 import Testing
 import MirageTestSupport
 
-/// `mirage models assemble` on the MiniGPT-4 paper-model pieces (converted to safetensors), and its refusals.
+/// `mirage models assemble` on the MiniGPT-4 paper-model pieces as released (.pth files, a Vicuna folder with .bin
+/// shards and tokenizer.model), and its refusals.
 @Suite struct ModelsAssembleCLITests {
     static let pieces = SharedData.repositoryRoot.appendingPathComponent("Tests/MirageModelsTests/Fixtures/paper-models/minigpt4")
 
@@ -12,23 +13,24 @@ import MirageTestSupport
     }
 
     @Test func assemblesMiniGPT4AndRefusesWhatItCannotUse() throws {
-        let s = Self.pieces.appendingPathComponent("safetensors")
+        let p = Self.pieces
         let out = TestTemporary.url("assemble-minigpt4")
         defer { try? FileManager.default.removeItem(at: out) }
-        let common = ["models", "assemble", "minigpt4", "--vicuna", s.appendingPathComponent("vicuna").path,
-                      "--qformer", s.appendingPathComponent("qformer.safetensors").path,
-                      "--bert", Self.pieces.appendingPathComponent("bert-base-uncased").path, "--vision-heads", "4", "--out", out.path]
-        let made = try mirage(common + ["--eva", s.appendingPathComponent("eva_vit_g.safetensors").path,
-                                        "--projector", s.appendingPathComponent("projector.safetensors").path])
+        let common = ["models", "assemble", "minigpt4", "--vicuna", p.appendingPathComponent("vicuna-7b-v0").path,
+                      "--qformer", p.appendingPathComponent("blip2_pretrained_flant5xxl.pth").path,
+                      "--bert", p.appendingPathComponent("bert-base-uncased").path, "--vision-heads", "4", "--out", out.path]
+        let made = try mirage(common + ["--eva", p.appendingPathComponent("eva_vit_g.pth").path,
+                                        "--projector", p.appendingPathComponent("prerained_minigpt4_7b.pth").path])
         #expect(made.status == 0, "\(made.stderr)")
         #expect(made.stdout.contains("minigpt4, 4 image rows"), "\(made.stdout)")
-        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("model.safetensors.index.json").path))
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("model.safetensors").path))
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("tokenizer.model").path))
 
-        let noProjector = try mirage(common + ["--eva", s.appendingPathComponent("eva_vit_g.safetensors").path, "--force"])
+        let noProjector = try mirage(common + ["--eva", p.appendingPathComponent("eva_vit_g.pth").path, "--force"])
         #expect(noProjector.status != 0 && noProjector.stderr.contains("--projector"))
-        let pth = try mirage(common + ["--eva", Self.pieces.appendingPathComponent("eva_vit_g.pth").path, "--force",
-                                       "--projector", s.appendingPathComponent("projector.safetensors").path])
-        #expect(pth.status != 0 && pth.stderr.contains("not a safetensors file"), "\(pth.stderr)")
+        let notWeights = try mirage(common + ["--eva", p.appendingPathComponent("reference.json").path, "--force",
+                                              "--projector", p.appendingPathComponent("prerained_minigpt4_7b.pth").path])
+        #expect(notWeights.status != 0 && notWeights.stderr.contains("cannot be read as the assembly's weights"), "\(notWeights.stderr)")
     }
 }
 

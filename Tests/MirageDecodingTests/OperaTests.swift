@@ -134,5 +134,10 @@ struct OperaErrorTests {
         let stated = try OperaDecoder.operaPrompt(PromptLayout(items: rows, imageSpan: 1..<3, inputIDs: [1, 9, 9, 5]), bos: 1)
         #expect(stated.lengthOffset == 4)
         #expect(throws: OperaError.self) { try OperaDecoder.operaPrompt(PromptLayout(items: rows), bos: 1) }
+        // A span the family's wrapper computes (InstructBLIP: one row past the image) is taken in reference mode only.
+        var instruct = PromptLayout(items: [.embedding([0]), .embedding([0]), .token(2), .token(5)], imageSpan: 0..<2, inputIDs: [1])
+        instruct.operaImageSpan = 1..<3
+        #expect(try OperaDecoder.operaPrompt(instruct, bos: 1).imageSpan == 1...2)
+        #expect(try OperaDecoder.operaPrompt(instruct, bos: 1, reference: false).imageSpan == 0...1)
     }
 }

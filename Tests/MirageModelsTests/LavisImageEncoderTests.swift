@@ -15,17 +15,19 @@ import MirageTokenizers
     static let paperModels = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Fixtures/paper-models")
 
-    /// The fixture's pieces (converted to safetensors by Scripts/fixtures/convert_paper_pth.py) assembled by
-    /// `LavisAssembly` into a scratch folder.
+    /// The fixture's pieces as released (EVA, Q-Former and projector .pth files, the Vicuna folder with .bin shards
+    /// and tokenizer.model) assembled by `LavisAssembly` into a scratch folder.
     static func assembled(_ name: String, instruct: Bool) throws -> URL {
-        let folder = paperModels.appendingPathComponent(name), pieces = folder.appendingPathComponent("safetensors")
+        let folder = paperModels.appendingPathComponent(name)
         let reference = try Blip2Fixtures.json(folder.appendingPathComponent("reference.json"))
         let eva = try #require((reference["sizes"] as? [String: Any])?["eva"] as? [String: Any])
         let out = TestTemporary.url("lavis-\(name)")
-        try LavisAssembly(architecture: instruct ? .instructBlip : .miniGPT4, vicuna: pieces.appendingPathComponent("vicuna"),
-                          visionEncoder: pieces.appendingPathComponent("eva_vit_g.safetensors"),
-                          qformer: pieces.appendingPathComponent("qformer.safetensors"),
-                          projector: instruct ? nil : pieces.appendingPathComponent("projector.safetensors"),
+        try LavisAssembly(architecture: instruct ? .instructBlip : .miniGPT4,
+                          vicuna: folder.appendingPathComponent(instruct ? "vicuna-7b-v1.1" : "vicuna-7b-v0"),
+                          visionEncoder: folder.appendingPathComponent("eva_vit_g.pth"),
+                          qformer: folder.appendingPathComponent(instruct ? "instruct_blip_vicuna7b_trimmed.pth"
+                                                                          : "blip2_pretrained_flant5xxl.pth"),
+                          projector: instruct ? nil : folder.appendingPathComponent("prerained_minigpt4_7b.pth"),
                           bert: folder.appendingPathComponent("bert-base-uncased"),
                           visionHeads: try #require(eva["num_heads"] as? Int)).write(to: out)
         return out

@@ -78,21 +78,21 @@ import MirageTokenizers
     }
 
     @Test func assemblyRefusesWhatItCannotUseAndSaysWhy() throws {
-        let folder = Self.paperModels.appendingPathComponent("minigpt4"), pieces = folder.appendingPathComponent("safetensors")
-        var assembly = LavisAssembly(architecture: .miniGPT4, vicuna: pieces.appendingPathComponent("vicuna"),
-                                     visionEncoder: folder.appendingPathComponent("eva_vit_g.pth"),
-                                     qformer: pieces.appendingPathComponent("qformer.safetensors"),
-                                     projector: pieces.appendingPathComponent("projector.safetensors"),
+        let folder = Self.paperModels.appendingPathComponent("minigpt4")
+        var assembly = LavisAssembly(architecture: .miniGPT4, vicuna: folder.appendingPathComponent("vicuna-7b-v0"),
+                                     visionEncoder: folder.appendingPathComponent("reference.json"),
+                                     qformer: folder.appendingPathComponent("blip2_pretrained_flant5xxl.pth"),
+                                     projector: folder.appendingPathComponent("prerained_minigpt4_7b.pth"),
                                      bert: folder.appendingPathComponent("bert-base-uncased"), visionHeads: 4)
         let out = TestTemporary.url("lavis-refused")
         defer { try? FileManager.default.removeItem(at: out) }
         do {
             try assembly.write(to: out)
-            Issue.record("a .pth file was accepted")
+            Issue.record("a JSON file was accepted as EVA's weights")
         } catch {
-            #expect("\(error)".contains("not a safetensors file") && "\(error)".contains("convert it"))
+            #expect("\(error)".contains("cannot be read as the assembly's weights") && "\(error)".contains("reference.json"))
         }
-        assembly.visionEncoder = pieces.appendingPathComponent("eva_vit_g.safetensors")
+        assembly.visionEncoder = folder.appendingPathComponent("eva_vit_g.pth")
         assembly.projector = nil
         do {
             try assembly.write(to: out)
@@ -100,7 +100,7 @@ import MirageTokenizers
         } catch {
             #expect("\(error)".contains("--projector"))
         }
-        assembly.projector = pieces.appendingPathComponent("qformer.safetensors")
+        assembly.projector = folder.appendingPathComponent("blip2_pretrained_flant5xxl.pth")
         do {
             try assembly.write(to: out)
             Issue.record("a file given twice was accepted")

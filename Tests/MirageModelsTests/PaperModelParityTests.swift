@@ -6,11 +6,11 @@ import MirageTestSupport
 import Testing
 
 /// The original-layout families against OPERA's own wrappers on tiny models in the published layouts:
-/// Fixtures/paper-models/<model> (reference.json, image rows; made by make_paper_model_fixtures.py). The
-/// weights are read from the safetensors copies in Fixtures/<model>-safetensors (make_paper_model_safetensors.py)
-/// and the prompt ids from the references, until Mirage reads .bin shards and SentencePiece tokenizer.model
-/// files. Per case: pixels, image rows, key positions, input embeddings, first-step logits, and greedy, beam,
-/// OPERA and OPERA-with-rollback tokens.
+/// Fixtures/paper-models/<model> (reference.json, image rows; made by make_paper_model_fixtures.py), loaded as
+/// published (.bin shards, the tower folder beside the model), with the prompt ids taken from the references (the
+/// prompts built from the folders' tokenizers are checked by MirageRunnerTests' PaperModelRunnerParityTests). Per
+/// case: pixels, image rows, key positions, input embeddings, first-step logits, and greedy, beam, OPERA and
+/// OPERA-with-rollback tokens.
 @Suite struct PaperModelParityTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
@@ -47,7 +47,7 @@ import Testing
         let cases = json["cases"] as! [[String: Any]]
         #expect(cases.count == 4)
         // The tower is found beside the model by its mm_vision_tower name (openai/clip-vit-large-patch14[-336]).
-        let vlm = try ModelFamilies.load(Self.fixtures.appendingPathComponent("\(name)-safetensors/\(folder)"),
+        let vlm = try ModelFamilies.load(Self.fixtures.appendingPathComponent("paper-models/\(name)/\(folder)"),
                                          options: LoadOptions(threads: 2))
         #expect(vlm.family.name == family && vlm.imageTokenCount == expectedRows)
         let lm = vlm.languageModel

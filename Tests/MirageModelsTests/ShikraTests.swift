@@ -27,7 +27,8 @@ import Testing
         let patch = try #require(tokenizer.id(for: "<im_patch>"))
         for text in ["SYS.USER: <image> Describe it. ASSISTANT:", "SYS.USER: <im_start><image><im_end> Describe it. ASSISTANT:"] {
             let prompt = try vlm.prompt(text, tokenizer: tokenizer, image: rows)
-            let expected = tokenizer.encode("SYS.USER: <im_start>" + String(repeating: "<im_patch>", count: 16)
+            // transformers 4.29's slow tokenizer (OPERA's) strips the space before <im_start>.
+            let expected = tokenizer.encode("SYS.USER:<im_start>" + String(repeating: "<im_patch>", count: 16)
                                             + "<im_end> Describe it. ASSISTANT:")
             #expect(prompt.tokenIDs == expected && prompt.inputIDs == expected)
             let s = try #require(expected.firstIndex(of: start)), e = try #require(expected.firstIndex(of: end))

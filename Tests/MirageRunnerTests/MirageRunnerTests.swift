@@ -109,6 +109,13 @@ func runnerError(_ body: () throws -> Void) -> String? {
             #expect(names.contains(name))
             let p = try library.resolve(name)
             #expect(p.name == name && p.source != nil && p.description != nil)
+            // OPERA's protocols serve its four models: per-family templates and the families' paper settings.
+            #expect(p.paperSettings == name.hasPrefix("opera-"))
+            if name.hasPrefix("opera-") {
+                #expect(Set(p.templates.keys) == ["qwen2", "shikra", "minigpt4", "instructblip-lavis"])
+                #expect(try RunProtocol.render(p.templates["minigpt4"]!, text: "Q?") == "###Human: <Img><image></Img> Q? ###Assistant:")
+                #expect(try RunProtocol.render(p.templates["instructblip-lavis"]!, text: "Q?") == "<image>Q?")
+            }
         }
         let chair512 = try library.resolve("opera-chair-512"), chair64 = try library.resolve("opera-chair-64")
         #expect(chair512.maxNewTokens == 512 && !chair512.truncateIncomplete && chair64.maxNewTokens == 64 && chair64.truncateIncomplete)

@@ -2,22 +2,21 @@ import Foundation
 import MirageEngine
 
 /// Assembles the separately released pieces of a LAVIS-layout model into one folder the `instructblip-lavis` /
-/// `minigpt4` families load (docs/models.md, "Assembled folder"): the weight files are copied in and listed in a
-/// `model.safetensors.index.json` (their tensor names do not collide: EVA's bare names, `Qformer.*`,
+/// `minigpt4` families load (docs/models.md, "Assembled folder"): the tensors of every piece, read by `TensorStore`
+/// whatever their format (the released PyTorch `.pth` files, the Vicuna folder's `.bin` shards, or safetensors), are
+/// written as the folder's safetensors files (their names do not collide: EVA's bare names, `Qformer.*`,
 /// `query_tokens`, `ln_vision.*`, `llm_proj.*` / `llama_proj.*`, the Vicuna `model.*` and `lm_head.weight`), with a
-/// config.json, the Vicuna tokenizer and generation config, and for InstructBLIP `qformer_tokenizer/`.
-///
-/// Weight files must be safetensors for now (Mirage does not read PyTorch `.pth` / `.bin` files yet): convert a
-/// LAVIS `{'model': …}` checkpoint with `safetensors.torch.save_file(torch.load(f)["model"], out)`.
+/// config.json, the Vicuna tokenizer (`tokenizer.model` or `tokenizer.json`) and generation config, and for
+/// InstructBLIP `qformer_tokenizer/`.
 public struct LavisAssembly: Sendable {
     public var architecture: LavisConfig.Architecture
-    /// The Vicuna folder: config.json, optional generation_config.json, model.safetensors (or its sharded index),
-    /// tokenizer.json and tokenizer_config.json.
+    /// The Vicuna folder: config.json, optional generation_config.json, its weights (safetensors or PyTorch `.bin`
+    /// shards), and its tokenizer (SentencePiece tokenizer.model or tokenizer.json, with tokenizer_config.json).
     public var vicuna: URL
-    /// EVA ViT-g's weights (`eva_vit_g`, bare EVA names).
+    /// EVA ViT-g's weights (`eva_vit_g.pth`, bare EVA names).
     public var visionEncoder: URL
     /// The Q-Former checkpoint: InstructBLIP's (`Qformer.*`, `query_tokens`, `ln_vision.*`, `llm_proj.*`) or for
-    /// MiniGPT-4 BLIP-2's (`blip2_pretrained_flant5xxl`).
+    /// MiniGPT-4 BLIP-2's (`blip2_pretrained_flant5xxl`); a LAVIS `{'model': …}` checkpoint is read as its state dict.
     public var qformer: URL
     /// MiniGPT-4's projector (`llama_proj.*`); nil for InstructBLIP.
     public var projector: URL?
@@ -25,6 +24,8 @@ public struct LavisAssembly: Sendable {
     public var bert: URL
     /// EVA's head count (16 for ViT-g: LAVIS' width / 88).
     public var visionHeads: Int
+    /// The largest safetensors file written (the tensors are split into shards of at most this size).
+    public var maxShardBytes = 5_000_000_000
 
     public init(architecture: LavisConfig.Architecture, vicuna: URL, visionEncoder: URL, qformer: URL, projector: URL?,
                 bert: URL, visionHeads: Int = 16) {
@@ -60,39 +61,41 @@ public struct LavisAssembly: Sendable {
         do { try fm.createDirectory(at: out, withIntermediateDirectories: true) } catch {
             throw ModelError.writeFailed(path: out.path, reason: error.localizedDescription)
         }
-        var weightMap: [String: String] = [:]
-        func add(_ file: URL, as name: String) throws {
-            guard file.pathExtension == "safetensors" else {
-                throw ModelError.invalidInput("\(file.path) is not a safetensors file: Mirage does not read PyTorch .pth/.bin files "
-                                              + "yet; convert it (a LAVIS checkpoint: save_file(torch.load(f)[\"model\"], out))")
+        // Every piece's tensors, in the order: EVA, Q-Former, projector, Vicuna.
+        var pieces: [(URL, TensorStore)] = []
+        func open(_ url: URL, folder: Bool) throws {
+            do {
+                pieces.append((url, folder ? try TensorStore(folder: url) : try TensorStore(file: url)))
+            } catch {
+                throw ModelError.invalidInput("\(url.path) cannot be read as the assembly's weights: \(error)")
             }
-            let tensors = try SafeTensorsFile(path: file.path).tensors
-            for tensor in tensors.keys {
-                if let other = weightMap[tensor] {
-                    throw ModelError.invalidInput("tensor \(tensor) is in both \(other) and \(file.lastPathComponent): these are not "
-                                                  + "the LAVIS pieces the assembly expects")
+        }
+        try open(visionEncoder, folder: false)
+        try open(qformer, folder: false)
+        if let projector { try open(projector, folder: false) }
+        try open(vicuna, folder: true)
+        var owner: [String: (URL, TensorStore)] = [:]
+        var declarations: [SafeTensorsWriter.Declaration] = []
+        for (url, store) in pieces {
+            for name in store.orderedNames {
+                if let other = owner[name]?.0 {
+                    throw ModelError.invalidInput("tensor \(name) is in both \(other.lastPathComponent) and \(url.lastPathComponent): "
+                                                  + "these are not the LAVIS pieces the assembly expects")
                 }
-                weightMap[tensor] = name
+                guard let entry = store.entry(name) else { throw ModelError.missingTensor(tensor: name, folder: store.folder) }
+                owner[name] = (url, store)
+                declarations.append(SafeTensorsWriter.Declaration(name: name, dtype: entry.dtype, shape: entry.shape))
             }
-            try copy(file, as: name)
         }
-        try add(visionEncoder, as: "eva_vit_g.safetensors")
-        try add(qformer, as: "qformer.safetensors")
-        if let projector { try add(projector, as: "projector.safetensors") }
-        let single = vicuna.appendingPathComponent("model.safetensors")
-        let index = vicuna.appendingPathComponent("model.safetensors.index.json")
-        if fm.fileExists(atPath: index.path) {
-            let shards = Set(((try json(index))["weight_map"] as? [String: String] ?? [:]).values)
-            for shard in shards.sorted() { try add(vicuna.appendingPathComponent(shard), as: "vicuna-" + shard) }
-        } else if fm.fileExists(atPath: single.path) {
-            try add(single, as: "vicuna.safetensors")
-        } else {
-            throw ModelError.fileNotFound(path: single.path, hint: "The Vicuna folder needs its weights as safetensors (PyTorch .bin "
-                                          + "shards are not read yet: re-save with save_pretrained(safe_serialization=True)).")
+        for stale in ((try? fm.contentsOfDirectory(atPath: out.path)) ?? []) where stale.hasSuffix(".safetensors")
+            || stale == "model.safetensors.index.json" {
+            try? fm.removeItem(at: out.appendingPathComponent(stale))
         }
-        let indexData = try JSONSerialization.data(withJSONObject: ["metadata": [String: String](), "weight_map": weightMap],
-                                                   options: [.prettyPrinted, .sortedKeys])
-        try indexData.write(to: out.appendingPathComponent("model.safetensors.index.json"))
+        try SafeTensorsFolderWriter(folder: out, tensors: declarations, maxShardBytes: maxShardBytes).write(body: { declaration, writer in
+            let store = owner[declaration.name]!.1
+            try store.withBytes(declaration.name) { _, bytes in try writer.write(bytes) }
+            store.releasePages(declaration.name)
+        })
         let config: [String: Any] = [
             "model_type": "lavis-blip2", "lavis_arch": architecture.rawValue,
             "vision_config": ["num_attention_heads": visionHeads, "tensor_prefix": ""],
@@ -101,12 +104,13 @@ public struct LavisAssembly: Sendable {
         ]
         try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
             .write(to: out.appendingPathComponent("config.json"))
-        guard fm.fileExists(atPath: vicuna.appendingPathComponent("tokenizer.json").path) else {
-            throw ModelError.fileNotFound(path: vicuna.appendingPathComponent("tokenizer.json").path,
-                                          hint: "Mirage reads the Vicuna tokenizer as tokenizer.json: convert tokenizer.model with "
-                                          + "LlamaTokenizerFast.from_pretrained(dir, legacy=True, from_slow=True).save_pretrained(dir)")
+        guard ["tokenizer.model", "tokenizer.json"].contains(where: { fm.fileExists(atPath: vicuna.appendingPathComponent($0).path) }) else {
+            throw ModelError.fileNotFound(path: vicuna.appendingPathComponent("tokenizer.model").path,
+                                          hint: "The Vicuna folder needs its tokenizer: the SentencePiece tokenizer.model it was released "
+                                          + "with (or a tokenizer.json), with tokenizer_config.json.")
         }
-        for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"]
+        for name in ["tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                     "generation_config.json"]
         where fm.fileExists(atPath: vicuna.appendingPathComponent(name).path) {
             try copy(vicuna.appendingPathComponent(name), as: name)
         }

@@ -112,12 +112,14 @@ public final class LavisBlip2Model: VisionLanguageModel, @unchecked Sendable {
                 throw ModelError.invalidInput("the tokenizer has no BOS token: use the Vicuna tokenizer saved in the model folder")
             }
             return try LavisPrompts.miniGPT4(bos: bos, before: tokenizer.encode(parts[0], addSpecialTokens: false),
-                                             after: tokenizer.encode(parts[1], addSpecialTokens: false), image: image)
+                                             after: tokenizer.encode(parts[1], addSpecialTokens: false), image: image,
+                                             dummyBOS: languageModel.bosTokenID)
         case .instructBlip:
             guard let eos = tokenizer.id(for: "</s>") else {
                 throw ModelError.invalidInput("the tokenizer has no </s> token, which LAVIS' InstructBLIP uses as BOS: use the Vicuna tokenizer")
             }
-            return try LavisPrompts.instructBlip(llmIDs: [eos] + tokenizer.encode(parts[1], addSpecialTokens: false), image: image)
+            return try LavisPrompts.instructBlip(llmIDs: [eos] + tokenizer.encode(parts[1], addSpecialTokens: false), image: image,
+                                                 dummyBOS: languageModel.bosTokenID)
         }
     }
 }
@@ -137,7 +139,14 @@ extension ModelFamily {
             return shape
         },
         load: { folder, options in try LavisBlip2Model(family: .lavisInstructBlip, folder: folder, options: options) },
-        templates: ModelFamily.lavisInstructBlipTemplates)
+        templates: ModelFamily.lavisInstructBlipTemplates,
+        // EOS, BOS and pad come from the folder (Vicuna v1.1's generation_config.json: dummy BOS 1, EOS 2), which
+        // the loaded model reads; the prompt's BOS </s> (2) is the prompt builder's.
+        paperSettings: PaperSettings(
+            decoderParameters: ["repetition_penalty": "1.5"], outputIDRewrites: [0: 2], text: [.strip],
+            source: "shikiw/OPERA @ 61426ef minigpt4/models/blip2_vicuna_instruct.py:243-265,379-407 (= salesforce/LAVIS): "
+                + "generate's default repetition_penalty=1.5 (the eval scripts do not pass it), length_penalty=1, no "
+                + "eos/pad ids; outputs[outputs == 0] = 2, batch_decode(skip_special_tokens=True), strip()"))
 
     /// MiniGPT-4 (Vicuna v0) as OPERA runs it from LAVIS-style checkpoints (an assembled folder, docs/models.md).
     public static let miniGPT4: ModelFamily = ModelFamily(
@@ -152,7 +161,13 @@ extension ModelFamily {
             return shape
         },
         load: { folder, options in try LavisBlip2Model(family: .miniGPT4, folder: folder, options: options) },
-        templates: ModelFamily.miniGPT4Templates)
+        templates: ModelFamily.miniGPT4Templates,
+        // EOS comes from the folder: a Vicuna v0 folder without generation_config.json says eos 1 (<s>), so the
+        // text runs on past </s> and is cut at ### afterwards.
+        paperSettings: PaperSettings(
+            outputIDRewrites: [0: 2, 1: 2], text: [.before("###"), .afterLast("Assistant:"), .strip],
+            source: "shikiw/OPERA @ 61426ef minigpt4/models/mini_gpt4.py:383-412: repetition_penalty=1.0, length_penalty=1, "
+                + "no eos/pad ids; ids 0 and 1 → 2, decode(skip_special_tokens=True), split('###')[0].split('Assistant:')[-1].strip()"))
 
     /// `query_tokens`' row count, read from the tensor header without loading weights.
     static func lavisQueryCount(_ folder: ModelFolder) throws -> Int {

@@ -39,7 +39,11 @@ extension ModelFamily {
                     + "\(request.dtype.rawValue.lowercased()), mlp2x_gelu projector, \(spec.imageTokenCount) image rows; "
                     + "CLIP tower \(v.imageSize)px/\(v.patchSize) in \(tower.path) (mm_vision_tower \(spec.towerName))"
             }),
-        imageProcessorFolder: { folder in try LlavaOriginalConfig.towerFolder(of: folder) })
+        imageProcessorFolder: { folder in try LlavaOriginalConfig.towerFolder(of: folder) },
+        paperSettings: PaperSettings(
+            text: [.before("###"), .strip],
+            source: "shikiw/OPERA @ 61426ef minigpt4/models/llava.py:212-245: no repetition/length penalty (1.0 / 1.0), "
+                + "eos/bos/pad from the tokenizer; the new ids decoded with skip_special_tokens, then split('###')[0].strip()"))
 }
 
 extension LlavaOriginalForCausalLM: VisionLanguageModel {

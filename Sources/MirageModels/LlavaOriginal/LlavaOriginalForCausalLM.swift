@@ -84,6 +84,18 @@ public final class LlavaOriginalForCausalLM: @unchecked Sendable {
         return try preprocessor.process(try ImageDecoder.load(path: path), padToSquare: padToSquare)
     }
 
+    /// The ids of one separately tokenized segment as transformers 4.29's slow `LlamaTokenizer` gives them (OPERA's
+    /// llava.py tokenizes the text after the image on its own, docs/paper-models.md): sentencepiece always puts its
+    /// dummy prefix `▁` in front, so `" Please …"` becomes `▁▁Please …`. A tokenizer that adds no prefix to text
+    /// already starting with a space (Mirage's Metaspace with `prepend_scheme: first`, what it builds for tokenizer.model
+    /// folders, docs/tokenizer.md) is given the segment with one more leading space, which gives the same pieces; a
+    /// tokenizer that always prefixes gets it unchanged.
+    public static func sentencePieceSegment(_ text: String, tokenizer: Tokenizer) -> [Int] {
+        guard let first = text.unicodeScalars.first, first == " " else { return tokenizer.encode(text, addSpecialTokens: false) }
+        let prefixesSpaceLed = tokenizer.encode(" a", addSpecialTokens: false) != tokenizer.encode("a", addSpecialTokens: false)
+        return tokenizer.encode(prefixesSpaceLed ? text : " " + text, addSpecialTokens: false)
+    }
+
     /// LLaVA's `tokenizer_image_token`: the text before the one `<image>` tokenized with the tokenizer's special
     /// tokens (BOS), the image, the text after it without them; `<im_start>`/`<im_end>` around the image when
     /// `mm_use_im_start_end`. `inputIDs` holds the single `-200` placeholder OPERA's `generate` sees.
@@ -102,7 +114,7 @@ public final class LlavaOriginalForCausalLM: @unchecked Sendable {
             before += "<im_start>"
             after = "<im_end>" + after
         }
-        let head = tokenizer.encode(before), tail = tokenizer.encode(after, addSpecialTokens: false)
+        let head = tokenizer.encode(before), tail = Self.sentencePieceSegment(after, tokenizer: tokenizer)
         let placeholder = LlavaOriginalConfig.imageTokenIndex
         return try MultimodalPrompt(tokenIDs: head + Array(repeating: placeholder, count: image.tokenCount) + tail,
                                     imageTokenID: placeholder, image: image, inputIDs: head + [placeholder] + tail)

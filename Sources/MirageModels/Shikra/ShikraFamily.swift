@@ -36,7 +36,13 @@ extension ModelFamily {
                     + "\(request.dtype.rawValue.lowercased()), linear projector, \(v.numPatches) image rows between <im_start> and <im_end>; "
                     + "CLIP tower \(v.imageSize)px/\(v.patchSize) in \(tower.path) (mm_vision_tower \(spec.towerName))"
             }),
-        imageProcessorFolder: { folder in try LlavaOriginalConfig.towerFolder(of: folder) })
+        imageProcessorFolder: { folder in try LlavaOriginalConfig.towerFolder(of: folder) },
+        // The wrapper decodes the prompt and the response together and keeps what follows the last "ASSISTANT:";
+        // its prompt ends with "ASSISTANT:", so that is the response's text after its own last "ASSISTANT:", if any.
+        paperSettings: PaperSettings(
+            outputIDRewrites: [0: 2, 1: 2], text: [.afterLast("ASSISTANT:"), .strip],
+            source: "shikiw/OPERA @ 61426ef minigpt4/models/shikra.py:240-271: no repetition/length penalty, eos/bos/pad from "
+                + "the tokenizer; ids 0 and 1 → 2, decoded with skip_special_tokens, split('ASSISTANT:')[-1].strip()"))
 }
 
 extension ShikraForCausalLM: VisionLanguageModel {
