@@ -276,7 +276,8 @@ public final class ExperimentRunner {
             }.max() ?? 1
             let estimate = try MemoryEstimate.estimate(
                 folder: folder, visionTower: visionTower, quantize: quantize, promptTokens: shape.imageTokenCount + 160,
-                maxNewTokens: prepared.map(\.spec.maxNewTokens).max() ?? 0, sequences: beams)
+                maxNewTokens: prepared.map(\.spec.maxNewTokens).max() ?? 0, sequences: beams,
+                promptCopies: decoders.contains { $0.1.parameters["noise_step"] != nil } ? 2 : 1)
             try estimate.check(available: options.memoryLimit ?? MemoryEstimate.availableBytes(), quantized: quantize != nil)
         }
         let fingerprint = try ModelFingerprint.compute(folder: folder, others: shape.otherWeightFolders)

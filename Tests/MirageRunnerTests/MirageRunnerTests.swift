@@ -270,12 +270,17 @@ func runnerError(_ body: () throws -> Void) -> String? {
         let t = spec.config.text
         #expect(plain.kvCacheBytes == Int64(t.numLayers * 2 * t.numKVHeads * t.headDim * 4 * 128))
         let beams = try MemoryEstimate.estimate(folder: folder, quantize: nil, promptTokens: 100, maxNewTokens: 28, sequences: 5)
-        #expect(beams.kvCacheBytes == 5 * plain.kvCacheBytes)
+        // Five beams share the 100 prompt rows and add 28 rows each.
+        let perRow = Int64(t.numLayers * 2 * t.numKVHeads * t.headDim * 4)
+        #expect(beams.kvCacheBytes == perRow * (100 + 5 * 28))
+        let contrast = try MemoryEstimate.estimate(folder: folder, quantize: nil, promptTokens: 100, maxNewTokens: 28, sequences: 2,
+                                                   promptCopies: 2)
+        #expect(contrast.kvCacheBytes == perRow * (2 * 100 + 2 * 28))
         // max_new_tokens may be anything up to Int.max: generation stops at the model's context, and so does the
         // estimate (no overflow).
         let context = t.maxPositionEmbeddings
         let huge = try MemoryEstimate.estimate(folder: folder, quantize: nil, promptTokens: 100, maxNewTokens: Int.max, sequences: 5)
-        #expect(huge.kvCacheBytes == Int64(t.numLayers * 2 * t.numKVHeads * t.headDim * 4 * context * 5))
+        #expect(huge.kvCacheBytes == perRow * Int64(100 + 5 * (context - 100)))
         #expect(MemoryEstimate.generationLimit(maxNewTokens: Int.max, promptTokens: 100, context: context) == context - 100)
         #expect(MemoryEstimate.generationLimit(maxNewTokens: 28, promptTokens: 100, context: context) == 28)
         #expect(MemoryEstimate.generationLimit(maxNewTokens: 28, promptTokens: context + 5, context: context) == 1)
