@@ -47,14 +47,7 @@ public struct BlipVisionConfig: Sendable, Equatable {
     public init(json: [String: Any], path: String, prefix: String = "vision_config.") throws {
         let fields = JSONFields(object: json, path: path, prefix: prefix)
         let d = Self.evaViTg
-        var activation = d.activation
-        if let act = json["hidden_act"] as? String {
-            guard let parsed = GeluKind(huggingFaceName: act) else {
-                throw ModelError.badConfig(path: path, field: prefix + "hidden_act",
-                                           detail: "is '\(act)'; Mirage implements gelu, quick_gelu and the tanh GELUs")
-            }
-            activation = parsed
-        }
+        let activation = try GeluKind.configured(json, path: path, prefix: prefix) ?? d.activation
         self.init(hiddenSize: try fields.optionalInt("hidden_size") ?? d.hiddenSize,
                   intermediateSize: try fields.optionalInt("intermediate_size") ?? d.intermediateSize,
                   numLayers: try fields.optionalInt("num_hidden_layers") ?? d.numLayers,

@@ -46,14 +46,7 @@ public struct VisionConfig: Sendable, Equatable {
                                        detail: "is '\(type)'; Mirage runs clip_vision_model and siglip_vision_model towers")
         }
         // transformers' defaults: CLIP ViT-B/32 (768, 3072, 12, 12, 224, 32); SigLIP base/16 (768, 3072, 12, 12, 224, 16).
-        var activation: GeluKind?
-        if let act = json["hidden_act"] as? String {
-            guard let parsed = GeluKind(huggingFaceName: act) else {
-                throw ModelError.badConfig(path: path, field: prefix + "hidden_act",
-                                           detail: "is '\(act)'; Mirage implements quick_gelu, gelu, gelu_new and gelu_pytorch_tanh")
-            }
-            activation = parsed
-        }
+        let activation = try GeluKind.configured(json, path: path, prefix: prefix)
         self.init(kind: kind,
                   hiddenSize: try fields.optionalInt("hidden_size") ?? 768,
                   intermediateSize: try fields.optionalInt("intermediate_size") ?? 3072,
@@ -103,5 +96,18 @@ extension GeluKind {
         case .erf: return "gelu"
         case .tanh: return "gelu_pytorch_tanh"
         }
+    }
+}
+
+extension GeluKind {
+    /// The `hidden_act` of a config object, nil when absent; a name Mirage does not implement is an error naming
+    /// the file and field.
+    public static func configured(_ json: [String: Any], path: String, prefix: String) throws -> GeluKind? {
+        guard let name = json["hidden_act"] as? String else { return nil }
+        guard let parsed = GeluKind(huggingFaceName: name) else {
+            throw ModelError.badConfig(path: path, field: prefix + "hidden_act",
+                                       detail: "is '\(name)'; Mirage implements quick_gelu, gelu, gelu_new and gelu_pytorch_tanh")
+        }
+        return parsed
     }
 }

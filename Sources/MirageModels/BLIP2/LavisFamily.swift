@@ -131,13 +131,7 @@ extension ModelFamily {
         summary: "InstructBLIP in LAVIS' layout as OPERA runs it (blip2_vicuna_instruct: EVA ViT-g + Q-Former + Vicuna v1.1, "
             + "an assembled folder)",
         recognizes: { LavisConfig.isLavis($0, .instructBlip) },
-        shape: { folder in
-            let config = try LavisConfig(folder: folder)
-            var shape = ModelShape(text: config.text, imageTokenCount: try lavisQueryCount(folder),
-                                   imageEncoderActivationBytes: Blip2Config.evaActivationBytes)
-            shape.imageEncoderFLOPs = BlipVisionConfig.evaViTg.encoderConfig.encoderFLOPs
-            return shape
-        },
+        shape: lavisShape,
         load: { folder, options in try LavisBlip2Model(family: .lavisInstructBlip, folder: folder, options: options) },
         templates: ModelFamily.lavisInstructBlipTemplates,
         // EOS, BOS and pad come from the folder (Vicuna v1.1's generation_config.json: dummy BOS 1, EOS 2), which
@@ -153,13 +147,7 @@ extension ModelFamily {
         name: "minigpt4",
         summary: "MiniGPT-4 as OPERA runs it (mini_gpt4: EVA ViT-g + BLIP-2 Q-Former + llama_proj + Vicuna v0, an assembled folder)",
         recognizes: { LavisConfig.isLavis($0, .miniGPT4) },
-        shape: { folder in
-            let config = try LavisConfig(folder: folder)
-            var shape = ModelShape(text: config.text, imageTokenCount: try lavisQueryCount(folder),
-                                   imageEncoderActivationBytes: Blip2Config.evaActivationBytes)
-            shape.imageEncoderFLOPs = BlipVisionConfig.evaViTg.encoderConfig.encoderFLOPs
-            return shape
-        },
+        shape: lavisShape,
         load: { folder, options in try LavisBlip2Model(family: .miniGPT4, folder: folder, options: options) },
         templates: ModelFamily.miniGPT4Templates,
         // EOS comes from the folder: a Vicuna v0 folder without generation_config.json says eos 1 (<s>), so the
@@ -168,6 +156,15 @@ extension ModelFamily {
             outputIDRewrites: [0: 2, 1: 2], text: [.before("###"), .afterLast("Assistant:"), .strip],
             source: "shikiw/OPERA @ 61426ef minigpt4/models/mini_gpt4.py:383-412: repetition_penalty=1.0, length_penalty=1, "
                 + "no eos/pad ids; ids 0 and 1 → 2, decode(skip_special_tokens=True), split('###')[0].split('Assistant:')[-1].strip()"))
+
+    /// Both LAVIS families' shape: the Vicuna decoder, the query rows, EVA ViT-g's activations and FLOPs.
+    static func lavisShape(_ folder: ModelFolder) throws -> ModelShape {
+        let config = try LavisConfig(folder: folder)
+        var shape = ModelShape(text: config.text, imageTokenCount: try lavisQueryCount(folder),
+                               imageEncoderActivationBytes: Blip2Config.evaActivationBytes)
+        shape.imageEncoderFLOPs = BlipVisionConfig.evaViTg.encoderConfig.encoderFLOPs
+        return shape
+    }
 
     /// `query_tokens`' row count, read from the tensor header without loading weights.
     static func lavisQueryCount(_ folder: ModelFolder) throws -> Int {
