@@ -131,7 +131,7 @@ extension ModelFamily {
         summary: "InstructBLIP in LAVIS' layout as OPERA runs it (blip2_vicuna_instruct: EVA ViT-g + Q-Former + Vicuna v1.1, "
             + "an assembled folder)",
         recognizes: { LavisConfig.isLavis($0, .instructBlip) },
-        shape: lavisShape,
+        shape: { try lavisShape($0) },
         load: { folder, options in try LavisBlip2Model(family: .lavisInstructBlip, folder: folder, options: options) },
         templates: ModelFamily.lavisInstructBlipTemplates,
         // EOS, BOS and pad come from the folder (Vicuna v1.1's generation_config.json: dummy BOS 1, EOS 2), which
@@ -147,7 +147,7 @@ extension ModelFamily {
         name: "minigpt4",
         summary: "MiniGPT-4 as OPERA runs it (mini_gpt4: EVA ViT-g + BLIP-2 Q-Former + llama_proj + Vicuna v0, an assembled folder)",
         recognizes: { LavisConfig.isLavis($0, .miniGPT4) },
-        shape: lavisShape,
+        shape: { try lavisShape($0) },
         load: { folder, options in try LavisBlip2Model(family: .miniGPT4, folder: folder, options: options) },
         templates: ModelFamily.miniGPT4Templates,
         // EOS comes from the folder: a Vicuna v0 folder without generation_config.json says eos 1 (<s>), so the
