@@ -163,8 +163,9 @@ public struct RunEstimator {
         var result = RunEstimate()
         for modelPath in experiment.models {
             let folder = URL(fileURLWithPath: modelPath)
-            let (family, _) = try ModelFamilies.family(of: folder)
-            let shape = try ModelFamilies.shape(of: folder, visionTower: experiment.visionTower.map { URL(fileURLWithPath: $0) })
+            var (family, found) = try ModelFamilies.family(of: folder)
+            found.visionTower = experiment.visionTower.map { URL(fileURLWithPath: $0) }
+            let shape = try family.shape(found)
             if shape.imageEncoderFLOPs == 0 {
                 log("note: the \(family.name) family does not give its image encoder's cost; images are counted as free")
             }

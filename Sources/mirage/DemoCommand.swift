@@ -60,7 +60,7 @@ struct Demo: ParsableCommand {
         "With --images: COCO instances/captions JSON files or CHAIR's prebuilt ground truth JSON.", valueName: "file"))
     var annotations: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Run this LLaVA model folder instead of the synthetic one.", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("Run this vision-language model folder (any family in `mirage models families`) instead of the synthetic one.", valueName: "dir"))
     var model: String?
 
     @Option(name: .long, help: "Images to run on.")

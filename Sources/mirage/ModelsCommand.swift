@@ -34,11 +34,11 @@ struct ModelsSynth: ParsableCommand {
         are uniform with standard deviation 0.02 (RMSNorm weights 1) from SplitMix64 seeded by --seed: the same \
         seed gives the same bytes. Use it for benchmarks and end-to-end checks; its text is gibberish.
 
-        Sizes: tiny (2 layers, hidden 64, vocab 512, < 1 MB),     @Option(name: .long, help: ArgumentHelp("tiny, 0.5b or 7b (a family may offer fewer: see `mirage models families`).", valueName: "tiny|0.5b|7b")) (Qwen2-0.5B shapes: ~1 GB in f16), \
+        Sizes: tiny (2 layers, hidden 64, vocab 512, < 1 MB), 0.5b (Qwen2-0.5B shapes: ~1 GB in f16), \
         7b (LLaMA-7B shapes: 13.5 GB in f16; written in a stream, needs the disk space, not the memory).
 
         Vision-language models: every family in `mirage models families` offers its architectures here. \
-        LLaVA: --arch     @Option(name: .long, help: ArgumentHelp("llama (LlamaForCausalLM), qwen2 (Qwen2ForCausalLM, with q/k/v biases), or a vision-language architecture of `mirage models families`: \(ModelFamilies.synthArchitectures.joined(separator: ", ")).", valueName: "arch")) or llava-qwen2 adds a vision tower (--vision clip or siglip; tiny size: 32×32 \
+        LLaVA: --arch llava-llama or llava-qwen2 adds a vision tower (--vision clip or siglip; tiny size: 32×32 \
         images with patch 8, other sizes: ViT-L/14-336 shapes) and the 2-layer projector, with \
         preprocessor_config.json, processor_config.json and `<image>` as the tokenizer's last token.
 
@@ -46,6 +46,9 @@ struct ModelsSynth: ParsableCommand {
         Blip2ForConditionalGeneration with a Llama decoder (tiny: 32-wide EVA tower on 32×32 images, 32-wide \
         Q-Former, 4 queries; 7b: instructblip-vicuna-7b's shapes, EVA ViT-g + BERT-base Q-Former + LLaMA-7B), \
         with a BlipImageProcessor processor_config.json and, for InstructBLIP, a qformer_tokenizer/ (docs/models.md).
+
+        Original layouts: --arch llava-original or shikra (tiny or 7b) writes the model folder and its CLIP tower \
+        folder beside it, as the published checkpoints keep them (docs/vision.md).
 
         Examples:
           mirage models synth --arch llava-llama --vision clip --size tiny --seed 3 --out ./tiny-llava

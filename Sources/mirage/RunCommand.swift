@@ -61,7 +61,7 @@ struct RunCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("An experiment file (YAML; see docs/runner.md).", valueName: "experiment.yaml"))
     var experimentFile: String?
 
-    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A LLaVA model folder (repeatable).", valueName: "dir"))
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A vision-language model folder of any family in `mirage models families` (repeatable).", valueName: "dir"))
     var model: [String] = []
 
     @Option(name: .customLong("protocol"), parsing: .singleValue, help: ArgumentHelp("A protocol name or file (repeatable).", valueName: "name|file"))

@@ -14,14 +14,21 @@ public struct SyntheticLlavaOriginalSpec: Sendable {
     public var vision: SyntheticVisionSpec
 
     public init(request: SynthesisRequest) throws {
+        (text, vision) = try Self.llamaWithCLIP(request, family: "llava-original", tower: .l14_336)
+    }
+
+    /// A Llama decoder and a CLIP tower for `request` (tiny or 7b; `tower` is the 7b tower's size), as the
+    /// original-layout families (llava-original, shikra) synthesize them.
+    static func llamaWithCLIP(_ request: SynthesisRequest, family: String,
+                              tower: SyntheticVisionSpec.Size) throws -> (SyntheticModelSpec, SyntheticVisionSpec) {
         guard let size = SyntheticModelSpec.Size(rawValue: request.size), size != .halfB else {
-            throw ModelError.invalidInput("llava-original synth takes --size tiny or 7b (got '\(request.size)')")
+            throw ModelError.invalidInput("\(family) synth takes --size tiny or 7b (got '\(request.size)')")
         }
         if let vision = request.vision, vision != "clip" {
-            throw ModelError.invalidInput("llava-original has a CLIP tower only (got --vision \(vision))")
+            throw ModelError.invalidInput("\(family) has a CLIP tower only (got --vision \(vision))")
         }
-        text = SyntheticModelSpec(architecture: .llama, size: size, seed: request.seed, dtype: request.dtype)
-        vision = SyntheticVisionSpec(kind: .clip, size: size == .tiny ? .tiny : .l14_336, seed: request.seed, dtype: request.dtype)
+        return (SyntheticModelSpec(architecture: .llama, size: size, seed: request.seed, dtype: request.dtype),
+                SyntheticVisionSpec(kind: .clip, size: size == .tiny ? .tiny : tower, seed: request.seed, dtype: request.dtype))
     }
 
     /// `mm_vision_tower`: a name of its own, so a random tower is never taken for OpenAI's CLIP.

@@ -13,14 +13,7 @@ public struct SyntheticShikraSpec: Sendable {
     public var vision: SyntheticVisionSpec
 
     public init(request: SynthesisRequest) throws {
-        guard let size = SyntheticModelSpec.Size(rawValue: request.size), size != .halfB else {
-            throw ModelError.invalidInput("shikra synth takes --size tiny or 7b (got '\(request.size)')")
-        }
-        if let vision = request.vision, vision != "clip" {
-            throw ModelError.invalidInput("shikra has a CLIP tower only (got --vision \(vision))")
-        }
-        text = SyntheticModelSpec(architecture: .llama, size: size, seed: request.seed, dtype: request.dtype)
-        vision = SyntheticVisionSpec(kind: .clip, size: size == .tiny ? .tiny : .l14_224, seed: request.seed, dtype: request.dtype)
+        (text, vision) = try SyntheticLlavaOriginalSpec.llamaWithCLIP(request, family: "shikra", tower: .l14_224)
     }
 
     /// `mm_vision_tower`: a name of its own, so a random tower is never taken for OpenAI's CLIP.
