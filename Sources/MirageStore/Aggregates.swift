@@ -46,6 +46,17 @@ extension ChairCounts {
         return p + r > 0 ? 2 * p * r / (p + r) : .nan
     }
 
+    /// CHAIR totals per image id of scored captions (repeated captions of one image are summed; failed and
+    /// unscored items and items without an image are left out).
+    static func byImage(_ items: [(imageID: Int?, score: ItemScore?)]) -> [Int: ChairTotals] {
+        var out: [Int: ChairTotals] = [:]
+        for item in items {
+            guard case .chair(let s)? = item.score, let image = item.imageID else { continue }
+            out[image] = (out[image] ?? ChairTotals()) + ChairTotals(s)
+        }
+        return out
+    }
+
     /// The values stored in `run_metrics` (fractions; NaN where undefined).
     public var stored: [String: Double] {
         ["chair_s": chairS, "chair_i": chairI, "recall": recall, "len": length,

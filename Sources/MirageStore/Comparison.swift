@@ -261,12 +261,7 @@ public struct ComparisonBuilder {
 
     /// CHAIR totals per image id (repeated captions of one image are summed).
     static func chairByImage(_ items: [StoredItem]) -> [Int: ChairTotals] {
-        var out: [Int: ChairTotals] = [:]
-        for item in items {
-            guard case .chair(let s)? = item.score, let image = item.item.imageID else { continue }
-            out[image] = (out[image] ?? ChairTotals()) + ChairTotals(s)
-        }
-        return out
+        ChairTotals.byImage(items.map { ($0.item.imageID, $0.score) })
     }
 
     /// Pairs POPE answers by question id (item key when there is none).

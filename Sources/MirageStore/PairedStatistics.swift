@@ -26,23 +26,41 @@ public enum PairedBootstrap {
                                   samples: Int, seed: UInt64, level: Double = 0.95) -> Result {
         let shared = Set(method.keys).intersection(baseline.keys).sorted()
         guard !shared.isEmpty, samples > 0 else { return Result(sharedImages: shared.count) }
-        let m = shared.map { method[$0]! }, b = shared.map { baseline[$0]! }
-        var rng = SplitMix64(seed: seed)
-        var dS: [Double] = [], dI: [Double] = []
-        dS.reserveCapacity(samples); dI.reserveCapacity(samples)
-        let n = shared.count
-        for _ in 0..<samples {
-            var mt = ChairTotals(), bt = ChairTotals()
-            for _ in 0..<n {
-                let k = rng.uniform(n)
-                mt = mt + m[k]; bt = bt + b[k]
-            }
-            let s = mt.chairS - bt.chairS, i = mt.chairI - bt.chairI
-            if !s.isNaN { dS.append(s) }
-            if !i.isNaN { dI.append(i) }
+        let deltas = replicates(method: shared.map { method[$0]! }, baseline: shared.map { baseline[$0]! },
+                                zero: ChairTotals(), add: +, samples: samples, seed: seed) { m, b in
+            [m.chairS - b.chairS, m.chairI - b.chairI]
         }
         let alpha = (1 - level) / 2
-        return Result(sharedImages: n, chairS: interval(dS, alpha), chairI: interval(dI, alpha))
+        return Result(sharedImages: shared.count, chairS: interval(deltas[0], alpha), chairI: interval(deltas[1], alpha))
+    }
+
+    /// The bootstrap replicates of paired statistics over units (images, questions) that both runs have:
+    /// `method[k]` and `baseline[k]` are the two runs' additive totals of unit k. Each of `samples` replicates
+    /// draws `n` of the `n` units with replacement (SplitMix64 seeded with `seed`, `uniform(n)`), sums both
+    /// runs' totals over the draw and evaluates `statistics` on the two sums. Returns one list per statistic,
+    /// NaN replicates (an undefined ratio) left out.
+    public static func replicates<T>(method: [T], baseline: [T], zero: T, add: (T, T) -> T, samples: Int, seed: UInt64,
+                                     statistics: (T, T) -> [Double]) -> [[Double]] {
+        precondition(method.count == baseline.count, "paired units")
+        var rng = SplitMix64(seed: seed)
+        var out: [[Double]] = []
+        let n = method.count
+        for _ in 0..<samples where n > 0 {
+            var mt = zero, bt = zero
+            for _ in 0..<n {
+                let k = rng.uniform(n)
+                mt = add(mt, method[k]); bt = add(bt, baseline[k])
+            }
+            let values = statistics(mt, bt)
+            if out.isEmpty { out = Array(repeating: [], count: values.count) }
+            for (i, v) in values.enumerated() where !v.isNaN { out[i].append(v) }
+        }
+        return out
+    }
+
+    /// The central `level` percentile interval of bootstrap replicates (nil when there are none).
+    public static func interval(_ values: [Double], level: Double) -> BootstrapInterval? {
+        interval(values, (1 - level) / 2)
     }
 
     static func interval(_ values: [Double], _ alpha: Double) -> BootstrapInterval? {
