@@ -77,9 +77,17 @@ struct Demo: ParsableCommand {
         valueName: "MB"))
     var prefixCache: Int?
 
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
+        "A decoder to run instead of the three defaults (repeatable; as `mirage run --decoder`), e.g. to reproduce a golden run under changed parameters.",
+        valueName: "name[:preset][,k=v...]"))
+    var decoder: [String] = []
+
     @OptionGroup var chairText: ChairTextOptions
 
     @OptionGroup var pixelLimit: PixelLimitOptions
+
+    /// The decoders this call runs: --decoder, else the three defaults.
+    var decoderChoices: [String] { decoder.isEmpty ? Self.decoders : decoder }
 
     /// CHAIR without downloads: COCO's 80 category names as the vocabulary (each its own only synonym) and
     /// `UntrainedCaptionAnalyzer` over WordNet (--wordnet, the data store, or Debian's /usr/share/wordnet).
@@ -148,7 +156,7 @@ struct Demo: ParsableCommand {
         var experiment = Experiment()
         experiment.models = [model.path]
         experiment.protocols = protocols.map(\.path)
-        experiment.decoders = try Self.decoders.map { try DecoderChoice(parsing: $0) }
+        experiment.decoders = try decoderChoices.map { try DecoderChoice(parsing: $0) }
         experiment.images = data.imageFolder.path
         experiment.instances = data.instanceFiles.map(\.path)
         experiment.threads = threadCount
@@ -166,7 +174,7 @@ struct Demo: ParsableCommand {
             },
             protocols: ProtocolLibrary(folders: []))
         let store = try database.open(create: true)
-        print("Demo: \(data.summary); model \(model.lastPathComponent)\(self.model == nil ? " (random weights)" : ""); decoders \(Self.decoders.joined(separator: ", ")).")
+        print("Demo: \(data.summary); model \(model.lastPathComponent)\(self.model == nil ? " (random weights)" : ""); decoders \(decoderChoices.joined(separator: ", ")).")
         print("Running into \(store.path) ...")
         let runner = ExperimentRunner(experiment: experiment, store: store, resources: runResources,
                                       options: RunnerOptions(mirageVersion: MirageVersion.string, gitRevision: Provenance.gitRevision,

@@ -20,6 +20,7 @@ struct Mirage: AsyncParsableCommand {
             Import.self,
             Runs.self,
             Compare.self,
+            Check.self,
             Merge.self,
             Demo.self,
             Attention.self,
