@@ -36,11 +36,12 @@ struct Check: ParsableCommand {
         --json prints one JSON object (status, exit_code, exact, metrics, error) for CI bots.
 
         Examples:
-          mirage check --write-golden Tests/golden/greedy.jsonl ci-greedy
-          mirage check ci-greedy --exact Tests/golden/greedy.jsonl
-          mirage check ci-opera --exact Tests/golden/opera.jsonl --allow-parameter-change
-          mirage check new-opera --baseline ci-opera --metric chair_i --metric chair_s --worse-by 1
-          mirage check 7 --exact Tests/golden/greedy.jsonl --metric chair_i --worse-by 0.5 --json
+          mirage check --write-golden ci/greedy.jsonl ci-greedy
+          mirage check ci-greedy --exact ci/greedy.jsonl
+          mirage check ci-opera --exact ci/opera.jsonl --allow-parameter-change
+          mirage check new-opera --baseline ci/opera.jsonl \\
+              --metric chair_i --metric chair_s --worse-by 1
+          mirage check 7 --exact ci/greedy.jsonl --json > gate.json
         """)
 
     @OptionGroup var database: DatabaseOptions
@@ -257,18 +258,11 @@ struct Check: ParsableCommand {
         return lines.map { $0 + "\n" }.joined()
     }
 
+    /// The text as a JSON string literal: quoted, with line breaks and other control characters escaped, so a
+    /// clipped output stays on one line and invisible differences show.
     static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\"": out += "\\\""
-            default:
-                out += scalar.value < 0x20 ? String(format: "\\u%04x", scalar.value) : String(scalar)
-            }
-        }
-        return out + "\""
+        let data = try? JSONSerialization.data(withJSONObject: text, options: [.fragmentsAllowed, .withoutEscapingSlashes])
+        return data.map { String(decoding: $0, as: UTF8.self) } ?? "\"\(text)\""
     }
 
     /// The documented exit code of an error (sysexits.h values).
