@@ -50,6 +50,8 @@ private func tokens(ofGolden url: URL) throws -> [String: [Int]] {
         #expect(result.status == 0, """
             \(run.decoder) on \(run.task) no longer reproduces \(golden.lastPathComponent) (exit \(result.status)):
             \(result.stdout)\(result.stderr)
+            If this change of outputs is intended (a decoder fix, a new demo model), run
+            Scripts/golden/regenerate-decoder-goldens.sh and commit Tests/Golden/decoders/ with the change.
             """)
     }
 
