@@ -69,6 +69,9 @@ public enum RegressionGate {
                 report.reasons.append("model: other weights: baseline \(a.model.name) (\(Self.short(a.model.fingerprint))), run \(b.model.name) (\(Self.short(b.model.fingerprint))); if the model change is intended, regenerate the golden runs from the new model")
             }
         }
+        if a.model.fingerprint.isEmpty && b.model.fingerprint.isEmpty && a.model.name != b.model.name {
+            report.reasons.append("model: baseline \(a.model.name), run \(b.model.name) (imported outputs carry no weight fingerprint, so the name is the model's identity); import both under the same --model name if they are one model")
+        }
         let protocolDifferences = b.evalProtocol.generationIdentity.differences(from: a.evalProtocol.generationIdentity)
         if !protocolDifferences.isEmpty {
             report.reasons.append("protocol: run vs baseline: " + protocolDifferences.joined(separator: "; "))

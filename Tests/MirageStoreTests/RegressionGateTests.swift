@@ -95,6 +95,12 @@ private func chairSide(_ tokens: [[Int]], hallucinated: [Int]? = nil, decoder: D
     other.identity.model.fingerprint = String(repeating: "ab", count: 32) + "+fast"
     report = RegressionGate.exact(run: other, baseline: golden)
     #expect(report.reasons.first?.contains("precision") == true && report.reasons.first?.contains("exact") == true)
+    // Imports have no fingerprint: their model name is their identity.
+    var importA = chairSide([[1], [2], [3]]), importB = chairSide([[1], [2], [3]])
+    importA.identity.model = ModelSpec(name: "llava"); importB.identity.model = ModelSpec(name: "shikra")
+    #expect(RegressionGate.exact(run: importB, baseline: importA).reasons.first?.hasPrefix("model: baseline llava, run shikra") == true)
+    importB.identity.model.name = "llava"
+    #expect(RegressionGate.exact(run: importB, baseline: importA).status == .pass)
     // Another prompt; a missing item and an extra one.
     var prompt = chairProtocol
     prompt.promptTemplate = "Say."
