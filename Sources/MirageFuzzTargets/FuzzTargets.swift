@@ -53,6 +53,7 @@ public enum FuzzTargets {
         FuzzTarget("chair-captions", maxLength: 4096, "MirageMetrics ChairCaptionFile.parse (JSONL, JSON list, concatenated)") { try chairCaptions($0) },
         FuzzTarget("pope-questions", maxLength: 4096, "MirageData POPEQuestionReader.parse and POPEAnswerReader.parse") { try popeQuestions($0) },
         FuzzTarget("pope-answers", maxLength: 4096, "MirageStore PopeAnswerFile.parse") { try popeAnswers($0) },
+        FuzzTarget("golden-run", maxLength: 8192, "MirageStore GoldenRun(jsonl:), then a self-check with RegressionGate.exact") { try goldenRun($0) },
         FuzzTarget("tokenizer-json", maxLength: 8192, "MirageEngine Tokenizer(tokenizerJSON:), then encode and decode a fixed text") { try tokenizerJSON($0) },
         FuzzTarget("sentencepiece", maxLength: 16384, "MirageEngine SentencePieceModel and Tokenizer(sentencePieceModel:), then encode and decode a fixed text") { try sentencePiece($0) },
         FuzzTarget("safetensors", maxLength: 4096, "MirageEngine SafeTensorsFile header validation") { try safetensors($0) },
@@ -102,6 +103,13 @@ public enum FuzzTargets {
 
     static func popeAnswers(_ data: Data) throws {
         _ = try PopeAnswerFile.parse(data, source: "fuzz-answers.jsonl")
+    }
+
+    /// A golden file (`mirage check --write-golden`); an accepted one must pass an exact check against itself.
+    static func goldenRun(_ data: Data) throws {
+        let golden = try GoldenRun(jsonl: String(decoding: data, as: UTF8.self), source: "fuzz-golden.jsonl")
+        let report = RegressionGate.exact(run: golden, baseline: golden)
+        precondition(report.status == .pass, "a golden file differs from itself: \(report)")
     }
 
     /// Text with ASCII, accents, CJK, an emoji, digits, whitespace runs and both special-token spellings.
