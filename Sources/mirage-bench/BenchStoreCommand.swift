@@ -4,6 +4,7 @@ import MirageBenchSupport
 import MirageCLISupport
 import MirageData
 import MirageMetrics
+import MirageRunner
 import MirageStore
 
 /// `mirage-bench store`: how fast the run store records and reads items, and how long `compare`'s
@@ -30,7 +31,7 @@ struct BenchStoreCommand: ParsableCommand {
     func run() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-store-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let store = try RunStore(path: dir.appendingPathComponent("bench.sqlite").path)
+        let store = try RunStores.open(dir.appendingPathComponent("bench.sqlite").path)
         let run = try store.createRun(NewRun(
             evalProtocol: EvalProtocol(task: .pope, imageIDs: Array(1...max(1, items / 6)), questionFile: "bench",
                                        split: "random", answerParser: "opera"),
@@ -44,7 +45,7 @@ struct BenchStoreCommand: ParsableCommand {
             }
         }
         let (read, readSeconds) = try timed { try store.items(run: run.id) }
-        let (_, finish) = try timed { try store.finishRun(run.id) }
+        let (_, finish) = try timed { try store.finishRun(run.id, metrics: RunEvaluation.metrics) }
 
         let (method, baseline) = BenchmarkSupport.pairedChairTotals(images: images)
         let (_, bootstrap) = timed {
