@@ -61,25 +61,13 @@ let benchmarks: @Sendable () -> Void = {
 
 /// POPE items with alternating labels and answers, each its own transaction (as the runner commits them).
 func record(_ store: any RunRepository, run: Int64, items: Int) throws {
-    for i in 0..<items { try recordBenchItem(store, run: run, i) }
-}
-
-/// Item `i` of the benchmark runs, with its score.
-func recordBenchItem(_ store: any RunRepository, run: Int64, _ i: Int) throws {
-    _ = try store.recordItem(run: run, NewItem(key: String(i), ordinal: i, imageID: i / 6 + 1, questionID: i + 1,
-                                           prompt: "Is there a dog in the image?", outputText: i % 3 == 0 ? "No." : "Yes."),
-                         score: .pope(PopeItemScore(label: i % 2 == 0 ? .yes : .no, parsed: i % 3 == 0 ? .no : .yes)))
+    try BenchmarkSupport.record(store, run: run, items: items)
 }
 
 /// `record`, with each batch of items claimed first and the progress read after each claim, as a worker does.
 func claimAndRecord(_ store: any RunRepository, run: Int64, items: Int, batch: Int) throws {
-    let worker = RunnerOptions.defaultWorker()
-    for start in stride(from: 0, to: items, by: batch) {
-        let refs = (start..<min(items, start + batch)).map { ItemRef(run: run, key: String($0)) }
-        let claimed = try store.claimItems(refs, worker: worker, lease: RunnerOptions.defaultLease)
-        blackHole(try store.workProgress(runs: [run]))
-        for ref in claimed { try recordBenchItem(store, run: run, Int(ref.key)!) }
-    }
+    try BenchmarkSupport.claimAndRecord(store, run: run, items: items, batch: batch, worker: RunnerOptions.defaultWorker(),
+                                        lease: RunnerOptions.defaultLease)
 }
 
 /// A temporary folder of databases: a fresh run per write iteration and one filled run for the reads.
