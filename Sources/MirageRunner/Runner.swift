@@ -401,7 +401,7 @@ public final class ExperimentRunner {
             try? store.releaseClaims(worker: options.worker)
         }
         var images = Set(plans.flatMap { Array($0.pending.keys) + Array($0.backfill.keys) }).sorted()
-        var waitingSince: Date?
+        var notedWaiting = false
         while !images.isEmpty {
             var index = 0
             while index < images.count {
@@ -450,8 +450,8 @@ public final class ExperimentRunner {
             }
             images = Set(plans.flatMap { Array($0.pending.keys) }).sorted()
             guard !images.isEmpty else { break }
-            if waitingSince == nil {
-                waitingSince = Date()
+            if !notedWaiting {
+                notedWaiting = true
                 let count = plans.reduce(0) { $0 + $1.remaining }
                 progress.note("waiting for \(count) item\(count == 1 ? "" : "s") other workers hold (recorded by them, or "
                     + "taken over here when their lease of \(Int(options.lease)) s runs out)")
