@@ -72,7 +72,7 @@ let package = Package(
         ], swiftSettings: optimised),
         /// CHAIR and POPE scorers.
         .target(name: "MirageMetrics", dependencies: ["MirageText", "MirageData"], swiftSettings: optimised),
-        /// The SQLite run store.
+        /// The run store behind `RunRepository`: SQLite (GRDB), item claims for several workers.
         .target(name: "MirageStore", dependencies: [
             "MirageMetrics", "MirageData",
             .product(name: "GRDB", package: "GRDB.swift"),
@@ -89,6 +89,7 @@ let package = Package(
         /// Over-trust analysis: last-layer attention capture, summary-token detection, sub-sentence CHAIR by summary tokens.
         .target(name: "MirageAnalysis", dependencies: [
             "MirageEngine", "MirageTokenizers", "MirageDecoding", "MirageMetrics", "MirageStore", "MirageVisuals", "MirageText",
+            "MirageRunner",
         ]),
 
         // MARK: Command line
@@ -104,7 +105,7 @@ let package = Package(
         ]),
         /// What `mirage-bench` and the Benchmarks/ suite share so both measure the same work: synthesized
         /// models kept between runs, the decoder benchmarks' prompt, random weights, the reference data.
-        .target(name: "MirageBenchSupport", dependencies: ["MirageKernels", "MirageEngine", "MirageModels", "MirageDecoding", "MirageData", "MirageStore"]),
+        .target(name: "MirageBenchSupport", dependencies: ["MirageKernels", "MirageEngine", "MirageModels", "MirageDecoding", "MirageData", "MirageMetrics", "MirageStore"]),
         .executableTarget(name: "mirage-bench", dependencies: [
             "MirageText", "MirageData", "MirageMetrics", "MirageStore", "MirageEngine", "MirageTokenizers", "MirageImaging", "MirageModels", "MirageKernels",
             "MirageDecoding", "MirageRunner", "MirageVisuals", "MirageAnalysis", "MirageCLISupport", "MirageBenchSupport",
@@ -114,7 +115,7 @@ let package = Package(
         // MARK: Fuzzing
         /// Every file parser as `(Data) -> accepted | rejected`, shared by Fuzz/ (libFuzzer) and MirageFuzzTests (corpus replay).
         .target(name: "MirageFuzzTargets", dependencies: [
-            "MirageData", "MirageEngine", "MirageTokenizers", "MirageImaging", "MirageModels", "MirageMetrics", "MirageRunner", "MirageStore",
+            "MirageData", "MirageEngine", "MirageTokenizers", "MirageImaging", "MirageModels", "MirageMetrics", "MirageRunner", "MirageStore", "MirageAnalysis",
         ]),
 
         // MARK: Tests
@@ -127,7 +128,7 @@ let package = Package(
         .testTarget(name: "MirageTextTests", dependencies: ["MirageText", "MirageTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MirageDataTests", dependencies: ["MirageData", "MirageEngine", "MirageImaging", "MirageMetrics", "MirageTestSupport"]),
         .testTarget(name: "MirageMetricsTests", dependencies: ["MirageMetrics", "MirageTestSupport"]),
-        .testTarget(name: "MirageStoreTests", dependencies: ["MirageStore", "MirageTestSupport"]),
+        .testTarget(name: "MirageStoreTests", dependencies: ["MirageStore", "MirageMetrics", "MirageRunner", "MirageAnalysis", "MirageTestSupport"]),
         .testTarget(name: "MirageRunnerTests", dependencies: ["MirageRunner", "MirageModels", "MirageDecoding", "MirageEngine", "MirageTokenizers", "MirageImaging", "MirageTestSupport"]),
         .testTarget(name: "MirageVisualsTests", dependencies: ["MirageVisuals", "MirageEngine", "MirageImaging", "MirageData", "MirageTestSupport"]),
         .testTarget(name: "MirageAnalysisTests", dependencies: ["MirageAnalysis", "MirageTokenizers", "MirageImaging", "MirageTestSupport"]),

@@ -40,5 +40,5 @@ package.targets += [
     benchmarkTarget("Decoders", ["MirageEngine", "MirageDecoding"]),
     benchmarkTarget("Runner", ["MirageEngine", "MirageModels", "MirageData", "MirageRunner", "MirageStore", "MirageCLISupport"]),
     benchmarkTarget("Chair", ["MirageMetrics", "MirageData", "MirageCLISupport"]),
-    benchmarkTarget("Store", ["MirageStore", "MirageMetrics", "MirageData", "MirageCLISupport"]),
+    benchmarkTarget("Store", ["MirageStore", "MirageMetrics", "MirageRunner", "MirageData", "MirageCLISupport"]),
 ]

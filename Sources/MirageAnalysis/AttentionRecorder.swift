@@ -8,10 +8,10 @@ import MirageStore
 /// layer's attention of its response (one teacher-forced forward, `AttentionCapture`) and stores it with the
 /// item (`item_attention`). Costs one forward over prompt + response per item.
 public struct AttentionRecorder: Sendable {
-    public let store: RunStore
+    public let store: any RunRepository
     public var capture = AttentionCapture()
 
-    public init(store: RunStore) { self.store = store }
+    public init(store: any RunRepository) { self.store = store }
 
     /// Captures and stores the attention of `result.tokens` after `prompt`. Items without tokens are skipped.
     public func itemRecorded(run: Int64, itemKey: String, model: LanguageModel, prompt: PromptLayout,
@@ -22,7 +22,7 @@ public struct AttentionRecorder: Sendable {
     }
 
     /// The stored map of an item (nil when none was recorded).
-    public static func load(_ store: RunStore, run: Int64, itemKey: String) throws -> AttentionMap? {
+    public static func load(_ store: any RunRepository, run: Int64, itemKey: String) throws -> AttentionMap? {
         try store.attention(run: run, itemKey: itemKey).map(AttentionMap.init)
     }
 }

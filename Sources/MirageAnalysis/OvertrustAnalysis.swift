@@ -1,4 +1,5 @@
 import Foundation
+import MirageMetrics
 import MirageStore
 import MirageText
 
@@ -243,7 +244,7 @@ public struct OvertrustRunAnalyzer: Sendable {
 
     /// The run's items that have both recorded attention and a CHAIR score, in item order, and how many items
     /// with attention had no CHAIR score.
-    public func items(store: RunStore, run: Int64) throws -> (items: [OvertrustItem], unscored: Int) {
+    public func items(store: any RunRepository, run: Int64) throws -> (items: [OvertrustItem], unscored: Int) {
         let keys = Set(try store.itemsWithAttention(run: run))
         var items: [OvertrustItem] = [], unscored = 0
         for stored in try store.items(run: run) where keys.contains(stored.item.key) {

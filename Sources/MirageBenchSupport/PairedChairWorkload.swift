@@ -1,4 +1,5 @@
 import MirageData
+import MirageMetrics
 import MirageStore
 
 extension BenchmarkSupport {

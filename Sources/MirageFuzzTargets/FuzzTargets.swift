@@ -7,6 +7,7 @@ import MirageMetrics
 import MirageModels
 import MirageRunner
 import MirageStore
+import MirageAnalysis
 
 /// What a parser did with one input. Both are fine: a fuzz target only fails by trapping, hanging or
 /// crashing, which no return value can express.

@@ -1,10 +1,17 @@
 import Foundation
+import MirageMetrics
 import MirageStore
 
 /// Running totals of one run: counts and the metrics so far (items stored before a resume included).
 public struct RunTally: Sendable, Equatable {
     public var done = 0
     public var total = 0
+    /// Items other workers stored since this one planned the run (counted in `stored`, not in the metrics so far).
+    public var elsewhere = 0
+    /// Workers holding claims on the run's experiment (1 when alone).
+    public var workers = 1
+    /// Items stored by every worker.
+    public var stored: Int { done + elsewhere }
     public var failed = 0
     /// Failure reasons, grouped by their kind (the text before the first ":"), with one example each.
     public var failures: [String: (count: Int, example: String)] = [:]
@@ -86,11 +93,12 @@ public final class RunProgress {
 
     /// The status line of a run.
     public static func line(name: String, tally: RunTally, sessionItems: Int, sessionSeconds: Double) -> String {
-        var parts = ["\(tally.done)/\(tally.total) items"]
+        var parts = ["\(tally.stored)/\(tally.total) items"]
+        if tally.workers > 1 { parts.append("\(tally.workers) workers") }
         if sessionItems > 0, sessionSeconds > 0 {
             let perMinute = Double(sessionItems) / sessionSeconds * 60
             parts.append(String(format: "%.1f items/min", perMinute))
-            let remaining = tally.total - tally.done
+            let remaining = tally.total - tally.stored
             if remaining > 0 { parts.append("ETA " + duration(Double(remaining) / perMinute * 60)) }
         }
         if !tally.metricsText.isEmpty { parts.append(tally.metricsText) }
@@ -109,7 +117,7 @@ public final class RunProgress {
     public func item(run: Int64, name: String, key: String, tally: RunTally, status: String, reason: String?,
                      seconds: Double, sessionItems: Int, sessionSeconds: Double) {
         if json {
-            var object: [String: Any] = ["run": run, "run_name": name, "item": key, "done": tally.done,
+            var object: [String: Any] = ["run": run, "run_name": name, "item": key, "done": tally.stored, "workers": tally.workers,
                                          "total": tally.total, "status": status, "seconds": seconds,
                                          "failed": tally.failed]
             if let reason { object["failure_reason"] = reason }

@@ -70,6 +70,21 @@ public struct RunnerOptions {
     public var retryFailed = false
     /// Bytes a model may need before it is refused (default: `MemAvailable` of /proc/meminfo).
     public var memoryLimit: Int64?
+    /// This process's name in the store's item claims (workers on one experiment must differ).
+    public var worker = RunnerOptions.defaultWorker()
+    /// Seconds a claim lasts unless renewed; a renewal runs every third of it while items decode, so items of
+    /// a killed worker return to the other workers this long after it died.
+    public var lease: TimeInterval = RunnerOptions.defaultLease
+    /// Items one claim asks for (whole images: at least this many, more when an image's items straddle it).
+    public var claimBatch = RunnerOptions.defaultClaimBatch
+
+    public static let defaultLease: TimeInterval = 120
+    public static let defaultClaimBatch = 4
+
+    /// host:pid:random, unique per process.
+    public static func defaultWorker() -> String {
+        "\(ProcessInfo.processInfo.hostName):\(getpid()):\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+    }
     public init(mirageVersion: String, gitRevision: String? = nil, checkMemory: Bool = true, sourcePath: String? = nil,
                 retryFailed: Bool = false) {
         self.mirageVersion = mirageVersion; self.gitRevision = gitRevision; self.checkMemory = checkMemory
@@ -100,14 +115,14 @@ public struct RunOutcome {
 /// visited once each, in sorted id order, and each image's embedding serves every run's items of it.
 public final class ExperimentRunner {
     public let experiment: Experiment
-    public let store: RunStore
+    public let store: any RunRepository
     public let resources: RunResources
     public let options: RunnerOptions
     public var progress: RunProgress
     /// Per-item extension point (attention recording); called after each decoded item is stored.
     public var itemObservers: [any RunItemObserver] = []
 
-    public init(experiment: Experiment, store: RunStore, resources: RunResources, options: RunnerOptions,
+    public init(experiment: Experiment, store: any RunRepository, resources: RunResources, options: RunnerOptions,
                 progress: RunProgress = RunProgress()) {
         self.experiment = experiment; self.store = store; self.resources = resources; self.options = options
         self.progress = progress
@@ -357,9 +372,15 @@ public final class ExperimentRunner {
 
         var outcomes: [Int64: RunOutcome] = [:]
         func finish(_ plan: Plan) throws {
+            // Other workers stored some of the items: the tally is the store's.
+            if !plan.wasComplete, try store.workProgress(runs: [plan.run.id]).recorded[plan.run.id, default: 0] > plan.tally.done {
+                var tally = RunTally(total: plan.tally.total)
+                for stored in try store.items(run: plan.run.id) { tally.add(score: stored.score, failure: stored.item.failureReason) }
+                plan.tally = tally
+            }
             // A run whose every item failed (all images missing, say) has no result: it is stored as failed.
             let status: RunStatus = plan.tally.allFailed ? .failed : .complete
-            let metrics = plan.wasComplete ? try store.metrics(run: plan.run.id) : try store.finishRun(plan.run.id, status: status)
+            let metrics = plan.wasComplete ? try store.metrics(run: plan.run.id) : try store.finishRun(plan.run.id, status: status, metrics: RunEvaluation.metrics)
             var outcome = RunOutcome(run: try store.run(id: plan.run.id), protocolName: plan.prepared.spec.name,
                                      tally: plan.tally, metrics: metrics, wasComplete: plan.wasComplete)
             outcome.prefixPrefills = plan.prefixPrefills
@@ -370,27 +391,85 @@ public final class ExperimentRunner {
         }
         for plan in plans where plan.remaining == 0 { try finish(plan) }
 
-        let images = Set(plans.flatMap { Array($0.pending.keys) + Array($0.backfill.keys) }).sorted()
-        for imageID in images {
-            // Images are visited once each: earlier images' prefixes are never asked for again.
-            prefixCache?.removeAll()
-            var context = ImageContext(imageID: imageID, url: imageSet.url(for: imageID), model: vlm,
-                                       missingReason: imageSet.missingReason(for: imageID))
-            for plan in plans {
-                for (item, stored) in plan.backfill[imageID] ?? [] {
-                    try observeAgain(item, stored: stored, plan: plan, image: &context, tokenizer: tokenizer, model: vlm)
+        // Several workers (processes, machines) may run this experiment against one store: each claims a few
+        // items at a time, whole images in image order, under a lease renewed while it decodes, and skips
+        // what others claimed. What others still hold at the end of a pass is waited for: recorded by them,
+        // or claimed here once their lease expires (a killed worker).
+        let heartbeat = ClaimHeartbeat(store: store, worker: options.worker, lease: options.lease)
+        defer {
+            heartbeat.stop()
+            try? store.releaseClaims(worker: options.worker)
+        }
+        var images = Set(plans.flatMap { Array($0.pending.keys) + Array($0.backfill.keys) }).sorted()
+        var notedWaiting = false
+        while !images.isEmpty {
+            var index = 0
+            while index < images.count {
+                var window: [Int] = [], candidates: [ItemRef] = []
+                while index < images.count && (window.isEmpty || candidates.count < options.claimBatch) {
+                    let imageID = images[index]
+                    index += 1
+                    window.append(imageID)
+                    for plan in plans {
+                        candidates += (plan.pending[imageID] ?? []).map { ItemRef(run: plan.run.id, key: $0.key) }
+                    }
                 }
-                plan.backfill[imageID] = nil
-                guard let items = plan.pending[imageID] else { continue }
-                for item in items {
-                    try runItem(item, plan: plan, image: &context, tokenizer: tokenizer, model: vlm, prefixCache: prefixCache)
+                let claimed = Set(try store.claimItems(candidates, worker: options.worker, lease: options.lease))
+                try showWorkProgress(plans)
+                for imageID in window {
+                    // Images are visited once each: earlier images' prefixes are never asked for again.
+                    prefixCache?.removeAll()
+                    var context = ImageContext(imageID: imageID, url: imageSet.url(for: imageID), model: vlm,
+                                               missingReason: imageSet.missingReason(for: imageID))
+                    for plan in plans {
+                        for (item, stored) in plan.backfill[imageID] ?? [] {
+                            try observeAgain(item, stored: stored, plan: plan, image: &context, tokenizer: tokenizer, model: vlm)
+                        }
+                        plan.backfill[imageID] = nil
+                        guard let items = plan.pending[imageID] else { continue }
+                        var elsewhere: [PlannedItem] = []
+                        for item in items {
+                            guard claimed.contains(ItemRef(run: plan.run.id, key: item.key)) else { elsewhere.append(item); continue }
+                            try runItem(item, plan: plan, image: &context, tokenizer: tokenizer, model: vlm, prefixCache: prefixCache)
+                            plan.remaining -= 1
+                        }
+                        plan.pending[imageID] = elsewhere.isEmpty ? nil : elsewhere
+                        if plan.pending.isEmpty && outcomes[plan.run.id] == nil { try finish(plan) }
+                    }
                 }
-                plan.pending[imageID] = nil
-                plan.remaining -= items.count
-                if plan.remaining == 0 { try finish(plan) }
             }
+            // Items this worker could not claim: drop those recorded meanwhile, wait for the rest.
+            for plan in plans where outcomes[plan.run.id] == nil {
+                let recorded = try store.recordedItemKeys(run: plan.run.id)
+                for (imageID, items) in plan.pending {
+                    let left = items.filter { !recorded.contains($0.key) }
+                    plan.pending[imageID] = left.isEmpty ? nil : left
+                }
+                plan.remaining = plan.pending.values.reduce(0) { $0 + $1.count }
+                if plan.pending.isEmpty { try finish(plan) }
+            }
+            images = Set(plans.flatMap { Array($0.pending.keys) }).sorted()
+            guard !images.isEmpty else { break }
+            if !notedWaiting {
+                notedWaiting = true
+                let count = plans.reduce(0) { $0 + $1.remaining }
+                progress.note("waiting for \(count) item\(count == 1 ? "" : "s") other workers hold (recorded by them, or "
+                    + "taken over here when their lease of \(Int(options.lease)) s runs out)")
+            }
+            Thread.sleep(forTimeInterval: min(2, max(0.05, options.lease / 8)))
         }
         return plans.map { outcomes[$0.run.id]! }
+    }
+
+    /// Shows how far every unfinished run is over all workers (items stored by others join the tallies).
+    private func showWorkProgress(_ plans: [Plan]) throws {
+        let open = plans.filter { $0.remaining > 0 }
+        guard !open.isEmpty else { return }
+        let work = try store.workProgress(runs: open.map(\.run.id))
+        for plan in open {
+            plan.tally.workers = max(1, work.workers)
+            plan.tally.elsewhere = max(0, work.recorded[plan.run.id, default: 0] - plan.tally.done)
+        }
     }
 
     /// The stored items of a run that an observer lacks, with their planned items (items of this shard only).
@@ -584,5 +663,41 @@ struct ImageContext {
         } catch {
             throw ItemFailure("vision error", "\(error)")
         }
+    }
+}
+
+/// Renews a worker's item claims every third of the lease on a background thread, so items that take long to
+/// decode stay claimed; stopped when the worker has no more to claim.
+final class ClaimHeartbeat: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var stopped = false
+
+    init(store: any RunRepository, worker: String, lease: TimeInterval) {
+        let thread = Thread { [condition] in
+            condition.lock()
+            defer { condition.unlock() }
+            while !self.stopped {
+                _ = condition.wait(until: Date().addingTimeInterval(lease / 3))
+                if self.stopped { break }
+                condition.unlock()
+                do {
+                    try store.renewClaims(worker: worker, lease: lease)
+                } catch {
+                    let message = "warning: could not renew this worker's item claims (\(error)); "
+                        + "another worker may take them over and decode them again\n"
+                    FileHandle.standardError.write(Data(message.utf8))
+                }
+                condition.lock()
+            }
+        }
+        thread.name = "mirage-claim-heartbeat"
+        thread.start()
+    }
+
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.signal()
+        condition.unlock()
     }
 }

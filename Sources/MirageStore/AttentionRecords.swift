@@ -21,7 +21,7 @@ public struct StoredAttention: Sendable, Equatable {
     }
 }
 
-extension RunStore {
+extension SQLiteRunStore {
     /// Records (or replaces) the attention of an item already stored, in one transaction.
     public func recordAttention(run: Int64, itemKey: String, _ attention: StoredAttention) throws {
         guard attention.tokens.count == attention.n, attention.labels.count == attention.n else {

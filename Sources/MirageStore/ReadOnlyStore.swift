@@ -123,7 +123,7 @@ final class ReadOnlyConnection: @unchecked Sendable {
     }
 }
 
-extension RunStore {
+extension SQLiteRunStore {
     /// Refuses a database with migrations this build does not know.
     static func checkSchema(_ db: Database, path: String) throws {
         let userVersion = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0

@@ -1,4 +1,5 @@
 import Foundation
+import MirageMetrics
 
 public enum RunStatus: String, Codable, Sendable { case running, complete, failed }
 
@@ -8,7 +9,7 @@ public struct RunDetails: Hashable, Sendable {
     public var seed: Int64?
     public var label: String?
     /// For imports: SHA-256 over the source file and the import options; a second run with the same hash is
-    /// refused by the store (`RunStore.run(sourceHash:)` finds the first).
+    /// refused by the store (`SQLiteRunStore.run(sourceHash:)` finds the first).
     public var sourceHash: String?
     public var sourcePath: String?
     public var expectedItems: Int?
@@ -17,7 +18,7 @@ public struct RunDetails: Hashable, Sendable {
     public var host: String
 }
 
-/// Everything needed to start a run; `RunStore.createRun` registers protocol, model and decoder as needed.
+/// Everything needed to start a run; `SQLiteRunStore.createRun` registers protocol, model and decoder as needed.
 @dynamicMemberLookup
 public struct NewRun: Sendable {
     public var evalProtocol: EvalProtocol

@@ -6,7 +6,7 @@ import GRDB
 /// Adding a per-item table to the schema = adding its name here.
 let itemChildTables = ["item_scores", "item_attention"]
 
-/// What `RunStore.merge(from:)` did.
+/// What `SQLiteRunStore.merge(from:)` did.
 public struct MergeOutcome: Sendable {
     /// One run of an input database and where it went.
     public struct Source: Sendable, Hashable {
@@ -26,7 +26,7 @@ public struct MergeOutcome: Sendable {
     public var runs: [RunRecord]
 }
 
-extension RunStore {
+extension SQLiteRunStore {
     /// Merges the runs of other run databases into this one, in one transaction: nothing is written when
     /// any input is refused.
     ///
@@ -41,7 +41,8 @@ extension RunStore {
     /// suffix). Every run that received items gets its metrics recomputed (`finishRun`) and is `complete`
     /// when it holds every shard and has its `expected_items` (or, when that is unset, when every merged
     /// part was complete); the expected items of disjoint shards add up. The input files are opened read-only and never changed.
-    public func merge(from inputs: [String]) throws -> MergeOutcome {
+    @discardableResult
+    public func merge(from inputs: [String], metrics: RunMetricsFunction) throws -> MergeOutcome {
         let outputPath = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
         for input in inputs {
             guard FileManager.default.fileExists(atPath: input) else {
@@ -74,7 +75,7 @@ extension RunStore {
                 let expected: Int? = row["expected_items"], count: Int = row["n"]
                 let partial = ResumeKey(try String.fetchOne(db, sql: "SELECT source_hash FROM runs WHERE id = ?", arguments: [id])).isPartial
                 let complete = !partial && (expected.map { count >= $0 } ?? parts.allSatisfy { $0 == .complete })
-                _ = try Self.finishRun(db, id: id, status: complete ? .complete : .running)
+                _ = try Self.finishRun(db, id: id, status: complete ? .complete : .running, metrics: metrics)
                 runs.append(try Row.fetchOne(db, sql: Self.runSelect + " WHERE r.id = ?", arguments: [id]).map(Self.runRecord)!)
             }
             return MergeOutcome(sources: merger.sources, runs: runs)

@@ -3,16 +3,15 @@ import GRDB
 import MirageData
 import MirageMetrics
 
-/// The SQLite run store: protocols, models, decoders, runs, items, per-item scores and run metrics.
+/// The SQLite run store (the embedded default `RunRepository`): protocols, models, decoders, runs, items,
+/// per-item scores, run metrics and item claims.
 ///
-/// One `RunStore` may be shared by threads; several processes may write to one database at once (WAL mode,
+/// One `SQLiteRunStore` may be shared by threads; several processes may write to one database at once (WAL mode,
 /// immediate write transactions, a busy timeout). Every `recordItem` is its own transaction, so a killed
 /// process loses at most the item it was writing.
-public final class RunStore: Sendable {
-    /// The default database, relative to the current directory.
-    public static let defaultPath = "Results/mirage.sqlite"
-
+public final class SQLiteRunStore: RunRepository {
     public let path: String
+    public var location: String { path }
     /// Nil when the store was opened read-only.
     private let pool: DatabasePool?
     private let reader: ReadOnlyConnection?
@@ -380,6 +379,7 @@ public final class RunStore: Sendable {
             let id = db.lastInsertedRowID
             if let score { try Self.upsertScore(db, run: run, itemID: id, score) }
             try db.execute(sql: "UPDATE runs SET updated_at = ? WHERE id = ?", arguments: [Self.now(), run])
+            try db.execute(sql: "DELETE FROM item_claims WHERE run_id = ? AND item_key = ?", arguments: [run, item.key])
             return id
         }
     }
@@ -458,19 +458,19 @@ public final class RunStore: Sendable {
 
     // MARK: Metrics
 
-    /// Computes the run's metrics from its item scores, stores them, and marks the run complete.
+    /// Computes the run's metrics from its items with `metrics` (inside the transaction that stores them),
+    /// stores them, and sets the run's status.
     @discardableResult
-    public func finishRun(_ id: Int64, status: RunStatus = .complete) throws -> [String: Double] {
-        try write { db in try Self.finishRun(db, id: id, status: status) }
+    public func finishRun(_ id: Int64, status: RunStatus = .complete, metrics: RunMetricsFunction) throws -> [String: Double] {
+        try write { db in try Self.finishRun(db, id: id, status: status, metrics: metrics) }
     }
 
     /// `finishRun` inside a caller's transaction (a merge recomputes the metrics of the runs it combined).
-    static func finishRun(_ db: Database, id: Int64, status: RunStatus) throws -> [String: Double] {
+    static func finishRun(_ db: Database, id: Int64, status: RunStatus, metrics compute: RunMetricsFunction) throws -> [String: Double] {
         guard let run = try Row.fetchOne(db, sql: runSelect + " WHERE r.id = ?", arguments: [id]).map(runRecord) else {
             throw StoreError.runNotFound(String(id))
         }
-        let parser = run.protocolRecord.evalProtocol.answerParser.flatMap(POPEAnswerParser.init(rawValue:))
-        let metrics = RunMetrics.compute(task: run.task, parser: parser, items: try items(db, run: id))
+        let metrics = try compute(run, try items(db, run: id))
         try db.execute(sql: "DELETE FROM run_metrics WHERE run_id = ?", arguments: [id])
         for (name, value) in metrics.sorted(by: { $0.key < $1.key }) {
             try db.execute(sql: "INSERT INTO run_metrics (run_id, name, value) VALUES (?, ?, ?)",
@@ -491,27 +491,5 @@ public final class RunStore: Sendable {
             }
             return out
         }
-    }
-}
-
-/// Run-level metrics from item scores (failed and unscored items are left out).
-public enum RunMetrics {
-    public static func compute(task: EvalProtocol.Task, parser: POPEAnswerParser? = nil, items: [StoredItem]) -> [String: Double] {
-        var out: [String: Double]
-        switch task {
-        case .chair:
-            out = items.reduce(ChairTotals()) { acc, item in
-                if case .chair(let s)? = item.score { return acc + ChairTotals(s) }
-                return acc
-            }.stored
-        case .pope:
-            let confusion = items.reduce(POPEConfusion()) { acc, item in
-                if case .pope(let s)? = item.score { return acc + POPEConfusion(s) }
-                return acc
-            }
-            out = POPEMetrics(parser: parser ?? .opera, confusion: confusion).stored
-        }
-        out["failed_items"] = Double(items.filter { $0.item.failureReason != nil }.count)
-        return out
     }
 }

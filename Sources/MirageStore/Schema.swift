@@ -6,7 +6,7 @@ import GRDB
 /// The tables are documented in docs/store.md.
 enum Schema {
     /// Also written to `PRAGMA user_version` so that other tools can tell the schema generation.
-    static let version = 2
+    static let version = 3
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -119,6 +119,21 @@ enum Schema {
                 );
                 CREATE INDEX item_attention_run ON item_attention(run_id);
                 PRAGMA user_version = 2;
+                """)
+        }
+        migrator.registerMigration("v3-item-claims") { db in
+            // Work in progress, not results: which worker decodes which unrecorded item, until when. A row goes
+            // when its item is recorded; an expired row is taken over by the next worker that claims the item.
+            try db.execute(sql: """
+                CREATE TABLE item_claims (
+                    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                    item_key TEXT NOT NULL,
+                    worker TEXT NOT NULL,                 -- host:pid:random of the claiming process
+                    expires_at REAL NOT NULL,             -- Unix seconds; the lease, renewed while decoding
+                    PRIMARY KEY (run_id, item_key)
+                );
+                CREATE INDEX item_claims_worker ON item_claims(worker);
+                PRAGMA user_version = 3;
                 """)
         }
         return migrator

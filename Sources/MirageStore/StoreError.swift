@@ -12,7 +12,7 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     case mergeConflict(input: String, run: String, outputRun: Int64, itemKey: String, field: String,
                        output: String, incoming: String)
     case sqlite(path: String, message: String)
-    /// A write through a store opened with `RunStore(readingOnly:)` (a command that should only read).
+    /// A write through a store opened with `SQLiteRunStore(readingOnly:)` (a command that should only read).
     case readOnlyStore(path: String)
 
     public var description: String {

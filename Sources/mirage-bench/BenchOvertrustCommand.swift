@@ -68,7 +68,7 @@ struct BenchOvertrust: ParsableCommand {
             let (detection, detectSeconds) = best { detector.detect(map) }
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-overtrust-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: dir) }
-            let store = try RunStore(path: dir.appendingPathComponent("runs.sqlite").path)
+            let store = try RunStores.open(dir.appendingPathComponent("runs.sqlite").path)
             let (run, _) = try store.createRun(NewRun(evalProtocol: EvalProtocol(task: .chair, imageIDs: [1], maxNewTokens: newTokens),
                                                       model: ModelSpec(name: "bench"), decoder: DecoderSpec(name: "greedy"),
                                                       mirageVersion: MirageVersion.string))

@@ -59,7 +59,7 @@ struct BenchRunnerCommand: ParsableCommand {
         experiment.images = files.imageDirectory.path
         experiment.instances = [files.instances.path]
         experiment.threads = threads
-        let store = try RunStore(path: dir.appendingPathComponent("bench.sqlite").path)
+        let store = try RunStores.open(dir.appendingPathComponent("bench.sqlite").path)
         let runner = ExperimentRunner(
             experiment: experiment, store: store,
             resources: RunResources(chairScorer: { _ in throw RunnerError.configuration("not used") },

@@ -4,6 +4,7 @@ import MirageBenchSupport
 import MirageCLISupport
 import MirageData
 import MirageMetrics
+import MirageRunner
 import MirageStore
 
 /// `mirage-bench store`: how fast the run store records and reads items, and how long `compare`'s
@@ -14,7 +15,8 @@ struct BenchStoreCommand: ParsableCommand {
         abstract: "Time the run store: per-item commits, reading a run back, and the paired bootstrap.",
         discussion: """
         Works on a temporary database (deleted afterwards) with synthetic items: POPE answers for the \
-        write/read timings, CHAIR counts for the bootstrap. Item commits are bound by SQLite's per-transaction \
+        write/read timings (recorded plainly, then again as a `mirage run` worker records them: claimed in \
+        batches of --claim-batch, with the progress read after each claim), CHAIR counts for the bootstrap. Item commits are bound by SQLite's per-transaction \
         work (WAL, synchronous=NORMAL: no fsync per commit), not by memory bandwidth or FLOPs, so no \
         hardware ratio is printed.
 
@@ -26,25 +28,30 @@ struct BenchStoreCommand: ParsableCommand {
     @Option(help: "Items to record, one transaction each.") var items = 5000
     @Option(help: "Images in the bootstrap (shared by both runs).") var images = 500
     @Option(help: "Bootstrap resamples.") var samples = 2000
+    @Option(help: "Items per claim in the claimed-recording timing (mirage run's --claim-batch).")
+    var claimBatch = RunnerOptions.defaultClaimBatch
 
     func run() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-store-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let store = try RunStore(path: dir.appendingPathComponent("bench.sqlite").path)
+        let store = try RunStores.open(dir.appendingPathComponent("bench.sqlite").path)
         let run = try store.createRun(NewRun(
             evalProtocol: EvalProtocol(task: .pope, imageIDs: Array(1...max(1, items / 6)), questionFile: "bench",
                                        split: "random", answerParser: "opera"),
             model: ModelSpec(name: "bench"), decoder: DecoderSpec(name: "greedy"), mirageVersion: MirageVersion.string)).run
 
-        let (_, write) = try timed {
-            for i in 0..<items {
-                try store.recordItem(run: run.id, NewItem(key: String(i), ordinal: i, imageID: i / 6 + 1, questionID: i + 1,
-                                                          prompt: "Is there a dog in the image?", outputText: i % 3 == 0 ? "No." : "Yes."),
-                                     score: .pope(PopeItemScore(label: i % 2 == 0 ? .yes : .no, parsed: i % 3 == 0 ? .no : .yes)))
-            }
+        let (_, write) = try timed { try BenchmarkSupport.record(store, run: run.id, items: items) }
+        // The same items into a second run as a `mirage run` worker stores them: claimed in batches first.
+        let claimedRun = try store.createRun(NewRun(
+            evalProtocol: EvalProtocol(task: .pope, imageIDs: Array(1...max(1, items / 6)), questionFile: "bench-claimed",
+                                       split: "random", answerParser: "opera"),
+            model: ModelSpec(name: "bench"), decoder: DecoderSpec(name: "greedy"), mirageVersion: MirageVersion.string)).run
+        let (_, claimedWrite) = try timed {
+            try BenchmarkSupport.claimAndRecord(store, run: claimedRun.id, items: items, batch: claimBatch,
+                                                worker: RunnerOptions.defaultWorker(), lease: RunnerOptions.defaultLease)
         }
         let (read, readSeconds) = try timed { try store.items(run: run.id) }
-        let (_, finish) = try timed { try store.finishRun(run.id) }
+        let (_, finish) = try timed { try store.finishRun(run.id, metrics: RunEvaluation.metrics) }
 
         let (method, baseline) = BenchmarkSupport.pairedChairTotals(images: images)
         let (_, bootstrap) = timed {
@@ -53,6 +60,9 @@ struct BenchStoreCommand: ParsableCommand {
 
         print("items recorded      \(items) in \(String(format: "%.2f", write)) s: "
               + "\(String(format: "%.0f", Double(items) / write)) items/s, \(String(format: "%.3f", write / Double(items) * 1000)) ms per committed item")
+        print("items claimed+recorded \(items) in batches of \(claimBatch) in \(String(format: "%.2f", claimedWrite)) s: "
+              + "\(String(format: "%.3f", claimedWrite / Double(items) * 1000)) ms per item, claiming adds "
+              + "\(String(format: "%.3f", (claimedWrite - write) / Double(items) * 1000)) ms per item")
         print("items read back     \(read.count) in \(String(format: "%.3f", readSeconds)) s: "
               + "\(String(format: "%.0f", Double(read.count) / readSeconds)) items/s")
         print("run metrics         \(String(format: "%.3f", finish)) s (recompute from item scores and store)")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MirageStore
+import MirageAnalysis
 
 extension RegressionGate.Metric: ExpressibleByArgument {}
 
@@ -145,7 +146,7 @@ struct Check: ParsableCommand {
     /// Runs and golden files, the store opened (read-only) once and only when a side names a run.
     struct Sides {
         let database: DatabaseOptions
-        var store: RunStore?
+        var store: (any RunRepository)?
         var loaded: [String: GoldenRun] = [:]
         init(database: DatabaseOptions) { self.database = database }
 

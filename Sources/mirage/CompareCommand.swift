@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MirageAnalysis
 import MirageStore
 
 extension ComparisonFormat: ExpressibleByArgument {}

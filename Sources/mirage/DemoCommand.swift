@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MirageAnalysis
 import MirageCLISupport
 import MirageData
 import MirageKernels
@@ -175,7 +176,7 @@ struct Demo: ParsableCommand {
             protocols: ProtocolLibrary(folders: []))
         let store = try database.open(create: true)
         print("Demo: \(data.summary); model \(model.lastPathComponent)\(self.model == nil ? " (random weights)" : ""); decoders \(decoderChoices.joined(separator: ", ")).")
-        print("Running into \(store.path) ...")
+        print("Running into \(store.location) ...")
         let runner = ExperimentRunner(experiment: experiment, store: store, resources: runResources,
                                       options: RunnerOptions(mirageVersion: MirageVersion.string, gitRevision: Provenance.gitRevision,
                                                              sourcePath: "mirage demo"),
@@ -190,8 +191,8 @@ struct Demo: ParsableCommand {
         print("Model \(model.lastPathComponent), seed 0; full decoder parameters: `mirage runs show ID`.")
         print(comparison.render(.table), terminator: "")
         print("")
-        print("Runs \(outcomes.map { String($0.run.id) }.joined(separator: ", ")) in \(store.path); "
-              + "`mirage runs list --db \(store.path)` lists them, `mirage export ID` writes a run's items.")
+        print("Runs \(outcomes.map { String($0.run.id) }.joined(separator: ", ")) in \(store.location); "
+              + "`mirage runs list --db \(store.location)` lists them, `mirage export ID` writes a run's items.")
         for note in notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
         if chair == nil { print("POPE only: CHAIR resources are missing (see the note on standard error).") }
         else if !notes.isEmpty { print("CHAIR in demo mode, not the reference metric (see the note on standard error).") }

@@ -3,6 +3,7 @@ import Foundation
 import MirageCLISupport
 import MirageData
 import MirageMetrics
+import MirageRunner
 import MirageStore
 
 struct Import: ParsableCommand {
@@ -199,7 +200,7 @@ struct CaptionImport {
     var keys: (imageID: String, caption: String)
 
     /// - Parameter makeRun: the run to create for (protocol, source hash).
-    func run(store: RunStore, prompt: String?, maxNewTokens: Int?, quiet: Bool = false,
+    func run(store: any RunRepository, prompt: String?, maxNewTokens: Int?, quiet: Bool = false,
              makeRun: (EvalProtocol, String) -> NewRun) throws -> RunImporter.Outcome {
         // Unknown images are reported, with their line, before anything is stored.
         if !scorer.options.allowUnknownImages {
@@ -228,7 +229,7 @@ struct CaptionImport {
 }
 
 /// Imports with progress on standard error, naming a run that already holds this content.
-func runImport(store: RunStore, newRun: NewRun, items: [NewItem], scorer: any ItemScoring,
+func runImport(store: any RunRepository, newRun: NewRun, items: [NewItem], scorer: any ItemScoring,
                quiet: Bool = false) throws -> RunImporter.Outcome {
     if let hash = newRun.sourceHash, let existing = try store.run(sourceHash: hash), !quiet {
         let what = "run \(existing.id)\(existing.label.map { " (\($0))" } ?? ""): \(existing.model.name) \(existing.decoder.display)"
@@ -252,7 +253,7 @@ func note(_ message: String) {
 }
 
 /// Prints what an import stored and its headline metrics.
-func report(_ outcome: RunImporter.Outcome, store: RunStore) {
+func report(_ outcome: RunImporter.Outcome, store: any RunRepository) {
     let r = outcome.run, m = outcome.metrics
     if let expected = r.expectedItems, let stored = try? store.recordedItemKeys(run: r.id).count, stored < expected {
         note("warning: run \(r.id) is partial: \(stored) of \(expected) items (\(expected - stored) missing). Its metrics cover "
@@ -260,7 +261,7 @@ func report(_ outcome: RunImporter.Outcome, store: RunStore) {
     }
     if !outcome.wasComplete {
         print("Stored run \(r.id)\(r.label.map { " (\($0))" } ?? ""): \(r.model.name) \(r.decoder.display), "
-              + "\(Int(m["items"] ?? 0)) items, protocol \(r.protocolRecord.display), in \(store.path).")
+              + "\(Int(m["items"] ?? 0)) items, protocol \(r.protocolRecord.display), in \(store.location).")
     } else {
         print("Run \(r.id)\(r.label.map { " (\($0))" } ?? ""): \(r.model.name) \(r.decoder.display), protocol \(r.protocolRecord.display).")
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MirageRunner
 import MirageStore
 
 /// `mirage merge OUT IN...`: combines run databases (e.g. the shards of `mirage run --shard i/n`).
@@ -35,8 +36,8 @@ struct Merge: ParsableCommand {
     }
 
     func run() throws {
-        let store = try RunStore(path: output)
-        let outcome = try store.merge(from: inputs)
+        let store = try RunStores.open(output)
+        let outcome = try store.merge(from: inputs, metrics: RunEvaluation.metrics)
         var table = [["Input", "Run", "→ Run", "As", "Added", "Present"]]
         for s in outcome.sources {
             table.append([s.path, String(s.sourceRunID), String(s.runID), s.combined ? "combined" : "new",
@@ -52,7 +53,7 @@ struct Merge: ParsableCommand {
                          items, run.status.rawValue])
         }
         print(alignedTable(runs), terminator: "")
-        print("Merged \(inputs.count) database\(inputs.count == 1 ? "" : "s") into \(store.path): "
+        print("Merged \(inputs.count) database\(inputs.count == 1 ? "" : "s") into \(store.location): "
               + "\(outcome.runs.count) run\(outcome.runs.count == 1 ? "" : "s") updated.")
     }
 }

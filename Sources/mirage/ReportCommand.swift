@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MirageAnalysis
 import MirageCLISupport
+import MirageMetrics
 import MirageStore
 import MirageVisuals
 
@@ -89,7 +90,7 @@ struct Report: ParsableCommand {
             }
             let report = HTMLReport(
                 title: "Mirage report: " + runs.map(Self.name).joined(separator: ", "),
-                subtitle: "\(store.path) · \(ISO8601DateFormatter().string(from: Date()))",
+                subtitle: "\(store.location) · \(ISO8601DateFormatter().string(from: Date()))",
                 settings: runs.map(Self.settings),
                 metrics: [HTMLReport.Table(caption: "Metrics (percent, except counts)", headers: ["Run"] + metricNames, rows: metricsRows)],
                 comparison: HTMLReport.Table(caption: base == nil ? "Comparison" : "Comparison against \(Self.name(base!))",
@@ -127,7 +128,7 @@ struct Report: ParsableCommand {
         return HTMLReport.Settings(name: name(run), entries: entries)
     }
 
-    func reportItems(store: RunStore, run: RunRecord, detector: SummaryTokenDetector,
+    func reportItems(store: any RunRepository, run: RunRecord, detector: SummaryTokenDetector,
                      aligner: CaptionAligner?) throws -> [HTMLReport.Item] {
         let withAttention = Set(try store.itemsWithAttention(run: run.id))
         var out: [HTMLReport.Item] = []

@@ -78,7 +78,7 @@ struct Reproduce: AsyncParsableCommand {
                          + (outcome.wasComplete ? " (already stored)" : ", \(outcome.recorded) captions scored"))
                 }
             }
-            print(OperaPaper.render(cells, format: format, database: store.path), terminator: "")
+            print(OperaPaper.render(cells, format: format, database: store.location), terminator: "")
         }
 
         /// The 12 logs: from --from (verified against the pinned SHA-256), else the data store (fetched once).

@@ -19,6 +19,11 @@ struct RunCommand: ParsableCommand {
         score on its own, so an interrupted run resumes where it stopped when you run the same command again; \
         --shard i/n runs a deterministic part of the images (merge the shard databases afterwards).
 
+        Several workers can share one experiment: start the same command in more processes on the same \
+        database. Each claims a few items at a time (--claim-batch) under a lease it renews while decoding \
+        (--lease), so no item is decoded twice; a killed worker's items go to the others once its lease runs \
+        out, and a worker started later joins in. Progress counts the items every worker stored.
+
         Protocols are YAML files: NAME looks in $MIRAGE_PROTOCOLS, ./Annotations/protocols and the protocols \
         shipped with Mirage (--list-protocols shows them); a path reads that file. Shipped: opera-chair-512, \
         opera-chair-64, opera-pope-{random,popular,adversarial}, llava-pope-{random,popular,adversarial}.
@@ -96,8 +101,18 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Run part i of n of the images (0 ≤ i < n), e.g. 0/2.", valueName: "i/n"))
     var shard: String?
 
-    @Option(name: .long, help: ArgumentHelp("The run database (default Results/mirage.sqlite, or the experiment's db:).", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("The run database (default: the experiment's db:, else $MIRAGE_DB, else Results/mirage.sqlite).", valueName: "path"))
     var db: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Seconds an item claim lasts unless renewed (renewed every third of it while this worker decodes); when a worker dies, the items it held go to the other workers this long after (default \(Int(RunnerOptions.defaultLease))).",
+        valueName: "seconds"))
+    var lease: Double?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Items one claim takes from the experiment (whole images; default \(RunnerOptions.defaultClaimBatch)). Smaller spreads the last items over more workers, larger claims less often.",
+        valueName: "n"))
+    var claimBatch: Int?
 
     @Option(name: .long, help: ArgumentHelp("Quantize projections and LM head at load (q8).", valueName: "q8"))
     var quantize: String?
@@ -154,6 +169,8 @@ struct RunCommand: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let prefixCache, prefixCache < 0 { throw ValidationError("--prefix-cache takes megabytes ≥ 0 (0 turns the cache off), got \(prefixCache)") }
         if let memoryLimit, !(memoryLimit > 0) { throw ValidationError("--memory-limit must be a positive number of GiB") }
+        if let lease, !(lease >= 1) { throw ValidationError("--lease takes seconds ≥ 1 (the time a dead worker's items stay claimed), got \(lease)") }
+        if let claimBatch, claimBatch < 1 { throw ValidationError("--claim-batch takes a number of items ≥ 1, got \(claimBatch)") }
         if let shard { do { _ = try Shard(parsing: shard) } catch { throw ValidationError("\(error)") } }
         if let label, label.isEmpty || Int64(label) != nil {
             throw ValidationError("--label must be non-empty text that is not a number (numbers are run ids)")
@@ -240,17 +257,19 @@ struct RunCommand: ParsableCommand {
             try printEstimate(RunEstimator(experiment: experiment, resources: resources).estimate(log: note))
             return
         }
-        let store = try RunStore(path: experiment.database ?? RunStore.defaultPath, create: true)
+        let store = try RunStores.open(RunStores.location(experiment.database), create: true)
         var options = RunnerOptions(mirageVersion: MirageVersion.string, gitRevision: Provenance.gitRevision,
                                    checkMemory: !ignoreMemoryCheck,
                                    sourcePath: experimentFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "mirage run",
                                    retryFailed: retryFailed)
         options.memoryLimit = memoryLimit.map { Int64($0 * 1_073_741_824) }
+        if let lease { options.lease = lease }
+        if let claimBatch { options.claimBatch = claimBatch }
         let runner = ExperimentRunner(experiment: experiment, store: store, resources: resources, options: options,
                                       progress: RunProgress(json: jsonProgress))
         if experiment.recordAttention { runner.itemObservers.append(AttentionRecorder(store: store)) }
         let outcomes = try runner.run()
-        print("Stored in \(store.path):")
+        print("Stored in \(store.location):")
         for o in outcomes {
             let m = o.metrics
             let metrics: String

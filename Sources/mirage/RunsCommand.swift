@@ -7,7 +7,7 @@ struct Runs: ParsableCommand {
         abstract: "List, inspect, label and delete the runs in the store.",
         discussion: """
         Every import (`mirage import`, `mirage reproduce opera`) and every model run is one run in the store \
-        (default \(RunStore.defaultPath); --db picks another file). Refer to a run by its id or its label.
+        (default \(RunStores.defaultPath); --db picks another file). Refer to a run by its id or its label.
 
         Examples:
           mirage runs list
@@ -45,7 +45,7 @@ struct Runs: ParsableCommand {
             let rows = try store.summaries(RunFilter(protocolRef: `protocol`, model: model, decoder: decoder, task: task))
             if rows.isEmpty {
                 let filtered = `protocol` != nil || model != nil || decoder != nil || task != nil
-                print(filtered ? "No runs match in \(store.path)." : "No runs yet in \(store.path).")
+                print(filtered ? "No runs match in \(store.location)." : "No runs yet in \(store.location).")
                 return
             }
             var table = wide ? [["ID", "Label", "Task", "Protocol", "Model", "Decoder", "Items", "Status", "Metrics", "Created"]]

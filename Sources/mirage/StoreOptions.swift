@@ -4,16 +4,20 @@ import MirageStore
 
 /// `--db`, shared by every command that reads or writes the run store.
 struct DatabaseOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The run database (created on first use).", valueName: "path"))
-    var db: String = RunStore.defaultPath
+    @Option(name: .long, help: ArgumentHelp("The run database (created on first use; default: $MIRAGE_DB, else \(RunStores.defaultPath)).",
+                                            valueName: "path"))
+    var db: String?
+
+    /// Where the store is: --db, else MIRAGE_DB, else the default file.
+    var location: String { RunStores.location(db) }
 
     /// Opens the store for writing; commands that change existing runs pass `create: false` so a typo in --db is
     /// reported, not created.
-    func open(create: Bool) throws -> RunStore { try RunStore(path: db, create: create) }
+    func open(create: Bool) throws -> any RunRepository { try RunStores.open(location, create: create) }
 
     /// Opens the store for a command that only reads: read-only, no migration, no `-wal`/`-shm` files created
     /// (so a database the user cannot write can be read, and other users' files are left alone).
-    func openForReading() throws -> RunStore { try RunStore(readingOnly: db, warn: { note($0) }) }
+    func openForReading() throws -> any RunRepository { try RunStores.openForReading(location, warn: { note($0) }) }
 }
 
 /// Where this binary came from, recorded with every run.

@@ -60,7 +60,7 @@ func tinyModel(seed: UInt64 = 5) throws -> (LanguageModel, Tokenizer, URL) {
         let (model, tokenizer, dir) = try tinyModel()
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("runs.sqlite").path
-        let store = try RunStore(path: path)
+        let store = try RunStores.open(path)
         let (run, _) = try store.createRun(NewRun(evalProtocol: EvalProtocol(task: .chair, imageIDs: [7], maxNewTokens: 8),
                                                   model: ModelSpec(name: "tiny"), decoder: DecoderSpec(name: "greedy"),
                                                   mirageVersion: "test"))

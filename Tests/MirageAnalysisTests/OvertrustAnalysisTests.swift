@@ -1,4 +1,5 @@
 import Foundation
+import MirageMetrics
 import Testing
 @testable import MirageAnalysis
 import MirageStore

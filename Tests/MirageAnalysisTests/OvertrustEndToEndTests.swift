@@ -44,7 +44,7 @@ import MirageVisuals
                     "--ground-truth", SharedData.url("chair/coco2014_gt_objects.json").path,
                     "--synonyms", SharedData.url("chair/synonyms.txt").path, "--nltk-data", SharedData.url("nltk").path,
                     "--wordnet", Self.wordnet, "--threads", "1", "--db", db, "--record-attention"])
-        let store = try RunStore(path: db, create: false)
+        let store = try RunStores.open(db, create: false)
         let keys = try store.itemsWithAttention(run: 1)
         #expect(keys == ids.map(String.init))
         #expect(try mirage(["attention", "1", "--list", "--db", db]) == keys.joined(separator: "\n") + "\n")

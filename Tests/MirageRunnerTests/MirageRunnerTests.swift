@@ -423,7 +423,7 @@ func runnerError(_ body: () throws -> Void) -> String? {
     }
 
     /// A tiny LLaVA, a POPE protocol of four questions on three images, and a store, in a temporary folder.
-    static func setUp(images: String) throws -> (folder: URL, experiment: Experiment, store: RunStore, resources: RunResources) {
+    static func setUp(images: String) throws -> (folder: URL, experiment: Experiment, store: any RunRepository, resources: RunResources) {
         let folder = TestTemporary.url("mirage-runner-api")
         let model = folder.appendingPathComponent("tiny")
         try SyntheticLlavaSpec(text: SyntheticModelSpec(architecture: .llama, size: .tiny, seed: 2),
@@ -439,7 +439,7 @@ func runnerError(_ body: () throws -> Void) -> String? {
         experiment.decoders = [DecoderChoice(name: "greedy"), DecoderChoice(name: "beam", overrides: [.init("num_beams", "2")])]
         experiment.images = images
         experiment.threads = 1
-        let store = try RunStore(path: folder.appendingPathComponent("r.sqlite").path)
+        let store = try RunStores.open(folder.appendingPathComponent("r.sqlite").path)
         let resources = RunResources(chairScorer: { _ in throw RunnerError.configuration("CHAIR is not used here") },
                                      protocols: ProtocolLibrary(folders: []))
         return (folder, experiment, store, resources)
@@ -503,10 +503,10 @@ func runnerError(_ body: () throws -> Void) -> String? {
 
     /// Records, like the attention recorder, which items it has seen; reports the stored decoded items it lacks.
     final class BackfillRecorder: RunItemObserver {
-        let store: RunStore
+        let store: any RunRepository
         var seen: [String: [Int]] = [:]
         var calls: [String] = []
-        init(store: RunStore) { self.store = store }
+        init(store: any RunRepository) { self.store = store }
         func itemRecorded(run: Int64, itemKey: String, model: LanguageModel, prompt: PromptLayout, result: DecodeResult,
                           tokenizer: Tokenizer?) throws {
             seen["\(run)/\(itemKey)"] = result.tokens
@@ -653,7 +653,7 @@ func runnerError(_ body: () throws -> Void) -> String? {
     }
 
     /// Every stored item of every run of a store, by (run position, item key): tokens, text, failure.
-    static func items(_ store: RunStore) throws -> [String: String] {
+    static func items(_ store: any RunRepository) throws -> [String: String] {
         var out: [String: String] = [:]
         for run in try store.runs() {
             for stored in try store.items(run: run.id) {
@@ -664,7 +664,7 @@ func runnerError(_ body: () throws -> Void) -> String? {
         return out
     }
 
-    static func run(_ experiment: Experiment, resources: RunResources, store: RunStore, observer: (any RunItemObserver)? = nil,
+    static func run(_ experiment: Experiment, resources: RunResources, store: any RunRepository, observer: (any RunItemObserver)? = nil,
                     messages: ((String) -> Void)? = nil) throws -> [RunOutcome] {
         let runner = ExperimentRunner(experiment: experiment, store: store, resources: resources,
                                       options: RunnerOptions(mirageVersion: "test"),
@@ -680,7 +680,7 @@ func runnerError(_ body: () throws -> Void) -> String? {
 
         // Cold: every item prefills its whole prompt (still in the same two chunks).
         experiment.prefixCacheMB = 0
-        let coldStore = try RunStore(path: folder.appendingPathComponent("cold.sqlite").path)
+        let coldStore = try RunStores.open(folder.appendingPathComponent("cold.sqlite").path)
         let cold = try Self.run(experiment, resources: resources, store: coldStore)
         #expect(cold.allSatisfy { $0.prefixPrefills == 0 && $0.prefixCacheSummary == nil })
         let reference = try Self.items(coldStore)
@@ -691,7 +691,7 @@ func runnerError(_ body: () throws -> Void) -> String? {
         // too). Counters per run: 9 items ask, greedy's 3 first items per image compute.
         experiment.prefixCacheMB = 64
         var messages = ""
-        let warmStore = try RunStore(path: folder.appendingPathComponent("warm.sqlite").path)
+        let warmStore = try RunStores.open(folder.appendingPathComponent("warm.sqlite").path)
         let warm = try Self.run(experiment, resources: resources, store: warmStore, messages: { messages += $0 })
         #expect(try Self.items(warmStore) == reference)
         #expect(warm.map(\.prefixPrefills) == [9, 9, 9, 9])
@@ -703,13 +703,13 @@ func runnerError(_ body: () throws -> Void) -> String? {
         var (rFolder, rExperiment, rResources) = try Self.setUp(reversed: true)
         defer { try? FileManager.default.removeItem(at: rFolder) }
         rExperiment.models = experiment.models
-        let reversedStore = try RunStore(path: rFolder.appendingPathComponent("r.sqlite").path)
+        let reversedStore = try RunStores.open(rFolder.appendingPathComponent("r.sqlite").path)
         _ = try Self.run(rExperiment, resources: rResources, store: reversedStore)
         #expect(try Self.items(reversedStore) == reference)
 
         // A resume in the middle: the first invocation stops after 14 items (image 241 half done).
         experiment.prefixCacheMB = 64
-        let resumedStore = try RunStore(path: folder.appendingPathComponent("resumed.sqlite").path)
+        let resumedStore = try RunStores.open(folder.appendingPathComponent("resumed.sqlite").path)
         #expect(throws: Interrupt.Stop.self) {
             _ = try Self.run(experiment, resources: resources, store: resumedStore, observer: Interrupt(after: 14))
         }
@@ -723,7 +723,7 @@ func runnerError(_ body: () throws -> Void) -> String? {
         var shardCount = 0
         for index in 0..<2 {
             experiment.shard = try Shard(index: index, count: 2)
-            let shardStore = try RunStore(path: folder.appendingPathComponent("shard\(index).sqlite").path)
+            let shardStore = try RunStores.open(folder.appendingPathComponent("shard\(index).sqlite").path)
             _ = try Self.run(experiment, resources: resources, store: shardStore)
             let part = try Self.items(shardStore)
             shardCount += part.count

@@ -224,7 +224,7 @@ import MirageTokenizers
         experiment.decoders = [DecoderChoice(name: "greedy")]
         experiment.images = images.path
         experiment.threads = 2
-        let store = try RunStore(path: folder.appendingPathComponent("r.sqlite").path)
+        let store = try RunStores.open(folder.appendingPathComponent("r.sqlite").path)
         let resources = RunResources(chairScorer: { _ in throw RunnerError.configuration("CHAIR is not used here") },
                                      protocols: ProtocolLibrary(folders: []))
         var options = RunnerOptions(mirageVersion: "test")

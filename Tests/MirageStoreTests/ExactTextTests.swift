@@ -1,8 +1,10 @@
 import Foundation
+@testable import MirageAnalysis
 import Testing
 import GRDB
 import MirageData
 import MirageMetrics
+import MirageRunner
 @testable import MirageStore
 
 /// Text whose bytes a store, an export or a merge could change: every entry must come back scalar for scalar.
@@ -42,7 +44,7 @@ private func sameScalars(_ a: String?, _ b: String?) -> Bool {
     #expect(edgeCases[11].text == edgeCases[12].text)
     #expect(!sameScalars(edgeCases[11].text, edgeCases[12].text))
 
-    let store = try RunStore(path: temporaryDatabasePath())
+    let store = try SQLiteRunStore(path: temporaryDatabasePath())
     let run = try store.createRun(sampleRun(images: [1])).run
     let written = items(edgeCases)
     for item in written { try store.recordItem(run: run.id, item) }
@@ -65,7 +67,7 @@ private func sameScalars(_ a: String?, _ b: String?) -> Bool {
 }
 
 @Test func recordingTheSameItemAgainIsIdempotentAndADifferentSpellingIsRefused() throws {
-    let store = try RunStore(path: temporaryDatabasePath())
+    let store = try SQLiteRunStore(path: temporaryDatabasePath())
     let run = try store.createRun(sampleRun(images: [1])).run
     let score = chairScore(mentions: [("dog", false)], gt: ["dog"], words: 7)
     for item in items(edgeCases) {
@@ -83,7 +85,7 @@ private func sameScalars(_ a: String?, _ b: String?) -> Bool {
 }
 
 @Test func exportKeepsEveryCodePoint() throws {
-    let store = try RunStore(path: temporaryDatabasePath())
+    let store = try SQLiteRunStore(path: temporaryDatabasePath())
     let run = try store.createRun(sampleRun(images: [1])).run
     for item in items(edgeCases) { try store.recordItem(run: run.id, item) }
     let stored = try store.items(run: run.id)
@@ -110,16 +112,16 @@ private func sameScalars(_ a: String?, _ b: String?) -> Bool {
 }
 
 @Test func mergeCopiesAndComparesTextExactly() throws {
-    func database(_ texts: [(name: String, text: String)]) throws -> RunStore {
-        let store = try RunStore(path: temporaryDatabasePath())
+    func database(_ texts: [(name: String, text: String)]) throws -> SQLiteRunStore {
+        let store = try SQLiteRunStore(path: temporaryDatabasePath())
         let run = try store.createRun(sampleRun(source: "same-run", images: [1])).run
         for item in items(texts) { try store.recordItem(run: run.id, item) }
-        try store.finishRun(run.id)
+        try store.finishRun(run.id, metrics: RunEvaluation.metrics)
         return store
     }
     let a = try database(edgeCases), b = try database(edgeCases)
-    let out = try RunStore(path: temporaryDatabasePath())
-    let outcome = try out.merge(from: [a.path, b.path])
+    let out = try SQLiteRunStore(path: temporaryDatabasePath())
+    let outcome = try out.merge(from: [a.path, b.path], metrics: RunEvaluation.metrics)
     #expect(outcome.sources.map(\.itemsAdded) == [edgeCases.count, 0])
     #expect(outcome.sources.map(\.itemsAlreadyPresent) == [0, edgeCases.count])
     let merged = try out.items(run: outcome.runs[0].id)
@@ -133,9 +135,9 @@ private func sameScalars(_ a: String?, _ b: String?) -> Bool {
         var texts = edgeCases
         texts[changed == edgeCases[12].text ? 11 : 0].text = changed
         let c = try database(texts)
-        let target = try RunStore(path: temporaryDatabasePath())
-        _ = try target.merge(from: [a.path])
-        #expect(throws: StoreError.self) { try target.merge(from: [c.path]) }
+        let target = try SQLiteRunStore(path: temporaryDatabasePath())
+        _ = try target.merge(from: [a.path], metrics: RunEvaluation.metrics)
+        #expect(throws: StoreError.self) { try target.merge(from: [c.path], metrics: RunEvaluation.metrics) }
     }
 }
 

@@ -1,11 +1,12 @@
 import Foundation
+@testable import MirageAnalysis
 import Testing
 import MirageData
 import MirageMetrics
 @testable import MirageStore
 
 @Test func exportQuotesCSVAndKeepsScoresInJSONLines() throws {
-    let store = try RunStore(path: temporaryDatabasePath())
+    let store = try SQLiteRunStore(path: temporaryDatabasePath())
     let run = try store.createRun(sampleRun()).run
     try store.recordItem(run: run.id, NewItem(key: "0", ordinal: 0, imageID: 1, outputText: "A dog, \"happy\"\nand a cat."),
                          score: chairScore(mentions: [("dog", false), ("cat", true)], gt: ["dog"], words: 9))

@@ -1,7 +1,9 @@
 import Foundation
+@testable import MirageAnalysis
 import Testing
 import GRDB
 import MirageData
+import MirageRunner
 @testable import MirageStore
 
 /// Readers open the store without writing anything: no migration, no `-wal`/`-shm` files. (Tests run as root,
@@ -18,13 +20,13 @@ import MirageData
     static func database() throws -> String {
         let path = temporaryDatabasePath()
         do {
-            let store = try RunStore(path: path)
+            let store = try SQLiteRunStore(path: path)
             let run = try store.createRun(sampleRun(label: "r", images: [1, 2])).run
             try store.recordItem(run: run.id, NewItem(key: "1", ordinal: 0, imageID: 1, outputText: "a dog\u{0}"),
                                  score: chairScore(mentions: [("dog", false)], gt: ["dog"], words: 2))
             try store.recordItem(run: run.id, NewItem(key: "2", ordinal: 1, imageID: 2, outputText: "a cat"),
                                  score: chairScore(mentions: [("cat", true)], gt: ["dog"], words: 2))
-            try store.finishRun(run.id)
+            try store.finishRun(run.id, metrics: RunEvaluation.metrics)
         }
         return path
     }
@@ -34,7 +36,7 @@ import MirageData
         #expect(Self.sideFiles(path).isEmpty)
         let before = try Self.fileBytes(path)
         do {
-            let store = try RunStore(readingOnly: path)
+            let store = try SQLiteRunStore(readingOnly: path)
             #expect(store.isReadOnly)
             let run = try store.resolveRun("r")
             #expect(try store.items(run: run.id).map(\.item.outputText) == ["a dog\u{0}", "a cat"])
@@ -52,11 +54,11 @@ import MirageData
 
     @Test func aReaderSeesWhatAWriterCommitsWhileBothAreOpen() throws {
         let path = try Self.database()
-        let writer = try RunStore(path: path)           // a writer is connected: -wal and -shm exist
+        let writer = try SQLiteRunStore(path: path)           // a writer is connected: -wal and -shm exist
         let run = try writer.resolveRun("r")
         try writer.recordItem(run: run.id, NewItem(key: "3", ordinal: 2, imageID: 3, outputText: "a bird"))
         let existing = Set(Self.sideFiles(path))
-        let reader = try RunStore(readingOnly: path)
+        let reader = try SQLiteRunStore(readingOnly: path)
         #expect(try reader.items(run: run.id).count == 3)
         try writer.recordItem(run: run.id, NewItem(key: "4", ordinal: 3, imageID: 4, outputText: "a fish"))
         #expect(try reader.items(run: run.id).count == 4)
@@ -65,10 +67,10 @@ import MirageData
 
     @Test func aWriterThatStartsAfterAReaderIsSeen() throws {
         let path = try Self.database()
-        let reader = try RunStore(readingOnly: path)     // no -wal: the immutable way
+        let reader = try SQLiteRunStore(readingOnly: path)     // no -wal: the immutable way
         let run = try reader.resolveRun("r")
         #expect(try reader.items(run: run.id).count == 2)
-        let writer = try RunStore(path: path)
+        let writer = try SQLiteRunStore(path: path)
         try writer.recordItem(run: run.id, NewItem(key: "3", ordinal: 2, imageID: 3, outputText: "a bird"))
         #expect(try reader.items(run: run.id).map(\.item.key) == ["1", "2", "3"])
     }
@@ -81,7 +83,7 @@ import MirageData
         try Schema.migrator.migrate(queue, upTo: "v1-runs-items-scores")
         try queue.close()
         let before = try Self.fileBytes(path)
-        let store = try RunStore(readingOnly: path)
+        let store = try SQLiteRunStore(readingOnly: path)
         #expect(try store.runs().isEmpty)
         #expect(try store.attention(run: 1, itemKey: "1") == nil)
         #expect(try store.itemsLackingAttention(run: 1).isEmpty)
@@ -91,27 +93,27 @@ import MirageData
 
     @Test func missingAndNewerDatabasesAreRefused() throws {
         let path = temporaryDatabasePath()
-        #expect(throws: StoreError.databaseMissing(path: path)) { _ = try RunStore(readingOnly: path) }
-        do { _ = try RunStore(path: path) }
+        #expect(throws: StoreError.databaseMissing(path: path)) { _ = try SQLiteRunStore(readingOnly: path) }
+        do { _ = try SQLiteRunStore(path: path) }
         let queue = try DatabaseQueue(path: path)
         try queue.write { db in try db.execute(sql: "PRAGMA user_version = \(Schema.version + 1)") }
         try queue.close()
         #expect(throws: StoreError.newerSchema(path: path, unknownMigrations: ["schema version \(Schema.version + 1)"])) {
-            _ = try RunStore(readingOnly: path)
+            _ = try SQLiteRunStore(readingOnly: path)
         }
     }
 
     @Test func mergeReadsItsInputsWithoutSideFiles() throws {
         let input = try Self.database()
-        let out = try RunStore(path: temporaryDatabasePath())
-        let outcome = try out.merge(from: [input])
+        let out = try SQLiteRunStore(path: temporaryDatabasePath())
+        let outcome = try out.merge(from: [input], metrics: RunEvaluation.metrics)
         #expect(outcome.sources.map(\.itemsAdded) == [2])
         #expect(Self.sideFiles(input).isEmpty)
     }
 }
 
 @Test func compareRefusesAPartialRunBesideACompleteOneUnlessAllowed() throws {
-    let store = try RunStore(path: temporaryDatabasePath())
+    let store = try SQLiteRunStore(path: temporaryDatabasePath())
     func run(_ label: String, items: Int, expected: Int) throws -> RunRecord {
         var new = sampleRun(label: label, images: [1, 2, 3, 4])
         new.expectedItems = expected
@@ -120,7 +122,7 @@ import MirageData
             try store.recordItem(run: run.id, NewItem(key: "\(i)", ordinal: i, imageID: i + 1, outputText: "a dog"),
                                  score: chairScore(mentions: [("dog", i == 0)], gt: ["dog"], words: 2))
         }
-        try store.finishRun(run.id)
+        try store.finishRun(run.id, metrics: RunEvaluation.metrics)
         return try store.run(id: run.id)
     }
     let complete = try run("complete", items: 4, expected: 4)

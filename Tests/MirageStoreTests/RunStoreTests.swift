@@ -4,6 +4,7 @@ import Testing
 import GRDB
 import MirageData
 import MirageMetrics
+import MirageRunner
 @testable import MirageStore
 
 func temporaryDatabasePath() -> String {
@@ -37,7 +38,7 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
 }
 
 @Test func recordsItemsScoresAndMetrics() throws {
-    let store = try RunStore(path: temporaryDatabasePath())
+    let store = try SQLiteRunStore(path: temporaryDatabasePath())
     let (run, created) = try store.createRun(sampleRun(label: "base", source: "abc"))
     #expect(created)
     // Caption 1: dog (gt), cat (hallucinated) -> hallucinates. Caption 2: dog twice, gt {dog, car}.
@@ -50,7 +51,7 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
     #expect(throws: StoreError.self) {
         try store.recordItem(run: run.id, NewItem(key: "1", ordinal: 1, outputText: "other"))
     }
-    let metrics = try store.finishRun(run.id)
+    let metrics = try store.finishRun(run.id, metrics: RunEvaluation.metrics)
     #expect(metrics["chair_s"] == 0.5)       // 1 of 2 captions
     #expect(metrics["chair_i"] == 0.25)      // 1 of 4 mentions
     #expect(metrics["recall"] == 2.0 / 3.0)  // {dog} + {dog} of {dog} + {dog, car}
@@ -74,7 +75,7 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
 }
 
 @Test func popeRunMetricsCountUnknownAsWrong() throws {
-    let store = try RunStore(path: temporaryDatabasePath())
+    let store = try SQLiteRunStore(path: temporaryDatabasePath())
     let run = try store.createRun(NewRun(
         evalProtocol: EvalProtocol(task: .pope, imageIDs: [1], questionFile: "q.json", answerParser: "strict"),
         model: ModelSpec(name: "m"), decoder: DecoderSpec(name: "greedy"), mirageVersion: "test")).run
@@ -83,7 +84,7 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
         try store.recordItem(run: run.id, NewItem(key: "\(i)", ordinal: i, questionID: i + 1, outputText: "x"),
                              score: .pope(PopeItemScore(label: p.0, parsed: p.1)))
     }
-    let m = try store.finishRun(run.id)
+    let m = try store.finishRun(run.id, metrics: RunEvaluation.metrics)
     #expect(m["items"] == 6 && m["unknown"] == 2)
     #expect(m["accuracy"] == 2.0 / 6.0)
     #expect(m["precision"] == 0.5)            // TP 1, FP 1
@@ -94,7 +95,7 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
 @Test func newerSchemaIsRefusedAndLeftUntouched() throws {
     let path = temporaryDatabasePath()
     do {
-        let store = try RunStore(path: path)
+        let store = try SQLiteRunStore(path: path)
         _ = try store.createRun(sampleRun(label: "keep"))
     }
     // Simulate a newer Mirage: one more migration applied.
@@ -103,7 +104,7 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
     try queue.close()
     let before = try Data(contentsOf: URL(fileURLWithPath: path))
     #expect(throws: StoreError.newerSchema(path: path, unknownMigrations: ["v9-from-the-future"])) {
-        _ = try RunStore(path: path)
+        _ = try SQLiteRunStore(path: path)
     }
     let after = try Data(contentsOf: URL(fileURLWithPath: path))
     #expect(before == after)
@@ -111,17 +112,17 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
 
 @Test func missingDatabaseIsReportedWhenNotCreating() {
     let path = temporaryDatabasePath()
-    #expect(throws: StoreError.databaseMissing(path: path)) { _ = try RunStore(path: path, create: false) }
+    #expect(throws: StoreError.databaseMissing(path: path)) { _ = try SQLiteRunStore(path: path, create: false) }
     #expect(!FileManager.default.fileExists(atPath: path))
 }
 
 @Test func concurrentWritersInOneProcessBothSucceed() async throws {
     let path = temporaryDatabasePath()
-    _ = try RunStore(path: path)
+    _ = try SQLiteRunStore(path: path)
     try await withThrowingTaskGroup(of: Void.self) { group in
         for w in 0..<2 {
             group.addTask {
-                let store = try RunStore(path: path)
+                let store = try SQLiteRunStore(path: path)
                 let run = try store.createRun(sampleRun(label: "w\(w)")).run
                 for i in 0..<50 {
                     try store.recordItem(run: run.id, NewItem(key: "\(i)", ordinal: i, outputText: "x"))
@@ -130,6 +131,6 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
         }
         try await group.waitForAll()
     }
-    let store = try RunStore(path: path)
+    let store = try SQLiteRunStore(path: path)
     #expect(try store.summaries().map(\.itemCount) == [50, 50])
 }

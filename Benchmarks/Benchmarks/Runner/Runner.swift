@@ -20,7 +20,7 @@ let benchmarks: @Sendable () -> Void = {
         let dir = try fixture.get()
         let databases = try BenchmarkSupport.temporaryFolder("mirage-benchmark-runner-store")
         defer { try? FileManager.default.removeItem(at: databases) }
-        let store = try RunStore(path: databases.appendingPathComponent("runs.sqlite").path)
+        let store = try RunStores.open(databases.appendingPathComponent("runs.sqlite").path)
         let runner = ExperimentRunner(
             experiment: try fixture.experiment(dir), store: store,
             resources: RunResources(chairScorer: { _ in throw RunnerError.configuration("not used") },

@@ -4,6 +4,7 @@ import MirageBenchSupport
 import MirageCLISupport
 import MirageData
 import MirageMetrics
+import MirageRunner
 import MirageStore
 
 /// The run store, as `mirage-bench store` measures it at a smaller size: 600 POPE items recorded one
@@ -23,6 +24,19 @@ let benchmarks: @Sendable () -> Void = {
         folder.remove()
     }
 
+    // What a `mirage run` worker adds per item on top of recording it: a claim transaction per batch of
+    // `RunnerOptions.defaultClaimBatch` items and the experiment's progress read after each claim.
+    // Compare with "record 600 items, one commit each" above: the difference / 600 is the per-item
+    // claiming overhead (target ≤ 5 ms per item).
+    Benchmark("claim (batches of \(RunnerOptions.defaultClaimBatch)) and record 600 items") { benchmark in
+        let (store, run) = try folder.newRun("claim")
+        benchmark.startMeasurement()
+        try claimAndRecord(store, run: run, items: 600, batch: RunnerOptions.defaultClaimBatch)
+        benchmark.stopMeasurement()
+    } teardown: {
+        folder.remove()
+    }
+
     Benchmark("read back a 3,000-item run") { benchmark in
         let (store, run) = try folder.filled()
         for _ in benchmark.scaledIterations { blackHole(try store.items(run: run)) }
@@ -32,7 +46,7 @@ let benchmarks: @Sendable () -> Void = {
 
     Benchmark("finish a 3,000-item run (metrics from item scores)") { benchmark in
         let (store, run) = try folder.filled()
-        for _ in benchmark.scaledIterations { blackHole(try store.finishRun(run)) }
+        for _ in benchmark.scaledIterations { blackHole(try store.finishRun(run, metrics: RunEvaluation.metrics)) }
     } teardown: {
         folder.remove()
     }
@@ -46,23 +60,25 @@ let benchmarks: @Sendable () -> Void = {
 }
 
 /// POPE items with alternating labels and answers, each its own transaction (as the runner commits them).
-func record(_ store: RunStore, run: Int64, items: Int) throws {
-    for i in 0..<items {
-        _ = try store.recordItem(run: run, NewItem(key: String(i), ordinal: i, imageID: i / 6 + 1, questionID: i + 1,
-                                               prompt: "Is there a dog in the image?", outputText: i % 3 == 0 ? "No." : "Yes."),
-                             score: .pope(PopeItemScore(label: i % 2 == 0 ? .yes : .no, parsed: i % 3 == 0 ? .no : .yes)))
-    }
+func record(_ store: any RunRepository, run: Int64, items: Int) throws {
+    try BenchmarkSupport.record(store, run: run, items: items)
+}
+
+/// `record`, with each batch of items claimed first and the progress read after each claim, as a worker does.
+func claimAndRecord(_ store: any RunRepository, run: Int64, items: Int, batch: Int) throws {
+    try BenchmarkSupport.claimAndRecord(store, run: run, items: items, batch: batch, worker: RunnerOptions.defaultWorker(),
+                                        lease: RunnerOptions.defaultLease)
 }
 
 /// A temporary folder of databases: a fresh run per write iteration and one filled run for the reads.
 final class StoreFolder {
     private var folder: URL?
-    private var filledRun: (RunStore, Int64)?
+    private var filledRun: (any RunRepository, Int64)?
 
-    func newRun(_ name: String, items: Int = 600) throws -> (RunStore, Int64) {
+    func newRun(_ name: String, items: Int = 600) throws -> (any RunRepository, Int64) {
         if folder == nil { folder = try BenchmarkSupport.temporaryFolder("mirage-benchmark-store") }
         let path = folder!.appendingPathComponent("\(name)-\(UUID().uuidString).sqlite").path
-        let store = try RunStore(path: path)
+        let store = try RunStores.open(path)
         let run = try store.createRun(NewRun(
             evalProtocol: EvalProtocol(task: .pope, imageIDs: Array(1...max(1, items / 6)), questionFile: "bench",
                                        split: "random", answerParser: "opera"),
@@ -70,7 +86,7 @@ final class StoreFolder {
         return (store, run.id)
     }
 
-    func filled() throws -> (RunStore, Int64) {
+    func filled() throws -> (any RunRepository, Int64) {
         if let filledRun { return filledRun }
         let (store, run) = try newRun("read", items: 3000)
         try record(store, run: run, items: 3000)

@@ -1,4 +1,5 @@
 import Foundation
+import MirageStore
 
 /// Per-item export of a run (`mirage export`).
 public enum ItemExport {

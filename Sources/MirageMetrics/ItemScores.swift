@@ -1,6 +1,5 @@
 import Foundation
 import MirageData
-import MirageMetrics
 
 /// One object word a caption mentions, as CHAIR found it.
 public struct ObjectMention: Codable, Hashable, Sendable {

@@ -1,6 +1,7 @@
 import Foundation
 import MirageData
 import MirageMetrics
+import MirageStore
 
 /// CHAIR on one caption item (its `imageID` and `outputText`).
 public struct ChairItemScorer: ItemScoring {
@@ -49,5 +50,32 @@ public struct PopeItemScorer: ItemScoring {
             throw StoreError.invalid("item '\(item.key)' has no question with a label")
         }
         return .pope(PopeItemScore(label: label, parsed: parser.parse(item.outputText)))
+    }
+}
+
+/// Scores one recorded item (CHAIR on a caption, POPE on an answer).
+public protocol ItemScoring: Sendable {
+    func score(_ item: NewItem) throws -> ItemScore
+    /// Scores many items at once (in order); scorers that can work in parallel override this.
+    func scoreAll(_ items: [NewItem]) throws -> [ItemScore]
+}
+
+extension ItemScoring {
+    public func scoreAll(_ items: [NewItem]) throws -> [ItemScore] { try items.map(score) }
+}
+
+/// A run's metrics from its stored items: the function the store is given when it finishes or merges runs.
+public enum RunEvaluation {
+    public static func metrics(run: RunRecord, items: [StoredItem]) -> [String: Double] {
+        let failed = items.filter { $0.item.failureReason != nil }.count
+        switch run.task {
+        case .chair:
+            return RunMetrics.chair(items.compactMap { if case .chair(let s)? = $0.score { return s } else { return nil } },
+                                    failedItems: failed)
+        case .pope:
+            let parser = run.protocolRecord.evalProtocol.answerParser.flatMap(POPEAnswerParser.init(rawValue:)) ?? .opera
+            return RunMetrics.pope(items.compactMap { if case .pope(let s)? = $0.score { return s } else { return nil } },
+                                   parser: parser, failedItems: failed)
+        }
     }
 }

@@ -3,7 +3,9 @@ import MirageTestSupport
 import Testing
 import MirageData
 import MirageMetrics
-@testable import MirageStore
+import MirageStore
+@testable import MirageAnalysis
+import MirageRunner
 
 private let model = ModelSpec(name: "tiny", architecture: "llava-llama", fingerprint: String(repeating: "ab", count: 32) + "+exact")
 private let chairProtocol = EvalProtocol(task: .chair, imageIDs: [1, 2, 3], promptTemplate: "Describe.", maxNewTokens: 24,
@@ -45,14 +47,14 @@ private func chairSide(_ tokens: [[Int]], hallucinated: [Int]? = nil, decoder: D
 }
 
 @Test func storedRunBecomesAGoldenFileThatPasses() throws {
-    let store = try RunStore(path: temporaryDatabasePath())
+    let store = try RunStores.open(TestTemporary.root.appendingPathComponent("mirage-gate-\(UUID().uuidString)/runs.sqlite").path)
     let (run, _) = try store.createRun(NewRun(evalProtocol: chairProtocol, model: model, decoder: DecoderSpec(name: "beam", parameters: ["num_beams": "3"]),
                                               seed: 0, label: "ci-beam", expectedItems: 2, mirageVersion: "test"))
     for i in 0..<2 {
         try store.recordItem(run: run.id, NewItem(key: "\(i + 1)", ordinal: i, imageID: i + 1, outputText: "a dog \(i)", outputTokens: [7, i]),
-                             score: chairScore(mentions: [("dog", i == 1)], gt: ["dog"], words: 3))
+                             score: gateChairScore(mentions: [("dog", i == 1)], gt: ["dog"], words: 3))
     }
-    _ = try store.finishRun(run.id)
+    _ = try store.finishRun(run.id, metrics: RunEvaluation.metrics)
     let side = try GoldenRun(store: store, run: try store.resolveRun("ci-beam"))
     #expect(side.source == "run \(run.id) (ci-beam)")
     let golden = try GoldenRun(jsonl: side.jsonl(), source: "beam.jsonl")
@@ -230,4 +232,11 @@ private func chairSide(_ tokens: [[Int]], hallucinated: [Int]? = nil, decoder: D
         deltas.append(mt.chairI - bt.chairI)
     }
     #expect(r.chairI == PairedBootstrap.interval(deltas, level: 0.95))
+}
+
+/// A CHAIR item score with the given mentions (word, hallucinated), ground truth and word count.
+private func gateChairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemScore {
+    .chair(ChairItemScore(mentions: mentions.enumerated().map {
+        ObjectMention(word: $0.element.0, node: $0.element.0, position: $0.offset, hallucinated: $0.element.1)
+    }, groundTruth: gt, wordCount: words))
 }

@@ -1,4 +1,6 @@
 import Foundation
+import MirageMetrics
+import MirageStore
 
 /// A run's identity and per-item outputs, read from the store or from a golden JSONL file: what
 /// `mirage check` compares.
@@ -71,7 +73,7 @@ public struct GoldenRun: Sendable {
     }
 
     /// A stored run with its items.
-    public init(store: RunStore, run: RunRecord) throws {
+    public init(store: any RunRepository, run: RunRecord) throws {
         let items = try store.items(run: run.id).map { stored in
             Item(key: stored.item.key, ordinal: stored.item.ordinal, imageID: stored.item.imageID,
                  questionID: stored.item.questionID, tokens: stored.item.outputTokens, text: stored.item.outputText,

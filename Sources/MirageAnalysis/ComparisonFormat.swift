@@ -1,4 +1,6 @@
 import Foundation
+import MirageMetrics
+import MirageStore
 
 /// Output formats of `mirage compare`.
 public enum ComparisonFormat: String, CaseIterable, Sendable {

@@ -1,5 +1,7 @@
 import Foundation
 import MirageMetrics
+import MirageRunner
+import MirageStore
 
 /// A column group of the comparison: CHAIR, or POPE on one question file/split, or the POPE average.
 public struct ComparisonColumn: Codable, Hashable, Sendable {
@@ -104,8 +106,8 @@ public struct PartialRun: Hashable, Sendable, CustomStringConvertible {
 
 /// Builds comparison tables from stored runs.
 public struct ComparisonBuilder {
-    public let store: RunStore
-    public init(store: RunStore) { self.store = store }
+    public let store: any RunRepository
+    public init(store: any RunRepository) { self.store = store }
 
     private struct Loaded {
         var run: RunRecord
@@ -136,7 +138,7 @@ public struct ComparisonBuilder {
                 key = "pope/" + name; title = "POPE " + name
             }
             var metrics = try store.metrics(run: run.id)
-            if metrics.isEmpty { metrics = RunMetrics.compute(task: p.task, parser: p.answerParser.flatMap(POPEAnswerParser.init(rawValue:)), items: items) }
+            if metrics.isEmpty { metrics = RunEvaluation.metrics(run: run, items: items) }
             loaded.append(Loaded(run: run, items: items, metrics: metrics, column: key))
             if let existing = columns.first(where: { $0.key == key }) {
                 if existing.protocolHash != nil && existing.protocolHash != run.protocolRecord.hash {

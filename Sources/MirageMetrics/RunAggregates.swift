@@ -1,6 +1,5 @@
 import Foundation
 import MirageData
-import MirageMetrics
 
 /// Additive CHAIR counts (MirageMetrics' `ChairCounts`) over a set of captions; every run-level CHAIR figure
 /// is a ratio of two of them, so a run, the images two runs share, or a bootstrap resample are all scored the
@@ -48,7 +47,7 @@ extension ChairCounts {
 
     /// CHAIR totals per image id of scored captions (repeated captions of one image are summed; failed and
     /// unscored items and items without an image are left out).
-    static func byImage(_ items: [(imageID: Int?, score: ItemScore?)]) -> [Int: ChairTotals] {
+    public static func byImage(_ items: [(imageID: Int?, score: ItemScore?)]) -> [Int: ChairTotals] {
         var out: [Int: ChairTotals] = [:]
         for item in items {
             guard case .chair(let s)? = item.score, let image = item.imageID else { continue }
@@ -66,12 +65,12 @@ extension ChairCounts {
 }
 
 extension POPEConfusion {
-    init(_ s: PopeItemScore) {
+    public init(_ s: PopeItemScore) {
         self.init()
         add(label: s.label, prediction: s.parsed)
     }
 
-    static func + (a: POPEConfusion, b: POPEConfusion) -> POPEConfusion {
+    public static func + (a: POPEConfusion, b: POPEConfusion) -> POPEConfusion {
         var r = a
         r.truePositive += b.truePositive; r.falsePositive += b.falsePositive
         r.trueNegative += b.trueNegative; r.falseNegative += b.falseNegative
@@ -89,4 +88,22 @@ extension POPEMetrics {
 }
 
 /// a / b, NaN when b is zero (shown as "n/a"; the references would divide by zero there).
-@inline(__always) func ratio(_ a: Int, _ b: Int) -> Double { b == 0 ? .nan : Double(a) / Double(b) }
+@inline(__always) private func ratio(_ a: Int, _ b: Int) -> Double { b == 0 ? .nan : Double(a) / Double(b) }
+
+/// Run-level metrics from item scores: what `run_metrics` stores for a run. Failed and unscored items are
+/// left out of the ratios and counted as `failed_items`.
+public enum RunMetrics {
+    /// CHAIR over the scored captions of a run.
+    public static func chair(_ scores: [ChairItemScore], failedItems: Int) -> [String: Double] {
+        var out = scores.reduce(ChairTotals()) { $0 + ChairTotals($1) }.stored
+        out["failed_items"] = Double(failedItems)
+        return out
+    }
+
+    /// POPE over the scored answers of a run, read with the run's answer parser.
+    public static func pope(_ scores: [PopeItemScore], parser: POPEAnswerParser, failedItems: Int) -> [String: Double] {
+        var out = POPEMetrics(parser: parser, confusion: scores.reduce(POPEConfusion()) { $0 + POPEConfusion($1) }).stored
+        out["failed_items"] = Double(failedItems)
+        return out
+    }
+}

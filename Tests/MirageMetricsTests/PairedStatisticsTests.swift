@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import MirageStore
+@testable import MirageMetrics
 
 private func totals(hallucinated: Int, mentions: Int) -> ChairTotals {
     var t = ChairTotals()

@@ -1,5 +1,6 @@
 import Foundation
 import MirageMetrics
+import MirageStore
 
 /// `mirage check`'s verdicts: did a decoder change alter outputs (`exact`), or make a metric significantly worse
 /// (`metric`)? Both compare a run with a baseline, each side a stored run or a golden file (`GoldenRun`).

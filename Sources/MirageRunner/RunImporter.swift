@@ -1,15 +1,6 @@
 import Foundation
-
-/// Scores one recorded item (CHAIR on a caption, POPE on an answer).
-public protocol ItemScoring: Sendable {
-    func score(_ item: NewItem) throws -> ItemScore
-    /// Scores many items at once (in order); scorers that can work in parallel override this.
-    func scoreAll(_ items: [NewItem]) throws -> [ItemScore]
-}
-
-extension ItemScoring {
-    public func scoreAll(_ items: [NewItem]) throws -> [ItemScore] { try items.map(score) }
-}
+import MirageMetrics
+import MirageStore
 
 /// Stores a finished set of outputs (an imported file) as a run, scoring each item and committing it on its
 /// own, then computes the run metrics. Running it again on the same input resumes where it stopped: items
@@ -25,8 +16,8 @@ public struct RunImporter {
         public var wasComplete: Bool
     }
 
-    public let store: RunStore
-    public init(store: RunStore) { self.store = store }
+    public let store: any RunRepository
+    public init(store: any RunRepository) { self.store = store }
 
     /// - Parameter progress: called after each recorded item with (done, total).
     public func importRun(_ new: NewRun, items: [NewItem], scorer: any ItemScoring,
@@ -52,7 +43,7 @@ public struct RunImporter {
             done += 1
             progress?(done, items.count)
         }
-        let metrics = try store.finishRun(run.id)
+        let metrics = try store.finishRun(run.id, metrics: RunEvaluation.metrics)
         return Outcome(run: try store.run(id: run.id), created: created, recorded: recorded, metrics: metrics, wasComplete: false)
     }
 }

@@ -1,11 +1,11 @@
 import Foundation
 import MirageData
-import MirageMetrics
 
 /// A percentile interval from a paired bootstrap.
 public struct BootstrapInterval: Codable, Hashable, Sendable {
     public var lower: Double
     public var upper: Double
+    public init(lower: Double, upper: Double) { self.lower = lower; self.upper = upper }
 }
 
 /// Paired bootstrap of CHAIR deltas (method − baseline) over the images both runs captioned.
@@ -82,5 +82,6 @@ public enum PairedBootstrap {
 public struct McNemarResult: Codable, Hashable, Sendable {
     public var pairs: Int
     public var test: McNemarTest
+    public init(pairs: Int, test: McNemarTest) { self.pairs = pairs; self.test = test }
     public var pValue: Double { test.pValue }
 }
