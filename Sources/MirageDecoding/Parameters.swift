@@ -302,6 +302,9 @@ public struct DecoderRegistry: Sendable {
         VCDDecoder.descriptor,
         PlausibilityCutoffDecoder.descriptor,
         DoLaDecoder.descriptor,
+        DeCoDecoder.descriptor,
+        ICDDecoder.descriptor,
+        M3IDDecoder.descriptor,
     ])
 
     public var names: [String] { descriptors.map(\.name) }

@@ -45,6 +45,11 @@ struct BenchDecoders: ParsableCommand {
         DecoderBenchmark(label: "vcd", make: { try VCDDecoder.descriptor.makeDecoder() }, baseline: "greedy", limit: 2.2),
         DecoderBenchmark(label: "apc", make: { try PlausibilityCutoffDecoder.descriptor.makeDecoder() }, baseline: "greedy", limit: 1.1),
         DecoderBenchmark(label: "dola", make: { try DoLaDecoder.descriptor.makeDecoder() }, baseline: "greedy", limit: nil),
+        // The paper's anchors 20..<29 of 32 layers, scaled to Qwen2-0.5B's 24.
+        DecoderBenchmark(label: "deco", make: { try DeCoDecoder.descriptor.makeDecoder(overrides: [("start_layer", "15"), ("end_layer", "22")]) },
+                         baseline: "greedy", limit: nil),
+        DecoderBenchmark(label: "icd", make: { try ICDDecoder.descriptor.makeDecoder() }, baseline: "greedy", limit: nil),
+        DecoderBenchmark(label: "m3id", make: { try M3IDDecoder.descriptor.makeDecoder() }, baseline: "greedy", limit: nil),
     ]
 
     @Option(name: .long, help: ArgumentHelp("Model folder (default: the synthesized Qwen2-0.5B).", valueName: "dir"))

@@ -89,3 +89,45 @@ import Testing
         == "You are a confused object detector. Is there a dog?")
     #expect(BranchInstruction.suffixed("!").apply(to: "a") == "a!" && BranchInstruction.replaced("b").apply(to: "a") == "b")
 }
+
+// MARK: ICD and M3ID: their modes reduce to known decoders on the contrastive fixture model
+
+private func decode(_ name: String, _ values: [String: ParameterValue], items: [PromptItem],
+                    branches: [String: PromptLayout]) throws -> [Int] {
+    let d = try DecoderRegistry.standard.descriptor(named: name)
+    let context = DecodingContext(model: try ContrastiveFixtures.model(), prompt: PromptLayout(items: items), branches: branches,
+                                  limits: GenerationLimits(maxNewTokens: 16, eosTokenIDs: []), randomKey: RandomKey(seed: 5, item: "x"))
+    return try d.make(try d.resolve(values: values)).decode(context).tokens
+}
+
+@Test func icdModesAreTheContrastWithAndWithoutTheCutoff() throws {
+    let e = ContrastiveFixtures.json["vcd_e2e"] as! [String: Any]
+    let items = ContrastiveFixtures.items(e["items"]), contrast = ContrastiveFixtures.items(e["contrast_items"])
+    let branches = ["contrast": PromptLayout(items: contrast)]
+    // clean greedy: VCD's cut-off scores at α 0.5; reference greedy (SID's sample_greedy): no cut-off (β = 0).
+    let clean = try decode("icd", ["mode": .string("clean"), "sample": .bool(false)], items: items, branches: branches)
+    #expect(clean == (try decode("vcd", ["alpha": .double(0.5), "beta": .double(0.1), "sample": .bool(false)], items: items, branches: branches)))
+    let reference = try decode("icd", [:], items: items, branches: branches)
+    #expect(reference == (try decode("vcd", ["alpha": .double(0.5), "beta": .double(0), "sample": .bool(false)], items: items, branches: branches)))
+    // The branch it declares: the instruction with SID's disturbance before it.
+    let icd = try DecoderRegistry.standard.makeDecoder("icd", preset: "icd-sid-pope")
+    #expect(icd.inputs.branches == [BranchSpec(role: "contrast", instruction: .prefixed("You are a confused object detector. "))])
+}
+
+@Test func m3idWeighsTheTextOnlyContrastMoreOverTime() throws {
+    let z: [Float] = [3, 2.5, 0, -5], u: [Float] = [3.5, 1, 0, 0]
+    // t = 0: γ = 1, the scores are z on the plausible tokens (β = 0.1: z ≥ 3 + log 0.1 ≈ 0.70).
+    #expect(M3IDDecoder.scores(z[...], unconditional: u[...], step: 0, lambda: 0.02, beta: 0.1) == [3, 2.5, -.infinity, -.infinity])
+    // t = 50: γ = e^−1, weight (1 − γ)/γ ≈ 1.718: token 1 (image-supported) overtakes token 0.
+    let later = M3IDDecoder.scores(z[...], unconditional: u[...], step: 50, lambda: 0.02, beta: 0.1)
+    let g = Foundation.exp(Float(-1.0))
+    #expect(later[0] == 3 + ((3 - 3.5) * (1 - g)) / g && later[1] == 2.5 + ((2.5 - 1) * (1 - g)) / g)
+    #expect(later[1] > later[0])
+    // λ = 0 keeps γ = 1: M3ID's argmax is greedy's; the branch is the text-only prompt.
+    let e = ContrastiveFixtures.json["vcd_e2e"] as! [String: Any]
+    let items = ContrastiveFixtures.items(e["items"])
+    let branches = ["unconditional": PromptLayout(items: Array(items[..<2]) + Array(items[8...]))]
+    #expect(try decode("m3id", ["lambda": .double(0), "sample": .bool(false)], items: items, branches: branches)
+        == (try decode("greedy", [:], items: items, branches: [:])))
+    #expect(try DecoderRegistry.standard.makeDecoder("m3id").inputs.branches == [BranchSpec(role: "unconditional", image: .none)])
+}
