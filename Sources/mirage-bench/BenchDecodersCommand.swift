@@ -23,8 +23,9 @@ struct BenchDecoders: ParsableCommand {
         discussion: """
         Without --model, uses the Qwen2-0.5B-shaped random model `mirage-bench engine` synthesizes (bf16, seed 0; \
         made once in --work-dir). The prompt is --text-tokens random token ids around an "image" span of \
-        --image-rows random embedding rows; contrastive decoders get a second prompt whose image rows are \
-        different random rows ("contrast") and a text-only prompt ("unconditional"). EOS is ignored so every \
+        --image-rows random embedding rows; each decoder gets the branches it declares: the prompt's text-only \
+        form, or for a transformed image or changed instruction a prompt of the same shape whose image rows are \
+        different random rows. EOS is ignored so every \
         decoder generates exactly --new-tokens tokens. Each entry prints prefill and decode wall time, forward \
         passes and rows, and its total wall time as a ratio to its baseline entry, against the decoder's cost \
         target (e.g. OPERA ≤ 2× beam search, VCD ≤ 2.2× greedy; docs/decoders.md). Build with \
