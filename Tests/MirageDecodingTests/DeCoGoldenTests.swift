@@ -56,25 +56,54 @@ private typealias F = ContrastiveFixtures
         }
         // Per-step scores (every case, the variants' scattered anchors included): feed the reference tokens,
         // score each step with DeCoDecoder.scores on the engine's logits and early exits.
-        let session = MeteredSession(model.makeSession(blockSize: 16))
-        var out = try session.prefill(items, options: ForwardOptions(hiddenStateLayers: layers))
-        for t in 0..<steps {
-            let last = out.rows.count - 1
-            let H = model.config.hiddenSize
-            var hidden: [Float] = []
-            for l in layers { hidden += out.hiddenStates[l]![(last * H)..<((last + 1) * H)] }
-            let exits = model.earlyExitLogits(hidden, rows: layers.count, applyFinalNorm: true)
-            let anchors = layers.indices.map { exits[($0 * vocab)..<(($0 + 1) * vocab)] }
-            let step = DeCoDecoder.scores(final: out.logits(0), anchors: anchors, alpha: alpha, topP: topP, topK: topK)
+        try teacherForced(model, items, tokens: expected, layers: layers) { t, final, anchors in
+            let step = DeCoDecoder.scores(final: final, anchors: anchors, alpha: alpha, topP: topP, topK: topK)
             #expect(F.close(step.scores, reference[t], tolerance: 1e-4), "case \(n) step \(t)")
             #expect(layers[step.anchor] == F.ints(c["premature_layers"])[t], "case \(n) step \(t)")
             #expect(step.candidates == F.ints(c["candidates"])[t])
             if step.candidates < topK { boundCutoff += 1 }
-            out = try session.step([expected[t]], options: ForwardOptions(hiddenStateLayers: layers))
         }
     }
     // The top-p cut-off of the candidates is exercised, not only the top-k.
     #expect(boundCutoff > 0)
+}
+
+/// Feeds `tokens` after the prompt and calls `body(step, final logits, anchor early exits)` before each.
+private func teacherForced(_ model: LanguageModel, _ items: [PromptItem], tokens: [Int], layers: [Int],
+                           _ body: (Int, ArraySlice<Float>, [ArraySlice<Float>]) throws -> Void) throws {
+    let session = MeteredSession(model.makeSession(blockSize: 16))
+    let options = ForwardOptions(hiddenStateLayers: layers)
+    let (H, V) = (model.config.hiddenSize, model.config.vocabSize)
+    var out = try session.prefill(items, options: options)
+    for (t, token) in tokens.enumerated() {
+        let last = out.rows.count - 1
+        var hidden: [Float] = []
+        for l in layers { hidden += out.hiddenStates[l]![(last * H)..<((last + 1) * H)] }
+        let exits = model.earlyExitLogits(hidden, rows: layers.count, applyFinalNorm: true)
+        try body(t, out.logits(0), layers.indices.map { exits[($0 * V)..<(($0 + 1) * V)] })
+        out = try session.step([token], options: options)
+    }
+}
+
+/// The sampling variant (DeCo's `deco_sample_search`: processors, then the temperature warper, softmax, one
+/// draw): each token is the item stream's draw from softmax(DeCo scores / T).
+@Test func decoSamplesFromItsScoresWithTheItemStream() throws {
+    let model = try DeCoFixture.model()
+    let json = DeCoFixture.json
+    let image = (json["image_rows"] as! [[NSNumber]]).map { PromptItem.embedding($0.map { Float($0.doubleValue) }) }
+    let c = (json["cases"] as! [[String: Any]])[0]
+    let items = F.ints(c["system"]).map { PromptItem.token($0) } + image + F.ints(c["question"]).map { PromptItem.token($0) }
+    let key = RandomKey(seed: 11, item: "deco")
+    let decoder = try DeCoDecoder.descriptor.makeDecoder(preset: "deco-sampling", overrides: [("temperature", "0.7")])
+    let result = try decoder.decode(DecodingContext(model: model, prompt: PromptLayout(items: items),
+                                                    limits: GenerationLimits(maxNewTokens: 32, eosTokenIDs: []), randomKey: key))
+    #expect(result.tokens.count == 32)
+    let greedy = F.ints(c["tokens"])
+    #expect(result.tokens != Array(greedy.prefix(32)), "T = 0.7 sampling should leave the greedy path somewhere")
+    try teacherForced(model, items, tokens: result.tokens, layers: Array(20..<29)) { t, final, anchors in
+        let s = DeCoDecoder.scores(final: final, anchors: anchors, alpha: 0.6, topP: 0.9, topK: 20).scores.map { $0 / 0.7 }
+        #expect(sampleIndex(weights: softmax(s), u: key.uniform(step: t)) == result.tokens[t], "step \(t)")
+    }
 }
 
 @Test func decoDeclaresItsAnchorsAndRejectsLayersTheModelLacks() throws {
