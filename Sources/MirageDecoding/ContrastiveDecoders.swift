@@ -23,7 +23,7 @@ func decodeContrastive(_ context: DecodingContext, branches: [PromptLayout], opt
                        score: (ContrastiveRows, Int, inout DecodeTrace) throws -> [Float],
                        choose: ([Float], Int) -> Int) throws -> DecodeResult {
     let limits = context.limits
-    let session = context.makeSession()
+    var session = context.makeSession()
     var trace = DecodeTrace()
     guard limits.maxNewTokens > 0 else {
         return DecodeResult(tokens: [], text: "", stopReason: .maxNewTokens, meter: session.meter)
@@ -35,7 +35,18 @@ func decodeContrastive(_ context: DecodingContext, branches: [PromptLayout], opt
     if prompts.count > 1 {
         let limit = prompts.map { $0.items.count }.min()! - 1
         while shared < limit, prompts.allSatisfy({ $0.items[shared] == context.prompt.items[shared] }) { shared += 1 }
-        if shared > 0 { try session.prefill(Array(context.prompt.items[..<shared]), options: ForwardOptions(logits: .none)) }
+        // Through the prefix cache when there is one: up to the prompt's own shared prefix (e.g. the system
+        // prompt and image, reused by every question on the image), or the common part when it is shorter
+        // (a text-only branch: the system prompt before the image, reused by every item).
+        let cached = min(shared, context.prompt.prefixLength ?? shared)
+        if cached > 0, let cache = context.prefixCache {
+            session = try cache.session(prefix: context.prompt.items[..<cached], model: context.model, blockSize: context.blockSize)
+            if shared > cached {
+                try session.prefill(Array(context.prompt.items[cached..<shared]), options: ForwardOptions(logits: .none))
+            }
+        } else if shared > 0 {
+            try session.prefill(Array(context.prompt.items[..<shared]), options: ForwardOptions(logits: .none))
+        }
         for _ in branches { session.session.fork(0) }
     }
     var outputs: [ForwardOutput] = []

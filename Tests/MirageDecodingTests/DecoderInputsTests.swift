@@ -131,3 +131,30 @@ private func decode(_ name: String, _ values: [String: ParameterValue], items: [
         == (try decode("greedy", [:], items: items, branches: [:])))
     #expect(try DecoderRegistry.standard.makeDecoder("m3id").inputs.branches == [BranchSpec(role: "unconditional", image: .none)])
 }
+
+/// A branch's prefix shared with the prompt comes from the prompt prefix cache when there is one: the same
+/// tokens as without it, and the second item reuses the prefix (the text-only branch's system-prompt rows).
+@Test func contrastBranchesShareTheirPrefixThroughThePrefixCache() throws {
+    let e = ContrastiveFixtures.json["vcd_e2e"] as! [String: Any]
+    let items = ContrastiveFixtures.items(e["items"]), contrast = ContrastiveFixtures.items(e["contrast_items"])
+    var prompt = PromptLayout(items: items, imageSpan: 2..<8)
+    prompt.prefixLength = 8
+    let model = try ContrastiveFixtures.model()
+    for (name, values, branches) in [
+        ("m3id", ["sample": ParameterValue.bool(false)], ["unconditional": prompt.removingImage()]),
+        ("vcd", ["sample": .bool(false)], ["contrast": PromptLayout(items: contrast)]),
+        ("icd", [:], ["contrast": PromptLayout(items: Array(items[..<8]) + [.token(9)] + Array(items[8...]))]),
+    ] {
+        let d = try DecoderRegistry.standard.descriptor(named: name)
+        let decoder = try d.make(try d.resolve(values: values))
+        var context = DecodingContext(model: model, prompt: prompt, branches: branches,
+                                      limits: GenerationLimits(maxNewTokens: 12, eosTokenIDs: []))
+        let plain = try decoder.decode(context)
+        let cache = PromptPrefixCache(limitBytes: 1 << 22)
+        context.prefixCache = cache
+        let first = try decoder.decode(context), second = try decoder.decode(context)
+        #expect(first.tokens == plain.tokens && second.tokens == plain.tokens, "\(name)")
+        #expect(cache.reused == 1, "\(name): \(cache.summary)")
+        #expect(second.forwardRows < plain.forwardRows, "\(name)")
+    }
+}
