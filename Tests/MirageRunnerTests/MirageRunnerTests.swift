@@ -422,6 +422,26 @@ func runnerError(_ body: () throws -> Void) -> String? {
         #expect(try again.run().allSatisfy(\.wasComplete) && second.calls.isEmpty)
     }
 
+    /// The runner builds the branches decoders declare (VCD's noised image, ICD's disturbed instruction, M3ID's
+    /// text-only prompt) with no per-method code: every item decodes, and M3ID with λ = 0 (its branch unused)
+    /// is greedy.
+    @Test(.enabled(if: SharedData.has("coco/images/COCO_val2014_000000000192.jpg"), SharedData.missingMessage))
+    func declaredBranchesAreBuiltForEveryDecoder() throws {
+        var (folder, experiment, store, resources) = try Self.setUp(images: SharedData.url("coco/images").path)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        experiment.decoders = [DecoderChoice(name: "greedy"),
+                               DecoderChoice(name: "m3id", overrides: [.init("lambda", "0"), .init("sample", "false")]),
+                               DecoderChoice(name: "vcd", preset: "vcd-greedy"), DecoderChoice(name: "icd")]
+        let outcomes = try ExperimentRunner(experiment: experiment, store: store, resources: resources,
+                                            options: RunnerOptions(mirageVersion: "test"),
+                                            progress: RunProgress(isTerminal: false, json: false, write: { _ in })).run()
+        // Image 9 is missing: one failed item per run, the others decoded.
+        #expect(outcomes.count == 4 && outcomes.allSatisfy { $0.run.status == .complete && $0.tally.failed == 1 })
+        let tokens = try outcomes.map { try store.items(run: $0.run.id).sorted { $0.item.key < $1.item.key }.map(\.item.outputTokens) }
+        #expect(tokens[1] == tokens[0])
+        #expect(tokens[2...].allSatisfy { $0.compactMap { $0 }.count == 3 })
+    }
+
     /// A tiny LLaVA, a POPE protocol of four questions on three images, and a store, in a temporary folder.
     static func setUp(images: String) throws -> (folder: URL, experiment: Experiment, store: any RunRepository, resources: RunResources) {
         let folder = TestTemporary.url("mirage-runner-api")
