@@ -50,7 +50,7 @@ public struct SyntheticBlip2Spec: Sendable {
 
     /// A BERT vocabulary of `size` entries: the five special tokens, printable ASCII, `##` continuations of letters
     /// and digits, then `[unusedN]` fillers.
-    static func bertVocabulary(size: Int) -> [String] {
+    public static func bertVocabulary(size: Int) -> [String] {
         var tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         let printable = (33...126).map { String(UnicodeScalar(UInt8($0))) }.filter { $0.lowercased() == $0 }
         tokens += printable
@@ -60,75 +60,104 @@ public struct SyntheticBlip2Spec: Sendable {
         return Array(tokens.prefix(size))
     }
 
-    /// The vision tower's tensors under `prefix` (transformers' Blip2VisionModel names).
-    func visionTensors(prefix: String) -> [(SafeTensorsWriter.Declaration, Float?)] {
-        let c = vision, h = c.hiddenSize, n = c.sequenceLength
-        var list: [(SafeTensorsWriter.Declaration, Float?)] = []
-        func add(_ name: String, _ shape: [Int], _ s: Float?) { list.append((.init(name: prefix + name, dtype: dtype, shape: shape), s)) }
-        let std: Float = 0.02
-        add("embeddings.class_embedding", [1, 1, h], std)
-        add("embeddings.patch_embedding.weight", [h, 3, c.patchSize, c.patchSize], std)
-        add("embeddings.patch_embedding.bias", [h], std)
-        add("embeddings.position_embedding", [1, n, h], std)
-        for l in 0..<c.numLayers {
-            let p = "encoder.layers.\(l)."
-            for norm in ["layer_norm1", "layer_norm2"] {
-                add(p + norm + ".weight", [h], nil)
-                add(p + norm + ".bias", [h], std)
-            }
-            add(p + "self_attn.qkv.weight", [3 * h, h], std)
-            add(p + "self_attn.qkv.bias", [3 * h], std)
-            add(p + "self_attn.projection.weight", [h, h], std)
-            add(p + "self_attn.projection.bias", [h], std)
-            add(p + "mlp.fc1.weight", [c.intermediateSize, h], std)
-            add(p + "mlp.fc1.bias", [c.intermediateSize], std)
-            add(p + "mlp.fc2.weight", [h, c.intermediateSize], std)
-            add(p + "mlp.fc2.bias", [h], std)
+    /// Writes `folder` as a BERT tokenizer folder (`vocab.txt` of `bertVocabulary(size:)`, `tokenizer_config.json` of
+    /// an uncased `BertTokenizer`): InstructBLIP's `qformer_tokenizer/` in both layouts.
+    public static func writeBertTokenizer(to folder: URL, vocabularySize: Int) throws {
+        try createFolder(folder)
+        do {
+            try (bertVocabulary(size: vocabularySize).joined(separator: "\n") + "\n")
+                .write(to: folder.appendingPathComponent("vocab.txt"), atomically: true, encoding: .utf8)
+        } catch {
+            throw ModelError.writeFailed(path: folder.path, reason: error.localizedDescription)
         }
-        add("post_layernorm.weight", [h], nil)
-        add("post_layernorm.bias", [h], std)
+        try writeJSONFile(["tokenizer_class": "BertTokenizer", "do_lower_case": true, "tokenize_chinese_chars": true,
+                           "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+                           "mask_token": "[MASK]"], to: folder.appendingPathComponent("tokenizer_config.json"))
+    }
+
+    /// The EVA tower's tensors in either layout: transformers' Blip2VisionModel names under `prefix`
+    /// (`embeddings.*`, `encoder.layers.N.{layer_norm1, self_attn.qkv, self_attn.projection, layer_norm2, mlp}`,
+    /// the fused qkv bias, `post_layernorm`) or LAVIS' eva_vit.py names (`cls_token`, `patch_embed.proj`,
+    /// `pos_embed`, `blocks.N.{norm1, attn.qkv, attn.q_bias, attn.v_bias, attn.proj, norm2, mlp}`) with `ln_vision`.
+    public func visionTensors(layout: BlipVisionLayout) -> SyntheticTensorList {
+        let c = vision, h = c.hiddenSize, n = c.sequenceLength
+        var list = SyntheticTensorList(dtype: dtype)
+        let lavis: Bool, p: String
+        switch layout {
+        case .transformers(let prefix): (lavis, p) = (false, prefix)
+        case .lavis(let prefix, _): (lavis, p) = (true, prefix)
+        }
+        list.add(p + (lavis ? "cls_token" : "embeddings.class_embedding"), [1, 1, h])
+        list.add(p + (lavis ? "patch_embed.proj.weight" : "embeddings.patch_embedding.weight"), [h, 3, c.patchSize, c.patchSize])
+        list.add(p + (lavis ? "patch_embed.proj.bias" : "embeddings.patch_embedding.bias"), [h])
+        list.add(p + (lavis ? "pos_embed" : "embeddings.position_embedding"), [1, n, h])
+        for l in 0..<c.numLayers {
+            let b = p + (lavis ? "blocks.\(l)." : "encoder.layers.\(l).")
+            list.norm(b + (lavis ? "norm1." : "layer_norm1."), h)
+            list.norm(b + (lavis ? "norm2." : "layer_norm2."), h)
+            if lavis {
+                list.add(b + "attn.qkv.weight", [3 * h, h])
+                list.add(b + "attn.q_bias", [h])
+                list.add(b + "attn.v_bias", [h])
+                list.dense(b + "attn.proj.", rows: h, cols: h)
+            } else {
+                list.dense(b + "self_attn.qkv.", rows: 3 * h, cols: h)
+                list.dense(b + "self_attn.projection.", rows: h, cols: h)
+            }
+            list.mlp(b + "mlp.", hidden: h, intermediate: c.intermediateSize)
+        }
+        switch layout {
+        case .transformers: list.norm(p + "post_layernorm.", h)
+        case .lavis(_, let lnVision): list.norm(lnVision, h)
+        }
         return list
     }
 
-    /// The Q-Former's tensors (transformers' names; InstructBLIP adds the text embeddings and text feed-forward).
-    func qformerTensors() -> [(SafeTensorsWriter.Declaration, Float?)] {
+    /// The Q-Former's tensors under `names` (transformers' `qformer.*` or LAVIS' `Qformer.bert.*`); a Q-Former that
+    /// reads the instruction (`names.textEmbeddings`) adds the word / position embeddings (`wordRows` rows, default
+    /// the vocabulary) and the text feed-forward.
+    public func qformerTensors(names: QFormerNames, wordRows: Int? = nil) -> SyntheticTensorList {
         let c = qformer, h = c.hiddenSize, f = c.intermediateSize
-        var list: [(SafeTensorsWriter.Declaration, Float?)] = []
-        func add(_ name: String, _ shape: [Int], _ s: Float?) { list.append((.init(name: "qformer." + name, dtype: dtype, shape: shape), s)) }
-        let std: Float = 0.02
-        func norm(_ p: String) { add(p + ".weight", [h], nil); add(p + ".bias", [h], std) }
-        func dense(_ p: String, _ rows: Int, _ cols: Int) { add(p + ".weight", [rows, cols], std); add(p + ".bias", [rows], std) }
-        if instruct {
-            add("embeddings.word_embeddings.weight", [c.vocabSize, h], std)
-            add("embeddings.position_embeddings.weight", [c.maxPositionEmbeddings, h], std)
-            norm("embeddings.layernorm")
-        } else {
-            norm("layernorm")
+        var list = SyntheticTensorList(dtype: dtype)
+        if let text = names.textEmbeddings {
+            list.add(text + "word_embeddings.weight", [wordRows ?? c.vocabSize, h])
+            list.add(text + "position_embeddings.weight", [c.maxPositionEmbeddings, h])
         }
+        list.norm(names.embeddingNorm, h)
         for l in 0..<c.numLayers {
-            let p = "encoder.layer.\(l)."
+            let p = names.body + "encoder.layer.\(l)."
             var blocks = [("attention", h)]
             if c.hasCrossAttention(l) { blocks.append(("crossattention", c.encoderHiddenSize)) }
             for (block, width) in blocks {
-                dense(p + block + ".attention.query", h, h)
-                dense(p + block + ".attention.key", h, width)
-                dense(p + block + ".attention.value", h, width)
-                dense(p + block + ".output.dense", h, h)
-                norm(p + block + ".output.LayerNorm")
+                let inner = p + block + "." + names.attentionInner + "."
+                list.dense(inner + "query.", rows: h, cols: h)
+                list.dense(inner + "key.", rows: h, cols: width)
+                list.dense(inner + "value.", rows: h, cols: width)
+                list.dense(p + block + ".output.dense.", rows: h, cols: h)
+                list.norm(p + block + ".output.LayerNorm.", h)
             }
-            for (inner, outer) in [("intermediate_query", "output_query")] + (instruct ? [("intermediate", "output")] : []) {
-                dense(p + inner + ".dense", f, h)
-                dense(p + outer + ".dense", h, f)
-                norm(p + outer + ".LayerNorm")
+            let feedForwards = [("intermediate_query", "output_query")] + (names.textEmbeddings == nil ? [] : [("intermediate", "output")])
+            for (inner, outer) in feedForwards {
+                list.dense(p + inner + ".dense.", rows: f, cols: h)
+                list.dense(p + outer + ".dense.", rows: h, cols: f)
+                list.norm(p + outer + ".LayerNorm.", h)
             }
         }
         return list
     }
 
+    /// `query_tokens` `[1, queries, qformer width]`.
+    public var queryTokens: SyntheticTensorList {
+        var list = SyntheticTensorList(dtype: dtype)
+        list.add("query_tokens", [1, numQueryTokens, qformer.hiddenSize])
+        return list
+    }
+
+    /// The transformers layout's Q-Former names (InstructBLIP's with the text embeddings, BLIP-2's without).
+    var qformerNames: QFormerNames { instruct ? .instructBlip : .blip2 }
+
     public func write(to folder: URL, progress: (Double) -> Void = { _ in }) throws {
-        do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
-            throw ModelError.writeFailed(path: folder.path, reason: error.localizedDescription)
-        }
+        try createFolder(folder)
         var t = text.config
         let imageTokenID = t.vocabSize - 1
         t.eosTokenIDs = [t.vocabSize - SyntheticModelSpec.specialTokens.count - 1]
@@ -172,41 +201,27 @@ public struct SyntheticBlip2Spec: Sendable {
         try writeJSONFile(tokenizer.tokenizerJSON(), to: folder.appendingPathComponent("tokenizer.json"))
         try writeJSONFile(tokenizer.tokenizerConfigJSON(), to: folder.appendingPathComponent("tokenizer_config.json"))
         if instruct {
-            let bert = folder.appendingPathComponent("qformer_tokenizer")
-            do {
-                try FileManager.default.createDirectory(at: bert, withIntermediateDirectories: true)
-                try (Self.bertVocabulary(size: q.vocabSize).joined(separator: "\n") + "\n")
-                    .write(to: bert.appendingPathComponent("vocab.txt"), atomically: true, encoding: .utf8)
-            } catch {
-                throw ModelError.writeFailed(path: bert.path, reason: error.localizedDescription)
-            }
-            try writeJSONFile(["tokenizer_class": "BertTokenizer", "do_lower_case": true, "tokenize_chinese_chars": true,
-                               "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]",
-                               "mask_token": "[MASK]"], to: bert.appendingPathComponent("tokenizer_config.json"))
+            try Self.writeBertTokenizer(to: folder.appendingPathComponent("qformer_tokenizer"), vocabularySize: q.vocabSize)
         }
-        var tensors = text.tensors.map { declaration, std -> (SafeTensorsWriter.Declaration, Float?) in
-            var d = declaration
-            d.name = "language_model." + d.name
-            return (d, std)
-        }
-        tensors.append((.init(name: "language_projection.weight", dtype: dtype, shape: [t.hiddenSize, q.hiddenSize]), 0.02))
-        tensors.append((.init(name: "language_projection.bias", dtype: dtype, shape: [t.hiddenSize]), 0.02))
-        tensors.append((.init(name: "query_tokens", dtype: dtype, shape: [1, numQueryTokens, q.hiddenSize]), 0.02))
-        tensors += qformerTensors()
-        tensors += visionTensors(prefix: "vision_model.")
-        try writeRandomTensors(tensors, path: folder.appendingPathComponent("model.safetensors").path,
+        var tensors = text.tensorList(prefix: "language_model.")
+        var projection = SyntheticTensorList(dtype: dtype)
+        projection.dense("language_projection.", rows: t.hiddenSize, cols: q.hiddenSize)
+        tensors += projection
+        tensors += queryTokens
+        tensors += qformerTensors(names: qformerNames)
+        tensors += visionTensors(layout: .transformers(prefix: "vision_model."))
+        try writeRandomTensors(tensors.entries, path: folder.appendingPathComponent("model.safetensors").path,
                                seed: seed, progress: progress)
     }
 
     /// Only the image encoder (`vision_model.*`, `query_tokens`, `qformer.*`: no decoder), for measuring the tower
     /// and the Q-Former alone without writing a 7B decoder.
     public func writeImageEncoder(to folder: URL, progress: (Double) -> Void = { _ in }) throws {
-        do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
-            throw ModelError.writeFailed(path: folder.path, reason: error.localizedDescription)
-        }
-        let tensors = [(SafeTensorsWriter.Declaration(name: "query_tokens", dtype: dtype, shape: [1, numQueryTokens, qformer.hiddenSize]),
-                        Float(0.02) as Float?)] + qformerTensors() + visionTensors(prefix: "vision_model.")
-        try writeRandomTensors(tensors, path: folder.appendingPathComponent("model.safetensors").path, seed: seed,
+        try createFolder(folder)
+        var tensors = queryTokens
+        tensors += qformerTensors(names: qformerNames)
+        tensors += visionTensors(layout: .transformers(prefix: "vision_model."))
+        try writeRandomTensors(tensors.entries, path: folder.appendingPathComponent("model.safetensors").path, seed: seed,
                                progress: progress)
     }
 }

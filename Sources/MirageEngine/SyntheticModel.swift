@@ -52,34 +52,33 @@ public struct SyntheticModelSpec: Sendable {
 
     /// Tensors in file order, with the standard deviation of their uniform random init
     /// (nil: RMSNorm weights, all ones).
-    public var tensors: [(SafeTensorsWriter.Declaration, Float?)] {
+    public var tensors: [(SafeTensorsWriter.Declaration, Float?)] { tensorList().entries }
+
+    /// The tensors as a list, names under `prefix` (a multimodal folder's `language_model.`).
+    public func tensorList(prefix: String = "") -> SyntheticTensorList {
         let c = config
         let qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim
-        let std: Float = 0.02
-        var list: [(SafeTensorsWriter.Declaration, Float?)] = []
-        func add(_ name: String, _ shape: [Int], _ s: Float?) {
-            list.append((.init(name: name, dtype: dtype, shape: shape), s))
-        }
-        add("model.embed_tokens.weight", [c.vocabSize, c.hiddenSize], std)
+        var list = SyntheticTensorList(dtype: dtype, prefix: prefix)
+        list.add("model.embed_tokens.weight", [c.vocabSize, c.hiddenSize])
         for l in 0..<c.numLayers {
             let p = "model.layers.\(l)."
-            add(p + "input_layernorm.weight", [c.hiddenSize], nil)
-            add(p + "self_attn.q_proj.weight", [qDim, c.hiddenSize], std)
-            add(p + "self_attn.k_proj.weight", [kvDim, c.hiddenSize], std)
-            add(p + "self_attn.v_proj.weight", [kvDim, c.hiddenSize], std)
+            list.add(p + "input_layernorm.weight", [c.hiddenSize], std: nil)
+            list.add(p + "self_attn.q_proj.weight", [qDim, c.hiddenSize])
+            list.add(p + "self_attn.k_proj.weight", [kvDim, c.hiddenSize])
+            list.add(p + "self_attn.v_proj.weight", [kvDim, c.hiddenSize])
             if c.qkvBias {
-                add(p + "self_attn.q_proj.bias", [qDim], std)
-                add(p + "self_attn.k_proj.bias", [kvDim], std)
-                add(p + "self_attn.v_proj.bias", [kvDim], std)
+                list.add(p + "self_attn.q_proj.bias", [qDim])
+                list.add(p + "self_attn.k_proj.bias", [kvDim])
+                list.add(p + "self_attn.v_proj.bias", [kvDim])
             }
-            add(p + "self_attn.o_proj.weight", [c.hiddenSize, qDim], std)
-            add(p + "post_attention_layernorm.weight", [c.hiddenSize], nil)
-            add(p + "mlp.gate_proj.weight", [c.intermediateSize, c.hiddenSize], std)
-            add(p + "mlp.up_proj.weight", [c.intermediateSize, c.hiddenSize], std)
-            add(p + "mlp.down_proj.weight", [c.hiddenSize, c.intermediateSize], std)
+            list.add(p + "self_attn.o_proj.weight", [c.hiddenSize, qDim])
+            list.add(p + "post_attention_layernorm.weight", [c.hiddenSize], std: nil)
+            list.add(p + "mlp.gate_proj.weight", [c.intermediateSize, c.hiddenSize])
+            list.add(p + "mlp.up_proj.weight", [c.intermediateSize, c.hiddenSize])
+            list.add(p + "mlp.down_proj.weight", [c.hiddenSize, c.intermediateSize])
         }
-        add("model.norm.weight", [c.hiddenSize], nil)
-        if !c.tieWordEmbeddings { add("lm_head.weight", [c.vocabSize, c.hiddenSize], std) }
+        list.add("model.norm.weight", [c.hiddenSize], std: nil)
+        if !c.tieWordEmbeddings { list.add("lm_head.weight", [c.vocabSize, c.hiddenSize]) }
         return list
     }
 
@@ -103,6 +102,53 @@ public struct SyntheticModelSpec: Sendable {
         try writeRandomTensors(tensors, path: folder.appendingPathComponent("model.safetensors").path, seed: seed,
                                progress: progress)
     }
+}
+
+/// The tensor list of a random-weight folder, in file order: each declaration with the standard deviation of its
+/// uniform random init (nil: all ones, for LayerNorm / RMSNorm weights). The synthesizers of every layout build
+/// their lists with it and hand `entries` to `writeRandomTensors`.
+public struct SyntheticTensorList: Sendable {
+    public var dtype: TensorDType
+    /// Prepended to every name added.
+    public var prefix: String
+    public private(set) var entries: [(SafeTensorsWriter.Declaration, Float?)] = []
+    /// The standard deviation of every random tensor (transformers' `initializer_range` default).
+    public static let std: Float = 0.02
+
+    public init(dtype: TensorDType, prefix: String = "") {
+        self.dtype = dtype
+        self.prefix = prefix
+    }
+
+    /// A random tensor (`std` nil: all ones).
+    public mutating func add(_ name: String, _ shape: [Int], std: Float? = SyntheticTensorList.std) {
+        entries.append((.init(name: prefix + name, dtype: dtype, shape: shape), std))
+    }
+
+    /// A LayerNorm: `p.weight` (ones) and `p.bias` (random), `p` ending with the separator.
+    public mutating func norm(_ p: String, _ width: Int) {
+        add(p + "weight", [width], std: nil)
+        add(p + "bias", [width])
+    }
+
+    /// A linear layer `[rows, cols]` with its bias: `p.weight`, `p.bias`.
+    public mutating func dense(_ p: String, rows: Int, cols: Int) {
+        add(p + "weight", [rows, cols])
+        add(p + "bias", [rows])
+    }
+
+    /// A transformer block's MLP `p.fc1` (`intermediate × hidden`) and `p.fc2`, as CLIP, SigLIP and EVA name it.
+    public mutating func mlp(_ p: String, hidden: Int, intermediate: Int) {
+        dense(p + "fc1.", rows: intermediate, cols: hidden)
+        dense(p + "fc2.", rows: hidden, cols: intermediate)
+    }
+
+    public static func += (list: inout SyntheticTensorList, other: SyntheticTensorList) {
+        list.entries += other.entries
+    }
+
+    /// The number of values (parameters) of every tensor.
+    public var parameterCount: Int { entries.reduce(0) { $0 + $1.0.shape.reduce(1, *) } }
 }
 
 /// Writes a JSON object pretty-printed with sorted keys (as the synthetic folders' config files).

@@ -43,35 +43,23 @@ public struct SyntheticVisionSpec: Sendable {
     /// LayerNorm weights are ones (std nil), biases and everything else uniform with std 0.02.
     public func tensors(prefix: String) -> [(SafeTensorsWriter.Declaration, Float?)] {
         let c = config, h = c.hiddenSize
-        var list: [(SafeTensorsWriter.Declaration, Float?)] = []
-        func add(_ name: String, _ shape: [Int], _ s: Float?) { list.append((.init(name: prefix + name, dtype: dtype, shape: shape), s)) }
-        let std: Float = 0.02
-        if kind == .clip { add("embeddings.class_embedding", [h], std) }
-        add("embeddings.patch_embedding.weight", [h, c.numChannels, c.patchSize, c.patchSize], std)
-        if kind == .siglip { add("embeddings.patch_embedding.bias", [h], std) }
-        add("embeddings.position_embedding.weight", [c.sequenceLength, h], std)
-        if kind == .clip {
-            add("pre_layrnorm.weight", [h], nil)
-            add("pre_layrnorm.bias", [h], std)
-        }
+        var list = SyntheticTensorList(dtype: dtype, prefix: prefix)
+        if kind == .clip { list.add("embeddings.class_embedding", [h]) }
+        list.add("embeddings.patch_embedding.weight", [h, c.numChannels, c.patchSize, c.patchSize])
+        if kind == .siglip { list.add("embeddings.patch_embedding.bias", [h]) }
+        list.add("embeddings.position_embedding.weight", [c.sequenceLength, h])
+        if kind == .clip { list.norm("pre_layrnorm.", h) }
         for l in 0..<c.numLayers {
             let p = "encoder.layers.\(l)."
-            for norm in ["layer_norm1", "layer_norm2"] {
-                add(p + norm + ".weight", [h], nil)
-                add(p + norm + ".bias", [h], std)
-            }
+            list.norm(p + "layer_norm1.", h)
+            list.norm(p + "layer_norm2.", h)
             for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
-                add(p + "self_attn.\(proj).weight", [h, h], std)
-                add(p + "self_attn.\(proj).bias", [h], std)
+                list.dense(p + "self_attn.\(proj).", rows: h, cols: h)
             }
-            add(p + "mlp.fc1.weight", [c.intermediateSize, h], std)
-            add(p + "mlp.fc1.bias", [c.intermediateSize], std)
-            add(p + "mlp.fc2.weight", [h, c.intermediateSize], std)
-            add(p + "mlp.fc2.bias", [h], std)
+            list.mlp(p + "mlp.", hidden: h, intermediate: c.intermediateSize)
         }
-        add("post_layernorm.weight", [h], nil)
-        add("post_layernorm.bias", [h], std)
-        return list
+        list.norm("post_layernorm.", h)
+        return list.entries
     }
 
     /// A standalone tower folder: config.json (the vision config) and model.safetensors (`vision_model.*`).

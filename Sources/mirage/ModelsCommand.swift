@@ -47,12 +47,18 @@ struct ModelsSynth: ParsableCommand {
         Q-Former, 4 queries; 7b: instructblip-vicuna-7b's shapes, EVA ViT-g + BERT-base Q-Former + LLaMA-7B), \
         with a BlipImageProcessor processor_config.json and, for InstructBLIP, a qformer_tokenizer/ (docs/models.md).
 
+        LAVIS layouts (OPERA's InstructBLIP and MiniGPT-4): --arch instructblip-lavis or minigpt4 writes the folder \
+        `mirage models assemble` puts together from the released pieces (EVA under its eva_vit_g.pth names with \
+        ln_vision, Qformer.bert.*, query_tokens, llm_proj / llama_proj, the Vicuna model.*), with the same shapes as \
+        instructblip (tiny or 7b) and a byte-level tokenizer holding <s> and </s> (docs/models.md).
+
         Original layouts: --arch llava-original or shikra (tiny or 7b) writes the model folder and its CLIP tower \
         folder beside it, as the published checkpoints keep them (docs/vision.md).
 
         Examples:
           mirage models synth --arch llava-llama --vision clip --size tiny --seed 3 --out ./tiny-llava
           mirage models synth --arch instructblip --size tiny --seed 3 --out ./tiny-instructblip
+          mirage models synth --arch minigpt4 --size 7b --seed 1 --out /tmp/minigpt4-7b-f16
           mirage models synth --arch qwen2 --size 0.5b --seed 1 --out /tmp/qwen2-0.5b-f16
           mirage models synth --arch llama --size tiny --seed 7 --out ./tiny --dtype f32
         """)

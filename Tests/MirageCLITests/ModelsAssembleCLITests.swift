@@ -34,9 +34,12 @@ import MirageTestSupport
     }
 }
 
-/// `mirage models synth --arch instructblip|blip2-llama`.
+/// `mirage models synth --arch instructblip|blip2-llama|instructblip-lavis|minigpt4`.
 @Suite struct ModelsSynthBlip2CLITests {
-    @Test(arguments: ["instructblip", "blip2-llama"])
+    static let modelTypes = ["instructblip": "instructblip", "blip2-llama": "blip-2", "instructblip-lavis": "lavis-blip2",
+                             "minigpt4": "lavis-blip2"]
+
+    @Test(arguments: ["instructblip", "blip2-llama", "instructblip-lavis", "minigpt4"])
     func tinyFoldersAreWritten(_ arch: String) throws {
         let binary = try #require(BuiltProducts.mirage, "the mirage executable was not built next to the tests")
         let out = TestTemporary.url("synth-\(arch)")
@@ -45,8 +48,9 @@ import MirageTestSupport
         #expect(made.status == 0, "\(made.stderr)")
         #expect(made.stdout.contains("4 image rows"), "\(made.stdout)")
         let config = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("config.json"))) as! [String: Any]
-        #expect(config["model_type"] as? String == (arch == "instructblip" ? "instructblip" : "blip-2"))
-        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("qformer_tokenizer/vocab.txt").path) == (arch == "instructblip"))
+        #expect(config["model_type"] as? String == Self.modelTypes[arch])
+        let readsInstruction = arch.hasPrefix("instructblip")
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("qformer_tokenizer/vocab.txt").path) == readsInstruction)
         let refused = try runProcess(binary, ["models", "synth", "--arch", arch, "--size", "0.5b", "--out", out.path + "-x"])
         #expect(refused.status != 0 && refused.stderr.contains("--size takes tiny, 7b for \(arch)"))
     }

@@ -218,20 +218,7 @@ import MirageTokenizers
             paper_settings: true
 
             """.utf8).write(to: folder.appendingPathComponent("p.yaml"))
-        var experiment = Experiment()
-        experiment.models = [model.path]
-        experiment.protocols = [folder.appendingPathComponent("p.yaml").path]
-        experiment.decoders = [DecoderChoice(name: "greedy")]
-        experiment.images = images.path
-        experiment.threads = 2
-        let store = try RunStores.open(folder.appendingPathComponent("r.sqlite").path)
-        let resources = RunResources(chairScorer: { _ in throw RunnerError.configuration("CHAIR is not used here") },
-                                     protocols: ProtocolLibrary(folders: []))
-        var options = RunnerOptions(mirageVersion: "test")
-        options.checkMemory = false
-        let outcomes = try ExperimentRunner(experiment: experiment, store: store, resources: resources, options: options,
-                                            progress: RunProgress(isTerminal: false, json: false, write: { _ in })).run()
-        let run = try #require(outcomes.first).run
+        let (store, run) = try GreedyExperiment(model: model, folder: folder, images: images, threads: 2).run()
         #expect(run.decoder.parametersJSON.contains("\"repetition_penalty\":1.5"), "\(run.decoder.parametersJSON)")
         let items = try store.items(run: run.id).sorted { $0.item.ordinal < $1.item.ordinal }
         #expect(items.count == cases.count)

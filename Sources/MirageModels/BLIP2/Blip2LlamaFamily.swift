@@ -38,17 +38,10 @@ extension ModelFamily {
 extension ModelSynthesizer {
     /// `mirage models synth --arch instructblip|blip2-llama --size tiny|7b` (`SyntheticBlip2Spec`).
     static func blip2(instruct: Bool) -> ModelSynthesizer {
-        ModelSynthesizer(architectures: [instruct ? "instructblip" : "blip2-llama"],
-                         sizes: SyntheticBlip2Spec.Size.allCases.map(\.rawValue)) { request, folder, progress in
-            guard let size = SyntheticBlip2Spec.Size(rawValue: request.size) else {
-                throw ModelError.invalidInput("--size takes tiny or 7b for \(request.architecture) (got '\(request.size)')")
-            }
+        blip2Shapes(architecture: instruct ? "instructblip" : "blip2-llama") { size, request, folder, progress in
             let spec = SyntheticBlip2Spec(instruct: instruct, size: size, seed: request.seed, dtype: request.dtype)
             try spec.write(to: folder, progress: progress)
-            let t = spec.text.config, v = spec.vision
-            return "\(request.architecture), EVA tower \(v.hiddenSize) wide × \(v.numLayers) blocks at \(v.imageSize)px, "
-                + "Q-Former \(spec.qformer.hiddenSize) wide × \(spec.qformer.numLayers) layers, \(spec.numQueryTokens) image rows, "
-                + "llama decoder \(t.numLayers) layers hidden \(t.hiddenSize), \(request.dtype.rawValue.lowercased())"
+            return spec
         }
     }
 }

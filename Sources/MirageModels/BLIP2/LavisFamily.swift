@@ -40,6 +40,19 @@ public struct LavisConfig: Sendable {
         text = try ModelConfig(json: Blip2Config.withLlamaDefaults(textJSON), path: path, prefix: "text_config.")
     }
 
+    /// The longest Q-Former instruction, special tokens included: `max_txt_len` (128 in OPERA's
+    /// eval_configs/instructblip_eval.yaml, LAVIS' blip2_vicuna_instruct.py default).
+    public static let qformerMaxTextLength = 128
+
+    /// The Q-Former's instruction ids as LAVIS' `BertTokenizer(truncation_side="left")(prompt, truncation=True,
+    /// max_length=128)` gives them (blip2_vicuna_instruct.py `generate`): `ids` is the whole encoding, `[CLS] … [SEP]`;
+    /// a longer one keeps `[CLS]`, the last `maxLength - 2` word pieces and `[SEP]` (transformers truncates the text
+    /// from the left and adds the special tokens afterwards).
+    public static func truncatedInstruction(_ ids: [Int], maxLength: Int = qformerMaxTextLength) -> [Int] {
+        guard ids.count > maxLength, ids.count >= 2, maxLength >= 2 else { return ids }
+        return [ids[0]] + ids[(ids.count - 1 - (maxLength - 2))..<(ids.count - 1)] + [ids[ids.count - 1]]
+    }
+
     public static func isLavis(_ folder: ModelFolder, _ architecture: Architecture) -> Bool {
         folder.modelType == "lavis-blip2" && (folder.config["lavis_arch"] as? String) == architecture.rawValue
     }
@@ -93,9 +106,12 @@ public final class LavisBlip2Model: VisionLanguageModel, @unchecked Sendable {
         return try ImagePreprocessor(config: processor).process(try ImageDecoder.load(path: path))
     }
 
-    /// InstructBLIP's Q-Former reads `instruction` (the prompt after the image marker, as OPERA's wrapper passes it).
+    /// InstructBLIP's Q-Former reads `instruction` (the prompt after the image marker, as OPERA's wrapper passes it),
+    /// cut to LAVIS' `max_txt_len` from the left (`LavisConfig.truncatedInstruction`).
     public func embedImage(_ pixels: PixelTensor, instruction: String?) throws -> ImageEmbedding {
-        try encoder.embed(pixels, instructionIDs: qformerTokenizer.map { $0.encode(instruction ?? "") } ?? [])
+        try encoder.embed(pixels, instructionIDs: qformerTokenizer.map {
+            LavisConfig.truncatedInstruction($0.encode(instruction ?? ""))
+        } ?? [])
     }
 
     /// MiniGPT-4: `[bos] + before + rows + after`, both parts without special tokens. InstructBLIP: rows + `</s>` (LAVIS'
@@ -134,6 +150,7 @@ extension ModelFamily {
         shape: { try lavisShape($0) },
         load: { folder, options in try LavisBlip2Model(family: .lavisInstructBlip, folder: folder, options: options) },
         templates: ModelFamily.lavisInstructBlipTemplates,
+        synthesizer: .lavis(.instructBlip, name: "instructblip-lavis"),
         // EOS, BOS and pad come from the folder (Vicuna v1.1's generation_config.json: dummy BOS 1, EOS 2), which
         // the loaded model reads; the prompt's BOS </s> (2) is the prompt builder's.
         paperSettings: PaperSettings(
@@ -150,6 +167,7 @@ extension ModelFamily {
         shape: { try lavisShape($0) },
         load: { folder, options in try LavisBlip2Model(family: .miniGPT4, folder: folder, options: options) },
         templates: ModelFamily.miniGPT4Templates,
+        synthesizer: .lavis(.miniGPT4, name: "minigpt4"),
         // EOS comes from the folder: a Vicuna v0 folder without generation_config.json says eos 1 (<s>), so the
         // text runs on past </s> and is cut at ### afterwards.
         paperSettings: PaperSettings(
