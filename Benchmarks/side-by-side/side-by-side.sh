@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
         --gen) gen="$2"; shift 2 ;;
         --rounds) rounds="$2"; shift 2 ;;
         --precision) precision="$2"; shift 2 ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "error: unknown option '$1'; see $0 --help" >&2; exit 2 ;;
     esac
 done
