@@ -97,7 +97,8 @@ done
 
 echo "== Mirage ÷ llama.cpp, median over $rounds rounds ($arch $shape, $threads threads, prefill $prompt, decode $gen, Mirage --precision $precision)"
 for f in ${formats//,/ }; do
-    awk -v f="$f" '$2 == f { d[n] = $3 / $4; p[n] = $5 / $6; n++ }
+    # n + 0: an unset n would index the first round as "" and leave it out of the median.
+    awk -v f="$f" '$2 == f { d[n + 0] = $3 / $4; p[n + 0] = $5 / $6; n++ }
         function median(a, n,   i, j, t) {
             for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
             return n % 2 ? a[int(n / 2)] : (a[n / 2 - 1] + a[n / 2]) / 2
