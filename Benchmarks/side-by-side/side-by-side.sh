@@ -9,17 +9,19 @@
 #   Benchmarks/side-by-side/side-by-side.sh --shape 7b --formats f16 --rounds 2
 #
 # Options: --shape 0.5b|7b (Qwen2-0.5B or LLaMA-7B shapes), --formats f16,q8, --threads N (default 2),
-# --prompt N (prefill tokens, default 576), --gen N (decode tokens, default 64), --rounds N (default 3).
+# --prompt N (prefill tokens, default 576), --gen N (decode tokens, default 64), --rounds N (default 3),
+# --precision exact|fast (Mirage's --precision, default exact; fast: q8 with int8 activations as llama.cpp's
+# Q8_0, f16 rounded to bf16 with bf16 dot products in prompts).
 # Mirage's q8 is its 8-bit format quantized at load from the f16 folder; llama.cpp's is Q8_0 converted
-# from the same folder. Mirage runs its default precision (whatever `mirage-bench engine` uses).
+# from the same folder.
 #
-# First run: builds llama.cpp (build-llama-cpp.sh; many minutes on 2 cores), `mirage` and `mirage-bench`
-# in release mode, synthesizes the model (seed 0) and converts it (convert.sh). All of it goes to
-# $MIRAGE_SIDE_BY_SIDE_CACHE (default ~/.cache/mirage-side-by-side), outside the repository; the 7B shape
-# needs ~14 GB there in f16 (+7 GB for Q8_0).
+# First run: builds llama.cpp (build-llama-cpp.sh; many minutes on 2 cores), `mirage-bench` in release mode
+# (and `mirage`, when the model must be synthesized), synthesizes the model (seed 0) and converts it
+# (convert.sh). All of it goes to $MIRAGE_SIDE_BY_SIDE_CACHE (default ~/.cache/mirage-side-by-side),
+# outside the repository; the 7B shape needs ~14 GB there in f16 (+7 GB for Q8_0).
 set -euo pipefail
 
-shape=0.5b formats=f16,q8 threads=2 prompt=576 gen=64 rounds=3
+shape=0.5b formats=f16,q8 threads=2 prompt=576 gen=64 rounds=3 precision=exact
 while [ $# -gt 0 ]; do
     case "$1" in
         --shape) shape="$2"; shift 2 ;;
@@ -28,6 +30,7 @@ while [ $# -gt 0 ]; do
         --prompt) prompt="$2"; shift 2 ;;
         --gen) gen="$2"; shift 2 ;;
         --rounds) rounds="$2"; shift 2 ;;
+        --precision) precision="$2"; shift 2 ;;
         -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "error: unknown option '$1'; see $0 --help" >&2; exit 2 ;;
     esac
@@ -37,6 +40,7 @@ case "$shape" in
     7b) arch=llama ;;
     *) echo "error: --shape takes 0.5b (Qwen2-0.5B) or 7b (LLaMA-7B), not '$shape'" >&2; exit 2 ;;
 esac
+case "$precision" in exact|fast) ;; *) echo "error: --precision takes exact or fast, not '$precision'" >&2; exit 2 ;; esac
 for f in ${formats//,/ }; do
     case "$f" in f16|q8) ;; *) echo "error: --formats takes f16 and/or q8, not '$f'" >&2; exit 2 ;; esac
 done
@@ -49,13 +53,14 @@ export MIRAGE_SIDE_BY_SIDE_CACHE="$cache"
 "$here/build-llama-cpp.sh"
 llama_bench="$cache/build/bin/llama-bench"
 
-echo "== building mirage and mirage-bench (release)"
-(cd "$repo" && swift build -c release --product mirage >/dev/null && swift build -c release --product mirage-bench >/dev/null)
+echo "== building mirage-bench (release)"
+(cd "$repo" && swift build -c release --product mirage-bench >/dev/null)
 bin="$(cd "$repo" && swift build -c release --show-bin-path)"
 
 model="$cache/models/$arch-$shape-f16-seed0"
 if [ ! -f "$model/model.safetensors" ]; then
-    echo "== synthesizing $model"
+    echo "== building mirage (release) and synthesizing $model"
+    (cd "$repo" && swift build -c release --product mirage >/dev/null)
     "$bin/mirage" models synth --arch "$arch" --size "$shape" --seed 0 --dtype f16 --out "$model" --force
 fi
 gguf_f16="$cache/gguf/$arch-$shape-f16-seed0.f16.gguf"
@@ -65,12 +70,12 @@ case ",$formats," in *,q8,*) "$here/convert.sh" "$model" "$gguf_q8" q8_0 ;; esac
 
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT
-echo "== $rounds rounds, $threads threads, prompt $prompt tokens, $gen generated tokens; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== $rounds rounds, $threads threads, prompt $prompt tokens, $gen generated tokens, Mirage --precision $precision; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq 1 "$rounds"); do
     for f in ${formats//,/ }; do
         # Mirage: decode = median single-sequence step over $gen steps; prefill = best of 2 passes of $prompt tokens.
         line=$("$bin/mirage-bench" engine --model "$model" --formats "$f" --threads "$threads" \
-               --decode-tokens "$gen" --prefill-tokens "$prompt" --tsv | tail -n 1)
+               --decode-tokens "$gen" --prefill-tokens "$prompt" --precision "$precision" --tsv | tail -n 1)
         m_decode=$(echo "$line" | cut -f2)
         m_prefill=$(echo "$line" | cut -f3)
         # llama.cpp: llama-bench's pp$prompt and tg$gen tests, 2 repetitions each (its mean).
@@ -90,9 +95,10 @@ for round in $(seq 1 "$rounds"); do
     done
 done
 
-echo "== Mirage ÷ llama.cpp, median over $rounds rounds ($arch $shape, $threads threads, prefill $prompt, decode $gen)"
+echo "== Mirage ÷ llama.cpp, median over $rounds rounds ($arch $shape, $threads threads, prefill $prompt, decode $gen, Mirage --precision $precision)"
 for f in ${formats//,/ }; do
-    awk -v f="$f" '$2 == f { d[n] = $3 / $4; p[n] = $5 / $6; n++ }
+    # n + 0: an unset n would index the first round as "" and leave it out of the median.
+    awk -v f="$f" '$2 == f { d[n + 0] = $3 / $4; p[n + 0] = $5 / $6; n++ }
         function median(a, n,   i, j, t) {
             for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
             return n % 2 ? a[int(n / 2)] : (a[n / 2 - 1] + a[n / 2]) / 2

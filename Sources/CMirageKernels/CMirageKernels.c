@@ -1,5 +1,6 @@
-// The AVX512-BF16 dot-product loops (see include/CMirageKernels.h). Compiled with -march=native; without
-// AVX512-BF16 the functions are empty and mk_has_avx512bf16() is false, so Swift never calls them.
+// The AVX512-BF16 and AVX512-VNNI dot-product loops (see include/CMirageKernels.h). Compiled with
+// -march=native; without the instructions the functions are empty and mk_has_avx512bf16() /
+// mk_has_avx512vnni() are false, so Swift never calls them.
 #include "CMirageKernels.h"
 
 #include <immintrin.h>
@@ -14,11 +15,25 @@ int mk_has_avx512bf16(void) {
 #endif
 }
 
-#if defined(__AVX512BF16__)
+#if defined(__AVX512F__)
 
 INLINE __mmask16 mask16(long count) {
     return count >= 16 ? (__mmask16)0xFFFF : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1);
 }
+
+/// Lane q of the result = horizontal sum of a_q (q = 0…3); a fixed reduction order.
+INLINE __m128 hsum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+    __m512 t0 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
+    __m512 t1 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+    __m512d d0 = _mm512_castps_pd(t0), d1 = _mm512_castps_pd(t1);
+    __m512 u = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(d0, d1)), _mm512_castpd_ps(_mm512_unpackhi_pd(d0, d1)));
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(u), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1)));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+#endif
+
+#if defined(__AVX512BF16__)
 
 // MARK: - GEMM micro-kernel (12 rows × 32 features, 24 zmm accumulators)
 
@@ -55,16 +70,6 @@ void mk_gemm_kernel_bf16(long kcp, const uint32_t *a, const uint32_t *b, float *
 }
 
 // MARK: - Mid-n tile
-
-/// Lane q of the result = horizontal sum of a_q (q = 0…3); a fixed reduction order.
-INLINE __m128 hsum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
-    __m512 t0 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
-    __m512 t1 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
-    __m512d d0 = _mm512_castps_pd(t0), d1 = _mm512_castps_pd(t1);
-    __m512 u = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(d0, d1)), _mm512_castpd_ps(_mm512_unpackhi_pd(d0, d1)));
-    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(u), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(u), 1)));
-    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
 
 /// One tile for a group of N inputs; N is a constant in each instantiation, so the accumulators live in
 /// registers (4 × 6 + 4 weight vectors + 1 input vector = 29 of 32 zmm).
@@ -119,5 +124,157 @@ void mk_gemm_kernel_bf16(long kcp, const uint32_t *a, const uint32_t *b, float *
                          int accumulate, const float *bias) {}
 void mk_midn_bf16(const void *data, long row_stride, long cols, const uint32_t *x, long xs, int n,
                   const mk_midn_call *k) {}
+
+#endif
+
+// MARK: - q8 × int8 activations with vpdpbusd (AVX512-VNNI)
+
+int mk_has_avx512vnni(void) {
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+    return __builtin_cpu_supports("avx512vnni");
+#else
+    return 0;
+#endif
+}
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+
+// Activations are quantized per 32-input group as llama.cpp quantizes Q8_0 blocks (ggml/src/ggml-quants.c,
+// quantize_row_q8_0_ref: d = amax / 127, q = round(x / d)); ggml rounds half away from zero and stores d
+// as f16, here ties go to even (as its AVX2 path, ggml/src/ggml-cpu/arch/x86/quants.c) and d stays f32.
+void mk_q8_quantize_rows(const float *x, long cols, long ldx, long i0, long i1, void *out, long row_bytes) {
+    const long groups = (cols + 31) / 32, pairs = (groups + 1) / 2;
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    for (long i = i0; i < i1; i++) {
+        const float *row = x + (size_t)i * ldx;
+        char *o = (char *)out + (size_t)i * row_bytes;
+        for (long p = 0; p < pairs; p++) {
+            char *pair = o + (size_t)p * MK_Q8_PAIR_BYTES;
+            __m512i corr = _mm512_setzero_si512();
+            __m512 scale = _mm512_setzero_ps();
+            for (int h = 0; h < 2; h++) {
+                const long g = 2 * p + h, c0 = g * 32;
+                __m256i q = _mm256_setzero_si256();
+                if (g < groups) {
+                    const __m512 a = _mm512_maskz_loadu_ps(mask16(cols - c0), row + c0);
+                    const __m512 b = _mm512_maskz_loadu_ps(mask16(cols - c0 - 16), row + c0 + 16);
+                    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, a), _mm512_andnot_ps(sign, b)));
+                    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+                    const __m512 vid = _mm512_set1_ps(id);
+                    const __m512i qa = _mm512_cvt_roundps_epi32(_mm512_mul_ps(a, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                    const __m512i qb = _mm512_cvt_roundps_epi32(_mm512_mul_ps(b, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                    q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm512_cvtepi32_epi8(qa)), _mm512_cvtepi32_epi8(qb), 1);
+                    const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
+                    corr = _mm512_mask_set1_epi32(corr, (__mmask16)(1u << (8 * h)), -128 * sum);
+                    scale = _mm512_mask_mov_ps(scale, (__mmask16)(0xFFu << (8 * h)), _mm512_set1_ps(d));
+                }
+                _mm256_storeu_si256((__m256i *)(pair + 32 * h), q);
+            }
+            _mm512_storeu_si512((void *)(pair + 64), corr);
+            _mm512_storeu_ps((void *)(pair + 128), scale);
+        }
+    }
+}
+
+/// One tile: weight rows r … r + valid − 1 (valid ≤ 4; missing rows repeat the last, their sums dropped)
+/// against N ≤ 4 quantized inputs. Per pair of groups and row: the 64 weights offset to unsigned (w + 128,
+/// an xor of the sign bit) and the row's two scales in the lanes of their groups; per (row, input): one
+/// vpdpbusd started from the input's −128·Σq correction gives 8 exact partial sums per group, which are
+/// converted, scaled by d_w·d_x and added to an f32 accumulator. 16 accumulators + 4 weight vectors + 4
+/// scale vectors + 3 input vectors fit the 32 zmm registers. Optionally prefetches `pf_lines` lines from
+/// `pf` spread over the pairs (the weights of a later tile).
+INLINE void q8_tile(int N, const mk_q8_matrix *w, long r, int valid, const char *x, long xs, long i0,
+                    const float *bias, float *y, long ldy, const char *pf, long pf_lines) {
+    const long groups = (w->cols + 31) / 32, pairs = (groups + 1) / 2, full_pairs = w->cols / 64;
+    const char *v[4], *s[4];
+    for (int q = 0; q < 4; q++) {
+        const long row = r + (q < valid ? q : valid - 1);
+        v[q] = (const char *)w->values + (size_t)row * w->row_stride;
+        s[q] = (const char *)w->scales + (size_t)row * w->scale_row_stride;
+    }
+    __m512 acc[4][4];
+    for (int q = 0; q < 4; q++)
+        for (int i = 0; i < N; i++) acc[q][i] = _mm512_setzero_ps();
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const long per_pair = pf ? (pf_lines + pairs - 1) / pairs : 0;
+    const char *pf_end = pf ? pf + pf_lines * 64 : pf;
+    const long gs = w->group_stride, ss = w->scale_group_stride;
+    for (long p = 0; p < pairs; p++) {
+        for (long j = 0; j < per_pair && pf < pf_end; j++, pf += 64) _mm_prefetch(pf, _MM_HINT_T0);
+        __m512i wv[4];
+        __m512 dw[4];
+        if (p < full_pairs) {
+            for (int q = 0; q < 4; q++) {
+                const char *g0 = v[q] + (size_t)(2 * p) * gs;
+                const __m256i lo = _mm256_loadu_si256((const __m256i *)g0);
+                const __m256i hi = _mm256_loadu_si256((const __m256i *)(g0 + gs));
+                wv[q] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip);
+                const char *s0 = s[q] + (size_t)(2 * p) * ss;
+                dw[q] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_broadcast_ss((const float *)s0)),
+                                           _mm256_broadcast_ss((const float *)(s0 + ss)), 1);
+            }
+        } else { // the row's end: a partial group and/or a missing second group (zero weights, zero scale)
+            const long c0 = 2 * p * 32, n0 = w->cols - c0, n1 = w->cols - c0 - 32;
+            const __mmask32 m0 = n0 >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << n0) - 1);
+            const __mmask32 m1 = n1 >= 32 ? 0xFFFFFFFFu : n1 <= 0 ? 0u : (__mmask32)((1u << n1) - 1);
+            for (int q = 0; q < 4; q++) {
+                const char *g0 = v[q] + (size_t)(2 * p) * gs;
+                const __m256i lo = _mm256_maskz_loadu_epi8(m0, g0);
+                const __m256i hi = n1 > 0 ? _mm256_maskz_loadu_epi8(m1, g0 + gs) : _mm256_setzero_si256();
+                wv[q] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip);
+                const char *s0 = s[q] + (size_t)(2 * p) * ss;
+                const __m256 d1 = n1 > 0 ? _mm256_broadcast_ss((const float *)(s0 + ss)) : _mm256_setzero_ps();
+                dw[q] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_broadcast_ss((const float *)s0)), d1, 1);
+            }
+        }
+        for (int i = 0; i < N; i++) {
+            const char *xp = x + (size_t)(i0 + i) * xs + (size_t)p * MK_Q8_PAIR_BYTES;
+            const __m512i xv = _mm512_loadu_si512((const void *)xp);
+            const __m512i corr = _mm512_loadu_si512((const void *)(xp + 64));
+            const __m512 dx = _mm512_loadu_ps((const void *)(xp + 128));
+            for (int q = 0; q < 4; q++) {
+                const __m512i sums = _mm512_dpbusd_epi32(corr, wv[q], xv);
+                acc[q][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(dw[q], dx), acc[q][i]);
+            }
+        }
+    }
+    const __mmask8 mask = (__mmask8)((1u << valid) - 1);
+    const __m128 b = bias ? _mm_maskz_loadu_ps(mask, bias + r) : _mm_setzero_ps();
+    for (int i = 0; i < N; i++)
+        _mm_mask_storeu_ps(y + (size_t)(i0 + i) * ldy + r, mask, _mm_add_ps(hsum4(acc[0][i], acc[1][i], acc[2][i], acc[3][i]), b));
+}
+
+#define Q8_CASE(N) case N: q8_tile(N, w, r, valid, (const char *)x, x_row_bytes, i, bias, y, ldy, pf, pf_lines); break;
+
+void mk_q8_vnni_rows(const mk_q8_matrix *w, long r0, long r1, const void *x, long x_row_bytes, long n, long chunk,
+                     const float *bias, float *y, long ldy) {
+    if (chunk < 1) chunk = 1;
+    for (long c0 = 0; c0 < n; c0 += chunk) {
+        const long c1 = c0 + chunk < n ? c0 + chunk : n;
+        // Inputs in ⌈count / 4⌉ groups of nearly equal size (5 = 3 + 2), so no group runs with a sliver.
+        const long count = c1 - c0, tiles = (count + 3) / 4;
+        for (long r = r0; r < r1; r += 4) {
+            const int valid = r1 - r < 4 ? (int)(r1 - r) : 4;
+            // The first pass over a tile prefetches the tile two ahead (4 rows read as 4 streams a row apart,
+            // which the hardware prefetcher does not run ahead of; see MidNKernel.swift).
+            const char *pf = c0 == 0 ? (const char *)w->values + (size_t)(r + 8) * w->row_stride : 0;
+            long pf_lines = c0 == 0 ? (4 * w->row_stride + 63) / 64 : 0;
+            long i = c0;
+            for (long t = 0; t < tiles; t++) {
+                const int N = (int)(count / tiles + (t < count % tiles ? 1 : 0));
+                switch (N) { Q8_CASE(1) Q8_CASE(2) Q8_CASE(3) Q8_CASE(4) default: break; }
+                i += N;
+                pf = 0;
+                pf_lines = 0;
+            }
+        }
+    }
+}
+
+#else
+
+void mk_q8_quantize_rows(const float *x, long cols, long ldx, long i0, long i1, void *out, long row_bytes) {}
+void mk_q8_vnni_rows(const mk_q8_matrix *w, long r0, long r1, const void *x, long x_row_bytes, long n, long chunk,
+                     const float *bias, float *y, long ldy) {}
 
 #endif

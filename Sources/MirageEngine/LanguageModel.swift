@@ -12,7 +12,8 @@ public struct LoadOptions: Sendable {
     /// widened to f32, f32 accumulation, for f32, f16 and bf16 checkpoints alike (the float32 forward pass
     /// of transformers to f32 rounding). `.fast`: bf16 dot products (`vdpbf16ps`, x rounded to bf16) on the
     /// mid-n and GEMM paths for bf16 checkpoints, and f16 checkpoints' projections and LM head converted to
-    /// bf16 at load so they take them too; q8 (`quantize`) and f32 weights compute as in `.exact`.
+    /// bf16 at load so they take them too; q8 (`quantize`) weights take int8 dot products (`vpdpbusd`, x
+    /// quantized to int8 per 32-input group) on every path; f32 weights compute as in `.exact`.
     public var precision: Precision
     /// The vision tower folder of a model that keeps its tower outside its own folder (the original LLaVA
     /// layout names it in `mm_vision_tower`); nil: the family looks for it (`--vision-tower`, docs/vision.md).

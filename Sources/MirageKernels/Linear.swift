@@ -48,11 +48,18 @@ extension Kernels {
 
     /// `linear` on a chosen path (benchmarks compare them); `.decode` needs n ≤ 8. Every path gives the
     /// same results up to f32 rounding (fast bf16 weights on the mid-n and GEMM paths: x rounded to bf16).
+    /// q8 weights with int8 dot products (`usesInt8DotProducts(weight)`) take their own schedule whatever
+    /// the path.
     public static func linear(_ x: UnsafePointer<Float>, n: Int, weight: WeightMatrix,
                               bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, pool: WorkerPool,
                               path: LinearPath) {
         precondition(n >= 0, "linear: n must be non-negative")
         if n == 0 { return }
+        if usesInt8DotProducts(weight) { // one int8 schedule for every n (Int8Kernel.swift)
+            let packed = quantizeActivations(x, n: n, cols: weight.cols, pool: pool)
+            linearInt8(packed, weight: weight, bias: bias, into: y, pool: pool)
+            return
+        }
         switch path {
         case .decode:
             precondition(n <= decodeMaxRows, "linear: the decode path takes at most \(decodeMaxRows) rows, not \(n)")
@@ -134,11 +141,13 @@ extension Kernels {
     /// Packs x (n × cols, n > 8) once, so several linears sharing the input (q, k, v; gate, up) skip
     /// repacking it: row-major for the mid-n path, 12-row panels for the GEMM path (`usesMidN`). `weight`
     /// is any of the weights the input will be multiplied by (all must share its format and precision):
-    /// with bf16 dot products (`usesBF16DotProducts(weight)`) x is rounded to bf16 pairs, otherwise f32.
+    /// with bf16 dot products (`usesBF16DotProducts(weight)`) x is rounded to bf16 pairs, with int8 dot
+    /// products (`usesInt8DotProducts(weight)`) quantized to int8 per 32-input group, otherwise f32.
     public static func packInput(_ x: UnsafePointer<Float>, n: Int, cols: Int, for weight: WeightMatrix,
                                  pool: WorkerPool) -> PackedInput {
         precondition(n > decodeMaxRows, "packInput is for n > \(decodeMaxRows); call linear with x for n = \(n)")
         precondition(cols > 0, "packInput: cols must be positive")
+        if usesInt8DotProducts(weight) { return quantizeActivations(x, n: n, cols: cols, pool: pool) }
         let bf16 = usesBF16DotProducts(weight)
         return usesMidN(n: n, format: weight.format) ? packRows(x, n: n, cols: cols, bf16: bf16, pool: pool)
                                                      : packPanels(x, n: n, cols: cols, bf16: bf16, pool: pool)
@@ -170,9 +179,14 @@ extension Kernels {
                               into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
         precondition(packed.cols == weight.cols,
                      "linear: packed input has \(packed.cols) columns but the weight has \(weight.cols)")
-        precondition(packed.bf16 == usesBF16DotProducts(weight),
-                     "linear: input packed for \(packed.bf16 ? "bf16 dot products" : "f32"), weight is \(weight.format) "
-                        + "with precision \(weight.precision)")
+        precondition(packed.bf16 == usesBF16DotProducts(weight) && (packed.layout == .int8) == usesInt8DotProducts(weight),
+                     "linear: input packed for \(packed.layout == .int8 ? "int8" : packed.bf16 ? "bf16" : "f32") "
+                        + "dot products, weight is \(weight.format) with precision \(weight.precision); pack it with "
+                        + "Kernels.packInput(_:n:cols:for:pool:) for this weight")
+        if packed.layout == .int8 {
+            linearInt8(packed, weight: weight, bias: bias, into: y, pool: pool)
+            return
+        }
         let rows = weight.rows, n = packed.n
         let a = UnsafeRawPointer(packed.buffer.pointer)
         let bf16 = packed.bf16
@@ -197,8 +211,9 @@ extension Kernels {
 
 /// x packed by `Kernels.packInput`; its memory goes back to the pool's scratch arena when released.
 public final class PackedInput: @unchecked Sendable {
-    /// Row-major rows for the mid-n path, or 12-row panels for the GEMM path.
-    enum Layout { case rows, panels }
+    /// Row-major rows for the mid-n path, 12-row panels for the GEMM path, or int8 groups for q8 weights'
+    /// int8 dot products (`Kernels.quantizeActivations`).
+    enum Layout { case rows, panels, int8 }
 
     public let n: Int
     public let cols: Int
@@ -214,8 +229,11 @@ public final class PackedInput: @unchecked Sendable {
         self.bf16 = bf16
         self.layout = layout
         arena = pool.scratch
-        buffer = arena.take(byteCount: layout == .rows ? Kernels.midNPackedBytes(n: n, cols: cols, bf16: bf16)
-                                                       : Kernels.gemmPackedBytes(n: n, cols: cols, bf16: bf16))
+        switch layout {
+        case .rows: buffer = arena.take(byteCount: Kernels.midNPackedBytes(n: n, cols: cols, bf16: bf16))
+        case .panels: buffer = arena.take(byteCount: Kernels.gemmPackedBytes(n: n, cols: cols, bf16: bf16))
+        case .int8: buffer = arena.take(byteCount: n * Kernels.int8RowBytes(cols: cols))
+        }
     }
 
     deinit { arena.give(buffer) }

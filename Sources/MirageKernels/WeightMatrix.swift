@@ -28,7 +28,9 @@ public enum Precision: String, Sendable, CaseIterable {
     case exact
     /// bf16 dot products (AVX512-BF16 `vdpbf16ps`, f32 accumulation) for bf16 weights on the mid-n and
     /// GEMM paths (n > 8 rows of x): x is rounded to bf16 (relative error ≤ 2⁻⁸ per product). Without
-    /// AVX512-BF16 the same as `exact`. f32 and q8 weights compute as in `exact`. (The engine also
+    /// AVX512-BF16 the same as `exact`. q8 weights take int8 dot products (AVX512-VNNI `vpdpbusd`) on every
+    /// path: x is quantized to int8 per 32-input group (each input errs by at most max|x_group| / 254);
+    /// without VNNI the same as `exact`. f32 weights compute as in `exact`. (The engine also
     /// converts f16 checkpoints to bf16 at load in this mode; see `LoadOptions.precision`.)
     case fast
 }
@@ -44,7 +46,7 @@ public final class WeightMatrix: @unchecked Sendable {
     public let rows: Int
     public let cols: Int
     public let format: WeightFormat
-    /// How kernels multiply by this matrix (only bf16 matrices compute differently under `.fast`).
+    /// How kernels multiply by this matrix (only bf16 and q8 matrices compute differently under `.fast`).
     public let precision: Precision
     /// The elements of row 0; row r starts `r · rowStride` bytes later.
     public let data: UnsafeRawPointer

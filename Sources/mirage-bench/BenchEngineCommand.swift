@@ -22,6 +22,7 @@ struct BenchEngine: ParsableCommand {
         Examples:
           mirage-bench engine
           mirage-bench engine --model ~/models/Qwen2-0.5B --formats f32,q8 --decode-tokens 64
+          mirage-bench engine --formats q8 --precision fast      # q8 with int8 dot products (vpdpbusd)
         """)
 
     /// This machine's limits (AMD Zen 5, 2 cores): DRAM bandwidth and fp32 FMA peak.
@@ -46,6 +47,9 @@ struct BenchEngine: ParsableCommand {
     @Option(name: .long, help: "Worker threads.")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
+    @Option(name: .long, help: ArgumentHelp("exact (default) or fast: the engine's --precision (fast: bf16 dot products for bf16 and f16 weights, int8 dot products for q8).", valueName: "exact|fast"))
+    var precision = "exact"
+
     @Flag(name: .long, help: "Print one tab-separated line per format (format, decode tok/s, prefill tok/s, batch-5 ratio) for scripts such as Benchmarks/side-by-side.")
     var tsv = false
 
@@ -53,6 +57,9 @@ struct BenchEngine: ParsableCommand {
         let known = Set(["f32", "f16", "bf16", "q8"])
         for f in formatList where !known.contains(f) {
             throw ValidationError("--formats takes a comma-separated list of f32, f16, bf16, q8 (got '\(f)')")
+        }
+        if Precision(rawValue: precision) == nil {
+            throw ValidationError("--precision takes exact or fast (got '\(precision)')")
         }
         if decodeTokens < 2 || prefillTokens < 1 { throw ValidationError("--decode-tokens must be ≥ 2 and --prefill-tokens ≥ 1") }
     }
@@ -76,7 +83,8 @@ struct BenchEngine: ParsableCommand {
         for format in formatList {
             let (url, quantize) = try folder(for: format)
             let loadStart = now()
-            let lm = try LanguageModel(folder: url, options: LoadOptions(quantize: quantize, threads: threads))
+            let lm = try LanguageModel(folder: url, options: LoadOptions(quantize: quantize, threads: threads,
+                                                                     precision: Precision(rawValue: precision)!))
             let loadSeconds = now() - loadStart
             let c = lm.config
             let prompt: [PromptItem] = (0..<8).map { .token(($0 * 7919) % c.vocabSize) }

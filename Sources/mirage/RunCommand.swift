@@ -117,7 +117,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Quantize projections and LM head at load (q8).", valueName: "q8"))
     var quantize: String?
 
-    @Option(name: .long, help: ArgumentHelp("exact (default): weights widened to f32, f32 accumulation; fast: bf16 dot products for bf16 and f16 checkpoints (docs/engine.md, \"Precision\"). Part of each run's identity.", valueName: "exact|fast"))
+    @Option(name: .long, help: ArgumentHelp("exact (default): weights widened to f32, f32 accumulation; fast: bf16 dot products for bf16 and f16 checkpoints, int8 dot products for q8 (docs/engine.md, \"Precision\"). Part of each run's identity.", valueName: "exact|fast"))
     var precision: Precision?
 
     @Option(name: .long, help: "Worker threads (default and maximum: the machine's CPUs).")

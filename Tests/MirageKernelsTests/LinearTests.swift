@@ -45,8 +45,10 @@ import Testing
     /// one or two input groups for 3…8; mid-n for 9 and 33), every format, every decode n, odd shapes,
     /// rows longer than 1024 inputs (512-input column blocks), bias on odd row counts. Bound: f32
     /// accumulation of ≤ 1700 products errs by ≲ cols·2⁻²⁴·Σ|xw| in the worst case; we allow 1e-5
-    /// (typically 1e-7), for every format in `Precision.exact`. `Precision.fast` changes only bf16 on the
-    /// mid-n and GEMM paths (with AVX512-BF16), which rounds x to bf16 (relative 2⁻⁸ per product) → 4e-3.
+    /// (typically 1e-7), for every format in `Precision.exact`. `Precision.fast` changes bf16 on the
+    /// mid-n and GEMM paths (with AVX512-BF16), which rounds x to bf16 (relative 2⁻⁸ per product) → 4e-3,
+    /// and q8 on every path (with AVX512-VNNI), which quantizes x to int8 per 32-input group (each input errs
+    /// by at most max|x_group| / 254, here ≤ 2/254 of the mean |x| of 1) → 8e-3.
     @Test(arguments: WeightFormat.allCases, [1, 2, 3, 4, 5, 6, 7, 8, 9, 33])
     func linearMatchesFloat64Reference(format: WeightFormat, n: Int) {
         for precision in Precision.allCases {
@@ -54,19 +56,26 @@ import Testing
                 let error = worstRelativeError(rows: rows, cols: cols, n: n, format: format,
                                                withBias: rows % 2 == 1, seed: UInt64(rows * 7919 + cols * 31 + n),
                                                precision: precision)
-                let dotProducts = precision == .fast && format == .bf16 && n > Kernels.decodeMaxRows
-                    && Kernels.usesBF16DotProducts
-                let bound = dotProducts ? 4e-3 : 1e-5
+                let bound = Self.bound(format: format, precision: precision, n: n)
                 #expect(error <= bound, "format \(format) \(precision) n \(n) rows \(rows) cols \(cols): \(error)")
             }
         }
     }
 
+    /// The error bound of `worstRelativeError` for a format, precision and n (see above).
+    static func bound(format: WeightFormat, precision: Precision, n: Int) -> Double {
+        guard precision == .fast else { return 1e-5 }
+        if format == .bf16 && n > Kernels.decodeMaxRows && Kernels.usesBF16DotProducts { return 4e-3 }
+        if format == .q8 && Kernels.usesInt8DotProducts { return 8e-3 }
+        return 1e-5
+    }
+
     /// `Precision.fast` on bf16 weights really takes the bf16 dot products on the mid-n and GEMM paths (its
-    /// error is that of x rounded to bf16, far above f32 rounding), and only there: decode (n ≤ 8) and every
-    /// other format compute bit-identically in both precisions.
+    /// error is that of x rounded to bf16, far above f32 rounding), and only there; q8 weights take int8
+    /// dot products on every path (error of x quantized to int8); decode (n ≤ 8) of bf16 and every other
+    /// format compute bit-identically in both precisions.
     @Test(arguments: [5, 40, 200])
-    func fastPrecisionChangesOnlyBF16DotProductPaths(n: Int) {
+    func fastPrecisionChangesOnlyDotProductPaths(n: Int) {
         let rows = 70, cols = 300
         for format in WeightFormat.allCases {
             let exact = worstRelativeError(rows: rows, cols: cols, n: n, format: format, withBias: true, seed: 9,
@@ -75,6 +84,8 @@ import Testing
                                           precision: .fast)
             if format == .bf16 && n > Kernels.decodeMaxRows && Kernels.usesBF16DotProducts {
                 #expect(exact <= 1e-5 && fast > 1e-4 && fast <= 4e-3, "bf16 n \(n): exact \(exact), fast \(fast)")
+            } else if format == .q8 && Kernels.usesInt8DotProducts {
+                #expect(exact <= 1e-5 && fast > 1e-4 && fast <= 8e-3, "q8 n \(n): exact \(exact), fast \(fast)")
             } else {
                 #expect(exact == fast, "format \(format) n \(n): exact \(exact), fast \(fast)")
             }
@@ -212,7 +223,7 @@ extension LinearTests {
         for precision in Precision.allCases {
             let error = worstRelativeError(rows: 70, cols: 530, n: 200, format: format, withBias: true, seed: 4242,
                                            precision: precision)
-            #expect(error <= (format == .bf16 && precision == .fast ? 4e-3 : 1e-5), "format \(format) \(precision): \(error)")
+            #expect(error <= Self.bound(format: format, precision: precision, n: 200), "format \(format) \(precision): \(error)")
         }
     }
 }
@@ -283,8 +294,7 @@ extension LinearTests {
                     let error = worstRelativeError(rows: rows, cols: cols, n: n, format: format, withBias: rows % 2 == 1,
                                                    seed: UInt64(rows * 7919 + cols * 31 + n), path: path,
                                                    precision: precision)
-                    let bound = format == .bf16 && precision == .fast ? 4e-3 : 1e-5
-                    #expect(error <= bound, "\(path) format \(format) \(precision) n \(n) rows \(rows) cols \(cols): \(error)")
+                    #expect(error <= Self.bound(format: format, precision: precision, n: n), "\(path) format \(format) \(precision) n \(n) rows \(rows) cols \(cols): \(error)")
                 }
             }
         }

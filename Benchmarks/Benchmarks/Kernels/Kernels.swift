@@ -4,7 +4,8 @@ import MirageKernels
 
 /// The linear kernels and the worker pool on Qwen2-0.5B projection shapes (the work of `mirage-bench kernels`,
 /// at sizes that take seconds): decode (n = 1) and 5-row beam steps through 4 layers' 7 projections, a
-/// 128-row prefill of the gate projection, and an empty parallelFor.
+/// 128-row prefill of the gate projection, and an empty parallelFor. q8 runs in both precisions: "q8 fast"
+/// takes the int8 dot products (vpdpbusd).
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .cpuTotal, .mallocCountTotal],
                                            warmupIterations: 2, maxDuration: .seconds(3), maxIterations: 50)
@@ -13,11 +14,16 @@ let benchmarks: @Sendable () -> Void = {
     let shapes = [(query, hidden), (kv, hidden), (kv, hidden), (hidden, hidden),
                   (intermediate, hidden), (intermediate, hidden), (hidden, intermediate)]
 
-    for format in [WeightFormat.f16, .bf16, .q8] {
-        let layers = LayerWeights(format: format, shapes: shapes, layers: 4)
-        func matrices() -> [WeightMatrix] { layers.matrices }
+    let q8 = LayerWeights(format: .q8, shapes: shapes, layers: 4)
+    let variants: [(String, LayerWeights, Precision)] = [
+        ("f16", LayerWeights(format: .f16, shapes: shapes, layers: 4), .exact),
+        ("bf16", LayerWeights(format: .bf16, shapes: shapes, layers: 4), .exact),
+        ("q8", q8, .exact), ("q8 fast", q8, .fast),
+    ]
+    for (name, layers, precision) in variants {
+        func matrices() -> [WeightMatrix] { layers.matrices.map { $0.withPrecision(precision) } }
         for n in [1, 5] {
-            Benchmark("linear \(format.rawValue) n=\(n), 4 layers × 7 projections") { benchmark in
+            Benchmark("linear \(name) n=\(n), 4 layers × 7 projections") { benchmark in
                 let weights = matrices()
                 let x = UnsafeMutablePointer<Float>.allocate(capacity: n * intermediate)
                 let y = UnsafeMutablePointer<Float>.allocate(capacity: n * intermediate)
@@ -31,7 +37,7 @@ let benchmarks: @Sendable () -> Void = {
                 blackHole(y[0])
             }
         }
-        Benchmark("prefill \(format.rawValue) n=128, gate 4864×896") { benchmark in
+        Benchmark("prefill \(name) n=128, gate 4864×896") { benchmark in
             let gate = matrices()[4]
             let n = 128
             let x = UnsafeMutablePointer<Float>.allocate(capacity: n * gate.cols)

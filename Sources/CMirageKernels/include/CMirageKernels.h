@@ -1,5 +1,5 @@
-// CMirageKernels: the AVX512-BF16 dot-product loops (vdpbf16ps), which Swift cannot express, plus two
-// instruction hints. Every other linear kernel (f32, f16, q8, and bf16 weights widened to f32) is Swift
+// CMirageKernels: the AVX512-BF16 dot-product loops (vdpbf16ps) and the AVX512-VNNI int8 ones (vpdpbusd),
+// which Swift cannot express, plus two instruction hints. Every other linear kernel (f32, f16, q8, and bf16 weights widened to f32) is Swift
 // SIMD in MirageKernels, which also schedules, blocks, packs and threads these; everything here is
 // single-threaded and works on what the caller hands it.
 #pragma once
@@ -51,3 +51,33 @@ typedef struct {
 /// against n ≤ MK_MIDN_NMAX inputs packed as bf16 pairs (`x`, rows `xs` pairs apart, zero-padded to 32 inputs).
 void mk_midn_bf16(const void *data, long row_stride, long cols, const uint32_t *x, long xs, int n,
                   const mk_midn_call *k);
+
+/// True when this build has AVX512-VNNI and the running CPU supports it.
+int mk_has_avx512vnni(void);
+
+/// int8 activations for the VNNI q8 kernel (`Kernels.quantizeActivations`): each row of x is cut into groups
+/// of 32 inputs, quantized like llama.cpp's Q8_0 (scale d = max|x| / 127, q = x / d rounded to nearest even),
+/// and stored as MK_Q8_PAIR_BYTES per pair of groups: 64 int8 values (group 2p, then 2p + 1, zero past the
+/// row's end), 16 int32 (lane 0: −128·Σ q of group 2p, lane 8: the same for 2p + 1, others 0: the correction
+/// for the weights' +128 offset) and 16 f32 (lanes 0–7 the scale of group 2p, lanes 8–15 that of 2p + 1).
+enum { MK_Q8_PAIR_BYTES = 192 };
+
+/// Quantizes rows [i0, i1) of x (`cols` inputs, rows `ldx` floats apart) into `out` (rows `row_bytes` apart,
+/// ⌈cols / 64⌉ pairs each).
+void mk_q8_quantize_rows(const float *x, long cols, long ldx, long i0, long i1, void *out, long row_bytes);
+
+/// A q8 weight matrix for the VNNI kernel (see MirageKernels/WeightView.swift): group g of row r holds its
+/// 32 values at `values + r·row_stride + g·group_stride` and its f32 scale at `scales + r·scale_row_stride +
+/// g·scale_group_stride` (bytes).
+typedef struct {
+    const void *values;
+    const void *scales;
+    long rows, cols, row_stride, group_stride, scale_row_stride, scale_group_stride;
+} mk_q8_matrix;
+
+/// y[i·ldy + r] = Σ_g d_w(r, g)·d_x(i, g)·Σ_{c in g} w[r, c]·q[i, c] (+ bias[r]) for rows r in [r0, r1) and
+/// inputs i < n quantized by mk_q8_quantize_rows (`x`, rows `x_row_bytes` apart); the 32-term integer sums are
+/// exact (vpdpbusd), the group terms accumulate in f32. Each weight row is read from memory once for up to
+/// `chunk` inputs (the whole chunk of x stays in cache while 4-row tiles of weights stream past it).
+void mk_q8_vnni_rows(const mk_q8_matrix *w, long r0, long r1, const void *x, long x_row_bytes, long n, long chunk,
+                     const float *bias, float *y, long ldy);
