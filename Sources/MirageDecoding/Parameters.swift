@@ -220,6 +220,9 @@ public struct DecoderRegistry: Sendable {
         VCDDecoder.descriptor,
         PlausibilityCutoffDecoder.descriptor,
         DoLaDecoder.descriptor,
+        PAIDecoder.descriptor,
+        VISTADecoder.descriptor,
+        SIDDecoder.descriptor,
     ])
 
     public var names: [String] { descriptors.map(\.name) }

@@ -1,0 +1,46 @@
+import Foundation
+import MirageEngine
+
+// What the decoders after OPERA (PAI, VISTA, SID) share: their setup errors.
+
+/// Errors of the PAI / VISTA / SID setups; each says what to change.
+public enum PostOperaError: Error, CustomStringConvertible, Equatable {
+    case layerRange(decoder: String, lower: Int, upper: Int, layers: Int, parameters: String)
+    case needsImage(decoder: String)
+    case imageTooSmall(decoder: String, imageRows: Int, keep: Int)
+
+    public var description: String {
+        switch self {
+        case let .layerRange(decoder, lower, upper, layers, parameters):
+            return "\(decoder): layers \(lower)..<\(upper) do not fit this model's \(layers) decoder layers (0...\(layers - 1)); "
+                + "set \(parameters) within them (the published defaults are for 32-layer 7B models)"
+        case let .needsImage(decoder):
+            return "\(decoder) acts on the image rows, but this prompt has no image span; run it on a vision-language prompt"
+        case let .imageTooSmall(decoder, rows, keep):
+            return "\(decoder) keeps \(keep) vision tokens but the image has \(rows) rows; set --param attention_rank below \(rows)"
+        }
+    }
+}
+
+/// The token loop of a decoder that prefilled its own session(s): `score` turns the current rows into one
+/// scores row, then the processors and `choose`; `next` feeds the chosen token (the step index is the
+/// token's) and returns the next rows. Stops as `ResponseAccumulator` says (EOS, stop string, limit).
+func decodeTokens<Rows>(_ context: DecodingContext, session: MeteredSession, first: Rows, processors: [any LogitsProcessor],
+                        score: (Rows, Int, inout DecodeTrace) throws -> [Float], choose: ([Float], Int) -> Int,
+                        next: (Int, Int) throws -> Rows) throws -> DecodeResult {
+    var trace = DecodeTrace()
+    guard context.limits.maxNewTokens > 0 else {
+        return DecodeResult(tokens: [], text: "", stopReason: .maxNewTokens, meter: session.meter)
+    }
+    var rows = first
+    var response = ResponseAccumulator(context: context)
+    while true {
+        let step = response.tokens.count
+        var scores = try score(rows, step, &trace)
+        for p in processors { p.process(&scores, context: response.logitsContext) }
+        let token = choose(scores, step)
+        if try response.commit(token) { break }
+        rows = try next(token, step)
+    }
+    return response.result(meter: session.meter, trace: trace)
+}
