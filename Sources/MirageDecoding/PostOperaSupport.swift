@@ -44,3 +44,16 @@ func decodeTokens<Rows>(_ context: DecodingContext, session: MeteredSession, fir
     }
     return response.result(meter: session.meter, trace: trace)
 }
+
+/// The sampling parameters PAI, VISTA and SID share (temperature, top-k, top-p, repetition penalty, `sample`,
+/// greedy by default), each default with the method's own source.
+func samplingSpecs(temperature: String, topK: String, topP: String, sample: (help: String, source: String)) -> [ParameterSpec] {
+    [
+        ParameterSpec("temperature", .double(1e-6...100), default: .double(1.0), help: "Divide the scores by T before sampling.",
+                      source: temperature),
+        ParameterSpec("top_k", .int(0...Int(Int32.max)), default: .int(0), help: "Keep the k best scores (0 = all).", source: topK),
+        ParameterSpec("top_p", .double(0...1), default: .double(1.0), help: "Nucleus filter when sampling (1 = off).", source: topP),
+        repetitionPenaltySpec,
+        ParameterSpec("sample", .bool, default: .bool(false), help: sample.help, source: sample.source),
+    ]
+}
