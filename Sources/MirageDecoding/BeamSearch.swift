@@ -252,6 +252,8 @@ public struct BeamSearchDecoder: Decoder {
                            "repetition_penalty": .double(repetitionPenalty)])
     }
 
+    public var inputs: DecoderInputs { DecoderInputs(beams: numBeams) }
+
     public static let descriptor = DecoderDescriptor(
         name: "beam",
         summary: "Beam search over B hypotheses by summed log-probability, transformers' semantics (4.29 scorer by default).",

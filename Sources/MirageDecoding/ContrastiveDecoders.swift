@@ -23,7 +23,7 @@ func decodeContrastive(_ context: DecodingContext, branches: [PromptLayout], opt
                        score: (ContrastiveRows, Int, inout DecodeTrace) throws -> [Float],
                        choose: ([Float], Int) -> Int) throws -> DecodeResult {
     let limits = context.limits
-    let session = context.makeSession()
+    var session = context.makeSession()
     var trace = DecodeTrace()
     guard limits.maxNewTokens > 0 else {
         return DecodeResult(tokens: [], text: "", stopReason: .maxNewTokens, meter: session.meter)
@@ -35,7 +35,18 @@ func decodeContrastive(_ context: DecodingContext, branches: [PromptLayout], opt
     if prompts.count > 1 {
         let limit = prompts.map { $0.items.count }.min()! - 1
         while shared < limit, prompts.allSatisfy({ $0.items[shared] == context.prompt.items[shared] }) { shared += 1 }
-        if shared > 0 { try session.prefill(Array(context.prompt.items[..<shared]), options: ForwardOptions(logits: .none)) }
+        // Through the prefix cache when there is one: up to the prompt's own shared prefix (e.g. the system
+        // prompt and image, reused by every question on the image), or the common part when it is shorter
+        // (a text-only branch: the system prompt before the image, reused by every item).
+        let cached = min(shared, context.prompt.prefixLength ?? shared)
+        if cached > 0, let cache = context.prefixCache {
+            session = try cache.session(prefix: context.prompt.items[..<cached], model: context.model, blockSize: context.blockSize)
+            if shared > cached {
+                try session.prefill(Array(context.prompt.items[cached..<shared]), options: ForwardOptions(logits: .none))
+            }
+        } else if shared > 0 {
+            try session.prefill(Array(context.prompt.items[..<shared]), options: ForwardOptions(logits: .none))
+        }
         for _ in branches { session.session.fork(0) }
     }
     var outputs: [ForwardOutput] = []
@@ -56,66 +67,93 @@ func decodeContrastive(_ context: DecodingContext, branches: [PromptLayout], opt
     return response.result(meter: session.meter, trace: trace)
 }
 
+/// The early-exit logits of `layers` at the predicting row, in one LM-head call: `lm_head(h_l)`, or
+/// `lm_head(norm(h_l))` with `finalNorm`. The pass must have asked for those hidden states.
+func earlyExits(_ rows: ContrastiveRows, layers: [Int], model: LanguageModel, finalNorm: Bool) -> [ArraySlice<Float>] {
+    let H = model.config.hiddenSize, V = model.config.vocabSize
+    var hidden: [Float] = []
+    hidden.reserveCapacity(layers.count * H)
+    for l in layers {
+        hidden += rows.output.hiddenStates[l]![(rows.lastRow * H)..<((rows.lastRow + 1) * H)]
+    }
+    let exits = model.earlyExitLogits(hidden, rows: layers.count, applyFinalNorm: finalNorm)
+    return layers.indices.map { exits[($0 * V)..<(($0 + 1) * V)] }
+}
+
 /// Sampling from the scores with the item's stream (as `SamplingDecoder`: draw `step`, stream 0), or argmax.
 func contrastiveChoice(sample: Bool, key: RandomKey) -> ([Float], Int) -> Int {
     sample ? { scores, step in sampleIndex(weights: softmax(scores), u: key.uniform(step: step)) }
            : { scores, _ in argmax(scores) }
 }
 
-private let temperatureSpec = ParameterSpec(
-    "temperature", .double(1e-6...100), default: .double(1.0), help: "Divide the scores by T before sampling.",
-    source: "VCD object_hallucination_vqa_llava.py (--temperature 1.0)")
-private let topKSpec = ParameterSpec(
-    "top_k", .int(0...Int(Int32.max)), default: .int(0), help: "Keep the k best scores (0 = all).",
-    source: "VCD object_hallucination_vqa_llava.py (--top_k None)")
-private let topPSpec = ParameterSpec(
-    "top_p", .double(0...1), default: .double(1.0), help: "Nucleus filter on the contrasted distribution (1 = off).",
-    source: "VCD object_hallucination_vqa_llava.py (--top_p 1)")
-private let sampleSpec = ParameterSpec(
-    "sample", .bool, default: .bool(true), help: "Sample (true, as VCD always does) or take the best score (false).",
-    source: "VCD vcd_sample.py (torch.multinomial)")
+/// The sampling parameters the contrastive decoders share (declared once; VCD's defaults): the processors
+/// after the contrast, and whether to sample or take the best score.
+public enum ContrastSampling {
+    public static let temperature = Parameter<Double>(
+        "temperature", .double(1e-6...100), default: 1, help: "Divide the scores by T before sampling.",
+        source: "VCD object_hallucination_vqa_llava.py (--temperature 1.0)")
+    public static let topK = Parameter<Int>(
+        "top_k", .int(0...Int(Int32.max)), default: 0, help: "Keep the k best scores (0 = all).",
+        source: "VCD object_hallucination_vqa_llava.py (--top_k None)")
+    public static let topP = Parameter<Double>(
+        "top_p", .double(0...1), default: 1, help: "Nucleus filter on the contrasted distribution (1 = off).",
+        source: "VCD object_hallucination_vqa_llava.py (--top_p 1)")
+    public static let repetitionPenalty = Parameter<Double>(
+        "repetition_penalty", repetitionPenaltySpec.kind, default: 1, help: repetitionPenaltySpec.help,
+        source: repetitionPenaltySpec.source)
+    public static let sample = Parameter<Bool>(
+        "sample", .bool, default: true, help: "Sample (true, as VCD always does) or take the best score (false).",
+        source: "VCD vcd_sample.py (torch.multinomial)")
+
+    /// The five specs, for a descriptor's parameter list.
+    public static let specs = [temperature.spec, topK.spec, topP.spec, repetitionPenalty.spec, sample.spec]
+
+    /// The processors of `SamplingDecoder` with these parameters (penalty, min-new-tokens, T, top-k, top-p).
+    static func processors(_ p: DecoderParameters, limits: GenerationLimits) -> [any LogitsProcessor] {
+        SamplingDecoder(temperature: p[temperature], topK: p[topK], topP: p[topP], repetitionPenalty: p[repetitionPenalty])
+            .processors(limits)
+    }
+
+    /// Sampling with the item's stream, or argmax, as `sample` says.
+    static func choice(_ p: DecoderParameters, key: RandomKey) -> ([Float], Int) -> Int {
+        contrastiveChoice(sample: p[sample], key: key)
+    }
+}
+
+/// VCD's plausibility cut-off β (`apc` has the same with its own help).
+private let cutoffBeta = Parameter<Double>(
+    "beta", .double(0...1), default: 0.1, help: "Plausibility cut-off: keep tokens with p ≥ β·max p.",
+    source: "VCD object_hallucination_vqa_llava.py --cd_beta 0.1")
 
 /// Visual contrastive decoding (Leng et al., CVPR 2024; DAMO-NLP-SG/VCD): a second branch sees a
 /// diffusion-noised image (`VCDNoiseSchedule.noised`, then the vision encoder) and is fed the same tokens;
 /// each step scores `(1+α)·z − α·z_noised` on the tokens that pass the plausibility cut-off β of `z`, then
-/// applies the processors and samples. Needs the branch `"contrast"` (the noised-image prompt, same layout).
+/// applies the processors and samples. Declares the branch `"contrast"`: the prompt with the image noised at
+/// `noise_step`.
 public struct VCDDecoder: Decoder {
-    public var alpha: Double
-    public var beta: Double
-    /// The diffusion step of the noised image. The decoder gets the noised prompt ready-made; the value is
-    /// recorded with the run and tells the runner which image to build.
-    public var noiseStep: Int
-    public var sampling: SamplingDecoder
-    public var sample: Bool
-    public let name = "vcd"
+    public static let alpha = Parameter<Double>(
+        "alpha", .double(0...100), default: 1, help: "Contrast strength: (1+α)·z − α·z_noised.",
+        source: "VCD object_hallucination_vqa_llava.py --cd_alpha 1 (the sampler's own fallback is 0.5)")
+    public static let beta = cutoffBeta
+    public static let noiseStep = Parameter<Int>(
+        "noise_step", .int(0...999), default: 500, help: "Diffusion step of the noised image (of 1000; sigmoid β schedule).",
+        source: "VCD object_hallucination_vqa_llava.py --noise_step 500")
     public static let branchRole = "contrast"
 
-    public init(alpha: Double = 1, beta: Double = 0.1, noiseStep: Int = 500, temperature: Double = 1, topK: Int = 0,
-                topP: Double = 1, repetitionPenalty: Double = 1, sample: Bool = true) {
-        self.alpha = alpha
-        self.beta = beta
-        self.noiseStep = noiseStep
-        sampling = SamplingDecoder(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty)
-        self.sample = sample
-    }
+    public let parameters: DecoderParameters
+    public let name = "vcd"
 
-    public var parameters: DecoderParameters {
-        cutoffParameters(sampling, beta: beta, sample: sample, ["alpha": .double(alpha), "noise_step": .int(noiseStep)])
+    /// `parameters` from `descriptor.resolve(...)` (every parameter present).
+    public init(_ parameters: DecoderParameters) { self.parameters = parameters }
+
+    public var inputs: DecoderInputs {
+        DecoderInputs(branches: [BranchSpec(role: Self.branchRole, image: .transformed(.vcdNoise(step: parameters[Self.noiseStep])))])
     }
 
     public static let descriptor = DecoderDescriptor(
         name: "vcd",
         summary: "Visual contrastive decoding: contrast with a diffusion-noised image branch, plausibility cut-off, sampling.",
-        parameters: [
-            ParameterSpec("alpha", .double(0...100), default: .double(1.0), help: "Contrast strength: (1+α)·z − α·z_noised.",
-                          source: "VCD object_hallucination_vqa_llava.py --cd_alpha 1 (the sampler's own fallback is 0.5)"),
-            ParameterSpec("beta", .double(0...1), default: .double(0.1), help: "Plausibility cut-off: keep tokens with p ≥ β·max p.",
-                          source: "VCD object_hallucination_vqa_llava.py --cd_beta 0.1"),
-            ParameterSpec("noise_step", .int(0...999), default: .int(500),
-                          help: "Diffusion step of the noised image (of 1000; sigmoid β schedule).",
-                          source: "VCD object_hallucination_vqa_llava.py --noise_step 500"),
-            temperatureSpec, topKSpec, topPSpec, repetitionPenaltySpec, sampleSpec,
-        ],
+        parameters: [alpha.spec, beta.spec, noiseStep.spec] + ContrastSampling.specs,
         presets: [
             DecoderPreset("vcd-paper", ["alpha": .double(1), "beta": .double(0.1), "noise_step": .int(500),
                                         "temperature": .double(1), "top_p": .double(1), "top_k": .int(0), "sample": .bool(true)],
@@ -126,38 +164,25 @@ public struct VCDDecoder: Decoder {
             DecoderPreset("vcd-greedy", ["sample": .bool(false)],
                           source: "argmax of the VCD scores (VCD issue #15 asks for it; not in the official code)"),
         ],
-        make: { p in
-            VCDDecoder(alpha: p.double("alpha"), beta: p.double("beta"), noiseStep: p.int("noise_step"),
-                       temperature: p.double("temperature"), topK: p.int("top_k"), topP: p.double("top_p"),
-                       repetitionPenalty: p.double("repetition_penalty"), sample: p.bool("sample"))
-        })
+        make: { VCDDecoder($0) })
 
     public func decode(_ context: DecodingContext) throws -> DecodeResult {
-        try decodeWithCutoff(context, contrast: context.branch(VCDDecoder.branchRole), alpha: alpha, beta: beta,
-                             sampling: sampling, sample: sample)
+        try decodeWithCutoff(context, contrast: context.branch(Self.branchRole), alpha: parameters[Self.alpha],
+                             beta: parameters[Self.beta], parameters: parameters)
     }
 }
 
 /// VCD's loop: the cut-off (and the contrast, when there is a branch), the sampling processors, the choice.
 func decodeWithCutoff(_ context: DecodingContext, contrast: PromptLayout?, alpha: Double, beta: Double,
-                      sampling: SamplingDecoder, sample: Bool) throws -> DecodeResult {
+                      parameters: DecoderParameters) throws -> DecodeResult {
     try decodeContrastive(context, branches: contrast.map { [$0] } ?? [], options: ForwardOptions(),
-                          processors: sampling.processors(context.limits),
+                          processors: ContrastSampling.processors(parameters, limits: context.limits),
                           score: { rows, step, trace in
         let c = ContrastiveScores.vcd(rows.logits[0], contrast: rows.logits.count > 1 ? rows.logits[1] : nil,
                                       alpha: alpha, beta: beta)
         recordCutoff(c, step: step, trace: &trace)
         return c.scores
-    }, choose: contrastiveChoice(sample: sample, key: context.randomKey))
-}
-
-/// The recorded parameters of a cut-off decoder: the sampling ones, β, `sample`, and `extra`.
-func cutoffParameters(_ sampling: SamplingDecoder, beta: Double, sample: Bool,
-                      _ extra: [String: ParameterValue] = [:]) -> DecoderParameters {
-    var values = sampling.parameters.values.merging(extra) { $1 }
-    values["beta"] = .double(beta)
-    values["sample"] = .bool(sample)
-    return DecoderParameters(values)
+    }, choose: ContrastSampling.choice(parameters, key: context.randomKey))
 }
 
 /// Trace of the plausibility cut-off: steps where it changed the best token, and the plausible-set sizes.
@@ -174,43 +199,30 @@ func recordCutoff(_ c: ContrastiveScores.Contrast, step: Int, trace: inout Decod
 /// sampling without any contrast branch (one pass per token). With β = 0 nothing is cut, which is plain
 /// sampling at the given temperature: the fixed-temperature control.
 public struct PlausibilityCutoffDecoder: Decoder {
-    public var beta: Double
-    public var sampling: SamplingDecoder
-    public var sample: Bool
+    public static let beta = Parameter<Double>(
+        "beta", .double(0...1), default: 0.1,
+        help: "Keep tokens with p ≥ β·max p (0 = keep all: plain sampling at the temperature).",
+        source: "VCD --cd_beta 0.1, so `apc` is VCD with α = 0")
+
+    public let parameters: DecoderParameters
     public let name = "apc"
 
-    public init(beta: Double = 0.1, temperature: Double = 1, topK: Int = 0, topP: Double = 1,
-                repetitionPenalty: Double = 1, sample: Bool = true) {
-        self.beta = beta
-        sampling = SamplingDecoder(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty)
-        self.sample = sample
-    }
-
-    public var parameters: DecoderParameters { cutoffParameters(sampling, beta: beta, sample: sample) }
+    public init(_ parameters: DecoderParameters) { self.parameters = parameters }
 
     public static let descriptor = DecoderDescriptor(
         name: "apc",
         summary: "Control: VCD's plausibility cut-off alone (no contrast branch), then sampling. beta=0 is fixed-temperature sampling.",
-        parameters: [
-            ParameterSpec("beta", .double(0...1), default: .double(0.1),
-                          help: "Keep tokens with p ≥ β·max p (0 = keep all: plain sampling at the temperature).",
-                          source: "VCD --cd_beta 0.1, so `apc` is VCD with α = 0"),
-            temperatureSpec, topKSpec, topPSpec, repetitionPenaltySpec, sampleSpec,
-        ],
+        parameters: [beta.spec] + ContrastSampling.specs,
         presets: [
             DecoderPreset("cd-rethink-apc", ["beta": .double(0.2), "temperature": .double(0.2)],
                           source: "cd_rethink inference/pope_infer_apc.py (--temperature 0.2) with apc_utils.py cd_beta 0.2"),
             DecoderPreset("fixed-temperature", ["beta": .double(0), "temperature": .double(0.2)],
                           source: "cd_rethink's temperature control: sampling at T=0.2 with the cut-off off"),
         ],
-        make: { p in
-            PlausibilityCutoffDecoder(beta: p.double("beta"), temperature: p.double("temperature"), topK: p.int("top_k"),
-                                      topP: p.double("top_p"), repetitionPenalty: p.double("repetition_penalty"),
-                                      sample: p.bool("sample"))
-        })
+        make: { PlausibilityCutoffDecoder($0) })
 
     public func decode(_ context: DecodingContext) throws -> DecodeResult {
-        try decodeWithCutoff(context, contrast: nil, alpha: 0, beta: beta, sampling: sampling, sample: sample)
+        try decodeWithCutoff(context, contrast: nil, alpha: 0, beta: parameters[Self.beta], parameters: parameters)
     }
 }
 
@@ -222,75 +234,61 @@ public struct PlausibilityCutoffDecoder: Decoder {
 /// `final_norm=true` applies it (the question of voidism/DoLa#9).
 public struct DoLaDecoder: Decoder {
     public enum LayerSet: String, Sendable, CaseIterable { case even, low, high }
-    /// Explicit candidate layers (0 = the embeddings); empty = `layerSet`.
-    public var candidateLayers: [Int]
-    public var layerSet: LayerSet
-    /// The mature layer; nil = the last layer (the model's logits).
-    public var matureLayer: Int?
-    public var relativeTop: Double
-    public var repetitionPenalty: Double
-    public var finalNorm: Bool
+
+    public static let layerSet = Parameter<String>(
+        "layers", .choice(LayerSet.allCases.map(\.rawValue)), default: "even",
+        help: "Candidate premature layers when candidate_layers is not set: even = 0,2,…,L−2; low = even layers below L/2; high = even layers from L/2.",
+        source: "HALC caption_generation.py (all even layers 0..30, mature 32); low/high: DoLa README (7B: 0..14 / 16..30)")
+    public static let candidateLayers = Parameter<[Int]>(
+        "candidate_layers", .ints, default: [],
+        help: "Explicit candidate layers, e.g. 0,2,4 (0 = the embeddings); overrides `layers`.",
+        source: "DoLa --early-exit-layers (all but the last entry)")
+    public static let matureLayer = Parameter<Int>(
+        "mature_layer", .int(-1...4096), default: -1, help: "The mature layer (-1 = the last layer).",
+        source: "DoLa --early-exit-layers (last entry, 32 for 7B)")
+    public static let relativeTop = Parameter<Double>(
+        "relative_top", .double(0...1), default: 0.1,
+        help: "Keep tokens with p_mature ≥ relative_top·max p_mature (0 = no filter, raw logit difference).",
+        source: "DoLa dola_greedy_decode relative_top=0.1")
+    public static let repetitionPenalty = Parameter<Double>(
+        "repetition_penalty", .double(0.01...100), default: 1.2,
+        help: "transformers' repetition penalty on the DoLa scores (prompt ids + generated). 1 = off.",
+        source: "DoLa tfqa_eval.py --repetition_penalty 1.2 in DoLa modes")
+    public static let finalNorm = Parameter<Bool>(
+        "final_norm", .bool, default: false,
+        help: "Apply the final RMSNorm to early exits (the official code does not; voidism/DoLa#9).",
+        source: "DoLa modeling_llama.py: lm_head(hidden_states[j])")
+
+    public let parameters: DecoderParameters
     public let name = "dola"
 
-    public init(candidateLayers: [Int] = [], layerSet: LayerSet = .even, matureLayer: Int? = nil,
-                relativeTop: Double = 0.1, repetitionPenalty: Double = 1.2, finalNorm: Bool = false) {
-        self.candidateLayers = candidateLayers
-        self.layerSet = layerSet
-        self.matureLayer = matureLayer
-        self.relativeTop = relativeTop
-        self.repetitionPenalty = repetitionPenalty
-        self.finalNorm = finalNorm
-    }
+    public init(_ parameters: DecoderParameters) { self.parameters = parameters }
 
-    public var parameters: DecoderParameters {
-        DecoderParameters(["candidate_layers": .ints(candidateLayers), "layers": .string(layerSet.rawValue),
-                           "mature_layer": .int(matureLayer ?? -1), "relative_top": .double(relativeTop),
-                           "repetition_penalty": .double(repetitionPenalty), "final_norm": .bool(finalNorm)])
+    public var inputs: DecoderInputs {
+        DecoderInputs(hooks: [.hiddenStates(layers: parameters[Self.candidateLayers].isEmpty
+            ? .perModel(rule: "\(parameters[Self.layerSet]) layers below the mature one, and the mature one")
+            : .layers(parameters[Self.candidateLayers]))])
     }
 
     public static let descriptor = DecoderDescriptor(
         name: "dola",
         summary: "DoLa: contrast the final layer with the most divergent early layer (dynamic premature layer), greedy.",
-        parameters: [
-            ParameterSpec("layers", .choice(LayerSet.allCases.map(\.rawValue)), default: .string("even"),
-                          help: "Candidate premature layers when candidate_layers is not set: even = 0,2,…,L−2; low = even layers below L/2; high = even layers from L/2.",
-                          source: "HALC caption_generation.py (all even layers 0..30, mature 32); low/high: DoLa README (7B: 0..14 / 16..30)"),
-            ParameterSpec("candidate_layers", .ints, default: .ints([]),
-                          help: "Explicit candidate layers, e.g. 0,2,4 (0 = the embeddings); overrides `layers`.",
-                          source: "DoLa --early-exit-layers (all but the last entry)"),
-            ParameterSpec("mature_layer", .int(-1...4096), default: .int(-1), help: "The mature layer (-1 = the last layer).",
-                          source: "DoLa --early-exit-layers (last entry, 32 for 7B)"),
-            ParameterSpec("relative_top", .double(0...1), default: .double(0.1),
-                          help: "Keep tokens with p_mature ≥ relative_top·max p_mature (0 = no filter, raw logit difference).",
-                          source: "DoLa dola_greedy_decode relative_top=0.1"),
-            ParameterSpec("repetition_penalty", .double(0.01...100), default: .double(1.2),
-                          help: "transformers' repetition penalty on the DoLa scores (prompt ids + generated). 1 = off.",
-                          source: "DoLa tfqa_eval.py --repetition_penalty 1.2 in DoLa modes"),
-            ParameterSpec("final_norm", .bool, default: .bool(false),
-                          help: "Apply the final RMSNorm to early exits (the official code does not; voidism/DoLa#9).",
-                          source: "DoLa modeling_llama.py: lm_head(hidden_states[j])"),
-        ],
+        parameters: [layerSet.spec, candidateLayers.spec, matureLayer.spec, relativeTop.spec, repetitionPenalty.spec,
+                     finalNorm.spec],
         presets: [
             DecoderPreset("dola-halc", ["layers": .string("even")], source: "HALC run_scripts/caption_generation.py"),
             DecoderPreset("dola-low", ["layers": .string("low")], source: "DoLa README: 0,2,…,14 for 7B (FACTOR, GSM8K, StrQA)"),
             DecoderPreset("dola-high", ["layers": .string("high")], source: "DoLa README: 16,18,…,30 for 7B (TruthfulQA)"),
         ],
-        make: { p in
-            DoLaDecoder(candidateLayers: p.ints("candidate_layers"), layerSet: LayerSet(rawValue: p.string("layers"))!,
-                        matureLayer: p.int("mature_layer") < 0 ? nil : p.int("mature_layer"),
-                        relativeTop: p.double("relative_top"), repetitionPenalty: p.double("repetition_penalty"),
-                        finalNorm: p.bool("final_norm"))
-        })
+        make: { DoLaDecoder($0) })
 
     /// The candidate layers and the mature layer for a model with `layers` decoder layers.
     public func layers(modelLayers L: Int) throws -> (candidates: [Int], mature: Int) {
-        let mature = matureLayer ?? L
+        let mature = parameters[Self.matureLayer] < 0 ? L : parameters[Self.matureLayer]
         guard (1...L).contains(mature) else { throw ContrastiveError.layer(mature, layers: L, role: "mature") }
-        let candidates: [Int]
-        if !candidateLayers.isEmpty {
-            candidates = candidateLayers
-        } else {
-            switch layerSet {
+        var candidates = parameters[Self.candidateLayers]
+        if candidates.isEmpty {
+            switch LayerSet(rawValue: parameters[Self.layerSet]) ?? .even {
             case .even: candidates = Array(stride(from: 0, to: mature, by: 2))
             case .low: candidates = Array(stride(from: 0, to: mature / 2, by: 2))
             case .high: candidates = Array(stride(from: mature / 2, to: mature, by: 2))
@@ -309,22 +307,14 @@ public struct DoLaDecoder: Decoder {
         let L = model.config.numLayers
         let (candidates, mature) = try layers(modelLayers: L)
         let hiddenLayers = candidates + (mature == L ? [] : [mature])
-        let H = model.config.hiddenSize
-        let V = model.config.vocabSize
-        let (relativeTop, finalNorm) = (relativeTop, finalNorm)
-        let processors = standardProcessors(repetitionPenalty: repetitionPenalty, limits: context.limits)
+        let (relativeTop, finalNorm) = (parameters[Self.relativeTop], parameters[Self.finalNorm])
+        let processors = standardProcessors(repetitionPenalty: parameters[Self.repetitionPenalty], limits: context.limits)
         return try decodeContrastive(context, branches: [], options: ForwardOptions(hiddenStateLayers: hiddenLayers),
                                      processors: processors, score: { rows, step, trace in
             // Early exits of every candidate (and a non-final mature layer) in one LM-head call.
-            var hidden: [Float] = []
-            hidden.reserveCapacity(hiddenLayers.count * H)
-            for l in hiddenLayers {
-                let all = rows.output.hiddenStates[l]!
-                hidden += all[(rows.lastRow * H)..<((rows.lastRow + 1) * H)]
-            }
-            let exits = model.earlyExitLogits(hidden, rows: hiddenLayers.count, applyFinalNorm: finalNorm)
-            let premature = candidates.indices.map { exits[($0 * V)..<(($0 + 1) * V)] }
-            let matureLogits = mature == L ? rows.logits[0] : exits[(candidates.count * V)..<((candidates.count + 1) * V)]
+            let exits = earlyExits(rows, layers: hiddenLayers, model: model, finalNorm: finalNorm)
+            let premature = Array(exits[..<candidates.count])
+            let matureLogits = mature == L ? rows.logits[0] : exits[candidates.count]
             let js = ContrastiveScores.dolaDivergences(mature: matureLogits, premature: premature)
             var best = 0
             for i in js.indices where js[i] > js[best] { best = i }

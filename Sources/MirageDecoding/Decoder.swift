@@ -19,7 +19,15 @@ public protocol Decoder: Sendable {
     var name: String { get }
     /// Every parameter with its effective value (defaults included): what the run store records.
     var parameters: DecoderParameters { get }
+    /// The branch prompts, engine hooks and sequences per step it needs (`DecoderInputs`): the runner and
+    /// `mirage generate` build the branches, the memory and cost estimates count the sequences. Default: none,
+    /// one sequence.
+    var inputs: DecoderInputs { get }
     func decode(_ context: DecodingContext) throws -> DecodeResult
+}
+
+extension Decoder {
+    public var inputs: DecoderInputs { DecoderInputs() }
 }
 
 /// Where the parts of a prompt sit, as the prompt builder (text template + vision) laid them out.

@@ -27,6 +27,13 @@ public struct OperaDecoder: Decoder {
         ])
     }
 
+    /// Beams, the last layer's attention over the image and response keys, and OPERA ÷ beam search with the
+    /// same beams: 1.84–1.94 measured by `mirage-bench decoders` (README, "Performance"); 1.9 is used.
+    public var inputs: DecoderInputs {
+        DecoderInputs(hooks: [.attentionProbabilities(layers: .perModel(rule: "the last layer"), keys: .all)],
+                      beams: options.numBeams, stepFactor: 1.9)
+    }
+
     static let paperSource = "OPERA paper §4.1 and shikiw/OPERA chair_eval.py/pope_eval.py (σ=50, r=15, N_can=5, α=1, 5 beams)"
 
     public static let descriptor = DecoderDescriptor(

@@ -51,6 +51,13 @@ public struct PAIDecoder: Decoder {
                                                                 "mode": .string(mode.rawValue)])
     }
 
+    /// The text-only prompt, and the attention edit on the image keys of the chosen layers.
+    public var inputs: DecoderInputs {
+        let layers: LayerSelection = endLayer < 0 ? .perModel(rule: "layers \(startLayer)..<all") : .layers(Array(startLayer..<max(startLayer, endLayer)))
+        return DecoderInputs(branches: [BranchSpec(role: Self.branchRole, image: .none)],
+                             hooks: [.attentionScoreEdit(layers: layers, keys: .image)])
+    }
+
     public static let descriptor = DecoderDescriptor(
         name: "pai",
         summary: "PAI: amplify attention to image keys (s + α|s|) in a layer range, contrast with a text-only branch (γ).",

@@ -104,6 +104,68 @@ public struct ParameterSpec: Sendable {
     }
 }
 
+/// A Swift type a parameter value reads as: Int, Double, Bool, String (choices) and [Int] (lists).
+public protocol ParameterValueConvertible: Sendable {
+    init?(parameterValue: ParameterValue)
+    var parameterValue: ParameterValue { get }
+}
+
+extension Int: ParameterValueConvertible {
+    public init?(parameterValue v: ParameterValue) {
+        guard case let .int(x) = v else { return nil }
+        self = x
+    }
+    public var parameterValue: ParameterValue { .int(self) }
+}
+
+extension Double: ParameterValueConvertible {
+    public init?(parameterValue v: ParameterValue) {
+        switch v {
+        case let .double(x): self = x
+        case let .int(x): self = Double(x)
+        default: return nil
+        }
+    }
+    public var parameterValue: ParameterValue { .double(self) }
+}
+
+extension Bool: ParameterValueConvertible {
+    public init?(parameterValue v: ParameterValue) {
+        guard case let .bool(x) = v else { return nil }
+        self = x
+    }
+    public var parameterValue: ParameterValue { .bool(self) }
+}
+
+extension String: ParameterValueConvertible {
+    public init?(parameterValue v: ParameterValue) {
+        guard case let .string(x) = v else { return nil }
+        self = x
+    }
+    public var parameterValue: ParameterValue { .string(self) }
+}
+
+extension Array: ParameterValueConvertible where Element == Int {
+    public init?(parameterValue v: ParameterValue) {
+        guard case let .ints(x) = v else { return nil }
+        self = x
+    }
+    public var parameterValue: ParameterValue { .ints(self) }
+}
+
+/// A decoder parameter declared once, typed: name, kind (type and accepted range), default, help and the
+/// source of the default. The descriptor lists `spec`; the decoder reads `parameters[Self.alpha]`.
+public struct Parameter<Value: ParameterValueConvertible>: Sendable {
+    public let spec: ParameterSpec
+
+    public init(_ name: String, _ kind: ParameterKind, default value: Value, help: String, source: String) {
+        spec = ParameterSpec(name, kind, default: value.parameterValue, help: help, source: source)
+    }
+
+    public var name: String { spec.name }
+    public var defaultValue: Value { Value(parameterValue: spec.defaultValue)! }
+}
+
 /// A named set of parameter values (e.g. `opera-paper`), applied over the defaults.
 public struct DecoderPreset: Sendable {
     public var name: String
@@ -144,6 +206,11 @@ public struct DecoderParameters: Sendable, Equatable {
         guard case let .string(v)? = values[name] else { preconditionFailure("parameter \(name) is not a string") }
         return v
     }
+    /// The typed value of a declared parameter (its default when the dictionary lacks it).
+    public subscript<V>(_ p: Parameter<V>) -> V {
+        values[p.name].flatMap(V.init(parameterValue:)) ?? p.defaultValue
+    }
+
     public func ints(_ name: String) -> [Int] {
         guard case let .ints(v)? = values[name] else { preconditionFailure("parameter \(name) is not a list") }
         return v
@@ -199,6 +266,21 @@ public struct DecoderDescriptor: Sendable {
         return DecoderParameters(values)
     }
 
+    /// Defaults, then `values` (typed, as a caller in Swift gives them), each checked against its kind.
+    public func resolve(values given: [String: ParameterValue]) throws -> DecoderParameters {
+        var values = Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.defaultValue) })
+        for (k, v) in given {
+            guard let spec = parameters.first(where: { $0.name == k }) else {
+                throw DecodingError.unknownParameter(decoder: name, parameter: k, available: parameters.map(\.name))
+            }
+            guard spec.kind.accepts(v) else {
+                throw DecodingError.invalidParameter(decoder: name, parameter: k, value: v.description, expected: spec.kind.expected)
+            }
+            values[k] = v
+        }
+        return DecoderParameters(values)
+    }
+
     /// Builds the decoder from defaults, a preset and overrides.
     public func makeDecoder(preset: String? = nil, overrides: [(String, String)] = []) throws -> any Decoder {
         try make(resolve(preset: preset, overrides: overrides))
@@ -220,6 +302,9 @@ public struct DecoderRegistry: Sendable {
         VCDDecoder.descriptor,
         PlausibilityCutoffDecoder.descriptor,
         DoLaDecoder.descriptor,
+        DeCoDecoder.descriptor,
+        ICDDecoder.descriptor,
+        M3IDDecoder.descriptor,
         PAIDecoder.descriptor,
         VISTADecoder.descriptor,
         SIDDecoder.descriptor,

@@ -57,3 +57,12 @@ func samplingSpecs(temperature: String, topK: String, topP: String, sample: (hel
         ParameterSpec("sample", .bool, default: .bool(false), help: sample.help, source: sample.source),
     ]
 }
+
+/// The recorded parameters of PAI and SID: the sampling ones, β, `sample`, and `extra`.
+func cutoffParameters(_ sampling: SamplingDecoder, beta: Double, sample: Bool,
+                      _ extra: [String: ParameterValue] = [:]) -> DecoderParameters {
+    var values = sampling.parameters.values.merging(extra) { $1 }
+    values["beta"] = .double(beta)
+    values["sample"] = .bool(sample)
+    return DecoderParameters(values)
+}

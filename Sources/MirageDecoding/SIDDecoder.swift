@@ -42,6 +42,14 @@ public struct SIDDecoder: Decoder {
                                                                 "attention_rank": .int(attentionRank), "mode": .string(mode.rawValue)])
     }
 
+    /// The branch is the prompt itself in a second sequence (its cache differs: pruned rows); the hooks read
+    /// layer agg_layer−1's attention to the image keys and mask image keys from agg_layer on.
+    public var inputs: DecoderInputs {
+        DecoderInputs(branches: [BranchSpec(role: "pruned", image: .same)],
+                      hooks: [.attentionProbabilities(layers: .layers([aggLayer - 1]), keys: .image),
+                              .attentionScoreEdit(layers: .perModel(rule: "layers \(aggLayer)..<all"), keys: .image)])
+    }
+
     public static let descriptor = DecoderDescriptor(
         name: "sid",
         summary: "SID: contrast with a branch that keeps only the least-attended vision tokens after early layers.",

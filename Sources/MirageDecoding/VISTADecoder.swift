@@ -54,6 +54,16 @@ public struct VISTADecoder: Decoder {
         return DecoderParameters(values)
     }
 
+    /// The text-only prompt (prefilled once, with the image prompt, for the steering vectors; not stepped), the
+    /// MLP-output steering of the chosen layers (declared as the residual-stream change it is) and the hidden
+    /// states of the augmentation layers.
+    public var inputs: DecoderInputs {
+        DecoderInputs(branches: [BranchSpec(role: PAIDecoder.branchRole, image: .none)],
+                      hooks: [.residualAddition(layers: steerLayers.count == 2 ? .layers(Array(steerLayers[0]..<max(steerLayers[0], steerLayers[1]))) : .all),
+                              .hiddenStates(layers: .layers(logitsLayers.count == 2 ? Array(logitsLayers[0]...max(logitsLayers[0], logitsLayers[1])).map { $0 + 1 } : []))],
+                      stepFactor: 0.5)
+    }
+
     public static let descriptor = DecoderDescriptor(
         name: "vista",
         summary: "VISTA: steer MLP outputs toward the image-minus-text direction, mix in late-layer logits.",

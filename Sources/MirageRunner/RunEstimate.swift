@@ -124,22 +124,18 @@ public struct RunEstimate: Sendable {
 
 /// The decoder's work per generated token, as the estimate counts it.
 struct DecoderCost {
-    /// Sequences advanced per step (beams; a contrast branch doubles them).
+    /// Sequences advanced per step (`DecoderInputs.sequencesPerStep`: beams × (1 + branches)).
     var sequences: Int
-    /// Extra factor on decode steps measured for the method (OPERA's candidate re-scoring).
+    /// Extra factor on decode steps measured for the method (`DecoderInputs.stepFactor`: OPERA's candidate re-scoring).
     var stepFactor: Double
-    /// Prompt prefills per item (a contrast branch prefills its own image prompt).
+    /// Prompt prefills per item (the prompt and each branch's own).
     var prefills: Int
 
     init(_ decoder: any Decoder) {
-        func value(_ key: String) -> Double? { decoder.parameters[key].flatMap { Double($0.description) } }
-        let beams = max(1, Int(value("num_beams") ?? 1))
-        let branch = decoder.parameters["noise_step"] != nil
-        sequences = beams * (branch ? 2 : 1)
-        prefills = branch ? 2 : 1
-        // OPERA ÷ beam search with the same beams: 1.84–1.94 measured by `mirage-bench decoders` (README,
-        // "Performance"); 1.9 is used.
-        stepFactor = decoder.name == "opera" ? 1.9 : 1
+        let inputs = decoder.inputs
+        sequences = inputs.sequencesPerStep
+        prefills = inputs.promptPrefills
+        stepFactor = inputs.stepFactor
     }
 }
 

@@ -270,14 +270,12 @@ public final class ExperimentRunner {
             throw RunnerError.configuration("model \(folder.path): \(error)")
         }
         if options.checkMemory {
-            let beams = decoders.map(\.1).map { d -> Int in
-                let b = d.parameters["num_beams"].flatMap { Int($0.description) } ?? 1
-                return b * (d.parameters["noise_step"] != nil ? 2 : 1)
-            }.max() ?? 1
+            let inputs = decoders.map(\.1.inputs)
             let estimate = try MemoryEstimate.estimate(
                 folder: folder, visionTower: visionTower, quantize: quantize, promptTokens: shape.imageTokenCount + 160,
-                maxNewTokens: prepared.map(\.spec.maxNewTokens).max() ?? 0, sequences: beams,
-                promptCopies: decoders.contains { $0.1.parameters["noise_step"] != nil } ? 2 : 1)
+                maxNewTokens: prepared.map(\.spec.maxNewTokens).max() ?? 0,
+                sequences: inputs.map(\.sequencesPerStep).max() ?? 1,
+                promptCopies: inputs.map(\.promptPrefills).max() ?? 1)
             try estimate.check(available: options.memoryLimit ?? MemoryEstimate.availableBytes(), quantized: quantize != nil)
         }
         let fingerprint = try ModelFingerprint.compute(folder: folder, others: shape.otherWeightFolders)
@@ -416,6 +414,27 @@ public final class ExperimentRunner {
         return (Self.layout(built), rendered, embedding)
     }
 
+    /// A branch prompt as the decoder declares it (`DecoderInputs.branches`): the item's prompt again or without
+    /// its image rows, or a prompt rebuilt with a transformed image and/or a changed instruction.
+    private func branchLayout(_ spec: BranchSpec, of layout: PromptLayout, item: PlannedItem, plan: Plan,
+                              image: inout ImageContext, tokenizer: Tokenizer,
+                              model vlm: any VisionLanguageModel) throws -> PromptLayout {
+        if let derived = spec.derived(from: layout) { return derived }
+        let instruction = spec.instruction.apply(to: item.text)
+        let padToSquare = plan.prepared.spec.padToSquare
+        let embedding: ImageEmbedding
+        if case let .transformed(transform) = spec.image {
+            embedding = try image.transformedEmbedding(padToSquare: padToSquare, transform: transform, seed: plan.seed,
+                                                       instruction: instruction)
+        } else {
+            embedding = try image.embedding(padToSquare: padToSquare, instruction: instruction)
+        }
+        let built = try Self.itemPrompt(instruction, template: plan.template, model: vlm, tokenizer: tokenizer,
+                                        image: embedding).0
+        let branch = Self.layout(built, sharedPrefix: false)
+        return spec.image == .none ? branch.removingImage() : branch
+    }
+
     /// The prompt of one item's text under a protocol template: a named template as the model knows it
     /// (`processor` builds what the folder's processor builds), custom text rendered and placed as written.
     static func itemPrompt(_ text: String, template: RunProtocol.Template, model: any VisionLanguageModel,
@@ -460,12 +479,9 @@ public final class ExperimentRunner {
         do {
             let (layout, _, _) = try promptLayout(item, plan: plan, image: &image, tokenizer: tokenizer, model: vlm)
             var branches: [String: PromptLayout] = [:]
-            if case .int(let step)? = plan.decoder.parameters["noise_step"] {
-                let noised = try image.noisedEmbedding(padToSquare: plan.prepared.spec.padToSquare, step: step, seed: plan.seed,
-                                                       instruction: item.text)
-                let contrast = try Self.itemPrompt(item.text, template: plan.template, model: vlm, tokenizer: tokenizer,
-                                                   image: noised).0
-                branches[VCDDecoder.branchRole] = Self.layout(contrast, sharedPrefix: false)
+            for spec in plan.decoder.inputs.branches {
+                branches[spec.role] = try branchLayout(spec, of: layout, item: item, plan: plan, image: &image,
+                                                       tokenizer: tokenizer, model: vlm)
             }
             let limits = GenerationLimits(
                 maxNewTokens: MemoryEstimate.generationLimit(maxNewTokens: plan.prepared.spec.maxNewTokens,
@@ -534,7 +550,7 @@ struct ImageContext {
     let missingReason: String
     private var pixels: [Bool: Result<PixelTensor, ImageFailure>] = [:]
     private var embeddings: [String: ImageEmbedding] = [:]
-    private var noised: [String: ImageEmbedding] = [:]
+    private var transformed: [String: ImageEmbedding] = [:]
 
     init(imageID: Int, url: URL?, model: any VisionLanguageModel, missingReason: String) {
         self.imageID = imageID; self.url = url; self.model = model; self.missingReason = missingReason
@@ -571,15 +587,16 @@ struct ImageContext {
         return e
     }
 
-    /// VCD's contrast image: the pixels noised at `step` with noise keyed by (seed, image id).
-    mutating func noisedEmbedding(padToSquare: Bool, step: Int, seed: UInt64, instruction: String) throws -> ImageEmbedding {
-        let key = "\(step)/\(seed)/" + embeddingKey(padToSquare: padToSquare, instruction: instruction)
-        if let e = noised[key] { return e }
+    /// A branch's image (VCD's noised one): the pixels changed by `transform` with the random key of (seed, image id).
+    mutating func transformedEmbedding(padToSquare: Bool, transform: ImageTransform, seed: UInt64,
+                                       instruction: String) throws -> ImageEmbedding {
+        let key = "\(transform.id)/\(seed)/" + embeddingKey(padToSquare: padToSquare, instruction: instruction)
+        if let e = transformed[key] { return e }
         var p = try pixelTensor(padToSquare: padToSquare)
         do {
-            p.values = try VCDNoiseSchedule.vcd.noised(p.values, step: step, key: RandomKey(seed: seed, item: "image-\(imageID)"))
+            p.values = try transform.apply(p.values, p.channels, p.height, p.width, RandomKey(seed: seed, item: "image-\(imageID)"))
             let e = try model.embedImage(p, instruction: instruction)
-            noised[key] = e
+            transformed[key] = e
             return e
         } catch {
             throw ItemFailure("vision error", "\(error)")

@@ -23,8 +23,9 @@ struct BenchDecoders: ParsableCommand {
         discussion: """
         Without --model, uses the Qwen2-0.5B-shaped random model `mirage-bench engine` synthesizes (bf16, seed 0; \
         made once in --work-dir). The prompt is --text-tokens random token ids around an "image" span of \
-        --image-rows random embedding rows; contrastive decoders get a second prompt whose image rows are \
-        different random rows ("contrast") and a text-only prompt ("unconditional"). EOS is ignored so every \
+        --image-rows random embedding rows; each decoder gets the branches it declares: the prompt's text-only \
+        form, or for a transformed image or changed instruction a prompt of the same shape whose image rows are \
+        different random rows. EOS is ignored so every \
         decoder generates exactly --new-tokens tokens. Each entry prints prefill and decode wall time, forward \
         passes and rows, and its total wall time as a ratio to its baseline entry, against the decoder's cost \
         target (e.g. OPERA ≤ 2× beam search, VCD ≤ 2.2× greedy; docs/decoders.md). Build with \
@@ -42,9 +43,14 @@ struct BenchDecoders: ParsableCommand {
         DecoderBenchmark(label: "sample", make: { SamplingDecoder() }, baseline: "greedy", limit: 1.1),
         DecoderBenchmark(label: "beam", make: { BeamSearchDecoder(numBeams: 5) }),
         DecoderBenchmark(label: "opera", make: { OperaDecoder() }, baseline: "beam", limit: 2.0),
-        DecoderBenchmark(label: "vcd", make: { VCDDecoder() }, baseline: "greedy", limit: 2.2),
-        DecoderBenchmark(label: "apc", make: { PlausibilityCutoffDecoder() }, baseline: "greedy", limit: 1.1),
-        DecoderBenchmark(label: "dola", make: { DoLaDecoder() }, baseline: "greedy", limit: nil),
+        DecoderBenchmark(label: "vcd", make: { try VCDDecoder.descriptor.makeDecoder() }, baseline: "greedy", limit: 2.2),
+        DecoderBenchmark(label: "apc", make: { try PlausibilityCutoffDecoder.descriptor.makeDecoder() }, baseline: "greedy", limit: 1.1),
+        DecoderBenchmark(label: "dola", make: { try DoLaDecoder.descriptor.makeDecoder() }, baseline: "greedy", limit: nil),
+        // The paper's anchors 20..<29 of 32 layers, scaled to Qwen2-0.5B's 24.
+        DecoderBenchmark(label: "deco", make: { try DeCoDecoder.descriptor.makeDecoder(overrides: [("start_layer", "15"), ("end_layer", "22")]) },
+                         baseline: "greedy", limit: nil),
+        DecoderBenchmark(label: "icd", make: { try ICDDecoder.descriptor.makeDecoder() }, baseline: "greedy", limit: nil),
+        DecoderBenchmark(label: "m3id", make: { try M3IDDecoder.descriptor.makeDecoder() }, baseline: "greedy", limit: nil),
         // PAI, VISTA, SID at their published settings, layers scaled to the 24-layer Qwen2-0.5B (VISTA's 25–30 of 32
         // → 18–22; SID keeps 100 of 576 vision tokens → 11 of the 64 image rows).
         DecoderBenchmark(label: "pai", make: { PAIDecoder() }, baseline: "greedy", limit: nil),
@@ -111,7 +117,7 @@ struct BenchDecoders: ParsableCommand {
         var best: [String: DecodeResult] = [:]
         for round in 0..<repeats {
             for (entry, decoder) in zip(entries, decoders) {
-                let context = DecodingContext(model: lm, prompt: prompt, branches: branches,
+                let context = DecodingContext(model: lm, prompt: prompt, branches: Self.branches(for: decoder, prompt, branches),
                                               limits: GenerationLimits(maxNewTokens: newTokens, eosTokenIDs: []),
                                               randomKey: RandomKey(seed: 0, item: "bench"))
                 let r = try decoder.decode(context)
@@ -135,6 +141,18 @@ struct BenchDecoders: ParsableCommand {
             print(label + String(format: " %9.3f %9.3f %8.3f %7d %6d %6.1f   %@", r.prefillSeconds,
                                  r.decodeSeconds, total, r.forwardPasses, r.forwardRows, Double(r.tokens.count) / total, ratio))
         }
+    }
+
+    /// The branches a decoder declares: the prompt again or its text-only form as declared; a branch with a
+    /// transformed image or a changed instruction gets the benchmark's "contrast" prompt (same shape, other
+    /// image rows), which costs what the real one would.
+    static func branches(for decoder: any Decoder, _ prompt: PromptLayout,
+                         _ standIns: [String: PromptLayout]) -> [String: PromptLayout] {
+        var built = standIns
+        for spec in decoder.inputs.branches {
+            built[spec.role] = spec.derived(from: prompt) ?? standIns["contrast"]
+        }
+        return built
     }
 
     /// The shared decoder-benchmark prompt (BenchmarkSupport.decoderPrompt) at this command's sizes.

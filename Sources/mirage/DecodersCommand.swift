@@ -24,6 +24,16 @@ struct Decoders: ParsableCommand {
     @Flag(name: .long, help: "Print JSON: decoders with parameters (name, default, accepts, help, source) and presets.")
     var json = false
 
+    /// What the decoder declares at its defaults (`DecoderInputs`): branches, engine hooks, sequences per step.
+    static func inputLines(_ d: DecoderDescriptor) -> [String] {
+        guard let inputs = try? d.makeDecoder().inputs else { return [] }
+        var lines = inputs.branches.map { "branch " + $0.summary }
+        lines += inputs.hooks.map { "hook: \($0)" }
+        lines.append("sequences per step: \(inputs.sequencesPerStep), prompt prefills per item: \(inputs.promptPrefills)"
+                     + (inputs.stepFactor == 1 ? "" : ", measured step factor \(inputs.stepFactor)"))
+        return lines
+    }
+
     func run() throws {
         let registry = DecoderRegistry.standard
         let list: [DecoderDescriptor]
@@ -37,6 +47,7 @@ struct Decoders: ParsableCommand {
                 ["name": d.name, "summary": d.summary,
                  "parameters": d.parameters.map { ["name": $0.name, "default": $0.defaultValue.description,
                                                    "accepts": $0.kind.summary, "help": $0.help, "source": $0.source] },
+                 "inputs": Self.inputLines(d),
                  "presets": d.presets.map { p in
                      ["name": p.name, "source": p.source,
                       "values": Dictionary(uniqueKeysWithValues: p.values.map { ($0.key, $0.value.description) })] as [String: Any]
@@ -57,6 +68,8 @@ struct Decoders: ParsableCommand {
                 print("    \(String(repeating: " ", count: width))  \(p.help)")
                 print("    \(String(repeating: " ", count: width))  source: \(p.source)")
             }
+            print("  inputs (at the defaults):")
+            for line in Self.inputLines(d) { print("    \(line)") }
             if !d.presets.isEmpty {
                 print("  presets:")
                 for p in d.presets {

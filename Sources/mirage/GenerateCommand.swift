@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MirageDecoding
 import MirageEngine
+import MirageModels
 
 /// `mirage generate`: run any decoder on a prompt (text, or precomputed embeddings with an image span).
 struct Generate: ParsableCommand {
@@ -116,11 +117,13 @@ struct Generate: ParsableCommand {
         let tokenizer = hasTokenizer ? try modelOptions.loadTokenizer() : nil
         let model: LanguageModel
         let layout: PromptLayout
+        var visionModel: (any VisionLanguageModel)?
         if imageOptions.image != nil {
             guard let prompt, let tokenizer else {
                 throw ValidationError("--image needs --prompt TEXT and the model's tokenizer.json")
             }
             let (vlm, built) = try imageOptions.visionPrompt(model: modelOptions, prompt: prompt, tokenizer: tokenizer)
+            visionModel = vlm
             model = vlm.languageModel
             layout = PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.inputIDs)
         } else if let prompt {
@@ -144,6 +147,19 @@ struct Generate: ParsableCommand {
         for (role, text) in branchPrompt.map(split) {
             guard let tokenizer else { throw ValidationError("--branch-prompt needs the model's tokenizer.json") }
             branches[role] = PromptLayout(tokens: tokenizer.encode(text))
+        }
+        // The branches the decoder declares that were not given: derived from the prompt, built on the image,
+        // or (text prompt) the instruction changed; what cannot be built here stays missing and the decoder's
+        // error asks for --branch.
+        for spec in decoder.inputs.branches where branches[spec.role] == nil {
+            if let derived = spec.derived(from: layout) {
+                branches[spec.role] = derived
+            } else if let vlm = visionModel, let prompt, let tokenizer {
+                branches[spec.role] = try imageOptions.visionBranch(spec, model: vlm, prompt: prompt, tokenizer: tokenizer,
+                                                                    seed: seed)
+            } else if let prompt, let tokenizer, !spec.transformsImage {
+                branches[spec.role] = PromptLayout(tokens: tokenizer.encode(spec.instruction.apply(to: prompt)))
+            }
         }
         if !stop.isEmpty && tokenizer == nil {
             throw ValidationError("--stop needs the model's tokenizer.json to decode the response")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MirageDecoding
 import MirageEngine
 import MirageTokenizers
 import MirageModels
@@ -50,5 +51,23 @@ struct ImageOptions: ParsableArguments {
             format: "[image: %d tokens in %.3f s; image rows %d..<%d of %d prompt rows]\n",
             embedding.tokenCount, seconds, built.imageSpan.lowerBound, built.imageSpan.upperBound, built.responseStart).utf8))
         return (model, built)
+    }
+
+    /// A branch prompt a decoder declares, built on this image: the instruction changed as declared, the image
+    /// transformed (keyed by `seed`, as `mirage run` keys it by the run seed) or its rows removed.
+    func visionBranch(_ spec: BranchSpec, model: any VisionLanguageModel, prompt: String, tokenizer: Tokenizer,
+                      seed: UInt64) throws -> PromptLayout {
+        let instruction = spec.instruction.apply(to: prompt)
+        let chosen: PromptTemplate
+        do { chosen = try model.template(named: template) } catch { throw ValidationError("--template: \(error)") }
+        var pixels = try model.pixels(ofImageAt: (image! as NSString).expandingTildeInPath, padToSquare: padToSquare)
+        if case let .transformed(transform) = spec.image {
+            pixels.values = try transform.apply(pixels.values, pixels.channels, pixels.height, pixels.width,
+                                                RandomKey(seed: seed, item: "image"))
+        }
+        let built = try model.prompt(instruction, template: chosen, tokenizer: tokenizer,
+                                     image: try model.embedImage(pixels, instruction: instruction))
+        let layout = PromptLayout(items: built.items, imageSpan: built.imageSpan, inputIDs: built.inputIDs)
+        return spec.image == .none ? layout.removingImage() : layout
     }
 }

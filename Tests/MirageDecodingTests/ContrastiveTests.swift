@@ -98,6 +98,16 @@ private typealias F = ContrastiveFixtures
 
 // MARK: End to end on a tiny model
 
+private func makeVCD(_ values: [String: ParameterValue] = [:]) throws -> VCDDecoder {
+    VCDDecoder(try VCDDecoder.descriptor.resolve(values: values))
+}
+private func makeAPC(_ values: [String: ParameterValue]) throws -> PlausibilityCutoffDecoder {
+    PlausibilityCutoffDecoder(try PlausibilityCutoffDecoder.descriptor.resolve(values: values))
+}
+private func makeDoLa(_ values: [String: ParameterValue] = [:]) throws -> DoLaDecoder {
+    DoLaDecoder(try DoLaDecoder.descriptor.resolve(values: values))
+}
+
 private func context(_ model: LanguageModel, _ items: [PromptItem], branches: [String: PromptLayout] = [:],
                      maxNewTokens: Int = 12, seed: UInt64 = 3) -> DecodingContext {
     DecodingContext(model: model, prompt: PromptLayout(items: items), branches: branches,
@@ -109,7 +119,7 @@ private func context(_ model: LanguageModel, _ items: [PromptItem], branches: [S
     let model = try F.model()
     let e = F.json["vcd_e2e"] as! [String: Any]
     let items = F.items(e["items"]), contrast = F.items(e["contrast_items"])
-    let decoder = VCDDecoder(alpha: F.double(e["alpha"]), beta: F.double(e["beta"]), sample: false)
+    let decoder = try makeVCD(["alpha": .double(F.double(e["alpha"])), "beta": .double(F.double(e["beta"])), "sample": .bool(false)])
     let result = try decoder.decode(context(model, items, branches: ["contrast": PromptLayout(items: contrast, imageSpan: 2..<8)]))
     #expect(result.tokens == F.ints(e["tokens"]))
     // The two prompts share their first two rows: computed once, then forked.
@@ -124,8 +134,8 @@ private func context(_ model: LanguageModel, _ items: [PromptItem], branches: [S
 @Test func dolaEndToEndMatchesTorch() throws {
     let model = try F.model()
     for c in F.cases("dola_e2e") {
-        let decoder = DoLaDecoder(candidateLayers: F.ints(c["candidates"]), relativeTop: F.double(c["relative_top"]),
-                                  repetitionPenalty: F.double(c["penalty"]), finalNorm: c["final_norm"] as! Bool)
+        let decoder = try makeDoLa(["candidate_layers": .ints(F.ints(c["candidates"])), "relative_top": .double(F.double(c["relative_top"])),
+                                  "repetition_penalty": .double(F.double(c["penalty"])), "final_norm": .bool(c["final_norm"] as! Bool)])
         let result = try decoder.decode(context(model, F.ints(c["prompt"]).map { .token($0) }))
         #expect(result.tokens == F.ints(c["tokens"]), "candidates \(F.ints(c["candidates"]))")
         #expect(result.trace.events.map { $0.position! } == F.ints(c["chosen"]))
@@ -139,17 +149,17 @@ private func context(_ model: LanguageModel, _ items: [PromptItem], branches: [S
     let branches = ["contrast": PromptLayout(items: contrast)]
     // β = 0: the cut-off control is plain sampling at its temperature (same stream, same draws).
     let sampled = try SamplingDecoder(temperature: 0.7).decode(context(model, items, maxNewTokens: 20))
-    let apc0 = try PlausibilityCutoffDecoder(beta: 0, temperature: 0.7).decode(context(model, items, maxNewTokens: 20))
+    let apc0 = try makeAPC(["beta": .double(0), "temperature": .double(0.7)]).decode(context(model, items, maxNewTokens: 20))
     #expect(apc0.tokens == sampled.tokens)
     #expect(apc0.forwardPasses == sampled.forwardPasses)
     // α = 0: VCD is the cut-off control; its branch costs rows, not passes per step.
-    let apc = try PlausibilityCutoffDecoder(beta: 0.1).decode(context(model, items, maxNewTokens: 20))
-    let vcd0 = try VCDDecoder(alpha: 0, beta: 0.1).decode(context(model, items, branches: branches, maxNewTokens: 20))
+    let apc = try makeAPC(["beta": .double(0.1)]).decode(context(model, items, maxNewTokens: 20))
+    let vcd0 = try makeVCD(["alpha": .double(0), "beta": .double(0.1)]).decode(context(model, items, branches: branches, maxNewTokens: 20))
     #expect(vcd0.tokens == apc.tokens)
     // A different item key gives a different sample; the same key the same one.
-    let again = try VCDDecoder().decode(context(model, items, branches: branches, maxNewTokens: 20))
-    let same = try VCDDecoder().decode(context(model, items, branches: branches, maxNewTokens: 20))
-    let other = try VCDDecoder().decode(context(model, items, branches: branches, maxNewTokens: 20, seed: 99))
+    let again = try makeVCD().decode(context(model, items, branches: branches, maxNewTokens: 20))
+    let same = try makeVCD().decode(context(model, items, branches: branches, maxNewTokens: 20))
+    let other = try makeVCD().decode(context(model, items, branches: branches, maxNewTokens: 20, seed: 99))
     #expect(again.tokens == same.tokens)
     #expect(again.tokens != other.tokens)
 }
@@ -164,16 +174,16 @@ private func context(_ model: LanguageModel, _ items: [PromptItem], branches: [S
     #expect(built.parameters.canonicalJSON.contains("\"noise_step\":500"))
     let dola = try DoLaDecoder.descriptor.makeDecoder(preset: "dola-low") as! DoLaDecoder
     #expect(try dola.layers(modelLayers: 32).candidates == [0, 2, 4, 6, 8, 10, 12, 14])
-    #expect(try DoLaDecoder(layerSet: .high).layers(modelLayers: 32).candidates == Array(stride(from: 16, to: 32, by: 2)))
-    #expect(try DoLaDecoder().layers(modelLayers: 4) == ([0, 2], 4))
-    #expect(throws: ContrastiveError.layer(9, layers: 4, role: "candidate")) { try DoLaDecoder(candidateLayers: [0, 9]).layers(modelLayers: 4) }
-    #expect(throws: ContrastiveError.candidateIsMature(4)) { try DoLaDecoder(candidateLayers: [4]).layers(modelLayers: 4) }
+    #expect(try makeDoLa(["layers": .string("high")]).layers(modelLayers: 32).candidates == Array(stride(from: 16, to: 32, by: 2)))
+    #expect(try makeDoLa().layers(modelLayers: 4) == ([0, 2], 4))
+    #expect(throws: ContrastiveError.layer(9, layers: 4, role: "candidate")) { try makeDoLa(["candidate_layers": .ints([0, 9])]).layers(modelLayers: 4) }
+    #expect(throws: ContrastiveError.candidateIsMature(4)) { try makeDoLa(["candidate_layers": .ints([4])]).layers(modelLayers: 4) }
     let apc = try PlausibilityCutoffDecoder.descriptor.resolve(preset: "fixed-temperature")
     #expect(apc.double("beta") == 0 && apc.double("temperature") == 0.2)
 
     let model = try F.model()
     #expect(throws: DecodingError.missingBranch(role: "contrast", available: [])) {
-        try VCDDecoder().decode(context(model, [.token(1), .token(2)]))
+        try makeVCD().decode(context(model, [.token(1), .token(2)]))
     }
     #expect(throws: DecodingError.unknownParameter(decoder: "vcd", parameter: "cd_alpha",
                                                    available: VCDDecoder.descriptor.parameters.map(\.name))) {

@@ -1,0 +1,160 @@
+import Foundation
+import MirageDecoding
+import MirageEngine
+import Testing
+
+// Decoders declare their inputs; parameters are declared once and every effective value is what the run
+// store records.
+
+@Test func everyRegisteredDecoderRecordsEveryEffectiveParameter() throws {
+    for d in DecoderRegistry.standard.descriptors {
+        #expect(Set(d.parameters.map(\.name)).count == d.parameters.count, "\(d.name): a parameter is listed twice")
+        let resolved = try d.resolve()
+        let decoder = try d.make(resolved)
+        #expect(decoder.name == d.name)
+        #expect(decoder.parameters == resolved, "\(d.name): the recorded parameters differ from the effective ones")
+        for preset in d.presets {
+            let p = try d.resolve(preset: preset.name)
+            #expect(try d.make(p).parameters == p, "\(d.name) preset \(preset.name)")
+        }
+    }
+}
+
+/// Runs are keyed by `parameters.canonicalJSON`: moving VCD, the cut-off control and DoLa to declared
+/// parameters must leave their keys as they were (these strings are what the earlier code produced).
+@Test func contrastiveDecodersKeepTheirRunKeys() throws {
+    let registry = DecoderRegistry.standard
+    #expect(try registry.makeDecoder("vcd").parameters.canonicalJSON
+        == #"{"alpha":1.0,"beta":0.1,"noise_step":500,"repetition_penalty":1.0,"sample":true,"temperature":1.0,"top_k":0,"top_p":1.0}"#)
+    #expect(try registry.makeDecoder("apc").parameters.canonicalJSON
+        == #"{"beta":0.1,"repetition_penalty":1.0,"sample":true,"temperature":1.0,"top_k":0,"top_p":1.0}"#)
+    #expect(try registry.makeDecoder("dola").parameters.canonicalJSON
+        == #"{"candidate_layers":[],"final_norm":false,"layers":"even","mature_layer":-1,"relative_top":0.1,"repetition_penalty":1.2}"#)
+    #expect(try registry.makeDecoder("vcd", overrides: [("alpha", "2")]).parameters.canonicalJSON.hasPrefix(#"{"alpha":2.0,"#))
+}
+
+@Test func typedParametersReadBackAndValidate() throws {
+    let p = try VCDDecoder.descriptor.resolve(values: ["noise_step": .int(999), "alpha": .double(0.5)])
+    #expect(p[VCDDecoder.noiseStep] == 999 && p[VCDDecoder.alpha] == 0.5 && p[VCDDecoder.beta] == 0.1)
+    #expect(throws: DecodingError.invalidParameter(decoder: "vcd", parameter: "noise_step", value: "1000",
+                                                   expected: "an integer in 0...999")) {
+        try VCDDecoder.descriptor.resolve(values: ["noise_step": .int(1000)])
+    }
+    #expect(throws: DecodingError.self) { try VCDDecoder.descriptor.resolve(values: ["noise_step": .double(3)]) }
+    #expect(throws: DecodingError.self) { try VCDDecoder.descriptor.resolve(values: ["steps": .int(3)]) }
+    // A missing value reads as the declared default.
+    #expect(DecoderParameters([:])[DoLaDecoder.repetitionPenalty] == 1.2)
+}
+
+@Test func decodersDeclareBranchesHooksAndSequences() throws {
+    let registry = DecoderRegistry.standard
+    let vcd = try registry.makeDecoder("vcd", overrides: [("noise_step", "999")]).inputs
+    #expect(vcd.branches == [BranchSpec(role: "contrast", image: .transformed(.vcdNoise(step: 999)))])
+    #expect(vcd.sequencesPerStep == 2 && vcd.promptPrefills == 2)
+    #expect(try registry.makeDecoder("greedy").inputs == DecoderInputs())
+    #expect(try registry.makeDecoder("apc").inputs.branches.isEmpty)
+    let beam = try registry.makeDecoder("beam", overrides: [("num_beams", "3")]).inputs
+    #expect(beam.sequencesPerStep == 3 && beam.promptPrefills == 1 && beam.stepFactor == 1)
+    let opera = try registry.makeDecoder("opera").inputs
+    #expect(opera.sequencesPerStep == 5 && opera.stepFactor == 1.9)
+    let dola = try registry.makeDecoder("dola", overrides: [("candidate_layers", "0,2")]).inputs
+    #expect(dola.hooks == [.hiddenStates(layers: .layers([0, 2]))] && dola.sequencesPerStep == 1)
+}
+
+@Test func vcdNoiseTransformIsTheScheduleKeyedByItsStream() throws {
+    let pixels = (0..<48).map { Float($0) / 48 - 0.5 }
+    let key = RandomKey(seed: 7, item: "image-3")
+    let t = ImageTransform.vcdNoise(step: 500)
+    #expect(t.id == "vcd-noise:500")
+    #expect(try t.apply(pixels, 3, 4, 4, key) == VCDNoiseSchedule.vcd.noised(pixels, step: 500, key: key))
+    #expect(try t.apply(pixels, 3, 4, 4, key) != pixels)
+}
+
+@Test func branchesDerivedFromALaidOutPrompt() {
+    let items: [PromptItem] = [.token(1), .token(2), .token(3), .token(4), .token(5), .token(6)]
+    var prompt = PromptLayout(items: items, imageSpan: 2..<4, inputIDs: [1, 2, -200, 5, 6], prefixLength: 4)
+    prompt.operaImageSpan = 2..<4
+    let textOnly = BranchSpec(role: "unconditional", image: .none).derived(from: prompt)
+    #expect(textOnly?.items == [.token(1), .token(2), .token(5), .token(6)])
+    #expect(textOnly?.imageSpan == nil && textOnly?.inputIDs == nil && textOnly?.operaImageSpan == nil)
+    #expect(textOnly?.prefixLength == 2)
+    let again = BranchSpec(role: "same").derived(from: prompt)
+    #expect(again?.items == items && again?.imageSpan == 2..<4 && again?.prefixLength == nil)
+    // A changed instruction or image needs the prompt builder.
+    #expect(BranchSpec(role: "c", instruction: .prefixed("x ")).derived(from: prompt) == nil)
+    #expect(BranchSpec(role: "c", image: .transformed(.vcdNoise(step: 1))).derived(from: prompt) == nil)
+    // No image: the text-only branch is the prompt.
+    #expect(PromptLayout(tokens: [1, 2]).removingImage() == PromptLayout(tokens: [1, 2]))
+    #expect(BranchInstruction.prefixed("You are a confused object detector. ").apply(to: "Is there a dog?")
+        == "You are a confused object detector. Is there a dog?")
+    #expect(BranchInstruction.suffixed("!").apply(to: "a") == "a!" && BranchInstruction.replaced("b").apply(to: "a") == "b")
+}
+
+// MARK: ICD and M3ID: their modes reduce to known decoders on the contrastive fixture model
+
+private func decode(_ name: String, _ values: [String: ParameterValue], items: [PromptItem],
+                    branches: [String: PromptLayout]) throws -> [Int] {
+    let d = try DecoderRegistry.standard.descriptor(named: name)
+    let context = DecodingContext(model: try ContrastiveFixtures.model(), prompt: PromptLayout(items: items), branches: branches,
+                                  limits: GenerationLimits(maxNewTokens: 16, eosTokenIDs: []), randomKey: RandomKey(seed: 5, item: "x"))
+    return try d.make(try d.resolve(values: values)).decode(context).tokens
+}
+
+@Test func icdModesAreTheContrastWithAndWithoutTheCutoff() throws {
+    let e = ContrastiveFixtures.json["vcd_e2e"] as! [String: Any]
+    let items = ContrastiveFixtures.items(e["items"]), contrast = ContrastiveFixtures.items(e["contrast_items"])
+    let branches = ["contrast": PromptLayout(items: contrast)]
+    // clean greedy: VCD's cut-off scores at α 0.5; reference greedy (SID's sample_greedy): no cut-off (β = 0).
+    let clean = try decode("icd", ["mode": .string("clean"), "sample": .bool(false)], items: items, branches: branches)
+    #expect(clean == (try decode("vcd", ["alpha": .double(0.5), "beta": .double(0.1), "sample": .bool(false)], items: items, branches: branches)))
+    let reference = try decode("icd", [:], items: items, branches: branches)
+    #expect(reference == (try decode("vcd", ["alpha": .double(0.5), "beta": .double(0), "sample": .bool(false)], items: items, branches: branches)))
+    // The branch it declares: the instruction with SID's disturbance before it.
+    let icd = try DecoderRegistry.standard.makeDecoder("icd", preset: "icd-sid-pope")
+    #expect(icd.inputs.branches == [BranchSpec(role: "contrast", instruction: .prefixed("You are a confused object detector. "))])
+}
+
+@Test func m3idWeighsTheTextOnlyContrastMoreOverTime() throws {
+    let z: [Float] = [3, 2.5, 0, -5], u: [Float] = [3.5, 1, 0, 0]
+    // t = 0: γ = 1, the scores are z on the plausible tokens (β = 0.1: z ≥ 3 + log 0.1 ≈ 0.70).
+    #expect(M3IDDecoder.scores(z[...], unconditional: u[...], step: 0, lambda: 0.02, beta: 0.1) == [3, 2.5, -.infinity, -.infinity])
+    // t = 50: γ = e^−1, weight (1 − γ)/γ ≈ 1.718: token 1 (image-supported) overtakes token 0.
+    let later = M3IDDecoder.scores(z[...], unconditional: u[...], step: 50, lambda: 0.02, beta: 0.1)
+    let g = Foundation.exp(Float(-1.0))
+    #expect(later[0] == 3 + ((3 - 3.5) * (1 - g)) / g && later[1] == 2.5 + ((2.5 - 1) * (1 - g)) / g)
+    #expect(later[1] > later[0])
+    // λ = 0 keeps γ = 1: M3ID's argmax is greedy's; the branch is the text-only prompt.
+    let e = ContrastiveFixtures.json["vcd_e2e"] as! [String: Any]
+    let items = ContrastiveFixtures.items(e["items"])
+    let branches = ["unconditional": PromptLayout(items: Array(items[..<2]) + Array(items[8...]))]
+    #expect(try decode("m3id", ["lambda": .double(0), "sample": .bool(false)], items: items, branches: branches)
+        == (try decode("greedy", [:], items: items, branches: [:])))
+    #expect(try DecoderRegistry.standard.makeDecoder("m3id").inputs.branches == [BranchSpec(role: "unconditional", image: .none)])
+}
+
+/// A branch's prefix shared with the prompt comes from the prompt prefix cache when there is one: the same
+/// tokens as without it, and the second item reuses the prefix (the text-only branch's system-prompt rows).
+@Test func contrastBranchesShareTheirPrefixThroughThePrefixCache() throws {
+    let e = ContrastiveFixtures.json["vcd_e2e"] as! [String: Any]
+    let items = ContrastiveFixtures.items(e["items"]), contrast = ContrastiveFixtures.items(e["contrast_items"])
+    var prompt = PromptLayout(items: items, imageSpan: 2..<8)
+    prompt.prefixLength = 8
+    let model = try ContrastiveFixtures.model()
+    for (name, values, branches) in [
+        ("m3id", ["sample": ParameterValue.bool(false)], ["unconditional": prompt.removingImage()]),
+        ("vcd", ["sample": .bool(false)], ["contrast": PromptLayout(items: contrast)]),
+        ("icd", [:], ["contrast": PromptLayout(items: Array(items[..<8]) + [.token(9)] + Array(items[8...]))]),
+    ] {
+        let d = try DecoderRegistry.standard.descriptor(named: name)
+        let decoder = try d.make(try d.resolve(values: values))
+        var context = DecodingContext(model: model, prompt: prompt, branches: branches,
+                                      limits: GenerationLimits(maxNewTokens: 12, eosTokenIDs: []))
+        let plain = try decoder.decode(context)
+        let cache = PromptPrefixCache(limitBytes: 1 << 22)
+        context.prefixCache = cache
+        let first = try decoder.decode(context), second = try decoder.decode(context)
+        #expect(first.tokens == plain.tokens && second.tokens == plain.tokens, "\(name)")
+        #expect(cache.reused == 1, "\(name): \(cache.summary)")
+        #expect(second.forwardRows < plain.forwardRows, "\(name)")
+    }
+}
