@@ -305,6 +305,9 @@ public struct DecoderRegistry: Sendable {
         DeCoDecoder.descriptor,
         ICDDecoder.descriptor,
         M3IDDecoder.descriptor,
+        PAIDecoder.descriptor,
+        VISTADecoder.descriptor,
+        SIDDecoder.descriptor,
     ])
 
     public var names: [String] { descriptors.map(\.name) }

@@ -39,6 +39,18 @@ public struct AttentionScoreEdit: Sendable {
     }
 }
 
+/// A hook that rewrites the MLP block's output (after the down projection, before it joins the residual
+/// stream) in chosen layers, one query row at a time, in row order on the calling thread: VISTA's steering.
+public struct MLPOutputEdit: Sendable {
+    public var layers: Set<Int>
+    public var edit: @Sendable (_ layer: Int, _ row: QueryRow, _ output: UnsafeMutableBufferPointer<Float>) -> Void
+
+    public init(layers: Set<Int>, edit: @escaping @Sendable (Int, QueryRow, UnsafeMutableBufferPointer<Float>) -> Void) {
+        self.layers = layers
+        self.edit = edit
+    }
+}
+
 /// What a forward pass returns besides updating the cache.
 public struct ForwardOptions: Sendable {
     public enum LogitRows: Sendable { case none, lastOfEachSequence, all }
@@ -50,13 +62,15 @@ public struct ForwardOptions: Sendable {
     /// i = the output of decoder layer i (1...numLayers), always before the final norm.
     public var hiddenStateLayers: [Int] = []
     public var scoreEdit: AttentionScoreEdit?
+    public var mlpOutputEdit: MLPOutputEdit?
 
     public init(logits: LogitRows = .lastOfEachSequence, lastLayerAttention: Bool = false,
-                hiddenStateLayers: [Int] = [], scoreEdit: AttentionScoreEdit? = nil) {
+                hiddenStateLayers: [Int] = [], scoreEdit: AttentionScoreEdit? = nil, mlpOutputEdit: MLPOutputEdit? = nil) {
         self.logits = logits
         self.lastLayerAttention = lastLayerAttention
         self.hiddenStateLayers = hiddenStateLayers
         self.scoreEdit = scoreEdit
+        self.mlpOutputEdit = mlpOutputEdit
     }
 }
 
@@ -463,6 +477,9 @@ public final class Session {
             model.linearRows(h, rows: n, projections: [(L.gate, gate), (L.up, up)])
             Kernels.siluMul(gate: gate, up: up, count: n * I, into: gate)
             model.linearRows(gate, rows: n, weight: L.down.weight, bias: L.down.bias, into: tmp)
+            if let mlpEdit = options.mlpOutputEdit, mlpEdit.layers.contains(l) {
+                for (r, row) in rows.enumerated() { mlpEdit.edit(l, row, UnsafeMutableBufferPointer(start: tmp + r * H, count: H)) }
+            }
             Kernels.add(x, tmp, count: n * H, into: x)
             capture(l + 1)
         }

@@ -51,6 +51,11 @@ struct BenchDecoders: ParsableCommand {
                          baseline: "greedy", limit: nil),
         DecoderBenchmark(label: "icd", make: { try ICDDecoder.descriptor.makeDecoder() }, baseline: "greedy", limit: nil),
         DecoderBenchmark(label: "m3id", make: { try M3IDDecoder.descriptor.makeDecoder() }, baseline: "greedy", limit: nil),
+        // PAI, VISTA, SID at their published settings, layers scaled to the 24-layer Qwen2-0.5B (VISTA's 25–30 of 32
+        // → 18–22; SID keeps 100 of 576 vision tokens → 11 of the 64 image rows).
+        DecoderBenchmark(label: "pai", make: { PAIDecoder() }, baseline: "greedy", limit: nil),
+        DecoderBenchmark(label: "vista", make: { VISTADecoder(logitsLayers: [18, 22]) }, baseline: "greedy", limit: nil),
+        DecoderBenchmark(label: "sid", make: { SIDDecoder(attentionRank: 11) }, baseline: "greedy", limit: nil),
     ]
 
     @Option(name: .long, help: ArgumentHelp("Model folder (default: the synthesized Qwen2-0.5B).", valueName: "dir"))

@@ -1,0 +1,158 @@
+import Foundation
+import MirageEngine
+
+/// PAI, "Paying More Attention to Image" (Liu et al., ECCV 2024; LALBJ/PAI): in the layers
+/// `startLayer..<endLayer` the newest query row's pre-softmax scores over the image keys become
+/// `s + α·|s|` (attention.py `llama_new_forward`), and each step contrasts with a text-only branch, fed the
+/// same tokens without the edit, in log-probabilities: `γ·(ls − lu) + lu`, with tokens whose conditional
+/// log-probability is below `log β + max ls` set to −∞ (CFG.py `CFGLogits`). Then the processors and the
+/// choice (greedy, as chair_eval.py runs it by default; sampling as the README recommends).
+/// Needs the branch `"unconditional"`: the prompt with the image rows removed (model_loader.py
+/// `init_cfg_processor`: bos + text before the image + text after it).
+///
+/// The edit touches only the last row of each pass (`attn_weights[:, :, -1, img]`). Modes: `reference`
+/// follows the published run with both `--use-attn` and `--use-cfg`: `llama_modify` leaves the layers' `use_cfg`
+/// flag on, which disables the edit until `CFGLogits` first turns it off after its text-only pass, so the first
+/// token (the prompt's prefill) is unedited, and with γ = 1 (CFGLogits returns before touching the flag) no token
+/// is; `clean` edits every token, the first included (the paper's method). Parity with the published code:
+/// `PostOperaDecoderParityTests` (Tests/MirageModelsTests).
+public struct PAIDecoder: Decoder {
+    public enum Mode: String, Sendable, CaseIterable { case reference, clean }
+    public var alpha: Double
+    public var gamma: Double
+    public var startLayer: Int
+    /// Exclusive; -1 = the model's layer count.
+    public var endLayer: Int
+    public var beta: Double
+    public var mode: Mode
+    public var sampling: SamplingDecoder
+    public var sample: Bool
+    public let name = "pai"
+    /// Called with each step's scores before the processors (what the greedy variant takes the argmax of);
+    /// the parity tests compare them with the published code's.
+    public var scoreObserver: (@Sendable (_ step: Int, _ scores: [Float]) -> Void)?
+    public static let branchRole = "unconditional"
+
+    public init(alpha: Double = 0.2, gamma: Double = 1.1, startLayer: Int = 2, endLayer: Int = -1, beta: Double = 0.1,
+                mode: Mode = .reference, temperature: Double = 1, topK: Int = 0, topP: Double = 1, repetitionPenalty: Double = 1, sample: Bool = false) {
+        self.alpha = alpha
+        self.gamma = gamma
+        self.startLayer = startLayer
+        self.endLayer = endLayer
+        self.beta = beta
+        self.mode = mode
+        sampling = SamplingDecoder(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty)
+        self.sample = sample
+    }
+
+    public var parameters: DecoderParameters {
+        cutoffParameters(sampling, beta: beta, sample: sample, ["alpha": .double(alpha), "gamma": .double(gamma),
+                                                                "start_layer": .int(startLayer), "end_layer": .int(endLayer),
+                                                                "mode": .string(mode.rawValue)])
+    }
+
+    /// The text-only prompt, and the attention edit on the image keys of the chosen layers.
+    public var inputs: DecoderInputs {
+        let layers: LayerSelection = endLayer < 0 ? .perModel(rule: "layers \(startLayer)..<all") : .layers(Array(startLayer..<max(startLayer, endLayer)))
+        return DecoderInputs(branches: [BranchSpec(role: Self.branchRole, image: .none)],
+                             hooks: [.attentionScoreEdit(layers: layers, keys: .image)])
+    }
+
+    public static let descriptor = DecoderDescriptor(
+        name: "pai",
+        summary: "PAI: amplify attention to image keys (s + α|s|) in a layer range, contrast with a text-only branch (γ).",
+        parameters: [
+            ParameterSpec("alpha", .double(0...100), default: .double(0.2), help: "Image-attention amplification: s + α·|s| on image keys.",
+                          source: "PAI README.md (--alpha 0.2) and chair_eval.py default"),
+            ParameterSpec("gamma", .double(0...100), default: .double(1.1),
+                          help: "Guidance: γ·(log p − log p_text) + log p_text (1 = no text-only branch).",
+                          source: "PAI README.md (--gamma 1.1; chair_eval.py's default is 2)"),
+            ParameterSpec("start_layer", .int(0...4096), default: .int(2), help: "First layer whose attention is edited.",
+                          source: "PAI README.md (--start-layer 2)"),
+            ParameterSpec("end_layer", .int(-1...4096), default: .int(-1), help: "Layer after the last edited one (-1 = all layers).",
+                          source: "PAI README.md (--end-layer 32 for 32-layer LLaMA-7B)"),
+            ParameterSpec("beta", .double(0...1), default: .double(0.1),
+                          help: "Plausibility cut-off on the image prompt's log-probabilities (0 = none).",
+                          source: "PAI CFG.py (cutoff = log(0.1) + max)"),
+            ParameterSpec("mode", .choice(Mode.allCases.map(\.rawValue)), default: .string("reference"),
+                          help: "reference: the first token unedited (and none when gamma=1), as the published code; clean: every token edited.",
+                          source: "PAI attention.py llama_modify (use_cfg flag) and CFG.py (flag toggled around the text-only pass)"),
+        ] + samplingSpecs(temperature: "PAI chair_eval.py (generate's default 1)",
+                          topK: "PAI chair_eval.py (not set)",
+                          topP: "PAI chair_eval.py (not set)",
+                          sample: ("Sample (README's recommendation) or take the best score.",
+                                   "PAI chair_eval.py (--sample off by default)")),
+        presets: [
+            DecoderPreset("pai-paper", ["alpha": .double(0.2), "gamma": .double(1.1), "start_layer": .int(2), "end_layer": .int(-1)],
+                          source: "PAI README.md CHAIR/POPE commands (LLaVA-1.5: α 0.2, γ 1.1, layers 2–32)"),
+            DecoderPreset("pai-chair-script", ["gamma": .double(2)], source: "PAI chair_eval.py defaults (γ 2)"),
+            DecoderPreset("pai-clean", ["mode": .string("clean")], source: "the paper's method: the first token edited too"),
+            DecoderPreset("pai-nucleus", ["sample": .bool(true), "top_p": .double(0.9)],
+                          source: "PAI README.md (recommends nucleus sampling; top_p 0.9 as transformers' LLaVA scripts)"),
+        ],
+        make: { p in
+            PAIDecoder(alpha: p.double("alpha"), gamma: p.double("gamma"), startLayer: p.int("start_layer"),
+                       endLayer: p.int("end_layer"), beta: p.double("beta"),
+                       mode: Mode(rawValue: p.string("mode"))!, temperature: p.double("temperature"),
+                       topK: p.int("top_k"), topP: p.double("top_p"), repetitionPenalty: p.double("repetition_penalty"),
+                       sample: p.bool("sample"))
+        })
+
+    /// The edited layers for a model with `layers` decoder layers.
+    public func editedLayers(modelLayers layers: Int) throws -> Range<Int> {
+        let end = endLayer < 0 ? layers : endLayer
+        guard startLayer <= end, end <= layers else {
+            throw PostOperaError.layerRange(decoder: name, lower: startLayer, upper: end, layers: layers,
+                                            parameters: "start_layer/end_layer")
+        }
+        return startLayer..<end
+    }
+
+    /// The attention edit on the image prompt (sequence 0 of the contrastive session), image keys only: rows at
+    /// or after the prompt's last one (`clean`), or only the generated tokens' rows (`reference`); none in
+    /// `reference` mode with γ = 1.
+    func scoreEdit(prompt: PromptLayout, layers: Range<Int>) throws -> AttentionScoreEdit? {
+        guard let image = prompt.imageSpan else { throw PostOperaError.needsImage(decoder: name) }
+        if mode == .reference && gamma == 1 { return nil }
+        let factor = Float(alpha), firstEditedRow = prompt.items.count - (mode == .reference ? 0 : 1)
+        return AttentionScoreEdit(layers: Set(layers), keyRange: image) { context, scores in
+            guard context.sequence == 0, context.queryPosition >= firstEditedRow else { return }
+            for i in scores.indices { scores[i] += abs(scores[i]) * factor }
+        }
+    }
+
+    public func decode(_ context: DecodingContext) throws -> DecodeResult {
+        let text = try context.branch(PAIDecoder.branchRole)
+        let layers = try editedLayers(modelLayers: context.model.config.numLayers)
+        let edit = try scoreEdit(prompt: context.prompt, layers: layers)
+        let (gamma, beta, observer) = (gamma, beta, scoreObserver)
+        return try decodeContrastive(context, branches: [text], options: ForwardOptions(scoreEdit: edit),
+                                     processors: sampling.processors(context.limits), score: { rows, step, trace in
+            let c = PAIDecoder.guidance(rows.logits[0], text: rows.logits[1], gamma: gamma, beta: beta)
+            recordCutoff(c, step: step, trace: &trace)
+            observer?(step, c.scores)
+            return c.scores
+        }, choose: contrastiveChoice(sample: sample, key: context.randomKey))
+    }
+
+    /// CFG.py `CFGLogits.__call__`: `ls = log_softmax(z)`, `lu = log_softmax(z_text)`,
+    /// `γ·(ls − lu) + lu`, −∞ where `ls < log β + max ls` (β = 0: no cut-off).
+    public static func guidance(_ logits: ArraySlice<Float>, text: ArraySlice<Float>, gamma: Double,
+                                beta: Double) -> ContrastiveScores.Contrast {
+        let ls = logSoftmax(logits), lu = logSoftmax(text)
+        let g = Float(gamma)
+        let cutoff = beta > 0 ? (ls.max() ?? 0) + Float(log(Float(beta))) : -Float.infinity
+        var scores = [Float](repeating: -.infinity, count: ls.count)
+        var kept = 0, bestAll = 0, bestKept = -1
+        var bestAllValue = -Float.infinity
+        for i in ls.indices {
+            let v = g * (ls[i] - lu[i]) + lu[i]
+            if v > bestAllValue { bestAllValue = v; bestAll = i }
+            guard ls[i] >= cutoff else { continue }
+            scores[i] = v
+            kept += 1
+            if bestKept < 0 || v > scores[bestKept] { bestKept = i }
+        }
+        return ContrastiveScores.Contrast(scores: scores, plausibleCount: kept, cutoffBound: bestAll != bestKept)
+    }
+}
