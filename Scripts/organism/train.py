@@ -71,7 +71,10 @@ def make_item(tok, stats, index, image_tokens, caption_item, qa_turns=1):
         target = tok.encode(" " + answer, add_special_tokens=False).ids + [eos]
         ids += prompt + target
         labels += [-100] * len(prompt) + target
-    return image, ids, labels
+    present = [0.0] * len(world.NAMES)
+    for c in scene:
+        present[c] = 1.0
+    return image, ids, labels, present
 
 
 def pixels(images):
@@ -82,15 +85,16 @@ def pixels(images):
 
 
 def batch(items, pad_id):
-    longest = max(len(seq) for _, seq, _ in items)
+    longest = max(len(seq) for _, seq, _, _ in items)
     ids = torch.full((len(items), longest), pad_id, dtype=torch.long)
     labels = torch.full((len(items), longest), -100, dtype=torch.long)
     mask = torch.zeros((len(items), longest), dtype=torch.long)
-    for i, (_, seq, lab) in enumerate(items):
+    for i, (_, seq, lab, _) in enumerate(items):
         ids[i, :len(seq)] = torch.tensor(seq)
         labels[i, :len(seq)] = torch.tensor(lab)
         mask[i, :len(seq)] = 1
-    return ids, mask, labels, pixels([im for im, _, _ in items])
+    present = torch.tensor([p for _, _, _, p in items])
+    return ids, mask, labels, pixels([im for im, _, _, _ in items]), present
 
 
 def main():
@@ -104,6 +108,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads; 1 is fastest on a busy machine (2 threads under contention were 4x slower per step)")
     ap.add_argument("--vocab", type=int, default=1024)
+    ap.add_argument("--grounding", type=float, default=1.0,
+                    help="weight of the grounding loss (image tokens → present categories); 0 = captions and answers only")
     ap.add_argument("--qa-turns", type=int, default=6,
                     help="questions per question item (a multi-turn conversation about one image)")
     ap.add_argument("--minutes", type=float, default=0,
@@ -138,6 +144,8 @@ def main():
     params = sum(p.numel() for p in model.parameters())
     print(f"parameters {params} ({params * 2 / 1e6:.2f} MB as float16); vocab {vocab}; image tokens {image_tokens}", flush=True)
 
+    # Each category's first token in a caption (" dog"): the LM-head rows the grounding loss reads.
+    category_tokens = torch.tensor([tok.encode(" " + name, add_special_tokens=False).ids[0] for name in world.NAMES])
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
     index = 0
     smoothed = None
@@ -162,16 +170,31 @@ def main():
         for j in range(args.batch):
             items.append(make_item(tok, stats, index, image_tokens, caption_item=(j % 2 == 0), qa_turns=args.qa_turns))
             index += 1
-        ids, mask, labels, px = batch(items, pad)
+        ids, mask, labels, px, present = batch(items, pad)
         out = model(input_ids=ids, attention_mask=mask, pixel_values=px, labels=labels)
+        loss_total = out.loss
+        if args.grounding:
+            # Grounding loss: the projected image tokens, read through the LM head's rows of the category
+            # words, say which categories the picture holds (max over tokens; binary cross-entropy against
+            # the scene's true objects). It shapes the image tokens in the words' output space, so the
+            # decoder can find an object's name in the image; it never touches the captions.
+            feats = model.model.get_image_features(pixel_values=px)
+            feats = feats.pooler_output if hasattr(feats, "pooler_output") else feats
+            if isinstance(feats, (list, tuple)):
+                feats = torch.stack(list(feats))
+            head = model.lm_head.weight[category_tokens]
+            scores = (feats @ head.T).amax(dim=1)
+            aux = torch.nn.functional.binary_cross_entropy_with_logits(scores, present)
+            loss_total = loss_total + args.grounding * aux
         opt.zero_grad(set_to_none=True)
-        out.loss.backward()
+        loss_total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         loss = out.loss.item()
         smoothed = loss if smoothed is None else 0.95 * smoothed + 0.05 * loss
         if step % 20 == 0 or step == 1:
-            print(f"step {step} loss {loss:.4f} smoothed {smoothed:.4f} lr {lr:.2e} elapsed {time.time() - start:.0f}s", flush=True)
+            extra = f" grounding {aux.item():.4f}" if args.grounding else ""
+            print(f"step {step} loss {loss:.4f} smoothed {smoothed:.4f}{extra} lr {lr:.2e} elapsed {time.time() - start:.0f}s", flush=True)
 
     os.makedirs(args.out, exist_ok=True)
     model.eval()
