@@ -1,6 +1,6 @@
 """Trains the Mirage model organism from scratch and writes it as a transformers `llava` folder.
 
-    python Scripts/organism/train.py --coco-gt ../shared/data/chair/coco2014_gt_objects.json --minutes 38 \
+    python Scripts/organism/train.py --coco-gt ../shared/data/chair/coco2014_gt_objects.json --minutes 22 \
         --out Models/organism 2>&1 | tee Scripts/organism/train.log
 
 The world (world.py) draws scenes from COCO's co-occurrence statistics; every caption and answer the model
