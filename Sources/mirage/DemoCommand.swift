@@ -14,9 +14,17 @@ import MirageText
 /// `mirage demo`: a complete small experiment with nothing downloaded.
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a small end-to-end experiment (3 decoders × CHAIR and POPE) on synthetic data.",
+        abstract: "Run a small end-to-end experiment (3 decoders × CHAIR and POPE) on the model organism.",
         discussion: """
-        Shows the whole pipeline in seconds with nothing downloaded: it writes a tiny deterministic \
+        By default the demo runs the model organism shipped in the repository (Models/organism, \
+        docs/organism.md): a small LLaVA model trained from scratch on a generated world of COCO objects, \
+        which sees, describes and hallucinates (from COCO's co-occurrence priors where its visual evidence is \
+        weak). It runs greedy, beam search (3 beams) and OPERA (3 beams) on the organism's held-out set \
+        (Annotations/organism: the first --count of its 150 images, default 100) for CHAIR and POPE's random, \
+        popular and adversarial splits, stores the runs and prints the comparison table. The organism is found \
+        in the current directory or in the checkout the binary was built in; run from the repository.
+
+        --random-model shows the whole pipeline in seconds instead: it writes a tiny deterministic \
         random-weight LLaVA model (`mirage models synth --arch llava-llama --size tiny`, plus whole-word \
         tokens so it writes words) and a synthetic \
         COCO-style image set (JPEG images of drawn shapes, one per object, with instances/captions \
@@ -25,7 +33,7 @@ struct Demo: ParsableCommand {
         stores the runs (`mirage runs list`) and prints the comparison table (`mirage compare`). \
         The cache is reused by later calls, and runs already in the database are not run again.
 
-        The synthetic model's weights are random, so it strings words together without looking much at the \
+        That model's weights are random, so it strings words together without looking much at the \
         image: the numbers show that every stage works, not how well anything works. Run real models with \
         `mirage run`.
 
@@ -43,7 +51,8 @@ struct Demo: ParsableCommand {
 
         Examples:
           mirage demo
-          mirage demo --db /tmp/demo.sqlite --cache /tmp/mirage-demo
+          mirage demo --count 150
+          mirage demo --random-model --db /tmp/demo.sqlite --cache /tmp/mirage-demo
           mirage demo --images ~/coco/val2014 --annotations ~/coco/annotations/instances_val2014.json
           mirage demo --images ../shared/data/coco/images --annotations ../shared/data/chair/coco2014_gt_objects.json
           mirage demo --model ~/models/llava-1.5-7b-hf --images ~/coco/val2014 --annotations coco2014_gt_objects.json
@@ -64,8 +73,11 @@ struct Demo: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Run this vision-language model folder (any family in `mirage models families`) instead of the synthetic one.", valueName: "dir"))
     var model: String?
 
-    @Option(name: .long, help: "Images to run on.")
-    var count = 8
+    @Option(name: .long, help: "Images to run on (default: 100 of the organism's held-out set, 8 otherwise).")
+    var count: Int?
+
+    @Flag(name: .long, help: "Run the synthetic random-weight tiny model on synthetic images instead of the model organism.")
+    var randomModel = false
 
     @Option(name: .long, help: "Worker threads (default and maximum: the machine's CPUs).")
     var threads: Int?
@@ -105,7 +117,10 @@ struct Demo: ParsableCommand {
     static let questionSource = "mirage-demo"
 
     func validate() throws {
-        if count < 1 { throw ValidationError("--count must be at least 1") }
+        if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        if randomModel && (model != nil || images != nil) {
+            throw ValidationError("--random-model replaces the model organism; it does not go with --model or --images")
+        }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let prefixCache, prefixCache < 0 { throw ValidationError("--prefix-cache takes megabytes ≥ 0 (0 turns the cache off), got \(prefixCache)") }
         if images != nil && annotations.isEmpty {
@@ -123,8 +138,12 @@ struct Demo: ParsableCommand {
         let threadCount = ThreadCount.capped(threads)
         try pixelLimit.apply()
         if let model { try checkModelConfigs([model]) }
-        let model = try model.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) } ?? DemoCache.model(in: cacheURL)
+        let organism = self.model == nil && images == nil && !randomModel ? try Organism.locate() : nil
+        let count = self.count ?? (organism == nil ? 8 : Organism.defaultCount)
+        let model = try model.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
+            ?? organism?.model ?? DemoCache.model(in: cacheURL)
         let data = try images.map { try DemoData.real(images: $0, annotations: annotations, count: count, cache: cacheURL) }
+            ?? organism.map { try DemoData.organism($0, count: count) }
             ?? DemoData.synthetic(count: count, cache: cacheURL)
 
         // CHAIR with the reference text pipeline when its resources are installed (or named); otherwise, when
@@ -151,7 +170,7 @@ struct Demo: ParsableCommand {
                 notes.append("CHAIR was skipped: \(referenceError)\nTo include CHAIR: \(fetch), then run `mirage demo` again.")
             }
         }
-        var protocols = [try data.writeProtocol(task: .pope, in: cacheURL)]
+        var protocols = try data.popeSplits.map { try data.writeProtocol(task: .pope, split: $0, in: cacheURL) }
         if chair != nil { protocols.insert(try data.writeProtocol(task: .chair, in: cacheURL), at: 0) }
 
         var experiment = Experiment()
@@ -170,12 +189,13 @@ struct Demo: ParsableCommand {
                                    threads: threadCount)
             },
             questionFile: { source in
-                if case .dataSource(Self.questionSource, _) = source { return data.popeQuestions }
+                if case .dataSource(Self.questionSource, let split) = source, let url = data.popeQuestions[split] { return url }
                 return try RunResources.dataStoreQuestions()(source)
             },
             protocols: ProtocolLibrary(folders: []))
         let store = try database.open(create: true)
-        print("Demo: \(data.summary); model \(model.lastPathComponent)\(self.model == nil ? " (random weights)" : ""); decoders \(decoderChoices.joined(separator: ", ")).")
+        let kind = self.model != nil ? "" : organism != nil ? " (the trained model organism, docs/organism.md)" : " (random weights)"
+        print("Demo: \(data.summary); model \(model.lastPathComponent)\(kind); decoders \(decoderChoices.joined(separator: ", ")).")
         print("Running into \(store.location) ...")
         let runner = ExperimentRunner(experiment: experiment, store: store, resources: runResources,
                                       options: RunnerOptions(mirageVersion: MirageVersion.string, gitRevision: Provenance.gitRevision,
@@ -251,7 +271,13 @@ struct DemoData {
     var captionFiles: [URL]
     /// CHAIR's prebuilt ground truth, when the user gave one.
     var prebuiltGroundTruth: URL?
-    var popeQuestions: URL
+    /// POPE question files by split (the demo runs each split it has).
+    var popeQuestions: [POPESplit: URL]
+    /// CHAIR's max_new_tokens: short captions for the random model, room for the organism's several sentences.
+    var captionTokens = 24
+
+    /// The splits with question files, in POPE's order.
+    var popeSplits: [POPESplit] { POPESplit.allCases.filter { popeQuestions[$0] != nil } }
 
     /// The synthetic COCO-style set (seed 0, 336×336 images).
     static func synthetic(count: Int, cache: URL) throws -> DemoData {
@@ -262,7 +288,7 @@ struct DemoData {
         let ids = try COCOReader.instances(at: files.instances).images.map(\.id)
         return DemoData(name: "demo-synthetic", summary: "\(ids.count) synthetic images in \(root.path)",
                         imageFolder: files.imageDirectory, imageIDs: ids, instanceFiles: [files.instances],
-                        captionFiles: [files.captions], prebuiltGroundTruth: nil, popeQuestions: files.popeQuestions[.random]!)
+                        captionFiles: [files.captions], prebuiltGroundTruth: nil, popeQuestions: [.random: files.popeQuestions[.random]!])
     }
 
     /// A folder of COCO images with the user's annotations: the first `count` images (sorted ids) of the
@@ -315,7 +341,7 @@ struct DemoData {
         try POPEQuestionReader.jsonLines(questions).write(to: pope)
         return DemoData(name: "demo-real", summary: "\(ids.count) images of \(folder.path)", imageFolder: folder,
                         imageIDs: ids, instanceFiles: instances, captionFiles: captions, prebuiltGroundTruth: prebuilt,
-                        popeQuestions: pope)
+                        popeQuestions: [.random: pope])
     }
 
     /// CHAIR's ground truth: the prebuilt file, else built from the instances (and captions) and cached.
@@ -328,28 +354,42 @@ struct DemoData {
                    pipelineVersion: version).groundTruth
     }
 
-    /// Writes the protocol file of a task (`<cache>/protocols/<name>-<task>.yaml`) and returns its path.
-    func writeProtocol(task: EvalProtocol.Task, in cache: URL) throws -> URL {
+    /// The organism's held-out set (Annotations/organism): its first `count` images (ids 1...150), CHAIR's
+    /// ground truth from its instances file, and POPE's three splits built from it by `mirage pope build`.
+    static func organism(_ files: Organism.Files, count: Int) throws -> DemoData {
+        let ids = try COCOReader.instances(at: files.instances).images.map(\.id).sorted()
+        let chosen = Array(ids.prefix(count))
+        return DemoData(name: "demo-organism", summary: "\(chosen.count) held-out organism images in \(files.images.path)",
+                        imageFolder: files.images, imageIDs: chosen, instanceFiles: [files.instances], captionFiles: [],
+                        prebuiltGroundTruth: nil, popeQuestions: files.pope, captionTokens: Organism.captionTokens)
+    }
+
+    /// Writes the protocol file of a task (`<cache>/protocols/<name>-<task>.yaml`, `-<split>` added when the
+    /// data has several POPE splits) and returns its path.
+    func writeProtocol(task: EvalProtocol.Task, split: POPESplit = .random, in cache: URL) throws -> URL {
         let folder = cache.appendingPathComponent("protocols")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let url = folder.appendingPathComponent("\(name)-\(task.rawValue).yaml")
+        let suffix = task == .pope && popeSplits.count > 1 ? "-\(split.rawValue)" : ""
+        let url = folder.appendingPathComponent("\(name)-\(task.rawValue)\(suffix).yaml")
+        // The organism's question files cover its whole held-out set; --count picks the images asked about.
+        let popeImages = name == "demo-organism" ? "\nimages: {ids: [\(imageIDs.map(String.init).joined(separator: ", "))]}" : ""
         let text: String
         switch task {
         case .chair:
             text = """
-                description: Mirage demo, CHAIR on \(imageIDs.count) images (short captions)
+                description: Mirage demo, CHAIR on \(imageIDs.count) images\(captionTokens == 24 ? " (short captions)" : "")
                 task: chair
                 images: {ids: [\(imageIDs.map(String.init).joined(separator: ", "))]}
                 prompt: Please describe this image in detail.
                 template: llava15
-                max_new_tokens: 24
+                max_new_tokens: \(captionTokens)
 
                 """
         case .pope:
             text = """
-                description: Mirage demo, POPE random split built from the demo annotations
+                description: Mirage demo, POPE \(split.rawValue) split built from the demo annotations
                 task: pope
-                questions: {source: \(Demo.questionSource), split: random}
+                questions: {source: \(Demo.questionSource), split: \(split.rawValue)}\(popeImages)
                 prompt: "{question} Answer the question using a single word or phrase."
                 template: llava15
                 max_new_tokens: 6

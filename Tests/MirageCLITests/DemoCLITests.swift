@@ -13,7 +13,7 @@ import MirageTestSupport
     let chairResources = SharedData.has("chair/synonyms.txt", "nltk/punkt_tab/english", "nltk/averaged_perceptron_tagger_eng")
         && FileManager.default.fileExists(atPath: "/usr/share/wordnet/index.noun")
     let db = scratch.path("demo.sqlite")
-    var arguments = ["demo", "--db", db, "--cache", scratch.path("cache"), "--count", "4", "--threads", "2"]
+    var arguments = ["demo", "--random-model", "--db", db, "--cache", scratch.path("cache"), "--count", "4", "--threads", "2"]
     if chairResources {
         arguments += ["--synonyms", SharedData.url("chair/synonyms.txt").path, "--nltk-data", SharedData.url("nltk").path,
                       "--wordnet", "/usr/share/wordnet"]
@@ -53,7 +53,7 @@ import MirageTestSupport
     let scratch = try Scratch()
     defer { scratch.cleanup() }
     let db = scratch.path("demo.sqlite")
-    let result = try mirage(["demo", "--db", db, "--cache", scratch.path("cache"), "--count", "3",
+    let result = try mirage(["demo", "--random-model", "--db", db, "--cache", scratch.path("cache"), "--count", "3",
                              "--synonyms", scratch.path("missing-synonyms.txt")])
     #expect(result.status == 0, "mirage demo failed: \(result.stderr)")
     #expect(result.stdout.contains("POPE random") && !result.stdout.contains("CHAIR_S"))
@@ -68,7 +68,7 @@ import MirageTestSupport
     let scratch = try Scratch()
     defer { scratch.cleanup() }
     let db = scratch.path("demo.sqlite")
-    let arguments = ["demo", "--db", db, "--cache", scratch.path("cache"), "--count", "3",
+    let arguments = ["demo", "--random-model", "--db", db, "--cache", scratch.path("cache"), "--count", "3",
                      "--synonyms", scratch.path("missing-synonyms.txt")]
     func runCount() throws -> Int? { try DatabaseQueue(path: db).read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM runs") } }
     _ = try mirageOK(arguments)
@@ -136,7 +136,7 @@ func demoWithAnEmptyDataStoreRunsCHAIRInDemoMode() throws {
     var environment = ProcessInfo.processInfo.environment
     environment["MIRAGE_DATA"] = scratch.path("empty-data-store")
     let db = scratch.path("demo.sqlite")
-    let result = try runProcess(binary, ["demo", "--db", db, "--cache", scratch.path("cache"), "--count", "3"],
+    let result = try runProcess(binary, ["demo", "--random-model", "--db", db, "--cache", scratch.path("cache"), "--count", "3"],
                                 environment: environment)
     #expect(result.status == 0, "mirage demo failed: \(result.stderr)")
     let header = try #require(result.stdout.split(separator: "\n").first { $0.contains("POPE random") })
@@ -154,4 +154,32 @@ func demoWithAnEmptyDataStoreRunsCHAIRInDemoMode() throws {
         #expect(run["status"] as String == "complete")
         #expect(run["scored"] as Int == 3)
     }
+}
+
+/// Without options the demo runs the model organism shipped in the repository (Models/organism) on its
+/// held-out set (Annotations/organism): the first --count images, POPE's three splits (CHAIR is skipped here:
+/// the synonym file named does not exist), greedy, beam search and OPERA. --random-model goes back to the
+/// random-weight model and refuses --model.
+@Test func demoRunsTheModelOrganismByDefault() throws {
+    let scratch = try Scratch()
+    defer { scratch.cleanup() }
+    let db = scratch.path("demo.sqlite")
+    let result = try mirage(["demo", "--db", db, "--cache", scratch.path("cache"), "--count", "2",
+                             "--synonyms", scratch.path("missing-synonyms.txt")])
+    #expect(result.status == 0, "mirage demo failed: \(result.stderr)")
+    #expect(result.stdout.contains("2 held-out organism images") && result.stdout.contains("the trained model organism"))
+    for split in ["random", "popular", "adversarial"] {
+        #expect(result.stdout.contains("POPE \(split)"), "no POPE \(split) column in:\n\(result.stdout)")
+    }
+    let runs = try DatabaseQueue(path: db).read { db in
+        try Row.fetchAll(db, sql: """
+            SELECT p.task, r.status, (SELECT COUNT(*) FROM item_scores s WHERE s.run_id = r.id) AS scored
+            FROM runs r JOIN protocols p ON p.id = r.protocol_id ORDER BY r.id
+            """).map { "\($0["task"] as String) \($0["status"] as String) \($0["scored"] as Int)" }
+    }
+    // 2 images × (3 present + 3 absent objects) per split, 3 splits × 3 decoders.
+    #expect(runs == Array(repeating: "pope complete 12", count: 9))
+
+    let refused = try mirage(["demo", "--random-model", "--model", scratch.path("m"), "--db", db])
+    #expect(refused.status != 0 && refused.stderr.contains("--random-model replaces the model organism"))
 }

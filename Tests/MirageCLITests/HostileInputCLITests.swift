@@ -266,7 +266,7 @@ import Glibc
         let scratch = try Scratch()
         defer { scratch.cleanup() }
         let db = scratch.path("limit.sqlite")
-        let limited = try mirage(["demo", "--db", db, "--cache", scratch.path("cache"), "--count", "3",
+        let limited = try mirage(["demo", "--random-model", "--db", db, "--cache", scratch.path("cache"), "--count", "3",
                                   "--synonyms", scratch.path("missing-synonyms.txt"), "--max-image-pixels", "1000"])
         #expect(!limited.stderr.contains("Fatal error"), "\(limited.stderr)")
         let reasons = try DatabaseQueue(path: db).read { try String.fetchAll($0, sql: "SELECT DISTINCT failure_reason FROM items") }

@@ -64,7 +64,7 @@ import MirageTestSupport
     defer { scratch.cleanup() }
     let cache = scratch.path("cache")
     // The demo writes the model and the image set (POPE only: no CHAIR resources given).
-    try mirageOK(["demo", "--db", scratch.path("demo.sqlite"), "--cache", cache, "--count", "6",
+    try mirageOK(["demo", "--random-model", "--db", scratch.path("demo.sqlite"), "--cache", cache, "--count", "6",
                   "--synonyms", scratch.path("none.txt")])
     let data = cache + "/synthetic-coco-6-seed0"
     let protocolFile = try scratch.write("pope.yaml", """
