@@ -24,7 +24,6 @@ func decodeContrastive(_ context: DecodingContext, branches: [PromptLayout], opt
                        choose: ([Float], Int) -> Int) throws -> DecodeResult {
     let limits = context.limits
     var session = context.makeSession()
-    var trace = DecodeTrace()
     guard limits.maxNewTokens > 0 else {
         return DecodeResult(tokens: [], text: "", stopReason: .maxNewTokens, meter: session.meter)
     }
@@ -53,18 +52,12 @@ func decodeContrastive(_ context: DecodingContext, branches: [PromptLayout], opt
     for (i, p) in prompts.enumerated() {
         outputs.append(try session.prefill(Array(p.items[shared...]), to: i, options: i == 0 ? options : ForwardOptions()))
     }
-    var rows = ContrastiveRows(logits: outputs.map { $0.logits(0) }, output: outputs[0])
-    var response = ResponseAccumulator(context: context)
-    while true {
-        let step = response.tokens.count
-        var scores = try score(rows, step, &trace)
-        for p in processors { p.process(&scores, context: response.logitsContext) }
-        let token = choose(scores, step)
-        if try response.commit(token) { break }
-        let out = try session.step([Int](repeating: token, count: prompts.count), options: options)
-        rows = ContrastiveRows(logits: (0..<prompts.count).map { out.logits($0) }, output: out)
+    let stepped = session
+    return try decodeTokens(context, session: session, first: ContrastiveRows(logits: outputs.map { $0.logits(0) }, output: outputs[0]),
+                            processors: processors, score: score, choose: choose) { token, _ in
+        let out = try stepped.step([Int](repeating: token, count: prompts.count), options: options)
+        return ContrastiveRows(logits: (0..<prompts.count).map { out.logits($0) }, output: out)
     }
-    return response.result(meter: session.meter, trace: trace)
 }
 
 /// The early-exit logits of `layers` at the predicting row, in one LM-head call: `lm_head(h_l)`, or
