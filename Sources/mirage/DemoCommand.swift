@@ -79,6 +79,9 @@ struct Demo: ParsableCommand {
     @Flag(name: .long, help: "Run the synthetic random-weight tiny model on synthetic images instead of the model organism.")
     var randomModel = false
 
+    @Flag(name: .long, help: "Also store each item's last-layer attention, for `mirage analyze overtrust` and `mirage attention` (as `mirage run --record-attention`).")
+    var recordAttention = false
+
     @Option(name: .long, help: "Worker threads (default and maximum: the machine's CPUs).")
     var threads: Int?
 
@@ -177,6 +180,7 @@ struct Demo: ParsableCommand {
         experiment.models = [model.path]
         experiment.protocols = protocols.map(\.path)
         experiment.decoders = try decoderChoices.map { try DecoderChoice(parsing: $0) }
+        experiment.recordAttention = recordAttention
         experiment.images = data.imageFolder.path
         experiment.instances = data.instanceFiles.map(\.path)
         experiment.threads = threadCount
@@ -201,6 +205,7 @@ struct Demo: ParsableCommand {
                                       options: RunnerOptions(mirageVersion: MirageVersion.string, gitRevision: Provenance.gitRevision,
                                                              sourcePath: "mirage demo"),
                                       progress: RunProgress(json: false))
+        if recordAttention { runner.itemObservers.append(AttentionRecorder(store: store)) }
         let outcomes = try runner.run()
         var comparison = try ComparisonBuilder(store: store).compare(runs: outcomes.map(\.run))
         for i in comparison.rows.indices {

@@ -183,3 +183,20 @@ func demoWithAnEmptyDataStoreRunsCHAIRInDemoMode() throws {
     let refused = try mirage(["demo", "--random-model", "--model", scratch.path("m"), "--db", db])
     #expect(refused.status != 0 && refused.stderr.contains("--random-model replaces the model organism"))
 }
+
+/// `mirage demo --record-attention` stores every item's last-layer attention, as `mirage run --record-attention`
+/// does, so `mirage analyze overtrust` can read the demo's runs.
+@Test func demoRecordsAttentionWhenAsked() throws {
+    let scratch = try Scratch()
+    defer { scratch.cleanup() }
+    let db = scratch.path("demo.sqlite")
+    let base = ["demo", "--random-model", "--db", db, "--cache", scratch.path("cache"), "--count", "2", "--threads", "2",
+                "--decoder", "greedy"]
+    let result = try mirage(base + ["--record-attention"])
+    #expect(result.status == 0, "mirage demo --record-attention failed: \(result.stderr)")
+    let (items, recorded) = try DatabaseQueue(path: db).read { db in
+        (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM items") ?? 0,
+         try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT item_id) FROM item_attention") ?? 0)
+    }
+    #expect(items > 0 && recorded == items, "\(recorded) of \(items) items have attention")
+}
