@@ -42,6 +42,9 @@ public struct ICDDecoder: Decoder {
 
     public let parameters: DecoderParameters
     public let name = "icd"
+    /// Called with each step's scores before the processors (what the greedy variant takes the argmax of);
+    /// the parity tests compare them with the published code's.
+    public var scoreObserver: (@Sendable (_ step: Int, _ scores: [Float]) -> Void)?
 
     public init(_ parameters: DecoderParameters) { self.parameters = parameters }
 
@@ -70,11 +73,13 @@ public struct ICDDecoder: Decoder {
         let contrast = try context.branch(Self.branchRole)
         let (alpha, beta) = (parameters[Self.alpha], parameters[Self.beta])
         let rawArgmax = parameters[Self.mode] == Mode.reference.rawValue && !parameters[Self.sample]
+        let observer = scoreObserver
         return try decodeContrastive(context, branches: [contrast], options: ForwardOptions(),
                                      processors: rawArgmax ? [] : ContrastSampling.processors(parameters, limits: context.limits),
                                      score: { rows, step, trace in
             let c = ContrastiveScores.vcd(rows.logits[0], contrast: rows.logits[1], alpha: alpha, beta: rawArgmax ? 0 : beta)
             recordCutoff(c, step: step, trace: &trace)
+            observer?(step, c.scores)
             return c.scores
         }, choose: ContrastSampling.choice(parameters, key: context.randomKey))
     }

@@ -22,6 +22,9 @@ public struct M3IDDecoder: Decoder {
 
     public let parameters: DecoderParameters
     public let name = "m3id"
+    /// Called with each step's scores before the processors (what the greedy variant takes the argmax of);
+    /// the parity tests compare them with the published code's.
+    public var scoreObserver: (@Sendable (_ step: Int, _ scores: [Float]) -> Void)?
 
     public init(_ parameters: DecoderParameters) { self.parameters = parameters }
 
@@ -56,12 +59,14 @@ public struct M3IDDecoder: Decoder {
 
     public func decode(_ context: DecodingContext) throws -> DecodeResult {
         let unconditional = try context.branch(Self.branchRole)
-        let (lambda, beta) = (parameters[Self.lambda], parameters[Self.beta])
+        let (lambda, beta, observer) = (parameters[Self.lambda], parameters[Self.beta], scoreObserver)
         return try decodeContrastive(context, branches: [unconditional], options: ForwardOptions(),
                                      processors: ContrastSampling.processors(parameters, limits: context.limits),
                                      score: { rows, step, trace in
             trace.count("steps")
-            return Self.scores(rows.logits[0], unconditional: rows.logits[1], step: step, lambda: lambda, beta: beta)
+            let scores = Self.scores(rows.logits[0], unconditional: rows.logits[1], step: step, lambda: lambda, beta: beta)
+            observer?(step, scores)
+            return scores
         }, choose: ContrastSampling.choice(parameters, key: context.randomKey))
     }
 }
