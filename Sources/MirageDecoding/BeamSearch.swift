@@ -287,42 +287,57 @@ public struct BeamSearchDecoder: Decoder {
 
     public func decode(_ context: DecodingContext) throws -> DecodeResult {
         let limits = context.limits
-        let promptIDs = context.prompt.tokenIDs
-        var state = BeamSearchState(numBeams: numBeams, lengthPenalty: lengthPenalty, earlyStopping: earlyStopping,
-                                    semantics: semantics, eosTokenIDs: limits.eosTokenIDs, inputLength: promptIDs.count,
-                                    maxNewTokens: limits.maxNewTokens)
-        guard limits.maxNewTokens > 0 else {
-            return DecodeResult(tokens: [], text: "", stopReason: .maxNewTokens, meter: ForwardMeter())
+        let state = BeamSearchState(numBeams: numBeams, lengthPenalty: lengthPenalty, earlyStopping: earlyStopping,
+                                    semantics: semantics, eosTokenIDs: limits.eosTokenIDs,
+                                    inputLength: context.prompt.tokenIDs.count, maxNewTokens: limits.maxNewTokens)
+        return try beamSearch(context, state: state,
+                              processors: standardProcessors(repetitionPenalty: repetitionPenalty, limits: limits)) { out, i, _ in
+            Array(out.logits(i))
         }
-        let processors = standardProcessors(repetitionPenalty: repetitionPenalty, limits: limits)
-        let prefilled = try context.prefilledSession()
-        let session = prefilled.0
-        var out = prefilled.1
-        // Every beam starts as the prompt (transformers expands the prompt B times); share its cache.
-        var rows = Array(repeating: Array(out.logits(0)), count: numBeams)
-        for _ in 1..<numBeams { session.session.fork(0) }
-        var trace = DecodeTrace()
-        while true {
-            let logProbs = rows.enumerated().map { b, logits -> [Float] in
-                var lp = logSoftmax(logits[...])
-                let ctx = LogitsContext(tokens: promptIDs + state.beams[b], generated: state.generatedCount)
-                for p in processors { p.process(&lp, context: ctx) }
-                return lp
-            }
-            let parents = state.advance(state.candidates(logProbs: logProbs))
-            if state.isDone { break }
-            session.session.reorder(parents)
-            out = try session.step(state.lastTokens)
-            rows = (0..<numBeams).map { Array(out.logits($0)) }
-        }
-        trace.counters["finished-hypotheses"] = Double(state.finished.count)
-        guard let best = state.best() else {
-            return DecodeResult(tokens: [], text: "", stopReason: .searchFinished, meter: session.meter, trace: trace)
-        }
-        trace.counters["best-score"] = best.score
-        var tokens = best.tokens
-        if tokens.count > limits.maxNewTokens { tokens.removeLast(tokens.count - limits.maxNewTokens) }
-        let reason: StopReason = tokens.last.map { limits.eosTokenIDs.contains($0) } == true ? .eos : .maxNewTokens
-        return DecodeResult(tokens: tokens, text: context.text(of: tokens), stopReason: reason, meter: session.meter, trace: trace)
     }
+}
+
+/// The beam loop of `BeamSearchDecoder` and of the decoders that search over their own scores (DeCo with
+/// `num_beams` > 1): the prompt is prefilled once (with `options`) and forked B − 1 times (blocks shared);
+/// at each step every beam's row of scores, `rowScores(output, i, trace)` for the i-th logit row of the pass
+/// (the logits for plain beam search), goes through log-softmax and `processors`, and `state` picks the
+/// continuations (`BeamSearchState.candidates` → `advance`); the session is reordered to the parents and
+/// stepped with the chosen tokens (with `options`), until the search is done.
+func beamSearch(_ context: DecodingContext, state initial: BeamSearchState, processors: [any LogitsProcessor],
+                options: ForwardOptions = ForwardOptions(), trace initialTrace: DecodeTrace = DecodeTrace(),
+                rowScores: (_ output: ForwardOutput, _ row: Int, _ trace: inout DecodeTrace) throws -> [Float]) throws -> DecodeResult {
+    let limits = context.limits
+    let promptIDs = context.prompt.tokenIDs
+    var state = initial
+    let numBeams = state.numBeams
+    guard limits.maxNewTokens > 0 else {
+        return DecodeResult(tokens: [], text: "", stopReason: .maxNewTokens, meter: ForwardMeter())
+    }
+    var trace = initialTrace
+    let (session, first) = try context.prefilledSession(options: options)
+    // Every beam starts as the prompt (transformers expands the prompt B times); share its cache.
+    var rows = Array(repeating: try rowScores(first, 0, &trace), count: numBeams)
+    for _ in 1..<numBeams { session.session.fork(0) }
+    while true {
+        let logProbs = rows.enumerated().map { b, scores -> [Float] in
+            var lp = logSoftmax(scores[...])
+            let ctx = LogitsContext(tokens: promptIDs + state.beams[b], generated: state.generatedCount)
+            for p in processors { p.process(&lp, context: ctx) }
+            return lp
+        }
+        let parents = state.advance(state.candidates(logProbs: logProbs))
+        if state.isDone { break }
+        session.session.reorder(parents)
+        let out = try session.step(state.lastTokens, options: options)
+        rows = try (0..<numBeams).map { try rowScores(out, $0, &trace) }
+    }
+    trace.counters["finished-hypotheses"] = Double(state.finished.count)
+    guard let best = state.best() else {
+        return DecodeResult(tokens: [], text: "", stopReason: .searchFinished, meter: session.meter, trace: trace)
+    }
+    trace.counters["best-score"] = best.score
+    var tokens = best.tokens
+    if tokens.count > limits.maxNewTokens { tokens.removeLast(tokens.count - limits.maxNewTokens) }
+    let reason: StopReason = tokens.last.map { limits.eosTokenIDs.contains($0) } == true ? .eos : .maxNewTokens
+    return DecodeResult(tokens: tokens, text: context.text(of: tokens), stopReason: reason, meter: session.meter, trace: trace)
 }

@@ -63,11 +63,16 @@ func decodeContrastive(_ context: DecodingContext, branches: [PromptLayout], opt
 /// The early-exit logits of `layers` at the predicting row, in one LM-head call: `lm_head(h_l)`, or
 /// `lm_head(norm(h_l))` with `finalNorm`. The pass must have asked for those hidden states.
 func earlyExits(_ rows: ContrastiveRows, layers: [Int], model: LanguageModel, finalNorm: Bool) -> [ArraySlice<Float>] {
+    earlyExits(rows.output, row: rows.lastRow, layers: layers, model: model, finalNorm: finalNorm)
+}
+
+/// The early-exit logits of `layers` at query row `row` of `output` (an index into `output.rows`).
+func earlyExits(_ output: ForwardOutput, row: Int, layers: [Int], model: LanguageModel, finalNorm: Bool) -> [ArraySlice<Float>] {
     let H = model.config.hiddenSize, V = model.config.vocabSize
     var hidden: [Float] = []
     hidden.reserveCapacity(layers.count * H)
     for l in layers {
-        hidden += rows.output.hiddenStates[l]![(rows.lastRow * H)..<((rows.lastRow + 1) * H)]
+        hidden += output.hiddenStates[l]![(row * H)..<((row + 1) * H)]
     }
     let exits = model.earlyExitLogits(hidden, rows: layers.count, applyFinalNorm: finalNorm)
     return layers.indices.map { exits[($0 * V)..<(($0 + 1) * V)] }

@@ -35,6 +35,10 @@ public struct DeCoDecoder: Decoder {
         "sample", .bool, default: false,
         help: "Sample from the DeCo scores (the AMBER/MME scripts' temperature 1) or take the best (the CHAIR/POPE scripts).",
         source: "zjunlp/Deco chair_llava.py/pope_llava.py --temperature -1 (do_sample False)")
+    public static let numBeams = Parameter<Int>(
+        "num_beams", .int(1...64), default: 1,
+        help: "Beam search over the DeCo scores with this many beams (1 = one sequence, greedy or sampled): every beam's row is scored as above, then log-softmax and transformers 4.31's beam scorer (length penalty 1, early stopping false).",
+        source: "zjunlp/Deco chair_llava.py --num_beams 1 (generate routes num_beams > 1 to deco_beam_search)")
 
     public let parameters: DecoderParameters
     public let name = "deco"
@@ -43,7 +47,8 @@ public struct DeCoDecoder: Decoder {
 
     public var inputs: DecoderInputs {
         DecoderInputs(hooks: [.hiddenStates(layers: .layers(Array(parameters[Self.startLayer]..<max(parameters[Self.startLayer],
-                                                                                                        parameters[Self.endLayer]))))])
+                                                                                                        parameters[Self.endLayer]))))],
+                      beams: parameters[Self.numBeams])
     }
 
     public static let descriptor = DecoderDescriptor(
@@ -51,13 +56,15 @@ public struct DeCoDecoder: Decoder {
         summary: "DeCo: the preceding layer that best supports the final layer's candidates is mixed into the final logits.",
         parameters: [alpha.spec, candidateTopP.spec, candidateTopK.spec, startLayer.spec, endLayer.spec,
                      ContrastSampling.temperature.spec, ContrastSampling.topK.spec, ContrastSampling.topP.spec,
-                     ContrastSampling.repetitionPenalty.spec, sample.spec],
+                     ContrastSampling.repetitionPenalty.spec, sample.spec, numBeams.spec],
         presets: [
             DecoderPreset("deco-paper", ["alpha": .double(0.6), "threshold_top_p": .double(0.9), "threshold_top_k": .int(20),
                                          "start_layer": .int(20), "end_layer": .int(29), "sample": .bool(false)],
                           source: "zjunlp/Deco chair_llava.py and pope_llava.py defaults (greedy, LLaVA-1.5-7B)"),
             DecoderPreset("deco-sampling", ["sample": .bool(true), "temperature": .double(1)],
                           source: "zjunlp/Deco amber_llava.py and mme_llava.py --temperature 1.0 (do_sample True)"),
+            DecoderPreset("deco-beam", ["num_beams": .int(5), "sample": .bool(false)],
+                          source: "zjunlp/Deco deco_beam_search (generate with num_beams > 1; 5 as the beam baseline of OPERA's comparison)"),
         ],
         make: { DeCoDecoder($0) })
 
@@ -72,6 +79,22 @@ public struct DeCoDecoder: Decoder {
         let model = context.model
         let layers = try anchorLayers(modelLayers: model.config.numLayers)
         let (alpha, topP, topK) = (parameters[Self.alpha], parameters[Self.candidateTopP], parameters[Self.candidateTopK])
+        let beams = parameters[Self.numBeams]
+        if beams > 1 {
+            guard !parameters[Self.sample] else { throw DeCoError.beamWithSampling(beams: beams) }
+            let limits = context.limits
+            let state = BeamSearchState(numBeams: beams, semantics: .transformers4, eosTokenIDs: limits.eosTokenIDs,
+                                        inputLength: context.prompt.tokenIDs.count, maxNewTokens: limits.maxNewTokens)
+            let processors = standardProcessors(repetitionPenalty: parameters[ContrastSampling.repetitionPenalty], limits: limits)
+            return try beamSearch(context, state: state, processors: processors,
+                                  options: ForwardOptions(hiddenStateLayers: layers)) { out, i, trace in
+                let anchors = earlyExits(out, row: out.logitRows[i], layers: layers, model: model, finalNorm: true)
+                let s = Self.scores(final: out.logits(i), anchors: anchors, alpha: alpha, topP: topP, topK: topK)
+                trace.count("rows")
+                trace.count("anchor-layer-\(layers[s.anchor])")
+                return s.scores
+            }
+        }
         return try decodeContrastive(context, branches: [], options: ForwardOptions(hiddenStateLayers: layers),
                                      processors: ContrastSampling.processors(parameters, limits: context.limits),
                                      score: { rows, step, trace in
@@ -119,12 +142,16 @@ public struct DeCoDecoder: Decoder {
 
 public enum DeCoError: Error, CustomStringConvertible, Equatable {
     case layers(start: Int, end: Int, modelLayers: Int)
+    case beamWithSampling(beams: Int)
 
     public var description: String {
         switch self {
         case let .layers(start, end, L):
             return "DeCo anchor layers \(start)..<\(end) do not fit a model with \(L) layers; set start_layer < end_layer ≤ \(L) "
                 + "(the paper uses 20..<29 of 32 layers: about \(L * 20 / 32)..<\(L * 29 / 32) here)"
+        case let .beamWithSampling(beams):
+            return "DeCo with num_beams \(beams) searches over the scores and cannot also sample; set sample=false "
+                + "(deco_beam_search is deterministic) or num_beams=1 to sample"
         }
     }
 }

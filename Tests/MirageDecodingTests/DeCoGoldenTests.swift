@@ -121,3 +121,42 @@ private func teacherForced(_ model: LanguageModel, _ items: [PromptItem], tokens
     #expect(s.anchor == 1 && s.candidates == 2)
     #expect(s.scores[0] == 2 + Float(0.5 * Double(q)) * 3 && s.scores[1] == 1.5 && s.scores[2] == -.infinity && s.scores[3] == -.infinity)
 }
+
+// DeCo with beam search against deco_beam_search (Fixtures/deco/deco-beam.json from
+// Scripts/fixtures/make_deco_beam_fixtures.py, the same model and prompts): the best hypothesis' tokens and its
+// length-normalised score (transformers 4.31's `sequences_scores`; the row length counts generate's dummy
+// `[bos]` input id of an inputs_embeds prompt).
+@Test func decoBeamSearchMatchesThePublishedCode() throws {
+    let model = try DeCoFixture.model()
+    let data = try Data(contentsOf: DeCoFixture.root.appendingPathComponent("deco-beam.json"))
+    let json = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+    let beams = (json["num_beams"] as! NSNumber).intValue, steps = (json["new_tokens"] as! NSNumber).intValue
+    let image = (DeCoFixture.json["image_rows"] as! [[NSNumber]]).map { PromptItem.embedding($0.map { Float($0.doubleValue) }) }
+    let cases = json["cases"] as! [[String: Any]]
+    #expect(cases.count >= 4 && beams > 1)
+    for (n, c) in cases.enumerated() {
+        let s = c["settings"] as! [String: Any]
+        let layers = F.ints(s["early_exit_layers"])
+        try #require(layers == Array(layers[0]...layers.last!), "case \(n): the anchors must be a range")
+        let decoder = DeCoDecoder(try DeCoDecoder.descriptor.resolve(values: [
+            "alpha": .double(F.double(s["alpha"])), "threshold_top_p": .double(F.double(s["threshold_top_p"])),
+            "threshold_top_k": .int((s["threshold_top_k"] as! NSNumber).intValue), "start_layer": .int(layers[0]),
+            "end_layer": .int(layers.last! + 1), "num_beams": .int(beams)]))
+        #expect(decoder.inputs.sequencesPerStep == beams)
+        let items = F.ints(c["system"]).map { PromptItem.token($0) } + image + F.ints(c["question"]).map { PromptItem.token($0) }
+        let result = try decoder.decode(DecodingContext(model: model, prompt: PromptLayout(items: items, inputIDs: [1]),
+                                                        limits: GenerationLimits(maxNewTokens: steps, eosTokenIDs: [])))
+        #expect(result.tokens == F.ints(c["tokens"]), "case \(n)")
+        let score = try #require(result.trace.counters["best-score"])
+        let expected = F.double(c["sequence_score"])
+        #expect(abs(score - expected) <= 1e-4 * max(1, abs(expected)), "case \(n): best score \(score) vs \(expected)")
+        #expect(result.trace.counters["rows"] == Double(1 + beams * (steps - 1)), "case \(n): every beam row scored")
+    }
+    // Sampling cannot be combined with the search: the error names both ways out.
+    let sampling = DeCoDecoder(try DeCoDecoder.descriptor.resolve(values: ["num_beams": .int(3), "sample": .bool(true),
+                                                                            "start_layer": .int(20), "end_layer": .int(29)]))
+    #expect(throws: DeCoError.beamWithSampling(beams: 3)) {
+        try sampling.decode(DecodingContext(model: model, prompt: PromptLayout(tokens: [1, 5, 7]),
+                                            limits: GenerationLimits(maxNewTokens: 2, eosTokenIDs: [])))
+    }
+}
