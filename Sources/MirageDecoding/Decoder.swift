@@ -107,6 +107,10 @@ public struct DecodingContext {
     /// (greedy, sampling, the contrastive decoders); used to stream text to a terminal. Search decoders
     /// (beam, OPERA) only know their tokens at the end and do not call it.
     public var onToken: ((Int) -> Void)?
+    /// Called with each step's scores before the logits processors (the raw logits for greedy and sampling, the
+    /// method's combined scores for the contrastive and post-OPERA decoders), by the decoders that commit one
+    /// token at a time; tests use it to see that a method's branches and hooks changed the scores.
+    public var onScores: ((_ step: Int, _ scores: [Float]) -> Void)?
     /// Prompt prefixes kept between items (see `prefilledSession`); `nil`: every prefix is computed.
     public var prefixCache: PromptPrefixCache?
 

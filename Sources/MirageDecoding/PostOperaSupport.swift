@@ -37,6 +37,7 @@ func decodeTokens<Rows>(_ context: DecodingContext, session: MeteredSession, fir
     while true {
         let step = response.tokens.count
         var scores = try score(rows, step, &trace)
+        context.onScores?(step, scores)
         for p in processors { p.process(&scores, context: response.logitsContext) }
         let token = choose(scores, step)
         if try response.commit(token) { break }

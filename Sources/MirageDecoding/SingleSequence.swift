@@ -20,6 +20,7 @@ func decodeOneSequence(_ context: DecodingContext, processors: [any LogitsProces
     while true {
         var scores = Array(out.logits(0))
         let step = response.tokens.count
+        context.onScores?(step, scores)
         for p in processors { p.process(&scores, context: response.logitsContext) }
         let token = choose(&scores, step)
         if try response.commit(token) { break }
