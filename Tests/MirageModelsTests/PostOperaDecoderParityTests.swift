@@ -75,6 +75,11 @@ import Testing
                 "alpha": .double(settings["cd_alpha"] as! Double), "beta": .double(settings["cd_beta"] as! Double),
                 "mode": .string("reference"), "sample": .bool(false), "disturbance": .string(c["disturbance"] as! String)]))
             d.scoreObserver = { recorder.record($0, $1) }
+            // The branch the decoder declares puts the disturbance where SID's scripts do: the prompt with the
+            // changed instruction is SID's prompt_cd.
+            let question = c["question"] as! String
+            let changed = try #require(d.inputs.branches.first).instruction.apply(to: question)
+            #expect((c["prompt"] as! String).replacingOccurrences(of: question, with: changed) == c["prompt_cd"] as! String)
             return (d, [ICDDecoder.branchRole: try layout(Self.ints(c["input_ids_cd"]))])
         }
     }
