@@ -41,8 +41,8 @@ import Testing
         return worst
     }
 
-    /// The paths `linear` picks (decode for n ≤ 8: the row kernel for n ≤ 2, the 4-row tile kernel with
-    /// one or two input groups for 3…8; mid-n for 9 and 33), every format, every decode n, odd shapes,
+    /// The paths `linear` picks (decode for n ≤ 8: 4-row quads and single rows for n = 1, the 4-row tile
+    /// kernel with one or two input groups for 2…8; mid-n for 9 and 33), every format, every decode n, odd shapes,
     /// rows longer than 1024 inputs (512-input column blocks), bias on odd row counts. Bound: f32
     /// accumulation of ≤ 1700 products errs by ≲ cols·2⁻²⁴·Σ|xw| in the worst case; we allow 1e-5
     /// (typically 1e-7), for every format in `Precision.exact`. `Precision.fast` changes bf16 on the
@@ -359,5 +359,37 @@ extension LinearTests {
             for i in 0..<n { #expect(one[i] == full[i * rows + r], "\(context) row \(r) input \(i)") }
         }
         return full
+    }
+}
+
+extension LinearTests {
+    /// n = 1 runs 4-row quads (16 FMA chains, software prefetch) and the rows left over one at a time; each
+    /// quad row keeps the one-row kernel's 4 chains and summation order, so for every format, row counts
+    /// that are not a multiple of 4, rows shorter than one 64-input step (32), ragged ends (77, 65, 1000:
+    /// q8 with an odd group count and a half group), and rows longer than 1024 inputs (1700) the quads'
+    /// outputs must be bit-identical to `decodeRows` over the same rows, and within f32 rounding (1e-5 of
+    /// Σ|x·w|, as `linearMatchesFloat64Reference`) of the float64 reference.
+    @Test(arguments: WeightFormat.allCases)
+    func singleInputQuadsMatchOneRowKernel(format: WeightFormat) {
+        for (rows, cols) in [(37, 77), (13, 1000), (12, 32), (8, 96), (21, 65), (9, 1700), (3, 300)] {
+            var random = SeededRandom(seed: UInt64(rows * 131 + cols))
+            let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
+            let x = random.floats(cols, in: -2...2)
+            let bias = random.floats(rows)
+            let view = WeightView(weight.matrix)
+            var quads = [Float](repeating: .nan, count: rows), single = [Float](repeating: .nan, count: rows)
+            x.withUnsafeBufferPointer { xp in
+                bias.withUnsafeBufferPointer { bp in
+                    // Rows 1..<rows: quads start off a multiple of 4 of the matrix (r0 = 1).
+                    Kernels.decodeRowBlock(view, xp.baseAddress!, 0, 1, bp.baseAddress!, &quads)
+                    Kernels.decodeRowBlock(view, xp.baseAddress!, 1, rows, bp.baseAddress!, &quads)
+                    Kernels.decodeRows(view, xp.baseAddress!, 0, rows, bp.baseAddress!, &single)
+                }
+            }
+            #expect(quads == single, "format \(format) rows \(rows) cols \(cols): quads differ from one row at a time")
+            let reference = referenceLinear(x: x, n: 1, w: weight.stored, rows: rows, cols: cols, bias: bias)
+            let error = Self.worstRelativeError(quads, reference)
+            #expect(error <= 1e-5, "format \(format) rows \(rows) cols \(cols): \(error)")
+        }
     }
 }
