@@ -393,3 +393,36 @@ extension LinearTests {
         }
     }
 }
+
+extension LinearTests {
+    /// From 6 input groups (n ≥ 31) the mid-n tiles widen f16/bf16 weight blocks to f32 once per tile and
+    /// read them back from L1; the widened values are exact, so every output must be bit-identical to
+    /// widening at each group's load (`Kernels.setMidNWidensOnce(false)`), for 896-input rows (whole),
+    /// 1100 (512-input column blocks) and ragged ends (77, 300), row counts that are not a multiple of
+    /// the 4-row tile, and n = 31, 47 and the largest mid-n n; and within f32 rounding of the float64
+    /// reference. (Switching it while other tests run changes only their speed.)
+    @Test func midNWideningOnceIsBitIdentical() {
+        defer { Kernels.setMidNWidensOnce(true) }
+        for format in [WeightFormat.f16, .bf16] {
+            for (rows, cols) in [(37, 77), (13, 300), (9, 1100), (8, 896)] {
+                for n in [31, 47, Kernels.midNMaxRows(format)] {
+                    var random = SeededRandom(seed: UInt64(rows * 7 + cols * 3 + n))
+                    let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
+                    let x = random.floats(n * cols, in: -2...2)
+                    var outputs: [[Float]] = []
+                    for once in [true, false] {
+                        Kernels.setMidNWidensOnce(once)
+                        var y = [Float](repeating: .nan, count: n * rows)
+                        Kernels.linear(x, n: n, weight: weight.matrix, bias: nil, into: &y, pool: Self.pool, path: .midN)
+                        outputs.append(y)
+                    }
+                    let context = "format \(format) rows \(rows) cols \(cols) n \(n)"
+                    #expect(outputs[0] == outputs[1], "\(context): widening once differs from widening per group")
+                    let reference = referenceLinear(x: x, n: n, w: weight.stored, rows: rows, cols: cols, bias: nil)
+                    let error = Self.worstRelativeError(outputs[0], reference)
+                    #expect(error <= 1e-5, "\(context): \(error)")
+                }
+            }
+        }
+    }
+}
