@@ -74,7 +74,8 @@ extension Kernels {
     }
 
     /// Decode: rows of W are split across the pool in blocks of ~256 KB; each weight row is read from
-    /// memory once and dotted with all n inputs. One input: a row at a time (`decodeRows`). 2…8 inputs: the
+    /// memory once and dotted with all n inputs. One input: 4 rows at a time (`decodeRowBlock`, bit-identical
+    /// to one row at a time). 2…8 inputs: the
     /// mid-n kernel's 4-row tiles (software prefetch two tiles ahead, q8 weights widened once for all
     /// inputs) on x packed as f32 rows, so bf16 weights keep f32 inputs as on the n = 1 path. Measured
     /// (`mirage-bench kernels --only beams`, 24 Qwen2-0.5B layers + LM head, 2 cores), n = 5 over n = 1:
@@ -89,7 +90,7 @@ extension Kernels {
         let w = WeightView(weight)
         if n == 1 {
             pool.parallelFor(blocks) { block in
-                decodeRows(w, x, block * blockRows, min(rows, (block + 1) * blockRows), bias, y)
+                decodeRowBlock(w, x, block * blockRows, min(rows, (block + 1) * blockRows), bias, y)
             }
             return
         }

@@ -1,11 +1,12 @@
 import CMirageKernels
+import Synchronization
 
 // The mid-n path (n = 9…128 rows of x, e.g. OPERA's 25 candidate rows) and the decode path for n = 2…8:
 // weights are streamed once, unpacked, and each tile of 4 consecutive weight rows (one sequential
 // stream: 4 rows apart is contiguous memory) is dotted with all n inputs while it sits in L1:
 //
 //   for each 4-row tile of the task:                 weights: from DRAM once (prefetched 2 tiles ahead)
-//     for each column block (512 inputs; whole rows ≤ 1024):   q8: block dequantized once to f32
+//     for each column block (512 inputs; whole rows ≤ 1024):   q8 (f16/bf16 from 6 groups): block widened once to f32
 //       for each group of N ≤ 6 inputs:                x: n rows, from L1/L2 once per tile
 //         accumulators: zero, or parked by the previous block
 //         for each 16-input chunk (32 for bf16 dot products): 4 weight loads + N x loads → 4·N FMAs
@@ -29,6 +30,18 @@ private let midNBlock = 512
 private let midNWholeRow = 1024
 private let tileRows = Int(MK_MIDN_R)
 private let groupMax = Int(MK_MIDN_NMAX)
+
+/// f16/bf16 tiles with at least this many input groups (n ≥ 31) widen each column block to f32 once, into
+/// L1, and every group reads it from there, instead of widening at every group's load. Measured under load
+/// (2026-12-07, `mirage-bench kernels --only midn-ab`, 4 Qwen2-0.5B layers, 1 and 2 threads, CPU time per
+/// pass, once / per group): n = 9 (2 groups) 1.07–1.12, 13 (3) 1.03–1.09, 20 (4) 0.96–1.01, 32 (6)
+/// 0.875–0.89, 64 (11) 0.78–0.85, 96 (16) 0.83–0.88, f16 and bf16 alike. Below 6 groups the pass's
+/// stores and reloads cost as much as the conversions they save.
+private let midNWidenOnceGroups = 6
+
+/// Whether f16/bf16 tiles widen once (`midNWidenOnceGroups`); `Kernels.setMidNWidensOnce` turns it off
+/// for A/B comparisons.
+private let midNWidensOnce = Atomic<Bool>(true)
 
 /// Software prefetch of a later tile's weights. A 4-row tile is one contiguous region but is read as 4
 /// streams a row apart, which the hardware prefetcher does not run ahead of, so every call on a tile
@@ -225,6 +238,13 @@ private enum DequantizedWeights: TileWeights {
 }
 
 extension Kernels {
+    /// For benchmarks: `true` (the default) widens f16/bf16 weight blocks to f32 once per tile (as q8 is)
+    /// when a tile has at least 6 input groups (n ≥ 31), `false` widens them at every group's load. The
+    /// results are identical either way.
+    public static func setMidNWidensOnce(_ enabled: Bool) {
+        midNWidensOnce.store(enabled, ordering: .relaxed)
+    }
+
     /// Row stride of x packed for the mid-n path, in 32-bit elements (f32 values or bf16 pairs): cols
     /// padded to 32 inputs.
     static func midNStride(cols: Int, bf16: Bool) -> Int { bf16 ? (cols + 31) / 32 * 16 : (cols + 31) / 32 * 32 }
@@ -263,7 +283,11 @@ extension Kernels {
         // q8: the tile's block dequantized to f32 once (≤ 16 KB, L1). With one input group (n ≤ 6) each
         // weight is widened once anyway, in registers, which skips the store and reload (24 layers + LM
         // head, n = 5: 22.2 → 16.2 ms).
-        let dequantize = w.format == .q8 && groups > 1 && !bf16
+        // f16/bf16 with at least `midNWidenOnceGroups` input groups: widened to f32 once per tile too (the
+        // widened values, and so the results, are the same either way).
+        let dequantize = groups > 1 && !bf16
+            && (w.format == .q8 || (w.format != .f32 && groups >= midNWidenOnceGroups
+                                    && midNWidensOnce.load(ordering: .relaxed)))
         let saveBytes = midNRowLimit * tileRows * 64, deqBytes = tileRows * midNWholeRow * 4
         withUnsafeTemporaryAllocation(byteCount: saveBytes + deqBytes, alignment: 64) { scratch in
             let save = scratch.baseAddress!.assumingMemoryBound(to: Float.self)
@@ -315,9 +339,40 @@ extension Kernels {
     /// The tile's q8 weights over [c0, c1) widened and scaled to f32 (the values the decode path forms):
     /// row q at deq + q·`midNWholeRow`, column c at offset c − c0. Converting inside the group loop
     /// repeats it for every input group (5 times for n = 25), and for q8 that costs nearly as many
-    /// instructions as the FMAs (24 n = 25 layers: 55.7 → 51.0 ms). For f16 the same pass made it slower
-    /// (52.2 → 64.8 ms): one vcvtph2ps per weight vector hides behind the FMAs, a store-and-reload does not.
+    /// instructions as the FMAs (24 n = 25 layers: 55.7 → 51.0 ms). For f16 at n = 25 the same pass made it
+    /// slower (52.2 → 64.8 ms, 2026-11): one vcvtph2ps per weight vector hides behind the FMAs, a
+    /// store-and-reload does not; with 6 or more groups it pays (`midNWidenOnceGroups`).
     private static func dequantizeTile(_ w: WeightView, _ k: mk_midn_call, into deq: UnsafeMutablePointer<Float>) {
+        switch w.format {
+        case .q8: dequantizeTileQ8(w, k, into: deq)
+        case .f16: widenTile(F16Loads.self, w, k, into: deq)
+        case .bf16: widenTile(BF16Loads.self, w, k, into: deq)
+        case .f32: widenTile(F32Loads.self, w, k, into: deq)
+        }
+    }
+
+    /// `dequantizeTile` for f16/bf16 (exact widening: the values the tile's loads would form).
+    private static func widenTile<L: PlainLoads>(_ loads: L.Type, _ w: WeightView, _ k: mk_midn_call,
+                                                 into deq: UnsafeMutablePointer<Float>) {
+        let fullEnd = k.c0 + (min(k.c1, w.cols) - k.c0) / 16 * 16
+        for q in 0..<tileRows {
+            let row = k.r + min(q, Int(k.valid) - 1)
+            let out = deq + q * midNWholeRow - k.c0 // column c at out + c
+            var p = w.row(row) + k.c0 * L.elementBytes
+            var c = k.c0
+            while c < fullEnd {
+                store16(L.load16(p), out + c)
+                p += 16 * L.elementBytes
+                c &+= 16
+            }
+            while c < k.c1 {
+                store16(L.vector16(w, row: row, column: c), out + c)
+                c &+= 16
+            }
+        }
+    }
+
+    private static func dequantizeTileQ8(_ w: WeightView, _ k: mk_midn_call, into deq: UnsafeMutablePointer<Float>) {
         let cols = w.cols, groupStride = w.groupStride, scaleGroupStride = w.scaleGroupStride
         let fullEnd = k.c0 + (min(k.c1, cols) - k.c0) / 32 * 32
         for q in 0..<tileRows {

@@ -55,6 +55,11 @@ private final class PoolState: @unchecked Sendable {
     var body: ((Int) -> Void)?
     var taskCount = 0
 
+    /// Pauses before a waiting thread starts giving its core away with `sched_yield` (~20–60 µs: a `pause`
+    /// takes ~40–140 cycles); gaps between the calls of one forward pass are shorter, so an unloaded
+    /// machine rarely yields.
+    static let yieldAfterSpins = 1 << 10
+
     init(spinNanoseconds: UInt64) { self.spinNanoseconds = spinNanoseconds }
 
     func tryBegin() -> Bool {
@@ -75,7 +80,15 @@ private final class PoolState: @unchecked Sendable {
             condition.unlock()
         }
         work(generation: generation)
-        while completed.load(ordering: .acquiring) < taskCount { mk_cpu_pause() }
+        // A worker still running a task may have been preempted (a machine with more runnable threads
+        // than cores): after `yieldAfterSpins` pauses the caller offers its core on every round, so that
+        // worker can finish instead of waiting out the caller's time slice.
+        var spins = 0
+        while completed.load(ordering: .acquiring) < taskCount {
+            mk_cpu_pause()
+            spins &+= 1
+            if spins >= Self.yieldAfterSpins { sched_yield() }
+        }
         // Close the generation before the next call rewrites `taskCount` and `body`: a worker late from
         // this one may hold the word (generation, taskCount); if it read the next call's larger
         // taskCount, its claim of that word would succeed and run the next call's task `taskCount`
@@ -115,6 +128,9 @@ private final class PoolState: @unchecked Sendable {
                     if spins & 255 == 0, DispatchTime.now().uptimeNanoseconds &- start > spinNanoseconds {
                         generation = park(seen: seen)
                     } else {
+                        // Spinning past `yieldAfterSpins` most likely waits for a caller that was preempted:
+                        // offer the core every 256 rounds (returns at once when nothing else is runnable).
+                        if spins >= Self.yieldAfterSpins && spins & 255 == 0 { sched_yield() }
                         generation = ticket.load(ordering: .acquiring) >> 32
                     }
                 }

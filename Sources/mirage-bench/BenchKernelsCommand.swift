@@ -26,6 +26,13 @@ struct BenchKernelsCommand: ParsableCommand {
         fraction of --peak-gflops.
           pool     the cost of one empty parallelFor while the workers are hot, and how fast a hot \
         worker picks up a task.
+          decode-ab  for a loaded machine: whole n = 1 decode passes alternating the 4-row-quad kernel \
+        (B, the default) with the one-row-at-a-time kernel (A) --repetitions times each, then passes with \
+        n = 2 and 5 rows; prints the best wall time and the mean process CPU time (getrusage, all threads) \
+        per pass and the ratios B / A and n / 1. Not part of the default set.
+          midn-ab  the same for the mid-n path at each --midn-rows n over all layers' projections: f16/bf16 \
+        weights widened to f32 once per tile (B; the default from 6 input groups, n ≥ 31) against at every \
+        input group's load (A). Not part of the default set.
 
         The machine may be shared, so work is timed in pieces of ~0.05–2 ms (single matrices, slices \
         of the LM head; in prefill, packing x and then 128-feature slices of the product); each piece \
@@ -44,7 +51,7 @@ struct BenchKernelsCommand: ParsableCommand {
     @Option(help: "Weight formats to measure, comma-separated (f32, f16, bf16, q8).")
     var formats: String = "f32,f16,bf16,q8"
 
-    @Option(help: "Which measurements to run, comma-separated (decode, beams, midn, prefill, pool).")
+    @Option(help: "Which measurements to run, comma-separated (decode, beams, midn, prefill, pool, decode-ab, midn-ab).")
     var only: String = "decode,beams,midn,prefill,pool"
 
     @Option(help: "Transformer layers in the decode and mid-n measurements (Qwen2-0.5B has 24).")
@@ -78,8 +85,8 @@ struct BenchKernelsCommand: ParsableCommand {
         for name in formatList where WeightFormat(rawValue: name) == nil {
             throw ValidationError("Unknown format '\(name)'. Use any of: f32, f16, bf16, q8.")
         }
-        for name in measurementList where !["decode", "beams", "midn", "prefill", "pool"].contains(name) {
-            throw ValidationError("Unknown measurement '\(name)'. Use any of: decode, beams, midn, prefill, pool.")
+        for name in measurementList where !["decode", "beams", "midn", "prefill", "pool", "decode-ab", "midn-ab"].contains(name) {
+            throw ValidationError("Unknown measurement '\(name)'. Use any of: decode, beams, midn, prefill, pool, decode-ab, midn-ab.")
         }
         guard !midnRowList.isEmpty, midnRowList.allSatisfy({ $0 > Kernels.decodeMaxRows && $0 <= Kernels.midNRowLimit }),
               midnRowList.count == midnRows.split(separator: ",").count else {
@@ -110,6 +117,11 @@ struct BenchKernelsCommand: ParsableCommand {
             }
         }
         for format in formatList.compactMap(WeightFormat.init(rawValue:)) {
+            if measurements.contains("decode-ab") { benchmark.decodeAB(BenchModel(format: format, layers: layers)) }
+            if measurements.contains("midn-ab") {
+                let matrices = BenchModel(format: format, layers: layers, withHead: false).layerMatrices.joined().map(\.1)
+                for n in midnRowList { benchmark.midNAB(matrices, n: n) }
+            }
             if measurements.contains("decode") || measurements.contains("beams") {
                 let model = BenchModel(format: format, layers: layers)
                 let one = benchmark.decodeSeconds(model, n: 1)
@@ -268,6 +280,79 @@ private struct KernelBenchmark {
         return pack + bestPerPiece(pieces: slices.count) { piece in
             Kernels.linear(packed, weight: slices[piece], bias: nil, into: y, pool: pool)
         }
+    }
+
+    /// One whole pass of `linear` with n rows over the decode pieces: (wall, process CPU) seconds.
+    func decodePass(_ pieces: [WeightMatrix], n: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) -> (Double, Double) {
+        let cpu0 = Self.processCPUSeconds(), start = Self.now()
+        for matrix in pieces { Kernels.linear(x, n: n, weight: matrix, bias: nil, into: y, pool: pool) }
+        return (Double(Self.now() - start) / 1e9, Self.processCPUSeconds() - cpu0)
+    }
+
+    /// User + system CPU time of the process (all threads), seconds.
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+
+    /// `decode-ab`: n = 1 passes alternating the one-row kernel (A) and the 4-row quads (B), then n = 2
+    /// and 5 passes (B); best wall and mean CPU per pass.
+    func decodeAB(_ model: BenchModel) {
+        let pieces = decodePieces(model)
+        let width = pieces.map { max($0.rows, $0.cols) }.max() ?? 1
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: 5 * width)
+        let y = UnsafeMutablePointer<Float>.allocate(capacity: 5 * width)
+        defer { x.deallocate(); y.deallocate(); Kernels.setDecodeOneRowAtATime(false) }
+        for i in 0..<(5 * width) { x[i] = Float(i % 13) * 0.01 - 0.06 }
+        var wall: [String: Double] = [:], cpu: [String: Double] = [:]
+        func record(_ key: String, _ pass: (Double, Double)) {
+            wall[key] = min(wall[key] ?? .infinity, pass.0)
+            cpu[key, default: 0] += pass.1 / Double(repetitions)
+        }
+        _ = decodePass(pieces, n: 1, x: x, y: y) // warm-up
+        for _ in 0..<repetitions {
+            for (key, oneRow) in [("A", true), ("B", false)] {
+                Kernels.setDecodeOneRowAtATime(oneRow)
+                record(key, decodePass(pieces, n: 1, x: x, y: y))
+            }
+            Kernels.setDecodeOneRowAtATime(false)
+            record("n2", decodePass(pieces, n: 2, x: x, y: y))
+            record("n5", decodePass(pieces, n: 5, x: x, y: y))
+        }
+        let format = model.head.format.rawValue as NSString
+        for key in ["A", "B", "n2", "n5"] {
+            print(String(format: "decode-ab %-4@ %-2@  best %7.2f ms  mean CPU %7.2f ms  (B = n1 quads, A = n1 one row)",
+                         format, key as NSString, wall[key]! * 1e3, cpu[key]! * 1e3))
+        }
+        print(String(format: "decode-ab %-4@ B/A wall %.3f CPU %.3f;  n2/n1 wall %.3f CPU %.3f;  n5/n1 wall %.3f CPU %.3f",
+                     format, wall["B"]! / wall["A"]!, cpu["B"]! / cpu["A"]!, wall["n2"]! / wall["B"]!,
+                     cpu["n2"]! / cpu["B"]!, wall["n5"]! / wall["B"]!, cpu["n5"]! / cpu["B"]!))
+    }
+
+    /// `midn-ab`: passes of `linear` with n rows over `matrices`, alternating f16/bf16 widening at every
+    /// group's load (A) and once per tile (B); best wall and mean CPU per pass.
+    func midNAB(_ matrices: [WeightMatrix], n: Int) {
+        let width = matrices.map { max($0.rows, $0.cols) }.max() ?? 1
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: n * width)
+        let y = UnsafeMutablePointer<Float>.allocate(capacity: n * width)
+        defer { x.deallocate(); y.deallocate(); Kernels.setMidNWidensOnce(true) }
+        for i in 0..<(n * width) { x[i] = Float(i % 13) * 0.01 - 0.06 }
+        var wall: [Bool: Double] = [:], cpu: [Bool: Double] = [:]
+        _ = decodePass(matrices, n: n, x: x, y: y) // warm-up
+        for _ in 0..<repetitions {
+            for once in [false, true] {
+                Kernels.setMidNWidensOnce(once)
+                let pass = decodePass(matrices, n: n, x: x, y: y)
+                wall[once] = min(wall[once] ?? .infinity, pass.0)
+                cpu[once, default: 0] += pass.1 / Double(repetitions)
+            }
+        }
+        let format = (matrices.first?.format.rawValue ?? "") as NSString
+        print(String(format: "midn-ab   %-4@ n=%-3d A (widen per group) best %7.2f ms CPU %7.2f ms;  B (widen once) best %7.2f ms CPU %7.2f ms;  B/A wall %.3f CPU %.3f",
+                     format, n, wall[false]! * 1e3, cpu[false]! * 1e3, wall[true]! * 1e3, cpu[true]! * 1e3,
+                     wall[true]! / wall[false]!, cpu[true]! / cpu[false]!))
     }
 
     /// Mean cost of an empty parallelFor over all threads, measured over many back-to-back calls.

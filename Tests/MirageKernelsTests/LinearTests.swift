@@ -41,8 +41,8 @@ import Testing
         return worst
     }
 
-    /// The paths `linear` picks (decode for n ≤ 8: the row kernel for n ≤ 2, the 4-row tile kernel with
-    /// one or two input groups for 3…8; mid-n for 9 and 33), every format, every decode n, odd shapes,
+    /// The paths `linear` picks (decode for n ≤ 8: 4-row quads and single rows for n = 1, the 4-row tile
+    /// kernel with one or two input groups for 2…8; mid-n for 9 and 33), every format, every decode n, odd shapes,
     /// rows longer than 1024 inputs (512-input column blocks), bias on odd row counts. Bound: f32
     /// accumulation of ≤ 1700 products errs by ≲ cols·2⁻²⁴·Σ|xw| in the worst case; we allow 1e-5
     /// (typically 1e-7), for every format in `Precision.exact`. `Precision.fast` changes bf16 on the
@@ -359,5 +359,70 @@ extension LinearTests {
             for i in 0..<n { #expect(one[i] == full[i * rows + r], "\(context) row \(r) input \(i)") }
         }
         return full
+    }
+}
+
+extension LinearTests {
+    /// n = 1 runs 4-row quads (16 FMA chains, software prefetch) and the rows left over one at a time; each
+    /// quad row keeps the one-row kernel's 4 chains and summation order, so for every format, row counts
+    /// that are not a multiple of 4, rows shorter than one 64-input step (32), ragged ends (77, 65, 1000:
+    /// q8 with an odd group count and a half group), and rows longer than 1024 inputs (1700) the quads'
+    /// outputs must be bit-identical to `decodeRows` over the same rows, and within f32 rounding (1e-5 of
+    /// Σ|x·w|, as `linearMatchesFloat64Reference`) of the float64 reference.
+    @Test(arguments: WeightFormat.allCases)
+    func singleInputQuadsMatchOneRowKernel(format: WeightFormat) {
+        for (rows, cols) in [(37, 77), (13, 1000), (12, 32), (8, 96), (21, 65), (9, 1700), (3, 300)] {
+            var random = SeededRandom(seed: UInt64(rows * 131 + cols))
+            let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
+            let x = random.floats(cols, in: -2...2)
+            let bias = random.floats(rows)
+            let view = WeightView(weight.matrix)
+            var quads = [Float](repeating: .nan, count: rows), single = [Float](repeating: .nan, count: rows)
+            x.withUnsafeBufferPointer { xp in
+                bias.withUnsafeBufferPointer { bp in
+                    // Rows 1..<rows: quads start off a multiple of 4 of the matrix (r0 = 1).
+                    Kernels.decodeRowBlock(view, xp.baseAddress!, 0, 1, bp.baseAddress!, &quads)
+                    Kernels.decodeRowBlock(view, xp.baseAddress!, 1, rows, bp.baseAddress!, &quads)
+                    Kernels.decodeRows(view, xp.baseAddress!, 0, rows, bp.baseAddress!, &single)
+                }
+            }
+            #expect(quads == single, "format \(format) rows \(rows) cols \(cols): quads differ from one row at a time")
+            let reference = referenceLinear(x: x, n: 1, w: weight.stored, rows: rows, cols: cols, bias: bias)
+            let error = Self.worstRelativeError(quads, reference)
+            #expect(error <= 1e-5, "format \(format) rows \(rows) cols \(cols): \(error)")
+        }
+    }
+}
+
+extension LinearTests {
+    /// From 6 input groups (n ≥ 31) the mid-n tiles widen f16/bf16 weight blocks to f32 once per tile and
+    /// read them back from L1; the widened values are exact, so every output must be bit-identical to
+    /// widening at each group's load (`Kernels.setMidNWidensOnce(false)`), for 896-input rows (whole),
+    /// 1100 (512-input column blocks) and ragged ends (77, 300), row counts that are not a multiple of
+    /// the 4-row tile, and n = 31, 47 and the largest mid-n n; and within f32 rounding of the float64
+    /// reference. (Switching it while other tests run changes only their speed.)
+    @Test func midNWideningOnceIsBitIdentical() {
+        defer { Kernels.setMidNWidensOnce(true) }
+        for format in [WeightFormat.f16, .bf16] {
+            for (rows, cols) in [(37, 77), (13, 300), (9, 1100), (8, 896)] {
+                for n in [31, 47, Kernels.midNMaxRows(format)] {
+                    var random = SeededRandom(seed: UInt64(rows * 7 + cols * 3 + n))
+                    let weight = TestWeight(rows: rows, cols: cols, format: format, values: random.floats(rows * cols))
+                    let x = random.floats(n * cols, in: -2...2)
+                    var outputs: [[Float]] = []
+                    for once in [true, false] {
+                        Kernels.setMidNWidensOnce(once)
+                        var y = [Float](repeating: .nan, count: n * rows)
+                        Kernels.linear(x, n: n, weight: weight.matrix, bias: nil, into: &y, pool: Self.pool, path: .midN)
+                        outputs.append(y)
+                    }
+                    let context = "format \(format) rows \(rows) cols \(cols) n \(n)"
+                    #expect(outputs[0] == outputs[1], "\(context): widening once differs from widening per group")
+                    let reference = referenceLinear(x: x, n: n, w: weight.stored, rows: rows, cols: cols, bias: nil)
+                    let error = Self.worstRelativeError(outputs[0], reference)
+                    #expect(error <= 1e-5, "\(context): \(error)")
+                }
+            }
+        }
     }
 }

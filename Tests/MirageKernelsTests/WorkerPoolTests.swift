@@ -66,6 +66,37 @@ import Testing
         #expect(results == [0, 990_000, 1_980_000, 2_970_000])
     }
 
+    /// More busy threads than cores (three pools of 3 driven at once): waits long enough to reach the
+    /// `sched_yield` path in both the caller's wait and the workers' spin, and every task still runs once.
+    @Test func oversubscribedPoolsRunEveryTaskOnce() async {
+        let failures = await withTaskGroup(of: Int.self) { group in
+            for caller in 0..<3 {
+                group.addTask {
+                    let pool = WorkerPool(threadCount: 3)
+                    let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: 24)
+                    defer { counts.deallocate() }
+                    var wrong = 0
+                    for call in 0..<300 {
+                        let tasks = 1 + (call + caller) % 24
+                        counts.initialize(repeating: 0)
+                        pool.parallelFor(tasks) { t in
+                            // Uneven tasks (some ~0.1 ms) so that participants wait on one another.
+                            var x = Float(t)
+                            for _ in 0..<(t % 3 == 0 ? 20_000 : 10) { x = x * 0.999 + 1 }
+                            counts[t] += x.isFinite ? 1 : 2
+                        }
+                        for t in 0..<24 where counts[t] != (t < tasks ? 1 : 0) { wrong += 1 }
+                    }
+                    return wrong
+                }
+            }
+            var total = 0
+            for await wrong in group { total += wrong }
+            return total
+        }
+        #expect(failures == 0)
+    }
+
     /// Pools shut their threads down when released (creating many must not exhaust anything).
     @Test func poolsCanBeCreatedAndReleased() {
         for round in 0..<50 {
