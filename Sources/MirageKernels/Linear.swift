@@ -29,6 +29,30 @@ extension Kernels {
     /// checkpoints in f16 in fast mode.
     public static let usesBF16DotProducts: Bool = hasAVX512BF16 && bf16DotProductSpeedup >= bf16DotProductMinimumSpeedup
 
+    /// The multiply-adds `linear` takes for weights of one format on its mid-n and GEMM paths (q8: every path).
+    public enum DotProducts: String, Sendable, CaseIterable {
+        /// f32 FMAs of weights widened to f32 (the `exact` computation).
+        case f32
+        /// AVX512-BF16 `vdpbf16ps`, x rounded to bf16.
+        case bf16
+        /// AVX512-VNNI `vpdpbusd`, x quantized to int8 per 32-input group.
+        case int8
+    }
+
+    /// The dot products weights of `format` (as loaded) take under `precision`: bf16 weights take bf16 dot
+    /// products and q8 weights int8 dot products in `fast` where this CPU's probes allow them
+    /// (`usesBF16DotProducts`, `usesInt8DotProducts`; pass other decisions to see another CPU's route),
+    /// everything else f32 FMAs.
+    public static func dotProducts(format: WeightFormat, precision: Precision, bf16DotProducts: Bool = usesBF16DotProducts,
+                                   int8DotProducts: Bool = usesInt8DotProducts) -> DotProducts {
+        guard precision == .fast else { return .f32 }
+        switch format {
+        case .bf16: return bf16DotProducts ? .bf16 : .f32
+        case .q8: return int8DotProducts ? .int8 : .f32
+        case .f32, .f16: return .f32
+        }
+    }
+
     /// True when `linear` multiplies by `weight` with bf16 dot products (x rounded to bf16) on the mid-n and
     /// GEMM paths: bf16 weights, `Precision.fast`, and a CPU with AVX512-BF16. Otherwise f32 throughout.
     public static func usesBF16DotProducts(_ weight: WeightMatrix) -> Bool {

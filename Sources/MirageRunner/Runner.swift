@@ -209,22 +209,27 @@ public final class ExperimentRunner {
     /// key leaves the precision out exactly when it is that old behaviour for the checkpoint's stored
     /// format, and such old runs keep resuming under the precision that reproduces them; every other
     /// combination gets its own key, so exact and fast runs never share one.
-    public static func precisionKeyField(_ precision: Precision, storedFormat: WeightFormat) -> String? {
+    /// A fast run's `route` (nil: the standard one) is part of it: the standard route keeps the key fast runs
+    /// were stored under (nil for bf16 checkpoints, "fast" otherwise); any other adds its `keyComponent`
+    /// ("fast/bf16:f32"), so a worker whose CPU computes fast differently forms a run of its own.
+    public static func precisionKeyField(_ precision: Precision, storedFormat: WeightFormat, route: FastRoute? = nil) -> String? {
+        if precision == .fast, let route, !route.isStandard { return "fast/" + route.keyComponent }
         let before: Precision = storedFormat == .bf16 ? .fast : .exact
         return precision == before ? nil : precision.rawValue
     }
 
     /// The model's identity in the store: name and fingerprint carry q8 and the precision, so runs that
     /// differ in either are different models in `mirage compare` (exact, the default, adds nothing to
-    /// the name).
+    /// the name). A fast run off the standard route (`route`) carries it too (`+fast/bf16:f32`).
     public static func modelSpec(folderName: String, architecture: String, fingerprint: String, quantized: Bool,
-                                 precision: Precision) -> ModelSpec {
+                                 precision: Precision, route: FastRoute? = nil) -> ModelSpec {
+        let offRoute = precision == .fast ? route.flatMap { $0.isStandard ? nil : "/" + $0.keyComponent } ?? "" : ""
         var notes: [String] = []
         if quantized { notes.append("q8") }
-        if precision == .fast { notes.append("fast") }
+        if precision == .fast { notes.append("fast" + offRoute) }
         return ModelSpec(name: folderName + (notes.isEmpty ? "" : " (\(notes.joined(separator: ", ")))"),
                          architecture: architecture,
-                         fingerprint: fingerprint + (quantized ? "+q8" : "") + "+\(precision.rawValue)")
+                         fingerprint: fingerprint + (quantized ? "+q8" : "") + "+\(precision.rawValue)" + offRoute)
     }
 
     /// The paper settings `spec` applies to `model`: the family's, when the protocol says `paper_settings: true`.
@@ -299,10 +304,15 @@ public final class ExperimentRunner {
         loadOptions.visionTower = visionTower
         let vlm = try ModelFamilies.load(folder, options: loadOptions)
         let tokenizer = try Tokenizer(folder: folder)
+        // The dot products this CPU takes for the model's weights in fast mode: part of the run's identity.
+        let route = experiment.precision == .fast ? FastRoute(loadedFormat: vlm.languageModel.weightFormat,
+                                                                         storedFormat: vlm.languageModel.storedWeightFormat) : nil
         let modelSpec = Self.modelSpec(folderName: folder.lastPathComponent, architecture: vlm.architectureName,
-                                       fingerprint: fingerprint, quantized: quantize != nil, precision: experiment.precision)
+                                       fingerprint: fingerprint, quantized: quantize != nil, precision: experiment.precision,
+                                       route: route)
         let modelName = modelSpec.name
-        let precisionKey = Self.precisionKeyField(experiment.precision, storedFormat: vlm.languageModel.storedWeightFormat)
+        let precisionKey = Self.precisionKeyField(experiment.precision, storedFormat: vlm.languageModel.storedWeightFormat,
+                                                  route: route)
         // One prefix cache per model: an image's prompt prefix serves its questions, decoders and runs.
         let prefixCacheMB = experiment.prefixCacheMB ?? Experiment.defaultPrefixCacheMB
         let prefixCache = prefixCacheMB > 0 ? PromptPrefixCache(limitBytes: prefixCacheMB << 20) : nil

@@ -612,6 +612,61 @@ func runnerError(_ body: () throws -> Void) -> String? {
         #expect(ExperimentRunner.precisionKeyField(.fast, storedFormat: .f16) == "fast")
     }
 
+    @Test func fastRouteIsPartOfTheResumeKey() throws {
+        let decoder = try DecoderChoice(parsing: "greedy").makeDecoder()
+        let protocolSpec = EvalProtocol(task: .pope, imageIDs: [3], promptTemplate: "Is there a {object}?", maxNewTokens: 4)
+        func key(_ precision: String?) -> String {
+            ExperimentRunner.resumeKey(modelFingerprint: "abc", quantize: nil, evalProtocol: protocolSpec, padToSquare: false,
+                                       decoder: decoder, seed: 7, precision: precision)
+        }
+        // The documented formula (docs/runner.md, "Resume key and resuming"), written out.
+        func documented(_ precision: String?) -> String {
+            var fields = ["kind": "mirage-run/1", "model": "abc", "quantize": "", "protocol": protocolSpec.hash,
+                          "pad_to_square": "false", "decoder": decoder.name, "parameters": decoder.parameters.canonicalJSON,
+                          "seed": "7"]
+            if let precision { fields["precision"] = precision }
+            return ContentHash.sha256Hex(Data(CanonicalJSON.string(fields).utf8))
+        }
+        // (stored format, projections as loaded on the standard route, as loaded off it, the fallback's key component)
+        let cases: [(WeightFormat, WeightFormat, WeightFormat, String)] = [
+            (.bf16, .bf16, .bf16, "bf16:f32"), (.f16, .bf16, .f16, "f16:f32"), (.f16, .q8, .q8, "q8:f32"),
+            (.bf16, .q8, .q8, "q8:f32,bf16:f32"),
+        ]
+        for (stored, standardLoad, fallbackLoad, component) in cases {
+            let standard = FastRoute(loadedFormat: standardLoad, storedFormat: stored, bf16DotProducts: true, int8DotProducts: true)
+            let fallback = FastRoute(loadedFormat: fallbackLoad, storedFormat: stored, bf16DotProducts: false, int8DotProducts: false)
+            #expect(standard.isStandard && !fallback.isStandard, "\(stored)")
+            #expect(fallback.keyComponent == component)
+            // The standard route keeps the key fast runs were stored under: no precision for bf16, "fast" otherwise.
+            let keptField: String? = stored == .bf16 ? nil : "fast"
+            #expect(key(ExperimentRunner.precisionKeyField(.fast, storedFormat: stored, route: standard)) == documented(keptField),
+                    "\(stored)")
+            let fallbackField = ExperimentRunner.precisionKeyField(.fast, storedFormat: stored, route: fallback)
+            #expect(fallbackField == "fast/" + component)
+            #expect(key(fallbackField) == documented(fallbackField) && key(fallbackField) != documented(keptField), "\(stored)")
+            // Exact runs do not depend on the route.
+            let exactField: String? = stored == .bf16 ? "exact" : nil
+            for route in [standard, fallback, nil] {
+                #expect(ExperimentRunner.precisionKeyField(.exact, storedFormat: stored, route: route) == exactField)
+            }
+            // The fingerprint and name separate the routes in `mirage compare`; the standard one keeps "+fast".
+            let a = ExperimentRunner.modelSpec(folderName: "m", architecture: "llava-llama", fingerprint: "abc",
+                                               quantized: standardLoad == .q8, precision: .fast, route: standard)
+            let b = ExperimentRunner.modelSpec(folderName: "m", architecture: "llava-llama", fingerprint: "abc",
+                                               quantized: standardLoad == .q8, precision: .fast, route: fallback)
+            #expect(a.fingerprint.hasSuffix("+fast") && b.fingerprint == a.fingerprint + "/" + component)
+            #expect(a.name != b.name)
+            #expect(FastRoute(keyComponent: fallback.keyComponent) == fallback)
+        }
+        // f32 weights take f32 FMAs on every CPU: one route, the key fast runs always had.
+        let f32 = FastRoute(loadedFormat: .f32, storedFormat: .f32, bf16DotProducts: false, int8DotProducts: false)
+        #expect(f32.isStandard && ExperimentRunner.precisionKeyField(.fast, storedFormat: .f32, route: f32) == "fast")
+        #expect(FastRoute(keyComponent: "bf16") == nil && FastRoute(keyComponent: "bf16:fp8") == nil)
+        // Only bf16 dot products refused (an Intel VM): the int8 half of a quantized bf16 checkpoint's route stays.
+        let mixed = FastRoute(loadedFormat: .q8, storedFormat: .bf16, bf16DotProducts: false, int8DotProducts: true)
+        #expect(!mixed.isStandard && mixed.keyComponent == "q8:int8,bf16:f32")
+    }
+
     @Test func precisionIsPartOfTheModelSpec() {
         let exact = ExperimentRunner.modelSpec(folderName: "llava", architecture: "llava-llama", fingerprint: "abc",
                                                quantized: false, precision: .exact)
