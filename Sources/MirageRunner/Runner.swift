@@ -77,6 +77,10 @@ public struct RunnerOptions {
     public var lease: TimeInterval = RunnerOptions.defaultLease
     /// Items one claim asks for (whole images: at least this many, more when an image's items straddle it).
     public var claimBatch = RunnerOptions.defaultClaimBatch
+    /// Tests only: the probes' decisions (bf16 dot products pay, AVX512-VNNI present) a fast run's identity is
+    /// computed with, standing for another CPU's route (`FastRoute`); nil: this CPU's. The kernels still
+    /// compute with this CPU's decisions.
+    var fastRouteDecisions: (bf16DotProducts: Bool, int8DotProducts: Bool)?
 
     public static let defaultLease: TimeInterval = 120
     public static let defaultClaimBatch = 4
@@ -305,8 +309,11 @@ public final class ExperimentRunner {
         let vlm = try ModelFamilies.load(folder, options: loadOptions)
         let tokenizer = try Tokenizer(folder: folder)
         // The dot products this CPU takes for the model's weights in fast mode: part of the run's identity.
+        let decisions = options.fastRouteDecisions ?? (Kernels.usesBF16DotProducts, Kernels.usesInt8DotProducts)
         let route = experiment.precision == .fast ? FastRoute(loadedFormat: vlm.languageModel.weightFormat,
-                                                                         storedFormat: vlm.languageModel.storedWeightFormat) : nil
+                                                              storedFormat: vlm.languageModel.storedWeightFormat,
+                                                              bf16DotProducts: decisions.bf16DotProducts,
+                                                              int8DotProducts: decisions.int8DotProducts) : nil
         let modelSpec = Self.modelSpec(folderName: folder.lastPathComponent, architecture: vlm.architectureName,
                                        fingerprint: fingerprint, quantized: quantize != nil, precision: experiment.precision,
                                        route: route)

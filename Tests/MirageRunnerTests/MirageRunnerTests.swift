@@ -443,10 +443,11 @@ func runnerError(_ body: () throws -> Void) -> String? {
     }
 
     /// A tiny LLaVA, a POPE protocol of four questions on three images, and a store, in a temporary folder.
-    static func setUp(images: String) throws -> (folder: URL, experiment: Experiment, store: any RunRepository, resources: RunResources) {
+    static func setUp(images: String, dtype: TensorDType = .f16) throws
+        -> (folder: URL, experiment: Experiment, store: any RunRepository, resources: RunResources) {
         let folder = TestTemporary.url("mirage-runner-api")
         let model = folder.appendingPathComponent("tiny")
-        try SyntheticLlavaSpec(text: SyntheticModelSpec(architecture: .llama, size: .tiny, seed: 2),
+        try SyntheticLlavaSpec(text: SyntheticModelSpec(architecture: .llama, size: .tiny, seed: 2, dtype: dtype),
                                vision: SyntheticVisionSpec(kind: .clip, size: .tiny, seed: 2)).write(to: model)
         let questions = [(1, 192), (2, 192), (3, 241), (4, 9)].map { q, image in
             "{\"question_id\": \(q), \"image\": \"COCO_val2014_\(String(format: "%012d", image)).jpg\", \"text\": \"Is there a cat?\", \"label\": \"no\"}"
@@ -572,6 +573,35 @@ func runnerError(_ body: () throws -> Void) -> String? {
         third.itemObservers = [recorder]
         _ = try third.run()
         #expect(recorder.calls.isEmpty)
+    }
+
+    /// A fast run's route is part of its identity: a worker standing for a CPU whose bf16 dot products do not
+    /// pay never writes into the runs of one where they do; it forms runs of its own, and the first worker's
+    /// route resumes its own runs untouched.
+    @Test(.enabled(if: SharedData.has("coco/images/COCO_val2014_000000000192.jpg"), SharedData.missingMessage))
+    func aWorkerOnAnotherFastRouteFormsItsOwnRuns() throws {
+        var (folder, experiment, store, resources) = try Self.setUp(images: SharedData.url("coco/images").path, dtype: .bf16)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        experiment.precision = .fast
+        experiment.decoders = [DecoderChoice(name: "greedy")]
+        let progress = RunProgress(isTerminal: false, json: false, write: { _ in })
+        func run(bf16DotProducts: Bool) throws -> [RunOutcome] {
+            var options = RunnerOptions(mirageVersion: "test")
+            options.fastRouteDecisions = (bf16DotProducts, true)
+            return try ExperimentRunner(experiment: experiment, store: store, resources: resources, options: options,
+                                        progress: progress).run()
+        }
+        let standard = try run(bf16DotProducts: true)
+        #expect(standard.count == 1 && standard[0].run.model.fingerprint.hasSuffix("+fast"))
+        let items = try store.items(run: standard[0].run.id)
+        let other = try run(bf16DotProducts: false)
+        #expect(other.count == 1 && other[0].run.id != standard[0].run.id && !other[0].wasComplete)
+        #expect(other[0].run.model.fingerprint == standard[0].run.model.fingerprint + "/bf16:f32")
+        #expect(other[0].run.sourceHash != standard[0].run.sourceHash)
+        #expect(try store.items(run: standard[0].run.id) == items)
+        let again = try run(bf16DotProducts: true)
+        #expect(again.map(\.run.id) == standard.map(\.run.id) && again.allSatisfy(\.wasComplete))
+        #expect(try store.runs().count == 2)
     }
 }
 
