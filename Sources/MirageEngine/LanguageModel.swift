@@ -12,7 +12,8 @@ public struct LoadOptions: Sendable {
     /// widened to f32, f32 accumulation, for f32, f16 and bf16 checkpoints alike (the float32 forward pass
     /// of transformers to f32 rounding). `.fast`: bf16 dot products (`vdpbf16ps`, x rounded to bf16) on the
     /// mid-n and GEMM paths for bf16 checkpoints, and f16 checkpoints' projections and LM head converted to
-    /// bf16 at load so they take them too; q8 (`quantize`) weights take int8 dot products (`vpdpbusd`, x
+    /// bf16 at load so they take them too, where the CPU's bf16 dot products beat its f32 FMAs
+    /// (`Kernels.usesBF16DotProducts`; elsewhere f16 and bf16 compute as in `.exact`); q8 (`quantize`) weights take int8 dot products (`vpdpbusd`, x
     /// quantized to int8 per 32-input group) on every path; f32 weights compute as in `.exact`.
     public var precision: Precision
     /// The vision tower folder of a model that keeps its tower outside its own folder (the original LLaVA
@@ -69,7 +70,8 @@ public final class LanguageModel: @unchecked Sendable {
         // once, as the f16 embedding) is quantized at load like every other projection.
         let quantize = options.quantize ?? (tensors.isPreQuantized ? .q8 : nil)
         var weights = try DecoderWeights(store: tensors, config: config, naming: naming, quantize: quantize, pool: pool)
-        if options.precision == .fast && quantize == nil { weights.convertF16ToBF16(pool: pool) }
+        // f16 → bf16 only where the bf16 dot products beat f32 FMAs (`Kernels.usesBF16DotProducts`).
+        if options.precision == .fast && quantize == nil && Kernels.usesBF16DotProducts { weights.convertF16ToBF16(pool: pool) }
         self.init(config: config, generationConfig: generationConfig, folder: URL(fileURLWithPath: tensors.folder),
                   weights: weights, pool: pool, precision: options.precision)
     }

@@ -3,7 +3,7 @@ import CMirageKernels
 // The GEMM path (prefill): y = x·Wᵀ for many rows of x, as BLIS schedules it:
 //
 //   for each depth block of `gemmDepthBlock` inputs (or bf16 pairs):
-//     pack W's 64 features of the task × the block as 32-feature micro-panels [depth][32]  (64 KB, L2)
+//     pack W's 64–256 features of the task × the block as 32-feature micro-panels [depth][32]  (≤ 256 KB, L2)
 //     for each group of `gemmPanelsPerBlock` x panels (12 rows each; ~200 KB, L2):
 //       for each 32-feature micro-panel (32 KB, L1):
 //         for each x panel of the group: the 12 × 32 micro-kernel (24 zmm accumulators)
@@ -12,8 +12,9 @@ import CMirageKernels
 // `gemmAStride` elements apart, so the micro-kernel broadcasts x[i][k] from one base at constant offsets.
 // Blocks are stored block-major (block b holds every panel), so the slices one block streams through L2
 // are adjacent rather than a multiple of 4 KiB apart (which thrashes L2 sets for the 4864-input `down`).
-// f32, f16 and q8 weights are widened to f32 when packed, and the micro-kernel is Swift SIMD; bf16
-// weights on AVX512-BF16 keep their bf16 pairs and take the C micro-kernel (vdpbf16ps).
+// f32, f16 and q8 weights are widened to f32 when packed, and the micro-kernel is Swift SIMD; fast bf16
+// weights where bf16 dot products pay (`Kernels.usesBF16DotProducts`) keep their bf16 pairs and take the C
+// micro-kernel (vdpbf16ps).
 
 private let mr = Int(MK_MR)
 private let nr = Int(MK_NR)
@@ -121,8 +122,17 @@ private enum BF16PairEntries: PackedEntries {
 }
 
 extension Kernels {
-    /// Output features per GEMM task.
-    static let gemmFeaturesPerTask = 64
+    /// Most output features per GEMM task (8 micro-panels: their packed weights, 256 KB, stay in L2 with a
+    /// 16-panel group of x, 209 KB, which all 8 reuse before the next group is read).
+    static let gemmFeaturesPerTask = 256
+
+    /// Output features per task of a GEMM with `rows` output features on `threads` threads: as many as
+    /// `gemmFeaturesPerTask` while that leaves at least 4 tasks per thread (both cores finish within a
+    /// task of each other), never fewer than 64; a multiple of the micro-panel width.
+    static func gemmTaskFeatures(rows: Int, threads: Int) -> Int {
+        let even = rows / (4 * max(1, threads)) / nr * nr
+        return min(gemmFeaturesPerTask, max(64, even))
+    }
 
     /// Rows of x per packed panel (the micro-kernel's rows).
     static let gemmPanelRows = mr
@@ -136,8 +146,11 @@ extension Kernels {
         return blocks * ((n + mr - 1) / mr) * mr * gemmAStride * 4
     }
 
-    /// Scratch bytes one GEMM task needs (its packed weights).
-    static let gemmWorkBytes = gemmDepthBlock * gemmFeaturesPerTask * 4
+    /// Scratch bytes one GEMM task needs (its packed weights, at most `gemmFeaturesPerTask` features).
+    static let gemmWorkBytes = gemmWorkBytes(features: gemmFeaturesPerTask)
+
+    /// Scratch bytes of a GEMM task of at most `features` output features.
+    static func gemmWorkBytes(features: Int) -> Int { gemmDepthBlock * ((features + nr - 1) / nr) * nr * 4 }
 
     /// Packs panels [p0, p1) of x (n × cols, row-major) for `gemmTask`: f32, or bf16 values rounded to
     /// nearest even (pairs); rows beyond n zero.
@@ -171,7 +184,8 @@ extension Kernels {
     }
 
     /// One GEMM task: y[i·ldy + j] = Σ_c x[i, c]·W[j, c] (+ bias[j]) for all i < n and j in [j0, j1),
-    /// j1 − j0 ≤ 64, from x packed by `gemmPack`. `work`: `gemmWorkBytes`, 64-byte aligned.
+    /// j1 − j0 ≤ `gemmFeaturesPerTask`, from x packed by `gemmPack`. `work`: `gemmWorkBytes(features:
+    /// j1 − j0)`, 64-byte aligned.
     static func gemmTask(_ w: WeightView, _ packed: UnsafeRawPointer, n: Int, features j0: Int, _ j1: Int,
                          bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, ldy: Int, bf16: Bool,
                          work: UnsafeMutableRawPointer) {
@@ -204,8 +218,8 @@ extension Kernels {
         }
     }
 
-    /// Packs features [j0, j1) (≤ 64) × depth [d0, d0 + kc) as micro-panels [⌈(j1 − j0)/32⌉][kc][32] of
-    /// 32-bit lanes: f32 (widened from the stored format) or, with `bf16`, the stored bf16 pairs. Features
+    /// Packs features [j0, j1) (≤ `gemmFeaturesPerTask`) × depth [d0, d0 + kc) as micro-panels
+    /// [⌈(j1 − j0)/32⌉][kc][32] of 32-bit lanes: f32 (widened from the stored format) or, with `bf16`, the stored bf16 pairs. Features
     /// beyond j1 and inputs beyond cols are zero.
     private static func gemmPackWeights(_ w: WeightView, features j0: Int, _ j1: Int, depth d0: Int, _ kc: Int,
                                         bf16: Bool, into destination: UnsafeMutablePointer<Float>) {

@@ -9,9 +9,49 @@ extension Kernels {
     /// Rows of x at most this many take the decode path (weights streamed once for all of them).
     public static let decodeMaxRows = 8
 
-    /// True when the CPU has AVX512-BF16, so that bf16 weights with `Precision.fast` use its dot products
-    /// on the mid-n and GEMM paths (activations rounded to bf16).
-    public static let usesBF16DotProducts: Bool = mk_has_avx512bf16() != 0
+    /// True when the CPU has AVX512-BF16 instructions (whether or not they pay; see `usesBF16DotProducts`).
+    public static let hasAVX512BF16: Bool = mk_has_avx512bf16() != 0
+
+    /// Multiply-adds per second of `vdpbf16ps` over those of the f32 FMA on this core, timed once at first
+    /// use (`mk_bf16_dot_product_speedup`, ~0.3 ms); 0 without AVX512-BF16. Zen 5 issues both at the same
+    /// rate (2: the dot product does twice the multiply-adds); an Intel Xeon (family 6, model 207) VM
+    /// issues `vdpbf16ps` at a quarter of the FMA rate (0.5), so there bf16 dot products halve the GEMM.
+    public static let bf16DotProductSpeedup: Double = mk_bf16_dot_product_speedup()
+
+    /// Least `bf16DotProductSpeedup` at which bf16 weights take bf16 dot products in `Precision.fast`: they
+    /// round x to bf16 (relative error 2⁻⁸), which only buys speed well above the f32 FMA rate.
+    public static let bf16DotProductMinimumSpeedup = 1.3
+
+    /// True when the CPU has AVX512-BF16 and its dot products are faster than f32 FMAs
+    /// (`bf16DotProductSpeedup` ≥ `bf16DotProductMinimumSpeedup`), so that bf16 weights with
+    /// `Precision.fast` use them on the mid-n and GEMM paths (activations rounded to bf16). Otherwise fast
+    /// bf16 weights are widened to f32 as in `exact` (bit-identical results), and the engine keeps f16
+    /// checkpoints in f16 in fast mode.
+    public static let usesBF16DotProducts: Bool = hasAVX512BF16 && bf16DotProductSpeedup >= bf16DotProductMinimumSpeedup
+
+    /// The multiply-adds `linear` takes for weights of one format on its mid-n and GEMM paths (q8: every path).
+    public enum DotProducts: String, Sendable, CaseIterable {
+        /// f32 FMAs of weights widened to f32 (the `exact` computation).
+        case f32
+        /// AVX512-BF16 `vdpbf16ps`, x rounded to bf16.
+        case bf16
+        /// AVX512-VNNI `vpdpbusd`, x quantized to int8 per 32-input group.
+        case int8
+    }
+
+    /// The dot products weights of `format` (as loaded) take under `precision`: bf16 weights take bf16 dot
+    /// products and q8 weights int8 dot products in `fast` where this CPU's probes allow them
+    /// (`usesBF16DotProducts`, `usesInt8DotProducts`; pass other decisions to see another CPU's route),
+    /// everything else f32 FMAs.
+    public static func dotProducts(format: WeightFormat, precision: Precision, bf16DotProducts: Bool = usesBF16DotProducts,
+                                   int8DotProducts: Bool = usesInt8DotProducts) -> DotProducts {
+        guard precision == .fast else { return .f32 }
+        switch format {
+        case .bf16: return bf16DotProducts ? .bf16 : .f32
+        case .q8: return int8DotProducts ? .int8 : .f32
+        case .f32, .f16: return .f32
+        }
+    }
 
     /// True when `linear` multiplies by `weight` with bf16 dot products (x rounded to bf16) on the mid-n and
     /// GEMM paths: bf16 weights, `Precision.fast`, and a CPU with AVX512-BF16. Otherwise f32 throughout.
@@ -184,6 +224,13 @@ extension Kernels {
                      "linear: input packed for \(packed.layout == .int8 ? "int8" : packed.bf16 ? "bf16" : "f32") "
                         + "dot products, weight is \(weight.format) with precision \(weight.precision); pack it with "
                         + "Kernels.packInput(_:n:cols:for:pool:) for this weight")
+        multiply(packed, weight: weight, bias: bias, into: y, pool: pool)
+    }
+
+    /// `linear(_ packed:…)` without the check that the packing suits the weight (tests run the bf16 dot
+    /// products on CPUs where `usesBF16DotProducts` is false this way).
+    static func multiply(_ packed: PackedInput, weight: WeightMatrix, bias: UnsafePointer<Float>?,
+                         into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
         if packed.layout == .int8 {
             linearInt8(packed, weight: weight, bias: bias, into: y, pool: pool)
             return
@@ -200,9 +247,9 @@ extension Kernels {
             }
             return
         }
-        let perTask = gemmFeaturesPerTask
+        let perTask = gemmTaskFeatures(rows: rows, threads: pool.threadCount)
         pool.parallelFor((rows + perTask - 1) / perTask) { t in
-            let work = UnsafeMutableRawPointer.allocate(byteCount: gemmWorkBytes, alignment: 64)
+            let work = UnsafeMutableRawPointer.allocate(byteCount: gemmWorkBytes(features: perTask), alignment: 64)
             defer { work.deallocate() }
             gemmTask(w, a, n: n, features: t * perTask, min(rows, (t + 1) * perTask), bias: bias, into: y, ldy: rows,
                      bf16: bf16, work: work)

@@ -11,11 +11,13 @@ extension Kernels {
         let packed = AlignedBuffer(byteCount: gemmPackedBytes(n: n, cols: weight.cols, bf16: false))
         gemmPack(x, n: n, cols: weight.cols, panels: 0, (n + gemmPanelRows - 1) / gemmPanelRows, bf16: false,
                  into: packed.pointer)
-        let work = AlignedBuffer(byteCount: gemmWorkBytes)
+        // 64 features per task: many small products (ViT attention heads) keep a 64 KB scratch buffer.
+        let features = 64
+        let work = AlignedBuffer(byteCount: gemmWorkBytes(features: features))
         let w = WeightView(weight)
         var j = 0
         while j < weight.rows {
-            let end = min(weight.rows, j + gemmFeaturesPerTask)
+            let end = min(weight.rows, j + features)
             gemmTask(w, packed.pointer, n: n, features: j, end, bias: bias, into: y, ldy: weight.rows, bf16: false,
                      work: work.pointer)
             j = end

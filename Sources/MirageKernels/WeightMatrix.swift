@@ -31,7 +31,9 @@ public enum Precision: String, Sendable, CaseIterable {
     /// AVX512-BF16 the same as `exact`. q8 weights take int8 dot products (AVX512-VNNI `vpdpbusd`) on every
     /// path: x is quantized to int8 per 32-input group (each input errs by at most max|x_group| / 254);
     /// without VNNI the same as `exact`. f32 weights compute as in `exact`. (The engine also
-    /// converts f16 checkpoints to bf16 at load in this mode; see `LoadOptions.precision`.)
+    /// converts f16 checkpoints to bf16 at load in this mode; see `LoadOptions.precision`.) Where the CPU's
+    /// bf16 dot products are not faster than f32 FMAs (`Kernels.usesBF16DotProducts` false), bf16 weights
+    /// compute as in `exact` too.
     case fast
 }
 

@@ -77,6 +77,10 @@ public struct RunnerOptions {
     public var lease: TimeInterval = RunnerOptions.defaultLease
     /// Items one claim asks for (whole images: at least this many, more when an image's items straddle it).
     public var claimBatch = RunnerOptions.defaultClaimBatch
+    /// Tests only: the probes' decisions (bf16 dot products pay, AVX512-VNNI present) a fast run's identity is
+    /// computed with, standing for another CPU's route (`FastRoute`); nil: this CPU's. The kernels still
+    /// compute with this CPU's decisions.
+    var fastRouteDecisions: (bf16DotProducts: Bool, int8DotProducts: Bool)?
 
     public static let defaultLease: TimeInterval = 120
     public static let defaultClaimBatch = 4
@@ -209,22 +213,27 @@ public final class ExperimentRunner {
     /// key leaves the precision out exactly when it is that old behaviour for the checkpoint's stored
     /// format, and such old runs keep resuming under the precision that reproduces them; every other
     /// combination gets its own key, so exact and fast runs never share one.
-    public static func precisionKeyField(_ precision: Precision, storedFormat: WeightFormat) -> String? {
+    /// A fast run's `route` (nil: the standard one) is part of it: the standard route keeps the key fast runs
+    /// were stored under (nil for bf16 checkpoints, "fast" otherwise); any other adds its `keyComponent`
+    /// ("fast/bf16:f32"), so a worker whose CPU computes fast differently forms a run of its own.
+    public static func precisionKeyField(_ precision: Precision, storedFormat: WeightFormat, route: FastRoute? = nil) -> String? {
+        if precision == .fast, let route, !route.isStandard { return "fast/" + route.keyComponent }
         let before: Precision = storedFormat == .bf16 ? .fast : .exact
         return precision == before ? nil : precision.rawValue
     }
 
     /// The model's identity in the store: name and fingerprint carry q8 and the precision, so runs that
     /// differ in either are different models in `mirage compare` (exact, the default, adds nothing to
-    /// the name).
+    /// the name). A fast run off the standard route (`route`) carries it too (`+fast/bf16:f32`).
     public static func modelSpec(folderName: String, architecture: String, fingerprint: String, quantized: Bool,
-                                 precision: Precision) -> ModelSpec {
+                                 precision: Precision, route: FastRoute? = nil) -> ModelSpec {
+        let offRoute = precision == .fast ? route.flatMap { $0.isStandard ? nil : "/" + $0.keyComponent } ?? "" : ""
         var notes: [String] = []
         if quantized { notes.append("q8") }
-        if precision == .fast { notes.append("fast") }
+        if precision == .fast { notes.append("fast" + offRoute) }
         return ModelSpec(name: folderName + (notes.isEmpty ? "" : " (\(notes.joined(separator: ", ")))"),
                          architecture: architecture,
-                         fingerprint: fingerprint + (quantized ? "+q8" : "") + "+\(precision.rawValue)")
+                         fingerprint: fingerprint + (quantized ? "+q8" : "") + "+\(precision.rawValue)" + offRoute)
     }
 
     /// The paper settings `spec` applies to `model`: the family's, when the protocol says `paper_settings: true`.
@@ -299,10 +308,18 @@ public final class ExperimentRunner {
         loadOptions.visionTower = visionTower
         let vlm = try ModelFamilies.load(folder, options: loadOptions)
         let tokenizer = try Tokenizer(folder: folder)
+        // The dot products this CPU takes for the model's weights in fast mode: part of the run's identity.
+        let decisions = options.fastRouteDecisions ?? (Kernels.usesBF16DotProducts, Kernels.usesInt8DotProducts)
+        let route = experiment.precision == .fast ? FastRoute(loadedFormat: vlm.languageModel.weightFormat,
+                                                              storedFormat: vlm.languageModel.storedWeightFormat,
+                                                              bf16DotProducts: decisions.bf16DotProducts,
+                                                              int8DotProducts: decisions.int8DotProducts) : nil
         let modelSpec = Self.modelSpec(folderName: folder.lastPathComponent, architecture: vlm.architectureName,
-                                       fingerprint: fingerprint, quantized: quantize != nil, precision: experiment.precision)
+                                       fingerprint: fingerprint, quantized: quantize != nil, precision: experiment.precision,
+                                       route: route)
         let modelName = modelSpec.name
-        let precisionKey = Self.precisionKeyField(experiment.precision, storedFormat: vlm.languageModel.storedWeightFormat)
+        let precisionKey = Self.precisionKeyField(experiment.precision, storedFormat: vlm.languageModel.storedWeightFormat,
+                                                  route: route)
         // One prefix cache per model: an image's prompt prefix serves its questions, decoders and runs.
         let prefixCacheMB = experiment.prefixCacheMB ?? Experiment.defaultPrefixCacheMB
         let prefixCache = prefixCacheMB > 0 ? PromptPrefixCache(limitBytes: prefixCacheMB << 20) : nil

@@ -47,7 +47,7 @@ struct BenchEngine: ParsableCommand {
     @Option(name: .long, help: "Worker threads.")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(name: .long, help: ArgumentHelp("exact (default) or fast: the engine's --precision (fast: bf16 dot products for bf16 and f16 weights, int8 dot products for q8).", valueName: "exact|fast"))
+    @Option(name: .long, help: ArgumentHelp("exact (default) or fast: the engine's --precision (fast: bf16 dot products for bf16 and f16 weights where they beat f32 FMAs, int8 dot products for q8).", valueName: "exact|fast"))
     var precision = "exact"
 
     @Flag(name: .long, help: "Print one tab-separated line per format (format, decode tok/s, prefill tok/s, batch-5 ratio) for scripts such as Benchmarks/side-by-side.")

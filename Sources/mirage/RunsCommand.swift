@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MirageStore
+import MirageRunner
 
 struct Runs: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -118,11 +119,19 @@ struct Runs: ParsableCommand {
             }
         }
 
-        /// The precision a `mirage run` run computed with, from its model's fingerprint (`+exact`, `+fast`;
-        /// see `ExperimentRunner.modelSpec`). Runs stored before the precision was explicit have neither.
+        /// The precision a `mirage run` run computed with, from its model's fingerprint (`+exact`, `+fast`,
+        /// `+fast/<route>`; see `ExperimentRunner.modelSpec`), with a fast run's route (`FastRoute`). Runs
+        /// stored before the precision was explicit have none of them.
         static func precision(fingerprint: String) -> String {
             if fingerprint.hasSuffix("+exact") { return "exact" }
-            if fingerprint.hasSuffix("+fast") { return "fast" }
+            if fingerprint.hasSuffix("+fast") {
+                return "fast (standard route: \(FastRoute.standardDescription); fast runs stored before the route was recorded "
+                    + "on a CPU without AVX512-BF16/VNNI computed with f32 FMAs)"
+            }
+            if let marker = fingerprint.range(of: "+fast/", options: .backwards),
+               let route = FastRoute(keyComponent: String(fingerprint[marker.upperBound...])) {
+                return "fast (route: \(route.description); the computing CPU lacked bf16/int8 dot products or they were slower than f32 FMAs there)"
+            }
             if fingerprint.isEmpty { return "- (outputs imported, not computed by Mirage)" }
             return "not recorded (run stored before --precision: bf16 checkpoints computed as fast, f16 and f32 as exact)"
         }

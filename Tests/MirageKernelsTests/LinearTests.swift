@@ -113,45 +113,94 @@ import Testing
         }
     }
 
-    /// bf16 weights on a CPU without AVX512-BF16: the mid-n tile and the GEMM widen them to f32 and keep x
-    /// in f32 (this machine has the instructions, so `linear` never takes these paths here). Same bound as
-    /// f32 accumulation: 1e-5 of Σ|x·w|.
-    @Test(arguments: [9, 40, 130])
-    func bf16WithoutDotProductsWidensToF32(n: Int) {
+    /// Runs `body(gemm, weight, x, bias, y)` for the bf16 kernel tests' shapes (odd sizes, partial tiles,
+    /// 1700 inputs: several depth blocks) on the GEMM and, for n ≤ `midNRowLimit`, the mid-n kernel, and
+    /// returns each run's worst error relative to Σ|x·w| of the float64 reference.
+    func bf16KernelErrors(n: Int, precision: Precision, seed: (_ rows: Int, _ cols: Int) -> UInt64,
+                          _ body: (_ gemm: Bool, _ weight: WeightMatrix, _ x: UnsafePointer<Float>,
+                                   _ bias: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) -> Void)
+        -> [(gemm: Bool, shape: String, worst: Double)] {
+        var results: [(gemm: Bool, shape: String, worst: Double)] = []
         for (rows, cols) in [(37, 77), (70, 300), (5, 1700)] {
-            var random = SeededRandom(seed: UInt64(n * 131 + rows))
-            let weight = TestWeight(rows: rows, cols: cols, format: .bf16, values: random.floats(rows * cols))
+            var random = SeededRandom(seed: seed(rows, cols))
+            let weight = TestWeight(rows: rows, cols: cols, format: .bf16, values: random.floats(rows * cols),
+                                    precision: precision)
             let x = random.floats(n * cols, in: -2...2)
             let bias = random.floats(rows)
-            let view = WeightView(weight.matrix)
             let reference = referenceLinear(x: x, n: n, w: weight.stored, rows: rows, cols: cols, bias: bias)
             for gemm in [false, true] where gemm || n <= Kernels.midNRowLimit {
                 var y = [Float](repeating: .nan, count: n * rows)
                 x.withUnsafeBufferPointer { xp in
                     bias.withUnsafeBufferPointer { bp in
                         y.withUnsafeMutableBufferPointer { yp in
-                            let x = xp.baseAddress!, b = bp.baseAddress!, out = yp.baseAddress!
-                            if gemm {
-                                let packed = AlignedBuffer(byteCount: Kernels.gemmPackedBytes(n: n, cols: cols, bf16: false))
-                                Kernels.gemmPack(x, n: n, cols: cols, panels: 0, (n + Kernels.gemmPanelRows - 1) / Kernels.gemmPanelRows,
-                                                 bf16: false, into: packed.pointer)
-                                let work = AlignedBuffer(byteCount: Kernels.gemmWorkBytes)
-                                for j in stride(from: 0, to: rows, by: Kernels.gemmFeaturesPerTask) {
-                                    Kernels.gemmTask(view, packed.pointer, n: n, features: j, min(rows, j + Kernels.gemmFeaturesPerTask),
-                                                     bias: b, into: out, ldy: rows, bf16: false, work: work.pointer)
-                                }
-                            } else {
-                                let packed = AlignedBuffer(byteCount: Kernels.midNPackedBytes(n: n, cols: cols, bf16: false))
-                                Kernels.midNPack(x, n: n, cols: cols, bf16: false, into: packed.pointer)
-                                Kernels.midN(view, packed.pointer, n: n, rows: 0, rows, bias: b, into: out, ldy: rows, bf16: false)
-                            }
+                            body(gemm, weight.matrix, xp.baseAddress!, bp.baseAddress!, yp.baseAddress!)
                         }
                     }
                 }
-                let worst = Self.worstRelativeError(y, reference)
-                #expect(worst <= 1e-5, "\(gemm ? "GEMM" : "mid-n") n \(n) rows \(rows) cols \(cols): \(worst)")
+                results.append((gemm, "rows \(rows) cols \(cols)", Self.worstRelativeError(y, reference)))
             }
         }
+        return results
+    }
+
+    /// bf16 weights on a CPU without AVX512-BF16: the mid-n tile and the GEMM widen them to f32 and keep x
+    /// in f32 (this machine has the instructions, so `linear` never takes these paths here). Same bound as
+    /// f32 accumulation: 1e-5 of Σ|x·w|.
+    @Test(arguments: [9, 40, 130])
+    func bf16WithoutDotProductsWidensToF32(n: Int) {
+        let results = bf16KernelErrors(n: n, precision: .exact, seed: { rows, _ in UInt64(n * 131 + rows) }) {
+            gemm, weight, x, b, out in
+            let rows = weight.rows, cols = weight.cols, view = WeightView(weight)
+            if gemm {
+                let packed = AlignedBuffer(byteCount: Kernels.gemmPackedBytes(n: n, cols: cols, bf16: false))
+                Kernels.gemmPack(x, n: n, cols: cols, panels: 0, (n + Kernels.gemmPanelRows - 1) / Kernels.gemmPanelRows,
+                                 bf16: false, into: packed.pointer)
+                let work = AlignedBuffer(byteCount: Kernels.gemmWorkBytes)
+                for j in stride(from: 0, to: rows, by: Kernels.gemmFeaturesPerTask) {
+                    Kernels.gemmTask(view, packed.pointer, n: n, features: j, min(rows, j + Kernels.gemmFeaturesPerTask),
+                                     bias: b, into: out, ldy: rows, bf16: false, work: work.pointer)
+                }
+            } else {
+                let packed = AlignedBuffer(byteCount: Kernels.midNPackedBytes(n: n, cols: cols, bf16: false))
+                Kernels.midNPack(x, n: n, cols: cols, bf16: false, into: packed.pointer)
+                Kernels.midN(view, packed.pointer, n: n, rows: 0, rows, bias: b, into: out, ldy: rows, bf16: false)
+            }
+        }
+        for r in results { #expect(r.worst <= 1e-5, "\(r.gemm ? "GEMM" : "mid-n") n \(n) \(r.shape): \(r.worst)") }
+    }
+
+    /// The bf16 dot-product kernels (the mid-n tile and the GEMM micro-kernel, `vdpbf16ps`) on every CPU with
+    /// AVX512-BF16, also where `linear` does not take them because they are slower than f32 FMAs
+    /// (`Kernels.usesBF16DotProducts` false): odd shapes, partial tiles and depth blocks (1700 inputs = 850
+    /// pairs, 3 blocks of 256 plus 82), bias. x is rounded to bf16 (relative 2⁻⁸ per product): every shape
+    /// within 4e-3 of Σ|x·w| of the float64 reference, and each kernel's worst shape above f32 rounding
+    /// (> 1e-4), so the rounding really happened.
+    @Test(.enabled(if: Kernels.hasAVX512BF16), arguments: [9, 40, 130])
+    func bf16DotProductKernelsWithinBound(n: Int) {
+        let results = bf16KernelErrors(n: n, precision: .fast, seed: { _, cols in UInt64(n * 17 + cols) }) {
+            gemm, weight, x, b, out in
+            let packed = gemm ? Kernels.packPanels(x, n: n, cols: weight.cols, bf16: true, pool: Self.pool)
+                              : Kernels.packRows(x, n: n, cols: weight.cols, bf16: true, pool: Self.pool)
+            Kernels.multiply(packed, weight: weight, bias: b, into: out, pool: Self.pool)
+        }
+        for r in results { #expect(r.worst <= 4e-3, "\(r.gemm ? "GEMM" : "mid-n") n \(n) \(r.shape): \(r.worst)") }
+        for gemm in Set(results.map(\.gemm)) {
+            let worst = results.filter { $0.gemm == gemm }.map(\.worst).max()!
+            #expect(worst > 1e-4, "\(gemm ? "GEMM" : "mid-n") n \(n): \(worst)")
+        }
+    }
+
+    /// The bf16 dot-product probe: 0 without AVX512-BF16; with it a plausible rate ratio (between an eighth
+    /// and 4× the FMA's multiply-adds: measured 0.5 on an Intel VM, 2 on Zen 5), and `usesBF16DotProducts`
+    /// follows it.
+    @Test func bf16DotProductProbeIsPlausible() {
+        let speedup = Kernels.bf16DotProductSpeedup
+        if !Kernels.hasAVX512BF16 {
+            #expect(speedup == 0 && !Kernels.usesBF16DotProducts)
+            return
+        }
+        #expect(speedup > 0.125 && speedup < 4, "speedup \(speedup)")
+        #expect(Kernels.usesBF16DotProducts == (speedup >= Kernels.bf16DotProductMinimumSpeedup))
     }
 
     /// q8 against the original f32 weights: each weight errs by at most scale/2 = max|w_group|/254

@@ -443,10 +443,11 @@ func runnerError(_ body: () throws -> Void) -> String? {
     }
 
     /// A tiny LLaVA, a POPE protocol of four questions on three images, and a store, in a temporary folder.
-    static func setUp(images: String) throws -> (folder: URL, experiment: Experiment, store: any RunRepository, resources: RunResources) {
+    static func setUp(images: String, dtype: TensorDType = .f16) throws
+        -> (folder: URL, experiment: Experiment, store: any RunRepository, resources: RunResources) {
         let folder = TestTemporary.url("mirage-runner-api")
         let model = folder.appendingPathComponent("tiny")
-        try SyntheticLlavaSpec(text: SyntheticModelSpec(architecture: .llama, size: .tiny, seed: 2),
+        try SyntheticLlavaSpec(text: SyntheticModelSpec(architecture: .llama, size: .tiny, seed: 2, dtype: dtype),
                                vision: SyntheticVisionSpec(kind: .clip, size: .tiny, seed: 2)).write(to: model)
         let questions = [(1, 192), (2, 192), (3, 241), (4, 9)].map { q, image in
             "{\"question_id\": \(q), \"image\": \"COCO_val2014_\(String(format: "%012d", image)).jpg\", \"text\": \"Is there a cat?\", \"label\": \"no\"}"
@@ -573,6 +574,35 @@ func runnerError(_ body: () throws -> Void) -> String? {
         _ = try third.run()
         #expect(recorder.calls.isEmpty)
     }
+
+    /// A fast run's route is part of its identity: a worker standing for a CPU whose bf16 dot products do not
+    /// pay never writes into the runs of one where they do; it forms runs of its own, and the first worker's
+    /// route resumes its own runs untouched.
+    @Test(.enabled(if: SharedData.has("coco/images/COCO_val2014_000000000192.jpg"), SharedData.missingMessage))
+    func aWorkerOnAnotherFastRouteFormsItsOwnRuns() throws {
+        var (folder, experiment, store, resources) = try Self.setUp(images: SharedData.url("coco/images").path, dtype: .bf16)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        experiment.precision = .fast
+        experiment.decoders = [DecoderChoice(name: "greedy")]
+        let progress = RunProgress(isTerminal: false, json: false, write: { _ in })
+        func run(bf16DotProducts: Bool) throws -> [RunOutcome] {
+            var options = RunnerOptions(mirageVersion: "test")
+            options.fastRouteDecisions = (bf16DotProducts, true)
+            return try ExperimentRunner(experiment: experiment, store: store, resources: resources, options: options,
+                                        progress: progress).run()
+        }
+        let standard = try run(bf16DotProducts: true)
+        #expect(standard.count == 1 && standard[0].run.model.fingerprint.hasSuffix("+fast"))
+        let items = try store.items(run: standard[0].run.id)
+        let other = try run(bf16DotProducts: false)
+        #expect(other.count == 1 && other[0].run.id != standard[0].run.id && !other[0].wasComplete)
+        #expect(other[0].run.model.fingerprint == standard[0].run.model.fingerprint + "/bf16:f32")
+        #expect(other[0].run.sourceHash != standard[0].run.sourceHash)
+        #expect(try store.items(run: standard[0].run.id) == items)
+        let again = try run(bf16DotProducts: true)
+        #expect(again.map(\.run.id) == standard.map(\.run.id) && again.allSatisfy(\.wasComplete))
+        #expect(try store.runs().count == 2)
+    }
 }
 
 /// The precision (`LoadOptions.precision`) is part of a run's identity: exact and fast runs have different
@@ -610,6 +640,61 @@ func runnerError(_ body: () throws -> Void) -> String? {
         }
         #expect(ExperimentRunner.precisionKeyField(.exact, storedFormat: .bf16) == "exact")
         #expect(ExperimentRunner.precisionKeyField(.fast, storedFormat: .f16) == "fast")
+    }
+
+    @Test func fastRouteIsPartOfTheResumeKey() throws {
+        let decoder = try DecoderChoice(parsing: "greedy").makeDecoder()
+        let protocolSpec = EvalProtocol(task: .pope, imageIDs: [3], promptTemplate: "Is there a {object}?", maxNewTokens: 4)
+        func key(_ precision: String?) -> String {
+            ExperimentRunner.resumeKey(modelFingerprint: "abc", quantize: nil, evalProtocol: protocolSpec, padToSquare: false,
+                                       decoder: decoder, seed: 7, precision: precision)
+        }
+        // The documented formula (docs/runner.md, "Resume key and resuming"), written out.
+        func documented(_ precision: String?) -> String {
+            var fields = ["kind": "mirage-run/1", "model": "abc", "quantize": "", "protocol": protocolSpec.hash,
+                          "pad_to_square": "false", "decoder": decoder.name, "parameters": decoder.parameters.canonicalJSON,
+                          "seed": "7"]
+            if let precision { fields["precision"] = precision }
+            return ContentHash.sha256Hex(Data(CanonicalJSON.string(fields).utf8))
+        }
+        // (stored format, projections as loaded on the standard route, as loaded off it, the fallback's key component)
+        let cases: [(WeightFormat, WeightFormat, WeightFormat, String)] = [
+            (.bf16, .bf16, .bf16, "bf16:f32"), (.f16, .bf16, .f16, "f16:f32"), (.f16, .q8, .q8, "q8:f32"),
+            (.bf16, .q8, .q8, "q8:f32,bf16:f32"),
+        ]
+        for (stored, standardLoad, fallbackLoad, component) in cases {
+            let standard = FastRoute(loadedFormat: standardLoad, storedFormat: stored, bf16DotProducts: true, int8DotProducts: true)
+            let fallback = FastRoute(loadedFormat: fallbackLoad, storedFormat: stored, bf16DotProducts: false, int8DotProducts: false)
+            #expect(standard.isStandard && !fallback.isStandard, "\(stored)")
+            #expect(fallback.keyComponent == component)
+            // The standard route keeps the key fast runs were stored under: no precision for bf16, "fast" otherwise.
+            let keptField: String? = stored == .bf16 ? nil : "fast"
+            #expect(key(ExperimentRunner.precisionKeyField(.fast, storedFormat: stored, route: standard)) == documented(keptField),
+                    "\(stored)")
+            let fallbackField = ExperimentRunner.precisionKeyField(.fast, storedFormat: stored, route: fallback)
+            #expect(fallbackField == "fast/" + component)
+            #expect(key(fallbackField) == documented(fallbackField) && key(fallbackField) != documented(keptField), "\(stored)")
+            // Exact runs do not depend on the route.
+            let exactField: String? = stored == .bf16 ? "exact" : nil
+            for route in [standard, fallback, nil] {
+                #expect(ExperimentRunner.precisionKeyField(.exact, storedFormat: stored, route: route) == exactField)
+            }
+            // The fingerprint and name separate the routes in `mirage compare`; the standard one keeps "+fast".
+            let a = ExperimentRunner.modelSpec(folderName: "m", architecture: "llava-llama", fingerprint: "abc",
+                                               quantized: standardLoad == .q8, precision: .fast, route: standard)
+            let b = ExperimentRunner.modelSpec(folderName: "m", architecture: "llava-llama", fingerprint: "abc",
+                                               quantized: standardLoad == .q8, precision: .fast, route: fallback)
+            #expect(a.fingerprint.hasSuffix("+fast") && b.fingerprint == a.fingerprint + "/" + component)
+            #expect(a.name != b.name)
+            #expect(FastRoute(keyComponent: fallback.keyComponent) == fallback)
+        }
+        // f32 weights take f32 FMAs on every CPU: one route, the key fast runs always had.
+        let f32 = FastRoute(loadedFormat: .f32, storedFormat: .f32, bf16DotProducts: false, int8DotProducts: false)
+        #expect(f32.isStandard && ExperimentRunner.precisionKeyField(.fast, storedFormat: .f32, route: f32) == "fast")
+        #expect(FastRoute(keyComponent: "bf16") == nil && FastRoute(keyComponent: "bf16:fp8") == nil)
+        // Only bf16 dot products refused (an Intel VM): the int8 half of a quantized bf16 checkpoint's route stays.
+        let mixed = FastRoute(loadedFormat: .q8, storedFormat: .bf16, bf16DotProducts: false, int8DotProducts: true)
+        #expect(!mixed.isStandard && mixed.keyComponent == "q8:int8,bf16:f32")
     }
 
     @Test func precisionIsPartOfTheModelSpec() {

@@ -1,0 +1,86 @@
+import MirageKernels
+
+/// Which dot products a `--precision fast` model's weights take on this CPU (`Kernels.dotProducts`), by weight
+/// format: two fast runs compute alike only on the same route, so the route is part of a fast run's resume key
+/// and model fingerprint (`ExperimentRunner.precisionKeyField`, `modelSpec`; docs/runner.md, "Resume key and
+/// resuming").
+public struct FastRoute: Sendable, Hashable {
+    /// One weight format the model multiplies by, and what it is multiplied with.
+    public struct Entry: Sendable, Hashable {
+        public let weightFormat: WeightFormat
+        public let dotProducts: Kernels.DotProducts
+
+        public init(weightFormat: WeightFormat, dotProducts: Kernels.DotProducts) {
+            self.weightFormat = weightFormat
+            self.dotProducts = dotProducts
+        }
+
+        /// The route `fast` took when runs were stored without one: bf16 dot products for bf16 weights (f16
+        /// checkpoints' projections converted to bf16 at load), int8 dot products for q8, f32 FMAs for f32.
+        /// Projections left f16 under `fast` mean the bf16 dot products did not pay: not that route.
+        public var isStandard: Bool {
+            switch weightFormat {
+            case .bf16: dotProducts == .bf16
+            case .q8: dotProducts == .int8
+            case .f32: dotProducts == .f32
+            case .f16: false
+            }
+        }
+    }
+
+    /// The projections' entry first, then bf16 for the vision tower and projector of a quantized bf16 checkpoint.
+    public let entries: [Entry]
+
+    public init(entries: [Entry]) {
+        self.entries = entries
+    }
+
+    /// The route of a model whose decoder projections are loaded as `loadedFormat` from a checkpoint stored as
+    /// `storedFormat`, by this CPU's probes unless other decisions are passed (tests use them to stand for
+    /// another CPU). A quantized bf16 checkpoint keeps its vision tower and projector in bf16, so their bf16
+    /// dot products are part of its route.
+    public init(loadedFormat: WeightFormat, storedFormat: WeightFormat, bf16DotProducts: Bool = Kernels.usesBF16DotProducts,
+                int8DotProducts: Bool = Kernels.usesInt8DotProducts) {
+        let formats = loadedFormat != .bf16 && storedFormat == .bf16 ? [loadedFormat, .bf16] : [loadedFormat]
+        self.init(entries: formats.map {
+            Entry(weightFormat: $0, dotProducts: Kernels.dotProducts(format: $0, precision: .fast, bf16DotProducts: bf16DotProducts,
+                                                                     int8DotProducts: int8DotProducts))
+        })
+    }
+
+    /// True when every entry is the route `fast` had before routes were recorded (`Entry.isStandard`): such runs
+    /// keep the key and fingerprint fast runs were stored under.
+    public var isStandard: Bool { entries.allSatisfy(\.isStandard) }
+
+    /// The route as the resume key and the fingerprint record it: `<weight format>:<dot products>`, comma-separated.
+    public var keyComponent: String {
+        entries.map { "\($0.weightFormat.rawValue):\($0.dotProducts.rawValue)" }.joined(separator: ",")
+    }
+
+    /// Reads `keyComponent` back; nil for anything else.
+    public init?(keyComponent: String) {
+        var entries: [Entry] = []
+        for part in keyComponent.split(separator: ",", omittingEmptySubsequences: false) {
+            let fields = part.split(separator: ":", omittingEmptySubsequences: false)
+            guard fields.count == 2, let format = WeightFormat(rawValue: String(fields[0])),
+                  let dots = Kernels.DotProducts(rawValue: String(fields[1])) else { return nil }
+            entries.append(Entry(weightFormat: format, dotProducts: dots))
+        }
+        self.init(entries: entries)
+    }
+
+    /// E.g. "f16 weights with f32 FMAs".
+    public var description: String {
+        entries.map { entry in
+            let dots = switch entry.dotProducts {
+            case .f32: "f32 FMAs"
+            case .bf16: "bf16 dot products"
+            case .int8: "int8 dot products"
+            }
+            return "\(entry.weightFormat.rawValue) weights with \(dots)"
+        }.joined(separator: ", ")
+    }
+
+    /// What `runs show` says of the standard route (fingerprints ending in `+fast`).
+    public static let standardDescription = "bf16 dot products for bf16 and f16 weights, int8 dot products for q8, f32 FMAs for f32"
+}
