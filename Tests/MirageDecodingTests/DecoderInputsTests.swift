@@ -132,6 +132,35 @@ private func decode(_ name: String, _ values: [String: ParameterValue], items: [
     #expect(try DecoderRegistry.standard.makeDecoder("m3id").inputs.branches == [BranchSpec(role: "unconditional", image: .none)])
 }
 
+/// ONLY contrasts raw logits; M3ID read as pointwise mutual information, log p(y | image) − log p(y), is
+/// the same rule on log-probabilities. On one row the two differ by a constant, −(1 + k)·lse(z) + k·lse(u) with k = (1 − γ)/γ, and the β cut-off keeps the same tokens
+/// (p ≥ β·max p either way), so the distribution handed to sampling is the same; transformers' repetition
+/// penalty (not shift-invariant) is where they part.
+@Test func m3idOnLogitsAndOnLogProbabilitiesDiffersByAConstantPerStep() throws {
+    let z: [Float] = [4, 3.2, 1.5, 0.9, -2, 6.1], u: [Float] = [5, 1, 1.4, 2.2, 0, 3]
+    let lz = logSoftmax(z[...]), lu = logSoftmax(u[...])
+    func lse(_ x: [Float]) -> Double { let m = Double(x.max()!); return m + log(x.reduce(0) { $0 + exp(Double($1) - m) }) }
+    for t in [0, 7, 50] {
+        let onLogits = M3IDDecoder.scores(z[...], unconditional: u[...], step: t, lambda: 0.02, beta: 0.1)
+        let onLogProbs = M3IDDecoder.scores(lz[...], unconditional: lu[...], step: t, lambda: 0.02, beta: 0.1)
+        #expect(onLogits.map(\.isFinite) == onLogProbs.map(\.isFinite), "t = \(t): the cut-off keeps other tokens")
+        let g = exp(-0.02 * Double(t)), k = (1 - g) / g
+        let shift = -(1 + k) * lse(z) + k * lse(u)
+        for i in z.indices where onLogits[i].isFinite {
+            #expect(abs(Double(onLogProbs[i] - onLogits[i]) - shift) < 1e-4 * max(1, abs(shift)), "t = \(t), token \(i)")
+        }
+        for (a, b) in zip(softmax(onLogits), softmax(onLogProbs)) { #expect(abs(a - b) < 1e-5, "t = \(t)") }
+        // The repetition penalty divides positive and multiplies negative scores: token 0 is positive as a
+        // logit score and negative as a log-probability score, so the two distributions differ.
+        var (a, b) = (onLogits, onLogProbs)
+        let context = LogitsContext(tokens: [0], generated: 1)
+        RepetitionPenalty(2).process(&a, context: context)
+        RepetitionPenalty(2).process(&b, context: context)
+        #expect(onLogits[0] > 0 && onLogProbs[0] < 0, "t = \(t): the example no longer separates the two")
+        #expect(abs((a[5] - a[0]) - (b[5] - b[0])) > 0.1, "t = \(t): the log-odds of tokens 5 and 0 stay equal")
+    }
+}
+
 /// A branch's prefix shared with the prompt comes from the prompt prefix cache when there is one: the same
 /// tokens as without it, and the second item reuses the prefix (the text-only branch's system-prompt rows).
 @Test func contrastBranchesShareTheirPrefixThroughThePrefixCache() throws {
