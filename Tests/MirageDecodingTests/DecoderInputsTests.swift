@@ -132,6 +132,75 @@ private func decode(_ name: String, _ values: [String: ParameterValue], items: [
     #expect(try DecoderRegistry.standard.makeDecoder("m3id").inputs.branches == [BranchSpec(role: "unconditional", image: .none)])
 }
 
+/// ONLY contrasts raw logits; M3ID read as pointwise mutual information, log p(y | image) − log p(y), is
+/// the same rule on log-probabilities. On one row the two differ by a constant, −(1 + k)·lse(z) + k·lse(u) with k = (1 − γ)/γ, and the β cut-off keeps the same tokens
+/// (p ≥ β·max p either way), so the distribution handed to sampling is the same; transformers' repetition
+/// penalty (not shift-invariant) is where they part.
+@Test func m3idOnLogitsAndOnLogProbabilitiesDiffersByAConstantPerStep() throws {
+    let z: [Float] = [4, 3.2, 1.5, 0.9, -2, 6.1], u: [Float] = [5, 1, 1.4, 2.2, 0, 3]
+    let lz = logSoftmax(z[...]), lu = logSoftmax(u[...])
+    func lse(_ x: [Float]) -> Double { let m = Double(x.max()!); return m + log(x.reduce(0) { $0 + exp(Double($1) - m) }) }
+    for t in [0, 7, 50] {
+        let onLogits = M3IDDecoder.scores(z[...], unconditional: u[...], step: t, lambda: 0.02, beta: 0.1)
+        let onLogProbs = M3IDDecoder.scores(lz[...], unconditional: lu[...], step: t, lambda: 0.02, beta: 0.1)
+        #expect(onLogits.map(\.isFinite) == onLogProbs.map(\.isFinite), "t = \(t): the cut-off keeps other tokens")
+        let g = exp(-0.02 * Double(t)), k = (1 - g) / g
+        let shift = -(1 + k) * lse(z) + k * lse(u)
+        for i in z.indices where onLogits[i].isFinite {
+            #expect(abs(Double(onLogProbs[i] - onLogits[i]) - shift) < 1e-4 * max(1, abs(shift)), "t = \(t), token \(i)")
+        }
+        for (a, b) in zip(softmax(onLogits), softmax(onLogProbs)) { #expect(abs(a - b) < 1e-5, "t = \(t)") }
+        // The repetition penalty divides positive and multiplies negative scores: token 0 is positive as a
+        // logit score and negative as a log-probability score, so the two distributions differ.
+        var (a, b) = (onLogits, onLogProbs)
+        let context = LogitsContext(tokens: [0], generated: 1)
+        RepetitionPenalty(2).process(&a, context: context)
+        RepetitionPenalty(2).process(&b, context: context)
+        #expect(onLogits[0] > 0 && onLogProbs[0] < 0, "t = \(t): the example no longer separates the two")
+        #expect(abs((a[5] - a[0]) - (b[5] - b[0])) > 0.1, "t = \(t): the log-odds of tokens 5 and 0 stay equal")
+    }
+}
+
+/// `mode=clean` (the paper's eq. 4 / Algorithm 1) by hand: log-probabilities, the contrast only while the
+/// image-conditioned top probability is below α, γ = exp(−λ(t + t₀)), no cut-off; and where it parts from
+/// ONLY's rule: a confident step keeps l_c, and a token under the β cut-off can win.
+@Test func m3idCleanModeIsThePapersRuleByHand() throws {
+    func lse(_ x: [Float]) -> Double { let m = Double(x.max()!); return m + log(x.reduce(0) { $0 + exp(Double($1) - m) }) }
+    func argmax(_ x: [Float]) -> Int { x.indices.max { x[$0] < x[$1] }! }
+    // Uncertain (max p ≈ 0.28 < 0.3): l_c + ((1 − γ)/γ)(l_c − l_u), γ = e^−1 at t = 50.
+    let z: [Float] = [1, 0.9, 0.8, 0.7, -1.5], u: [Float] = [1, 0.9, 0.8, 0.7, -8]
+    let uncertain = M3IDDecoder.cleanScores(z[...], unconditional: u[...], step: 50, lambda: 0.02, offset: 0, alpha: 0.3)
+    #expect(uncertain.amplified)
+    let w = (1 - exp(-1.0)) / exp(-1.0)
+    for i in z.indices {
+        let c = Double(z[i]) - lse(z), n = Double(u[i]) - lse(u)
+        #expect(abs(Double(uncertain.scores[i]) - (c + w * (c - n))) < 1e-5, "token \(i)")
+    }
+    // t₀ shifts the schedule: step 40 with t₀ = 10 is step 50; t = 0 is l_c (γ = 1).
+    #expect(M3IDDecoder.cleanScores(z[...], unconditional: u[...], step: 40, lambda: 0.02, offset: 10, alpha: 0.3).scores
+        == uncertain.scores)
+    #expect(M3IDDecoder.cleanScores(z[...], unconditional: u[...], step: 0, lambda: 0.02, offset: 0, alpha: 0.3).scores
+        == logSoftmax(z[...]))
+    // No cut-off: token 4 (z below log 0.1 + max z, so −∞ in ONLY's rule) is the paper's choice; ONLY's is token 0.
+    let reference = M3IDDecoder.scores(z[...], unconditional: u[...], step: 50, lambda: 0.02, beta: 0.1)
+    #expect(reference[4] == -.infinity && argmax(reference) == 0 && argmax(uncertain.scores) == 4)
+    // Confident (max p ≈ 0.79 ≥ 0.3): the paper keeps l_c (argmax 0); ONLY's contrast picks token 1.
+    let zc: [Float] = [3, 0.8, 0, 0, 0], uc: [Float] = [6, 0, 0, 0, 0]
+    let confident = M3IDDecoder.cleanScores(zc[...], unconditional: uc[...], step: 50, lambda: 0.02, offset: 0, alpha: 0.3)
+    #expect(!confident.amplified && confident.scores == logSoftmax(zc[...]))
+    #expect(argmax(confident.scores) == 0
+        && argmax(M3IDDecoder.scores(zc[...], unconditional: uc[...], step: 50, lambda: 0.02, beta: 0.1)) == 1)
+    // α = 1 always contrasts (the confident row too); α = 0 never does, so the decoder is greedy.
+    #expect(M3IDDecoder.cleanScores(zc[...], unconditional: uc[...], step: 50, lambda: 0.02, offset: 0, alpha: 1).amplified)
+    let e = ContrastiveFixtures.json["vcd_e2e"] as! [String: Any]
+    let items = ContrastiveFixtures.items(e["items"])
+    let branches = ["unconditional": PromptLayout(items: Array(items[..<2]) + Array(items[8...]))]
+    #expect(try decode("m3id", ["mode": .string("clean"), "alpha": .double(0), "sample": .bool(false)], items: items, branches: branches)
+        == (try decode("greedy", [:], items: items, branches: [:])))
+    let preset = try DecoderRegistry.standard.descriptor(named: "m3id").resolve(preset: "m3id-clean-pope")
+    #expect(preset[M3IDDecoder.mode] == "clean" && preset[M3IDDecoder.offset] == 10 && !preset[M3IDDecoder.sample])
+}
+
 /// A branch's prefix shared with the prompt comes from the prompt prefix cache when there is one: the same
 /// tokens as without it, and the second item reuses the prefix (the text-only branch's system-prompt rows).
 @Test func contrastBranchesShareTheirPrefixThroughThePrefixCache() throws {
