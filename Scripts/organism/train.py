@@ -128,7 +128,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads; 1 is fastest on a busy machine (under load 11-16 on 2 cores, 2 threads took "
-                         "8-10 s per step where 1 thread took 0.5-2 s)")
+                         "about 0.3 s per picture, 1 thread 0.1-0.17 s; docs/organism.md, Training)")
     ap.add_argument("--patch", type=int, default=PATCH,
                     help="the CLIP tower's patch size: 16 gives 16 image tokens, 8 gives 64")
     ap.add_argument("--vocab", type=int, default=1024)
