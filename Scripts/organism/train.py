@@ -118,6 +118,42 @@ def batch(items, pad_id):
     return ids, mask, labels, pixels([im for im, _, _, _, _ in items]), present, patches
 
 
+def projected_image_tokens(model, px):
+    """The projector's output for each image token, (batch, tokens, hidden), as the decoder receives it."""
+    feats = model.model.get_image_features(pixel_values=px)
+    feats = feats.pooler_output if hasattr(feats, "pooler_output") else feats
+    if isinstance(feats, (list, tuple)):
+        feats = torch.stack(list(feats))
+    return feats
+
+
+def pretrain_tower(model, probe, stats, args):
+    """Trains the tower, projector and patch probe alone on the patch-level grounding loss for
+    --pretrain-tower-minutes (constant --lr, batch --batch); returns the next unused training scene index."""
+    parts = list(model.model.vision_tower.parameters()) + list(model.model.multi_modal_projector.parameters())
+    opt = torch.optim.AdamW(parts + list(probe.parameters()), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    start = time.time()
+    index = 0
+    step = 0
+    while time.time() - start < 60 * args.pretrain_tower_minutes:
+        step += 1
+        images, targets = [], []
+        for _ in range(args.batch):
+            _, objects, image, _ = world.make_scene(stats, (1, index), IMAGE_SIZE)
+            images.append(image)
+            targets.append(patch_labels(objects, args.patch))
+            index += 1
+        feats = projected_image_tokens(model, pixels(images))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(probe(feats), torch.from_numpy(np.stack(targets)))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 100 == 0 or step == 1:
+            print(f"tower pretraining step {step} grounding {loss.item():.4f} elapsed {time.time() - start:.0f}s", flush=True)
+    print(f"tower pretraining: {step} steps, {index} pictures", flush=True)
+    return index
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--coco-gt", required=True, help="CHAIR's coco2014_gt_objects.json (COCO statistics)")
@@ -141,6 +177,12 @@ def main():
     ap.add_argument("--content-weight", type=float, default=1.0,
                     help="loss weight of the tokens that depend on the picture (object words, Yes/No) against 1 for "
                          "the rest; 1 = plain cross-entropy")
+    ap.add_argument("--pretrain-tower-minutes", type=float, default=0,
+                    help="before the joint run, train only the tower, projector and the patch probe on the patch-level "
+                         "grounding loss for this many minutes (pictures only, no text; about 20 steps per second on "
+                         "one thread): in the joint run the language loss's gradient on the tower is larger than the "
+                         "grounding loss's and unrelated to it, so the tower learns slowly (docs/organism.md, Training); "
+                         "0 = no pretraining")
     ap.add_argument("--qa-turns", type=int, default=6,
                     help="questions per question item (a multi-turn conversation about one image)")
     ap.add_argument("--minutes", type=float, default=0,
@@ -184,12 +226,14 @@ def main():
     # Each category's first token in a caption (" dog"): the LM-head rows the image-level grounding loss reads.
     category_tokens = torch.tensor([tok.encode(" " + name, add_special_tokens=False).ids[0] for name in world.NAMES])
     trained = list(model.parameters())
-    if args.grounding_target == "patch":
+    if args.grounding_target == "patch" or args.pretrain_tower_minutes:
         # The patch-level grounding probe: image token → category logits. Trained with the model, never saved.
         probe = torch.nn.Linear(text.hidden_size, len(world.NAMES))
         trained += list(probe.parameters())
     opt = torch.optim.AdamW(trained, lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
     index = 0
+    if args.pretrain_tower_minutes:
+        index = pretrain_tower(model, probe, stats, args)
     smoothed = None
     train_start = time.time()
     step = 0
@@ -228,10 +272,7 @@ def main():
         loss_total = (token_loss * weights).sum() / counted.sum()
         if args.grounding:
             # Grounding loss, a training aid for the tower and projector; it never touches captions or answers.
-            feats = model.model.get_image_features(pixel_values=px)
-            feats = feats.pooler_output if hasattr(feats, "pooler_output") else feats
-            if isinstance(feats, (list, tuple)):
-                feats = torch.stack(list(feats))
+            feats = projected_image_tokens(model, px)
             if args.grounding_target == "patch":
                 # Each projected image token, read by the linear probe, says which categories its patch shows
                 # (binary cross-entropy against the patch's true objects): a dense signal of where each object is.
