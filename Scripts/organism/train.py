@@ -179,8 +179,8 @@ def main():
                          "the rest; 1 = plain cross-entropy")
     ap.add_argument("--pretrain-tower-minutes", type=float, default=0,
                     help="before the joint run, train only the tower, projector and the patch probe on the patch-level "
-                         "grounding loss for this many minutes (pictures only, no text; about 20 steps per second on "
-                         "one thread): in the joint run the language loss's gradient on the tower is larger than the "
+                         "grounding loss for this many minutes (pictures only, no text; about 20 steps of 16 pictures "
+                         "a second on one thread): in the joint run the language loss's gradient on the tower is larger than the "
                          "grounding loss's and unrelated to it, so the tower learns slowly (docs/organism.md, Training); "
                          "0 = no pretraining")
     ap.add_argument("--qa-turns", type=int, default=6,
