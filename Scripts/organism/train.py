@@ -183,6 +183,10 @@ def main():
                          "a second on one thread): in the joint run the language loss's gradient on the tower is larger than the "
                          "grounding loss's and unrelated to it, so the tower learns slowly (docs/organism.md, Training); "
                          "0 = no pretraining")
+    ap.add_argument("--tower-lr-scale", type=float, default=1.0,
+                    help="the joint run's learning rate for the tower and projector, as a fraction of --lr (e.g. 0.1 "
+                         "after --pretrain-tower-minutes, so the language loss does not undo the pretrained tower; 0 "
+                         "freezes them); 1 = one learning rate for everything")
     ap.add_argument("--qa-turns", type=int, default=6,
                     help="questions per question item (a multi-turn conversation about one image)")
     ap.add_argument("--minutes", type=float, default=0,
@@ -225,12 +229,16 @@ def main():
     content_tokens = torch.tensor(sorted({tok.encode(" " + w, add_special_tokens=False).ids[0] for w in content_words}))
     # Each category's first token in a caption (" dog"): the LM-head rows the image-level grounding loss reads.
     category_tokens = torch.tensor([tok.encode(" " + name, add_special_tokens=False).ids[0] for name in world.NAMES])
-    trained = list(model.parameters())
+    # The tower and projector form their own parameter group: --tower-lr-scale sets their learning rate apart.
+    visual = list(model.model.vision_tower.parameters()) + list(model.model.multi_modal_projector.parameters())
+    seen = {id(p) for p in visual}
+    trained = [p for p in model.parameters() if id(p) not in seen]
     if args.grounding_target == "patch" or args.pretrain_tower_minutes:
         # The patch-level grounding probe: image token → category logits. Trained with the model, never saved.
         probe = torch.nn.Linear(text.hidden_size, len(world.NAMES))
         trained += list(probe.parameters())
-    opt = torch.optim.AdamW(trained, lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    groups = [{"params": trained, "scale": 1.0}, {"params": visual, "scale": args.tower_lr_scale}]
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
     index = 0
     if args.pretrain_tower_minutes:
         index = pretrain_tower(model, probe, stats, args)
@@ -251,7 +259,7 @@ def main():
             progress = (step - 1) / args.steps
         lr = args.lr * min((progress + 1e-3) / 0.05, 0.5 * (1 + math.cos(math.pi * max(0.0, progress - 0.05) / 0.95)))
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g["scale"]
         items = []
         for j in range(args.batch):
             items.append(make_item(tok, stats, index, image_tokens, caption_item=(j % 2 == 0), qa_turns=args.qa_turns,
