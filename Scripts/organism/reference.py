@@ -44,7 +44,8 @@ def main():
 
     model = LlavaForConditionalGeneration.from_pretrained(args.model, dtype=torch.float32)
     model.eval()
-    image_tokens = (train.IMAGE_SIZE // train.PATCH) ** 2
+    vision = model.config.vision_config
+    image_tokens = (vision.image_size // vision.patch_size) ** 2
     cases = []
     for image_id, user in [(1, world.CAPTION_PROMPT), (2, world.question_text("person") + world.POPE_SUFFIX)]:
         name = f"COCO_val2014_{image_id:012d}.png"
