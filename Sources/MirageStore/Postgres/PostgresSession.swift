@@ -85,7 +85,8 @@ struct SQLTransaction {
         }
         // Blocking on the future is fine here: store methods are synchronous and never run on an event loop thread
         // (`wait` traps there rather than deadlocking).
-        return try PostgresSession.wait(connection.query(PostgresQuery(unsafeSQL: numbered, binds: binds), logger: logger), timeout: timeout)
+        return try PostgresSession.wait(connection.query(PostgresQuery(unsafeSQL: numbered, binds: binds), logger: logger),
+                                        timeout: timeout, orClose: connection.closeFuture)
     }
 }
 
@@ -131,8 +132,8 @@ final class PostgresSession: @unchecked Sendable {
         connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
     }
 
-    /// A statement's limit (`MIRAGE_DB_STATEMENT_SECONDS`, default 600): beyond it the connection counts as lost.
-    static let statementTimeout = TimeAmount.seconds(Int64(ProcessInfo.processInfo.environment["MIRAGE_DB_STATEMENT_SECONDS"].flatMap(Int.init) ?? 600))
+    /// A statement's limit (`MIRAGE_DB_STATEMENT_SECONDS`, default 300): beyond it the connection counts as lost.
+    static let statementTimeout = TimeAmount.seconds(Int64(ProcessInfo.processInfo.environment["MIRAGE_DB_STATEMENT_SECONDS"].flatMap(Int.init) ?? 300))
     /// The limit of a transaction's BEGIN, which is where a connection that died while idle is noticed.
     static let beginTimeout = TimeAmount.seconds(10)
 
@@ -141,17 +142,34 @@ final class PostgresSession: @unchecked Sendable {
         var description: String { "the server did not answer in time" }
     }
 
+    /// The connection closed while a statement waited for its answer.
+    struct Closed: Error, CustomStringConvertible {
+        var description: String { "the connection closed" }
+    }
+
     /// Blocks the calling thread (never an event-loop thread: `wait` traps there) until `future` completes or
     /// `timeout` passes. A connection that the server dropped does not always fail the query sent on it, so
     /// every wait is bounded.
-    static func wait<T>(_ future: EventLoopFuture<T>, timeout: TimeAmount) throws -> T {
-        let promise = future.eventLoop.makePromise(of: T.self)
-        let timer = future.eventLoop.scheduleTask(in: timeout) { promise.fail(Timeout()) }
-        future.whenComplete { result in
-            timer.cancel()
-            promise.completeWith(result)
+    /// With `orClose` (the connection's close future), a connection that closes first fails the wait at once:
+    /// a query sent on a connection the server is terminating is not always failed by it.
+    static func wait<T>(_ future: EventLoopFuture<T>, timeout: TimeAmount, orClose closed: EventLoopFuture<Void>? = nil) throws -> T {
+        let loop = future.eventLoop
+        let promise = loop.makePromise(of: T.self)
+        let once = Once()
+        func finish(_ result: Result<T, any Error>) {
+            // Every callback runs on the connection's event loop, but hop anyway so `once` is only touched there.
+            loop.execute { if once.first() { promise.completeWith(result) } }
         }
+        let timer = loop.scheduleTask(in: timeout) { finish(.failure(Timeout())) }
+        future.whenComplete { result in timer.cancel(); finish(result) }
+        closed?.whenComplete { _ in finish(.failure(Closed())) }
         return try promise.futureResult.wait()
+    }
+
+    /// True the first time only (used on one event loop).
+    final class Once: @unchecked Sendable {
+        private var done = false
+        func first() -> Bool { defer { done = true }; return !done }
     }
 
     private func connect() throws -> PostgresConnection {
@@ -208,7 +226,7 @@ final class PostgresSession: @unchecked Sendable {
     /// True for errors after which the connection is gone (rather than a statement that failed).
     static func isConnectionLoss(_ error: any Error) -> Bool {
         if let store = error as? StoreError, case .postgresUnreachable = store { return true }
-        if error is Timeout { return true }
+        if error is Timeout || error is Closed { return true }
         guard let error = error as? PSQLError else { return error is ChannelError || error is IOError }
         switch error.code {
         case .serverClosedConnection, .clientClosedConnection, .connectionError, .uncleanShutdown: return true
