@@ -107,8 +107,6 @@ final class PostgresSession: @unchecked Sendable {
     private static let nextID = ManagedAtomicCounter()
     /// How long to keep trying to reach a server that went away (`MIRAGE_DB_RECONNECT_SECONDS`, default 60).
     let reconnectSeconds: Double
-    /// Called with a line for the user when the connection broke and is being restored.
-    var onReconnect: (@Sendable (String) -> Void)?
 
     init(location: PostgresLocation, readOnly: Bool, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         self.location = location
@@ -212,7 +210,8 @@ final class PostgresSession: @unchecked Sendable {
             } catch where Self.isConnectionLoss(error) && Date() < deadline {
                 if let connection { Self.discard(connection) }
                 connection = nil
-                onReconnect?("lost the connection to \(location.serverDescription) (\(Self.message(error))); reconnecting")
+                // A note on stderr (as the runner's own notes), so a worker's log says why it paused.
+                FileHandle.standardError.write(Data("note: lost the connection to \(location.serverDescription) (\(Self.message(error))); reconnecting\n".utf8))
                 Thread.sleep(forTimeInterval: delay)
                 delay = min(delay * 2, 5)
             } catch let error as StoreError {
