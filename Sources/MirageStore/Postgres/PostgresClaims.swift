@@ -14,10 +14,6 @@ extension PostgresRunStore {
         let runs: SQLValue = .ints(candidates.map(\.run)), keys: SQLValue = .texts(candidates.map(\.key))
         let claimed: Set<ItemRef> = try write { t in
             let candidateList = "SELECT * FROM unnest(?::bigint[], ?::text[]) AS c(run_id, item_key)"
-            let recorded = Set(try t.query("""
-                SELECT c.run_id, c.item_key FROM (\(candidateList)) c
-                WHERE EXISTS (SELECT 1 FROM items i WHERE i.run_id = c.run_id AND i.item_key = c.item_key)
-                """, [runs, keys]).map(Self.ref))
             // Claim rows this transaction could lock: free to take when expired or already this worker's.
             var takeOver: [ItemRef] = []
             var lockedByUs = Set<ItemRef>()
@@ -32,6 +28,13 @@ extension PostgresRunStore {
             // Every claim row, locked or not: one we could not lock is being claimed or recorded by another worker.
             let existing = Set(try t.query("SELECT run_id, item_key FROM item_claims WHERE (run_id, item_key) IN (\(candidateList))",
                                            [runs, keys]).map(Self.ref))
+            // Recorded items, read after the claim rows: a claim row that was gone above belonged to an item whose
+            // worker recorded it and committed before, and this later statement sees that item. (Read first, a
+            // record committed in between would be missed and the item claimed again.)
+            let recorded = Set(try t.query("""
+                SELECT c.run_id, c.item_key FROM (\(candidateList)) c
+                WHERE EXISTS (SELECT 1 FROM items i WHERE i.run_id = c.run_id AND i.item_key = c.item_key)
+                """, [runs, keys]).map(Self.ref))
             let fresh = candidates.filter { !recorded.contains($0) && !existing.contains($0) && !lockedByUs.contains($0) }
             takeOver.removeAll { recorded.contains($0) }
             var claimed = Set<ItemRef>()

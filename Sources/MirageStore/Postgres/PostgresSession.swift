@@ -101,7 +101,9 @@ struct SQLTransaction {
 final class PostgresSession: @unchecked Sendable {
     let location: PostgresLocation
     let readOnly: Bool
-    private let lock = NSLock()
+    /// First come, first served: the lease heartbeat of `mirage run` must not wait behind a main thread that
+    /// takes the connection again and again.
+    private let lock = FairLock()
     private var connection: PostgresConnection?
     private var logger: Logger
     private static let nextID = ManagedAtomicCounter()
@@ -278,6 +280,28 @@ final class PostgresSession: @unchecked Sendable {
         defer { lock.unlock() }
         if let connection { _ = try? Self.wait(connection.close(), timeout: .seconds(5)); Self.discard(connection) }
         connection = nil
+    }
+}
+
+/// A lock granted in the order it was asked for (a ticket lock): NSLock lets the thread that just unlocked take it
+/// again before a waiting thread wakes up.
+final class FairLock: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var nextTicket = 0, serving = 0
+
+    func lock() {
+        condition.lock()
+        let ticket = nextTicket
+        nextTicket += 1
+        while ticket != serving { condition.wait() }
+        condition.unlock()
+    }
+
+    func unlock() {
+        condition.lock()
+        serving += 1
+        condition.broadcast()
+        condition.unlock()
     }
 }
 
