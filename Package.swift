@@ -39,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
     ],
     targets: [
         // MARK: Engine (issue: language-model core)
@@ -72,10 +73,11 @@ let package = Package(
         ], swiftSettings: optimised),
         /// CHAIR and POPE scorers.
         .target(name: "MirageMetrics", dependencies: ["MirageText", "MirageData"], swiftSettings: optimised),
-        /// The run store behind `RunRepository`: SQLite (GRDB), item claims for several workers.
+        /// The run store behind `RunRepository`: SQLite (GRDB) and PostgreSQL (postgres-nio), item claims for several workers.
         .target(name: "MirageStore", dependencies: [
             "MirageMetrics", "MirageData",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
         ]),
 
         // MARK: Experiments, analysis, reports
@@ -133,7 +135,7 @@ let package = Package(
         .testTarget(name: "MirageVisualsTests", dependencies: ["MirageVisuals", "MirageEngine", "MirageImaging", "MirageData", "MirageTestSupport"]),
         .testTarget(name: "MirageAnalysisTests", dependencies: ["MirageAnalysis", "MirageTokenizers", "MirageImaging", "MirageTestSupport"]),
         .testTarget(name: "MirageFuzzTests", dependencies: ["MirageFuzzTargets", "MirageTestSupport"]),
-        .testTarget(name: "MirageCLITests", dependencies: ["MirageTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+        .testTarget(name: "MirageCLITests", dependencies: ["MirageTestSupport", "MirageStore", .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v5]

@@ -24,10 +24,7 @@ public struct StoredAttention: Sendable, Equatable {
 extension SQLiteRunStore {
     /// Records (or replaces) the attention of an item already stored, in one transaction.
     public func recordAttention(run: Int64, itemKey: String, _ attention: StoredAttention) throws {
-        guard attention.tokens.count == attention.n, attention.labels.count == attention.n else {
-            throw StoreError.invalid("attention for item '\(itemKey)' has \(attention.tokens.count) tokens and "
-                + "\(attention.labels.count) labels for \(attention.n) rows; they must all agree")
-        }
+        try StoredRows.checkAttention(attention, itemKey: itemKey)
         try write { db in
             guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM items WHERE run_id = ? AND item_key = ?",
                                               arguments: [run, itemKey]) else {

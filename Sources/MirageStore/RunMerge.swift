@@ -44,7 +44,7 @@ extension SQLiteRunStore {
     @discardableResult
     public func merge(from inputs: [String], metrics: RunMetricsFunction) throws -> MergeOutcome {
         let outputPath = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
-        for input in inputs {
+        for input in inputs where !RunStores.isServerURL(input) {
             guard FileManager.default.fileExists(atPath: input) else {
                 throw StoreError.invalid("no run database at \(input); name existing databases to merge from (nothing was written)")
             }
@@ -53,9 +53,18 @@ extension SQLiteRunStore {
             }
             try Self.checkSchemaReadOnly(path: input)
         }
+        // A PostgreSQL input is merged from a SQLite copy of it (see CrossBackendCopy), named by its URL in messages.
+        let copies = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-merge-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: copies) }
+        var files: [String: String] = [:]
+        for input in inputs where RunStores.isServerURL(input) {
+            try FileManager.default.createDirectory(at: copies, withIntermediateDirectories: true)
+            files[input] = try CrossBackendCopy.sqliteCopy(of: input, in: copies)
+        }
         return try write { db in
             var merger = Merger(target: db)
-            for input in inputs {
+            for name in inputs {
+                let input = files[name] ?? name
                 // Read-only without side files (see ReadOnlyConnection); the body runs once (no silent re-read).
                 let connection: ReadOnlyConnection
                 do { connection = try ReadOnlyConnection(path: input) } catch {
@@ -65,7 +74,7 @@ extension SQLiteRunStore {
                     let reason = warning.hasPrefix("warning: ") ? String(warning.dropFirst("warning: ".count)) : warning
                     throw StoreError.invalid("cannot merge \(input) completely (nothing was written): \(reason)")
                 }
-                try connection.read(retry: false) { source in try merger.merge(source: source, path: input) }
+                try connection.read(retry: false) { source in try merger.merge(source: source, path: RunStores.redacted(name)) }
             }
             var runs: [RunRecord] = []
             for id in merger.touched.keys.sorted() {

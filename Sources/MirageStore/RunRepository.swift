@@ -26,7 +26,7 @@ public struct WorkProgress: Hashable, Sendable {
 }
 
 /// What the runner, imports, merge, compare, export, report, attention and analysis need of a run store.
-/// `SQLiteRunStore` (a file, the default) conforms; open one through `RunStores`, never by its type, so every
+/// `SQLiteRunStore` (a file, the default) and `PostgresRunStore` (a `postgres://` URL) conform; open one through `RunStores`, never by its type, so every
 /// command works with whichever backend `--db` names.
 ///
 /// Item claiming lets several workers (processes, machines) share the runs of one experiment: a worker claims
@@ -114,13 +114,13 @@ public enum RunStores {
 
     /// Opens (creating and migrating when `create`) the store at `location` for reading and writing.
     public static func open(_ location: String, create: Bool = true) throws -> any RunRepository {
-        try checkBackend(location)
+        if isServerURL(location) { return try PostgresRunStore(url: location, create: create) }
         return try SQLiteRunStore(path: location, create: create)
     }
 
     /// Opens an existing store for a command that only reads (no migration, nothing written).
     public static func openForReading(_ location: String, warn: (String) -> Void = { _ in }) throws -> any RunRepository {
-        try checkBackend(location)
+        if isServerURL(location) { return try PostgresRunStore(readingOnly: location) }
         return try SQLiteRunStore(readingOnly: location, warn: warn)
     }
 
@@ -130,20 +130,22 @@ public enum RunStores {
         return lower.hasPrefix("postgres://") || lower.hasPrefix("postgresql://")
     }
 
-    /// Refuses a server URL this build cannot open yet, saying what works instead.
-    static func checkBackend(_ location: String) throws {
-        guard isServerURL(location) else { return }
-        throw StoreError.invalid("""
-            \(redacted(location)): the PostgreSQL backend is not available in this build yet. Use a SQLite file \
-            (--db PATH): several `mirage run` processes on one machine share an experiment in one file by \
-            claiming items, and `mirage merge` combines files from several machines.
-            """)
-    }
-
     /// A location with any password in it replaced by `***` (for messages).
+    /// Parsed by hand: a Unix socket folder written as the host (`%2Fvar%2Frun...`) is not a host URLComponents accepts.
     public static func redacted(_ location: String) -> String {
-        guard isServerURL(location), var parts = URLComponents(string: location), parts.password != nil else { return location }
-        parts.password = "***"
-        return parts.string ?? location
+        guard isServerURL(location), let scheme = location.range(of: "://") else { return location }
+        var text = location
+        let authorityEnd = text[scheme.upperBound...].firstIndex { $0 == "/" || $0 == "?" } ?? text.endIndex
+        if let at = text[scheme.upperBound..<authorityEnd].lastIndex(of: "@"),
+           let colon = text[scheme.upperBound..<at].firstIndex(of: ":") {
+            text.replaceSubrange(text.index(after: colon)..<at, with: "***")
+        }
+        if let query = text.firstIndex(of: "?") {
+            let parameters = text[text.index(after: query)...].split(separator: "&", omittingEmptySubsequences: false).map { pair in
+                pair.lowercased().hasPrefix("password=") ? "password=***" : String(pair)
+            }
+            text = String(text[...query]) + parameters.joined(separator: "&")
+        }
+        return text
     }
 }

@@ -154,11 +154,7 @@ public final class SQLiteRunStore: RunRepository {
         }
     }
 
-    static func now() -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date())
-    }
+    static func now() -> String { StoreClock.now() }
 
     // MARK: Registration
 
@@ -228,30 +224,9 @@ public final class SQLiteRunStore: RunRepository {
         }.map { try run(id: $0) }
     }
 
-    static let runSelect = """
-        SELECT r.*, p.hash AS p_hash, p.name AS p_name, p.canonical_json AS p_json,
-               m.name AS m_name, m.architecture AS m_arch, m.fingerprint AS m_fp,
-               d.name AS d_name, d.parameters AS d_params
-        FROM runs r JOIN protocols p ON p.id = r.protocol_id JOIN models m ON m.id = r.model_id
-             JOIN decoders d ON d.id = r.decoder_id
-        """
+    static let runSelect = StoredRows.runSelect
 
-    static func runRecord(_ row: Row) throws -> RunRecord {
-        let json: String = row["p_json"]
-        let evalProtocol = try JSONDecoder().decode(EvalProtocol.self, from: Data(json.utf8))
-        return RunRecord(
-            id: row["id"],
-            protocolRecord: ProtocolRecord(id: row["protocol_id"], hash: row["p_hash"], name: row["p_name"],
-                                           evalProtocol: evalProtocol),
-            model: ModelSpec(name: row["m_name"], architecture: row["m_arch"], fingerprint: row["m_fp"]),
-            decoder: DecoderSpec(name: row["d_name"], parametersJSON: row["d_params"]),
-            details: RunDetails(seed: row["seed"], label: row["label"], sourceHash: row["source_hash"],
-                                sourcePath: row["source_path"], expectedItems: row["expected_items"],
-                                mirageVersion: row["mirage_version"], gitRevision: row["git_revision"], host: row["host"]),
-            createdAt: row["created_at"],
-            updatedAt: row["updated_at"], finishedAt: row["finished_at"],
-            status: RunStatus(rawValue: row["status"]) ?? .failed)
-    }
+    static func runRecord(_ row: Row) throws -> RunRecord { try StoredRows.runRecord(GRDBColumns(row)) }
 
     public func run(id: Int64) throws -> RunRecord {
         guard let run = try read({ db in
@@ -272,15 +247,7 @@ public final class SQLiteRunStore: RunRepository {
 
     /// All runs matching `filter`, oldest first.
     public func runs(_ filter: RunFilter = RunFilter()) throws -> [RunRecord] {
-        var clauses: [String] = []
-        var args: [any DatabaseValueConvertible] = []
-        if let ref = filter.protocolRef {
-            clauses.append("(CAST(p.id AS TEXT) = ? OR p.name = ? OR p.hash LIKE ?)")
-            args += [ref, ref, ref + "%"]
-        }
-        if let model = filter.model { clauses.append("m.name = ?"); args.append(model) }
-        if let decoder = filter.decoder { clauses.append("d.name = ?"); args.append(decoder) }
-        if let task = filter.task { clauses.append("p.task = ?"); args.append(task.rawValue) }
+        let (clauses, args) = StoredRows.conditions(filter)
         let sql = Self.runSelect + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")) + " ORDER BY r.id"
         return try read { db in
             try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map(Self.runRecord)
@@ -360,8 +327,7 @@ public final class SQLiteRunStore: RunRepository {
                 // as equal, and the store keeps them apart.
                 let text = ExactText.string(existing["output_exact"]) ?? ""
                 guard text.unicodeScalars.elementsEqual(item.outputText.unicodeScalars) else {
-                    throw StoreError.invalid("run \(run) already has a different output for item '\(item.key)'; "
-                        + "delete the run (`mirage runs delete \(run)`) to record it again")
+                    throw StoredRows.differentOutput(run: run, key: item.key)
                 }
                 let id: Int64 = existing["id"]
                 if let score { try Self.upsertScore(db, run: run, itemID: id, score) }
@@ -396,19 +362,12 @@ public final class SQLiteRunStore: RunRepository {
     }
 
     private static func upsertScore(_ db: Database, run: Int64, itemID: Int64, _ score: ItemScore) throws {
-        switch score {
-        case .chair(let s):
-            try db.execute(sql: """
-                INSERT OR REPLACE INTO item_scores (item_id, run_id, kind, mentions, ground_truth, mention_count,
-                    hallucinated_count, word_count) VALUES (?, ?, 'chair', ?, ?, ?, ?, ?)
-                """, arguments: [itemID, run, CanonicalJSON.string(s.mentions), CanonicalJSON.string(s.groundTruth),
-                                 s.mentions.count, s.hallucinatedCount, s.wordCount])
-        case .pope(let s):
-            try db.execute(sql: """
-                INSERT OR REPLACE INTO item_scores (item_id, run_id, kind, label, parsed_answer)
-                VALUES (?, ?, 'pope', ?, ?)
-                """, arguments: [itemID, run, s.label.rawValue, s.parsed.rawValue])
-        }
+        let c = StoredRows.scoreColumns(score)
+        try db.execute(sql: """
+            INSERT OR REPLACE INTO item_scores (item_id, run_id, kind, mentions, ground_truth, mention_count,
+                hallucinated_count, word_count, label, parsed_answer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [itemID, run, c.kind, c.mentions, c.groundTruth, c.mentionCount, c.hallucinatedCount,
+                             c.wordCount, c.label, c.parsed])
     }
 
     /// All items of a run in ordinal order, with their scores.
@@ -430,31 +389,7 @@ public final class SQLiteRunStore: RunRepository {
             """, arguments: [run]).map(Self.storedItem)
     }
 
-    private static func storedItem(_ row: Row) throws -> StoredItem {
-        let decoder = JSONDecoder()
-        let tokens: String? = row["output_tokens"]
-        let item = NewItem(key: row["item_key"], ordinal: row["ordinal"], imageID: row["image_id"],
-                           questionID: row["question_id"], prompt: ExactText.string(row["prompt_exact"]),
-                           outputText: ExactText.string(row["output_exact"]) ?? "",
-                           outputTokens: try tokens.map { try decoder.decode([Int].self, from: Data($0.utf8)) },
-                           prefillSeconds: row["prefill_seconds"], decodeSeconds: row["decode_seconds"],
-                           forwardPasses: row["forward_passes"], seed: row["seed"],
-                           failureReason: ExactText.string(row["failure_exact"]))
-        var score: ItemScore?
-        switch row["kind"] as String? {
-        case "chair":
-            let mentions: String = row["mentions"], gt: String = row["ground_truth"]
-            score = .chair(ChairItemScore(mentions: try decoder.decode([ObjectMention].self, from: Data(mentions.utf8)),
-                                          groundTruth: try decoder.decode([String].self, from: Data(gt.utf8)),
-                                          wordCount: row["word_count"]))
-        case "pope":
-            score = .pope(PopeItemScore(label: POPELabel(rawValue: row["label"]) ?? .no,
-                                        parsed: POPEPrediction(rawValue: row["parsed_answer"]) ?? .unknown))
-        default:
-            score = nil
-        }
-        return StoredItem(id: row["id"], item: item, score: score, createdAt: row["created_at"])
-    }
+    private static func storedItem(_ row: Row) throws -> StoredItem { try StoredRows.storedItem(GRDBColumns(row)) }
 
     // MARK: Metrics
 

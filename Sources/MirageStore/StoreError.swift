@@ -12,6 +12,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
     case mergeConflict(input: String, run: String, outputRun: Int64, itemKey: String, field: String,
                        output: String, incoming: String)
     case sqlite(path: String, message: String)
+    /// A PostgreSQL store whose server cannot be reached (or went away and did not come back in time).
+    case postgresUnreachable(location: String, server: String, message: String)
     /// A write through a store opened with `SQLiteRunStore(readingOnly:)` (a command that should only read).
     case readOnlyStore(path: String)
 
@@ -39,6 +41,11 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
                 + "(`mirage runs delete ID --db FILE`) or keep them in separate databases."
         case let .sqlite(path, message):
             return "database error in \(path): \(message)"
+        case let .postgresUnreachable(location, server, message):
+            return "cannot reach \(server) for \(location): \(message). Check that the server runs "
+                + "(pg_ctl status, or start one as docs/store.md shows) and that --db / MIRAGE_DB and PGHOST, PGPORT, "
+                + "PGUSER, PGPASSWORD, PGDATABASE name it. Everything committed before is kept: run the same command "
+                + "again to resume."
         case let .readOnlyStore(path):
             return "\(path) was opened read-only by a command that only reads, and something tried to write it; "
                 + "this is a bug in mirage, please report the command you ran"

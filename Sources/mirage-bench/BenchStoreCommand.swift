@@ -20,9 +20,12 @@ struct BenchStoreCommand: ParsableCommand {
         work (WAL, synchronous=NORMAL: no fsync per commit), not by memory bandwidth or FLOPs, so no \
         hardware ratio is printed.
 
+        With --server, the same timings run on a PostgreSQL server instead: a scratch database is created         there (CREATE DATABASE, from the database the URL names) and dropped afterwards. Each commit is then         a round trip to the server, and the claiming line says what a worker's claims add per item.
+
         Examples:
           mirage-bench store
           mirage-bench store --items 20000 --images 5000 --samples 2000
+          mirage-bench store --items 2000 --server postgres://me@%2Fvar%2Frun%2Fpostgresql/postgres
         """)
 
     @Option(help: "Items to record, one transaction each.") var items = 5000
@@ -30,11 +33,15 @@ struct BenchStoreCommand: ParsableCommand {
     @Option(help: "Bootstrap resamples.") var samples = 2000
     @Option(help: "Items per claim in the claimed-recording timing (mirage run's --claim-batch).")
     var claimBatch = RunnerOptions.defaultClaimBatch
+    @Option(help: "A PostgreSQL server (postgres://... URL of a database to connect to first) to time instead of a SQLite file.")
+    var server: String?
 
     func run() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-bench-store-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let store = try RunStores.open(dir.appendingPathComponent("bench.sqlite").path)
+        let scratch = try server.map { try PostgresDatabases.createScratch(serverURL: $0, prefix: "mirage_bench") }
+        defer { if let scratch { try? PostgresDatabases.drop(scratch) } }
+        let store = try RunStores.open(scratch ?? dir.appendingPathComponent("bench.sqlite").path)
         let run = try store.createRun(NewRun(
             evalProtocol: EvalProtocol(task: .pope, imageIDs: Array(1...max(1, items / 6)), questionFile: "bench",
                                        split: "random", answerParser: "opera"),

@@ -20,9 +20,15 @@ struct Merge: ParsableCommand {
         uses gets a -2, -3, ... suffix. Inputs are opened read-only and never changed, so a merge can be \
         repeated: items already in OUT are recognised and skipped.
 
+        OUT and the inputs may be SQLite files or PostgreSQL stores (postgres://... URLs, see docs/store.md): \
+        SQLite shards into a PostgreSQL experiment, or a PostgreSQL experiment into a SQLite file to send to \
+        a colleague. A merge into PostgreSQL holds its tables against writers until it commits.
+
         Examples:
           mirage merge Results/mirage.sqlite shard-0.sqlite shard-1.sqlite shard-2.sqlite
           mirage merge all.sqlite laptop.sqlite server.sqlite
+          mirage merge postgres://me@dbhost/mirage shard-0.sqlite shard-1.sqlite
+          mirage merge for-a-colleague.sqlite postgres://me@dbhost/mirage
         """)
 
     @Argument(help: ArgumentHelp("The database to merge into (created when missing).", valueName: "out.sqlite"))

@@ -4,8 +4,11 @@ import MirageStore
 
 /// `--db`, shared by every command that reads or writes the run store.
 struct DatabaseOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The run database (created on first use; default: $MIRAGE_DB, else \(RunStores.defaultPath)).",
-                                            valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("The run store: a SQLite file (created on first use), or a PostgreSQL database "
+                                            + "as postgres://user[:password]@host[:port]/db[?sslmode=disable|prefer|require] "
+                                            + "(PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE fill in what it leaves out). "
+                                            + "Default: $MIRAGE_DB, else \(RunStores.defaultPath).",
+                                            valueName: "path|url"))
     var db: String?
 
     /// Where the store is: --db, else MIRAGE_DB, else the default file.

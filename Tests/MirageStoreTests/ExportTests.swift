@@ -5,8 +5,8 @@ import MirageData
 import MirageMetrics
 @testable import MirageStore
 
-@Test func exportQuotesCSVAndKeepsScoresInJSONLines() throws {
-    let store = try SQLiteRunStore(path: temporaryDatabasePath())
+@Test(arguments: Backend.available) func exportQuotesCSVAndKeepsScoresInJSONLines(backend: Backend) throws {
+    let store = try backend.fresh()
     let run = try store.createRun(sampleRun()).run
     try store.recordItem(run: run.id, NewItem(key: "0", ordinal: 0, imageID: 1, outputText: "A dog, \"happy\"\nand a cat."),
                          score: chairScore(mentions: [("dog", false), ("cat", true)], gt: ["dog"], words: 9))

@@ -9,8 +9,8 @@ import MirageRunner
 @Suite struct ItemClaimTests {
     static func refs(_ run: Int64, _ keys: ClosedRange<Int>) -> [ItemRef] { keys.map { ItemRef(run: run, key: String($0)) } }
 
-    @Test func aClaimedItemIsNotClaimedByAnotherWorkerUntilItsLeaseExpires() throws {
-        let store = try SQLiteRunStore(path: temporaryDatabasePath())
+    @Test(arguments: Backend.available) func aClaimedItemIsNotClaimedByAnotherWorkerUntilItsLeaseExpires(backend: Backend) throws {
+        let store = try backend.fresh()
         let run = try store.createRun(sampleRun(source: "claims")).run.id
         let all = Self.refs(run, 1...6)
         #expect(try store.claimItems(Array(all[0..<3]), worker: "a", lease: 60) == Array(all[0..<3]))

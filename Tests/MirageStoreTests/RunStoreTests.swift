@@ -37,8 +37,8 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
     #expect(padded.differences(from: a) == ["image preprocessing pad-to-square vs unset"])
 }
 
-@Test func recordsItemsScoresAndMetrics() throws {
-    let store = try SQLiteRunStore(path: temporaryDatabasePath())
+@Test(arguments: Backend.available) func recordsItemsScoresAndMetrics(backend: Backend) throws {
+    let store = try backend.fresh()
     let (run, created) = try store.createRun(sampleRun(label: "base", source: "abc"))
     #expect(created)
     // Caption 1: dog (gt), cat (hallucinated) -> hallucinates. Caption 2: dog twice, gt {dog, car}.
@@ -74,8 +74,8 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
     #expect(throws: StoreError.runNotFound("base")) { try store.resolveRun("base") }
 }
 
-@Test func popeRunMetricsCountUnknownAsWrong() throws {
-    let store = try SQLiteRunStore(path: temporaryDatabasePath())
+@Test(arguments: Backend.available) func popeRunMetricsCountUnknownAsWrong(backend: Backend) throws {
+    let store = try backend.fresh()
     let run = try store.createRun(NewRun(
         evalProtocol: EvalProtocol(task: .pope, imageIDs: [1], questionFile: "q.json", answerParser: "strict"),
         model: ModelSpec(name: "m"), decoder: DecoderSpec(name: "greedy"), mirageVersion: "test")).run
@@ -116,13 +116,13 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
     #expect(!FileManager.default.fileExists(atPath: path))
 }
 
-@Test func concurrentWritersInOneProcessBothSucceed() async throws {
-    let path = temporaryDatabasePath()
-    _ = try SQLiteRunStore(path: path)
+@Test(arguments: Backend.available) func concurrentWritersInOneProcessBothSucceed(backend: Backend) async throws {
+    let path = try backend.freshLocation()
+    _ = try RunStores.open(path)
     try await withThrowingTaskGroup(of: Void.self) { group in
         for w in 0..<2 {
             group.addTask {
-                let store = try SQLiteRunStore(path: path)
+                let store = try RunStores.open(path)
                 let run = try store.createRun(sampleRun(label: "w\(w)")).run
                 for i in 0..<50 {
                     try store.recordItem(run: run.id, NewItem(key: "\(i)", ordinal: i, outputText: "x"))
@@ -131,6 +131,6 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
         }
         try await group.waitForAll()
     }
-    let store = try SQLiteRunStore(path: path)
+    let store = try RunStores.open(path)
     #expect(try store.summaries().map(\.itemCount) == [50, 50])
 }

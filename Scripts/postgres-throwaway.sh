@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL server for trying the PostgreSQL store and for its tests: a fresh cluster in a
+# temporary folder, listening only on a Unix socket in that folder, trust authentication, superuser `mirage`.
+#
+#   Scripts/postgres-throwaway.sh start         # prints `export MIRAGE_TEST_POSTGRES=...` and `export PGTHROWAWAY=...`
+#   Scripts/postgres-throwaway.sh stop FOLDER   # stops the server and deletes the folder
+#
+# Uses Debian's PostgreSQL binaries (/usr/lib/postgresql/<version>/bin, or PG_BIN). initdb refuses to run
+# as root, so under root the cluster belongs to an unprivileged user (`postgres` when it exists, else
+# `mirage-ci`, created once) and the binaries run through `runuser`.
+set -euo pipefail
+
+bin="${PG_BIN:-}"
+if [ -z "$bin" ]; then
+    for dir in /usr/lib/postgresql/*/bin; do [ -x "$dir/initdb" ] && bin="$dir"; done
+fi
+if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+    echo "no PostgreSQL server binaries (initdb) found; install them (Debian: apt-get install postgresql-15) or set PG_BIN" >&2
+    exit 1
+fi
+
+as_owner() {
+    if [ "$(id -u)" = 0 ]; then runuser -u "$owner" -- "$@"; else "$@"; fi
+}
+
+owner="$(id -un)"
+if [ "$(id -u)" = 0 ]; then
+    owner=postgres
+    if ! id "$owner" >/dev/null 2>&1; then
+        owner=mirage-ci
+        id "$owner" >/dev/null 2>&1 || useradd --system --no-create-home "$owner"
+    fi
+fi
+
+case "${1:-}" in
+start)
+    folder="$(mktemp -d "${TMPDIR:-/tmp}/mirage-pg.XXXXXX")"
+    chmod 755 "$folder"
+    [ "$(id -u)" = 0 ] && chown "$owner" "$folder"
+    as_owner "$bin/initdb" -D "$folder/data" -U mirage --auth=trust -E UTF8 --no-locale >"$folder/initdb.log" 2>&1 \
+        || { cat "$folder/initdb.log" >&2; exit 1; }
+    # No TCP listener: only the socket in the folder (nothing else on the machine can be disturbed).
+    as_owner "$bin/pg_ctl" -D "$folder/data" -l "$folder/server.log" -w \
+        -o "-c listen_addresses='' -k $folder -c fsync=off -c max_connections=200" start >/dev/null \
+        || { cat "$folder/server.log" >&2; exit 1; }
+    socket="$(printf '%s' "$folder" | sed 's|/|%2F|g')"
+    echo "export MIRAGE_TEST_POSTGRES='postgres://mirage@$socket/postgres'"
+    echo "export PGTHROWAWAY='$folder'"
+    ;;
+restart)
+    as_owner "$bin/pg_ctl" -D "$2/data" -l "$2/server.log" -w -m fast restart >/dev/null
+    ;;
+stop)
+    folder="${2:?the folder printed by start}"
+    as_owner "$bin/pg_ctl" -D "$folder/data" -w -m fast stop >/dev/null 2>&1 || true
+    rm -rf "$folder"
+    ;;
+*)
+    echo "usage: $0 start | restart FOLDER | stop FOLDER" >&2
+    exit 2
+    ;;
+esac
