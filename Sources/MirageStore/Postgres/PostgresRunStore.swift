@@ -264,6 +264,9 @@ public final class PostgresRunStore: RunRepository {
     }
 
     static func finishRun(_ t: SQLTransaction, id: Int64, status: RunStatus, metrics compute: RunMetricsFunction) throws -> [String: Double] {
+        // Workers finishing one run at once take turns (the second then replaces the first's metrics): without the
+        // row lock both would insert the metric rows.
+        try t.execute("SELECT id FROM runs WHERE id = ? FOR UPDATE", [.int(id)])
         guard let run = try run(t, id: id) else { throw StoreError.runNotFound(String(id)) }
         let metrics = try compute(run, try items(t, run: id))
         try t.execute("DELETE FROM run_metrics WHERE run_id = ?", [.int(id)])
