@@ -17,7 +17,9 @@ if [[ -z $mirage ]]; then
     [[ -x $mirage ]] || mirage=$root/.build/debug/mirage
 fi
 [[ -x $mirage ]] || { echo "no mirage binary at $mirage: build it (swift build -c release) or pass its path" >&2; exit 1; }
-"$mirage" run --help | grep -q -- '--claim-batch' \
+# (the help is read whole first: `grep -q` closing the pipe early would fail the check under pipefail)
+run_help=$("$mirage" run --help)
+grep -q -- '--claim-batch' <<<"$run_help" \
     || { echo "$mirage predates item claiming (no --claim-batch): rebuild it, or pass a newer binary" >&2; exit 1; }
 [[ -d $images ]] || { echo "no image folder $images: pass a folder of COCO images" >&2; exit 1; }
 items=${ITEMS:-1000}

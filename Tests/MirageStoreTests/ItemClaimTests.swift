@@ -52,3 +52,33 @@ import MirageRunner
         #expect(try out.workProgress(runs: [merged]) == WorkProgress(recorded: [merged: 1], claimed: 0, workers: 0))
     }
 }
+
+/// Two processes writing one SQLite file: the busy handler's policy (it must keep retrying quickly, and give up
+/// after about a minute so a stuck writer surfaces as an error rather than a hang).
+@Suite struct SQLiteWriterWaitTests {
+    @Test func retriesQuicklyThenGivesUpAfterAboutAMinute() {
+        #expect(SQLiteRunStore.waitForWriter(0))
+        #expect(SQLiteRunStore.waitForWriter(1_999))
+        #expect(SQLiteRunStore.waitForWriter(2_000))
+        #expect(SQLiteRunStore.waitForWriter(61_899))
+        #expect(!SQLiteRunStore.waitForWriter(61_900))
+        #expect(!SQLiteRunStore.waitForWriter(1_000_000))
+    }
+
+    @Test func twoStoresOnOneFileInterleaveWritesWithoutBusyErrors() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mirage-writer-wait-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("runs.sqlite").path
+        let first = try SQLiteRunStore(path: path)
+        let second = try SQLiteRunStore(path: path)
+        let run = try first.createRun(sampleRun(source: "writer-wait")).run
+        DispatchQueue.concurrentPerform(iterations: 2) { side in
+            let store = side == 0 ? first : second
+            for i in 0..<100 {
+                _ = try? store.claimItems([ItemRef(run: run.id, key: "k\(side)-\(i)")], worker: "w\(side)", lease: 30)
+                _ = try? store.recordItem(run: run.id, NewItem(key: "k\(side)-\(i)", ordinal: side * 100 + i, imageID: i, outputText: "a cat"))
+            }
+        }
+        #expect(try first.recordedItemKeys(run: run.id).count == 200)
+    }
+}
