@@ -14,7 +14,7 @@ public struct M3IDDecoder: Decoder {
     public enum Mode: String, Sendable, CaseIterable { case reference, clean }
     public static let mode = Parameter<String>(
         "mode", .choice(Mode.allCases.map(\.rawValue)), default: "reference",
-        help: "reference: ONLY's code (raw logits, β cut-off, contrast on every step); clean: the paper (log-probabilities, contrast only while max p < alpha, no cut-off).",
+        help: "reference: ONLY's code (raw logits, β cut-off, contrast on every step); clean: the paper (log-probabilities, contrast only while max p < alpha, no cut-off; the paper takes the argmax, so add sample=false or use the m3id-clean presets, which do).",
         source: "reference: zifuwan/ONLY only_utils/only_sample.py; clean: Favero et al. CVPR 2024 eq. 4, Algorithm 1")
     public static let alpha = Parameter<Double>(
         "alpha", .double(0...1), default: 0.3,
