@@ -235,13 +235,96 @@ void mk_q8_quantize_rows(const float *x, long cols, long ldx, long i0, long i1, 
     }
 }
 
+/// Row q's weights for pair p of a tile (rows at v[q], scales at s[q]): the 64 values offset to unsigned
+/// (w + 128, an xor of the sign bit) in *wv and the two group scales in the lanes of their groups in *dw. At
+/// the row's end (p ≥ full_pairs) a partial group and/or a missing second group read as zero weights with
+/// zero scale.
+INLINE void q8_pair_weights(const mk_q8_matrix *w, const char *v, const char *s, long p, long full_pairs,
+                            __m512i *wv, __m512 *dw) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const long gs = w->group_stride, ss = w->scale_group_stride;
+    const char *g0 = v + (size_t)(2 * p) * gs, *s0 = s + (size_t)(2 * p) * ss;
+    if (p < full_pairs) {
+        const __m256i lo = _mm256_loadu_si256((const __m256i *)g0);
+        const __m256i hi = _mm256_loadu_si256((const __m256i *)(g0 + gs));
+        *wv = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip);
+        *dw = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_broadcast_ss((const float *)s0)),
+                                 _mm256_broadcast_ss((const float *)(s0 + ss)), 1);
+    } else {
+        const long c0 = 2 * p * 32, n0 = w->cols - c0, n1 = w->cols - c0 - 32;
+        const __mmask32 m0 = n0 >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << n0) - 1);
+        const __mmask32 m1 = n1 >= 32 ? 0xFFFFFFFFu : n1 <= 0 ? 0u : (__mmask32)((1u << n1) - 1);
+        const __m256i lo = _mm256_maskz_loadu_epi8(m0, g0);
+        const __m256i hi = n1 > 0 ? _mm256_maskz_loadu_epi8(m1, g0 + gs) : _mm256_setzero_si256();
+        *wv = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip);
+        const __m256 d1 = n1 > 0 ? _mm256_broadcast_ss((const float *)(s0 + ss)) : _mm256_setzero_ps();
+        *dw = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_broadcast_ss((const float *)s0)), d1, 1);
+    }
+}
+
+/// One (row, input) step of a pair: input pair bytes at xp (values, correction, scales); one vpdpbusd started
+/// from the input's −128·Σq correction gives 8 exact partial sums per group, which are converted, scaled by
+/// d_w·d_x and added to the f32 accumulator.
+/// The multiply-add is written as the instruction (acc += a·b, `vfmadd231ps`, the accumulator its
+/// destination): with the intrinsic, clang chose the 213 form with the scale product as destination, so each
+/// accumulator moved to another register every pair and the loop ended in 16–24 register moves and spills.
+INLINE __m512 q8_pair_step(__m512 acc, __m512i wv, __m512 dw, const char *xp) {
+    const __m512i xv = _mm512_loadu_si512((const void *)xp);
+    const __m512i corr = _mm512_loadu_si512((const void *)(xp + 64));
+    const __m512 dx = _mm512_loadu_ps((const void *)(xp + 128));
+    const __m512 sums = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(corr, wv, xv)), scale = _mm512_mul_ps(dw, dx);
+    __asm__("vfmadd231ps %2, %1, %0" : "+v"(acc) : "v"(sums), "v"(scale));
+    return acc;
+}
+
+/// Pairs [p0, p1) of a tile (`full`: every one of them whole, a constant after inlining, so the main loop
+/// has no tail branch): acc[q][i] += each pair's `q8_pair_step` for row q and input i, in pair order.
+/// N ≤ 4: per pair, the 4 rows' weights are prepared once into registers and every input meets all four:
+/// 16 accumulators + 4 weight vectors + 4 scale vectors + 3 input vectors fit the 32 zmm registers.
+/// N = 5, 6 (a beam step's 5 sequences in one tile instead of 3 + 2, so each pair's weights are prepared
+/// once, not twice): 24 accumulators leave no room for 4 rows' weights, so the rows take turns (one row's
+/// weight and scale vectors live at a time) and each row reads the inputs again from L1 (memory operands).
+/// The empty volatile asm statements make the input pointer opaque per input (N ≤ 4) or row (N ≥ 5) and
+/// pin that step's accumulator updates before the next step's loads: without them clang hoisted every
+/// input's loads (or the next rows' vpdpbusd) to the top of the pair and spilled accumulators to the stack
+/// in every pair (objdump; the N ≤ 4 loop before this change spilled 2 and moved 16 per pair). With `full`
+/// the weights' bounds check folds away (p < p + 1). Prefetches `per_pair` lines from *pf (up to pf_end)
+/// per pair.
+INLINE void q8_tile_pairs(int N, int full, const mk_q8_matrix *w, const char *const v[4], const char *const s[4],
+                          const char *x, long xs, long p0, long p1, long full_pairs, __m512 acc[4][6],
+                          const char **pf, const char *pf_end, long per_pair) {
+    for (long p = p0; p < p1; p++) {
+        for (long j = 0; j < per_pair && *pf < pf_end; j++, *pf += 64) _mm_prefetch(*pf, _MM_HINT_T0);
+        const char *xp = x + (size_t)p * MK_Q8_PAIR_BYTES;
+        if (N <= 4) {
+            __m512i wv[4];
+            __m512 dw[4];
+            for (int q = 0; q < 4; q++) q8_pair_weights(w, v[q], s[q], p, full ? p + 1 : full_pairs, &wv[q], &dw[q]);
+            for (int i = 0; i < N; i++) {
+                const char *xi = xp + (size_t)i * xs;
+                __asm__ volatile("" : "+r"(xi));
+                for (int q = 0; q < 4; q++) acc[q][i] = q8_pair_step(acc[q][i], wv[q], dw[q], xi);
+                __asm__ volatile("" : "+v"(acc[0][i]), "+v"(acc[1][i]), "+v"(acc[2][i]), "+v"(acc[3][i]));
+            }
+        } else {
+#pragma clang loop unroll(full)
+            for (int q = 0; q < 4; q++) {
+                __m512i wv;
+                __m512 dw;
+                q8_pair_weights(w, v[q], s[q], p, full ? p + 1 : full_pairs, &wv, &dw);
+                const char *xq = xp;
+                __asm__ volatile("" : "+r"(xq));
+                for (int i = 0; i < N; i++) acc[q][i] = q8_pair_step(acc[q][i], wv, dw, xq + (size_t)i * xs);
+                if (N == 5) __asm__ volatile("" : "+v"(acc[q][0]), "+v"(acc[q][1]), "+v"(acc[q][2]), "+v"(acc[q][3]), "+v"(acc[q][4]));
+                else __asm__ volatile("" : "+v"(acc[q][0]), "+v"(acc[q][1]), "+v"(acc[q][2]), "+v"(acc[q][3]), "+v"(acc[q][4]), "+v"(acc[q][5]));
+            }
+        }
+    }
+}
+
 /// One tile: weight rows r … r + valid − 1 (valid ≤ 4; missing rows repeat the last, their sums dropped)
-/// against N ≤ 4 quantized inputs. Per pair of groups and row: the 64 weights offset to unsigned (w + 128,
-/// an xor of the sign bit) and the row's two scales in the lanes of their groups; per (row, input): one
-/// vpdpbusd started from the input's −128·Σq correction gives 8 exact partial sums per group, which are
-/// converted, scaled by d_w·d_x and added to an f32 accumulator. 16 accumulators + 4 weight vectors + 4
-/// scale vectors + 3 input vectors fit the 32 zmm registers. Optionally prefetches `pf_lines` lines from
-/// `pf` spread over the pairs (the weights of a later tile).
+/// against N ≤ 6 quantized inputs (`q8_tile_pairs`): the whole pairs, then the row's ragged end. Optionally
+/// prefetches `pf_lines` lines from `pf` spread over the pairs (the weights of a later tile).
 INLINE void q8_tile(int N, const mk_q8_matrix *w, long r, int valid, const char *x, long xs, long i0,
                     const float *bias, float *y, long ldy, const char *pf, long pf_lines) {
     const long groups = (w->cols + 31) / 32, pairs = (groups + 1) / 2, full_pairs = w->cols / 64;
@@ -251,52 +334,14 @@ INLINE void q8_tile(int N, const mk_q8_matrix *w, long r, int valid, const char 
         v[q] = (const char *)w->values + (size_t)row * w->row_stride;
         s[q] = (const char *)w->scales + (size_t)row * w->scale_row_stride;
     }
-    __m512 acc[4][4];
+    __m512 acc[4][6];
     for (int q = 0; q < 4; q++)
-        for (int i = 0; i < N; i++) acc[q][i] = _mm512_setzero_ps();
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
+        for (int i = 0; i < 6; i++) acc[q][i] = _mm512_setzero_ps();
     const long per_pair = pf ? (pf_lines + pairs - 1) / pairs : 0;
     const char *pf_end = pf ? pf + pf_lines * 64 : pf;
-    const long gs = w->group_stride, ss = w->scale_group_stride;
-    for (long p = 0; p < pairs; p++) {
-        for (long j = 0; j < per_pair && pf < pf_end; j++, pf += 64) _mm_prefetch(pf, _MM_HINT_T0);
-        __m512i wv[4];
-        __m512 dw[4];
-        if (p < full_pairs) {
-            for (int q = 0; q < 4; q++) {
-                const char *g0 = v[q] + (size_t)(2 * p) * gs;
-                const __m256i lo = _mm256_loadu_si256((const __m256i *)g0);
-                const __m256i hi = _mm256_loadu_si256((const __m256i *)(g0 + gs));
-                wv[q] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip);
-                const char *s0 = s[q] + (size_t)(2 * p) * ss;
-                dw[q] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_broadcast_ss((const float *)s0)),
-                                           _mm256_broadcast_ss((const float *)(s0 + ss)), 1);
-            }
-        } else { // the row's end: a partial group and/or a missing second group (zero weights, zero scale)
-            const long c0 = 2 * p * 32, n0 = w->cols - c0, n1 = w->cols - c0 - 32;
-            const __mmask32 m0 = n0 >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << n0) - 1);
-            const __mmask32 m1 = n1 >= 32 ? 0xFFFFFFFFu : n1 <= 0 ? 0u : (__mmask32)((1u << n1) - 1);
-            for (int q = 0; q < 4; q++) {
-                const char *g0 = v[q] + (size_t)(2 * p) * gs;
-                const __m256i lo = _mm256_maskz_loadu_epi8(m0, g0);
-                const __m256i hi = n1 > 0 ? _mm256_maskz_loadu_epi8(m1, g0 + gs) : _mm256_setzero_si256();
-                wv[q] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip);
-                const char *s0 = s[q] + (size_t)(2 * p) * ss;
-                const __m256 d1 = n1 > 0 ? _mm256_broadcast_ss((const float *)(s0 + ss)) : _mm256_setzero_ps();
-                dw[q] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_broadcast_ss((const float *)s0)), d1, 1);
-            }
-        }
-        for (int i = 0; i < N; i++) {
-            const char *xp = x + (size_t)(i0 + i) * xs + (size_t)p * MK_Q8_PAIR_BYTES;
-            const __m512i xv = _mm512_loadu_si512((const void *)xp);
-            const __m512i corr = _mm512_loadu_si512((const void *)(xp + 64));
-            const __m512 dx = _mm512_loadu_ps((const void *)(xp + 128));
-            for (int q = 0; q < 4; q++) {
-                const __m512i sums = _mm512_dpbusd_epi32(corr, wv[q], xv);
-                acc[q][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(dw[q], dx), acc[q][i]);
-            }
-        }
-    }
+    const char *xi = x + (size_t)i0 * xs;
+    q8_tile_pairs(N, 1, w, v, s, xi, xs, 0, full_pairs, full_pairs, acc, &pf, pf_end, per_pair);
+    q8_tile_pairs(N, 0, w, v, s, xi, xs, full_pairs, pairs, full_pairs, acc, &pf, pf_end, per_pair);
     const __mmask8 mask = (__mmask8)((1u << valid) - 1);
     const __m128 b = bias ? _mm_maskz_loadu_ps(mask, bias + r) : _mm_setzero_ps();
     for (int i = 0; i < N; i++)
@@ -306,12 +351,13 @@ INLINE void q8_tile(int N, const mk_q8_matrix *w, long r, int valid, const char 
 #define Q8_CASE(N) case N: q8_tile(N, w, r, valid, (const char *)x, x_row_bytes, i, bias, y, ldy, pf, pf_lines); break;
 
 void mk_q8_vnni_rows(const mk_q8_matrix *w, long r0, long r1, const void *x, long x_row_bytes, long n, long chunk,
-                     const float *bias, float *y, long ldy) {
+                     long wide_tiles, const float *bias, float *y, long ldy) {
     if (chunk < 1) chunk = 1;
     for (long c0 = 0; c0 < n; c0 += chunk) {
         const long c1 = c0 + chunk < n ? c0 + chunk : n;
-        // Inputs in ⌈count / 4⌉ groups of nearly equal size (5 = 3 + 2), so no group runs with a sliver.
-        const long count = c1 - c0, tiles = (count + 3) / 4;
+        // Inputs in ⌈count / 4⌉ groups of nearly equal size (7 = 4 + 3), so no group runs with a sliver; 5 or 6
+        // inputs in one group of their own when `wide_tiles` (a beam step: each pair's weights prepared once).
+        const long count = c1 - c0, tiles = wide_tiles && count <= 6 ? 1 : (count + 3) / 4;
         for (long r = r0; r < r1; r += 4) {
             const int valid = r1 - r < 4 ? (int)(r1 - r) : 4;
             // The first pass over a tile prefetches the tile two ahead (4 rows read as 4 streams a row apart,
@@ -321,7 +367,7 @@ void mk_q8_vnni_rows(const mk_q8_matrix *w, long r0, long r1, const void *x, lon
             long i = c0;
             for (long t = 0; t < tiles; t++) {
                 const int N = (int)(count / tiles + (t < count % tiles ? 1 : 0));
-                switch (N) { Q8_CASE(1) Q8_CASE(2) Q8_CASE(3) Q8_CASE(4) default: break; }
+                switch (N) { Q8_CASE(1) Q8_CASE(2) Q8_CASE(3) Q8_CASE(4) Q8_CASE(5) Q8_CASE(6) default: break; }
                 i += N;
                 pf = 0;
                 pf_lines = 0;
@@ -334,6 +380,6 @@ void mk_q8_vnni_rows(const mk_q8_matrix *w, long r0, long r1, const void *x, lon
 
 void mk_q8_quantize_rows(const float *x, long cols, long ldx, long i0, long i1, void *out, long row_bytes) {}
 void mk_q8_vnni_rows(const mk_q8_matrix *w, long r0, long r1, const void *x, long x_row_bytes, long n, long chunk,
-                     const float *bias, float *y, long ldy) {}
+                     long wide_tiles, const float *bias, float *y, long ldy) {}
 
 #endif

@@ -1,4 +1,5 @@
 import CMirageKernels
+import Synchronization
 
 // q8 weights under `Precision.fast` on a CPU with AVX512-VNNI: x is quantized to int8 per 32-input group
 // (as llama.cpp's Q8_0 activations, see CMirageKernels.c) and every 32-term dot product of a weight group
@@ -9,10 +10,22 @@ import CMirageKernels
 //     for each chunk of inputs (x quantized, ≤ int8ChunkBytes, stays in L2):
 //       for each 4-row tile of the block:     weights: from DRAM once per chunk (prefetched 2 tiles ahead)
 //         for each group of ≤ 4 inputs:       4·N vpdpbusd per 64 inputs
+//         (or all 5–6 inputs of a chunk in one group: a beam step prepares each weight pair once)
 //
 // Every output sums its groups in the same order whatever n, the chunk, the tile or the thread.
 
+/// Whether a chunk of 5 or 6 inputs runs as one tile (the default) or as two (3 + 2, 3 + 3, the schedule
+/// before 2026-12-07); `Kernels.setInt8WideTiles` switches for A/B comparisons. Results are identical.
+private let int8WideTiles = Atomic<Bool>(true)
+
 extension Kernels {
+    /// For benchmarks: `true` (the default) runs 5 or 6 inputs (a beam step) as one tile of the int8 kernel,
+    /// each pair of weight groups prepared once for all of them; `false` runs them as two tiles (3 + 2,
+    /// 3 + 3), as before 2026-12-07. Outputs are bit-identical; only speed differs.
+    public static func setInt8WideTiles(_ enabled: Bool) {
+        int8WideTiles.store(enabled, ordering: .relaxed)
+    }
+
     /// True when the CPU has AVX512-VNNI, so that q8 weights with `Precision.fast` use int8 dot products.
     public static let usesInt8DotProducts: Bool = mk_has_avx512vnni() != 0
 
@@ -69,10 +82,11 @@ extension Kernels {
         let blockRows = decodeBlockRows(rows: rows, cols: weight.cols, format: .q8, threads: pool.threadCount)
         let chunk = max(4, int8ChunkBytes / rowBytes / 4 * 4)
         let x = UnsafeRawPointer(packed.buffer.pointer)
+        let wide = int8WideTiles.load(ordering: .relaxed) ? 1 : 0
         withUnsafePointer(to: &matrix) { m in
             pool.parallelFor((rows + blockRows - 1) / blockRows) { block in
                 mk_q8_vnni_rows(m, block * blockRows, min(rows, (block + 1) * blockRows), x, rowBytes, n, chunk,
-                                bias, y, rows)
+                                wide, bias, y, rows)
             }
         }
     }

@@ -33,6 +33,10 @@ struct BenchKernelsCommand: ParsableCommand {
           midn-ab  the same for the mid-n path at each --midn-rows n over all layers' projections: f16/bf16 \
         weights widened to f32 once per tile (B; the default from 6 input groups, n ≥ 31) against at every \
         input group's load (A). Not part of the default set.
+          int8-ab  q8 with int8 dot products (--precision fast, AVX512-VNNI) on a loaded machine: n = 5 \
+        passes alternating 5 inputs as one tile (B, the default) with two tiles of 3 + 2 (A), and n = 1 \
+        passes, --repetitions times each; best wall and mean process CPU time per pass, B / A and n5 / n1. \
+        Only for --formats q8; not part of the default set.
 
         The machine may be shared, so work is timed in pieces of ~0.05–2 ms (single matrices, slices \
         of the LM head; in prefill, packing x and then 128-feature slices of the product); each piece \
@@ -51,7 +55,7 @@ struct BenchKernelsCommand: ParsableCommand {
     @Option(help: "Weight formats to measure, comma-separated (f32, f16, bf16, q8).")
     var formats: String = "f32,f16,bf16,q8"
 
-    @Option(help: "Which measurements to run, comma-separated (decode, beams, midn, prefill, pool, decode-ab, midn-ab).")
+    @Option(help: "Which measurements to run, comma-separated (decode, beams, midn, prefill, pool, decode-ab, midn-ab, int8-ab).")
     var only: String = "decode,beams,midn,prefill,pool"
 
     @Option(help: "Transformer layers in the decode and mid-n measurements (Qwen2-0.5B has 24).")
@@ -85,8 +89,8 @@ struct BenchKernelsCommand: ParsableCommand {
         for name in formatList where WeightFormat(rawValue: name) == nil {
             throw ValidationError("Unknown format '\(name)'. Use any of: f32, f16, bf16, q8.")
         }
-        for name in measurementList where !["decode", "beams", "midn", "prefill", "pool", "decode-ab", "midn-ab"].contains(name) {
-            throw ValidationError("Unknown measurement '\(name)'. Use any of: decode, beams, midn, prefill, pool, decode-ab, midn-ab.")
+        for name in measurementList where !["decode", "beams", "midn", "prefill", "pool", "decode-ab", "midn-ab", "int8-ab"].contains(name) {
+            throw ValidationError("Unknown measurement '\(name)'. Use any of: decode, beams, midn, prefill, pool, decode-ab, midn-ab, int8-ab.")
         }
         guard !midnRowList.isEmpty, midnRowList.allSatisfy({ $0 > Kernels.decodeMaxRows && $0 <= Kernels.midNRowLimit }),
               midnRowList.count == midnRows.split(separator: ",").count else {
@@ -118,6 +122,15 @@ struct BenchKernelsCommand: ParsableCommand {
         }
         for format in formatList.compactMap(WeightFormat.init(rawValue:)) {
             if measurements.contains("decode-ab") { benchmark.decodeAB(BenchModel(format: format, layers: layers)) }
+            if measurements.contains("int8-ab") {
+                if format != .q8 {
+                    print("int8-ab   \(format.rawValue): skipped, int8 dot products are for q8 weights (--formats q8)")
+                } else if !Kernels.usesInt8DotProducts {
+                    print("int8-ab   q8: skipped, this CPU has no AVX512-VNNI (fast q8 computes as exact)")
+                } else {
+                    benchmark.int8AB(BenchModel(format: format, layers: layers))
+                }
+            }
             if measurements.contains("midn-ab") {
                 let matrices = BenchModel(format: format, layers: layers, withHead: false).layerMatrices.joined().map(\.1)
                 for n in midnRowList { benchmark.midNAB(matrices, n: n) }
@@ -297,29 +310,41 @@ private struct KernelBenchmark {
             + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
     }
 
-    /// `decode-ab`: n = 1 passes alternating the one-row kernel (A) and the 4-row quads (B), then n = 2
-    /// and 5 passes (B); best wall and mean CPU per pass.
-    func decodeAB(_ model: BenchModel) {
-        let pieces = decodePieces(model)
+    /// The A/B passes' common part: a fixed x of up to 5 rows, one warm-up pass with `warmUpRows` rows,
+    /// then `repetitions` rounds of `round`, which calls `pass(key, n)` for each whole pass of `linear`
+    /// with n ≤ 5 rows over `pieces` it wants timed. Per key: the best wall time and the mean process CPU
+    /// time of its passes, in seconds.
+    func alternatingPasses(_ pieces: [WeightMatrix], warmUpRows: Int,
+                           _ round: (_ pass: (String, Int) -> Void) -> Void) -> (wall: [String: Double], cpu: [String: Double]) {
         let width = pieces.map { max($0.rows, $0.cols) }.max() ?? 1
         let x = UnsafeMutablePointer<Float>.allocate(capacity: 5 * width)
         let y = UnsafeMutablePointer<Float>.allocate(capacity: 5 * width)
-        defer { x.deallocate(); y.deallocate(); Kernels.setDecodeOneRowAtATime(false) }
+        defer { x.deallocate(); y.deallocate() }
         for i in 0..<(5 * width) { x[i] = Float(i % 13) * 0.01 - 0.06 }
         var wall: [String: Double] = [:], cpu: [String: Double] = [:]
-        func record(_ key: String, _ pass: (Double, Double)) {
-            wall[key] = min(wall[key] ?? .infinity, pass.0)
-            cpu[key, default: 0] += pass.1 / Double(repetitions)
-        }
-        _ = decodePass(pieces, n: 1, x: x, y: y) // warm-up
+        _ = decodePass(pieces, n: warmUpRows, x: x, y: y)
         for _ in 0..<repetitions {
+            round { key, n in
+                let pass = decodePass(pieces, n: n, x: x, y: y)
+                wall[key] = min(wall[key] ?? .infinity, pass.0)
+                cpu[key, default: 0] += pass.1 / Double(repetitions)
+            }
+        }
+        return (wall, cpu)
+    }
+
+    /// `decode-ab`: n = 1 passes alternating the one-row kernel (A) and the 4-row quads (B), then n = 2
+    /// and 5 passes (B); best wall and mean CPU per pass.
+    func decodeAB(_ model: BenchModel) {
+        defer { Kernels.setDecodeOneRowAtATime(false) }
+        let (wall, cpu) = alternatingPasses(decodePieces(model), warmUpRows: 1) { pass in
             for (key, oneRow) in [("A", true), ("B", false)] {
                 Kernels.setDecodeOneRowAtATime(oneRow)
-                record(key, decodePass(pieces, n: 1, x: x, y: y))
+                pass(key, 1)
             }
             Kernels.setDecodeOneRowAtATime(false)
-            record("n2", decodePass(pieces, n: 2, x: x, y: y))
-            record("n5", decodePass(pieces, n: 5, x: x, y: y))
+            pass("n2", 2)
+            pass("n5", 5)
         }
         let format = model.head.format.rawValue as NSString
         for key in ["A", "B", "n2", "n5"] {
@@ -329,6 +354,26 @@ private struct KernelBenchmark {
         print(String(format: "decode-ab %-4@ B/A wall %.3f CPU %.3f;  n2/n1 wall %.3f CPU %.3f;  n5/n1 wall %.3f CPU %.3f",
                      format, wall["B"]! / wall["A"]!, cpu["B"]! / cpu["A"]!, wall["n2"]! / wall["B"]!,
                      cpu["n2"]! / cpu["B"]!, wall["n5"]! / wall["B"]!, cpu["n5"]! / cpu["B"]!))
+    }
+
+    /// `int8-ab`: n = 5 passes over the model with fast q8 weights alternating two tiles of 3 + 2 inputs (A)
+    /// and one tile of 5 (B), and n = 1 passes; best wall and mean CPU per pass.
+    func int8AB(_ model: BenchModel) {
+        defer { Kernels.setInt8WideTiles(true) }
+        let (wall, cpu) = alternatingPasses(decodePieces(model).map { $0.withPrecision(.fast) }, warmUpRows: 5) { pass in
+            for (key, wide) in [("A", false), ("B", true)] {
+                Kernels.setInt8WideTiles(wide)
+                pass(key, 5)
+            }
+            pass("n1", 1)
+        }
+        for key in ["A", "B", "n1"] {
+            print(String(format: "int8-ab   q8 fast %-2@  best %7.2f ms  mean CPU %7.2f ms  (A = n5 as 3 + 2, B = n5 as one tile)",
+                         key as NSString, wall[key]! * 1e3, cpu[key]! * 1e3))
+        }
+        print(String(format: "int8-ab   q8 fast B/A wall %.3f CPU %.3f;  n5/n1 A wall %.3f CPU %.3f, B wall %.3f CPU %.3f",
+                     wall["B"]! / wall["A"]!, cpu["B"]! / cpu["A"]!, wall["A"]! / wall["n1"]!, cpu["A"]! / cpu["n1"]!,
+                     wall["B"]! / wall["n1"]!, cpu["B"]! / cpu["n1"]!))
     }
 
     /// `midn-ab`: passes of `linear` with n rows over `matrices`, alternating f16/bf16 widening at every

@@ -46,7 +46,7 @@ import Testing
     /// every output must be the exact integer dot product (all partial sums stay below 2²⁴, so the f32
     /// accumulation of the group sums is exact too), for the block layout and separate value/scale arrays,
     /// decode and large n, odd shapes, with bias.
-    @Test(arguments: [1, 2, 3, 5, 8, 9, 13, 40, 200])
+    @Test(arguments: [1, 2, 3, 5, 6, 7, 8, 9, 13, 40, 200])
     func integerSumsAreExact(n: Int) {
         for (rows, cols) in [(37, 77), (70, 300), (3, 1000), (9, 64), (5, 33)] {
             var random = SeededRandom(seed: UInt64(rows * 31 + cols + n))
@@ -89,7 +89,7 @@ import Testing
     /// arithmetic (Σ_g d_w·d_x·Σ q·w over the inputs as quantized by `quantizeActivations`), within f32
     /// rounding of the group terms (1e-5 of Σ_g |d_w·d_x|·Σ|q·w|); packing once and reusing the packed
     /// input gives bit-identical outputs; an output does not depend on n (the first inputs alone).
-    @Test(arguments: [1, 4, 6, 25, 200])
+    @Test(arguments: [1, 4, 5, 6, 25, 200])
     func kernelMatchesScalarQuantizedReference(n: Int) throws {
         try #require(Kernels.usesInt8DotProducts, "this CPU has no AVX512-VNNI: fast q8 computes as exact")
         for (rows, cols) in [(37, 77), (70, 300), (5, 1700)] {
@@ -126,6 +126,33 @@ import Testing
             var part = [Float](repeating: .nan, count: fewer * rows)
             Kernels.linear(Array(x[0..<(fewer * cols)]), n: fewer, weight: m, bias: nil, into: &part, pool: Self.pool)
             #expect(part == Array(y[0..<(fewer * rows)]), "rows \(rows) cols \(cols): the first \(fewer) of \(n) inputs differ")
+        }
+    }
+
+    /// 5 or 6 inputs as one tile (rows taking turns over the pair's weights) give bit for bit what two tiles
+    /// (3 + 2, 3 + 3, the earlier schedule) and one input at a time give, on rows with a ragged last pair
+    /// (cols 77: a partial group; 96: a missing second group), whole pairs only (128), a partial tile of rows
+    /// (37 = 9·4 + 1) and bias.
+    @Test(arguments: [5, 6])
+    func wideTilesMatchSplitTilesAndSingleInputs(n: Int) throws {
+        try #require(Kernels.usesInt8DotProducts, "this CPU has no AVX512-VNNI: fast q8 computes as exact")
+        defer { Kernels.setInt8WideTiles(true) }
+        for (rows, cols) in [(37, 77), (12, 96), (41, 128), (70, 300)] {
+            var random = SeededRandom(seed: UInt64(rows * 13 + cols + n))
+            let m = TestWeight(rows: rows, cols: cols, format: .q8, values: random.floats(rows * cols), precision: .fast).matrix
+            let x = random.floats(n * cols, in: -2...2), bias = random.floats(rows)
+            var wide = [Float](repeating: .nan, count: n * rows), split = wide
+            Kernels.setInt8WideTiles(true)
+            Kernels.linear(x, n: n, weight: m, bias: bias, into: &wide, pool: Self.pool)
+            Kernels.setInt8WideTiles(false)
+            Kernels.linear(x, n: n, weight: m, bias: bias, into: &split, pool: Self.pool)
+            Kernels.setInt8WideTiles(true)
+            #expect(wide == split, "rows \(rows) cols \(cols) n \(n): one tile differs from two")
+            for i in 0..<n {
+                var one = [Float](repeating: .nan, count: rows)
+                Kernels.linear(Array(x[(i * cols)..<((i + 1) * cols)]), n: 1, weight: m, bias: bias, into: &one, pool: Self.pool)
+                #expect(one == Array(wide[(i * rows)..<((i + 1) * rows)]), "rows \(rows) cols \(cols): input \(i) of \(n) differs alone")
+            }
         }
     }
 }

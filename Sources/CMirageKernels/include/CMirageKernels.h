@@ -85,6 +85,8 @@ typedef struct {
 /// y[i·ldy + r] = Σ_g d_w(r, g)·d_x(i, g)·Σ_{c in g} w[r, c]·q[i, c] (+ bias[r]) for rows r in [r0, r1) and
 /// inputs i < n quantized by mk_q8_quantize_rows (`x`, rows `x_row_bytes` apart); the 32-term integer sums are
 /// exact (vpdpbusd), the group terms accumulate in f32. Each weight row is read from memory once for up to
-/// `chunk` inputs (the whole chunk of x stays in cache while 4-row tiles of weights stream past it).
+/// `chunk` inputs (the whole chunk of x stays in cache while 4-row tiles of weights stream past it). A chunk
+/// of 5 or 6 inputs runs as one tile when `wide_tiles` is nonzero, else as two (3 + 2, 3 + 3); the outputs
+/// are the same either way.
 void mk_q8_vnni_rows(const mk_q8_matrix *w, long r0, long r1, const void *x, long x_row_bytes, long n, long chunk,
-                     const float *bias, float *y, long ldy);
+                     long wide_tiles, const float *bias, float *y, long ldy);
