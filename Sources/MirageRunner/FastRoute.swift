@@ -1,3 +1,4 @@
+import Foundation
 import MirageKernels
 
 /// Which dot products a `--precision fast` model's weights take on this CPU (`Kernels.dotProducts`), by weight
@@ -67,6 +68,16 @@ public struct FastRoute: Sendable, Hashable {
             entries.append(Entry(weightFormat: format, dotProducts: dots))
         }
         self.init(entries: entries)
+    }
+
+    /// A model fingerprint (`ExperimentRunner.modelSpec`) taken apart at its fast route: the fingerprint without
+    /// the route (`<digest>[+q8]+fast`) and the route, nil for the standard one (a fingerprint ending in `+fast`).
+    /// Nil when the fingerprint is not a fast run's or its route cannot be read.
+    public static func split(fingerprint: String) -> (model: String, route: FastRoute?)? {
+        if fingerprint.hasSuffix("+fast") { return (fingerprint, nil) }
+        guard let marker = fingerprint.range(of: "+fast/", options: .backwards),
+              let route = FastRoute(keyComponent: String(fingerprint[marker.upperBound...])) else { return nil }
+        return (String(fingerprint[..<marker.lowerBound]) + "+fast", route)
     }
 
     /// E.g. "f16 weights with f32 FMAs".
