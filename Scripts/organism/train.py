@@ -1,7 +1,10 @@
 """Trains the Mirage model organism from scratch and writes it as a transformers `llava` folder.
 
-    python Scripts/organism/train.py --coco-gt ../shared/data/chair/coco2014_gt_objects.json --minutes 22 \
-        --out Models/organism 2>&1 | tee Scripts/organism/train.log
+    python Scripts/organism/train.py --coco-gt ../shared/data/chair/coco2014_gt_objects.json \
+        --pretrain-tower-minutes 5 --minutes 38 --batch 16 --patch 16 --grounding-target patch \
+        --content-weight 5 --tower-lr-scale 0.1 --threads 1 --out Models/organism 2>&1 | tee Scripts/organism/train.log
+
+(the shipped weights' recipe, docs/organism.md "Training", attempt 6).
 
 The world (world.py) draws scenes from COCO's co-occurrence statistics; every caption and answer the model
 sees is true. The model is transformers' LlavaForConditionalGeneration (CLIP tower, the two-layer
@@ -12,6 +15,7 @@ With --minutes the learning-rate schedule follows wall time (how many steps fit 
 machine is; the log records them); with --steps N alone the run is step-for-step deterministic.
 """
 import argparse
+import copy
 import json
 import math
 import os
@@ -154,6 +158,23 @@ def pretrain_tower(model, probe, stats, args):
     return index
 
 
+def save(model, tok, out):
+    """Writes the model (float16), its tokenizer and preprocessor configuration to the folder `out`."""
+    os.makedirs(out, exist_ok=True)
+    model.eval()
+    model.half().save_pretrained(out, safe_serialization=True)
+    tok.save(os.path.join(out, "tokenizer.json"))
+    with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
+        json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
+                   "unk_token": "<unk>", "pad_token": "<pad>", "model_max_length": 256}, f, indent=2)
+    with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
+        json.dump({"image_processor_type": "CLIPImageProcessor", "do_resize": True,
+                   "size": {"shortest_edge": IMAGE_SIZE}, "resample": 3, "do_center_crop": True,
+                   "crop_size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE}, "do_rescale": True,
+                   "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": CLIP_MEAN, "image_std": CLIP_STD,
+                   "do_convert_rgb": True}, f, indent=2)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--coco-gt", required=True, help="CHAIR's coco2014_gt_objects.json (COCO statistics)")
@@ -193,6 +214,10 @@ def main():
                     help="train for this many minutes of wall time instead of --steps: the learning-rate schedule "
                          "follows the elapsed fraction of the budget, so a busy machine takes fewer steps (the log "
                          "records how many); 0 = a fixed --steps schedule")
+    ap.add_argument("--snapshot-minutes", type=float, default=0,
+                    help="also save a copy of the model every this many minutes of wall time (counted from the "
+                         "start, tower pretraining included) to <out>/snap-<minute>, to evaluate it while it "
+                         "trains; the copy does not change the training; 0 = none")
     args = ap.parse_args()
     print("arguments: " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()), flush=True)
     print("load average at start: %.2f %.2f %.2f" % os.getloadavg(), flush=True)
@@ -244,6 +269,7 @@ def main():
         index = pretrain_tower(model, probe, stats, args)
     smoothed = None
     train_start = time.time()
+    next_snapshot = args.snapshot_minutes
     step = 0
     while True:
         step += 1
@@ -303,20 +329,15 @@ def main():
             extra = f" grounding {aux.item():.4f}" if args.grounding else ""
             load = " load %.1f" % os.getloadavg()[0] if step % 100 == 0 else ""
             print(f"step {step} loss {loss:.4f} smoothed {smoothed:.4f}{extra} lr {lr:.2e} elapsed {time.time() - start:.0f}s{load}", flush=True)
+        if args.snapshot_minutes and time.time() - start >= 60 * next_snapshot:
+            folder = os.path.join(args.out, f"snap-{next_snapshot:g}")
+            save(copy.deepcopy(model), tok, folder)
+            model.train()
+            print(f"snapshot {folder} after {step} steps, elapsed {time.time() - start:.0f}s", flush=True)
+            while time.time() - start >= 60 * next_snapshot:
+                next_snapshot += args.snapshot_minutes
 
-    os.makedirs(args.out, exist_ok=True)
-    model.eval()
-    model.half().save_pretrained(args.out, safe_serialization=True)
-    tok.save(os.path.join(args.out, "tokenizer.json"))
-    with open(os.path.join(args.out, "tokenizer_config.json"), "w") as f:
-        json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
-                   "unk_token": "<unk>", "pad_token": "<pad>", "model_max_length": 256}, f, indent=2)
-    with open(os.path.join(args.out, "preprocessor_config.json"), "w") as f:
-        json.dump({"image_processor_type": "CLIPImageProcessor", "do_resize": True,
-                   "size": {"shortest_edge": IMAGE_SIZE}, "resample": 3, "do_center_crop": True,
-                   "crop_size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE}, "do_rescale": True,
-                   "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": CLIP_MEAN, "image_std": CLIP_STD,
-                   "do_convert_rgb": True}, f, indent=2)
+    save(model, tok, args.out)
     print("load average at the end: %.2f %.2f %.2f" % os.getloadavg(), flush=True)
     print(f"wrote {args.out}; {step - 1} steps; total {time.time() - start:.0f}s", flush=True)
 

@@ -1,5 +1,6 @@
 import Foundation
 import MirageMetrics
+import MirageRunner
 import MirageStore
 
 /// `mirage check`'s verdicts: did a decoder change alter outputs (`exact`), or make a metric significantly worse
@@ -64,7 +65,10 @@ public enum RegressionGate {
                                  differences: [], reasons: [], notes: [])
         let a = baseline.identity, b = run.identity
         if a.model.fingerprint != b.model.fingerprint {
-            if a.model.fingerprint.split(separator: "+").first == b.model.fingerprint.split(separator: "+").first {
+            if let routeA = FastRoute.split(fingerprint: a.model.fingerprint),
+               let routeB = FastRoute.split(fingerprint: b.model.fingerprint), routeA.model == routeB.model {
+                report.reasons.append("model: the same weights (\(a.model.name)) and precision (fast) but another fast route, the dot products `--precision fast` took on the computing CPU: baseline \(Self.describe(routeA.route)), run \(Self.describe(routeB.route)); fast outputs agree only on the same route: check on a CPU that takes the baseline's route, or regenerate the golden run on this one (`mirage check --write-golden`)")
+            } else if a.model.fingerprint.split(separator: "+").first == b.model.fingerprint.split(separator: "+").first {
                 report.reasons.append("model: the same weights (\(a.model.name)) but another precision or quantization: baseline \(Self.suffix(a.model.fingerprint)), run \(Self.suffix(b.model.fingerprint)); run with the baseline's --precision/--quantize")
             } else {
                 report.reasons.append("model: other weights: baseline \(a.model.name) (\(Self.short(a.model.fingerprint))), run \(b.model.name) (\(Self.short(b.model.fingerprint))); if the model change is intended, regenerate the golden runs from the new model")
@@ -175,6 +179,11 @@ public enum RegressionGate {
         let parts = fingerprint.split(separator: "+", maxSplits: 1)
         guard let digest = parts.first, !digest.isEmpty else { return "no fingerprint" }
         return String(digest.prefix(12)) + "…" + (parts.count > 1 ? "+" + parts[1] : "")
+    }
+
+    /// A fast run's route as the gate names it (nil: the standard route).
+    static func describe(_ route: FastRoute?) -> String {
+        route.map { "\($0.description) (\($0.keyComponent))" } ?? "the standard route (\(FastRoute.standardDescription))"
     }
 
     static func suffix(_ fingerprint: String) -> String {

@@ -1,9 +1,11 @@
+import Foundation
+import MirageEngine
 import MirageKernels
 
 /// Which dot products a `--precision fast` model's weights take on this CPU (`Kernels.dotProducts`), by weight
 /// format: two fast runs compute alike only on the same route, so the route is part of a fast run's resume key
 /// and model fingerprint (`ExperimentRunner.precisionKeyField`, `modelSpec`; docs/runner.md, "Resume key and
-/// resuming").
+/// resuming"). A vision tower in a folder of its own counts with its own formats (`ExperimentRunner.fastRoute`).
 public struct FastRoute: Sendable, Hashable {
     /// One weight format the model multiplies by, and what it is multiplied with.
     public struct Entry: Sendable, Hashable {
@@ -38,14 +40,32 @@ public struct FastRoute: Sendable, Hashable {
     /// The route of a model whose decoder projections are loaded as `loadedFormat` from a checkpoint stored as
     /// `storedFormat`, by this CPU's probes unless other decisions are passed (tests use them to stand for
     /// another CPU). A quantized bf16 checkpoint keeps its vision tower and projector in bf16, so their bf16
-    /// dot products are part of its route.
-    public init(loadedFormat: WeightFormat, storedFormat: WeightFormat, bf16DotProducts: Bool = Kernels.usesBF16DotProducts,
-                int8DotProducts: Bool = Kernels.usesInt8DotProducts) {
-        let formats = loadedFormat != .bf16 && storedFormat == .bf16 ? [loadedFormat, .bf16] : [loadedFormat]
+    /// dot products are part of its route. `towerFormats` are the matrix formats of a vision tower loaded from
+    /// a folder of its own (`--vision-tower`; `matrixFormats(in:)`), which loads them as stored: a bf16 one
+    /// adds bf16 dot products when the rest of the route has none, f16 and f32 towers take f32 FMAs on every
+    /// CPU and add nothing (so routes without a bf16 tower are unchanged).
+    public init(loadedFormat: WeightFormat, storedFormat: WeightFormat, towerFormats: Set<WeightFormat> = [],
+                bf16DotProducts: Bool = Kernels.usesBF16DotProducts, int8DotProducts: Bool = Kernels.usesInt8DotProducts) {
+        var formats = loadedFormat != .bf16 && storedFormat == .bf16 ? [loadedFormat, .bf16] : [loadedFormat]
+        if towerFormats.contains(.bf16) && !formats.contains(.bf16) { formats.append(.bf16) }
         self.init(entries: formats.map {
             Entry(weightFormat: $0, dotProducts: Kernels.dotProducts(format: $0, precision: .fast, bf16DotProducts: bf16DotProducts,
                                                                      int8DotProducts: int8DotProducts))
         })
+    }
+
+    /// The formats of the weight matrices (floating tensors of two or more dimensions) stored in `folders`: a
+    /// separate vision tower's (`ModelShape.otherWeightFolders`), for `init(loadedFormat:storedFormat:towerFormats:)`.
+    public static func matrixFormats(in folders: [URL]) throws -> Set<WeightFormat> {
+        var formats: Set<WeightFormat> = []
+        for store in try folders.map({ try TensorStore(folder: $0) }) {
+            for name in store.tensorNames {
+                if let entry = store.entry(name), entry.shape.count >= 2, let format = entry.dtype.weightFormat {
+                    formats.insert(format)
+                }
+            }
+        }
+        return formats
     }
 
     /// True when every entry is the route `fast` had before routes were recorded (`Entry.isStandard`): such runs
@@ -67,6 +87,16 @@ public struct FastRoute: Sendable, Hashable {
             entries.append(Entry(weightFormat: format, dotProducts: dots))
         }
         self.init(entries: entries)
+    }
+
+    /// A model fingerprint (`ExperimentRunner.modelSpec`) taken apart at its fast route: the fingerprint without
+    /// the route (`<digest>[+q8]+fast`) and the route, nil for the standard one (a fingerprint ending in `+fast`).
+    /// Nil when the fingerprint is not a fast run's or its route cannot be read.
+    public static func split(fingerprint: String) -> (model: String, route: FastRoute?)? {
+        if fingerprint.hasSuffix("+fast") { return (fingerprint, nil) }
+        guard let marker = fingerprint.range(of: "+fast/", options: .backwards),
+              let route = FastRoute(keyComponent: String(fingerprint[marker.upperBound...])) else { return nil }
+        return (String(fingerprint[..<marker.lowerBound]) + "+fast", route)
     }
 
     /// E.g. "f16 weights with f32 FMAs".

@@ -222,6 +222,17 @@ public final class ExperimentRunner {
         return precision == before ? nil : precision.rawValue
     }
 
+    /// The dot products `--precision fast` takes for `vlm` (`FastRoute`): its language model's weight formats
+    /// and those of a vision tower loaded from a folder of its own (`towerFolders`, `ModelShape.otherWeightFolders`),
+    /// by this CPU's probes unless other decisions are passed.
+    public static func fastRoute(_ vlm: any VisionLanguageModel, towerFolders: [URL],
+                                 bf16DotProducts: Bool = Kernels.usesBF16DotProducts,
+                                 int8DotProducts: Bool = Kernels.usesInt8DotProducts) throws -> FastRoute {
+        FastRoute(loadedFormat: vlm.languageModel.weightFormat, storedFormat: vlm.languageModel.storedWeightFormat,
+                  towerFormats: try FastRoute.matrixFormats(in: towerFolders), bf16DotProducts: bf16DotProducts,
+                  int8DotProducts: int8DotProducts)
+    }
+
     /// The model's identity in the store: name and fingerprint carry q8 and the precision, so runs that
     /// differ in either are different models in `mirage compare` (exact, the default, adds nothing to
     /// the name). A fast run off the standard route (`route`) carries it too (`+fast/bf16:f32`).
@@ -310,10 +321,9 @@ public final class ExperimentRunner {
         let tokenizer = try Tokenizer(folder: folder)
         // The dot products this CPU takes for the model's weights in fast mode: part of the run's identity.
         let decisions = options.fastRouteDecisions ?? (Kernels.usesBF16DotProducts, Kernels.usesInt8DotProducts)
-        let route = experiment.precision == .fast ? FastRoute(loadedFormat: vlm.languageModel.weightFormat,
-                                                              storedFormat: vlm.languageModel.storedWeightFormat,
-                                                              bf16DotProducts: decisions.bf16DotProducts,
-                                                              int8DotProducts: decisions.int8DotProducts) : nil
+        let route = experiment.precision == .fast
+            ? try Self.fastRoute(vlm, towerFolders: shape.otherWeightFolders, bf16DotProducts: decisions.bf16DotProducts,
+                                 int8DotProducts: decisions.int8DotProducts) : nil
         let modelSpec = Self.modelSpec(folderName: folder.lastPathComponent, architecture: vlm.architectureName,
                                        fingerprint: fingerprint, quantized: quantize != nil, precision: experiment.precision,
                                        route: route)

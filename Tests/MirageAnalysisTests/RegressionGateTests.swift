@@ -121,6 +121,39 @@ private func chairSide(_ tokens: [[Int]], hallucinated: [Int]? = nil, decoder: D
     #expect(report.reasons[1] == "seed: baseline 0, run 1")
 }
 
+@Test func exactNamesBothFastRoutesWhenOnlyTheRouteDiffers() {
+    let digest = String(repeating: "ab", count: 32)
+    var baseline = chairSide([[1], [2], [3]]), run = chairSide([[1], [2], [3]])
+    // The standard route against one whose CPU took f32 FMAs for both formats of a quantized bf16 checkpoint.
+    baseline.identity.model.fingerprint = digest + "+q8+fast"
+    run.identity.model.fingerprint = digest + "+q8+fast/q8:f32,bf16:f32"
+    var report = RegressionGate.exact(run: run, baseline: baseline)
+    #expect(report.status == .notComparable && report.reasons.count == 1)
+    var reason = report.reasons.first ?? ""
+    #expect(reason.contains("another fast route") && !reason.contains("another precision"), "\(reason)")
+    #expect(reason.contains("baseline the standard route (\(FastRoute.standardDescription)), run q8 weights with f32 FMAs, bf16 weights with f32 FMAs (q8:f32,bf16:f32)"), "\(reason)")
+    #expect(reason.contains("regenerate the golden run"))
+    // Two routes off the standard one, the other way round.
+    baseline.identity.model.fingerprint = digest + "+q8+fast/q8:int8,bf16:f32"
+    report = RegressionGate.exact(run: baseline, baseline: run)
+    reason = report.reasons.first ?? ""
+    #expect(reason.contains("baseline q8 weights with f32 FMAs, bf16 weights with f32 FMAs (q8:f32,bf16:f32), run q8 weights with int8 dot products, bf16 weights with f32 FMAs (q8:int8,bf16:f32)"), "\(reason)")
+    // The same route is comparable.
+    run.identity.model.fingerprint = baseline.identity.model.fingerprint
+    #expect(RegressionGate.exact(run: run, baseline: baseline).status == .pass)
+    // Quantization differs too, or one side is exact: not only the route, so the precision message stays.
+    run.identity.model.fingerprint = digest + "+fast/bf16:f32"
+    reason = RegressionGate.exact(run: run, baseline: baseline).reasons.first ?? ""
+    #expect(reason.contains("another precision or quantization") && !reason.contains("fast route"), "\(reason)")
+    run.identity.model.fingerprint = digest + "+q8+exact"
+    reason = RegressionGate.exact(run: run, baseline: baseline).reasons.first ?? ""
+    #expect(reason.contains("another precision or quantization") && !reason.contains("fast route"), "\(reason)")
+    // Other weights on the same route are other weights.
+    run.identity.model.fingerprint = String(repeating: "cd", count: 32) + "+q8+fast/q8:int8,bf16:f32"
+    reason = RegressionGate.exact(run: run, baseline: baseline).reasons.first ?? ""
+    #expect(reason.contains("other weights"), "\(reason)")
+}
+
 @Test func scoringResourcesDoNotChangeTheGenerationIdentity() {
     var demoMode = chairProtocol
     demoMode.vocabularyChecksum = "other"; demoMode.groundTruthChecksum = "other"

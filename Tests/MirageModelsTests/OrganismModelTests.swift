@@ -15,7 +15,7 @@ import Testing
     static let referenceURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Fixtures/organism/reference.json")
     /// SHA-256 of Models/organism/model.safetensors, as docs/organism.md records it.
-    static let weightsSHA256 = "17c937d6bb8a2c7d286b99d8135486ef750203ea5a85aa3199c24c43a64653a1"
+    static let weightsSHA256 = "146bfc10910e1dc13461cafda81144ce0247005f92c7472db21f76f6ad447412"
 
     static func reference() throws -> [String: Any] {
         try JSONSerialization.jsonObject(with: Data(contentsOf: referenceURL)) as! [String: Any]

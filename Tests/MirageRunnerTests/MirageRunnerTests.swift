@@ -697,6 +697,52 @@ func runnerError(_ body: () throws -> Void) -> String? {
         #expect(!mixed.isStandard && mixed.keyComponent == "q8:int8,bf16:f32")
     }
 
+    @Test func aSeparateBF16TowerIsPartOfTheFastRoute() throws {
+        let root = TestTemporary.url("mirage-fast-route-tower")
+        defer { try? FileManager.default.removeItem(at: root) }
+        // Tiny original-layout LLaVA folders, each with its tower written beside it.
+        func write(_ dtype: TensorDType) throws -> (model: URL, tower: URL) {
+            let model = root.appendingPathComponent(dtype.rawValue).appendingPathComponent("llava-v1.5-tiny")
+            let spec = try SyntheticLlavaOriginalSpec(request: SynthesisRequest(architecture: "llava-original", size: "tiny",
+                                                                                seed: 2, dtype: dtype))
+            return (model, try spec.write(to: model))
+        }
+        let f32 = try write(.f32), bf16 = try write(.bf16)
+        #expect(try FastRoute.matrixFormats(in: [f32.tower]) == [.f32])
+        #expect(try FastRoute.matrixFormats(in: [bf16.tower]) == [.bf16])
+        #expect(try FastRoute.matrixFormats(in: []) == [])
+        // The route of `model` with `tower` as --vision-tower, on a CPU with (cpu: true) or without bf16/int8 dot products.
+        func route(_ model: URL, _ tower: URL, cpu: Bool) throws -> FastRoute {
+            var options = LoadOptions(threads: 1, precision: .fast)
+            options.visionTower = tower
+            let vlm = try ModelFamilies.load(model, options: options)
+            let shape = try ModelFamilies.shape(of: model, visionTower: tower)
+            #expect(shape.otherWeightFolders == [tower])
+            return try ExperimentRunner.fastRoute(vlm, towerFolders: shape.otherWeightFolders, bf16DotProducts: cpu, int8DotProducts: cpu)
+        }
+        for cpu in [true, false] {
+            // Without a bf16 tower the route is the language model's alone, as before: the same keys.
+            for (model, tower, stored) in [(f32.model, f32.tower, WeightFormat.f32), (bf16.model, bf16.tower, .bf16),
+                                           (bf16.model, f32.tower, .bf16)] {
+                let old = FastRoute(loadedFormat: stored, storedFormat: stored, bf16DotProducts: cpu, int8DotProducts: cpu)
+                let new = try route(model, tower, cpu: cpu)
+                #expect(new == old, "\(stored) model, cpu \(cpu)")
+                #expect(ExperimentRunner.precisionKeyField(.fast, storedFormat: stored, route: new)
+                        == ExperimentRunner.precisionKeyField(.fast, storedFormat: stored, route: old))
+            }
+            // A bf16 tower beside an f32 language model adds its bf16 dot products.
+            let mixed = try route(f32.model, bf16.tower, cpu: cpu)
+            #expect(mixed.keyComponent == (cpu ? "f32:f32,bf16:bf16" : "f32:f32,bf16:f32"))
+            let field = ExperimentRunner.precisionKeyField(.fast, storedFormat: .f32, route: mixed)
+            // On the standard route (bf16 dot products taken) the key stays "fast"; elsewhere the tower's f32 FMAs
+            // form their own key and fingerprint instead of sharing the standard one.
+            #expect(field == (cpu ? "fast" : "fast/f32:f32,bf16:f32"))
+            let spec = ExperimentRunner.modelSpec(folderName: "m", architecture: "llava-llama", fingerprint: "abc",
+                                                  quantized: false, precision: .fast, route: mixed)
+            #expect(spec.fingerprint == (cpu ? "abc+fast" : "abc+fast/f32:f32,bf16:f32"))
+        }
+    }
+
     @Test func precisionIsPartOfTheModelSpec() {
         let exact = ExperimentRunner.modelSpec(folderName: "llava", architecture: "llava-llama", fingerprint: "abc",
                                                quantized: false, precision: .exact)
