@@ -121,6 +121,8 @@ public struct QFormer: @unchecked Sendable {
     let embeddingNormWeight: [Float], embeddingNormBias: [Float]
     /// `vocab × hidden` and `positions × hidden` (f32) for the instruction; nil without text input.
     let wordEmbeddings: [Float]?, positionEmbeddings: [Float]?
+    /// Every cross-attention layer's key and value weights as one matrix (`fuseImageKeysValues`).
+    let fusedImageKeysValues: Projection?
     let pool: WorkerPool
 
     public init(config: QFormerConfig, store: TensorStore, names: QFormerNames, pool: WorkerPool) throws {
@@ -157,6 +159,7 @@ public struct QFormer: @unchecked Sendable {
                 queryFeedForward: try feedForward(p + "intermediate_query", p + "output_query"),
                 textFeedForward: names.textEmbeddings == nil ? nil : try feedForward(p + "intermediate", p + "output"))
         }
+        fusedImageKeysValues = Self.fuseImageKeysValues(layers)
         embeddingNormWeight = try store.vector(names.embeddingNorm + "weight", count: h)
         embeddingNormBias = try store.vector(names.embeddingNorm + "bias", count: h)
         if let text = names.textEmbeddings {
@@ -178,8 +181,121 @@ public struct QFormer: @unchecked Sendable {
     /// The last hidden state, `(queryCount + textIDs.count) × hiddenSize` row-major: the query rows first, then the
     /// instruction rows. `queries` holds the learned query tokens (`queryCount × hiddenSize`), `image` the vision
     /// tower's output (`imageRows × encoderHiddenSize`), `textIDs` the instruction's token ids (BERT WordPiece with
-    /// [CLS]/[SEP]; must be empty when the Q-Former reads no text).
-    public func run(queries: [Float], queryCount: Int, textIDs: [Int] = [], image: [Float], imageRows: Int) throws -> [Float] {
+    /// [CLS]/[SEP]; must be empty when the Q-Former reads no text). `profile` (optional) collects where the time
+    /// goes, per operation.
+    ///
+    /// Schedule: the key and value projections of the image rows for every cross-attention layer depend only on
+    /// the image, so they run first as one GEMM (`imageRows × encoderHiddenSize` by all those layers' weights at
+    /// once, `imageKeysValues`); per layer, the rows are packed once for q, k and v; attention keeps the former
+    /// loops' summation order with 16 keys (scores) or 16 dimensions (weighted values) per SIMD lane, so every
+    /// output is bit-identical to the per-layer schedule (`runPerLayer`).
+    public func run(queries: [Float], queryCount: Int, textIDs: [Int] = [], image: [Float], imageRows: Int,
+                    profile: QFormerProfile? = nil) throws -> [Float] {
+        let h = config.hiddenSize, t = textIDs.count, n = queryCount + t, m = imageRows
+        var x = try embed(queries: queries, queryCount: queryCount, textIDs: textIDs, image: image, imageRows: m,
+                          profile: profile)
+        let crossLayers = layers.filter { $0.crossAttention != nil }.count
+        let kvWidth = 2 * h * crossLayers
+        let imageKV: [Float] = profile.measure("image K/V projections (all cross layers)",
+                                               flops: 2 * Double(m * config.encoderHiddenSize * kvWidth)) {
+            imageKeysValues(image, rows: m)
+        }
+        var crossIndex = 0
+        for layer in layers {
+            let w = layer.selfAttention
+            var q = [Float](repeating: 0, count: n * h), k = q, v = q
+            profile.measure("self-attention q/k/v", flops: 6 * Double(n * h * h)) {
+                x.withUnsafeBufferPointer { xb in
+                    let xp = xb.baseAddress!
+                    let packed = n > Kernels.decodeMaxRows && w.key.weight.format == w.query.weight.format
+                        && w.value.weight.format == w.query.weight.format
+                        ? Kernels.packInput(xp, n: n, cols: h, for: w.query.weight, pool: pool) : nil
+                    linear(packed, xp, rows: n, w.query, into: &q)
+                    linear(packed, xp, rows: n, w.key, into: &k)
+                    linear(packed, xp, rows: n, w.value, into: &v)
+                }
+            }
+            var context = [Float](repeating: 0, count: n * h)
+            profile.measure("self-attention softmax(q·kᵀ)·v", flops: 4 * Double(n * n * h)) {
+                q.withUnsafeBufferPointer { qb in k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
+                    context.withUnsafeMutableBufferPointer { cb in
+                        attend(q: qb.baseAddress!, rows: n, keys: kb.baseAddress!, values: vb.baseAddress!, keyStride: h,
+                               keyRows: n, into: cb.baseAddress!)
+                    }
+                }}}
+            }
+            var attended = profile.measure("self-attention output dense + LayerNorm", flops: 2 * Double(n * h * h)) {
+                outputDense(w, context, rows: n, residual: x)
+            }
+            if let cross = layer.crossAttention {
+                let column = 2 * h * crossIndex
+                crossIndex += 1
+                var cq = [Float](repeating: 0, count: queryCount * h)
+                profile.measure("cross-attention query projection", flops: 2 * Double(queryCount * h * h)) {
+                    attended.withUnsafeBufferPointer { linear(nil, $0.baseAddress!, rows: queryCount, cross.query, into: &cq) }
+                }
+                var crossContext = [Float](repeating: 0, count: queryCount * h)
+                profile.measure("cross-attention softmax(q·kᵀ)·v", flops: 4 * Double(queryCount * m * h)) {
+                    cq.withUnsafeBufferPointer { qb in imageKV.withUnsafeBufferPointer { kvb in
+                        crossContext.withUnsafeMutableBufferPointer { cb in
+                            attend(q: qb.baseAddress!, rows: queryCount, keys: kvb.baseAddress! + column,
+                                   values: kvb.baseAddress! + column + h, keyStride: kvWidth, keyRows: m,
+                                   into: cb.baseAddress!)
+                        }
+                    }}
+                }
+                let crossed = profile.measure("cross-attention output dense + LayerNorm", flops: 2 * Double(queryCount * h * h)) {
+                    outputDense(cross, crossContext, rows: queryCount, residual: Array(attended[0..<(queryCount * h)]))
+                }
+                attended.replaceSubrange(0..<(queryCount * h), with: crossed)
+            }
+            let f = config.intermediateSize
+            var next = profile.measure("query feed-forward", flops: 4 * Double(queryCount * h * f)) {
+                feedForward(layer.queryFeedForward, Array(attended[0..<(queryCount * h)]), rows: queryCount)
+            }
+            if t > 0, let text = layer.textFeedForward {
+                next += profile.measure("instruction feed-forward", flops: 4 * Double(t * h * f)) {
+                    feedForward(text, Array(attended[(queryCount * h)...]), rows: t)
+                }
+            }
+            x = next
+        }
+        return x
+    }
+
+    /// The former schedule, layer by layer (each cross-attention layer projects the image rows to its keys and
+    /// values itself; q, k, v each pack their input; attention one scalar dot product at a time). Kept as the
+    /// reference the batched `run` is checked against bit for bit and timed against (`mirage-bench blip2`).
+    public func runPerLayer(queries: [Float], queryCount: Int, textIDs: [Int] = [], image: [Float], imageRows: Int,
+                            profile: QFormerProfile? = nil) throws -> [Float] {
+        let h = config.hiddenSize, t = textIDs.count
+        var x = try embed(queries: queries, queryCount: queryCount, textIDs: textIDs, image: image, imageRows: imageRows,
+                          profile: profile)
+        for layer in layers {
+            let attended = attentionBlock(layer.selfAttention, x, rows: queryCount + t, keys: x, keyRows: queryCount + t,
+                                          keyWidth: h, kind: "self-attention", profile: profile)
+            var queryPart = Array(attended[0..<(queryCount * h)])
+            if let cross = layer.crossAttention {
+                queryPart = attentionBlock(cross, queryPart, rows: queryCount, keys: image, keyRows: imageRows,
+                                           keyWidth: config.encoderHiddenSize, kind: "cross-attention", profile: profile)
+            }
+            let f = config.intermediateSize
+            var next = profile.measure("query feed-forward", flops: 4 * Double(queryCount * h * f)) {
+                feedForward(layer.queryFeedForward, queryPart, rows: queryCount)
+            }
+            if t > 0, let text = layer.textFeedForward {
+                next += profile.measure("instruction feed-forward", flops: 4 * Double(t * h * f)) {
+                    feedForward(text, Array(attended[(queryCount * h)...]), rows: t)
+                }
+            }
+            x = next
+        }
+        return x
+    }
+
+    /// Checks the inputs and returns LayerNorm(cat(queries, word + position embeddings of `textIDs`)).
+    func embed(queries: [Float], queryCount: Int, textIDs: [Int], image: [Float], imageRows: Int,
+               profile: QFormerProfile?) throws -> [Float] {
         let h = config.hiddenSize, t = textIDs.count, n = queryCount + t
         precondition(queries.count == queryCount * h, "QFormer.run: \(queryCount) query rows of \(h) expected")
         guard image.count == imageRows * config.encoderHiddenSize else {
@@ -206,60 +322,103 @@ public struct QFormer: @unchecked Sendable {
             }
         }
         let embedded = x
-        layerNormRows(embedded, weight: embeddingNormWeight, bias: embeddingNormBias, rows: n, width: h,
-                      eps: config.layerNormEps, into: &x)
-        for layer in layers {
-            let attended = attentionBlock(layer.selfAttention, x, rows: n, keys: x, keyRows: n, keyWidth: h)
-            var queryPart = Array(attended[0..<(queryCount * h)])
-            if let cross = layer.crossAttention {
-                queryPart = attentionBlock(cross, queryPart, rows: queryCount, keys: image, keyRows: imageRows,
-                                           keyWidth: config.encoderHiddenSize)
-            }
-            var next = feedForward(layer.queryFeedForward, queryPart, rows: queryCount)
-            if t > 0, let text = layer.textFeedForward {
-                next += feedForward(text, Array(attended[(queryCount * h)...]), rows: t)
-            }
-            x = next
+        profile.measure("embeddings + LayerNorm", flops: 0) {
+            layerNormRows(embedded, weight: embeddingNormWeight, bias: embeddingNormBias, rows: n, width: h,
+                          eps: config.layerNormEps, into: &x)
         }
         return x
     }
 
-    /// y = LN(dense(MHA(x, keys)) + x).
-    func attentionBlock(_ w: QFormerAttentionWeights, _ x: [Float], rows n: Int, keys: [Float], keyRows m: Int,
-                        keyWidth: Int) -> [Float] {
+    /// `imageRows × (2·hidden·crossLayers)`: for the c-th cross-attention layer, its keys in columns
+    /// `2·hidden·c ..< 2·hidden·c + hidden` and its values in the next `hidden`; one GEMM when the weights were
+    /// concatenated at load (`fusedImageKeysValues`), else one per projection.
+    func imageKeysValues(_ image: [Float], rows m: Int) -> [Float] {
         let h = config.hiddenSize
-        let q = linear(x, rows: n, w.query), k = linear(keys, rows: m, w.key), v = linear(keys, rows: m, w.value)
+        let projections = layers.compactMap(\.crossAttention).flatMap { [$0.key, $0.value] }
+        let width = h * projections.count
+        if let fused = fusedImageKeysValues { return linear(image, rows: m, fused) }
+        var out = [Float](repeating: 0, count: m * width)
+        for (i, p) in projections.enumerated() {
+            let part = linear(image, rows: m, p)
+            for r in 0..<m { out.replaceSubrange((r * width + i * h)..<(r * width + (i + 1) * h), with: part[(r * h)..<((r + 1) * h)]) }
+        }
+        return out
+    }
+
+    /// The cross-attention layers' key and value weights stacked (layer by layer: key rows, then value rows) into
+    /// one matrix of the stored format, with the biases likewise; nil when they do not share a plain format (q8).
+    static func fuseImageKeysValues(_ layers: [QFormerLayerWeights]) -> Projection? {
+        let parts = layers.compactMap(\.crossAttention).flatMap { [$0.key, $0.value] }
+        guard let first = parts.first?.weight, first.format != .q8,
+              parts.allSatisfy({ $0.weight.format == first.format && $0.weight.precision == first.precision
+                                 && $0.weight.cols == first.cols && $0.bias != nil }) else { return nil }
+        let rowBytes = first.cols * first.format.bytesPerElement
+        let rows = parts.reduce(0) { $0 + $1.weight.rows }
+        let storage = AlignedBuffer(byteCount: rows * rowBytes)
+        var row = 0
+        for part in parts {
+            let w = part.weight
+            for r in 0..<w.rows {
+                (storage.pointer + (row + r) * rowBytes).copyMemory(from: w.data + r * w.rowStride, byteCount: rowBytes)
+            }
+            row += w.rows
+        }
+        let weight = WeightMatrix(rows: rows, cols: first.cols, format: first.format, data: UnsafeRawPointer(storage.pointer),
+                                  owner: storage, precision: first.precision)
+        return Projection(weight: weight, bias: parts.flatMap { $0.bias! })
+    }
+
+    /// y = LN(dense(context) + residual).
+    func outputDense(_ w: QFormerAttentionWeights, _ context: [Float], rows n: Int, residual: [Float]) -> [Float] {
+        var y = linear(context, rows: n, w.dense)
+        addAndNorm(&y, residual: residual, rows: n, weight: w.normWeight, bias: w.normBias)
+        return y
+    }
+
+    /// y = LN(dense(MHA(x, keys)) + x), the per-layer schedule (`runPerLayer`).
+    func attentionBlock(_ w: QFormerAttentionWeights, _ x: [Float], rows n: Int, keys: [Float], keyRows m: Int,
+                        keyWidth: Int, kind: String, profile: QFormerProfile?) -> [Float] {
+        let h = config.hiddenSize
+        let cross = kind == "cross-attention"
+        let q = profile.measure(cross ? "cross-attention query projection" : "self-attention q/k/v",
+                                flops: 2 * Double(n * h * h)) { linear(x, rows: n, w.query) }
+        let (k, v) = profile.measure(cross ? "image K/V projections (all cross layers)" : "self-attention q/k/v",
+                                     flops: 4 * Double(m * keyWidth * h)) {
+            (linear(keys, rows: m, w.key), linear(keys, rows: m, w.value))
+        }
         var context = [Float](repeating: 0, count: n * h)
         let heads = config.numHeads, d = config.headDim, scale = 1 / Float(d).squareRoot()
-        q.withUnsafeBufferPointer { qb in k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
-            context.withUnsafeMutableBufferPointer { cb in
-                let qp = qb.baseAddress!, kp = kb.baseAddress!, vp = vb.baseAddress!, cp = cb.baseAddress!
-                pool.parallelFor(heads) { head in
-                    let scores = UnsafeMutablePointer<Float>.allocate(capacity: m)
-                    defer { scores.deallocate() }
-                    let off = head * d
-                    for r in 0..<n {
-                        let qr = qp + r * h + off
-                        for c in 0..<m {
-                            let kr = kp + c * h + off
-                            var dot: Float = 0
-                            for j in 0..<d { dot += qr[j] * kr[j] }
-                            scores[c] = dot * scale
-                        }
-                        Kernels.softmax(scores, count: m)
-                        let out = cp + r * h + off
-                        for j in 0..<d { out[j] = 0 }
-                        for c in 0..<m {
-                            let p = scores[c], vr = vp + c * h + off
-                            for j in 0..<d { out[j] += p * vr[j] }
+        profile.measure("\(kind) softmax(q·kᵀ)·v", flops: 4 * Double(n * m * h)) {
+            q.withUnsafeBufferPointer { qb in k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
+                context.withUnsafeMutableBufferPointer { cb in
+                    let qp = qb.baseAddress!, kp = kb.baseAddress!, vp = vb.baseAddress!, cp = cb.baseAddress!
+                    pool.parallelFor(heads) { head in
+                        let scores = UnsafeMutablePointer<Float>.allocate(capacity: m)
+                        defer { scores.deallocate() }
+                        let off = head * d
+                        for r in 0..<n {
+                            let qr = qp + r * h + off
+                            for c in 0..<m {
+                                let kr = kp + c * h + off
+                                var dot: Float = 0
+                                for j in 0..<d { dot += qr[j] * kr[j] }
+                                scores[c] = dot * scale
+                            }
+                            Kernels.softmax(scores, count: m)
+                            let out = cp + r * h + off
+                            for j in 0..<d { out[j] = 0 }
+                            for c in 0..<m {
+                                let p = scores[c], vr = vp + c * h + off
+                                for j in 0..<d { out[j] += p * vr[j] }
+                            }
                         }
                     }
                 }
-            }
-        }}}
-        var y = linear(context, rows: n, w.dense)
-        addAndNorm(&y, residual: x, rows: n, weight: w.normWeight, bias: w.normBias)
-        return y
+            }}}
+        }
+        return profile.measure("\(kind) output dense + LayerNorm", flops: 2 * Double(n * h * h)) {
+            outputDense(w, context, rows: n, residual: x)
+        }
     }
 
     /// y = LN(output(act(intermediate(x))) + x).
@@ -270,6 +429,19 @@ public struct QFormer: @unchecked Sendable {
         var y = linear(inner, rows: n, w.output)
         addAndNorm(&y, residual: x, rows: n, weight: w.normWeight, bias: w.normBias)
         return y
+    }
+
+    /// y = x·Wᵀ + b into `y` (`n × rows`), from `packed` when given (x packed once for several weights).
+    func linear(_ packed: PackedInput?, _ x: UnsafePointer<Float>, rows n: Int, _ p: Projection, into y: inout [Float]) {
+        y.withUnsafeMutableBufferPointer { yb in
+            p.bias!.withUnsafeBufferPointer { b in
+                if let packed {
+                    Kernels.linear(packed, weight: p.weight, bias: b.baseAddress, into: yb.baseAddress!, pool: pool)
+                } else {
+                    Kernels.linear(x, n: n, weight: p.weight, bias: b.baseAddress, into: yb.baseAddress!, pool: pool)
+                }
+            }
+        }
     }
 
     func linear(_ x: [Float], rows n: Int, _ p: Projection) -> [Float] {

@@ -117,7 +117,13 @@ public struct SyntheticBlip2Spec: Sendable {
     /// reads the instruction (`names.textEmbeddings`) adds the word / position embeddings (`wordRows` rows, default
     /// the vocabulary) and the text feed-forward.
     public func qformerTensors(names: QFormerNames, wordRows: Int? = nil) -> SyntheticTensorList {
-        let c = qformer, h = c.hiddenSize, f = c.intermediateSize
+        Self.qformerTensors(config: qformer, names: names, dtype: dtype, wordRows: wordRows)
+    }
+
+    /// The tensors of a Q-Former of any configuration `c` (as `qformerTensors(names:wordRows:)`).
+    public static func qformerTensors(config c: QFormerConfig, names: QFormerNames, dtype: TensorDType,
+                                      wordRows: Int? = nil) -> SyntheticTensorList {
+        let h = c.hiddenSize, f = c.intermediateSize
         var list = SyntheticTensorList(dtype: dtype)
         if let text = names.textEmbeddings {
             list.add(text + "word_embeddings.weight", [wordRows ?? c.vocabSize, h])
