@@ -78,7 +78,7 @@ public struct PAIDecoder: Decoder {
                           help: "reference: the first token unedited (and none when gamma=1), as the published code; clean: every token edited.",
                           source: "PAI attention.py llama_modify (use_cfg flag) and CFG.py (flag toggled around the text-only pass)"),
         ] + samplingSpecs(temperature: "PAI chair_eval.py (generate's default 1)",
-                          topK: "PAI chair_eval.py (not set)",
+                          topK: "PAI chair_eval.py (not set: with --sample, transformers 4.37's GenerationConfig default 50 applies; preset pai-sample-script)",
                           topP: "PAI chair_eval.py (not set)",
                           sample: ("Sample (README's recommendation) or take the best score.",
                                    "PAI chair_eval.py (--sample off by default)")),
@@ -89,6 +89,8 @@ public struct PAIDecoder: Decoder {
             DecoderPreset("pai-clean", ["mode": .string("clean")], source: "the paper's method: the first token edited too"),
             DecoderPreset("pai-nucleus", ["sample": .bool(true), "top_p": .double(0.9)],
                           source: "PAI README.md (recommends nucleus sampling; top_p 0.9 as transformers' LLaVA scripts)"),
+            DecoderPreset("pai-sample-script", ["sample": .bool(true), "top_k": .int(50)],
+                          source: "PAI chair_eval.py --sample: generate(do_sample=True), transformers 4.37's defaults (top_k 50, top_p 1, temperature 1)"),
         ],
         make: { p in
             PAIDecoder(alpha: p.double("alpha"), gamma: p.double("gamma"), startLayer: p.int("start_layer"),

@@ -8,6 +8,7 @@ public enum PostOperaError: Error, CustomStringConvertible, Equatable {
     case layerRange(decoder: String, lower: Int, upper: Int, layers: Int, parameters: String)
     case needsImage(decoder: String)
     case imageTooSmall(decoder: String, imageRows: Int, keep: Int)
+    case noBeamSearch(decoder: String, beams: Int, why: String)
 
     public var description: String {
         switch self {
@@ -18,6 +19,9 @@ public enum PostOperaError: Error, CustomStringConvertible, Equatable {
             return "\(decoder) acts on the image rows, but this prompt has no image span; run it on a vision-language prompt"
         case let .imageTooSmall(decoder, rows, keep):
             return "\(decoder) keeps \(keep) vision tokens but the image has \(rows) rows; set --param attention_rank below \(rows)"
+        case let .noBeamSearch(decoder, beams, why):
+            return "\(decoder) cannot run with num_beams \(beams): \(why); set --param num_beams=1 (greedy with sample=false, "
+                + "or sampling with sample=true)"
         }
     }
 }

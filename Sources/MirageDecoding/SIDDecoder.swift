@@ -39,7 +39,8 @@ public struct SIDDecoder: Decoder {
 
     public var parameters: DecoderParameters {
         cutoffParameters(sampling, beta: beta, sample: sample, ["alpha": .double(alpha), "agg_layer": .int(aggLayer),
-                                                                "attention_rank": .int(attentionRank), "mode": .string(mode.rawValue)])
+                                                                "attention_rank": .int(attentionRank), "mode": .string(mode.rawValue),
+                                                                "num_beams": .int(1)])
     }
 
     /// The branch is the prompt itself in a second sequence (its cache differs: pruned rows); the hooks read
@@ -66,8 +67,11 @@ public struct SIDDecoder: Decoder {
             ParameterSpec("mode", .choice(Mode.allCases.map(\.rawValue)), default: .string("reference"),
                           help: "reference: greedy takes the argmax without the cut-off (the published code); clean: with it.",
                           source: "SID vcd_sample.py (sample_greedy: torch.argmax(diffs))"),
+            ParameterSpec("num_beams", .int(1...64), default: .int(1),
+                          help: "Only 1: SID has no beam search (num_beams > 1 is refused with the reason).",
+                          source: "huofushuo/SID vcd_sample.py evolve_vcd_sampling (replaces only GenerationMixin.sample); README.md runs --beam 5 only without SID"),
         ] + samplingSpecs(temperature: "SID minigpt4/models/llava.py generate (temperature=1)",
-                          topK: "SID llava.py generate (not set)",
+                          topK: "SID llava.py generate (not set: when sampling, transformers' GenerationConfig default 50 applies; preset sid-sampling)",
                           topP: "SID llava.py generate passes top_p=0.9; used only when sampling",
                           sample: ("Sample from the cut-off scores, or take the best (--sample-greedy).",
                                    "SID README.md (--sample --sample-greedy)")),
@@ -75,15 +79,21 @@ public struct SIDDecoder: Decoder {
             DecoderPreset("sid-greedy", ["alpha": .double(0.5), "beta": .double(0.1), "agg_layer": .int(2),
                                          "attention_rank": .int(100), "mode": .string("reference"), "sample": .bool(false)],
                           source: "SID README.md: pope_eval.py --use-cd --use-fast-v --sample --sample-greedy (LLaVA-1.5)"),
-            DecoderPreset("sid-sampling", ["sample": .bool(true), "top_p": .double(0.9)],
-                          source: "SID vcd_sample.py sampling path with llava.py's top_p 0.9"),
+            DecoderPreset("sid-sampling", ["sample": .bool(true), "top_p": .double(0.9), "top_k": .int(50)],
+                          source: "SID vcd_sample.py sampling path: llava.py passes top_p 0.9, top_k is transformers' default 50"),
         ],
         make: { p in
-            SIDDecoder(alpha: p.double("alpha"), beta: p.double("beta"), aggLayer: p.int("agg_layer"),
+            guard p.int("num_beams") == 1 else { throw PostOperaError.noBeamSearch(decoder: "sid", beams: p.int("num_beams"), why: SIDDecoder.noBeamSearch) }
+            return SIDDecoder(alpha: p.double("alpha"), beta: p.double("beta"), aggLayer: p.int("agg_layer"),
                        attentionRank: p.int("attention_rank"), mode: Mode(rawValue: p.string("mode"))!,
                        temperature: p.double("temperature"), topK: p.int("top_k"), topP: p.double("top_p"),
                        repetitionPenalty: p.double("repetition_penalty"), sample: p.bool("sample"))
         })
+
+    /// Why SID refuses `num_beams` > 1 (docs/decoders.md "Beam search and the post-OPERA decoders").
+    static let noBeamSearch = "SID's published code has no beam search: vcd_sample.py's evolve_vcd_sampling replaces only "
+        + "transformers' sampling loop, so generate(num_beams > 1) runs plain beam search without the pruned branch, and the "
+        + "README's --beam 5 commands are the baseline and OPERA, not SID"
 
     public func decode(_ context: DecodingContext) throws -> DecodeResult {
         let prompt = context.prompt

@@ -149,7 +149,7 @@ public struct VISTADecoder: Decoder {
         let vectors = try steeringVectors(context, session: session, null: null, steer: steer)
         session.session.reorder([0])
         let steering = VISTASteering(vectors: vectors, lambda: Float(lambda))
-        let (alpha, normalise, count, observer) = (Float(logitsAlpha), finalNorm, Float(logitsRange.count), scoreObserver)
+        let (alpha, normalise, observer) = (Float(logitsAlpha), finalNorm, scoreObserver)
         let early = logitsRange.filter { $0 < L - 1 || normalise }
         let options = ForwardOptions(hiddenStateLayers: early.map { $0 + 1 },
                                      mlpOutputEdit: lambda == 0 ? nil : MLPOutputEdit(layers: Set(steer)) { layer, _, output in
@@ -166,20 +166,28 @@ public struct VISTADecoder: Decoder {
             hidden.reserveCapacity(early.count * H)
             for l in early { hidden += out.hiddenStates[l + 1]![(r * H)..<((r + 1) * H)] }
             let exits = early.isEmpty ? [] : model.earlyExitLogits(hidden, rows: early.count, applyFinalNorm: normalise)
-            // torch.stack(aug_logits).mean(0), in layer order, then α·aug + (1 − α)·logits.
-            var scores = [Float](repeating: 0, count: V)
-            let oneMinus = Float(1 - Double(alpha))
-            for v in 0..<V {
-                var sum: Float = 0
-                for (i, _) in early.enumerated() { sum += exits[i * V + v] }
-                if includesLast { sum += logits[logits.startIndex + v] }
-                scores[v] = alpha * (sum / count) + oneMinus * logits[logits.startIndex + v]
-            }
+            var layerLogits = early.indices.map { exits[($0 * V)..<(($0 + 1) * V)] }
+            if includesLast { layerLogits.append(logits) }
+            let scores = Self.augmented(logits, layerLogits: layerLogits, alpha: alpha)
             observer?(step, scores)
             return scores
         }, choose: contrastiveChoice(sample: sample, key: context.randomKey), next: { token, _ in
             try session.step([token], options: options)
         })
+    }
+}
+
+extension VISTADecoder {
+    /// llava_llama.py's logits augmentation on one row: `torch.stack(aug_logits).mean(0)` over the logits
+    /// layers' rows (`lm_head` of each layer's hidden state, summed in layer order), then
+    /// `α·aug + (1 − α)·logits`. The sampling variant hands these scores to the processors and warpers.
+    public static func augmented(_ logits: ArraySlice<Float>, layerLogits: [ArraySlice<Float>], alpha: Float) -> [Float] {
+        let count = Float(layerLogits.count), oneMinus = Float(1 - Double(alpha))
+        return logits.indices.enumerated().map { v, i in
+            var sum: Float = 0
+            for row in layerLogits { sum += row[row.startIndex + v] }
+            return alpha * (sum / count) + oneMinus * logits[i]
+        }
     }
 }
 

@@ -45,6 +45,21 @@ import Testing
         }
         #expect(throws: DecodingError.self) { try sample.resolve(preset: "opera-paper") }
     }
+
+    /// SID has no beam search in its published code: num_beams > 1 is refused at construction with the reason
+    /// and the fix; num_beams 1 builds the decoder.
+    @Test func sidRefusesBeamSearchAndSaysWhy() throws {
+        let sid = try DecoderRegistry.standard.descriptor(named: "sid")
+        #expect(try sid.make(sid.resolve()).parameters.int("num_beams") == 1)
+        do {
+            _ = try sid.make(sid.resolve(overrides: [("num_beams", "5")]))
+            Issue.record("sid accepted num_beams 5")
+        } catch let e as PostOperaError {
+            #expect(e.description.contains("num_beams 5"), "\(e)")
+            #expect(e.description.contains("evolve_vcd_sampling"), "\(e)")
+            #expect(e.description.contains("set --param num_beams=1"), "\(e)")
+        }
+    }
 }
 
 @Suite struct StoppingTests {

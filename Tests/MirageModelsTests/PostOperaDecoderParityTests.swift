@@ -101,34 +101,119 @@ import Testing
     /// give the probabilities `torch.multinomial` was handed (within 1e-5; the same tokens have non-zero
     /// probability).
     @Test func m3idSamplingFormulaMatchesPublishedCode() throws {
-        let url = Self.paper.appendingPathComponent("decoders/m3id.json")
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-        let settings = json["settings"] as! [String: Any]
+        let (settings, runs) = try Self.samplingRuns("m3id.json")
         let warp = settings["sampling"] as! [String: Any]
-        let runs = try #require(json["sampling"] as? [[String: Any]])
-        #expect(!runs.isEmpty)
         let parameters = try M3IDDecoder.descriptor.resolve(values: [
             "temperature": .double(warp["temperature"] as! Double), "top_p": .double(warp["top_p"] as! Double)])
-        let limits = GenerationLimits(maxNewTokens: 8, eosTokenIDs: [2])
+        try checkSampledDistributions("m3id", runs, processors: ContrastSampling.processors(parameters, limits: Self.samplingLimits)) { step in
+            M3IDDecoder.scores(Self.floats(step["logits"])[...], unconditional: Self.floats(step["text_logits"])[...],
+                               step: step["t"] as! Int, lambda: parameters[M3IDDecoder.lambda], beta: parameters[M3IDDecoder.beta])
+        }
+    }
+
+    /// PAI's sampling formula against its published code's sampled runs (chair_eval.py with --sample: CFGLogits,
+    /// then transformers 4.37's temperature 0.7, top-k 50 and top-p 0.9): `PAIDecoder.guidance` on the two rows
+    /// CFGLogits combined, through PAI's sampling processors, gives what `torch.multinomial` was handed.
+    @Test func paiSamplingFormulaMatchesPublishedCode() throws {
+        let (settings, runs) = try Self.samplingRuns("pai-sampling.json")
+        let (gamma, beta) = (settings["gamma"] as! Double, settings["beta"] as! Double)
+        let d = PAIDecoder(alpha: settings["alpha"] as! Double, gamma: gamma, beta: beta, temperature: settings["temperature"] as! Double,
+                           topK: settings["top_k"] as! Int, topP: settings["top_p"] as! Double, sample: true)
+        try checkSampledDistributions("pai", runs, processors: d.sampling.processors(Self.samplingLimits)) { step in
+            PAIDecoder.guidance(Self.floats(step["logits"])[...], text: Self.floats(step["text_logits"])[...],
+                                gamma: gamma, beta: beta).scores
+        }
+    }
+
+    /// VISTA's sampling formula against its published code's sampled runs (chair_eval.py with --do-sample,
+    /// temperature 0.7 and its defaults --top-p 0.9, --top-k 0):
+    /// `VISTADecoder.augmented` on the final logits and the logits layers' rows, through VISTA's sampling
+    /// processors, gives what `torch.multinomial` was handed.
+    @Test func vistaSamplingFormulaMatchesPublishedCode() throws {
+        let (settings, runs) = try Self.samplingRuns("vista-sampling.json")
+        let alpha = settings["logits_alpha"] as! Double
+        let d = VISTADecoder(logitsAlpha: alpha, temperature: settings["temperature"] as! Double,
+                             topK: settings["top_k"] as! Int, topP: settings["top_p"] as! Double, sample: true)
+        try checkSampledDistributions("vista", runs, processors: d.sampling.processors(Self.samplingLimits)) { step in
+            let layers = (step["layer_logits"] as! [Any]).map { Self.floats($0)[...] }
+            #expect(layers.count == (settings["logits_layers"] as! String).split(separator: ",").count)
+            return VISTADecoder.augmented(Self.floats(step["logits"])[...], layerLogits: layers, alpha: Float(alpha))
+        }
+    }
+
+    /// SID's sampling formula against its published code's sampled runs (pope_eval.py's SID run with --sample
+    /// but without --sample-greedy: vcd_sample.py's cut-off contrast, then temperature 0.7, top-k 50, top-p 0.9):
+    /// the contrast of the prompt pass's and the pruned pass's rows, through SID's sampling processors, gives
+    /// what `torch.multinomial` was handed.
+    @Test func sidSamplingFormulaMatchesPublishedCode() throws {
+        let (settings, runs) = try Self.samplingRuns("sid-sampling.json")
+        let (alpha, beta) = (settings["cd_alpha"] as! Double, settings["cd_beta"] as! Double)
+        let d = SIDDecoder(alpha: alpha, beta: beta, temperature: settings["temperature"] as! Double,
+                           topK: settings["top_k"] as! Int, topP: settings["top_p"] as! Double, sample: true)
+        try checkSampledDistributions("sid", runs, processors: d.sampling.processors(Self.samplingLimits)) { step in
+            ContrastiveScores.vcd(Self.floats(step["logits"])[...], contrast: Self.floats(step["contrast_logits"])[...],
+                                  alpha: alpha, beta: beta).scores
+        }
+    }
+
+    /// ICD's sampling formula against SID's code run as chair_eval.py --use-icd --sample (without
+    /// --sample-greedy): the contrast of the prompt's and the disturbed prompt's rows with the cut-off, through
+    /// `icd`'s sampling processors (`sample=true`), gives what `torch.multinomial` was handed.
+    @Test func icdSamplingFormulaMatchesPublishedCode() throws {
+        let (settings, runs) = try Self.samplingRuns("icd-sampling.json")
+        let parameters = try ICDDecoder.descriptor.resolve(values: [
+            "alpha": .double(settings["cd_alpha"] as! Double), "beta": .double(settings["cd_beta"] as! Double),
+            "temperature": .double(settings["temperature"] as! Double), "top_k": .int(settings["top_k"] as! Int),
+            "top_p": .double(settings["top_p"] as! Double), "sample": .bool(true)])
+        try checkSampledDistributions("icd", runs, processors: ContrastSampling.processors(parameters, limits: Self.samplingLimits)) { step in
+            ContrastiveScores.vcd(Self.floats(step["logits"])[...], contrast: Self.floats(step["contrast_logits"])[...],
+                                  alpha: parameters[ICDDecoder.alpha], beta: parameters[ICDDecoder.beta]).scores
+        }
+    }
+
+    static let samplingLimits = GenerationLimits(maxNewTokens: 8, eosTokenIDs: [2])
+
+    static func floats(_ v: Any?) -> [Float] { (v as! [NSNumber]).map(\.floatValue) }
+
+    /// The settings and sampled runs of a fixture under decoders/ (its "sampling" array).
+    static func samplingRuns(_ file: String) throws -> (settings: [String: Any], runs: [[String: Any]]) {
+        let url = paper.appendingPathComponent("decoders/\(file)")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        return (json["settings"] as! [String: Any], try #require(json["sampling"] as? [[String: Any]]))
+    }
+
+    /// For every recorded step of every run: `scores(step)` (the decoder's own rule on the rows the published
+    /// code computed) through `processors` (the prefix the published code had: prompt ids without the image
+    /// placeholder, then the sampled tokens), softmaxed, must keep the same tokens as the distribution
+    /// `torch.multinomial` was handed, each probability within 1e-5. The rows are float32 rounded to 6
+    /// decimals; that moves a probability by about 1e-6 at temperature 0.7, so 1e-5 leaves room for float32
+    /// softmax and warper differences without hiding a wrong formula (a changed weight, order or cut-off moves
+    /// probabilities by 1e-2 or more on these rows).
+    func checkSampledDistributions(_ method: String, _ runs: [[String: Any]], processors: [any LogitsProcessor],
+                                   scores: ([String: Any]) throws -> [Float]) throws {
+        #expect(!runs.isEmpty)
+        var (worst, count) = (Float(0), 0)
         for (r, run) in runs.enumerated() {
             let prompt = Self.ints(run["input_ids"]).filter { $0 >= 0 }
             let tokens = Self.ints(run["tokens"])
-            for step in run["steps"] as! [[String: Any]] {
+            let steps = run["steps"] as! [[String: Any]]
+            #expect(steps.count == tokens.count && !steps.isEmpty, "\(method) run \(r): one recorded step per sampled token")
+            for step in steps {
                 let t = step["t"] as! Int
-                let z = (step["logits"] as! [NSNumber]).map(\.floatValue)
-                let u = (step["text_logits"] as! [NSNumber]).map(\.floatValue)
-                var scores = M3IDDecoder.scores(z[...], unconditional: u[...], step: t,
-                                                lambda: parameters[M3IDDecoder.lambda], beta: parameters[M3IDDecoder.beta])
+                var mine = try scores(step)
                 let context = LogitsContext(tokens: prompt + tokens[..<t], generated: t)
-                for p in ContrastSampling.processors(parameters, limits: limits) { p.process(&scores, context: context) }
-                let mine = softmax(scores)
-                var expected = [Float](repeating: 0, count: mine.count)
+                for p in processors { p.process(&mine, context: context) }
+                let probabilities = softmax(mine)
+                var expected = [Float](repeating: 0, count: probabilities.count)
                 for pair in step["probs"] as! [[NSNumber]] { expected[pair[0].intValue] = pair[1].floatValue }
-                #expect(mine.map { $0 > 0 } == expected.map { $0 > 0 }, "run \(r) step \(t): the kept tokens differ")
-                let error = zip(mine, expected).map { abs($0 - $1) }.max() ?? 0
-                #expect(error < 1e-5, "run \(r) step \(t): max |probability difference| \(error)")
+                #expect(probabilities.map { $0 > 0 } == expected.map { $0 > 0 }, "\(method) run \(r) step \(t): the kept tokens differ")
+                let error = zip(probabilities, expected).map { abs($0 - $1) }.max() ?? 0
+                #expect(error < 1e-5, "\(method) run \(r) step \(t): max |probability difference| \(error)")
+                #expect(expected[tokens[t]] > 0, "\(method) run \(r) step \(t): the drawn token had probability 0")
+                (worst, count) = (max(worst, error), count + 1)
             }
         }
+        print("\(method) sampling formula: \(count) steps, max |probability difference| \(worst)")
     }
 
     typealias Make = ([String: Any], [String: Any], StepRecorder, (_ inputIDs: [Int]) throws -> PromptLayout) throws
