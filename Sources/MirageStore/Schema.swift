@@ -3,6 +3,7 @@ import GRDB
 
 /// The Mirage release this build is. The store records it beside every schema migration it applies, so a build
 /// that finds migrations it does not know can name the release that wrote them (`StoreError.newerSchema`).
+/// Equal to the CLI's `MirageVersion.string` (test `theVersionTheCLIPrintsIsTheOneTheStoreRecords`).
 public enum MirageRelease {
     public static let version = "0.1.0"
 }

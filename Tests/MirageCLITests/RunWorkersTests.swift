@@ -134,84 +134,10 @@ import MirageStore
         let list = try mirageOK(["runs", "list", "--db", shared])
         #expect(list.split(separator: "\n").count == 8 && !list.contains("running"), "six complete runs: \(list)")
     }
+}
 
-    /// The throwaway server's folder (`Scripts/postgres-throwaway.sh start` exports it), which the restart test
-    /// needs to restart the server.
-    static var throwawayFolder: String? { ProcessInfo.processInfo.environment["PGTHROWAWAY"].flatMap { $0.isEmpty ? nil : $0 } }
-    static let restartable = PostgresTestServer.url != nil && throwawayFolder != nil
-    static let notRestartable: Comment = """
-        needs a throwaway PostgreSQL server this test may restart: `eval "$(Scripts/postgres-throwaway.sh start)"` \
-        exports MIRAGE_TEST_POSTGRES and PGTHROWAWAY (.ci/run does this)
-        """
-
-    /// Runs `Scripts/postgres-throwaway.sh use FOLDER` (restart, down, up) and requires it to succeed.
-    static func throwaway(_ use: String) throws {
-        let script = SharedData.repositoryRoot.appendingPathComponent("Scripts/postgres-throwaway.sh")
-        let result = try runProcess(URL(fileURLWithPath: "/bin/bash"), [script.path, use, try #require(throwawayFolder)])
-        try #require(result.status == 0, "postgres-throwaway.sh \(use) failed: \(result.stderr)")
-    }
-
-    /// Items stored in the store at `url`, over all its runs, read through a connection of its own.
-    static func storedItems(_ url: String) throws -> Set<String> {
-        let store = try RunStores.openForReading(url)
-        return Set(try store.runs().flatMap { run in try store.items(run: run.id).map { "\(run.id)/\($0.item.key)" } })
-    }
-
-    /// A real server restart while a worker decodes (the worker is stopped with SIGSTOP across it, so the restart
-    /// falls mid-run however loaded the machine is): the worker reconnects and carries on, and nothing committed
-    /// is lost. Then the server stays down past the worker's reconnect window: the worker exits with the error that
-    /// names the fix, and running it again once the server is back finishes the experiment. The store then equals a
-    /// single-process run item for item.
-    @Test(.enabled(if: RunCommandTests.available, RunCommandTests.missing), .enabled(if: restartable, notRestartable),
-          .dropsScratchDatabases, .timeLimit(.minutes(10)))
-    func aWorkerRidesOutAServerRestartAndNamesTheFixWhenTheServerStaysAway() throws {
-        let setup = try RunCommandTests.Setup(ids: Self.imageIDs)
-        defer { setup.scratch.cleanup() }
-        let decoders = ["--decoder", "greedy", "--decoder", "beam,num_beams=2", "--decoder", "opera,num_beams=3,num_attn_candidates=3"]
-        try mirageOK(setup.arguments(db: "reference.sqlite") + decoders)
-        let reference = try RunCommandTests.contents(db: setup.scratch.path("reference.sqlite"), runs: 6)
-
-        let shared = try Self.scratchDatabase()
-        var arguments = setup.arguments(db: "shared.sqlite") + decoders + ["--json-progress", "--lease", "3"]
-        arguments[arguments.firstIndex(of: "--db")! + 1] = shared
-        // A short reconnect window so the second phase ends soon; the first is well inside it (the server is up
-        // again before the worker resumes).
-        let worker = try Worker(arguments, environment: ["MIRAGE_DB_RECONNECT_SECONDS": "3"])
-        defer { if worker.process.isRunning { worker.signal(SIGKILL) } }
-
-        // 1. Restart while the worker is mid-run.
-        #expect(worker.waitForItems(3, timeout: 300), "the worker ended before storing 3 items: \(worker.text)")
-        worker.signal(SIGSTOP)
-        let beforeRestart = try Self.storedItems(shared)
-        try Self.throwaway("restart")
-        #expect(try Self.storedItems(shared) == beforeRestart, "commits were lost in the restart")
-        worker.signal(SIGCONT)
-        let reported = worker.items.count
-        #expect(worker.waitForItems(reported + 3, timeout: 300), "the worker did not carry on after the restart: \(worker.text)")
-        #expect(worker.text.contains("note: lost the connection to "), "no reconnect note: \(worker.text)")
-
-        // 2. The server stays down longer than the worker waits.
-        worker.signal(SIGSTOP)
-        let beforeDown = try Self.storedItems(shared)
-        #expect(beforeDown.isSuperset(of: beforeRestart))
-        try Self.throwaway("down")
-        worker.signal(SIGCONT)
-        #expect(worker.finish(within: 120), "the worker kept waiting for a server that is gone")
-        try Self.throwaway("up")
-        #expect(worker.process.terminationStatus != 0)
-        #expect(worker.text.contains("error: cannot reach ") && worker.text.contains("run the same command again to resume"), "\(worker.text)")
-        let afterDown = try Self.storedItems(shared)
-        #expect(afterDown.isSuperset(of: beforeDown), "commits were lost while the server was down")
-        #expect(afterDown.isSuperset(of: Set(worker.items)), "items the worker reported stored are missing")
-        #expect(afterDown.count < reference.items.map(\.count).reduce(0, +), "the worker finished before the server went down")
-
-        // 3. The same command again, server back: it resumes and the store equals the single-process run.
-        let again = try Worker(arguments)
-        #expect(again.finish(within: 300), "the resumed worker did not finish")
-        #expect(again.process.terminationStatus == 0, "\(again.text)")
-        #expect(Set(again.items).isDisjoint(with: afterDown), "items stored before were decoded again")
-        let result = try RunCommandTests.contents(db: shared, runs: 6)
-        #expect(result.items == reference.items)
-        #expect(result.metrics == reference.metrics)
-    }
+/// The release `mirage --version` prints is the one the store records beside the migrations it applies (and names
+/// when a newer Mirage's database is refused).
+@Test func theVersionTheCLIPrintsIsTheOneTheStoreRecords() throws {
+    #expect(try mirageOK(["--version"]).trimmingCharacters(in: .whitespacesAndNewlines) == MirageRelease.version)
 }
