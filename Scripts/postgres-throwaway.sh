@@ -3,6 +3,9 @@
 # temporary folder, listening only on a Unix socket in that folder, trust authentication, superuser `mirage`.
 #
 #   Scripts/postgres-throwaway.sh start         # prints `export MIRAGE_TEST_POSTGRES=...` and `export PGTHROWAWAY=...`
+#   Scripts/postgres-throwaway.sh restart FOLDER  # restarts the server (fast: clients are disconnected)
+#   Scripts/postgres-throwaway.sh down FOLDER   # stops the server, keeping its data (`up` starts it again)
+#   Scripts/postgres-throwaway.sh up FOLDER     # starts a server stopped by `down`
 #   Scripts/postgres-throwaway.sh stop FOLDER   # stops the server and deletes the folder
 #
 # Uses Debian's PostgreSQL binaries (/usr/lib/postgresql/<version>/bin, or PG_BIN). initdb refuses to run
@@ -32,6 +35,14 @@ if [ "$(id -u)" = 0 ]; then
     fi
 fi
 
+# Starts the cluster of a folder. No TCP listener: only the socket in the folder (nothing else on the machine can
+# be disturbed).
+launch() {
+    as_owner "$bin/pg_ctl" -D "$1/data" -l "$1/server.log" -w \
+        -o "-c listen_addresses='' -k $1 -c fsync=off -c max_connections=200" start >/dev/null \
+        || { cat "$1/server.log" >&2; exit 1; }
+}
+
 case "${1:-}" in
 start)
     folder="$(mktemp -d "${TMPDIR:-/tmp}/mirage-pg.XXXXXX")"
@@ -39,16 +50,19 @@ start)
     [ "$(id -u)" = 0 ] && chown "$owner" "$folder"
     as_owner "$bin/initdb" -D "$folder/data" -U mirage --auth=trust -E UTF8 --no-locale >"$folder/initdb.log" 2>&1 \
         || { cat "$folder/initdb.log" >&2; exit 1; }
-    # No TCP listener: only the socket in the folder (nothing else on the machine can be disturbed).
-    as_owner "$bin/pg_ctl" -D "$folder/data" -l "$folder/server.log" -w \
-        -o "-c listen_addresses='' -k $folder -c fsync=off -c max_connections=200" start >/dev/null \
-        || { cat "$folder/server.log" >&2; exit 1; }
+    launch "$folder"
     socket="$(printf '%s' "$folder" | sed 's|/|%2F|g')"
     echo "export MIRAGE_TEST_POSTGRES='postgres://mirage@$socket/postgres'"
     echo "export PGTHROWAWAY='$folder'"
     ;;
 restart)
-    as_owner "$bin/pg_ctl" -D "$2/data" -l "$2/server.log" -w -m fast restart >/dev/null
+    as_owner "$bin/pg_ctl" -D "${2:?the folder printed by start}/data" -l "$2/server.log" -w -m fast restart >/dev/null
+    ;;
+down)
+    as_owner "$bin/pg_ctl" -D "${2:?the folder printed by start}/data" -w -m fast stop >/dev/null
+    ;;
+up)
+    launch "${2:?the folder printed by start}"
     ;;
 stop)
     folder="${2:?the folder printed by start}"
@@ -56,7 +70,7 @@ stop)
     rm -rf "$folder"
     ;;
 *)
-    echo "usage: $0 start | restart FOLDER | stop FOLDER" >&2
+    echo "usage: $0 start | restart FOLDER | down FOLDER | up FOLDER | stop FOLDER" >&2
     exit 2
     ;;
 esac

@@ -76,7 +76,7 @@ public struct RunTally: Sendable, Equatable {
 /// together, image by image), redrawn in place at most five times a second; a finished run's final line
 /// and its grouped failures are printed above the block and stay. Off a terminal: quiet, except one line
 /// (plus failures) when each run ends. `json` writes one JSON object per item instead of the live block.
-public final class RunProgress {
+public final class RunProgress: @unchecked Sendable {
     public let isTerminal: Bool
     public let json: Bool
     private let write: (String) -> Void
@@ -85,6 +85,8 @@ public final class RunProgress {
     private var live: [(name: String, line: String)] = []
     /// Lines of the live block currently on screen (the cursor sits just below them).
     private var drawnLines = 0
+    /// Notes may come from another thread (the store's, reconnecting during a lease renewal).
+    private let lock = NSRecursiveLock()
 
     public init(isTerminal: Bool = isatty(STDERR_FILENO) != 0, json: Bool = false,
                 write: @escaping (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
@@ -116,6 +118,8 @@ public final class RunProgress {
     /// After each item.
     public func item(run: Int64, name: String, key: String, tally: RunTally, status: String, reason: String?,
                      seconds: Double, sessionItems: Int, sessionSeconds: Double) {
+        lock.lock()
+        defer { lock.unlock() }
         if json {
             var object: [String: Any] = ["run": run, "run_name": name, "item": key, "done": tally.stored, "workers": tally.workers,
                                          "total": tally.total, "status": status, "seconds": seconds,
@@ -172,6 +176,8 @@ public final class RunProgress {
     /// When a run has all its items: the final line (always) and the grouped failures.
     /// `detail` (e.g. the prefix cache's "29 of 30 prefills reused") follows the line.
     public func finished(name: String, tally: RunTally, sessionItems: Int, sessionSeconds: Double, detail: String? = nil) {
+        lock.lock()
+        defer { lock.unlock() }
         live.removeAll { $0.name == name }
         var text = Self.line(name: name, tally: tally, sessionItems: sessionItems, sessionSeconds: sessionSeconds) + " — done"
             + (detail.map { ", \($0)" } ?? "") + "\n"
@@ -180,6 +186,8 @@ public final class RunProgress {
     }
 
     public func note(_ message: String) {
+        lock.lock()
+        defer { lock.unlock() }
         permanent(message + "\n")
     }
 }

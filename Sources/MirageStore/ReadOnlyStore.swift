@@ -129,6 +129,6 @@ extension SQLiteRunStore {
         let userVersion = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
         var unknown = try Schema.migrator.hasBeenSuperseded(db) ? try unknownMigrations(db) : []
         if userVersion > Schema.version && unknown.isEmpty { unknown = ["schema version \(userVersion)"] }
-        if !unknown.isEmpty { throw StoreError.newerSchema(path: path, unknownMigrations: unknown) }
+        if !unknown.isEmpty { throw try Schema.newerSchema(db, path: path, unknown: unknown) }
     }
 }

@@ -112,17 +112,24 @@ public enum RunStores {
         return defaultPath
     }
 
-    /// Opens (creating and migrating when `create`) the store at `location` for reading and writing.
-    public static func open(_ location: String, create: Bool = true) throws -> any RunRepository {
-        if isServerURL(location) { return try PostgresRunStore(url: location, create: create) }
+    /// Opens (creating and migrating when `create`) the store at `location` for reading and writing. `note` receives
+    /// what the store reports while it works, one line each (a PostgreSQL store's lost connection being opened
+    /// again); the default writes it to standard error, `mirage run` passes its progress's `note`.
+    public static func open(_ location: String, create: Bool = true,
+                            note: @escaping @Sendable (String) -> Void = RunStores.noteOnStandardError) throws -> any RunRepository {
+        if isServerURL(location) { return try PostgresRunStore(url: location, create: create, note: note) }
         return try SQLiteRunStore(path: location, create: create)
     }
 
-    /// Opens an existing store for a command that only reads (no migration, nothing written).
-    public static func openForReading(_ location: String, warn: (String) -> Void = { _ in }) throws -> any RunRepository {
-        if isServerURL(location) { return try PostgresRunStore(readingOnly: location) }
+    /// Opens an existing store for a command that only reads (no migration, nothing written). `warn` receives the
+    /// store's warnings and notes.
+    public static func openForReading(_ location: String, warn: @escaping @Sendable (String) -> Void = { _ in }) throws -> any RunRepository {
+        if isServerURL(location) { return try PostgresRunStore(readingOnly: location, note: warn) }
         return try SQLiteRunStore(readingOnly: location, warn: warn)
     }
+
+    /// A note as its own line on standard error.
+    public static let noteOnStandardError: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
 
     /// True when `location` names a database server rather than a file.
     public static func isServerURL(_ location: String) -> Bool {

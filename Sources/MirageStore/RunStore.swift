@@ -81,10 +81,10 @@ public final class SQLiteRunStore: RunRepository {
                 let pool = try DatabasePool(path: path, configuration: configuration)
                 let migrator = Schema.migrator
                 // Re-check through the pool: another process may have migrated since the read-only check.
-                let unknown = try pool.read { db in
-                    try migrator.hasBeenSuperseded(db) ? try Self.unknownMigrations(db) : []
+                try pool.read { db in
+                    let unknown = try migrator.hasBeenSuperseded(db) ? try Self.unknownMigrations(db) : []
+                    if !unknown.isEmpty { throw try Schema.newerSchema(db, path: path, unknown: unknown) }
                 }
-                if !unknown.isEmpty { throw StoreError.newerSchema(path: path, unknownMigrations: unknown) }
                 try migrator.migrate(pool)
                 return pool
             } catch let error as DatabaseError
@@ -332,10 +332,13 @@ public final class SQLiteRunStore: RunRepository {
     /// unless the stored item is identical (then nothing happens), so resuming is idempotent.
     @discardableResult
     public func recordItem(run: Int64, _ item: NewItem, score: ItemScore? = nil) throws -> Int64 {
-        try write { db in
-            if let existing = try Row.fetchOne(db, sql: """
+        // Everything that needs no database is done before the write transaction: other workers wait for it.
+        // Statements are cached (prepared once per connection, not parsed and authorized per item).
+        let now = Self.now(), tokens = item.outputTokens.map { CanonicalJSON.string($0) }
+        return try write { db in
+            if let existing = try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT id, \(ExactText.column("output_text", as: "output_exact")) FROM items WHERE run_id = ? AND item_key = ?
-                """, arguments: [run, item.key]) {
+                """), arguments: [run, item.key]) {
                 // Compared as Unicode scalars: String's == treats canonically equivalent spellings (NFC and NFD)
                 // as equal, and the store keeps them apart.
                 let text = ExactText.string(existing["output_exact"]) ?? ""
@@ -346,19 +349,19 @@ public final class SQLiteRunStore: RunRepository {
                 if let score { try Self.upsertScore(db, run: run, itemID: id, score) }
                 return id
             }
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO items (run_id, item_key, ordinal, image_id, question_id, prompt, output_text, output_tokens,
                     prefill_seconds, decode_seconds, forward_passes, seed, status, failure_reason, created_at)
                 VALUES (?, ?, ?, ?, ?, \(ExactText.placeholder), \(ExactText.placeholder), ?, ?, ?, ?, ?, ?,
                         \(ExactText.placeholder), ?)
-                """, arguments: [run, item.key, item.ordinal, item.imageID, item.questionID, ExactText.bind(item.prompt),
-                                 ExactText.bind(item.outputText), item.outputTokens.map { CanonicalJSON.string($0) },
-                                 item.prefillSeconds, item.decodeSeconds, item.forwardPasses, item.seed,
-                                 item.failureReason == nil ? "ok" : "failed", ExactText.bind(item.failureReason), Self.now()])
+                """).execute(arguments: [run, item.key, item.ordinal, item.imageID, item.questionID, ExactText.bind(item.prompt),
+                                         ExactText.bind(item.outputText), tokens,
+                                         item.prefillSeconds, item.decodeSeconds, item.forwardPasses, item.seed,
+                                         item.failureReason == nil ? "ok" : "failed", ExactText.bind(item.failureReason), now])
             let id = db.lastInsertedRowID
             if let score { try Self.upsertScore(db, run: run, itemID: id, score) }
-            try db.execute(sql: "UPDATE runs SET updated_at = ? WHERE id = ?", arguments: [Self.now(), run])
-            try db.execute(sql: "DELETE FROM item_claims WHERE run_id = ? AND item_key = ?", arguments: [run, item.key])
+            try db.cachedStatement(sql: "UPDATE runs SET updated_at = ? WHERE id = ?").execute(arguments: [now, run])
+            try db.cachedStatement(sql: "DELETE FROM item_claims WHERE run_id = ? AND item_key = ?").execute(arguments: [run, item.key])
             return id
         }
     }
@@ -376,11 +379,11 @@ public final class SQLiteRunStore: RunRepository {
 
     private static func upsertScore(_ db: Database, run: Int64, itemID: Int64, _ score: ItemScore) throws {
         let c = StoredRows.scoreColumns(score)
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT OR REPLACE INTO item_scores (item_id, run_id, kind, mentions, ground_truth, mention_count,
                 hallucinated_count, word_count, label, parsed_answer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [itemID, run, c.kind, c.mentions, c.groundTruth, c.mentionCount, c.hallucinatedCount,
-                             c.wordCount, c.label, c.parsed])
+            """).execute(arguments: [itemID, run, c.kind, c.mentions, c.groundTruth, c.mentionCount, c.hallucinatedCount,
+                                     c.wordCount, c.label, c.parsed])
     }
 
     /// All items of a run in ordinal order, with their scores.

@@ -1,6 +1,13 @@
 import Foundation
 import GRDB
 
+/// The Mirage release this build is. The store records it beside every schema migration it applies, so a build
+/// that finds migrations it does not know can name the release that wrote them (`StoreError.newerSchema`).
+/// Equal to the CLI's `MirageVersion.string` (test `theVersionTheCLIPrintsIsTheOneTheStoreRecords`).
+public enum MirageRelease {
+    public static let version = "0.1.0"
+}
+
 /// The store's schema, built by GRDB migrations. Add migrations at the end, never edit a shipped one: a
 /// database that has a migration this build does not know is refused (`StoreError.newerSchema`).
 /// The tables are documented in docs/store.md.
@@ -135,8 +142,48 @@ enum Schema {
         for (index, migration) in migrations.enumerated() {
             migrator.registerMigration(migration.identifier) { db in
                 try db.execute(sql: migration.sql + "\nPRAGMA user_version = \(index + 1);")
+                try recordWriter(db, identifier: migration.identifier, generation: index + 1)
             }
         }
         return migrator
+    }
+
+    /// Bookkeeping beside GRDB's `grdb_migrations` (not part of the schema generation): which Mirage release applied
+    /// each migration, so an older build refusing the database can say which release to upgrade to.
+    static let writersTable = "mirage_migrations"
+
+    /// Records that this release applied `identifier` (in the migration's own transaction).
+    static func recordWriter(_ db: Database, identifier: String, generation: Int) throws {
+        try db.execute(sql: """
+            CREATE TABLE IF NOT EXISTS \(writersTable) (identifier TEXT PRIMARY KEY, mirage_version TEXT NOT NULL,
+                generation INTEGER NOT NULL, applied_at TEXT NOT NULL)
+            """)
+        try db.execute(sql: "INSERT OR REPLACE INTO \(writersTable) VALUES (?, ?, ?, ?)",
+                       arguments: [identifier, MirageRelease.version, generation, StoreClock.now()])
+    }
+
+    /// The refusal of a database with migrations this build does not know: the releases recorded beside them (or,
+    /// when only the generation is newer, beside the newest generation) and the database's schema generation.
+    static func newerSchema(_ db: Database, path: String, unknown: [String]) throws -> StoreError {
+        let userVersion = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+        var versions: [String] = []
+        if try db.tableExists(writersTable) {
+            let marks = unknown.map { _ in "?" }.joined(separator: ", ")
+            versions = try String.fetchAll(db, sql: "SELECT DISTINCT mirage_version FROM \(writersTable) WHERE identifier IN (\(marks))",
+                                           arguments: StatementArguments(unknown))
+            if versions.isEmpty {
+                versions = try String.fetchAll(db, sql: """
+                    SELECT mirage_version FROM \(writersTable) WHERE generation > ? ORDER BY generation DESC LIMIT 1
+                    """, arguments: [version])
+            }
+        }
+        let generation = max(userVersion, try Int.fetchOne(db, sql: "SELECT count(*) FROM grdb_migrations") ?? 0)
+        return .newerSchema(path: path, unknownMigrations: unknown, writtenBy: newest(versions), generation: generation)
+    }
+
+    /// The newest of some release strings (compared numerically, part by part), or nil for none.
+    static func newest(_ versions: [String]) -> String? {
+        func parts(_ v: String) -> [Int] { v.split(whereSeparator: { !$0.isNumber }).map { Int($0) ?? 0 } }
+        return versions.max { parts($0).lexicographicallyPrecedes(parts($1)) }
     }
 }

@@ -2,8 +2,10 @@ import Foundation
 
 /// Everything that can go wrong in the run store, each case worded so the user knows what to do next.
 public enum StoreError: Error, CustomStringConvertible, Equatable {
-    /// The database was written by a newer Mirage (it has migrations this build does not know).
-    case newerSchema(path: String, unknownMigrations: [String])
+    /// The database was written by a newer Mirage (it has migrations this build does not know). `writtenBy` is the
+    /// Mirage release recorded beside those migrations (nil when none was recorded), `generation` the schema
+    /// generation the database has (nil when unknown).
+    case newerSchema(path: String, unknownMigrations: [String], writtenBy: String? = nil, generation: Int? = nil)
     case databaseMissing(path: String)
     case runNotFound(String)
     case labelTaken(String, run: Int64)
@@ -19,10 +21,13 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .newerSchema(path, unknown):
-            return "the database \(path) was created by a newer version of Mirage (it has schema migrations "
-                + "this build does not know: \(unknown.joined(separator: ", "))). Nothing was changed. "
-                + "Upgrade mirage, or pass --db with another file."
+        case let .newerSchema(path, unknown, writtenBy, generation):
+            let writer = (writtenBy.map { "Mirage \($0)" } ?? "a newer Mirage (which did not record its version)")
+                + (generation.map { ", schema generation \($0)" } ?? "")
+            return "the database \(path) was written by \(writer); this is Mirage \(MirageRelease.version), which knows "
+                + "schema generations up to \(Schema.version), and the database has schema migrations it does not know: "
+                + "\(unknown.joined(separator: ", ")). Nothing was changed. Upgrade Mirage"
+                + (writtenBy.map { " to \($0) or later" } ?? "") + ", or pass --db with another store."
         case let .databaseMissing(path):
             return "no run database at \(path). Import or run something first (e.g. `mirage import ...` or "
                 + "`mirage reproduce opera`), or point --db at an existing database."

@@ -257,7 +257,10 @@ struct RunCommand: ParsableCommand {
             try printEstimate(RunEstimator(experiment: experiment, resources: resources).estimate(log: note))
             return
         }
-        let store = try RunStores.open(RunStores.location(experiment.database), create: true)
+        let progress = RunProgress(json: jsonProgress)
+        // The store's notes (a PostgreSQL connection lost and opened again) go where the runner's do.
+        let store = try RunStores.open(RunStores.location(experiment.database), create: true,
+                                       note: { [progress] in progress.note($0) })
         var options = RunnerOptions(mirageVersion: MirageVersion.string, gitRevision: Provenance.gitRevision,
                                    checkMemory: !ignoreMemoryCheck,
                                    sourcePath: experimentFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "mirage run",
@@ -266,7 +269,7 @@ struct RunCommand: ParsableCommand {
         if let lease { options.lease = lease }
         if let claimBatch { options.claimBatch = claimBatch }
         let runner = ExperimentRunner(experiment: experiment, store: store, resources: resources, options: options,
-                                      progress: RunProgress(json: jsonProgress))
+                                      progress: progress)
         if experiment.recordAttention { runner.itemObservers.append(AttentionRecorder(store: store)) }
         let outcomes = try runner.run()
         print("Stored in \(store.location):")

@@ -15,9 +15,10 @@ import MirageStore
         private var buffer = Data()
         private let done = DispatchSemaphore(value: 0)
 
-        init(_ arguments: [String]) throws {
+        init(_ arguments: [String], environment: [String: String] = [:]) throws {
             process.executableURL = try #require(BuiltProducts.mirage)
             process.arguments = arguments
+            if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
             process.standardOutput = FileHandle.nullDevice
             let pipe = Pipe()
             process.standardError = pipe
@@ -52,16 +53,35 @@ import MirageStore
         }
 
         func finish() { process.waitUntilExit(); done.wait() }
+
+        /// Waits at most `timeout` for the worker to end, killing it after that; false when it had to be killed.
+        func finish(within timeout: TimeInterval) -> Bool {
+            let deadline = Date().addingTimeInterval(timeout)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            let ended = !process.isRunning
+            if !ended { kill(process.processIdentifier, SIGKILL) }
+            finish()
+            return ended
+        }
+
+        func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
     }
 
     /// The COCO images of ../shared/data that have CHAIR ground truth.
     static let imageIDs = RunCommandTests.imageIDs + [428, 459, 474, 488, 536, 544, 564, 569, 589, 623, 785, 8021, 40083,
                                                       60623, 142238, 165547, 196141, 197388, 354533, 386164, 439180, 562207, 579664]
 
+    /// A new database on the PostgreSQL test server, dropped when the test case ends.
+    static func scratchDatabase() throws -> String {
+        let url = try PostgresDatabases.createScratch(serverURL: try #require(PostgresTestServer.url), prefix: "mirage_test")
+        try ScratchDatabases.register(url) { try PostgresDatabases.drop($0) }
+        return url
+    }
+
     /// The stores the workers share: a SQLite file, and a fresh PostgreSQL database when a server is configured.
     static let backends = PostgresTestServer.url == nil ? ["sqlite"] : ["sqlite", "postgres"]
 
-    @Test(.enabled(if: RunCommandTests.available, RunCommandTests.missing), arguments: backends)
+    @Test(.enabled(if: RunCommandTests.available, RunCommandTests.missing), .dropsScratchDatabases, arguments: backends)
     func threeWorkersOneKilledOneLateEqualASingleProcessRun(backend: String) throws {
         // Every shared COCO image with CHAIR ground truth: 297 items, enough work left for a worker that starts
         // (loading CHAIR's resources, several seconds) after the others are decoding.
@@ -73,8 +93,7 @@ import MirageStore
         let total = reference.items.map(\.count).reduce(0, +)
         #expect(reference.items.map(\.count) == [33, 33, 33, 66, 66, 66])   // CHAIR, then POPE, by decoder
 
-        let shared = backend == "sqlite" ? setup.scratch.path("shared.sqlite")
-            : try PostgresDatabases.createScratch(serverURL: try #require(PostgresTestServer.url), prefix: "mirage_test")
+        let shared = backend == "sqlite" ? setup.scratch.path("shared.sqlite") : try Self.scratchDatabase()
         var arguments = setup.arguments(db: "shared.sqlite") + decoders + ["--json-progress", "--lease", "3", "--claim-batch", "2"]
         arguments[arguments.firstIndex(of: "--db")! + 1] = shared
         let a = try Worker(arguments)
@@ -115,4 +134,10 @@ import MirageStore
         let list = try mirageOK(["runs", "list", "--db", shared])
         #expect(list.split(separator: "\n").count == 8 && !list.contains("running"), "six complete runs: \(list)")
     }
+}
+
+/// The release `mirage --version` prints is the one the store records beside the migrations it applies (and names
+/// when a newer Mirage's database is refused).
+@Test func theVersionTheCLIPrintsIsTheOneTheStoreRecords() throws {
+    #expect(try mirageOK(["--version"]).trimmingCharacters(in: .whitespacesAndNewlines) == MirageRelease.version)
 }

@@ -40,7 +40,7 @@ import MirageRunner
         let queue = try DatabaseQueue(path: path)
         try queue.write { db in try db.execute(sql: "PRAGMA user_version = \(Schema.version + 1)") }
         try queue.close()
-        #expect(throws: StoreError.newerSchema(path: path, unknownMigrations: ["schema version \(Schema.version + 1)"])) {
+        #expect(throws: StoreError.newerSchema(path: path, unknownMigrations: ["schema version \(Schema.version + 1)"], generation: Schema.version + 1)) {
             _ = try SQLiteRunStore(path: path)
         }
     }

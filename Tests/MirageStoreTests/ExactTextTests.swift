@@ -66,7 +66,7 @@ private func sameScalars(_ a: String?, _ b: String?) -> Bool {
     #expect(bytes == edgeCases[0].text.utf8.count)
 }
 
-@Test(arguments: Backend.available) func recordingTheSameItemAgainIsIdempotentAndADifferentSpellingIsRefused(backend: Backend) throws {
+@Test(.dropsScratchDatabases, arguments: Backend.available) func recordingTheSameItemAgainIsIdempotentAndADifferentSpellingIsRefused(backend: Backend) throws {
     let store = try backend.fresh()
     let run = try store.createRun(sampleRun(images: [1])).run
     let score = chairScore(mentions: [("dog", false)], gt: ["dog"], words: 7)
@@ -84,7 +84,7 @@ private func sameScalars(_ a: String?, _ b: String?) -> Bool {
     #expect(try store.items(run: run.id).count == edgeCases.count)
 }
 
-@Test(arguments: Backend.available) func exportKeepsEveryCodePoint(backend: Backend) throws {
+@Test(.dropsScratchDatabases, arguments: Backend.available) func exportKeepsEveryCodePoint(backend: Backend) throws {
     let store = try backend.fresh()
     let run = try store.createRun(sampleRun(images: [1])).run
     for item in items(edgeCases) { try store.recordItem(run: run.id, item) }

@@ -5,7 +5,7 @@ import MirageData
 import MirageMetrics
 @testable import MirageStore
 
-@Test(arguments: Backend.available) func exportQuotesCSVAndKeepsScoresInJSONLines(backend: Backend) throws {
+@Test(.dropsScratchDatabases, arguments: Backend.available) func exportQuotesCSVAndKeepsScoresInJSONLines(backend: Backend) throws {
     let store = try backend.fresh()
     let run = try store.createRun(sampleRun()).run
     try store.recordItem(run: run.id, NewItem(key: "0", ordinal: 0, imageID: 1, outputText: "A dog, \"happy\"\nand a cat."),

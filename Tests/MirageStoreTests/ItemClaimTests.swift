@@ -9,7 +9,7 @@ import MirageRunner
 @Suite struct ItemClaimTests {
     static func refs(_ run: Int64, _ keys: ClosedRange<Int>) -> [ItemRef] { keys.map { ItemRef(run: run, key: String($0)) } }
 
-    @Test(arguments: Backend.available) func aClaimedItemIsNotClaimedByAnotherWorkerUntilItsLeaseExpires(backend: Backend) throws {
+    @Test(.dropsScratchDatabases, arguments: Backend.available) func aClaimedItemIsNotClaimedByAnotherWorkerUntilItsLeaseExpires(backend: Backend) throws {
         let store = try backend.fresh()
         let run = try store.createRun(sampleRun(source: "claims")).run.id
         let all = Self.refs(run, 1...6)

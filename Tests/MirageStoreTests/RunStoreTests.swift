@@ -37,7 +37,7 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
     #expect(padded.differences(from: a) == ["image preprocessing pad-to-square vs unset"])
 }
 
-@Test(arguments: Backend.available) func recordsItemsScoresAndMetrics(backend: Backend) throws {
+@Test(.dropsScratchDatabases, arguments: Backend.available) func recordsItemsScoresAndMetrics(backend: Backend) throws {
     let store = try backend.fresh()
     let (run, created) = try store.createRun(sampleRun(label: "base", source: "abc"))
     #expect(created)
@@ -74,7 +74,7 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
     #expect(throws: StoreError.runNotFound("base")) { try store.resolveRun("base") }
 }
 
-@Test(arguments: Backend.available) func popeRunMetricsCountUnknownAsWrong(backend: Backend) throws {
+@Test(.dropsScratchDatabases, arguments: Backend.available) func popeRunMetricsCountUnknownAsWrong(backend: Backend) throws {
     let store = try backend.fresh()
     let run = try store.createRun(NewRun(
         evalProtocol: EvalProtocol(task: .pope, imageIDs: [1], questionFile: "q.json", answerParser: "strict"),
@@ -98,14 +98,25 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
         let store = try SQLiteRunStore(path: path)
         _ = try store.createRun(sampleRun(label: "keep"))
     }
-    // Simulate a newer Mirage: one more migration applied.
+    // This build recorded itself beside every migration it applied.
     let queue = try DatabaseQueue(path: path)
-    try queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations VALUES ('v9-from-the-future')") }
+    let writers = try queue.read { db in try Row.fetchAll(db, sql: "SELECT identifier, mirage_version, generation FROM mirage_migrations ORDER BY generation") }
+    #expect(writers.map { $0["identifier"] as String } == Schema.migrations.map(\.identifier))
+    #expect(writers.allSatisfy { $0["mirage_version"] as String == MirageRelease.version })
+    #expect(writers.map { $0["generation"] as Int } == Array(1...Schema.version))
+    // Simulate a newer Mirage: one more migration applied, recorded as Mirage 9.9.0's.
+    try queue.write { db in
+        try db.execute(sql: "INSERT INTO grdb_migrations VALUES ('v9-from-the-future')")
+        try db.execute(sql: "INSERT INTO mirage_migrations VALUES ('v9-from-the-future', '9.9.0', 4, 'now')")
+        try db.execute(sql: "PRAGMA user_version = 4")
+    }
     try queue.close()
     let before = try Data(contentsOf: URL(fileURLWithPath: path))
-    #expect(throws: StoreError.newerSchema(path: path, unknownMigrations: ["v9-from-the-future"])) {
-        _ = try SQLiteRunStore(path: path)
-    }
+    let refusal = StoreError.newerSchema(path: path, unknownMigrations: ["v9-from-the-future"], writtenBy: "9.9.0", generation: 4)
+    #expect(throws: refusal) { _ = try SQLiteRunStore(path: path) }
+    #expect(throws: refusal) { _ = try SQLiteRunStore(readingOnly: path) }
+    #expect(refusal.description.contains("written by Mirage 9.9.0, schema generation 4; this is Mirage \(MirageRelease.version)"))
+    #expect(refusal.description.contains("v9-from-the-future. Nothing was changed. Upgrade Mirage to 9.9.0 or later"))
     let after = try Data(contentsOf: URL(fileURLWithPath: path))
     #expect(before == after)
 }
@@ -116,7 +127,7 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
     #expect(!FileManager.default.fileExists(atPath: path))
 }
 
-@Test(arguments: Backend.available) func concurrentWritersInOneProcessBothSucceed(backend: Backend) async throws {
+@Test(.dropsScratchDatabases, arguments: Backend.available) func concurrentWritersInOneProcessBothSucceed(backend: Backend) async throws {
     let path = try backend.freshLocation()
     _ = try RunStores.open(path)
     try await withThrowingTaskGroup(of: Void.self) { group in
@@ -133,4 +144,15 @@ func chairScore(mentions: [(String, Bool)], gt: [String], words: Int) -> ItemSco
     }
     let store = try RunStores.open(path)
     #expect(try store.summaries().map(\.itemCount) == [50, 50])
+}
+
+/// The store's timestamps, formatted by hand, are what Foundation's ISO 8601 formatter writes (the reference) for
+/// instants whose milliseconds are exact in binary (so rounding cannot differ), over leap days and centuries.
+@Test func storeClockWritesWhatISO8601DateFormatterWrites() {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    for seconds in [0, 951_782_400.5, 1_700_000_000.125, 1_765_151_492.25, 4_102_444_799.875, 86_399.375] as [Double] {
+        let date = Date(timeIntervalSince1970: seconds)
+        #expect(StoreClock.string(date) == formatter.string(from: date))
+    }
 }

@@ -8,7 +8,7 @@ import MirageRunner
 import MirageStore
 
 /// The run store, as `mirage-bench store` measures it at a smaller size: 600 POPE items recorded one
-/// transaction each into a fresh database, reading a 3,000-item run back, recomputing its metrics, and
+/// transaction each into a fresh database (SQLite, and PostgreSQL when a server is named), reading a 3,000-item run back, recomputing its metrics, and
 /// `compare`'s paired bootstrap (500 images × 1,000 resamples).
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .syscalls],
@@ -35,6 +35,31 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.stopMeasurement()
     } teardown: {
         folder.remove()
+    }
+
+    // The same two on a PostgreSQL server (one scratch database per iteration, dropped afterwards): what a worker
+    // pays per item there, each statement a round trip. Needs MIRAGE_BENCHMARK_POSTGRES or MIRAGE_TEST_POSTGRES.
+    if let server = StoreFolder.postgresServer {
+        Benchmark("PostgreSQL: record 600 items, one commit each") { benchmark in
+            let (store, run) = try folder.newRun("write", server: server)
+            benchmark.startMeasurement()
+            try record(store, run: run, items: 600)
+            benchmark.stopMeasurement()
+        } teardown: {
+            folder.remove()
+        }
+
+        Benchmark("PostgreSQL: claim (batches of \(RunnerOptions.defaultClaimBatch)) and record 600 items") { benchmark in
+            let (store, run) = try folder.newRun("claim", server: server)
+            benchmark.startMeasurement()
+            try claimAndRecord(store, run: run, items: 600, batch: RunnerOptions.defaultClaimBatch)
+            benchmark.stopMeasurement()
+        } teardown: {
+            folder.remove()
+        }
+    } else {
+        print("Store: the PostgreSQL benchmarks are skipped: set MIRAGE_BENCHMARK_POSTGRES (or MIRAGE_TEST_POSTGRES) to the URL "
+              + "of a server database they may create scratch databases from, e.g. the one `eval \"$(Scripts/postgres-throwaway.sh start)\"` exports")
     }
 
     Benchmark("read back a 3,000-item run") { benchmark in
@@ -70,14 +95,27 @@ func claimAndRecord(_ store: any RunRepository, run: Int64, items: Int, batch: I
                                         lease: RunnerOptions.defaultLease)
 }
 
-/// A temporary folder of databases: a fresh run per write iteration and one filled run for the reads.
+/// A temporary folder of databases: a fresh run per write iteration and one filled run for the reads (and, on a
+/// PostgreSQL server, scratch databases, dropped by `remove`).
 final class StoreFolder {
     private var folder: URL?
     private var filledRun: (any RunRepository, Int64)?
+    private var scratchDatabases: [String] = []
 
-    func newRun(_ name: String, items: Int = 600) throws -> (any RunRepository, Int64) {
+    /// The server URL the PostgreSQL benchmarks use, or nil to skip them.
+    static var postgresServer: String? {
+        let environment = ProcessInfo.processInfo.environment
+        return [environment["MIRAGE_BENCHMARK_POSTGRES"], environment["MIRAGE_TEST_POSTGRES"]].compactMap { $0 }.first { !$0.isEmpty }
+    }
+
+    /// A new run in a new SQLite file, or with `server`, in a new scratch database on that PostgreSQL server.
+    func newRun(_ name: String, items: Int = 600, server: String? = nil) throws -> (any RunRepository, Int64) {
         if folder == nil { folder = try BenchmarkSupport.temporaryFolder("mirage-benchmark-store") }
-        let path = folder!.appendingPathComponent("\(name)-\(UUID().uuidString).sqlite").path
+        var path = folder!.appendingPathComponent("\(name)-\(UUID().uuidString).sqlite").path
+        if let server {
+            path = try PostgresDatabases.createScratch(serverURL: server, prefix: "mirage_benchmark")
+            scratchDatabases.append(path)
+        }
         let store = try RunStores.open(path)
         let run = try store.createRun(NewRun(
             evalProtocol: EvalProtocol(task: .pope, imageIDs: Array(1...max(1, items / 6)), questionFile: "bench",
@@ -96,6 +134,8 @@ final class StoreFolder {
 
     func remove() {
         filledRun = nil
+        for database in scratchDatabases { try? PostgresDatabases.drop(database) }
+        scratchDatabases = []
         if let folder { try? FileManager.default.removeItem(at: folder) }
         folder = nil
     }

@@ -15,27 +15,30 @@ public final class PostgresRunStore: RunRepository {
 
     /// Connects and migrates (`create`), or checks that the database already holds a Mirage store (`!create`).
     /// - Throws: `StoreError.newerSchema` without changing anything when a newer Mirage migrated the database.
-    init(url: String, create: Bool, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+    /// `note` receives what the store has to say while it works (a lost connection being opened again).
+    init(url: String, create: Bool, environment: [String: String] = ProcessInfo.processInfo.environment,
+         note: @escaping @Sendable (String) -> Void = { _ in }) throws {
         let location = try PostgresLocation(url, environment: environment)
-        session = try PostgresSession(location: location, readOnly: false, environment: environment)
+        session = try PostgresSession(location: location, readOnly: false, environment: environment, note: note)
         let shown = location.shown
         try session.transaction { t in
             let applied = try PostgresSchema.applied(t)
-            try PostgresSchema.checkNotNewer(applied, location: shown)
+            try PostgresSchema.checkNotNewer(t, applied, location: shown)
             if applied.isEmpty && !create { throw StoreError.databaseMissing(path: shown) }
             if applied.count < PostgresSchema.migrations.count { try PostgresSchema.migrate(t, location: shown) }
         }
     }
 
     /// Connects for reading only (no migration; the session refuses writes), checking the schema.
-    init(readingOnly url: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+    init(readingOnly url: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+         note: @escaping @Sendable (String) -> Void = { _ in }) throws {
         let location = try PostgresLocation(url, environment: environment)
-        session = try PostgresSession(location: location, readOnly: true, environment: environment)
+        session = try PostgresSession(location: location, readOnly: true, environment: environment, note: note)
         let shown = location.shown
         try session.transaction { t in
             let applied = try PostgresSchema.applied(t)
             if applied.isEmpty { throw StoreError.databaseMissing(path: shown) }
-            try PostgresSchema.checkNotNewer(applied, location: shown)
+            try PostgresSchema.checkNotNewer(t, applied, location: shown)
         }
     }
 
@@ -186,7 +189,8 @@ public final class PostgresRunStore: RunRepository {
 
     @discardableResult
     public func recordItem(run: Int64, _ item: NewItem, score: ItemScore?) throws -> Int64 {
-        try write { t in
+        let now = StoreClock.now()
+        return try write { t in
             let inserted = try t.scalar("""
                 INSERT INTO items (run_id, item_key, ordinal, image_id, question_id, prompt, output_text, output_tokens,
                     prefill_seconds, decode_seconds, forward_passes, seed, status, failure_reason, created_at)
@@ -197,11 +201,10 @@ public final class PostgresRunStore: RunRepository {
                       SQLValue(item.outputTokens.map { CanonicalJSON.string($0) }), SQLValue(item.prefillSeconds),
                       SQLValue(item.decodeSeconds), SQLValue(item.forwardPasses), SQLValue(item.seed),
                       .text(item.failureReason == nil ? "ok" : "failed"), SQLValue(exact: item.failureReason),
-                      .text(StoreClock.now())])?.int64("id")
+                      .text(now)])?.int64("id")
             let id: Int64
             if let inserted {
                 id = inserted
-                try t.execute("UPDATE runs SET updated_at = ? WHERE id = ?", [.text(StoreClock.now()), .int(run)])
             } else {
                 // Already there: the same output is a no-op (a resumed or retried write), another one an error.
                 guard let existing = try t.scalar("SELECT id, output_text FROM items WHERE run_id = ? AND item_key = ?",
@@ -216,6 +219,9 @@ public final class PostgresRunStore: RunRepository {
             }
             if let score { try Self.upsertScore(t, run: run, itemID: id, score) }
             try t.execute("DELETE FROM item_claims WHERE run_id = ? AND item_key = ?", [.int(run), .text(item.key)])
+            // Last: the run's row stays locked until COMMIT, and every worker recording into the run updates it, so
+            // taken earlier it would queue the workers' other statements behind each other's round trips.
+            if inserted != nil { try t.execute("UPDATE runs SET updated_at = ? WHERE id = ?", [.text(now), .int(run)]) }
             return id
         }
     }

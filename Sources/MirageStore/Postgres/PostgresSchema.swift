@@ -44,27 +44,35 @@ enum PostgresSchema {
         return try t.query("SELECT identifier FROM schema_migrations ORDER BY identifier").compactMap { try $0.string("identifier") }
     }
 
-    /// Throws `StoreError.newerSchema` when the database has migrations this build does not know.
-    static func checkNotNewer(_ applied: [String], location: String) throws {
+    /// Throws `StoreError.newerSchema` when the database has migrations this build does not know, naming the Mirage
+    /// release recorded beside them (`schema_migrations.mirage_version`, read through `to_jsonb` so that a table
+    /// from before the column existed reads as NULL) and the database's schema generation (its migration count).
+    static func checkNotNewer(_ t: SQLTransaction, _ applied: [String], location: String) throws {
         let known = Set(migrations.map(\.identifier))
         let unknown = applied.filter { !known.contains($0) }.sorted()
-        if !unknown.isEmpty { throw StoreError.newerSchema(path: location, unknownMigrations: unknown) }
+        guard !unknown.isEmpty else { return }
+        let versions = try t.query("""
+            SELECT DISTINCT to_jsonb(m) ->> 'mirage_version' AS version FROM schema_migrations m WHERE identifier = ANY(?::text[])
+            """, [.texts(unknown)]).compactMap { try $0.string("version") }
+        throw StoreError.newerSchema(path: location, unknownMigrations: unknown, writtenBy: Schema.newest(versions), generation: applied.count)
     }
 
     /// Applies the migrations the database lacks, all in the caller's transaction, one process at a time.
     static func migrate(_ t: SQLTransaction, location: String) throws {
         try t.execute("SELECT pg_advisory_xact_lock(?)", [.int(migrationLock)])
         try t.execute("CREATE TABLE IF NOT EXISTS schema_migrations (identifier TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        // The release that applied each migration (NULL for those applied before it was recorded).
+        try t.execute("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS mirage_version TEXT")
         let applied = try Self.applied(t)
-        try checkNotNewer(applied, location: location)
+        try checkNotNewer(t, applied, location: location)
         for migration in migrations where !applied.contains(migration.identifier) {
             // One statement per query: postgres-nio speaks the extended protocol, which takes one statement at a time.
             for statement in migration.sql.components(separatedBy: ";\n") {
                 let sql = statement.trimmingCharacters(in: .whitespacesAndNewlines)
                 if !sql.isEmpty { try t.execute(sql) }
             }
-            try t.execute("INSERT INTO schema_migrations (identifier, applied_at) VALUES (?, ?)",
-                          [.text(migration.identifier), .text(StoreClock.now())])
+            try t.execute("INSERT INTO schema_migrations (identifier, applied_at, mirage_version) VALUES (?, ?, ?)",
+                          [.text(migration.identifier), .text(StoreClock.now()), .text(MirageRelease.version)])
         }
     }
 }

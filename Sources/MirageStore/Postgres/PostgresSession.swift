@@ -48,6 +48,8 @@ struct SQLTransaction {
     fileprivate let logger: Logger
     /// How long one statement may take before the connection is taken for dead.
     fileprivate var timeout: TimeAmount = PostgresSession.statementTimeout
+    /// Counts the statements sent (the session's `statements`), when set.
+    fileprivate var counter: ManagedAtomicCounter?
 
     /// Runs `sql`, whose parameters are `?` (numbered `$1`, `$2`, ... in order before it is sent), and returns its
     /// rows. `sql` never contains a literal `?`.
@@ -83,6 +85,7 @@ struct SQLTransaction {
             case .texts(let v): binds.append(v)
             }
         }
+        _ = counter?.next()
         // Blocking on the future is fine here: store methods are synchronous and never run on an event loop thread
         // (`wait` traps there rather than deadlocking).
         return try PostgresSession.wait(connection.query(PostgresQuery(unsafeSQL: numbered, binds: binds), logger: logger),
@@ -107,12 +110,19 @@ final class PostgresSession: @unchecked Sendable {
     private var connection: PostgresConnection?
     private var logger: Logger
     private static let nextID = ManagedAtomicCounter()
+    /// Statements sent in transactions, BEGIN and COMMIT included (round trips: tests check that bulk work batches).
+    let statements = ManagedAtomicCounter()
     /// How long to keep trying to reach a server that went away (`MIRAGE_DB_RECONNECT_SECONDS`, default 60).
     let reconnectSeconds: Double
+    /// Where notes go (a lost connection being opened again), so a worker's log says why it paused: the opener's
+    /// callback (`mirage run` passes its progress's notes), else nowhere.
+    let note: @Sendable (String) -> Void
 
-    init(location: PostgresLocation, readOnly: Bool, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+    init(location: PostgresLocation, readOnly: Bool, environment: [String: String] = ProcessInfo.processInfo.environment,
+         note: @escaping @Sendable (String) -> Void = { _ in }) throws {
         self.location = location
         self.readOnly = readOnly
+        self.note = note
         var logger = Logger(label: "mirage.store.postgres")
         logger.logLevel = .critical
         self.logger = logger
@@ -194,10 +204,16 @@ final class PostgresSession: @unchecked Sendable {
         var delay = 0.1
         while true {
             do {
-                if let old = self.connection, old.isClosed { Self.discard(old); self.connection = nil }
+                if let old = self.connection, old.isClosed {
+                    Self.discard(old)
+                    self.connection = nil
+                    note("note: lost the connection to \(location.serverDescription) (it closed while idle: the server restarted "
+                        + "or ended it); reconnecting")
+                }
                 let connection = try self.connection ?? connect()
                 self.connection = connection
-                let t = SQLTransaction(connection: connection, logger: logger)
+                var t = SQLTransaction(connection: connection, logger: logger)
+                t.counter = statements
                 var begin = t
                 begin.timeout = Self.beginTimeout
                 try begin.execute("BEGIN")
@@ -212,8 +228,8 @@ final class PostgresSession: @unchecked Sendable {
             } catch where Self.isConnectionLoss(error) && Date() < deadline {
                 if let connection { Self.discard(connection) }
                 connection = nil
-                // A note on stderr (as the runner's own notes), so a worker's log says why it paused.
-                FileHandle.standardError.write(Data("note: lost the connection to \(location.serverDescription) (\(Self.message(error))); reconnecting\n".utf8))
+                note("note: lost the connection to \(location.serverDescription) (\(Self.message(error))); reconnecting "
+                    + "(for up to \(Int(deadline.timeIntervalSinceNow.rounded())) s more, MIRAGE_DB_RECONNECT_SECONDS)")
                 Thread.sleep(forTimeInterval: delay)
                 delay = min(delay * 2, 5)
             } catch let error as StoreError {
@@ -310,4 +326,5 @@ final class ManagedAtomicCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var value = 0
     func next() -> Int { lock.lock(); defer { lock.unlock() }; value += 1; return value }
+    var current: Int { lock.lock(); defer { lock.unlock() }; return value }
 }
