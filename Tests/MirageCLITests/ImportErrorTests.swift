@@ -80,8 +80,8 @@ struct StoreWithOneRun {
                                          "--model", "m", "--decoder", "beam5"]] {
         let result = try mirage(arguments + ["--db", s.db])
         #expect(result.status != 0)
-        #expect(result.stderr.contains("newer version of Mirage") && result.stderr.contains("v2-from-a-newer-mirage"),
-                "\(result.stderr)")
+        #expect(result.stderr.contains("written by a newer Mirage") && result.stderr.contains("v2-from-a-newer-mirage")
+                    && result.stderr.contains("Upgrade Mirage"), "\(result.stderr)")
     }
     // The database file is byte-identical and nothing was written to its write-ahead log (SQLite may create
     // an empty -wal/-shm pair when it opens a WAL database).
