@@ -124,12 +124,11 @@ struct Runs: ParsableCommand {
         /// stored before the precision was explicit have none of them.
         static func precision(fingerprint: String) -> String {
             if fingerprint.hasSuffix("+exact") { return "exact" }
-            if fingerprint.hasSuffix("+fast") {
-                return "fast (standard route: \(FastRoute.standardDescription); fast runs stored before the route was recorded "
-                    + "on a CPU without AVX512-BF16/VNNI computed with f32 FMAs)"
-            }
-            if let marker = fingerprint.range(of: "+fast/", options: .backwards),
-               let route = FastRoute(keyComponent: String(fingerprint[marker.upperBound...])) {
+            if let (_, route) = FastRoute.split(fingerprint: fingerprint) {
+                guard let route else {
+                    return "fast (standard route: \(FastRoute.standardDescription); fast runs stored before the route was recorded "
+                        + "on a CPU without AVX512-BF16/VNNI computed with f32 FMAs)"
+                }
                 return "fast (route: \(route.description); the computing CPU lacked bf16/int8 dot products or they were slower than f32 FMAs there)"
             }
             if fingerprint.isEmpty { return "- (outputs imported, not computed by Mirage)" }
