@@ -35,10 +35,24 @@ if [ "$(id -u)" = 0 ]; then
     fi
 fi
 
+# Runs pg_ctl with no file descriptor open beyond standard input, output and error. The server it starts keeps
+# every descriptor it inherits for as long as it runs; a caller's pipe or socket left open there makes the caller
+# wait for the server to exit (Swift's Foundation `Process` learns that a child ended through such a socket, so
+# `waitUntilExit()` on `postgres-throwaway.sh restart` or `up` never returned).
+pg_ctl_alone() {
+    (
+        for path in /proc/$BASHPID/fd/*; do
+            fd="${path##*/}"
+            [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+        done
+        as_owner "$bin/pg_ctl" "$@"
+    )
+}
+
 # Starts the cluster of a folder. No TCP listener: only the socket in the folder (nothing else on the machine can
 # be disturbed).
 launch() {
-    as_owner "$bin/pg_ctl" -D "$1/data" -l "$1/server.log" -w \
+    pg_ctl_alone -D "$1/data" -l "$1/server.log" -w \
         -o "-c listen_addresses='' -k $1 -c fsync=off -c max_connections=200" start >/dev/null \
         || { cat "$1/server.log" >&2; exit 1; }
 }
@@ -56,7 +70,7 @@ start)
     echo "export PGTHROWAWAY='$folder'"
     ;;
 restart)
-    as_owner "$bin/pg_ctl" -D "${2:?the folder printed by start}/data" -l "$2/server.log" -w -m fast restart >/dev/null
+    pg_ctl_alone -D "${2:?the folder printed by start}/data" -l "$2/server.log" -w -m fast restart >/dev/null
     ;;
 down)
     as_owner "$bin/pg_ctl" -D "${2:?the folder printed by start}/data" -w -m fast stop >/dev/null
