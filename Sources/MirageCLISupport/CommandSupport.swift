@@ -1,10 +1,12 @@
 import ArgumentParser
 import Foundation
+import MirageData
 
 /// Helpers shared by the `mirage` and `mirage-bench` executables: the version both print and record, error
 /// reporting, and process timing.
 public enum MirageVersion {
-    public static let string = "0.1.0"
+    /// The release (`MirageRelease.version` of MirageData, which the store records too).
+    public static let string = MirageRelease.version
 }
 
 /// Runs a command body and turns its errors into a clear message and a failing exit code.

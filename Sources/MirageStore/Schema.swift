@@ -1,12 +1,6 @@
 import Foundation
 import GRDB
-
-/// The Mirage release this build is. The store records it beside every schema migration it applies, so a build
-/// that finds migrations it does not know can name the release that wrote them (`StoreError.newerSchema`).
-/// Equal to the CLI's `MirageVersion.string` (test `theVersionTheCLIPrintsIsTheOneTheStoreRecords`).
-public enum MirageRelease {
-    public static let version = "0.1.0"
-}
+import MirageData
 
 /// The store's schema, built by GRDB migrations. Add migrations at the end, never edit a shipped one: a
 /// database that has a migration this build does not know is refused (`StoreError.newerSchema`).

@@ -1,4 +1,5 @@
 import Foundation
+import MirageData
 
 /// Everything that can go wrong in the run store, each case worded so the user knows what to do next.
 public enum StoreError: Error, CustomStringConvertible, Equatable {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import MirageTestSupport
 import MirageStore
+import MirageData
 
 /// Several `mirage run` processes on one experiment in one store (a SQLite file, and a PostgreSQL database when
 /// MIRAGE_TEST_POSTGRES names a server): items are claimed, never decoded twice, and a killed worker's items are

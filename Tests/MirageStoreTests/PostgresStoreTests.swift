@@ -3,6 +3,7 @@ import MirageTestSupport
 import Testing
 import MirageMetrics
 import MirageRunner
+import MirageData
 @testable import MirageStore
 
 /// What only the PostgreSQL store has: its migrations table, read-only sessions, reconnecting. The rest of the

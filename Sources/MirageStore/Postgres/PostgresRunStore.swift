@@ -16,29 +16,33 @@ public final class PostgresRunStore: RunRepository {
     /// Connects and migrates (`create`), or checks that the database already holds a Mirage store (`!create`).
     /// - Throws: `StoreError.newerSchema` without changing anything when a newer Mirage migrated the database.
     /// `note` receives what the store has to say while it works (a lost connection being opened again).
-    init(url: String, create: Bool, environment: [String: String] = ProcessInfo.processInfo.environment,
-         note: @escaping @Sendable (String) -> Void = { _ in }) throws {
-        let location = try PostgresLocation(url, environment: environment)
-        session = try PostgresSession(location: location, readOnly: false, environment: environment, note: note)
-        let shown = location.shown
-        try session.transaction { t in
-            let applied = try PostgresSchema.applied(t)
-            try PostgresSchema.checkNotNewer(t, applied, location: shown)
+    convenience init(url: String, create: Bool, environment: [String: String] = ProcessInfo.processInfo.environment,
+                     note: @escaping @Sendable (String) -> Void = { _ in }) throws {
+        try self.init(url: url, readOnly: false, environment: environment, note: note) { t, applied, shown in
             if applied.isEmpty && !create { throw StoreError.databaseMissing(path: shown) }
             if applied.count < PostgresSchema.migrations.count { try PostgresSchema.migrate(t, location: shown) }
         }
     }
 
     /// Connects for reading only (no migration; the session refuses writes), checking the schema.
-    init(readingOnly url: String, environment: [String: String] = ProcessInfo.processInfo.environment,
-         note: @escaping @Sendable (String) -> Void = { _ in }) throws {
+    convenience init(readingOnly url: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+                     note: @escaping @Sendable (String) -> Void = { _ in }) throws {
+        try self.init(url: url, readOnly: true, environment: environment, note: note) { _, applied, shown in
+            if applied.isEmpty { throw StoreError.databaseMissing(path: shown) }
+        }
+    }
+
+    /// Both initialisers: connects, then in one transaction refuses a database a newer Mirage migrated and runs
+    /// `prepare` with the migrations already applied and the location as messages show it.
+    private init(url: String, readOnly: Bool, environment: [String: String], note: @escaping @Sendable (String) -> Void,
+                 prepare: (SQLTransaction, [String], String) throws -> Void) throws {
         let location = try PostgresLocation(url, environment: environment)
-        session = try PostgresSession(location: location, readOnly: true, environment: environment, note: note)
+        session = try PostgresSession(location: location, readOnly: readOnly, environment: environment, note: note)
         let shown = location.shown
         try session.transaction { t in
             let applied = try PostgresSchema.applied(t)
-            if applied.isEmpty { throw StoreError.databaseMissing(path: shown) }
             try PostgresSchema.checkNotNewer(t, applied, location: shown)
+            try prepare(t, applied, shown)
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import MirageData
 
 /// The PostgreSQL store's schema: the tables and migrations of the SQLite store (`Schema`, same identifiers, same
 /// columns, documented in docs/store.md), translated to PostgreSQL's types. A migration added to `Schema` is
