@@ -265,7 +265,9 @@ final class PostgresSession: @unchecked Sendable {
                 if let hint = info[.hint] { text += "; hint: \(hint)" }
                 return text
             }
-            if let underlying = error.underlying { return "\(error.code): \(underlying)" }
+            // A PSQLError describes itself with a generic sentence (so as not to leak a query's parameters): name what
+            // it wraps by its code instead.
+            if let underlying = error.underlying { return "\(error.code): \(message(underlying))" }
             return "\(error.code)"
         }
         return "\(error)"
