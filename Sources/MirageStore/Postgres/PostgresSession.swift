@@ -230,7 +230,8 @@ final class PostgresSession: @unchecked Sendable {
                 connection = nil
                 note("note: lost the connection to \(location.serverDescription) (\(Self.message(error))); reconnecting "
                     + "(for up to \(Int(deadline.timeIntervalSinceNow.rounded())) s more, MIRAGE_DB_RECONNECT_SECONDS)")
-                Thread.sleep(forTimeInterval: delay)
+                // Never past the deadline: the last try falls on it, so giving up takes the window, not up to 5 s more.
+                Thread.sleep(forTimeInterval: max(0, min(delay, deadline.timeIntervalSinceNow)))
                 delay = min(delay * 2, 5)
             } catch let error as StoreError {
                 throw error
