@@ -42,15 +42,18 @@ public struct FastRoute: Sendable, Hashable {
     /// another CPU). A quantized bf16 checkpoint keeps its vision tower and projector in bf16, so their bf16
     /// dot products are part of its route. `towerFormats` are the matrix formats of a vision tower loaded from
     /// a folder of its own (`--vision-tower`; `matrixFormats(in:)`), which loads them as stored: a bf16 one
-    /// adds bf16 dot products when the rest of the route has none, f16 and f32 towers take f32 FMAs on every
-    /// CPU and add nothing (so routes without a bf16 tower are unchanged).
+    /// adds bf16 dot products when the rest of the route has none, an f16 one f16 FMAs where the CPU takes them
+    /// (`Kernels.usesF16DotProducts`), f32 towers (and f16 ones elsewhere) take f32 FMAs and add nothing (so
+    /// routes without such a tower are unchanged).
     public init(loadedFormat: WeightFormat, storedFormat: WeightFormat, towerFormats: Set<WeightFormat> = [],
-                bf16DotProducts: Bool = Kernels.usesBF16DotProducts, int8DotProducts: Bool = Kernels.usesInt8DotProducts) {
+                bf16DotProducts: Bool = Kernels.usesBF16DotProducts, int8DotProducts: Bool = Kernels.usesInt8DotProducts,
+                f16DotProducts: Bool = Kernels.usesF16DotProducts) {
         var formats = loadedFormat != .bf16 && storedFormat == .bf16 ? [loadedFormat, .bf16] : [loadedFormat]
         if towerFormats.contains(.bf16) && !formats.contains(.bf16) { formats.append(.bf16) }
+        if f16DotProducts && towerFormats.contains(.f16) && !formats.contains(.f16) { formats.append(.f16) }
         self.init(entries: formats.map {
             Entry(weightFormat: $0, dotProducts: Kernels.dotProducts(format: $0, precision: .fast, bf16DotProducts: bf16DotProducts,
-                                                                     int8DotProducts: int8DotProducts))
+                                                                     int8DotProducts: int8DotProducts, f16DotProducts: f16DotProducts))
         })
     }
 
@@ -106,6 +109,7 @@ public struct FastRoute: Sendable, Hashable {
             case .f32: "f32 FMAs"
             case .bf16: "bf16 dot products"
             case .int8: "int8 dot products"
+            case .f16: "f16 FMAs (AVX512-FP16, GEMM path)"
             }
             return "\(entry.weightFormat.rawValue) weights with \(dots)"
         }.joined(separator: ", ")
