@@ -663,7 +663,8 @@ func runnerError(_ body: () throws -> Void) -> String? {
             (.bf16, .q8, .q8, "q8:f32,bf16:f32"),
         ]
         for (stored, standardLoad, fallbackLoad, component) in cases {
-            let standard = FastRoute(loadedFormat: standardLoad, storedFormat: stored, bf16DotProducts: true, int8DotProducts: true)
+            let standard = FastRoute(loadedFormat: standardLoad, storedFormat: stored, bf16DotProducts: true, int8DotProducts: true,
+                                     f16DotProducts: false)
             let fallback = FastRoute(loadedFormat: fallbackLoad, storedFormat: stored, bf16DotProducts: false, int8DotProducts: false,
                                      f16DotProducts: false)
             #expect(standard.isStandard && !fallback.isStandard, "\(stored)")
@@ -703,9 +704,12 @@ func runnerError(_ body: () throws -> Void) -> String? {
         #expect(!f16.isStandard && f16.keyComponent == "f16:f16" && FastRoute(keyComponent: "f16:f16") == f16)
         #expect(f16.description == "f16 weights with f16 FMAs (AVX512-FP16, GEMM path)")
         #expect(ExperimentRunner.precisionKeyField(.fast, storedFormat: .f16, route: f16) == "fast/f16:f16")
-        // q8 projections of an f16 checkpoint: the f16 FMAs do not enter its route.
+        // q8 projections of an f16 checkpoint keep its vision tower in f16: with the f16 GEMM that is part of the
+        // route, without it the route is the projections' alone (as before).
         #expect(FastRoute(loadedFormat: .q8, storedFormat: .f16, bf16DotProducts: false, int8DotProducts: true,
-                          f16DotProducts: true).keyComponent == "q8:int8")
+                          f16DotProducts: true).keyComponent == "q8:int8,f16:f16")
+        #expect(FastRoute(loadedFormat: .q8, storedFormat: .f16, bf16DotProducts: true, int8DotProducts: true,
+                          f16DotProducts: false).keyComponent == "q8:int8")
     }
 
     @Test func aSeparateBF16TowerIsPartOfTheFastRoute() throws {
