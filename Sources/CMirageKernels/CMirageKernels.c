@@ -24,48 +24,49 @@ int mk_has_avx512bf16(void) {
 #define PROBE_CHAINS 16
 #define PROBE_STEPS 2000
 
-static uint64_t probe_fma(float *sink) {
-    __m512 acc[PROBE_CHAINS];
-    for (int i = 0; i < PROBE_CHAINS; i++) acc[i] = _mm512_set1_ps((float)i);
-    __m512 b = _mm512_set1_ps(1e-7f);
-    const uint64_t t0 = __rdtsc();
-    for (int s = 0; s < PROBE_STEPS; s++) {
-        for (int i = 0; i < PROBE_CHAINS; i++) acc[i] = _mm512_fmadd_ps(b, b, acc[i]);
-        __asm__ volatile("" : "+v"(b));
+// A probe: PROBE_CHAINS accumulators (`init`, with i the chain), each PROBE_STEPS dependent `step`s on
+// `acc[i]` and the multiplier `b`; returns the TSC ticks and adds every accumulator (`sum`) to *sink.
+#define DEFINE_PROBE(name, acc_type, init, b_type, b_value, step, sum)       \
+    static uint64_t name(float *sink) {                                       \
+        acc_type acc[PROBE_CHAINS];                                           \
+        for (int i = 0; i < PROBE_CHAINS; i++) acc[i] = init;                 \
+        b_type b = b_value;                                                   \
+        const uint64_t t0 = __rdtsc();                                        \
+        for (int s = 0; s < PROBE_STEPS; s++) {                               \
+            for (int i = 0; i < PROBE_CHAINS; i++) acc[i] = step;             \
+            __asm__ volatile("" : "+v"(b));                                   \
+        }                                                                     \
+        const uint64_t t = __rdtsc() - t0;                                    \
+        for (int i = 0; i < PROBE_CHAINS; i++) *sink += sum;                  \
+        return t;                                                             \
     }
-    const uint64_t t = __rdtsc() - t0;
-    for (int i = 0; i < PROBE_CHAINS; i++) *sink += _mm512_reduce_add_ps(acc[i]);
-    return t;
-}
 
-static uint64_t probe_dpbf16(float *sink) {
-    __m512 acc[PROBE_CHAINS];
-    for (int i = 0; i < PROBE_CHAINS; i++) acc[i] = _mm512_set1_ps((float)i);
-    __m512bh b = (__m512bh)_mm512_set1_epi32(0x33d633d6); // 1e-7 in both bf16 halves
-    const uint64_t t0 = __rdtsc();
-    for (int s = 0; s < PROBE_STEPS; s++) {
-        for (int i = 0; i < PROBE_CHAINS; i++) acc[i] = _mm512_dpbf16_ps(acc[i], b, b);
-        __asm__ volatile("" : "+v"(b));
+DEFINE_PROBE(probe_fma, __m512, _mm512_set1_ps((float)i), __m512, _mm512_set1_ps(1e-7f),
+             _mm512_fmadd_ps(b, b, acc[i]), _mm512_reduce_add_ps(acc[i]))
+// b: 1e-7 in both bf16 halves.
+DEFINE_PROBE(probe_dpbf16, __m512, _mm512_set1_ps((float)i), __m512bh, (__m512bh)_mm512_set1_epi32(0x33d633d6),
+             _mm512_dpbf16_ps(acc[i], b, b), _mm512_reduce_add_ps(acc[i]))
+
+/// Multiply-adds per second of `probe`'s instruction (32 per instruction) over those of the FMA (16 each), from
+/// the same instruction count: the fastest of seven alternated runs of each (a preempted run only ever counts
+/// slower).
+static double probe_speedup(uint64_t (*probe)(float *)) {
+    volatile float sink = 0;
+    float s = 0;
+    uint64_t fma = UINT64_MAX, other = UINT64_MAX;
+    for (int round = 0; round < 7; round++) {
+        const uint64_t f = probe_fma(&s), d = probe(&s);
+        if (f < fma) fma = f;
+        if (d < other) other = d;
     }
-    const uint64_t t = __rdtsc() - t0;
-    for (int i = 0; i < PROBE_CHAINS; i++) *sink += _mm512_reduce_add_ps(acc[i]);
-    return t;
+    sink = s;
+    (void)sink;
+    return other > 0 ? 2.0 * (double)fma / (double)other : 0;
 }
 
 double mk_bf16_dot_product_speedup(void) {
     if (!mk_has_avx512bf16()) return 0;
-    volatile float sink = 0;
-    float s = 0;
-    uint64_t fma = UINT64_MAX, dp = UINT64_MAX;
-    for (int round = 0; round < 7; round++) { // the fastest of each: a preempted run only ever counts slower
-        const uint64_t f = probe_fma(&s), d = probe_dpbf16(&s);
-        if (f < fma) fma = f;
-        if (d < dp) dp = d;
-    }
-    sink = s;
-    (void)sink;
-    // Same instruction count: multiply-adds per second of vdpbf16ps (32 each) over those of the FMA (16 each).
-    return dp > 0 ? 2.0 * (double)fma / (double)dp : 0;
+    return probe_speedup(probe_dpbf16);
 }
 
 #else
@@ -394,38 +395,16 @@ int mk_has_avx512fp16(void) {
 #endif
 }
 
-// The probe reuses the bf16 probe's FMA loop, so it needs both extensions in the build (every CPU with
+// The probe reuses the bf16 probe's FMA loop and timing, so it needs both extensions in the build (every CPU with
 // AVX512-FP16 so far also has AVX512-BF16).
 #if defined(__AVX512FP16__) && defined(__AVX512BF16__)
 
-static uint64_t probe_fmaph(float *sink) {
-    __m512h acc[PROBE_CHAINS];
-    for (int i = 0; i < PROBE_CHAINS; i++) acc[i] = _mm512_set1_ph((_Float16)i);
-    __m512h b = _mm512_set1_ph((_Float16)1e-3f);
-    const uint64_t t0 = __rdtsc();
-    for (int s = 0; s < PROBE_STEPS; s++) {
-        for (int i = 0; i < PROBE_CHAINS; i++) acc[i] = _mm512_fmadd_ph(b, b, acc[i]);
-        __asm__ volatile("" : "+v"(b));
-    }
-    const uint64_t t = __rdtsc() - t0;
-    for (int i = 0; i < PROBE_CHAINS; i++) *sink += (float)_mm512_reduce_add_ph(acc[i]);
-    return t;
-}
+DEFINE_PROBE(probe_fmaph, __m512h, _mm512_set1_ph((_Float16)i), __m512h, _mm512_set1_ph((_Float16)1e-3f),
+             _mm512_fmadd_ph(b, b, acc[i]), (float)_mm512_reduce_add_ph(acc[i]))
 
 double mk_f16_fma_speedup(void) {
     if (!mk_has_avx512fp16()) return 0;
-    volatile float sink = 0;
-    float s = 0;
-    uint64_t fma = UINT64_MAX, ph = UINT64_MAX;
-    for (int round = 0; round < 7; round++) { // the fastest of each, as in mk_bf16_dot_product_speedup
-        const uint64_t f = probe_fma(&s), h = probe_fmaph(&s);
-        if (f < fma) fma = f;
-        if (h < ph) ph = h;
-    }
-    sink = s;
-    (void)sink;
-    // Same instruction count: multiply-adds per second of vfmadd231ph (32 each) over those of vfmadd231ps (16).
-    return ph > 0 ? 2.0 * (double)fma / (double)ph : 0;
+    return probe_speedup(probe_fmaph);
 }
 
 #else
