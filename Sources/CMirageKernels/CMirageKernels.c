@@ -24,48 +24,49 @@ int mk_has_avx512bf16(void) {
 #define PROBE_CHAINS 16
 #define PROBE_STEPS 2000
 
-static uint64_t probe_fma(float *sink) {
-    __m512 acc[PROBE_CHAINS];
-    for (int i = 0; i < PROBE_CHAINS; i++) acc[i] = _mm512_set1_ps((float)i);
-    __m512 b = _mm512_set1_ps(1e-7f);
-    const uint64_t t0 = __rdtsc();
-    for (int s = 0; s < PROBE_STEPS; s++) {
-        for (int i = 0; i < PROBE_CHAINS; i++) acc[i] = _mm512_fmadd_ps(b, b, acc[i]);
-        __asm__ volatile("" : "+v"(b));
+// A probe: PROBE_CHAINS accumulators (`init`, with i the chain), each PROBE_STEPS dependent `step`s on
+// `acc[i]` and the multiplier `b`; returns the TSC ticks and adds every accumulator (`sum`) to *sink.
+#define DEFINE_PROBE(name, acc_type, init, b_type, b_value, step, sum)       \
+    static uint64_t name(float *sink) {                                       \
+        acc_type acc[PROBE_CHAINS];                                           \
+        for (int i = 0; i < PROBE_CHAINS; i++) acc[i] = init;                 \
+        b_type b = b_value;                                                   \
+        const uint64_t t0 = __rdtsc();                                        \
+        for (int s = 0; s < PROBE_STEPS; s++) {                               \
+            for (int i = 0; i < PROBE_CHAINS; i++) acc[i] = step;             \
+            __asm__ volatile("" : "+v"(b));                                   \
+        }                                                                     \
+        const uint64_t t = __rdtsc() - t0;                                    \
+        for (int i = 0; i < PROBE_CHAINS; i++) *sink += sum;                  \
+        return t;                                                             \
     }
-    const uint64_t t = __rdtsc() - t0;
-    for (int i = 0; i < PROBE_CHAINS; i++) *sink += _mm512_reduce_add_ps(acc[i]);
-    return t;
-}
 
-static uint64_t probe_dpbf16(float *sink) {
-    __m512 acc[PROBE_CHAINS];
-    for (int i = 0; i < PROBE_CHAINS; i++) acc[i] = _mm512_set1_ps((float)i);
-    __m512bh b = (__m512bh)_mm512_set1_epi32(0x33d633d6); // 1e-7 in both bf16 halves
-    const uint64_t t0 = __rdtsc();
-    for (int s = 0; s < PROBE_STEPS; s++) {
-        for (int i = 0; i < PROBE_CHAINS; i++) acc[i] = _mm512_dpbf16_ps(acc[i], b, b);
-        __asm__ volatile("" : "+v"(b));
+DEFINE_PROBE(probe_fma, __m512, _mm512_set1_ps((float)i), __m512, _mm512_set1_ps(1e-7f),
+             _mm512_fmadd_ps(b, b, acc[i]), _mm512_reduce_add_ps(acc[i]))
+// b: 1e-7 in both bf16 halves.
+DEFINE_PROBE(probe_dpbf16, __m512, _mm512_set1_ps((float)i), __m512bh, (__m512bh)_mm512_set1_epi32(0x33d633d6),
+             _mm512_dpbf16_ps(acc[i], b, b), _mm512_reduce_add_ps(acc[i]))
+
+/// Multiply-adds per second of `probe`'s instruction (32 per instruction) over those of the FMA (16 each), from
+/// the same instruction count: the fastest of seven alternated runs of each (a preempted run only ever counts
+/// slower).
+static double probe_speedup(uint64_t (*probe)(float *)) {
+    volatile float sink = 0;
+    float s = 0;
+    uint64_t fma = UINT64_MAX, other = UINT64_MAX;
+    for (int round = 0; round < 7; round++) {
+        const uint64_t f = probe_fma(&s), d = probe(&s);
+        if (f < fma) fma = f;
+        if (d < other) other = d;
     }
-    const uint64_t t = __rdtsc() - t0;
-    for (int i = 0; i < PROBE_CHAINS; i++) *sink += _mm512_reduce_add_ps(acc[i]);
-    return t;
+    sink = s;
+    (void)sink;
+    return other > 0 ? 2.0 * (double)fma / (double)other : 0;
 }
 
 double mk_bf16_dot_product_speedup(void) {
     if (!mk_has_avx512bf16()) return 0;
-    volatile float sink = 0;
-    float s = 0;
-    uint64_t fma = UINT64_MAX, dp = UINT64_MAX;
-    for (int round = 0; round < 7; round++) { // the fastest of each: a preempted run only ever counts slower
-        const uint64_t f = probe_fma(&s), d = probe_dpbf16(&s);
-        if (f < fma) fma = f;
-        if (d < dp) dp = d;
-    }
-    sink = s;
-    (void)sink;
-    // Same instruction count: multiply-adds per second of vdpbf16ps (32 each) over those of the FMA (16 each).
-    return dp > 0 ? 2.0 * (double)fma / (double)dp : 0;
+    return probe_speedup(probe_dpbf16);
 }
 
 #else
@@ -381,5 +382,162 @@ void mk_q8_vnni_rows(const mk_q8_matrix *w, long r0, long r1, const void *x, lon
 void mk_q8_quantize_rows(const float *x, long cols, long ldx, long i0, long i1, void *out, long row_bytes) {}
 void mk_q8_vnni_rows(const mk_q8_matrix *w, long r0, long r1, const void *x, long x_row_bytes, long n, long chunk,
                      long wide_tiles, const float *bias, float *y, long ldy) {}
+
+#endif
+
+// MARK: - f16 GEMM (AVX512-FP16, fast precision only)
+
+int mk_has_avx512fp16(void) {
+#if defined(__AVX512FP16__)
+    return __builtin_cpu_supports("avx512fp16");
+#else
+    return 0;
+#endif
+}
+
+// The probe reuses the bf16 probe's FMA loop and timing, so it needs both extensions in the build (every CPU with
+// AVX512-FP16 so far also has AVX512-BF16).
+#if defined(__AVX512FP16__) && defined(__AVX512BF16__)
+
+DEFINE_PROBE(probe_fmaph, __m512h, _mm512_set1_ph((_Float16)i), __m512h, _mm512_set1_ph((_Float16)1e-3f),
+             _mm512_fmadd_ph(b, b, acc[i]), (float)_mm512_reduce_add_ph(acc[i]))
+
+double mk_f16_fma_speedup(void) {
+    if (!mk_has_avx512fp16()) return 0;
+    return probe_speedup(probe_fmaph);
+}
+
+#else
+
+double mk_f16_fma_speedup(void) { return 0; }
+
+#endif
+
+#if defined(__AVX512FP16__)
+
+/// 2^e for |e| ≤ 126, exactly.
+INLINE float power_of_two(int e) {
+    const uint32_t bits = (uint32_t)(e + 127) << 23;
+    float f;
+    __builtin_memcpy(&f, &bits, 4);
+    return f;
+}
+
+float mk_f16_row_scale(const float *x, long count) {
+    __m512 top = _mm512_setzero_ps();
+    for (long c = 0; c < count; c += 16) top = _mm512_max_ps(top, _mm512_abs_ps(_mm512_maskz_loadu_ps(mask16(count - c), x + c)));
+    const float largest = _mm512_reduce_max_ps(top);
+    if (!(largest > 0) || largest > 3.4e38f) return 1; // zero, or inf/NaN (which propagate unscaled)
+    uint32_t bits;
+    __builtin_memcpy(&bits, &largest, 4);
+    // largest = f·2^e with f in [1, 2): the factor 2^-(e+1) brings it into [1/2, 1); kept within float's normal range.
+    int e = -((int)((bits >> 23) & 0xff) - 127 + 1);
+    if (e > 126) e = 126;
+    if (e < -126) e = -126;
+    return power_of_two(e);
+}
+
+void mk_f16_pack_row(const float *x, long count, float scale, uint16_t *out, long padded) {
+    const __m512 s = _mm512_set1_ps(scale);
+    long c = 0;
+    for (; c + 16 <= count; c += 16) {
+        const __m256i h = _mm512_cvtps_ph(_mm512_mul_ps(_mm512_loadu_ps(x + c), s), _MM_FROUND_TO_NEAREST_INT);
+        _mm256_storeu_si256((__m256i *)(out + c), h);
+    }
+    if (c < count) {
+        const __mmask16 m = mask16(count - c);
+        const __m256i h = _mm512_cvtps_ph(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + c), s), _MM_FROUND_TO_NEAREST_INT);
+        _mm256_mask_storeu_epi16(out + c, m, h);
+    }
+    for (long e = count; e < padded; e++) out[e] = 0;
+}
+
+float mk_f16_scale_panel(uint32_t *b, long kcp) {
+    // |w| as 16-bit integers: for finite f16 values the integer order is the magnitude order.
+    const __m512i magnitude = _mm512_set1_epi16(0x7fff);
+    __m512i top = _mm512_setzero_si512();
+    for (long p = 0; p < kcp; p++) {
+        top = _mm512_max_epu16(top, _mm512_and_si512(_mm512_load_si512((const void *)(b + 32 * p)), magnitude));
+        top = _mm512_max_epu16(top, _mm512_and_si512(_mm512_load_si512((const void *)(b + 32 * p + 16)), magnitude));
+    }
+    const __m512h lanes = _mm512_castsi512_ph(top);
+    const float largest = (float)_mm512_reduce_max_ph(lanes);
+    if (!(largest > 0) || largest > 65504.0f) return 1; // all zero, or inf/NaN (which propagate unscaled)
+    // 2^e with largest·2^e in [128, 256); e ≤ 15, the largest power of two f16 holds (tiny panels stay smaller).
+    uint32_t bits;
+    __builtin_memcpy(&bits, &largest, 4);
+    int e = 7 - ((int)((bits >> 23) & 0xff) - 127);
+    if (e > 15) e = 15;
+    if (e == 0) return 1;
+    const __m512h factor = _mm512_set1_ph((_Float16)power_of_two(e));
+    for (long p = 0; p < 2 * kcp; p++) {
+        __m512i *v = (__m512i *)(b + 16 * p);
+        _mm512_store_si512(v, _mm512_castph_si512(_mm512_mul_ph(_mm512_castsi512_ph(_mm512_load_si512(v)), factor)));
+    }
+    return power_of_two(-e);
+}
+
+/// acc's 32 f16 lanes (16 features × 2 inputs of a pair) added into two f32 vectors (features 0–7, 8–15).
+INLINE void flush_f16(__m512h acc, __m512 *lo, __m512 *hi) {
+    const __m512i bits = _mm512_castph_si512(acc);
+    *lo = _mm512_add_ps(*lo, _mm512_cvtph_ps(_mm512_castsi512_si256(bits)));
+    *hi = _mm512_add_ps(*hi, _mm512_cvtph_ps(_mm512_extracti64x4_epi64(bits, 1)));
+}
+
+void mk_gemm_kernel_f16(long kcp, const uint32_t *a, const uint32_t *b, float *c, long ldc, int mr, int width,
+                        int accumulate, const float *bias, const float *row_scale, float panel_scale) {
+    // f32 sums per row: features 0–7, 8–15, 16–23, 24–31, each feature's two inputs in adjacent lanes.
+    __m512 sums[MK_MR][4];
+    for (int i = 0; i < MK_MR; i++) sums[i][0] = sums[i][1] = sums[i][2] = sums[i][3] = _mm512_setzero_ps();
+    for (long p0 = 0; p0 < kcp; p0 += MK_F16_FLUSH_PAIRS) {
+        const long p1 = p0 + MK_F16_FLUSH_PAIRS < kcp ? p0 + MK_F16_FLUSH_PAIRS : kcp;
+        __m512h acc[MK_MR][2];
+        for (int i = 0; i < MK_MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ph();
+        for (long p = p0; p < p1; p++) {
+            const __m512h b0 = _mm512_castsi512_ph(_mm512_load_si512((const void *)(b + 32 * p)));
+            const __m512h b1 = _mm512_castsi512_ph(_mm512_load_si512((const void *)(b + 32 * p + 16)));
+            for (int i = 0; i < MK_MR; i++) {
+                // One 32-bit broadcast (a load-port operation) carries both inputs of the pair.
+                const __m512h x = _mm512_castsi512_ph(_mm512_set1_epi32((int)a[i * MK_A_STRIDE + p]));
+                acc[i][0] = _mm512_fmadd_ph(x, b0, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ph(x, b1, acc[i][1]);
+            }
+        }
+        for (int i = 0; i < MK_MR; i++) {
+            flush_f16(acc[i][0], &sums[i][0], &sums[i][1]);
+            flush_f16(acc[i][1], &sums[i][2], &sums[i][3]);
+        }
+    }
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __mmask16 m0 = mask16(width), m1 = mask16(width - 16);
+    __m512 add0 = _mm512_setzero_ps(), add1 = _mm512_setzero_ps();
+    if (!accumulate && bias) {
+        add0 = _mm512_maskz_loadu_ps(m0, bias);
+        add1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    }
+    for (int i = 0; i < mr && i < MK_MR; i++) {
+        const __m512 scale = _mm512_set1_ps(row_scale[i] * panel_scale);
+        const __m512 f0 = _mm512_add_ps(_mm512_permutex2var_ps(sums[i][0], even, sums[i][1]),
+                                        _mm512_permutex2var_ps(sums[i][0], odd, sums[i][1]));
+        const __m512 f1 = _mm512_add_ps(_mm512_permutex2var_ps(sums[i][2], even, sums[i][3]),
+                                        _mm512_permutex2var_ps(sums[i][2], odd, sums[i][3]));
+        float *row = c + (size_t)i * ldc;
+        if (accumulate) {
+            add0 = _mm512_maskz_loadu_ps(m0, row);
+            add1 = _mm512_maskz_loadu_ps(m1, row + 16);
+        }
+        _mm512_mask_storeu_ps(row, m0, _mm512_fmadd_ps(f0, scale, add0));
+        _mm512_mask_storeu_ps(row + 16, m1, _mm512_fmadd_ps(f1, scale, add1));
+    }
+}
+
+#else
+
+float mk_f16_row_scale(const float *x, long count) { return 1; }
+void mk_f16_pack_row(const float *x, long count, float scale, uint16_t *out, long padded) {}
+float mk_f16_scale_panel(uint32_t *b, long kcp) { return 1; }
+void mk_gemm_kernel_f16(long kcp, const uint32_t *a, const uint32_t *b, float *c, long ldc, int mr, int width,
+                        int accumulate, const float *bias, const float *row_scale, float panel_scale) {}
 
 #endif

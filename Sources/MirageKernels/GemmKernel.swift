@@ -14,7 +14,9 @@ import CMirageKernels
 // are adjacent rather than a multiple of 4 KiB apart (which thrashes L2 sets for the 4864-input `down`).
 // f32, f16 and q8 weights are widened to f32 when packed, and the micro-kernel is Swift SIMD; fast bf16
 // weights where bf16 dot products pay (`Kernels.usesBF16DotProducts`) keep their bf16 pairs and take the C
-// micro-kernel (vdpbf16ps).
+// micro-kernel (vdpbf16ps); fast f16 weights where AVX512-FP16 pays (`Kernels.usesF16DotProducts`) keep their
+// f16 pairs, scaled per micro-panel by a power of two, against x rows scaled likewise and rounded to f16, and
+// take the C f16 micro-kernel (`mk_gemm_kernel_f16`).
 
 private let mr = Int(MK_MR)
 private let nr = Int(MK_NR)
@@ -109,7 +111,8 @@ private enum WidenedEntries<L: WeightLoads>: PackedEntries {
     @inline(__always) static func entries(_ w: WeightView, row j: Int, depth d: Int) -> F16x16 { L.vector16(w, row: j, column: d) }
 }
 
-/// bf16 weights as stored, for the dot-product kernel: depth = pairs of inputs (2d, 2d + 1), raw bits.
+/// bf16 (or f16) weights as stored, for the bf16 dot-product (or f16) kernel: depth = pairs of inputs (2d, 2d + 1),
+/// raw bits.
 private enum BF16PairEntries: PackedEntries {
     @inline(__always) static func entries(_ w: WeightView, row j: Int, depth d: Int) -> F16x16 {
         let p = w.row(j) + 4 &* d
@@ -144,6 +147,40 @@ extension Kernels {
     static func gemmPackedBytes(n: Int, cols: Int, bf16: Bool) -> Int {
         let blocks = (gemmDepth(cols: cols, bf16: bf16) + gemmDepthBlock - 1) / gemmDepthBlock
         return blocks * ((n + mr - 1) / mr) * mr * gemmAStride * 4
+    }
+
+    /// Bytes of x packed for the f16 GEMM: f16 pairs laid out as bf16 pairs are, then one f32 inverse scale per
+    /// panel row.
+    static func gemmF16PackedBytes(n: Int, cols: Int) -> Int {
+        gemmPackedBytes(n: n, cols: cols, bf16: true) + (n + mr - 1) / mr * mr * 4
+    }
+
+    /// Packs panels [p0, p1) of x for `gemmTask(…, f16: true, …)`: each row multiplied by
+    /// `mk_f16_row_scale` (a power of two, so |x| < 1) and rounded to f16 in pairs, as `gemmPack` lays out bf16
+    /// pairs; the inverse scales follow the panels (rows beyond n: zeros, scale 1).
+    static func gemmPackF16(_ x: UnsafePointer<Float>, n: Int, cols: Int, panels p0: Int, _ p1: Int,
+                            into destination: UnsafeMutableRawPointer) {
+        let depth = gemmDepth(cols: cols, bf16: true)
+        let panels = (n + mr - 1) / mr
+        let inverse = (destination + gemmPackedBytes(n: n, cols: cols, bf16: true)).assumingMemoryBound(to: Float.self)
+        for row in p0 * mr..<p1 * mr {
+            let scale = row < n ? mk_f16_row_scale(x + row * cols, cols) : 1
+            inverse[row] = 1 / scale
+            var block = 0
+            for d0 in stride(from: 0, to: depth, by: gemmDepthBlock) {
+                let width = min(gemmDepthBlock, depth - d0)
+                let out = destination + ((block * panels + row / mr) * mr + row % mr) * gemmAStride * 4
+                let halves = out.assumingMemoryBound(to: UInt16.self)
+                if row >= n {
+                    halves.initialize(repeating: 0, count: 2 * width)
+                } else {
+                    // Pairs d0…d0+width cover inputs 2·d0 … 2·(d0 + width); an odd last input pairs with 0.
+                    let first = 2 * d0
+                    mk_f16_pack_row(x + row * cols + first, min(2 * width, cols - first), scale, halves, 2 * width)
+                }
+                block += 1
+            }
+        }
     }
 
     /// Scratch bytes one GEMM task needs (its packed weights, at most `gemmFeaturesPerTask` features).
@@ -188,13 +225,21 @@ extension Kernels {
     /// j1 − j0)`, 64-byte aligned.
     static func gemmTask(_ w: WeightView, _ packed: UnsafeRawPointer, n: Int, features j0: Int, _ j1: Int,
                          bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, ldy: Int, bf16: Bool,
-                         work: UnsafeMutableRawPointer) {
-        let depth = gemmDepth(cols: w.cols, bf16: bf16)
+                         f16: Bool = false, work: UnsafeMutableRawPointer) {
+        let depth = gemmDepth(cols: w.cols, bf16: bf16 || f16)
+        // f16: the rows' inverse scales after the packed panels, and each micro-panel's (≤ 8 per task).
+        let rowScales = f16 ? (packed + gemmPackedBytes(n: n, cols: w.cols, bf16: true)).assumingMemoryBound(to: Float.self) : nil
+        var panelScales = SIMD8<Float>(repeating: 1)
         let panels = (n + mr - 1) / mr
         var block = 0
         for d0 in stride(from: 0, to: depth, by: gemmDepthBlock) {
             let kc = min(gemmDepthBlock, depth - d0)
-            gemmPackWeights(w, features: j0, j1, depth: d0, kc, bf16: bf16, into: work.assumingMemoryBound(to: Float.self))
+            gemmPackWeights(w, features: j0, j1, depth: d0, kc, bf16: bf16 || f16, into: work.assumingMemoryBound(to: Float.self))
+            if f16 {
+                for panel in 0..<(j1 - j0 + nr - 1) / nr {
+                    panelScales[panel] = mk_f16_scale_panel((work + panel * kc * nr * 4).assumingMemoryBound(to: UInt32.self), kc)
+                }
+            }
             for pm in stride(from: 0, to: panels, by: gemmPanelsPerBlock) {
                 for jj in stride(from: j0, to: j1, by: nr) {
                     let width = min(nr, j1 - jj)
@@ -204,7 +249,11 @@ extension Kernels {
                         let a = packed + ((block * panels + p) * mr * gemmAStride) * 4
                         let c = y + p * mr * ldy + jj
                         let tileBias = bias.map { $0 + jj }
-                        if bf16 {
+                        if let rowScales {
+                            mk_gemm_kernel_f16(kc, a.assumingMemoryBound(to: UInt32.self), b.assumingMemoryBound(to: UInt32.self),
+                                               c, ldy, Int32(rows), Int32(width), d0 > 0 ? 1 : 0, tileBias, rowScales + p * mr,
+                                               panelScales[(jj - j0) / nr])
+                        } else if bf16 {
                             mk_gemm_kernel_bf16(kc, a.assumingMemoryBound(to: UInt32.self), b.assumingMemoryBound(to: UInt32.self),
                                                 c, ldy, Int32(rows), Int32(width), d0 > 0 ? 1 : 0, tileBias)
                         } else {

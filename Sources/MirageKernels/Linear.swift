@@ -29,6 +29,21 @@ extension Kernels {
     /// checkpoints in f16 in fast mode.
     public static let usesBF16DotProducts: Bool = hasAVX512BF16 && bf16DotProductSpeedup >= bf16DotProductMinimumSpeedup
 
+    /// True when the CPU has AVX512-FP16 instructions (whether or not they pay; see `usesF16DotProducts`).
+    public static let hasAVX512FP16: Bool = mk_has_avx512fp16() != 0
+
+    /// Multiply-adds per second of `vfmadd231ph` (32 f16 lanes) over those of the f32 FMA on this core, timed
+    /// once at first use (`mk_f16_fma_speedup`, ~0.3 ms); 0 without AVX512-FP16 (or a build without
+    /// AVX512-BF16, whose probe loop it shares). 2 on the Intel Xeon (family 6, model 207) VM: both issue at
+    /// the same rate.
+    public static let f16FMASpeedup: Double = mk_f16_fma_speedup()
+
+    /// True when the CPU has AVX512-FP16 and its f16 FMAs do at least `bf16DotProductMinimumSpeedup` times the
+    /// f32 FMA's multiply-adds, so that f16 weights with `Precision.fast` take the f16 GEMM on the GEMM path
+    /// (`usesF16DotProducts(_:)`; x scaled per row by a power of two and rounded to f16, products summed in
+    /// f16 over `MK_F16_FLUSH_PAIRS` pairs, then in f32). The mid-n and decode paths keep f32 FMAs.
+    public static let usesF16DotProducts: Bool = hasAVX512FP16 && f16FMASpeedup >= bf16DotProductMinimumSpeedup
+
     /// The multiply-adds `linear` takes for weights of one format on its mid-n and GEMM paths (q8: every path).
     public enum DotProducts: String, Sendable, CaseIterable {
         /// f32 FMAs of weights widened to f32 (the `exact` computation).
@@ -37,6 +52,9 @@ extension Kernels {
         case bf16
         /// AVX512-VNNI `vpdpbusd`, x quantized to int8 per 32-input group.
         case int8
+        /// AVX512-FP16 `vfmadd231ph` on the GEMM path (f16 weights), x rounded to f16 after a per-row power-of-two
+        /// scale, f16 sums over 64 products flushed into f32; mid-n and decode take f32 FMAs.
+        case f16
     }
 
     /// The dot products weights of `format` (as loaded) take under `precision`: bf16 weights take bf16 dot
@@ -44,13 +62,21 @@ extension Kernels {
     /// (`usesBF16DotProducts`, `usesInt8DotProducts`; pass other decisions to see another CPU's route),
     /// everything else f32 FMAs.
     public static func dotProducts(format: WeightFormat, precision: Precision, bf16DotProducts: Bool = usesBF16DotProducts,
-                                   int8DotProducts: Bool = usesInt8DotProducts) -> DotProducts {
+                                   int8DotProducts: Bool = usesInt8DotProducts,
+                                   f16DotProducts: Bool = usesF16DotProducts) -> DotProducts {
         guard precision == .fast else { return .f32 }
         switch format {
         case .bf16: return bf16DotProducts ? .bf16 : .f32
         case .q8: return int8DotProducts ? .int8 : .f32
-        case .f32, .f16: return .f32
+        case .f16: return f16DotProducts ? .f16 : .f32
+        case .f32: return .f32
         }
+    }
+
+    /// True when `linear` multiplies by `weight` with the f16 GEMM (`usesF16DotProducts`) on its GEMM path: f16
+    /// weights, `Precision.fast`, and a CPU whose AVX512-FP16 FMAs pay.
+    public static func usesF16DotProducts(_ weight: WeightMatrix) -> Bool {
+        weight.format == .f16 && weight.precision == .fast && usesF16DotProducts
     }
 
     /// True when `linear` multiplies by `weight` with bf16 dot products (x rounded to bf16) on the mid-n and
@@ -108,7 +134,8 @@ extension Kernels {
             let packed = packRows(x, n: n, cols: weight.cols, bf16: usesBF16DotProducts(weight), pool: pool)
             linear(packed, weight: weight, bias: bias, into: y, pool: pool)
         case .gemm:
-            let packed = packPanels(x, n: n, cols: weight.cols, bf16: usesBF16DotProducts(weight), pool: pool)
+            let packed = usesF16DotProducts(weight) ? packF16Panels(x, n: n, cols: weight.cols, pool: pool)
+                : packPanels(x, n: n, cols: weight.cols, bf16: usesBF16DotProducts(weight), pool: pool)
             linear(packed, weight: weight, bias: bias, into: y, pool: pool)
         }
     }
@@ -190,8 +217,9 @@ extension Kernels {
         precondition(cols > 0, "packInput: cols must be positive")
         if usesInt8DotProducts(weight) { return quantizeActivations(x, n: n, cols: cols, pool: pool) }
         let bf16 = usesBF16DotProducts(weight)
-        return usesMidN(n: n, format: weight.format) ? packRows(x, n: n, cols: cols, bf16: bf16, pool: pool)
-                                                     : packPanels(x, n: n, cols: cols, bf16: bf16, pool: pool)
+        if usesMidN(n: n, format: weight.format) { return packRows(x, n: n, cols: cols, bf16: bf16, pool: pool) }
+        return usesF16DotProducts(weight) ? packF16Panels(x, n: n, cols: cols, pool: pool)
+                                          : packPanels(x, n: n, cols: cols, bf16: bf16, pool: pool)
     }
 
     /// x row-major for the mid-n path, rows padded to 32 inputs (f32, or bf16 pairs for bf16 weights
@@ -215,13 +243,27 @@ extension Kernels {
         return packed
     }
 
+    /// x in 12-row panels of f16 pairs for the f16 GEMM (`usesF16DotProducts(_:)`): each row multiplied by the
+    /// power of two that brings its largest magnitude into (1/2, 1] (`gemmPackF16`).
+    static func packF16Panels(_ x: UnsafePointer<Float>, n: Int, cols: Int, pool: WorkerPool) -> PackedInput {
+        let packed = PackedInput(n: n, cols: cols, bf16: false, layout: .f16Panels, pool: pool)
+        let panels = (n + gemmPanelRows - 1) / gemmPanelRows
+        let chunk = max(1, panels / (4 * pool.threadCount))
+        let destination = packed.buffer.pointer
+        pool.parallelFor((panels + chunk - 1) / chunk) { t in
+            gemmPackF16(x, n: n, cols: cols, panels: t * chunk, min(panels, (t + 1) * chunk), into: destination)
+        }
+        return packed
+    }
+
     /// y = x·Wᵀ (+ bias) from x packed by `packInput` (same numerics as `linear(_:n:...)`).
     public static func linear(_ packed: PackedInput, weight: WeightMatrix, bias: UnsafePointer<Float>?,
                               into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
         precondition(packed.cols == weight.cols,
                      "linear: packed input has \(packed.cols) columns but the weight has \(weight.cols)")
-        precondition(packed.bf16 == usesBF16DotProducts(weight) && (packed.layout == .int8) == usesInt8DotProducts(weight),
-                     "linear: input packed for \(packed.layout == .int8 ? "int8" : packed.bf16 ? "bf16" : "f32") "
+        precondition(packed.bf16 == usesBF16DotProducts(weight) && (packed.layout == .int8) == usesInt8DotProducts(weight)
+                        && (packed.layout == .f16Panels) == (usesF16DotProducts(weight) && packed.layout != .rows),
+                     "linear: input packed for \(packed.layout == .int8 ? "int8" : packed.layout == .f16Panels ? "f16" : packed.bf16 ? "bf16" : "f32") "
                         + "dot products, weight is \(weight.format) with precision \(weight.precision); pack it with "
                         + "Kernels.packInput(_:n:cols:for:pool:) for this weight")
         multiply(packed, weight: weight, bias: bias, into: y, pool: pool)
@@ -252,7 +294,7 @@ extension Kernels {
             let work = UnsafeMutableRawPointer.allocate(byteCount: gemmWorkBytes(features: perTask), alignment: 64)
             defer { work.deallocate() }
             gemmTask(w, a, n: n, features: t * perTask, min(rows, (t + 1) * perTask), bias: bias, into: y, ldy: rows,
-                     bf16: bf16, work: work)
+                     bf16: bf16, f16: packed.layout == .f16Panels, work: work)
         }
     }
 }
@@ -260,8 +302,9 @@ extension Kernels {
 /// x packed by `Kernels.packInput`; its memory goes back to the pool's scratch arena when released.
 public final class PackedInput: @unchecked Sendable {
     /// Row-major rows for the mid-n path, 12-row panels for the GEMM path, or int8 groups for q8 weights'
-    /// int8 dot products (`Kernels.quantizeActivations`).
-    enum Layout { case rows, panels, int8 }
+    /// int8 dot products (`Kernels.quantizeActivations`), or 12-row panels of f16 pairs with per-row scales for
+    /// the f16 GEMM (`Kernels.packF16Panels`).
+    enum Layout { case rows, panels, int8, f16Panels }
 
     public let n: Int
     public let cols: Int
@@ -281,6 +324,7 @@ public final class PackedInput: @unchecked Sendable {
         case .rows: buffer = arena.take(byteCount: Kernels.midNPackedBytes(n: n, cols: cols, bf16: bf16))
         case .panels: buffer = arena.take(byteCount: Kernels.gemmPackedBytes(n: n, cols: cols, bf16: bf16))
         case .int8: buffer = arena.take(byteCount: n * Kernels.int8RowBytes(cols: cols))
+        case .f16Panels: buffer = arena.take(byteCount: Kernels.gemmF16PackedBytes(n: n, cols: cols))
         }
     }
 

@@ -40,17 +40,24 @@ public struct FastRoute: Sendable, Hashable {
     /// The route of a model whose decoder projections are loaded as `loadedFormat` from a checkpoint stored as
     /// `storedFormat`, by this CPU's probes unless other decisions are passed (tests use them to stand for
     /// another CPU). A quantized bf16 checkpoint keeps its vision tower and projector in bf16, so their bf16
-    /// dot products are part of its route. `towerFormats` are the matrix formats of a vision tower loaded from
+    /// dot products are part of its route; likewise an f16 checkpoint's f16 tower where the f16 GEMM pays
+    /// (`Kernels.usesF16DotProducts`: its prompts of more than 128 rows, e.g. 577 image patches, take it). `towerFormats` are the matrix formats of a vision tower loaded from
     /// a folder of its own (`--vision-tower`; `matrixFormats(in:)`), which loads them as stored: a bf16 one
-    /// adds bf16 dot products when the rest of the route has none, f16 and f32 towers take f32 FMAs on every
-    /// CPU and add nothing (so routes without a bf16 tower are unchanged).
+    /// adds bf16 dot products when the rest of the route has none, an f16 one f16 FMAs where the CPU takes them
+    /// (`Kernels.usesF16DotProducts`), f32 towers (and f16 ones elsewhere) take f32 FMAs and add nothing (so
+    /// routes without such a tower are unchanged).
     public init(loadedFormat: WeightFormat, storedFormat: WeightFormat, towerFormats: Set<WeightFormat> = [],
-                bf16DotProducts: Bool = Kernels.usesBF16DotProducts, int8DotProducts: Bool = Kernels.usesInt8DotProducts) {
-        var formats = loadedFormat != .bf16 && storedFormat == .bf16 ? [loadedFormat, .bf16] : [loadedFormat]
+                bf16DotProducts: Bool = Kernels.usesBF16DotProducts, int8DotProducts: Bool = Kernels.usesInt8DotProducts,
+                f16DotProducts: Bool = Kernels.usesF16DotProducts) {
+        // A quantized (or, f16, bf16-converted) checkpoint keeps its vision tower and projector as stored; bf16
+        // ones take bf16 dot products, f16 ones the f16 GEMM where it pays.
+        let keptTower = loadedFormat != storedFormat && (storedFormat == .bf16 || (storedFormat == .f16 && f16DotProducts))
+        var formats = keptTower ? [loadedFormat, storedFormat] : [loadedFormat]
         if towerFormats.contains(.bf16) && !formats.contains(.bf16) { formats.append(.bf16) }
+        if f16DotProducts && towerFormats.contains(.f16) && !formats.contains(.f16) { formats.append(.f16) }
         self.init(entries: formats.map {
             Entry(weightFormat: $0, dotProducts: Kernels.dotProducts(format: $0, precision: .fast, bf16DotProducts: bf16DotProducts,
-                                                                     int8DotProducts: int8DotProducts))
+                                                                     int8DotProducts: int8DotProducts, f16DotProducts: f16DotProducts))
         })
     }
 
@@ -106,6 +113,7 @@ public struct FastRoute: Sendable, Hashable {
             case .f32: "f32 FMAs"
             case .bf16: "bf16 dot products"
             case .int8: "int8 dot products"
+            case .f16: "f16 FMAs (AVX512-FP16, GEMM path)"
             }
             return "\(entry.weightFormat.rawValue) weights with \(dots)"
         }.joined(separator: ", ")

@@ -16,7 +16,10 @@ struct BenchEngine: ParsableCommand {
           decode     tokens/s of single-sequence greedy steps, and the weight bytes streamed per second as a \
         fraction of DRAM bandwidth (\(Int(Self.bandwidth / 1e9)) GB/s): the decode roofline.
           batch-5    time of one step advancing 5 sequences divided by a single-sequence step (1.0 = free beams).
-          prefill    a \(576)-token prompt in one pass, as a fraction of fp32 peak (\(Int(Self.peakFlops / 1e9)) GFLOPS).
+          prefill    a \(576)-token prompt in one pass: GFLOPS by wall time and by process CPU time (all threads), \
+        each as a fraction of the f32 peak: the FMA ceiling measured in this process (`Kernels.measureFMACeiling`, \
+        a short FMA loop timed by thread CPU time, per core × --threads), or --ceiling. On a shared machine the \
+        CPU-time share stays comparable across load; the wall-time one does not.
         Build with `swift build -c release` first; on a shared machine numbers vary from run to run.
 
         Examples:
@@ -25,9 +28,9 @@ struct BenchEngine: ParsableCommand {
           mirage-bench engine --formats q8 --precision fast      # q8 with int8 dot products (vpdpbusd)
         """)
 
-    /// This machine's limits (AMD Zen 5, 2 cores): DRAM bandwidth and fp32 FMA peak.
+    /// The decode roofline's DRAM bandwidth (measured on the 2-core Zen 5 machine these benches were first run
+    /// on; the prefill's f32 peak is measured in the process instead, `Kernels.measureFMACeiling`).
     static let bandwidth = 45e9
-    static let peakFlops = 520e9
 
     @Option(name: .long, help: ArgumentHelp("Model folder to measure (default: a synthesized Qwen2-0.5B).", valueName: "dir"))
     var model: String?
@@ -50,6 +53,9 @@ struct BenchEngine: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("exact (default) or fast: the engine's --precision (fast: bf16 dot products for bf16 and f16 weights where they beat f32 FMAs, int8 dot products for q8).", valueName: "exact|fast"))
     var precision = "exact"
 
+    @Option(name: .long, help: ArgumentHelp("f32 FMA ceiling of all threads in GFLOP/s, the prefill's peak (default: measured here).", valueName: "gflops"))
+    var ceiling: Double?
+
     @Flag(name: .long, help: "Print one tab-separated line per format (format, decode tok/s, prefill tok/s, batch-5 ratio) for scripts such as Benchmarks/side-by-side.")
     var tsv = false
 
@@ -61,6 +67,7 @@ struct BenchEngine: ParsableCommand {
         if Precision(rawValue: precision) == nil {
             throw ValidationError("--precision takes exact or fast (got '\(precision)')")
         }
+        if let ceiling, ceiling <= 0 { throw ValidationError("--ceiling must be positive GFLOP/s (e.g. 345), or left out to measure it") }
         if decodeTokens < 2 || prefillTokens < 1 { throw ValidationError("--decode-tokens must be ≥ 2 and --prefill-tokens ≥ 1") }
     }
 
@@ -74,11 +81,17 @@ struct BenchEngine: ParsableCommand {
     }
 
     func run() throws {
+        var peakFlops = 0.0
         if tsv {
             print("format\tdecode_tok_s\tprefill_tok_s\tbatch5_ratio")
         } else {
-            print("decode: median steps (best step); batch-5: median 5-row step / median 1-row step; prefill: best of 2")
-            print("format  load s  decode tok/s (best)   GB/s  of \(Int(Self.bandwidth / 1e9)) GB/s            batch-5  prefill \(prefillTokens) tok/s  GFLOPS  of peak")
+            let perCore = Kernels.measureFMACeiling()
+            peakFlops = (ceiling ?? perCore * Double(threads)) * 1e9
+            print(String(format: "f32 peak %.1f GFLOPS: %@", peakFlops / 1e9,
+                         (ceiling == nil ? String(format: "FMA ceiling measured here, %.1f per core by thread CPU time × %d threads", perCore, threads)
+                                         : String(format: "--ceiling (measured here: %.1f per core)", perCore)) as NSString))
+            print("decode: median steps (best step); batch-5: median 5-row step / median 1-row step; prefill: best of 2 (wall; CPU time of that run)")
+            print("format  load s  decode tok/s (best)   GB/s  of \(Int(Self.bandwidth / 1e9)) GB/s            batch-5  prefill \(prefillTokens) tok/s  GFLOPS  of peak  CPU GFLOPS  of peak")
         }
         for format in formatList {
             let (url, quantize) = try folder(for: format)
@@ -118,11 +131,11 @@ struct BenchEngine: ParsableCommand {
 
             // Prefill: best of two.
             let long: [PromptItem] = (0..<prefillTokens).map { .token(($0 * 104_729 + 11) % c.vocabSize) }
-            var prefillSeconds = Double.infinity
+            var prefillSeconds = Double.infinity, prefillCPU = Double.infinity
             for _ in 0..<2 {
-                let t = now()
+                let t = now(), cpu = cpuSeconds()
                 try lm.makeSession().append(long)
-                prefillSeconds = min(prefillSeconds, now() - t)
+                if now() - t < prefillSeconds { (prefillSeconds, prefillCPU) = (now() - t, cpuSeconds() - cpu) }
             }
             let flops = Self.prefillFlops(c, tokens: prefillTokens)
 
@@ -132,11 +145,13 @@ struct BenchEngine: ParsableCommand {
                 fflush(stdout)
                 continue
             }
-            print(String(format: "%-6@ %7.2f %8.1f (%5.1f) %6.1f %6.1f%% (best %5.1f%%) %10.2f %18.1f %7.1f %7.1f%%",
+            // By CPU time the work is spread over `threads` cores, so its rate is compared with the same peak.
+            let cpuFlops = flops / prefillCPU * Double(threads)
+            print(String(format: "%-6@ %7.2f %8.1f (%5.1f) %6.1f %6.1f%% (best %5.1f%%) %10.2f %18.1f %7.1f %7.1f%% %11.1f %7.1f%%",
                          format as NSString, loadSeconds, 1 / stepSeconds, 1 / single.min()!, bytesPerSecond / 1e9,
                          100 * bytesPerSecond / Self.bandwidth, 100 * bestBytesPerSecond / Self.bandwidth, batchRatio,
                          Double(prefillTokens) / prefillSeconds, flops / prefillSeconds / 1e9,
-                         100 * flops / prefillSeconds / Self.peakFlops))
+                         100 * flops / prefillSeconds / peakFlops, cpuFlops / 1e9, 100 * cpuFlops / peakFlops))
             fflush(stdout)
         }
         if !tsv { print("(weights per token: projections + LM head; machine shared with other jobs: expect variance)") }

@@ -47,6 +47,67 @@ import MirageTestSupport
         }
     }
 
+    /// The numbers of the first match of `pattern` (capture groups) in `text`.
+    static func numbers(_ pattern: String, in text: String) throws -> [Double] {
+        let regex = try NSRegularExpression(pattern: pattern)
+        let range = NSRange(text.startIndex..., in: text)
+        let match = try #require(regex.firstMatch(in: text, range: range), "no line matching \(pattern) in:\n\(text)")
+        return try (1..<match.numberOfRanges).map { i in
+            let field = try #require(Range(match.range(at: i), in: text))
+            return try #require(Double(text[field]), "not a number: \(text[field])")
+        }
+    }
+
+    /// `mirage-bench kernels` states its prefill share against the f32 FMA ceiling it measures (per core ×
+    /// threads), not a constant; --peak-gflops replaces it.
+    @Test func kernelsPeakIsTheMeasuredFMACeiling() throws {
+        let arguments = ["kernels", "--only", "prefill", "--formats", "f32", "--matrices", "k", "--prefill-rows", "24",
+                         "--repetitions", "1", "--threads", "2"]
+        let measured = try runProcess(try Self.benchBinary(), arguments)
+        #expect(measured.status == 0, "\(measured.stderr)")
+        let limits = try Self.numbers(#"limits \d+ GB/s, ([0-9.]+) GFLOP/s \(the f32 FMA ceiling measured here, ([0-9.]+) per core × 2 threads\)"#,
+                                      in: measured.stdout)
+        #expect(limits[1] > 1 && abs(limits[0] - 2 * limits[1]) <= 0.15, "\(measured.stdout)")
+        let prefill = try Self.numbers(#"prefill +f32 +n=24 k .* ([0-9.]+) GFLOP/s +([0-9.]+)% of peak"#, in: measured.stdout)
+        #expect(abs(prefill[1] - 100 * prefill[0] / limits[0]) <= 0.1 + 0.001 * prefill[1], "\(measured.stdout)")
+
+        let fixed = try runProcess(try Self.benchBinary(), arguments + ["--peak-gflops", "1000"])
+        #expect(fixed.status == 0, "\(fixed.stderr)")
+        #expect(fixed.stdout.contains("1000.0 GFLOP/s (--peak-gflops; the f32 FMA ceiling measured here is "), "\(fixed.stdout)")
+        let share = try Self.numbers(#"prefill +f32 +n=24 k .* ([0-9.]+) GFLOP/s +([0-9.]+)% of peak"#, in: fixed.stdout)
+        #expect(abs(share[1] - share[0] / 10) <= 0.1 + 0.001 * share[1], "\(fixed.stdout)")
+        let bad = try runProcess(try Self.benchBinary(), ["kernels", "--peak-gflops", "0"])
+        #expect(bad.status != 0 && bad.stderr.contains("--peak-gflops must be positive"), "\(bad.stderr)")
+    }
+
+    /// `mirage-bench engine` (table form) states the prefill's wall and CPU-time GFLOPS against the measured f32
+    /// FMA ceiling × threads, or --ceiling.
+    @Test func enginePeakIsTheMeasuredFMACeiling() throws {
+        let mirage = try #require(BuiltProducts.mirage, "the mirage executable was not built next to the tests")
+        let dir = TestTemporary.url("mirage-bench-peak")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let synth = try runProcess(mirage, ["models", "synth", "--arch", "qwen2", "--size", "tiny", "--seed", "1",
+                                            "--out", dir.path])
+        #expect(synth.status == 0, "\(synth.stderr)")
+        let arguments = ["engine", "--model", dir.path, "--formats", "f16", "--decode-tokens", "4", "--prefill-tokens", "16",
+                         "--threads", "1"]
+        let measured = try runProcess(try Self.benchBinary(), arguments)
+        #expect(measured.status == 0, "\(measured.stderr)")
+        let peak = try Self.numbers(#"f32 peak ([0-9.]+) GFLOPS: FMA ceiling measured here, ([0-9.]+) per core by thread CPU time × 1 threads"#,
+                                    in: measured.stdout)
+        #expect(peak[0] > 1 && abs(peak[0] - peak[1]) <= 0.1, "\(measured.stdout)")
+        let row = #"\nf16 .* ([0-9.]+) +([0-9.]+)% +([0-9.]+) +([0-9.]+)%\n"#
+        let shares = try Self.numbers(row, in: measured.stdout)
+        #expect(abs(shares[1] - 100 * shares[0] / peak[0]) <= 0.1 + 0.001 * shares[1], "\(measured.stdout)")
+        #expect(abs(shares[3] - 100 * shares[2] / peak[0]) <= 0.1 + 0.001 * shares[3], "\(measured.stdout)")
+
+        let fixed = try runProcess(try Self.benchBinary(), arguments + ["--ceiling", "1000"])
+        #expect(fixed.status == 0, "\(fixed.stderr)")
+        #expect(fixed.stdout.contains("f32 peak 1000.0 GFLOPS: --ceiling (measured here: "), "\(fixed.stdout)")
+        let fixedShares = try Self.numbers(row, in: fixed.stdout)
+        #expect(abs(fixedShares[1] - fixedShares[0] / 10) <= 0.1 + 0.001 * fixedShares[1], "\(fixed.stdout)")
+    }
+
     /// `mirage --help` is the researcher's tool: no bench subcommand; `mirage-bench --help` lists the areas.
     @Test func benchmarksAreASeparateExecutable() throws {
         let mirage = try #require(BuiltProducts.mirage, "the mirage executable was not built next to the tests")

@@ -108,6 +108,42 @@ import MirageKernels
         #expect(fastError <= 2e-2)
     }
 
+    /// f16 checkpoints where the bf16 dot products do not pay but AVX512-FP16 FMAs do (`Kernels.usesF16DotProducts`,
+    /// the Intel VM): fast keeps the f16 weights, and prompts of more than `midNMaxRows(.f16)` (128) rows take the
+    /// f16 GEMM (x rounded to f16 after a per-row power-of-two scale, f16 sums of 64 products, then f32). On the
+    /// trained fixture with a 180-token prompt (caption prompts of its reference, concatenated) every logit row of
+    /// fast stays within the documented bound of exact's (2e-2 × max |logit|, as for the bf16 route) and differs
+    /// from it; the greedy continuations of both from that prompt are printed (docs/engine.md quotes them).
+    /// Without the f16 FMAs fast computes exactly as exact does.
+    @Test func f16FastGemmOnLongPromptsWithinDocumentedBound() throws {
+        guard !Kernels.usesBF16DotProducts else { return } // fast converts f16 to bf16 there (the test above)
+        let name = EngineFixtures.trainedModelName
+        let reference = try EngineFixtures.reference(name)
+        let exact = try Self.load(name, .exact), fast = try Self.load(name, .fast)
+        #expect(fast.weightFormat == .f16 && Kernels.usesF16DotProducts(fast.weights.layers[0].q.weight) == Kernels.usesF16DotProducts)
+        var ids = reference.greedyPrompt
+        var k = 0
+        while ids.count < 180 {
+            ids += reference.prompts[k % reference.prompts.count].ids
+            k += 1
+        }
+        let prompt: [PromptItem] = ids.prefix(180).map { .token($0) }
+        #expect(Kernels.path(n: prompt.count, format: .f16) == .gemm)
+        let e = try exact.makeSession().append(prompt, options: ForwardOptions(logits: .all))
+        let f = try fast.makeSession().append(prompt, options: ForwardOptions(logits: .all))
+        var worst: Float = 0
+        for row in 0..<prompt.count { worst = max(worst, EngineFixtures.relativeError(f.logits(row), e.logits(row))) }
+        let exactTokens = try greedyDecode(model: exact, prompt: prompt, maxNewTokens: 32)
+        let fastTokens = try greedyDecode(model: fast, prompt: prompt, maxNewTokens: 32)
+        let agreement = zip(exactTokens, fastTokens).prefix { $0 == $1 }.count
+        print("precision fast (f16 FMAs \(Kernels.usesF16DotProducts)), \(name), 180-token prompt: worst relative logit difference from exact \(worst), greedy agrees for \(agreement) of 32 tokens")
+        if Kernels.usesF16DotProducts {
+            #expect(worst > 1e-5 && worst <= 2e-2)
+        } else {
+            #expect(worst == 0 && agreement == 32)
+        }
+    }
+
     /// q8 under fast precision takes int8 dot products (activations quantized per 32-input group, AVX512-VNNI)
     /// on every path: on the random bf16 fixture and on the trained f16 one, its logits against q8 exact
     /// (the same weights, f32 arithmetic) stay within the documented bound (5e-2 × max |logit|; measured

@@ -63,17 +63,21 @@ import Testing
     }
 
     /// The error bound of `worstRelativeError` for a format, precision and n (see above).
-    static func bound(format: WeightFormat, precision: Precision, n: Int) -> Double {
+    static func bound(format: WeightFormat, precision: Precision, n: Int,
+                      path: Kernels.LinearPath? = nil) -> Double {
         guard precision == .fast else { return 1e-5 }
         if format == .bf16 && n > Kernels.decodeMaxRows && Kernels.usesBF16DotProducts { return 4e-3 }
+        // The f16 GEMM (fast f16 on the GEMM path, `linear`'s choice unless `path` forces one).
+        if format == .f16 && Kernels.usesF16DotProducts && (path ?? Kernels.path(n: n, format: .f16)) == .gemm { return 2e-3 }
         if format == .q8 && Kernels.usesInt8DotProducts { return 8e-3 }
         return 1e-5
     }
 
     /// `Precision.fast` on bf16 weights really takes the bf16 dot products on the mid-n and GEMM paths (its
     /// error is that of x rounded to bf16, far above f32 rounding), and only there; q8 weights take int8
-    /// dot products on every path (error of x quantized to int8); decode (n ≤ 8) of bf16 and every other
-    /// format compute bit-identically in both precisions.
+    /// dot products on every path (error of x quantized to int8); f16 weights take the f16 GEMM on the GEMM path
+    /// where AVX512-FP16 pays (`usesF16DotProducts`: x rounded to f16, f16 sums of 64 products); decode (n ≤ 8)
+    /// of bf16 and every other format and path compute bit-identically in both precisions.
     @Test(arguments: [5, 40, 200])
     func fastPrecisionChangesOnlyDotProductPaths(n: Int) {
         let rows = 70, cols = 300
@@ -84,6 +88,8 @@ import Testing
                                           precision: .fast)
             if format == .bf16 && n > Kernels.decodeMaxRows && Kernels.usesBF16DotProducts {
                 #expect(exact <= 1e-5 && fast > 1e-4 && fast <= 4e-3, "bf16 n \(n): exact \(exact), fast \(fast)")
+            } else if format == .f16 && Kernels.path(n: n, format: .f16) == .gemm && Kernels.usesF16DotProducts {
+                #expect(exact <= 1e-5 && fast > 1e-5 && fast <= 2e-3, "f16 n \(n): exact \(exact), fast \(fast)")
             } else if format == .q8 && Kernels.usesInt8DotProducts {
                 #expect(exact <= 1e-5 && fast > 1e-4 && fast <= 8e-3, "q8 n \(n): exact \(exact), fast \(fast)")
             } else {
@@ -188,6 +194,90 @@ import Testing
             let worst = results.filter { $0.gemm == gemm }.map(\.worst).max()!
             #expect(worst > 1e-4, "\(gemm ? "GEMM" : "mid-n") n \(n): \(worst)")
         }
+    }
+
+    /// The f16 GEMM (`mk_gemm_kernel_f16`, AVX512-FP16) on every CPU that has it, paid or not: odd shapes,
+    /// partial tiles, several depth blocks (1700 inputs = 850 pairs) and tasks (300 features), bias. x is
+    /// rounded to f16 after a per-row power-of-two scale and each lane sums 64 products in f16 before f32:
+    /// every shape within 2e-3 of Σ|x·w| of the float64 reference (half the bf16 route's 4e-3; a float64
+    /// simulation of the same arithmetic on 0.5B-like data gave ≤ 6.4e-4), and above f32 rounding (> 1e-5),
+    /// so the f16 arithmetic really ran. The same with inputs of 1e4 and weights of 1e3 (f16 sums of the raw
+    /// products would overflow 65504), and with inputs of 1e-6 and weights of 1e-4 (their raw products would be
+    /// f16 subnormals or zero): the scales keep the sums in range and the errors within the same bound.
+    @Test(.enabled(if: Kernels.hasAVX512FP16), arguments: [130, 200])
+    func f16GemmWithinBound(n: Int) {
+        for (rows, cols) in [(37, 77), (70, 300), (300, 1700)] {
+            for (xScale, wScale) in [(Float(1), Float(1)), (1e4, 1e3), (1e-6, 1e-4)] {
+                var random = SeededRandom(seed: UInt64(n * 7 + cols))
+                let weight = TestWeight(rows: rows, cols: cols, format: .f16,
+                                        values: random.floats(rows * cols).map { $0 * wScale }, precision: .fast)
+                let x = random.floats(n * cols, in: -2...2).map { $0 * xScale }
+                let bias = random.floats(rows).map { $0 * xScale * wScale }
+                let reference = referenceLinear(x: x, n: n, w: weight.stored, rows: rows, cols: cols, bias: bias)
+                var y = [Float](repeating: .nan, count: n * rows)
+                x.withUnsafeBufferPointer { xp in
+                    bias.withUnsafeBufferPointer { bp in
+                        y.withUnsafeMutableBufferPointer { yp in
+                            let packed = Kernels.packF16Panels(xp.baseAddress!, n: n, cols: cols, pool: Self.pool)
+                            Kernels.multiply(packed, weight: weight.matrix, bias: bp.baseAddress!, into: yp.baseAddress!,
+                                             pool: Self.pool)
+                        }
+                    }
+                }
+                let worst = Self.worstRelativeError(y, reference)
+                #expect(worst > 1e-5 && worst <= 2e-3, "n \(n) rows \(rows) cols \(cols) x×\(xScale) w×\(wScale): \(worst)")
+            }
+        }
+    }
+
+    /// `linear` on fast f16 weights takes the f16 GEMM exactly when `usesF16DotProducts` holds and n takes the
+    /// GEMM path, and `packInput` packs for it (same outputs, bit for bit); a mismatched packing is refused.
+    @Test func fastF16TakesTheF16GemmOnlyOnTheGemmPath() {
+        let rows = 70, cols = 300, n = 150
+        var random = SeededRandom(seed: 31)
+        let weight = TestWeight(rows: rows, cols: cols, format: .f16, values: random.floats(rows * cols), precision: .fast)
+        let x = random.floats(n * cols, in: -2...2)
+        var direct = [Float](repeating: 0, count: n * rows), viaPacked = direct, f16 = direct, f32 = direct
+        x.withUnsafeBufferPointer { xp in
+            let p = xp.baseAddress!
+            direct.withUnsafeMutableBufferPointer {
+                Kernels.linear(p, n: n, weight: weight.matrix, bias: nil, into: $0.baseAddress!, pool: Self.pool)
+            }
+            viaPacked.withUnsafeMutableBufferPointer {
+                let packed = Kernels.packInput(p, n: n, cols: cols, for: weight.matrix, pool: Self.pool)
+                Kernels.linear(packed, weight: weight.matrix, bias: nil, into: $0.baseAddress!, pool: Self.pool)
+            }
+            f32.withUnsafeMutableBufferPointer {
+                Kernels.linear(p, n: n, weight: weight.matrix.withPrecision(.exact), bias: nil, into: $0.baseAddress!,
+                               pool: Self.pool)
+            }
+            if Kernels.hasAVX512FP16 {
+                f16.withUnsafeMutableBufferPointer {
+                    let packed = Kernels.packF16Panels(p, n: n, cols: cols, pool: Self.pool)
+                    Kernels.multiply(packed, weight: weight.matrix, bias: nil, into: $0.baseAddress!, pool: Self.pool)
+                }
+            }
+        }
+        #expect(direct == viaPacked)
+        #expect(Kernels.usesF16DotProducts(weight.matrix) == Kernels.usesF16DotProducts)
+        #expect(!Kernels.usesF16DotProducts(weight.matrix.withPrecision(.exact)))
+        if Kernels.usesF16DotProducts {
+            #expect(direct == f16 && direct != f32)
+        } else {
+            #expect(direct == f32)
+        }
+    }
+
+    /// The f16 FMA probe: 0 without AVX512-FP16; with it a plausible rate ratio (measured 2 on the Intel VM),
+    /// and `usesF16DotProducts` follows it.
+    @Test func f16FMAProbeIsPlausible() {
+        let speedup = Kernels.f16FMASpeedup
+        if !Kernels.hasAVX512FP16 || !Kernels.hasAVX512BF16 {
+            #expect(speedup == 0 && !Kernels.usesF16DotProducts)
+            return
+        }
+        #expect(speedup > 0.125 && speedup < 4, "speedup \(speedup)")
+        #expect(Kernels.usesF16DotProducts == (speedup >= Kernels.bf16DotProductMinimumSpeedup))
     }
 
     /// The bf16 dot-product probe: 0 without AVX512-BF16; with it a plausible rate ratio (between an eighth
@@ -343,7 +433,7 @@ extension LinearTests {
                     let error = worstRelativeError(rows: rows, cols: cols, n: n, format: format, withBias: rows % 2 == 1,
                                                    seed: UInt64(rows * 7919 + cols * 31 + n), path: path,
                                                    precision: precision)
-                    #expect(error <= Self.bound(format: format, precision: precision, n: n), "\(path) format \(format) \(precision) n \(n) rows \(rows) cols \(cols): \(error)")
+                    #expect(error <= Self.bound(format: format, precision: precision, n: n, path: path), "\(path) format \(format) \(precision) n \(n) rows \(rows) cols \(cols): \(error)")
                 }
             }
         }

@@ -663,8 +663,10 @@ func runnerError(_ body: () throws -> Void) -> String? {
             (.bf16, .q8, .q8, "q8:f32,bf16:f32"),
         ]
         for (stored, standardLoad, fallbackLoad, component) in cases {
-            let standard = FastRoute(loadedFormat: standardLoad, storedFormat: stored, bf16DotProducts: true, int8DotProducts: true)
-            let fallback = FastRoute(loadedFormat: fallbackLoad, storedFormat: stored, bf16DotProducts: false, int8DotProducts: false)
+            let standard = FastRoute(loadedFormat: standardLoad, storedFormat: stored, bf16DotProducts: true, int8DotProducts: true,
+                                     f16DotProducts: false)
+            let fallback = FastRoute(loadedFormat: fallbackLoad, storedFormat: stored, bf16DotProducts: false, int8DotProducts: false,
+                                     f16DotProducts: false)
             #expect(standard.isStandard && !fallback.isStandard, "\(stored)")
             #expect(fallback.keyComponent == component)
             // The standard route keeps the key fast runs were stored under: no precision for bf16, "fast" otherwise.
@@ -695,6 +697,19 @@ func runnerError(_ body: () throws -> Void) -> String? {
         // Only bf16 dot products refused (an Intel VM): the int8 half of a quantized bf16 checkpoint's route stays.
         let mixed = FastRoute(loadedFormat: .q8, storedFormat: .bf16, bf16DotProducts: false, int8DotProducts: true)
         #expect(!mixed.isStandard && mixed.keyComponent == "q8:int8,bf16:f32")
+        // An f16 checkpoint where bf16 dot products do not pay but AVX512-FP16 FMAs do (the Intel VM): f16 weights
+        // with the f16 GEMM, a route of its own, apart from the f32 fallback.
+        let f16 = FastRoute(loadedFormat: .f16, storedFormat: .f16, bf16DotProducts: false, int8DotProducts: false,
+                            f16DotProducts: true)
+        #expect(!f16.isStandard && f16.keyComponent == "f16:f16" && FastRoute(keyComponent: "f16:f16") == f16)
+        #expect(f16.description == "f16 weights with f16 FMAs (AVX512-FP16, GEMM path)")
+        #expect(ExperimentRunner.precisionKeyField(.fast, storedFormat: .f16, route: f16) == "fast/f16:f16")
+        // q8 projections of an f16 checkpoint keep its vision tower in f16: with the f16 GEMM that is part of the
+        // route, without it the route is the projections' alone (as before).
+        #expect(FastRoute(loadedFormat: .q8, storedFormat: .f16, bf16DotProducts: false, int8DotProducts: true,
+                          f16DotProducts: true).keyComponent == "q8:int8,f16:f16")
+        #expect(FastRoute(loadedFormat: .q8, storedFormat: .f16, bf16DotProducts: true, int8DotProducts: true,
+                          f16DotProducts: false).keyComponent == "q8:int8")
     }
 
     @Test func aSeparateBF16TowerIsPartOfTheFastRoute() throws {

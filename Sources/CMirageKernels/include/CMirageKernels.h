@@ -90,3 +90,35 @@ typedef struct {
 /// are the same either way.
 void mk_q8_vnni_rows(const mk_q8_matrix *w, long r0, long r1, const void *x, long x_row_bytes, long n, long chunk,
                      long wide_tiles, const float *bias, float *y, long ldy);
+
+/// True when this build has AVX512-FP16 and the running CPU supports it.
+int mk_has_avx512fp16(void);
+
+/// How many multiply-adds per second `vfmadd231ph` (32 f16 lanes) does relative to `vfmadd231ps` (16 f32
+/// lanes) on this core, timed like `mk_bf16_dot_product_speedup`; 0 without AVX512-FP16. Measured on an Intel
+/// Xeon family 6 model 207 VM: 2 (both issue at the FMA's rate).
+double mk_f16_fma_speedup(void);
+
+/// Products each f16 accumulator lane of `mk_gemm_kernel_f16` sums before it is added to f32 (pairs per flush).
+enum { MK_F16_FLUSH_PAIRS = 64 };
+
+/// The power of two that brings the largest |x| of a row (`count` inputs) into [1/2, 1) (1 for a row of zeros
+/// or with inf/NaN; within 2^±126).
+float mk_f16_row_scale(const float *x, long count);
+
+/// x for the f16 GEMM: `count` inputs of one row multiplied by `scale` and rounded to f16 (nearest even) into
+/// `out`, zero-padded to `padded` (≥ count) halves.
+void mk_f16_pack_row(const float *x, long count, float scale, uint16_t *out, long padded);
+
+/// A packed f16 weight micro-panel (`kcp` × 32 pairs of f16, 32-bit lanes) multiplied in place by the power of
+/// two that brings its largest magnitude to [128, 256) (1 for an all-zero panel), so that MK_F16_FLUSH_PAIRS
+/// products of it with inputs |x| ≤ 1 sum to at most 2¹⁴ in f16; returns the inverse of that factor.
+float mk_f16_scale_panel(uint32_t *b, long kcp);
+
+/// One f16 GEMM micro-tile (AVX512-FP16): as `mk_gemm_kernel_bf16`, but A and B pairs hold f16 values, each
+/// of the 32 lanes of an accumulator (16 features × the two inputs of a pair) sums MK_F16_FLUSH_PAIRS products
+/// with `vfmadd231ph` (f16 rounding at each step) and is then added into f32; the two lanes of a feature are
+/// added at the end and the sum multiplied by `row_scale[i]·panel_scale` (the inverses of x's and the panel's
+/// scale factors) before the bias or C is added.
+void mk_gemm_kernel_f16(long kcp, const uint32_t *a, const uint32_t *b, float *c, long ldc, int mr, int width,
+                        int accumulate, const float *bias, const float *row_scale, float panel_scale);
