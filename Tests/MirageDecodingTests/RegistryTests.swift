@@ -60,39 +60,27 @@ import Testing
             #expect(e.description.contains("set --param num_beams=1"), "\(e)")
         }
     }
-}
 
-@Suite struct StoppingTests {
-    @Test func stopStringsEOSAndCounts() throws {
-        let folder = GenerateCases.models.appendingPathComponent("qwen2-tied-f32")
-        let model = try LanguageModel(folder: folder, options: LoadOptions(threads: 1))
-        let tokenizer = try Tokenizer(folder: folder)
-        let prompt = PromptLayout(tokens: tokenizer.encode("hello world, the cat sat on the mat"))
-        let free = try GreedyDecoder().decode(DecodingContext(model: model, prompt: prompt,
-                                                              limits: GenerationLimits(maxNewTokens: 12), tokenizer: tokenizer))
-        #expect(free.tokens.count == 12 && free.stopReason == .maxNewTokens)
-        #expect(free.text == tokenizer.decode(free.tokens, skipSpecialTokens: true))
-        #expect(free.forwardPasses == 12)  // prefill + 11 steps
-        #expect(free.forwardRows == prompt.items.count + 11)
-        #expect(free.decodeRows == 11)
-        // Stop at a string made of the 5th token's text: the result ends with the token completing it.
-        let stop = tokenizer.decode(Array(free.tokens[4...5]))
-        let stopped = try GreedyDecoder().decode(DecodingContext(
-            model: model, prompt: prompt, limits: GenerationLimits(maxNewTokens: 12, stopStrings: [stop]), tokenizer: tokenizer))
-        #expect(stopped.stopReason == .stopString)
-        #expect(tokenizer.decode(stopped.tokens).contains(stop))
-        #expect(!tokenizer.decode(Array(stopped.tokens.dropLast())).contains(stop))
-        #expect(stopped.tokens == Array(free.tokens.prefix(stopped.tokens.count)))
-        // EOS: the EOS token ends generation and is kept.
-        let eos = free.tokens[3]
-        let ended = try GreedyDecoder().decode(DecodingContext(
-            model: model, prompt: prompt, limits: GenerationLimits(maxNewTokens: 12, eosTokenIDs: [eos])))
-        #expect(ended.stopReason == .eos)
-        #expect(ended.tokens == Array(free.tokens.prefix(4)))
-        // Stop strings without a tokenizer are an error that says so.
-        #expect(throws: DecodingError.needsTokenizer("stopping on stop strings")) {
-            try GreedyDecoder().decode(DecodingContext(model: model, prompt: prompt,
-                                                       limits: GenerationLimits(maxNewTokens: 4, stopStrings: ["x"])))
+    /// ICD runs in the same SID function (vcd_sample.py `sample`), so it has the same limit.
+    @Test func icdRefusesBeamSearchAndSaysWhy() throws {
+        let icd = try DecoderRegistry.standard.descriptor(named: "icd")
+        #expect(try icd.make(icd.resolve()).parameters.int("num_beams") == 1)
+        do {
+            _ = try icd.make(icd.resolve(overrides: [("num_beams", "3")]))
+            Issue.record("icd accepted num_beams 3")
+        } catch let e as PostOperaError {
+            #expect(e.description.contains("icd cannot run with num_beams 3"), "\(e)")
+            #expect(e.description.contains("vcd_sample.py's sample"), "\(e)")
+            #expect(e.description.contains("set --param num_beams=1"), "\(e)")
+        }
+    }
+
+    /// PAI with beam search and sampling at once has no published counterpart and is refused with the fix.
+    @Test func paiRefusesBeamSearchWithSampling() throws {
+        let pai = try DecoderRegistry.standard.descriptor(named: "pai")
+        #expect(try pai.make(pai.resolve(preset: "pai-beam")).inputs.beams == 5)
+        #expect(throws: PostOperaError.beamWithSampling(decoder: "pai", beams: 3)) {
+            try pai.make(pai.resolve(overrides: [("num_beams", "3"), ("sample", "true")]))
         }
     }
 }
