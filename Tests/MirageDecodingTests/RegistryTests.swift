@@ -49,28 +49,23 @@ import Testing
     /// SID has no beam search in its published code: num_beams > 1 is refused at construction with the reason
     /// and the fix; num_beams 1 builds the decoder.
     @Test func sidRefusesBeamSearchAndSaysWhy() throws {
-        let sid = try DecoderRegistry.standard.descriptor(named: "sid")
-        #expect(try sid.make(sid.resolve()).parameters.int("num_beams") == 1)
-        do {
-            _ = try sid.make(sid.resolve(overrides: [("num_beams", "5")]))
-            Issue.record("sid accepted num_beams 5")
-        } catch let e as PostOperaError {
-            #expect(e.description.contains("num_beams 5"), "\(e)")
-            #expect(e.description.contains("evolve_vcd_sampling"), "\(e)")
-            #expect(e.description.contains("set --param num_beams=1"), "\(e)")
-        }
+        try expectRefusesBeamSearch("sid", beams: 5, reason: "evolve_vcd_sampling")
     }
 
     /// ICD runs in the same SID function (vcd_sample.py `sample`), so it has the same limit.
     @Test func icdRefusesBeamSearchAndSaysWhy() throws {
-        let icd = try DecoderRegistry.standard.descriptor(named: "icd")
-        #expect(try icd.make(icd.resolve()).parameters.int("num_beams") == 1)
+        try expectRefusesBeamSearch("icd", beams: 3, reason: "vcd_sample.py's sample")
+    }
+
+    func expectRefusesBeamSearch(_ name: String, beams: Int, reason: String) throws {
+        let descriptor = try DecoderRegistry.standard.descriptor(named: name)
+        #expect(try descriptor.make(descriptor.resolve()).parameters.int("num_beams") == 1)
         do {
-            _ = try icd.make(icd.resolve(overrides: [("num_beams", "3")]))
-            Issue.record("icd accepted num_beams 3")
+            _ = try descriptor.make(descriptor.resolve(overrides: [("num_beams", "\(beams)")]))
+            Issue.record("\(name) accepted num_beams \(beams)")
         } catch let e as PostOperaError {
-            #expect(e.description.contains("icd cannot run with num_beams 3"), "\(e)")
-            #expect(e.description.contains("vcd_sample.py's sample"), "\(e)")
+            #expect(e.description.contains("\(name) cannot run with num_beams \(beams)"), "\(e)")
+            #expect(e.description.contains(reason), "\(e)")
             #expect(e.description.contains("set --param num_beams=1"), "\(e)")
         }
     }

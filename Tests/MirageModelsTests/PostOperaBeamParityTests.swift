@@ -117,16 +117,8 @@ import Testing
             let score = c["sequences_score"] as! Double
             #expect(Self.sameScore(result.trace.counters["best-score"], score),
                     "\(label): best score \(result.trace.counters["best-score"] ?? .nan) vs \(score)")
-            let first = c["first_step"] as! [String: Any]
             let mine = try #require(recorder[0], "\(label): no first-step scores")
-            let maxAbs = first["max_abs"] as! Double, tolerance = 1e-4 * maxAbs
-            let finite = mine.filter(\.isFinite)
-            #expect(finite.count == first["finite"] as! Int, "\(label): finite scores \(finite.count)")
-            #expect(abs(Double(finite.map(abs).max() ?? 0) - maxAbs) <= tolerance, "\(label): max |score|")
-            for pair in first["top"] as! [[NSNumber]] {
-                let (id, value) = (pair[0].intValue, pair[1].doubleValue)
-                #expect(abs(Double(mine[id]) - value) <= tolerance, "\(label): first-step score of \(id) \(mine[id]) vs \(value)")
-            }
+            PostOperaDecoderParityTests.expectSummary(mine, c["first_step"] as! [String: Any], "\(label) first step")
             try made.extra?(context)
         }
     }

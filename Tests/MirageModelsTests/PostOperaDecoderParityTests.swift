@@ -216,6 +216,19 @@ import Testing
         print("\(method) sampling formula: \(count) steps, max |probability difference| \(worst)")
     }
 
+    /// One step's scores against the golden's summary (decoder_fixture_common.summary): the finite count, max
+    /// |score| and the top scores within 1e-4 × max |score|.
+    static func expectSummary(_ mine: [Float], _ summary: [String: Any], _ label: String) {
+        let maxAbs = summary["max_abs"] as! Double, tolerance = 1e-4 * maxAbs
+        let finite = mine.filter(\.isFinite)
+        #expect(finite.count == summary["finite"] as! Int, "\(label): finite scores \(finite.count)")
+        #expect(abs(Double(finite.map(abs).max() ?? 0) - maxAbs) <= tolerance, "\(label): max |score|")
+        for pair in summary["top"] as! [[NSNumber]] {
+            let (id, value) = (pair[0].intValue, pair[1].doubleValue)
+            #expect(abs(Double(mine[id]) - value) <= tolerance, "\(label): score of token \(id) \(mine[id]) vs \(value)")
+        }
+    }
+
     typealias Make = ([String: Any], [String: Any], StepRecorder, (_ inputIDs: [Int]) throws -> PromptLayout) throws
         -> (any Decoder, [String: PromptLayout])
     typealias Extra = (any VisionLanguageModel, [String: Any], DecodingContext, String) throws -> Void
@@ -243,15 +256,7 @@ import Testing
             for (step, s) in (c["steps"] as! [[String: Any]]).enumerated() {
                 guard step < result.tokens.count, result.tokens[..<step] == expected[..<step] else { break }
                 let mine = try #require(recorder[step], "\(label) step \(step): the decoder reported no scores")
-                let maxAbs = s["max_abs"] as! Double, tolerance = 1e-4 * maxAbs
-                let finite = mine.filter(\.isFinite)
-                #expect(finite.count == s["finite"] as! Int, "\(label) step \(step): finite scores \(finite.count)")
-                #expect(abs(Double(finite.map(abs).max() ?? 0) - maxAbs) <= tolerance, "\(label) step \(step): max |score|")
-                for pair in s["top"] as! [[NSNumber]] {
-                    let (id, value) = (pair[0].intValue, pair[1].doubleValue)
-                    #expect(abs(Double(mine[id]) - value) <= tolerance,
-                            "\(label) step \(step): score of token \(id) \(mine[id]) vs \(value)")
-                }
+                Self.expectSummary(mine, s, "\(label) step \(step)")
             }
         }
     }
