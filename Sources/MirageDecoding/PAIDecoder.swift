@@ -179,7 +179,8 @@ public struct PAIDecoder: Decoder {
         let state = BeamSearchState(numBeams: numBeams, semantics: .transformers437, eosTokenIDs: limits.eosTokenIDs,
                                     inputLength: context.prompt.tokenIDs.count, maxNewTokens: limits.maxNewTokens)
         let processors = standardProcessors(repetitionPenalty: sampling.repetitionPenalty, limits: limits)
-        let (gamma, beta, observer) = (gamma, beta, scoreObserver)
+        // CFGLogits returns the log-softmax untouched when γ = 1 (no cut-off), which matters to the beam scores.
+        let (gamma, beta, observer) = (gamma, mode == .reference && gamma == 1 ? 0 : beta, scoreObserver)
         var step = -1
         return try beamSearch(context, state: state, processors: processors, options: ForwardOptions(scoreEdit: edit),
                               logSoftmaxRows: false, companion: companion) { out, b, trace in

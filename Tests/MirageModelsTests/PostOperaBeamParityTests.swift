@@ -58,14 +58,15 @@ import Testing
         print("transformers-4.37 beam golden: \(cases.count) cases; 4.29 semantics differ on \(older)")
     }
 
-    /// PAI as chair_eval.py runs it with `--beam B` (README's α 0.2, γ 1.1; layer 1 of the 2-layer model), 5 cases
-    /// with beams 2–5: see `checkBeam`. `reference` mode reproduces the text-only cache that CFGLogits never
+    /// PAI as chair_eval.py runs it with `--beam B` (README's α 0.2, γ 1.1; layer 1 of the 2-layer model), 6 cases
+    /// with beams 2–5, one with γ 1 (CFGLogits then hands back the log-softmax untouched: no cut-off, no edit):
+    /// see `checkBeam`. `reference` mode reproduces the text-only cache that CFGLogits never
     /// reorders; the same run with the text-only rows reordered with the beams (what `clean` does, without its
     /// edit of the first token) must differ from the golden somewhere, so the golden shows that behaviour.
     @Test func paiBeamSearchMatchesPublishedCode() throws {
         var reorderedDiffers = 0
         try checkBeam("pai-beam.json") { settings, c, model in
-            let d = PAIDecoder(alpha: settings["alpha"] as! Double, gamma: settings["gamma"] as! Double,
+            let d = PAIDecoder(alpha: settings["alpha"] as! Double, gamma: c["gamma"] as! Double,
                                startLayer: settings["start_layer"] as! Int, endLayer: settings["end_layer"] as! Int,
                                numBeams: c["num_beams"] as! Int)
             let text = PromptLayout(tokens: Self.ints(c["unconditional_ids"]))
