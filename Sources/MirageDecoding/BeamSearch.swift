@@ -9,11 +9,17 @@ import MirageEngine
 ///   whole `input_ids` row without the EOS; `is_done` compares the worst kept hypothesis with
 ///   `max candidate score / (row length + 1) ** lp`; at the end the open beams are added too; among equal
 ///   scores the hypothesis added last wins; the EOS is appended when the result is shorter than max_length.
+/// - `transformers437` (`BeamSearchScorer` of 4.37, the version PAI and VISTA pin): as 4.29 except that every
+///   length counts generated tokens only (`generated_len = cur_len − decoder_prompt_len`,
+///   generation/beam_search.py): a hypothesis finished by an EOS is normalised by its generated tokens with the
+///   EOS, `is_done` uses `best candidate / (generated + 1) ** lp` (with `never`: `max_new_tokens ** lp`), and the
+///   open beams at max_length their generated tokens.
 /// - `transformers5` (the vectorised `_beam_search` of transformers ≥ 4.50, verified against 5.24): the
 ///   length is the number of generated tokens including the EOS; the heuristic uses the best *running*
 ///   beam over the generated length; at max_length the top B continuations are finished whatever they are.
 public enum BeamSemantics: String, Sendable, CaseIterable {
     case transformers4 = "transformers-4"
+    case transformers437 = "transformers-4.37"
     case transformers5 = "transformers-5"
 }
 
@@ -89,9 +95,19 @@ public struct BeamSearchState: Sendable {
     public var candidateCount: Int { max(2, 1 + eosTokenIDs.count) * numBeams }
 
     /// The best `candidateCount` continuations: `logProbs[b]` is beam b's processed log-softmax row; ties go
-    /// to the lower flat index (beam · vocab + token), as torch.topk on these inputs.
+    /// to the lower flat index (beam · vocab + token), as torch.topk on these inputs. Under `transformers437`
+    /// equal scores come out in torch.topk's own order (`TorchTopK`): PAI's −∞ cut-off leaves so few tokens
+    /// that the first step's dummy beams (score −1e9, which absorbs any log-probability in float32) fill the
+    /// remaining places with equal scores, and which of them take which place decides the history of the
+    /// text-only rows PAI never reorders.
     public func candidates(logProbs: [[Float]]) -> [BeamCandidate] {
         let k = candidateCount
+        if semantics == .transformers437, let vocab = logProbs.first?.count, k * 64 <= vocab * logProbs.count {
+            var flat: [Float] = []
+            flat.reserveCapacity(vocab * logProbs.count)
+            for (b, row) in logProbs.enumerated() { flat += row.map { $0 + scores[b] } }
+            return TorchTopK.largest(flat, k: k).map { BeamCandidate(beam: $0 / vocab, token: $0 % vocab, score: flat[$0]) }
+        }
         var best: [BeamCandidate] = []
         best.reserveCapacity(k + 1)
         for (b, row) in logProbs.enumerated() {
@@ -113,7 +129,7 @@ public struct BeamSearchState: Sendable {
     @discardableResult
     public mutating func advance(_ candidates: [BeamCandidate]) -> [Int] {
         switch semantics {
-        case .transformers4: return advance4(candidates)
+        case .transformers4, .transformers437: return advance4(candidates)
         case .transformers5: return advance5(candidates)
         }
     }
@@ -141,13 +157,23 @@ public struct BeamSearchState: Sendable {
         }
     }
 
+    /// The lengths `BeamSearchScorer` normalises by before this step's token: 4.29 counts the whole
+    /// `input_ids` row (`inputLength` + generated), 4.37 only the generated tokens (its `decoder_prompt_len`
+    /// is subtracted); `eosLength` is a hypothesis finished by an EOS now (4.29: the row without the EOS, 4.37:
+    /// the generated tokens with it), `nextLength` the `cur_len` of `is_done` and `maxLength` its `never` bound.
+    private var lengths: (eos: Int, next: Int, max: Int, offset: Int) {
+        let offset = semantics == .transformers437 ? 0 : inputLength
+        let row = offset + generatedCount
+        return (semantics == .transformers437 ? row + 1 : row, row + 1, offset + maxNewTokens, offset)
+    }
+
     private mutating func advance4(_ candidates: [BeamCandidate]) -> [Int] {
-        let rowLength = inputLength + generatedCount  // input_ids.shape[-1] before this token
+        let (eosLength, nextLength, maxLength, offset) = lengths
         var parents: [Int] = [], nextBeams: [[Int]] = [], nextScores: [Float] = []
         for (rank, c) in candidates.enumerated() {
             if eosTokenIDs.contains(c.token) {
                 if rank >= numBeams { continue }
-                add4(beams[c.beam] + [c.token], sum: c.score, rowLength: rowLength)
+                add4(beams[c.beam] + [c.token], sum: c.score, rowLength: eosLength)
             } else {
                 parents.append(c.beam)
                 nextBeams.append(beams[c.beam] + [c.token])
@@ -160,9 +186,9 @@ public struct BeamSearchState: Sendable {
             switch earlyStopping {
             case .always: isDone = true
             case .heuristic:
-                if worstScore >= normalised(candidates[0].score, length: rowLength + 1) { isDone = true }
+                if worstScore >= normalised(candidates[0].score, length: nextLength) { isDone = true }
             case .never:
-                let length = lengthPenalty > 0 ? inputLength + maxNewTokens : rowLength + 1
+                let length = lengthPenalty > 0 ? maxLength : nextLength
                 if worstScore >= normalised(candidates[0].score, length: length) { isDone = true }
             }
         }
@@ -171,7 +197,7 @@ public struct BeamSearchState: Sendable {
         if isDone { return parents }
         if generatedCount >= maxNewTokens {
             // finalize: the open beams join the hypotheses.
-            for (b, tokens) in beams.enumerated() { add4(tokens, sum: scores[b], rowLength: inputLength + tokens.count) }
+            for (b, tokens) in beams.enumerated() { add4(tokens, sum: scores[b], rowLength: offset + tokens.count) }
             isDone = true
         }
         return parents
@@ -217,7 +243,7 @@ public struct BeamSearchState: Sendable {
     /// The winning hypothesis (call when `isDone`).
     public func best() -> BeamHypothesis? {
         switch semantics {
-        case .transformers4:
+        case .transformers4, .transformers437:
             // Python's stable sort by score, then pop(): among equal scores the last added wins.
             var bestIndex: Int?
             for (i, h) in finished.enumerated() where bestIndex == nil || h.score >= finished[bestIndex!].score { bestIndex = i }
@@ -266,7 +292,7 @@ public struct BeamSearchDecoder: Decoder {
                           help: "false: stop when no running beam can beat the worst kept (heuristic); true: when B are finished; never: canonical.",
                           source: "transformers GenerationConfig default (False)"),
             ParameterSpec("semantics", .choice(BeamSemantics.allCases.map(\.rawValue)), default: .string("transformers-4"),
-                          help: "Reproduce transformers 4.29's BeamSearchScorer (OPERA/LLaVA code) or transformers 5's beam search.",
+                          help: "Reproduce transformers 4.29's BeamSearchScorer (OPERA/LLaVA code), 4.37's (PAI/VISTA code: lengths count generated tokens only) or transformers 5's beam search.",
                           source: "OPERA ships transformers 4.29.2"),
             repetitionPenaltySpec,
         ],
@@ -275,6 +301,8 @@ public struct BeamSearchDecoder: Decoder {
                           source: "OPERA paper, beam search baseline (beam 5, transformers 4.29.2)"),
             DecoderPreset("halc-baseline", ["num_beams": .int(3), "semantics": .string("transformers-4")],
                           source: "HALC caption_generation.py -b 3"),
+            DecoderPreset("transformers-4.37", ["semantics": .string("transformers-4.37")],
+                          source: "transformers 4.37.0 generate(num_beams=5), the version PAI's and VISTA's environment.yml pin"),
             DecoderPreset("transformers-5", ["semantics": .string("transformers-5")],
                           source: "transformers 5.24 generate(num_beams=5)"),
         ],
@@ -302,9 +330,15 @@ public struct BeamSearchDecoder: Decoder {
 /// at each step every beam's row of scores, `rowScores(output, i, trace)` for the i-th logit row of the pass
 /// (the logits for plain beam search), goes through log-softmax and `processors`, and `state` picks the
 /// continuations (`BeamSearchState.candidates` → `advance`); the session is reordered to the parents and
-/// stepped with the chosen tokens (with `options`), until the search is done.
+/// stepped with the chosen tokens (with `options`), until the search is done. `logSoftmaxRows` false hands the
+/// rows to the processors as they are (PAI: its guidance already works on log-softmaxes and transformers adds
+/// its output to the beam scores unnormalised); `companion` is stepped after each choice, before the next rows
+/// are scored (PAI's text-only rows), and its meter is added to the result's. `prefilled` is a session whose
+/// sequence 0 already holds the whole prompt and that pass's output, for decoders whose edits must reach every
+/// prompt row (VISTA's steering; `context.prefilledSession` computes the shared prefix without options).
 func beamSearch(_ context: DecodingContext, state initial: BeamSearchState, processors: [any LogitsProcessor],
                 options: ForwardOptions = ForwardOptions(), trace initialTrace: DecodeTrace = DecodeTrace(),
+                logSoftmaxRows: Bool = true, companion: BeamCompanion? = nil, prefilled: (MeteredSession, ForwardOutput)? = nil,
                 rowScores: (_ output: ForwardOutput, _ row: Int, _ trace: inout DecodeTrace) throws -> [Float]) throws -> DecodeResult {
     let limits = context.limits
     let promptIDs = context.prompt.tokenIDs
@@ -314,13 +348,13 @@ func beamSearch(_ context: DecodingContext, state initial: BeamSearchState, proc
         return DecodeResult(tokens: [], text: "", stopReason: .maxNewTokens, meter: ForwardMeter())
     }
     var trace = initialTrace
-    let (session, first) = try context.prefilledSession(options: options)
+    let (session, first) = try prefilled ?? context.prefilledSession(options: options)
     // Every beam starts as the prompt (transformers expands the prompt B times); share its cache.
     var rows = Array(repeating: try rowScores(first, 0, &trace), count: numBeams)
     for _ in 1..<numBeams { session.session.fork(0) }
     while true {
         let logProbs = rows.enumerated().map { b, scores -> [Float] in
-            var lp = logSoftmax(scores[...])
+            var lp = logSoftmaxRows ? logSoftmax(scores[...]) : scores
             let ctx = LogitsContext(tokens: promptIDs + state.beams[b], generated: state.generatedCount)
             for p in processors { p.process(&lp, context: ctx) }
             return lp
@@ -328,16 +362,80 @@ func beamSearch(_ context: DecodingContext, state initial: BeamSearchState, proc
         let parents = state.advance(state.candidates(logProbs: logProbs))
         if state.isDone { break }
         session.session.reorder(parents)
+        try companion?.advance(parents, state.lastTokens)
         let out = try session.step(state.lastTokens, options: options)
         rows = try (0..<numBeams).map { try rowScores(out, $0, &trace) }
     }
     trace.counters["finished-hypotheses"] = Double(state.finished.count)
+    let meter = session.meter + (companion?.meter() ?? ForwardMeter())
     guard let best = state.best() else {
-        return DecodeResult(tokens: [], text: "", stopReason: .searchFinished, meter: session.meter, trace: trace)
+        return DecodeResult(tokens: [], text: "", stopReason: .searchFinished, meter: meter, trace: trace)
     }
     trace.counters["best-score"] = best.score
     var tokens = best.tokens
     if tokens.count > limits.maxNewTokens { tokens.removeLast(tokens.count - limits.maxNewTokens) }
     let reason: StopReason = tokens.last.map { limits.eosTokenIDs.contains($0) } == true ? .eos : .maxNewTokens
-    return DecodeResult(tokens: tokens, text: context.text(of: tokens), stopReason: reason, meter: session.meter, trace: trace)
+    return DecodeResult(tokens: tokens, text: context.text(of: tokens), stopReason: reason, meter: meter, trace: trace)
+}
+
+/// Sequences a beam decoder steps beside its beams (PAI's text-only rows): `advance(parents, tokens)` runs after
+/// each step's choice (the beams already reordered to `parents`, `tokens` each beam's new last token).
+struct BeamCompanion {
+    var advance: (_ parents: [Int], _ tokens: [Int]) throws -> Void
+    var meter: () -> ForwardMeter
+}
+
+/// torch.topk(largest: true, sorted: true) on the CPU when k · 64 ≤ n (always in beam search, k = 2·B over
+/// B · vocab): std::partial_sort of (value, index) pairs compared by value only (PyTorch's TopKImpl.h), i.e.
+/// libstdc++'s heap select (make_heap on the first k, each later element that beats the heap's top replaces it)
+/// and sort_heap. Equal values come out in the order that leaves them, not by index; reproduced here from the
+/// algorithm's description (checked against torch 2.13 on 300 random rows full of ties and −∞). NaN is not
+/// handled (beam scores have none).
+enum TorchTopK {
+    /// The indices of the k largest values, in torch's order.
+    static func largest(_ values: [Float], k: Int) -> [Int] {
+        guard k > 0, !values.isEmpty else { return [] }
+        let k = min(k, values.count)
+        var heap = Array(0..<k)
+        // comp(a, b): a goes before b, i.e. a's value is larger; the heap's top is the smallest kept value.
+        func before(_ a: Int, _ b: Int) -> Bool { values[a] > values[b] }
+        func adjust(_ start: Int, _ length: Int, _ value: Int) {
+            var hole = start, child = start
+            while child < (length - 1) / 2 {
+                child = 2 * (child + 1)
+                if before(heap[child], heap[child - 1]) { child -= 1 }
+                heap[hole] = heap[child]
+                hole = child
+            }
+            if length % 2 == 0 && child == (length - 2) / 2 {
+                child = 2 * (child + 1)
+                heap[hole] = heap[child - 1]
+                hole = child - 1
+            }
+            var parent = (hole - 1) / 2
+            while hole > start && before(heap[parent], value) {
+                heap[hole] = heap[parent]
+                hole = parent
+                parent = (hole - 1) / 2
+            }
+            heap[hole] = value
+        }
+        if k >= 2 {
+            var parent = (k - 2) / 2
+            while true {
+                adjust(parent, k, heap[parent])
+                if parent == 0 { break }
+                parent -= 1
+            }
+        }
+        for i in k..<values.count where before(i, heap[0]) { adjust(0, k, i) }
+        var last = k
+        while last > 1 {
+            last -= 1
+            let value = heap[last]
+            heap[last] = heap[0]
+            adjust(0, last, value)
+        }
+        return heap
+    }
 }

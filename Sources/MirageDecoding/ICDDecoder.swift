@@ -38,6 +38,9 @@ public struct ICDDecoder: Decoder {
     public static let sample = Parameter<Bool>(
         "sample", .bool, default: false, help: "Sample (SID --sample without --sample-greedy) or take the best score.",
         source: "huofushuo/SID eval_utils/chair_eval.py --sample-greedy True")
+    public static let numBeams = Parameter<Int>(
+        "num_beams", .int(1...64), default: 1, help: "Only 1: ICD has no beam search (num_beams > 1 is refused with the reason).",
+        source: "huofushuo/SID vcd_sample.py: the disturbed prompt is read only in sample (lines 94, 130, 198-243), which evolve_vcd_sampling installs (lines 338-339)")
     public static let branchRole = "contrast"
 
     public let parameters: DecoderParameters
@@ -58,7 +61,7 @@ public struct ICDDecoder: Decoder {
         name: "icd",
         summary: "Instruction contrastive decoding: contrast with the prompt under a disturbance instruction (SID repository's ICD).",
         parameters: [mode.spec, alpha.spec, beta.spec, disturbance.spec, ContrastSampling.temperature.spec,
-                     ContrastSampling.topK.spec, ContrastSampling.topP.spec, ContrastSampling.repetitionPenalty.spec, sample.spec],
+                     ContrastSampling.topK.spec, ContrastSampling.topP.spec, ContrastSampling.repetitionPenalty.spec, sample.spec, numBeams.spec],
         presets: [
             DecoderPreset("icd-sid-chair", ["disturbance": .string("caption"), "alpha": .double(0.5), "beta": .double(0.1),
                                             "sample": .bool(false), "mode": .string("reference")],
@@ -67,7 +70,17 @@ public struct ICDDecoder: Decoder {
                                            "sample": .bool(false), "mode": .string("reference")],
                           source: "huofushuo/SID pope_eval.py --use-icd (sample-greedy)"),
         ],
-        make: { ICDDecoder($0) })
+        make: { p in
+            let beams = p[numBeams]
+            guard beams == 1 else { throw PostOperaError.noBeamSearch(decoder: "icd", beams: beams, why: noBeamSearch) }
+            return ICDDecoder(p)
+        })
+
+    /// Why ICD refuses `num_beams` > 1 (docs/decoders.md "Beam search and the post-OPERA decoders").
+    static let noBeamSearch = "ICD's published code (the SID repository) has no beam search: the disturbed-instruction "
+        + "prompt is used only in vcd_sample.py's sample (lines 94, 130, 198-243), which evolve_vcd_sampling installs in "
+        + "place of transformers' sampling loop (lines 338-339); generate(num_beams > 1) from eval_utils/chair_eval.py "
+        + "(--beam, line 247) or pope_eval.py (line 319) runs transformers' beam search, which ignores prompt_cd"
 
     public func decode(_ context: DecodingContext) throws -> DecodeResult {
         let contrast = try context.branch(Self.branchRole)

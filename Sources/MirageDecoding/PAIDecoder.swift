@@ -16,6 +16,12 @@ import MirageEngine
 /// token (the prompt's prefill) is unedited, and with γ = 1 (CFGLogits returns before touching the flag) no token
 /// is; `clean` edits every token, the first included (the paper's method). Parity with the published code:
 /// `PostOperaDecoderParityTests` (Tests/MirageModelsTests).
+///
+/// With `numBeams` > 1 it runs chair_eval.py's `--beam B`: transformers 4.37's beam search (`transformers-4.37`
+/// semantics) over the guided scores, which `CFGLogits` hands back unnormalised, with the text-only prompt
+/// repeated per beam (model_loader.py `init_cfg_processor`). `reference` reproduces `CFGLogits`' own text-only
+/// cache, which is never reordered with the beams: row b of the text-only pass is fed beam b's newest token, so
+/// after a reorder it continues another beam's history. `clean` reorders the text-only rows with the beams.
 public struct PAIDecoder: Decoder {
     public enum Mode: String, Sendable, CaseIterable { case reference, clean }
     public var alpha: Double
@@ -27,6 +33,8 @@ public struct PAIDecoder: Decoder {
     public var mode: Mode
     public var sampling: SamplingDecoder
     public var sample: Bool
+    /// Beam search over the guided scores when > 1 (chair_eval.py `--beam`).
+    public var numBeams: Int
     public let name = "pai"
     /// Called with each step's scores before the processors (what the greedy variant takes the argmax of);
     /// the parity tests compare them with the published code's.
@@ -34,7 +42,8 @@ public struct PAIDecoder: Decoder {
     public static let branchRole = "unconditional"
 
     public init(alpha: Double = 0.2, gamma: Double = 1.1, startLayer: Int = 2, endLayer: Int = -1, beta: Double = 0.1,
-                mode: Mode = .reference, temperature: Double = 1, topK: Int = 0, topP: Double = 1, repetitionPenalty: Double = 1, sample: Bool = false) {
+                mode: Mode = .reference, temperature: Double = 1, topK: Int = 0, topP: Double = 1, repetitionPenalty: Double = 1, sample: Bool = false,
+                numBeams: Int = 1) {
         self.alpha = alpha
         self.gamma = gamma
         self.startLayer = startLayer
@@ -43,19 +52,20 @@ public struct PAIDecoder: Decoder {
         self.mode = mode
         sampling = SamplingDecoder(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty)
         self.sample = sample
+        self.numBeams = numBeams
     }
 
     public var parameters: DecoderParameters {
         cutoffParameters(sampling, beta: beta, sample: sample, ["alpha": .double(alpha), "gamma": .double(gamma),
                                                                 "start_layer": .int(startLayer), "end_layer": .int(endLayer),
-                                                                "mode": .string(mode.rawValue)])
+                                                                "mode": .string(mode.rawValue), "num_beams": .int(numBeams)])
     }
 
     /// The text-only prompt, and the attention edit on the image keys of the chosen layers.
     public var inputs: DecoderInputs {
         let layers: LayerSelection = endLayer < 0 ? .perModel(rule: "layers \(startLayer)..<all") : .layers(Array(startLayer..<max(startLayer, endLayer)))
         return DecoderInputs(branches: [BranchSpec(role: Self.branchRole, image: .none)],
-                             hooks: [.attentionScoreEdit(layers: layers, keys: .image)])
+                             hooks: [.attentionScoreEdit(layers: layers, keys: .image)], beams: numBeams)
     }
 
     public static let descriptor = DecoderDescriptor(
@@ -75,8 +85,11 @@ public struct PAIDecoder: Decoder {
                           help: "Plausibility cut-off on the image prompt's log-probabilities (0 = none).",
                           source: "PAI CFG.py (cutoff = log(0.1) + max)"),
             ParameterSpec("mode", .choice(Mode.allCases.map(\.rawValue)), default: .string("reference"),
-                          help: "reference: the first token unedited (and none when gamma=1), as the published code; clean: every token edited.",
-                          source: "PAI attention.py llama_modify (use_cfg flag) and CFG.py (flag toggled around the text-only pass)"),
+                          help: "reference: the first token unedited (and none when gamma=1) and, with num_beams > 1, the text-only rows never reordered with the beams, as the published code; clean: every token edited, the text-only rows follow the beams.",
+                          source: "PAI attention.py llama_modify (use_cfg flag) and CFG.py (flag toggled around the text-only pass; its cache fed input_ids[:, -1:] without the beam reorder)"),
+            ParameterSpec("num_beams", .int(1...64), default: .int(1),
+                          help: "Beam search over the guided scores when > 1 (transformers 4.37 semantics); reference mode keeps the published text-only rows unreordered, clean reorders them.",
+                          source: "PAI chair_eval.py/pope_eval.py --beam (default 1; passed to generate and init_cfg_processor)"),
         ] + samplingSpecs(temperature: "PAI chair_eval.py (generate's default 1)",
                           topK: "PAI chair_eval.py (not set: with --sample, transformers 4.37's GenerationConfig default 50 applies; preset pai-sample-script)",
                           topP: "PAI chair_eval.py (not set)",
@@ -91,13 +104,19 @@ public struct PAIDecoder: Decoder {
                           source: "PAI README.md (recommends nucleus sampling; top_p 0.9 as transformers' LLaVA scripts)"),
             DecoderPreset("pai-sample-script", ["sample": .bool(true), "top_k": .int(50)],
                           source: "PAI chair_eval.py --sample: generate(do_sample=True), transformers 4.37's defaults (top_k 50, top_p 1, temperature 1)"),
+            DecoderPreset("pai-beam", ["alpha": .double(0.2), "gamma": .double(1.1), "start_layer": .int(2), "end_layer": .int(-1),
+                                       "num_beams": .int(5), "sample": .bool(false)],
+                          source: "PAI chair_eval.py/pope_eval.py --beam 5 with README.md's --use-attn --alpha 0.2 --use-cfg --gamma 1.1 --start-layer 2 --end-layer 32 (5 as OPERA's beam baseline)"),
         ],
         make: { p in
-            PAIDecoder(alpha: p.double("alpha"), gamma: p.double("gamma"), startLayer: p.int("start_layer"),
+            guard p.int("num_beams") == 1 || !p.bool("sample") else {
+                throw PostOperaError.beamWithSampling(decoder: "pai", beams: p.int("num_beams"))
+            }
+            return PAIDecoder(alpha: p.double("alpha"), gamma: p.double("gamma"), startLayer: p.int("start_layer"),
                        endLayer: p.int("end_layer"), beta: p.double("beta"),
                        mode: Mode(rawValue: p.string("mode"))!, temperature: p.double("temperature"),
                        topK: p.int("top_k"), topP: p.double("top_p"), repetitionPenalty: p.double("repetition_penalty"),
-                       sample: p.bool("sample"))
+                       sample: p.bool("sample"), numBeams: p.int("num_beams"))
         })
 
     /// The edited layers for a model with `layers` decoder layers.
@@ -113,12 +132,12 @@ public struct PAIDecoder: Decoder {
     /// The attention edit on the image prompt (sequence 0 of the contrastive session), image keys only: rows at
     /// or after the prompt's last one (`clean`), or only the generated tokens' rows (`reference`); none in
     /// `reference` mode with γ = 1.
-    func scoreEdit(prompt: PromptLayout, layers: Range<Int>) throws -> AttentionScoreEdit? {
+    func scoreEdit(prompt: PromptLayout, layers: Range<Int>, sequences: Range<Int> = 0..<1) throws -> AttentionScoreEdit? {
         guard let image = prompt.imageSpan else { throw PostOperaError.needsImage(decoder: name) }
         if mode == .reference && gamma == 1 { return nil }
         let factor = Float(alpha), firstEditedRow = prompt.items.count - (mode == .reference ? 0 : 1)
         return AttentionScoreEdit(layers: Set(layers), keyRange: image) { context, scores in
-            guard context.sequence == 0, context.queryPosition >= firstEditedRow else { return }
+            guard sequences.contains(context.sequence), context.queryPosition >= firstEditedRow else { return }
             for i in scores.indices { scores[i] += abs(scores[i]) * factor }
         }
     }
@@ -126,8 +145,9 @@ public struct PAIDecoder: Decoder {
     public func decode(_ context: DecodingContext) throws -> DecodeResult {
         let text = try context.branch(PAIDecoder.branchRole)
         let layers = try editedLayers(modelLayers: context.model.config.numLayers)
-        let edit = try scoreEdit(prompt: context.prompt, layers: layers)
         let (gamma, beta, observer) = (gamma, beta, scoreObserver)
+        if numBeams > 1 { return try beamDecode(context, text: text, layers: layers, reorderText: mode == .clean) }
+        let edit = try scoreEdit(prompt: context.prompt, layers: layers)
         return try decodeContrastive(context, branches: [text], options: ForwardOptions(scoreEdit: edit),
                                      processors: sampling.processors(context.limits), score: { rows, step, trace in
             let c = PAIDecoder.guidance(rows.logits[0], text: rows.logits[1], gamma: gamma, beta: beta)
@@ -135,6 +155,43 @@ public struct PAIDecoder: Decoder {
             observer?(step, c.scores)
             return c.scores
         }, choose: contrastiveChoice(sample: sample, key: context.randomKey))
+    }
+
+    /// chair_eval.py `--beam B`: the image prompt's B beams in one session (every beam edited), the text-only
+    /// prompt's B rows in another, stepped after each choice with each beam's newest token (reordered with the
+    /// beams only in `clean` mode), and transformers 4.37's beam search over the guided scores as they are.
+    /// `reorderText` is separate from the mode so that the tests can show what the unreordered rows change.
+    func beamDecode(_ context: DecodingContext, text: PromptLayout, layers: Range<Int>, reorderText: Bool) throws -> DecodeResult {
+        guard !sample else { throw PostOperaError.beamWithSampling(decoder: name, beams: numBeams) }
+        guard !text.items.isEmpty else { throw DecodingError.emptyPrompt }
+        let limits = context.limits
+        let edit = try scoreEdit(prompt: context.prompt, layers: layers, sequences: 0..<numBeams)
+        let textSession = context.makeSession()
+        var textOut = try textSession.prefill(text.items)
+        var textStepped = false  // before the first step every beam reads the prefill's last row
+        for _ in 1..<numBeams { textSession.session.fork(0) }
+        let companion = BeamCompanion(advance: { parents, tokens in
+            if reorderText { textSession.session.reorder(parents) }
+            textOut = try textSession.step(tokens)
+            textStepped = true
+        }, meter: { textSession.meter })
+        // PAI pins transformers 4.37 (environment.yml); chair_eval.py sets no length penalty or early stopping.
+        let state = BeamSearchState(numBeams: numBeams, semantics: .transformers437, eosTokenIDs: limits.eosTokenIDs,
+                                    inputLength: context.prompt.tokenIDs.count, maxNewTokens: limits.maxNewTokens)
+        let processors = standardProcessors(repetitionPenalty: sampling.repetitionPenalty, limits: limits)
+        // CFGLogits returns the log-softmax untouched when γ = 1 (no cut-off), which matters to the beam scores.
+        let (gamma, beta, observer) = (gamma, mode == .reference && gamma == 1 ? 0 : beta, scoreObserver)
+        var step = -1
+        return try beamSearch(context, state: state, processors: processors, options: ForwardOptions(scoreEdit: edit),
+                              logSoftmaxRows: false, companion: companion) { out, b, trace in
+            // Each pass's rows arrive in beam order (the prefill's one row once); the text-only pass of this step
+            // has already run.
+            if b == 0 { step += 1 }
+            let c = PAIDecoder.guidance(out.logits(b), text: textOut.logits(textStepped ? b : 0), gamma: gamma, beta: beta)
+            recordCutoff(c, step: step, trace: &trace)
+            if b == 0 { observer?(step, c.scores) }
+            return c.scores
+        }
     }
 
     /// CFG.py `CFGLogits.__call__`: `ls = log_softmax(z)`, `lu = log_softmax(z_text)`,

@@ -9,6 +9,7 @@ public enum PostOperaError: Error, CustomStringConvertible, Equatable {
     case needsImage(decoder: String)
     case imageTooSmall(decoder: String, imageRows: Int, keep: Int)
     case noBeamSearch(decoder: String, beams: Int, why: String)
+    case beamWithSampling(decoder: String, beams: Int)
 
     public var description: String {
         switch self {
@@ -22,6 +23,9 @@ public enum PostOperaError: Error, CustomStringConvertible, Equatable {
         case let .noBeamSearch(decoder, beams, why):
             return "\(decoder) cannot run with num_beams \(beams): \(why); set --param num_beams=1 (greedy with sample=false, "
                 + "or sampling with sample=true)"
+        case let .beamWithSampling(decoder, beams):
+            return "\(decoder) with num_beams \(beams) searches over its scores and cannot also sample (the published "
+                + "--beam runs are deterministic); set sample=false, or num_beams=1 to sample"
         }
     }
 }

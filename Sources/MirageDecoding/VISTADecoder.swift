@@ -16,6 +16,9 @@ import MirageEngine
 /// centred matrix returns the first basis vector: the direction is the difference plus 1 at (first steered
 /// layer, dimension 0). `clean` uses the difference alone. Needs the branch `"unconditional"` (bos + the text
 /// before the image + the text after it: model_loader.py `prepare_null_prompt`).
+///
+/// With `numBeams` > 1 it runs chair_eval.py's `--num-beams B`: the steering applies to every beam's rows and the
+/// augmented logits go through log-softmax into transformers 4.37's beam search (`transformers-4.37` semantics).
 public struct VISTADecoder: Decoder {
     public enum Mode: String, Sendable, CaseIterable { case reference, clean }
     public var lambda: Double
@@ -28,6 +31,8 @@ public struct VISTADecoder: Decoder {
     public var mode: Mode
     public var sampling: SamplingDecoder
     public var sample: Bool
+    /// Beam search over the augmented logits when > 1 (chair_eval.py `--num-beams`).
+    public var numBeams: Int
     public let name = "vista"
     /// Called with each step's scores before the processors (what the greedy variant takes the argmax of);
     /// the parity tests compare them with the published code's.
@@ -35,7 +40,7 @@ public struct VISTADecoder: Decoder {
 
     public init(lambda: Double = 0.17, steerLayers: [Int] = [], logitsAlpha: Double = 0.3, logitsLayers: [Int] = [25, 30],
                 finalNorm: Bool = false, mode: Mode = .reference, temperature: Double = 1, topK: Int = 0, topP: Double = 1,
-                repetitionPenalty: Double = 1, sample: Bool = false) {
+                repetitionPenalty: Double = 1, sample: Bool = false, numBeams: Int = 1) {
         self.lambda = lambda
         self.steerLayers = steerLayers
         self.logitsAlpha = logitsAlpha
@@ -44,13 +49,14 @@ public struct VISTADecoder: Decoder {
         self.mode = mode
         sampling = SamplingDecoder(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty)
         self.sample = sample
+        self.numBeams = numBeams
     }
 
     public var parameters: DecoderParameters {
         var values = sampling.parameters.values
         values.merge(["lambda": .double(lambda), "layers": .ints(steerLayers), "logits_alpha": .double(logitsAlpha),
                       "logits_layers": .ints(logitsLayers), "final_norm": .bool(finalNorm), "mode": .string(mode.rawValue),
-                      "sample": .bool(sample)]) { $1 }
+                      "sample": .bool(sample), "num_beams": .int(numBeams)]) { $1 }
         return DecoderParameters(values)
     }
 
@@ -61,7 +67,7 @@ public struct VISTADecoder: Decoder {
         DecoderInputs(branches: [BranchSpec(role: PAIDecoder.branchRole, image: .none)],
                       hooks: [.residualAddition(layers: steerLayers.count == 2 ? .layers(Array(steerLayers[0]..<max(steerLayers[0], steerLayers[1]))) : .all),
                               .hiddenStates(layers: .layers(logitsLayers.count == 2 ? Array(logitsLayers[0]...max(logitsLayers[0], logitsLayers[1])).map { $0 + 1 } : []))],
-                      stepFactor: 0.5)
+                      beams: numBeams, stepFactor: 0.5)
     }
 
     public static let descriptor = DecoderDescriptor(
@@ -83,6 +89,9 @@ public struct VISTADecoder: Decoder {
             ParameterSpec("mode", .choice(Mode.allCases.map(\.rawValue)), default: .string("reference"),
                           help: "reference: obtain_vsv's PCA artefact (+1 on the first steered layer's dimension 0); clean: the difference.",
                           source: "VISTA steering_vector.py obtain_vsv (rank-1 PCA of one difference)"),
+            ParameterSpec("num_beams", .int(1...64), default: .int(1),
+                          help: "Beam search over the augmented logits when > 1 (transformers 4.37 semantics; every beam steered).",
+                          source: "VISTA chair_eval.py/pope_eval.py --num-beams (default 1; passed to generate)"),
         ] + samplingSpecs(temperature: "VISTA chair_eval.py --temperature 1.0",
                           topK: "VISTA chair_eval.py --top-k 0",
                           topP: "VISTA chair_eval.py --top-p 0.9, passed only with --do-sample",
@@ -93,12 +102,19 @@ public struct VISTADecoder: Decoder {
                           source: "VISTA run_chair.sh (LLaVA-1.5, greedy)"),
             DecoderPreset("vista-pope", ["lambda": .double(0.01), "logits_alpha": .double(0.3), "logits_layers": .ints([25, 30])],
                           source: "VISTA run_pope.sh (LLaVA-1.5)"),
+            DecoderPreset("vista-chair-beam", ["lambda": .double(0.17), "logits_alpha": .double(0.3), "logits_layers": .ints([25, 30]),
+                                               "num_beams": .int(5), "sample": .bool(false)],
+                          source: "VISTA run_chair.sh with chair_eval.py --num-beams 5 (the paper reports beam search as one of its three decoding strategies; 5 as OPERA's beam baseline)"),
         ],
         make: { p in
-            VISTADecoder(lambda: p.double("lambda"), steerLayers: p.ints("layers"), logitsAlpha: p.double("logits_alpha"),
+            guard p.int("num_beams") == 1 || !p.bool("sample") else {
+                throw PostOperaError.beamWithSampling(decoder: "vista", beams: p.int("num_beams"))
+            }
+            return VISTADecoder(lambda: p.double("lambda"), steerLayers: p.ints("layers"), logitsAlpha: p.double("logits_alpha"),
                          logitsLayers: p.ints("logits_layers"), finalNorm: p.bool("final_norm"),
                          mode: Mode(rawValue: p.string("mode"))!, temperature: p.double("temperature"), topK: p.int("top_k"),
-                         topP: p.double("top_p"), repetitionPenalty: p.double("repetition_penalty"), sample: p.bool("sample"))
+                         topP: p.double("top_p"), repetitionPenalty: p.double("repetition_penalty"), sample: p.bool("sample"),
+                         numBeams: p.int("num_beams"))
         })
 
     /// The steered layers and the augmentation layers for a model with `layers` decoder layers.
@@ -155,22 +171,44 @@ public struct VISTADecoder: Decoder {
                                      mlpOutputEdit: lambda == 0 ? nil : MLPOutputEdit(layers: Set(steer)) { layer, _, output in
             steering.apply(layer: layer, output: output)
         })
-        let first = try session.prefill(context.prompt.items, to: 0, options: options)
         let includesLast = logitsRange.contains(L - 1) && !normalise
-        return try decodeTokens(context, session: session, first: first, processors: sampling.processors(context.limits),
-                                score: { out, step, _ in
-            let logits = out.logits(0)
-            guard alpha > 0 else { observer?(step, Array(logits)); return Array(logits) }
-            let r = out.rows.count - 1
+        /// The scores of the pass's i-th logit row: the logits, or their augmentation.
+        func scores(_ out: ForwardOutput, _ i: Int) -> [Float] {
+            let logits = out.logits(i)
+            guard alpha > 0 else { return Array(logits) }
+            let r = out.logitRows[i]
             var hidden: [Float] = []
             hidden.reserveCapacity(early.count * H)
             for l in early { hidden += out.hiddenStates[l + 1]![(r * H)..<((r + 1) * H)] }
             let exits = early.isEmpty ? [] : model.earlyExitLogits(hidden, rows: early.count, applyFinalNorm: normalise)
             var layerLogits = early.indices.map { exits[($0 * V)..<(($0 + 1) * V)] }
             if includesLast { layerLogits.append(logits) }
-            let scores = Self.augmented(logits, layerLogits: layerLogits, alpha: alpha)
-            observer?(step, scores)
-            return scores
+            return Self.augmented(logits, layerLogits: layerLogits, alpha: alpha)
+        }
+        if numBeams > 1 {
+            guard !sample else { throw PostOperaError.beamWithSampling(decoder: name, beams: numBeams) }
+            // VISTA pins transformers 4.37 (environment.yml); chair_eval.py sets no length penalty or early stopping.
+            let limits = context.limits
+            let state = BeamSearchState(numBeams: numBeams, semantics: .transformers437, eosTokenIDs: limits.eosTokenIDs,
+                                        inputLength: context.prompt.tokenIDs.count, maxNewTokens: limits.maxNewTokens)
+            var step = -1
+            // The whole prompt steered, in the session of the steering vectors (as the single-sequence path).
+            let first = try session.prefill(context.prompt.items, to: 0, options: options)
+            return try beamSearch(context, state: state,
+                                  processors: standardProcessors(repetitionPenalty: sampling.repetitionPenalty, limits: limits),
+                                  options: options, prefilled: (session, first)) { out, b, _ in
+                // Each pass's rows arrive in beam order (the prefill's one row once).
+                let s = scores(out, b)
+                if b == 0 { step += 1; observer?(step, s) }
+                return s
+            }
+        }
+        let first = try session.prefill(context.prompt.items, to: 0, options: options)
+        return try decodeTokens(context, session: session, first: first, processors: sampling.processors(context.limits),
+                                score: { out, step, _ in
+            let s = scores(out, 0)
+            observer?(step, s)
+            return s
         }, choose: contrastiveChoice(sample: sample, key: context.randomKey), next: { token, _ in
             try session.step([token], options: options)
         })

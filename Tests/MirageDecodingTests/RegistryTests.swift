@@ -49,50 +49,33 @@ import Testing
     /// SID has no beam search in its published code: num_beams > 1 is refused at construction with the reason
     /// and the fix; num_beams 1 builds the decoder.
     @Test func sidRefusesBeamSearchAndSaysWhy() throws {
-        let sid = try DecoderRegistry.standard.descriptor(named: "sid")
-        #expect(try sid.make(sid.resolve()).parameters.int("num_beams") == 1)
+        try expectRefusesBeamSearch("sid", beams: 5, reason: "evolve_vcd_sampling")
+    }
+
+    /// ICD runs in the same SID function (vcd_sample.py `sample`), so it has the same limit.
+    @Test func icdRefusesBeamSearchAndSaysWhy() throws {
+        try expectRefusesBeamSearch("icd", beams: 3, reason: "vcd_sample.py's sample")
+    }
+
+    func expectRefusesBeamSearch(_ name: String, beams: Int, reason: String) throws {
+        let descriptor = try DecoderRegistry.standard.descriptor(named: name)
+        #expect(try descriptor.make(descriptor.resolve()).parameters.int("num_beams") == 1)
         do {
-            _ = try sid.make(sid.resolve(overrides: [("num_beams", "5")]))
-            Issue.record("sid accepted num_beams 5")
+            _ = try descriptor.make(descriptor.resolve(overrides: [("num_beams", "\(beams)")]))
+            Issue.record("\(name) accepted num_beams \(beams)")
         } catch let e as PostOperaError {
-            #expect(e.description.contains("num_beams 5"), "\(e)")
-            #expect(e.description.contains("evolve_vcd_sampling"), "\(e)")
+            #expect(e.description.contains("\(name) cannot run with num_beams \(beams)"), "\(e)")
+            #expect(e.description.contains(reason), "\(e)")
             #expect(e.description.contains("set --param num_beams=1"), "\(e)")
         }
     }
-}
 
-@Suite struct StoppingTests {
-    @Test func stopStringsEOSAndCounts() throws {
-        let folder = GenerateCases.models.appendingPathComponent("qwen2-tied-f32")
-        let model = try LanguageModel(folder: folder, options: LoadOptions(threads: 1))
-        let tokenizer = try Tokenizer(folder: folder)
-        let prompt = PromptLayout(tokens: tokenizer.encode("hello world, the cat sat on the mat"))
-        let free = try GreedyDecoder().decode(DecodingContext(model: model, prompt: prompt,
-                                                              limits: GenerationLimits(maxNewTokens: 12), tokenizer: tokenizer))
-        #expect(free.tokens.count == 12 && free.stopReason == .maxNewTokens)
-        #expect(free.text == tokenizer.decode(free.tokens, skipSpecialTokens: true))
-        #expect(free.forwardPasses == 12)  // prefill + 11 steps
-        #expect(free.forwardRows == prompt.items.count + 11)
-        #expect(free.decodeRows == 11)
-        // Stop at a string made of the 5th token's text: the result ends with the token completing it.
-        let stop = tokenizer.decode(Array(free.tokens[4...5]))
-        let stopped = try GreedyDecoder().decode(DecodingContext(
-            model: model, prompt: prompt, limits: GenerationLimits(maxNewTokens: 12, stopStrings: [stop]), tokenizer: tokenizer))
-        #expect(stopped.stopReason == .stopString)
-        #expect(tokenizer.decode(stopped.tokens).contains(stop))
-        #expect(!tokenizer.decode(Array(stopped.tokens.dropLast())).contains(stop))
-        #expect(stopped.tokens == Array(free.tokens.prefix(stopped.tokens.count)))
-        // EOS: the EOS token ends generation and is kept.
-        let eos = free.tokens[3]
-        let ended = try GreedyDecoder().decode(DecodingContext(
-            model: model, prompt: prompt, limits: GenerationLimits(maxNewTokens: 12, eosTokenIDs: [eos])))
-        #expect(ended.stopReason == .eos)
-        #expect(ended.tokens == Array(free.tokens.prefix(4)))
-        // Stop strings without a tokenizer are an error that says so.
-        #expect(throws: DecodingError.needsTokenizer("stopping on stop strings")) {
-            try GreedyDecoder().decode(DecodingContext(model: model, prompt: prompt,
-                                                       limits: GenerationLimits(maxNewTokens: 4, stopStrings: ["x"])))
+    /// PAI with beam search and sampling at once has no published counterpart and is refused with the fix.
+    @Test func paiRefusesBeamSearchWithSampling() throws {
+        let pai = try DecoderRegistry.standard.descriptor(named: "pai")
+        #expect(try pai.make(pai.resolve(preset: "pai-beam")).inputs.beams == 5)
+        #expect(throws: PostOperaError.beamWithSampling(decoder: "pai", beams: 3)) {
+            try pai.make(pai.resolve(overrides: [("num_beams", "3"), ("sample", "true")]))
         }
     }
 }

@@ -216,6 +216,19 @@ import Testing
         print("\(method) sampling formula: \(count) steps, max |probability difference| \(worst)")
     }
 
+    /// One step's scores against the golden's summary (decoder_fixture_common.summary): the finite count, max
+    /// |score| and the top scores within 1e-4 × max |score|.
+    static func expectSummary(_ mine: [Float], _ summary: [String: Any], _ label: String) {
+        let maxAbs = summary["max_abs"] as! Double, tolerance = 1e-4 * maxAbs
+        let finite = mine.filter(\.isFinite)
+        #expect(finite.count == summary["finite"] as! Int, "\(label): finite scores \(finite.count)")
+        #expect(abs(Double(finite.map(abs).max() ?? 0) - maxAbs) <= tolerance, "\(label): max |score|")
+        for pair in summary["top"] as! [[NSNumber]] {
+            let (id, value) = (pair[0].intValue, pair[1].doubleValue)
+            #expect(abs(Double(mine[id]) - value) <= tolerance, "\(label): score of token \(id) \(mine[id]) vs \(value)")
+        }
+    }
+
     typealias Make = ([String: Any], [String: Any], StepRecorder, (_ inputIDs: [Int]) throws -> PromptLayout) throws
         -> (any Decoder, [String: PromptLayout])
     typealias Extra = (any VisionLanguageModel, [String: Any], DecodingContext, String) throws -> Void
@@ -226,23 +239,11 @@ import Testing
         let settings = json["settings"] as! [String: Any]
         let cases = json["cases"] as! [[String: Any]]
         #expect(cases.count >= 5)
-        let vlm = try ModelFamilies.load(Self.paper.appendingPathComponent("llava-original/llava-v1.5-7b"), options: LoadOptions(threads: 2))
-        var images: [String: ImageEmbedding] = [:]
+        let prompts = try PaperPrompts()
+        let vlm = prompts.vlm
         for (index, c) in cases.enumerated() {
             let label = "\(method) case \(index) (\(c["image"]!), \(c["question"]!))"
-            let name = c["image"] as! String
-            let rows = try images[name] ?? vlm.embedImage(
-                vlm.pixels(ofImageAt: Self.paper.appendingPathComponent("images/\(name)").path, padToSquare: false), instruction: nil)
-            images[name] = rows
-            // The ids with the image placeholder expanded to the image's rows (the prompt, or a branch's ids).
-            let withImage = { (inputIDs: [Int]) throws -> PromptLayout in
-                let at = try #require(inputIDs.firstIndex(of: LlavaOriginalConfig.imageTokenIndex))
-                let expanded = Array(inputIDs[..<at]) + Array(repeating: LlavaOriginalConfig.imageTokenIndex, count: rows.tokenCount)
-                    + Array(inputIDs[(at + 1)...])
-                let prompt = try MultimodalPrompt(tokenIDs: expanded, imageTokenID: LlavaOriginalConfig.imageTokenIndex,
-                                                  image: rows, inputIDs: inputIDs)
-                return PromptLayout(items: prompt.items, imageSpan: prompt.imageSpan, inputIDs: prompt.inputIDs)
-            }
+            let withImage = try prompts.builder(image: c["image"] as! String)
             let layout = try withImage(Self.ints(c["input_ids"]))
             let recorder = StepRecorder()
             let (decoder, branches) = try make(settings, c, recorder, withImage)
@@ -255,16 +256,36 @@ import Testing
             for (step, s) in (c["steps"] as! [[String: Any]]).enumerated() {
                 guard step < result.tokens.count, result.tokens[..<step] == expected[..<step] else { break }
                 let mine = try #require(recorder[step], "\(label) step \(step): the decoder reported no scores")
-                let maxAbs = s["max_abs"] as! Double, tolerance = 1e-4 * maxAbs
-                let finite = mine.filter(\.isFinite)
-                #expect(finite.count == s["finite"] as! Int, "\(label) step \(step): finite scores \(finite.count)")
-                #expect(abs(Double(finite.map(abs).max() ?? 0) - maxAbs) <= tolerance, "\(label) step \(step): max |score|")
-                for pair in s["top"] as! [[NSNumber]] {
-                    let (id, value) = (pair[0].intValue, pair[1].doubleValue)
-                    #expect(abs(Double(mine[id]) - value) <= tolerance,
-                            "\(label) step \(step): score of token \(id) \(mine[id]) vs \(value)")
-                }
+                Self.expectSummary(mine, s, "\(label) step \(step)")
             }
+        }
+    }
+}
+
+/// The tiny LLaVA-1.5 of Fixtures/paper-models/llava-original and the prompts of its goldens: the published
+/// scripts' `input_ids` (one image placeholder) with the placeholder expanded to the image's rows.
+final class PaperPrompts {
+    let vlm: any VisionLanguageModel
+    private var images: [String: ImageEmbedding] = [:]
+
+    init() throws {
+        vlm = try ModelFamilies.load(PostOperaDecoderParityTests.paper.appendingPathComponent("llava-original/llava-v1.5-7b"),
+                                     options: LoadOptions(threads: 2))
+    }
+
+    /// Turns ids holding the image placeholder (the prompt, or a branch's ids) into a layout with `image`'s rows.
+    func builder(image name: String) throws -> (_ inputIDs: [Int]) throws -> PromptLayout {
+        let rows = try images[name] ?? vlm.embedImage(
+            vlm.pixels(ofImageAt: PostOperaDecoderParityTests.paper.appendingPathComponent("images/\(name)").path, padToSquare: false),
+            instruction: nil)
+        images[name] = rows
+        return { inputIDs in
+            let at = try #require(inputIDs.firstIndex(of: LlavaOriginalConfig.imageTokenIndex))
+            let expanded = Array(inputIDs[..<at]) + Array(repeating: LlavaOriginalConfig.imageTokenIndex, count: rows.tokenCount)
+                + Array(inputIDs[(at + 1)...])
+            let prompt = try MultimodalPrompt(tokenIDs: expanded, imageTokenID: LlavaOriginalConfig.imageTokenIndex,
+                                              image: rows, inputIDs: inputIDs)
+            return PromptLayout(items: prompt.items, imageSpan: prompt.imageSpan, inputIDs: prompt.inputIDs)
         }
     }
 }
