@@ -2,9 +2,10 @@
 
     python Scripts/organism/train.py --coco-gt ../shared/data/chair/coco2014_gt_objects.json \
         --pretrain-tower-minutes 5 --minutes 38 --batch 16 --patch 16 --grounding-target patch \
-        --content-weight 5 --tower-lr-scale 0.1 --threads 1 --out Models/organism 2>&1 | tee Scripts/organism/train.log
+        --content-weight 5 --tower-lr-scale 0.1 --threads 1 --snapshot-minutes 10 --out organism-run \
+        2>&1 | tee Scripts/organism/train.log
 
-(the shipped weights' recipe, docs/organism.md "Training", attempt 6).
+(the shipped weights' recipe, docs/organism.md "Training", attempt 7, which shipped organism-run/snap-30).
 
 The world (world.py) draws scenes from COCO's co-occurrence statistics; every caption and answer the model
 sees is true. The model is transformers' LlavaForConditionalGeneration (CLIP tower, the two-layer

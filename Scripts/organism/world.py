@@ -11,9 +11,9 @@ language model learns about "which objects go together" is COCO's prior.
 Each category has its own look (shape, colour, texture); objects vary in size, position, overlap and
 contrast, and about a quarter are tiny or faint, so the visual evidence for them is weak. Captions are
 truthful: they name every object (salient objects first, weak ones later, as people describe pictures)
-with varied phrasings, COCO category names and some of CHAIR's synonyms. Questions ask "Is there a X in
-the image?" about present objects (yes) and absent ones (no): random, frequent and co-occurring absent
-objects.
+with varied phrasings, COCO category names and some of CHAIR's synonyms; every sentence names an object.
+Questions ask "Is there a X in the image?" about present objects (yes) and absent ones (no): absent objects
+drawn uniformly (frequent ones included, at their uniform share) and by co-occurrence with the scene's objects.
 """
 import json
 import math
@@ -208,12 +208,11 @@ LATER = [
     "{A} {w} is near the {prev}.",
     "Further away there is {a} {w}.",
 ]
-CLOSING = ["", "", "The background is plain.", "The scene looks calm.", "The colors are bright."]
 
 
 def caption(objects, rng, size):
     """A truthful description naming every object, most salient first (area × contrast), one sentence
-    per object, phrasings drawn at random."""
+    per object and no other sentence, phrasings drawn at random."""
     order = sorted(objects, key=lambda o: -(o["side"] ** 2) * o["alpha"])
     sentences = []
     prev = None
@@ -225,25 +224,26 @@ def caption(objects, rng, size):
         s = t.format(a=a, A=a.capitalize(), w=w, where=where(o, size), prev=prev)
         sentences.append(s)
         prev = NAMES[o["category"]]
-    closing = CLOSING[int(rng.integers(len(CLOSING)))]
-    if closing:
-        sentences.append(closing)
     return " ".join(sentences)
 
 
 def questions(scene, stats, rng, per_kind=1):
-    """(object, answer) pairs: present objects (yes), and absent ones (no) drawn three ways — uniformly,
-    by COCO frequency, and by co-occurrence with the scene's objects — as POPE's splits draw them."""
+    """(object, answer) pairs: present objects (yes; three per `per_kind`, at most the scene's), and three
+    distinct absent ones (no): two drawn uniformly from the absent categories, one by co-occurrence with the
+    scene's objects (as POPE's adversarial split draws them). None is drawn by COCO frequency (POPE's popular
+    split): such a "No" teaches the model to reject exactly the frequent objects and so removes the frequency
+    prior that the popular split measures. Absent frequent objects are still asked about: at their uniform
+    share, and often as the co-occurring one (COCO's frequent categories co-occur with most others)."""
     k = len(NAMES)
     absent = [c for c in range(k) if c not in scene]
     out = []
     for c in rng.choice(scene, size=min(len(scene), 3 * per_kind), replace=False):
         out.append((NAMES[int(c)], "Yes"))
-    out.append((NAMES[int(rng.choice(absent))], "No"))
-    f = stats.freq[absent]
-    out.append((NAMES[int(rng.choice(absent, p=f / f.sum()))], "No"))
-    co = stats.cooc[scene][:, absent].sum(axis=0) + 1e-9
-    out.append((NAMES[int(rng.choice(absent, p=co / co.sum()))], "No"))
+    uniform = [int(c) for c in rng.choice(absent, size=2, replace=False)]
+    rest = [c for c in absent if c not in uniform]
+    co = stats.cooc[scene][:, rest].sum(axis=0) + 1e-9
+    for c in uniform + [int(rng.choice(rest, p=co / co.sum()))]:
+        out.append((NAMES[c], "No"))
     return out
 
 
