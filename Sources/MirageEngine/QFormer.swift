@@ -89,17 +89,6 @@ public struct QFormerNames: Sendable, Equatable {
     }
 }
 
-/// The kernel the Q-Former's row products (its 32–41 rows through q/k/v, the output dense layers and the
-/// feed-forward; not the image keys and values) take.
-public enum QFormerProducts: String, Sendable, CaseIterable {
-    /// Weights widened to f32 at load into 64-output panels (`PanelWeights`, 4 bytes per weight), every output
-    /// one chain of FMAs in input order (`Kernels.linear(_:n:panels:…)`). The default.
-    case panels
-    /// `Kernels.linear` on the stored weights (the mid-n path: 16 partial sums per output); the former kernel,
-    /// kept for A/B timing and for bf16 / q8 weights in `Precision.fast`.
-    case linear
-}
-
 /// One BERT attention block: q/k/v, the output dense and the post-LN.
 struct QFormerAttentionWeights: @unchecked Sendable {
     var query: Projection, key: Projection, value: Projection, dense: Projection
@@ -134,13 +123,7 @@ public struct QFormer: @unchecked Sendable {
     let wordEmbeddings: [Float]?, positionEmbeddings: [Float]?
     /// Every cross-attention layer's key and value weights as one matrix (`fuseImageKeysValues`).
     let fusedImageKeysValues: Projection?
-    /// The row products' weights (q/k/v, output dense, feed-forward; not the image keys and values) widened to f32
-    /// once into 64-output panels (`PanelWeights`), by weight identity; empty when they take other dot products
-    /// than f32 FMAs (bf16 / int8 in `Precision.fast`), which stay on `Kernels.linear`.
-    let panels: [ObjectIdentifier: PanelWeights]
     let pool: WorkerPool
-    /// The kernel of the row products (`QFormerProducts`); `mirage-bench blip2` alternates the two.
-    public var products: QFormerProducts = .panels
 
     public init(config: QFormerConfig, store: TensorStore, names: QFormerNames, pool: WorkerPool) throws {
         self.config = config
@@ -177,7 +160,6 @@ public struct QFormer: @unchecked Sendable {
                 textFeedForward: names.textEmbeddings == nil ? nil : try feedForward(p + "intermediate", p + "output"))
         }
         fusedImageKeysValues = Self.fuseImageKeysValues(layers)
-        panels = Self.widenRowProducts(layers, pool: pool)
         embeddingNormWeight = try store.vector(names.embeddingNorm + "weight", count: h)
         embeddingNormBias = try store.vector(names.embeddingNorm + "bias", count: h)
         if let text = names.textEmbeddings {
@@ -206,7 +188,8 @@ public struct QFormer: @unchecked Sendable {
     /// the image, so they run first as one GEMM (`imageRows × encoderHiddenSize` by all those layers' weights at
     /// once, `imageKeysValues`); per layer, the rows are packed once for q, k and v; attention keeps the former
     /// loops' summation order with 16 keys (scores) or 16 dimensions (weighted values) per SIMD lane, so every
-    /// output is bit-identical to the per-layer schedule (the reference in QFormerScheduleTests).
+    /// output is bit-identical to the former per-layer schedule (`runPerLayer`, kept as test code in
+    /// Tests/MirageEngineTests/QFormerReference.swift).
     public func run(queries: [Float], queryCount: Int, textIDs: [Int] = [], image: [Float], imageRows: Int,
                     profile: QFormerProfile? = nil) throws -> [Float] {
         let h = config.hiddenSize, t = textIDs.count, n = queryCount + t, m = imageRows
@@ -225,8 +208,7 @@ public struct QFormer: @unchecked Sendable {
             profile.measure("self-attention q/k/v", flops: 6 * Double(n * h * h)) {
                 x.withUnsafeBufferPointer { xb in
                     let xp = xb.baseAddress!
-                    let packed = products == .linear && n > Kernels.decodeMaxRows
-                        && w.key.weight.format == w.query.weight.format
+                    let packed = n > Kernels.decodeMaxRows && w.key.weight.format == w.query.weight.format
                         && w.value.weight.format == w.query.weight.format
                         ? Kernels.packInput(xp, n: n, cols: h, for: w.query.weight, pool: pool) : nil
                     linear(packed, xp, rows: n, w.query, into: &q)
@@ -357,26 +339,6 @@ public struct QFormer: @unchecked Sendable {
         return Projection(weight: weight, bias: parts.flatMap { $0.bias! })
     }
 
-    /// The panels of every row product (`panels`): the projections that multiply the Q-Former's own 32–41 rows.
-    /// Only weights that `Kernels.linear` multiplies with f32 FMAs (`Kernels.dotProducts`), so `.fast` bf16 / q8
-    /// checkpoints keep their dot products.
-    static func widenRowProducts(_ layers: [QFormerLayerWeights], pool: WorkerPool) -> [ObjectIdentifier: PanelWeights] {
-        var projections: [Projection] = []
-        for layer in layers {
-            let s = layer.selfAttention
-            projections += [s.query, s.key, s.value, s.dense]
-            if let cross = layer.crossAttention { projections += [cross.query, cross.dense] } // its keys: image rows
-            for ff in [layer.queryFeedForward] + (layer.textFeedForward.map { [$0] } ?? []) {
-                projections += [ff.intermediate, ff.output]
-            }
-        }
-        var panels: [ObjectIdentifier: PanelWeights] = [:]
-        for p in projections where Kernels.dotProducts(format: p.weight.format, precision: p.weight.precision) == .f32 {
-            panels[ObjectIdentifier(p.weight)] = PanelWeights(p.weight, pool: pool)
-        }
-        return panels
-    }
-
     /// y = LN(dense(context) + residual).
     func outputDense(_ w: QFormerAttentionWeights, _ context: [Float], rows n: Int, residual: [Float]) -> [Float] {
         var y = linear(context, rows: n, w.dense)
@@ -394,14 +356,11 @@ public struct QFormer: @unchecked Sendable {
         return y
     }
 
-    /// y = x·Wᵀ + b into `y` (`n × rows`): from the panels (`products == .panels` and the weight widened), else
-    /// from `packed` when given (x packed once for several weights), else `Kernels.linear` on x.
+    /// y = x·Wᵀ + b into `y` (`n × rows`), from `packed` when given (x packed once for several weights).
     func linear(_ packed: PackedInput?, _ x: UnsafePointer<Float>, rows n: Int, _ p: Projection, into y: inout [Float]) {
         y.withUnsafeMutableBufferPointer { yb in
             p.bias!.withUnsafeBufferPointer { b in
-                if products == .panels, let panel = panels[ObjectIdentifier(p.weight)] {
-                    Kernels.linear(x, n: n, panels: panel, bias: b.baseAddress, into: yb.baseAddress!, pool: pool)
-                } else if let packed {
+                if let packed {
                     Kernels.linear(packed, weight: p.weight, bias: b.baseAddress, into: yb.baseAddress!, pool: pool)
                 } else {
                     Kernels.linear(x, n: n, weight: p.weight, bias: b.baseAddress, into: yb.baseAddress!, pool: pool)
@@ -412,7 +371,11 @@ public struct QFormer: @unchecked Sendable {
 
     func linear(_ x: [Float], rows n: Int, _ p: Projection) -> [Float] {
         var y = [Float](repeating: 0, count: n * p.weight.rows)
-        x.withUnsafeBufferPointer { linear(nil, $0.baseAddress!, rows: n, p, into: &y) }
+        x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
+            p.bias!.withUnsafeBufferPointer { b in
+                Kernels.linear(xb.baseAddress!, n: n, weight: p.weight, bias: b.baseAddress, into: yb.baseAddress!, pool: pool)
+            }
+        }}
         return y
     }
 

@@ -7,8 +7,7 @@ import MirageKernels
 extension QFormer {
     /// The former schedule, layer by layer (each cross-attention layer projects the image rows to its keys and
     /// values itself; q, k, v each multiply their input separately; attention one scalar dot product at a time):
-    /// the reference the batched `run` is checked against bit for bit. Its row products take the same kernel as
-    /// `run` (`products`).
+    /// the reference the batched `run` is checked against bit for bit.
     func runPerLayer(queries: [Float], queryCount: Int, textIDs: [Int] = [], image: [Float], imageRows: Int,
                      profile: QFormerProfile? = nil) throws -> [Float] {
         let h = config.hiddenSize, t = textIDs.count
