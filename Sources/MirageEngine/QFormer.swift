@@ -188,7 +188,8 @@ public struct QFormer: @unchecked Sendable {
     /// the image, so they run first as one GEMM (`imageRows × encoderHiddenSize` by all those layers' weights at
     /// once, `imageKeysValues`); per layer, the rows are packed once for q, k and v; attention keeps the former
     /// loops' summation order with 16 keys (scores) or 16 dimensions (weighted values) per SIMD lane, so every
-    /// output is bit-identical to the per-layer schedule (`runPerLayer`).
+    /// output is bit-identical to the former per-layer schedule (`runPerLayer`, kept as test code in
+    /// Tests/MirageEngineTests/QFormerReference.swift).
     public func run(queries: [Float], queryCount: Int, textIDs: [Int] = [], image: [Float], imageRows: Int,
                     profile: QFormerProfile? = nil) throws -> [Float] {
         let h = config.hiddenSize, t = textIDs.count, n = queryCount + t, m = imageRows
@@ -252,36 +253,6 @@ public struct QFormer: @unchecked Sendable {
             let f = config.intermediateSize
             var next = profile.measure("query feed-forward", flops: 4 * Double(queryCount * h * f)) {
                 feedForward(layer.queryFeedForward, Array(attended[0..<(queryCount * h)]), rows: queryCount)
-            }
-            if t > 0, let text = layer.textFeedForward {
-                next += profile.measure("instruction feed-forward", flops: 4 * Double(t * h * f)) {
-                    feedForward(text, Array(attended[(queryCount * h)...]), rows: t)
-                }
-            }
-            x = next
-        }
-        return x
-    }
-
-    /// The former schedule, layer by layer (each cross-attention layer projects the image rows to its keys and
-    /// values itself; q, k, v each pack their input; attention one scalar dot product at a time). Kept as the
-    /// reference the batched `run` is checked against bit for bit and timed against (`mirage-bench blip2`).
-    public func runPerLayer(queries: [Float], queryCount: Int, textIDs: [Int] = [], image: [Float], imageRows: Int,
-                            profile: QFormerProfile? = nil) throws -> [Float] {
-        let h = config.hiddenSize, t = textIDs.count
-        var x = try embed(queries: queries, queryCount: queryCount, textIDs: textIDs, image: image, imageRows: imageRows,
-                          profile: profile)
-        for layer in layers {
-            let attended = attentionBlock(layer.selfAttention, x, rows: queryCount + t, keys: x, keyRows: queryCount + t,
-                                          keyWidth: h, kind: "self-attention", profile: profile)
-            var queryPart = Array(attended[0..<(queryCount * h)])
-            if let cross = layer.crossAttention {
-                queryPart = attentionBlock(cross, queryPart, rows: queryCount, keys: image, keyRows: imageRows,
-                                           keyWidth: config.encoderHiddenSize, kind: "cross-attention", profile: profile)
-            }
-            let f = config.intermediateSize
-            var next = profile.measure("query feed-forward", flops: 4 * Double(queryCount * h * f)) {
-                feedForward(layer.queryFeedForward, queryPart, rows: queryCount)
             }
             if t > 0, let text = layer.textFeedForward {
                 next += profile.measure("instruction feed-forward", flops: 4 * Double(t * h * f)) {
@@ -373,52 +344,6 @@ public struct QFormer: @unchecked Sendable {
         var y = linear(context, rows: n, w.dense)
         addAndNorm(&y, residual: residual, rows: n, weight: w.normWeight, bias: w.normBias)
         return y
-    }
-
-    /// y = LN(dense(MHA(x, keys)) + x), the per-layer schedule (`runPerLayer`).
-    func attentionBlock(_ w: QFormerAttentionWeights, _ x: [Float], rows n: Int, keys: [Float], keyRows m: Int,
-                        keyWidth: Int, kind: String, profile: QFormerProfile?) -> [Float] {
-        let h = config.hiddenSize
-        let cross = kind == "cross-attention"
-        let q = profile.measure(cross ? "cross-attention query projection" : "self-attention q/k/v",
-                                flops: 2 * Double(n * h * h)) { linear(x, rows: n, w.query) }
-        let (k, v) = profile.measure(cross ? "image K/V projections (all cross layers)" : "self-attention q/k/v",
-                                     flops: 4 * Double(m * keyWidth * h)) {
-            (linear(keys, rows: m, w.key), linear(keys, rows: m, w.value))
-        }
-        var context = [Float](repeating: 0, count: n * h)
-        let heads = config.numHeads, d = config.headDim, scale = 1 / Float(d).squareRoot()
-        profile.measure("\(kind) softmax(q·kᵀ)·v", flops: 4 * Double(n * m * h)) {
-            q.withUnsafeBufferPointer { qb in k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
-                context.withUnsafeMutableBufferPointer { cb in
-                    let qp = qb.baseAddress!, kp = kb.baseAddress!, vp = vb.baseAddress!, cp = cb.baseAddress!
-                    pool.parallelFor(heads) { head in
-                        let scores = UnsafeMutablePointer<Float>.allocate(capacity: m)
-                        defer { scores.deallocate() }
-                        let off = head * d
-                        for r in 0..<n {
-                            let qr = qp + r * h + off
-                            for c in 0..<m {
-                                let kr = kp + c * h + off
-                                var dot: Float = 0
-                                for j in 0..<d { dot += qr[j] * kr[j] }
-                                scores[c] = dot * scale
-                            }
-                            Kernels.softmax(scores, count: m)
-                            let out = cp + r * h + off
-                            for j in 0..<d { out[j] = 0 }
-                            for c in 0..<m {
-                                let p = scores[c], vr = vp + c * h + off
-                                for j in 0..<d { out[j] += p * vr[j] }
-                            }
-                        }
-                    }
-                }
-            }}}
-        }
-        return profile.measure("\(kind) output dense + LayerNorm", flops: 2 * Double(n * h * h)) {
-            outputDense(w, context, rows: n, residual: x)
-        }
     }
 
     /// y = LN(output(act(intermediate(x))) + x).

@@ -95,7 +95,8 @@ extension QFormer {
     /// The sums run in the former scalar loops' order, one product added at a time starting from 0 (scores: over
     /// the head's d dimensions for each key; weighted values: over the keys for each dimension), with 16 keys or 16
     /// dimensions side by side in SIMD lanes and several accumulators in flight, so every score and output is
-    /// bit-identical to `runPerLayer`'s loops. The keys are transposed per head (d rows of keys, padded to 16).
+    /// bit-identical to the per-layer reference's loops (`runPerLayer`, test code). The keys are transposed per head
+    /// (d rows of keys, padded to 16).
     func attend(q: UnsafePointer<Float>, rows n: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
                 keyStride ld: Int, keyRows m: Int, into context: UnsafeMutablePointer<Float>) {
         let h = config.hiddenSize, d = config.headDim

@@ -15,10 +15,10 @@ struct BenchBlip2: ParsableCommand {
         `mirage models synth --arch instructblip --size 7b`), or else writes a random-weight image encoder with \
         Salesforce/instructblip-vicuna-7b's shapes (EVA ViT-g: hidden 1408, 39 blocks, 16 heads, MLP 6144, 257 rows; \
         Q-Former: BERT-base, 32 queries, cross-attention every 2nd layer) to --work (reused when present; about \
-        2.3 GB in f16). Then encodes a random 224×224 image --repeat times, and runs the Q-Former on each result \
-        twice per shape, alternating its batched schedule (`QFormer.run`) with the former per-layer one \
-        (`runPerLayer`) in this process: InstructBLIP's shape (the queries plus --instruction-tokens rows) and \
-        BLIP-2's (queries only). Checks that both schedules give bit-identical outputs.
+        2.3 GB in f16). Then encodes a random 224×224 image --repeat times, and runs the Q-Former (`QFormer.run`) \
+        on each result in InstructBLIP's shape (the queries plus --instruction-tokens rows) and BLIP-2's (queries \
+        only). (The former per-layer schedule is test code now: QFormerScheduleTests checks `run` against it bit \
+        for bit.)
 
         Reports FLOPs (2 per multiply-add; EVA: patch GEMM, projections, attention; Q-Former: every matrix product, \
         docs/vision.md), best wall and CPU times, GFLOPS by CPU time over the threads, and that as a share of the \
@@ -61,7 +61,7 @@ struct BenchBlip2: ParsableCommand {
     @Flag(name: .long, help: "Time the tower once (its rows feed the Q-Former) and repeat only the Q-Former.")
     var qformerOnly = false
 
-    @Flag(name: .long, help: "Print where the Q-Former's CPU time goes, per operation, for both schedules.")
+    @Flag(name: .long, help: "Print where the Q-Former's CPU time goes, per operation.")
     var profile = false
 
     func validate() throws {
@@ -96,9 +96,9 @@ struct BenchBlip2: ParsableCommand {
             let shapes = [(name: "InstructBLIP (\(queryCount) queries + \(instructionTokens) instruction rows)", ids: instruction),
                           (name: "BLIP-2 (\(queryCount) queries)", ids: [Int]())]
             var best = Double.infinity, bestCPU = Double.infinity
-            var bestQ = [[Double]](repeating: [.infinity, .infinity], count: shapes.count)   // [shape][old, new] CPU
+            var bestQ = [Double](repeating: .infinity, count: shapes.count)   // CPU seconds per shape
             var bestQWall = bestQ
-            let profiles = shapes.map { _ in [QFormerProfile(), QFormerProfile()] }
+            let profiles = shapes.map { _ in QFormerProfile() }
             var rows: [Float] = []
             for i in 0..<repetitions {
                 if i == 0 || !qformerOnly {
@@ -112,32 +112,17 @@ struct BenchBlip2: ParsableCommand {
                                  i + 1, seconds, cpu, owned, owned / peak * 100))
                 }
                 for (s, shape) in shapes.enumerated() {
-                    var outputs: [[Float]] = [[], []], runCPU = [0.0, 0.0]
-                    // Alternate which schedule goes first, so neither always meets warm caches.
-                    for path in (i % 2 == 0 ? [0, 1] : [1, 0]) {
-                        let p = profile ? profiles[s][path] : nil
-                        let cpuStart = cpuSeconds()
-                        let (out, seconds) = try timed {
-                            path == 0
-                                ? try qformer.runPerLayer(queries: queries, queryCount: queryCount, textIDs: shape.ids,
-                                                          image: rows, imageRows: vision.sequenceLength, profile: p)
-                                : try qformer.run(queries: queries, queryCount: queryCount, textIDs: shape.ids, image: rows,
-                                                  imageRows: vision.sequenceLength, profile: p)
-                        }
-                        let cpu = cpuSeconds() - cpuStart
-                        outputs[path] = out
-                        runCPU[path] = cpu
-                        bestQ[s][path] = min(bestQ[s][path], cpu)
-                        bestQWall[s][path] = min(bestQWall[s][path], seconds)
+                    let cpuStart = cpuSeconds()
+                    let (_, seconds) = try timed {
+                        try qformer.run(queries: queries, queryCount: queryCount, textIDs: shape.ids, image: rows,
+                                        imageRows: vision.sequenceLength, profile: profile ? profiles[s] : nil)
                     }
-                    let identical = outputs[0].count == outputs[1].count
-                        && zip(outputs[0], outputs[1]).allSatisfy { $0.bitPattern == $1.bitPattern }
+                    let cpu = cpuSeconds() - cpuStart
+                    (bestQ[s], bestQWall[s]) = (min(bestQ[s], cpu), min(bestQWall[s], seconds))
                     let flops = qformerConfig.flops(queryRows: queryCount, textRows: shape.ids.count, imageRows: vision.sequenceLength)
-                    print(String(format: "  run %d: Q-Former %@: per-layer CPU %.4f s, batched CPU %.4f s (%.2f× less); outputs %@",
-                                 i + 1, shape.name, runCPU[0], runCPU[1], runCPU[0] / runCPU[1],
-                                 identical ? "bit-identical" : "DIFFER"), terminator: "")
-                    print(String(format: "; %.2f GFLOP", flops / 1e9))
-                    if !identical { throw ValidationError("the batched Q-Former differs from the per-layer schedule: a bug") }
+                    let owned = flops / (cpu / Double(threads)) / 1e9
+                    print(String(format: "  run %d: Q-Former %@: %.4f s wall, CPU %.4f s = %.1f GFLOPS by CPU time (%.0f%% of the ceiling)",
+                                 i + 1, shape.name, seconds, cpu, owned, owned / peak * 100))
                 }
             }
             if qformerOnly {
@@ -151,16 +136,11 @@ struct BenchBlip2: ParsableCommand {
             }
             for (s, shape) in shapes.enumerated() {
                 let flops = qformerConfig.flops(queryRows: queryCount, textRows: shape.ids.count, imageRows: vision.sequenceLength)
-                for path in [1, 0] {
-                    let owned = flops / (bestQ[s][path] / Double(threads)) / 1e9
-                    print(String(format: "Q-Former %@, %@: %.2f GFLOP, best wall %.4f s, best CPU %.4f s = %.1f GFLOPS by CPU time "
-                                 + "over %d threads = %.0f%% of the %.0f GFLOPS ceiling",
-                                 shape.name, path == 1 ? "batched" : "per-layer (former)", flops / 1e9, bestQWall[s][path],
-                                 bestQ[s][path], owned, threads, owned / peak * 100, peak))
-                }
-                if profile {
-                    for path in [0, 1] { printProfile(profiles[s][path], title: "\(shape.name), \(path == 1 ? "batched" : "per-layer")") }
-                }
+                let owned = flops / (bestQ[s] / Double(threads)) / 1e9
+                print(String(format: "Q-Former %@: %.2f GFLOP, best wall %.4f s, best CPU %.4f s = %.1f GFLOPS by CPU time "
+                             + "over %d threads = %.0f%% of the %.0f GFLOPS ceiling",
+                             shape.name, flops / 1e9, bestQWall[s], bestQ[s], owned, threads, owned / peak * 100, peak))
+                if profile { printProfile(profiles[s], title: shape.name) }
             }
         }
     }

@@ -6,7 +6,7 @@ import Testing
 
 /// The batched Q-Former schedule (`QFormer.run`: every cross layer's image keys and values in one GEMM, q/k/v from
 /// one packing, SIMD attention in the scalar loops' summation order) against the former per-layer schedule
-/// (`runPerLayer`), bit for bit, on shapes that reach each path: head dims 64 (4-accumulator blocks), 16 and 12 (a
+/// (`runPerLayer`, QFormerReference.swift), bit for bit, on shapes that reach each path: head dims 64 (4-accumulator blocks), 16 and 12 (a
 /// scalar tail), key counts above and below 64 and not multiples of 16, rows on the decode (≤ 8), mid-n and GEMM
 /// (image rows > 128) paths, f32 / f16 / bf16 weights, one and two threads.
 @Suite struct QFormerScheduleTests {
