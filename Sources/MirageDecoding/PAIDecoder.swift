@@ -82,7 +82,7 @@ public struct PAIDecoder: Decoder {
             ParameterSpec("end_layer", .int(-1...4096), default: .int(-1), help: "Layer after the last edited one (-1 = all layers).",
                           source: "PAI README.md (--end-layer 32 for 32-layer LLaMA-7B)"),
             ParameterSpec("beta", .double(0...1), default: .double(0.1),
-                          help: "Plausibility cut-off on the image prompt's log-probabilities (0 = none).",
+                          help: "Plausibility cut-off on the image prompt's log-probabilities (0 = none; unused in reference mode with gamma=1, as the published code).",
                           source: "PAI CFG.py (cutoff = log(0.1) + max)"),
             ParameterSpec("mode", .choice(Mode.allCases.map(\.rawValue)), default: .string("reference"),
                           help: "reference: the first token unedited (and none when gamma=1) and, with num_beams > 1, the text-only rows never reordered with the beams, as the published code; clean: every token edited, the text-only rows follow the beams.",
@@ -145,12 +145,12 @@ public struct PAIDecoder: Decoder {
     public func decode(_ context: DecodingContext) throws -> DecodeResult {
         let text = try context.branch(PAIDecoder.branchRole)
         let layers = try editedLayers(modelLayers: context.model.config.numLayers)
-        let (gamma, beta, observer) = (gamma, beta, scoreObserver)
+        let observer = scoreObserver
         if numBeams > 1 { return try beamDecode(context, text: text, layers: layers, reorderText: mode == .clean) }
         let edit = try scoreEdit(prompt: context.prompt, layers: layers)
         return try decodeContrastive(context, branches: [text], options: ForwardOptions(scoreEdit: edit),
                                      processors: sampling.processors(context.limits), score: { rows, step, trace in
-            let c = PAIDecoder.guidance(rows.logits[0], text: rows.logits[1], gamma: gamma, beta: beta)
+            let c = stepScores(rows.logits[0], text: rows.logits[1])
             recordCutoff(c, step: step, trace: &trace)
             observer?(step, c.scores)
             return c.scores
@@ -179,19 +179,30 @@ public struct PAIDecoder: Decoder {
         let state = BeamSearchState(numBeams: numBeams, semantics: .transformers437, eosTokenIDs: limits.eosTokenIDs,
                                     inputLength: context.prompt.tokenIDs.count, maxNewTokens: limits.maxNewTokens)
         let processors = standardProcessors(repetitionPenalty: sampling.repetitionPenalty, limits: limits)
-        // CFGLogits returns the log-softmax untouched when γ = 1 (no cut-off), which matters to the beam scores.
-        let (gamma, beta, observer) = (gamma, mode == .reference && gamma == 1 ? 0 : beta, scoreObserver)
+        let observer = scoreObserver
         var step = -1
         return try beamSearch(context, state: state, processors: processors, options: ForwardOptions(scoreEdit: edit),
                               logSoftmaxRows: false, companion: companion) { out, b, trace in
             // Each pass's rows arrive in beam order (the prefill's one row once); the text-only pass of this step
             // has already run.
             if b == 0 { step += 1 }
-            let c = PAIDecoder.guidance(out.logits(b), text: textOut.logits(textStepped ? b : 0), gamma: gamma, beta: beta)
+            let c = stepScores(out.logits(b), text: textOut.logits(textStepped ? b : 0))
             recordCutoff(c, step: step, trace: &trace)
             if b == 0 { observer?(step, c.scores) }
             return c.scores
         }
+    }
+
+    /// One step's scores, greedy, sampled or per beam. `reference` with γ = 1: `log_softmax(z)` as it is, no
+    /// cut-off and no text-only row, because CFGLogits returns there before both (CFG.py `__call__`); the
+    /// sampling distribution then keeps the tokens below `log β + max ls`. `clean` keeps the cut-off at γ = 1:
+    /// the paper's adaptive plausibility constraint does not depend on γ.
+    public func stepScores(_ logits: ArraySlice<Float>, text: ArraySlice<Float>) -> ContrastiveScores.Contrast {
+        if mode == .reference && gamma == 1 {
+            let ls = logSoftmax(logits)
+            return ContrastiveScores.Contrast(scores: ls, plausibleCount: ls.count, cutoffBound: false)
+        }
+        return PAIDecoder.guidance(logits, text: text, gamma: gamma, beta: beta)
     }
 
     /// CFG.py `CFGLogits.__call__`: `ls = log_softmax(z)`, `lu = log_softmax(z_text)`,

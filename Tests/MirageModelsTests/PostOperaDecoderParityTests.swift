@@ -112,16 +112,27 @@ import Testing
     }
 
     /// PAI's sampling formula against its published code's sampled runs (chair_eval.py with --sample: CFGLogits,
-    /// then transformers 4.37's temperature 0.7, top-k 50 and top-p 0.9): `PAIDecoder.guidance` on the two rows
-    /// CFGLogits combined, through PAI's sampling processors, gives what `torch.multinomial` was handed.
+    /// then transformers 4.37's temperature 0.7, top-k 50 and top-p 0.9): the `reference` decoder's step scores
+    /// on the two rows CFGLogits combined, through PAI's sampling processors, give what `torch.multinomial` was
+    /// handed. Each image has a run at the settings' γ and one at γ = 1, where CFGLogits hands back the
+    /// log-softmax with no cut-off and no text-only row (the cut-off would drop kept tokens on these rows).
     @Test func paiSamplingFormulaMatchesPublishedCode() throws {
         let (settings, runs) = try Self.samplingRuns("pai-sampling.json")
-        let (gamma, beta) = (settings["gamma"] as! Double, settings["beta"] as! Double)
-        let d = PAIDecoder(alpha: settings["alpha"] as! Double, gamma: gamma, beta: beta, temperature: settings["temperature"] as! Double,
-                           topK: settings["top_k"] as! Int, topP: settings["top_p"] as! Double, sample: true)
-        try checkSampledDistributions("pai", runs, processors: d.sampling.processors(Self.samplingLimits)) { step in
-            PAIDecoder.guidance(Self.floats(step["logits"])[...], text: Self.floats(step["text_logits"])[...],
-                                gamma: gamma, beta: beta).scores
+        let beta = settings["beta"] as! Double
+        let gammas = runs.map { $0["gamma"] as! Double }
+        #expect(Set(gammas) == [settings["gamma"] as! Double, 1], "pai-sampling.json: runs at the settings' gamma and at 1")
+        for gamma in Set(gammas).sorted() {
+            let d = PAIDecoder(alpha: settings["alpha"] as! Double, gamma: gamma, beta: beta, mode: .reference,
+                               temperature: settings["temperature"] as! Double, topK: settings["top_k"] as! Int,
+                               topP: settings["top_p"] as! Double, sample: true)
+            try checkSampledDistributions("pai gamma \(gamma)", runs.filter { $0["gamma"] as! Double == gamma },
+                                          processors: d.sampling.processors(Self.samplingLimits)) { step in
+                let logits = Self.floats(step["logits"])
+                // γ = 1: the published code ran no text-only pass, so there is no row to hand over.
+                let text = gamma == 1 ? logits : Self.floats(step["text_logits"])
+                #expect(gamma == 1 || step["text_logits"] != nil)
+                return d.stepScores(logits[...], text: text[...]).scores
+            }
         }
     }
 
