@@ -61,13 +61,14 @@ case "${1:-}" in
 start)
     folder="$(mktemp -d "${TMPDIR:-/tmp}/mirage-pg.XXXXXX")"
     chmod 755 "$folder"
+    # The folder first, so that a caller can still stop and remove it when a later step fails or is killed.
+    echo "export PGTHROWAWAY='$folder'"
     [ "$(id -u)" = 0 ] && chown "$owner" "$folder"
     as_owner "$bin/initdb" -D "$folder/data" -U mirage --auth=trust -E UTF8 --no-locale >"$folder/initdb.log" 2>&1 \
         || { cat "$folder/initdb.log" >&2; exit 1; }
     launch "$folder"
     socket="$(printf '%s' "$folder" | sed 's|/|%2F|g')"
     echo "export MIRAGE_TEST_POSTGRES='postgres://mirage@$socket/postgres'"
-    echo "export PGTHROWAWAY='$folder'"
     ;;
 restart)
     pg_ctl_alone -D "${2:?the folder printed by start}/data" -l "$2/server.log" -w -m fast restart >/dev/null

@@ -147,6 +147,8 @@ public struct PAIDecoder: Decoder {
         let layers = try editedLayers(modelLayers: context.model.config.numLayers)
         let observer = scoreObserver
         if numBeams > 1 { return try beamDecode(context, text: text, layers: layers, reorderText: mode == .clean) }
+        // Greedy and sampling still run the text-only sequence in `reference` mode with γ = 1 (its rows go unread):
+        // without a branch `decodeContrastive` would prefill the prompt without the prefix cache it shares.
         let edit = try scoreEdit(prompt: context.prompt, layers: layers)
         return try decodeContrastive(context, branches: [text], options: ForwardOptions(scoreEdit: edit),
                                      processors: sampling.processors(context.limits), score: { rows, step, trace in
@@ -158,23 +160,30 @@ public struct PAIDecoder: Decoder {
     }
 
     /// chair_eval.py `--beam B`: the image prompt's B beams in one session (every beam edited), the text-only
-    /// prompt's B rows in another, stepped after each choice with each beam's newest token (reordered with the
-    /// beams only in `clean` mode), and transformers 4.37's beam search over the guided scores as they are.
+    /// prompt's B rows in another (none in `reference` mode with γ = 1, whose scores read no text row), stepped
+    /// after each choice with each beam's newest token (reordered with the beams only in `clean` mode), and
+    /// transformers 4.37's beam search over the guided scores as they are.
     /// `reorderText` is separate from the mode so that the tests can show what the unreordered rows change.
     func beamDecode(_ context: DecodingContext, text: PromptLayout, layers: Range<Int>, reorderText: Bool) throws -> DecodeResult {
         guard !sample else { throw PostOperaError.beamWithSampling(decoder: name, beams: numBeams) }
         guard !text.items.isEmpty else { throw DecodingError.emptyPrompt }
         let limits = context.limits
         let edit = try scoreEdit(prompt: context.prompt, layers: layers, sequences: 0..<numBeams)
-        let textSession = context.makeSession()
-        var textOut = try textSession.prefill(text.items)
+        // `reference` with γ = 1: CFGLogits returns the log-softmax before its text-only pass and `stepScores`
+        // reads no text row, so the text-only rows are neither prefilled nor stepped (nor metered).
+        var companion: BeamCompanion?
+        var textOut: ForwardOutput?
         var textStepped = false  // before the first step every beam reads the prefill's last row
-        for _ in 1..<numBeams { textSession.session.fork(0) }
-        let companion = BeamCompanion(advance: { parents, tokens in
-            if reorderText { textSession.session.reorder(parents) }
-            textOut = try textSession.step(tokens)
-            textStepped = true
-        }, meter: { textSession.meter })
+        if !(mode == .reference && gamma == 1) {
+            let textSession = context.makeSession()
+            textOut = try textSession.prefill(text.items)
+            for _ in 1..<numBeams { textSession.session.fork(0) }
+            companion = BeamCompanion(advance: { parents, tokens in
+                if reorderText { textSession.session.reorder(parents) }
+                textOut = try textSession.step(tokens)
+                textStepped = true
+            }, meter: { textSession.meter })
+        }
         // PAI pins transformers 4.37 (environment.yml); chair_eval.py sets no length penalty or early stopping.
         let state = BeamSearchState(numBeams: numBeams, semantics: .transformers437, eosTokenIDs: limits.eosTokenIDs,
                                     inputLength: context.prompt.tokenIDs.count, maxNewTokens: limits.maxNewTokens)
@@ -186,9 +195,13 @@ public struct PAIDecoder: Decoder {
             // Each pass's rows arrive in beam order (the prefill's one row once); the text-only pass of this step
             // has already run.
             if b == 0 { step += 1 }
-            let c = stepScores(out.logits(b), text: textOut.logits(textStepped ? b : 0))
-            recordCutoff(c, step: step, trace: &trace)
-            if b == 0 { observer?(step, c.scores) }
+            let c = stepScores(out.logits(b), text: textOut?.logits(textStepped ? b : 0) ?? [])
+            // The trace counts steps, not beam rows: the cut-off is recorded for beam 0's row only, as the
+            // observer sees it (the other beams' plausible sets and cut-off events are not counted).
+            if b == 0 {
+                recordCutoff(c, step: step, trace: &trace)
+                observer?(step, c.scores)
+            }
             return c.scores
         }
     }

@@ -244,7 +244,7 @@ extension Kernels {
     }
 
     /// x in 12-row panels of f16 pairs for the f16 GEMM (`usesF16DotProducts(_:)`): each row multiplied by the
-    /// power of two that brings its largest magnitude into (1/2, 1] (`gemmPackF16`).
+    /// power of two that brings its largest magnitude into [1/2, 1) (`gemmPackF16`).
     static func packF16Panels(_ x: UnsafePointer<Float>, n: Int, cols: Int, pool: WorkerPool) -> PackedInput {
         let packed = PackedInput(n: n, cols: cols, bf16: false, layout: .f16Panels, pool: pool)
         let panels = (n + gemmPanelRows - 1) / gemmPanelRows

@@ -5,8 +5,9 @@ import MirageStore
 
 /// `mirage run` workers on PostgreSQL across a real server restart, and across a server that stays down longer
 /// than a worker waits. Each test starts a throwaway server of its own (`Scripts/postgres-throwaway.sh`), so the
-/// server the other tests share is never disturbed. Every external process and every wait has its own deadline
-/// after which it is killed: a test blocked in a synchronous call is not interrupted by `.timeLimit`.
+/// server the other tests share is never disturbed. Every call of the script, every worker and every wait has its
+/// own deadline after which it is killed: a test blocked in a synchronous call is not interrupted by `.timeLimit`.
+/// The single-process reference run (`Experiment`) and the store reads go through `runProcess`, which has none.
 @Suite struct ServerRestartTests {
     typealias Worker = RunWorkersTests.Worker
 
@@ -72,15 +73,24 @@ import MirageStore
         let url: String
         let folder: String
 
+        /// When `start` fails, times out or prints no URL after it printed its folder (the script prints that
+        /// first), the folder is stopped before the error is rethrown: pg_ctl puts the server in a session of its
+        /// own, which the group kill of `throwaway` does not reach, and no `defer { stop() }` is registered yet.
         init() throws {
             let started = try throwaway(["start"])
-            try #require(started.status == 0, "postgres-throwaway.sh start failed: \(started.output)")
             func value(_ name: String) -> String? {
                 started.output.split(separator: "\n").first { $0.hasPrefix("export \(name)='") }
                     .map { String($0.dropFirst("export \(name)='".count).dropLast()) }
             }
-            url = try #require(value("MIRAGE_TEST_POSTGRES"), "no URL in: \(started.output)")
-            folder = try #require(value("PGTHROWAWAY"), "no folder in: \(started.output)")
+            let printedFolder = value("PGTHROWAWAY")
+            do {
+                try #require(started.status == 0, "postgres-throwaway.sh start failed: \(started.output)")
+                url = try #require(value("MIRAGE_TEST_POSTGRES"), "no URL in: \(started.output)")
+                folder = try #require(printedFolder, "no folder in: \(started.output)")
+            } catch {
+                if let printedFolder { _ = try? throwaway(["stop", printedFolder]) }
+                throw error
+            }
         }
 
         func use(_ action: String) throws {

@@ -118,6 +118,10 @@ import Testing
             let score = c["sequences_score"] as! Double
             #expect(Self.sameScore(result.trace.counters["best-score"], score),
                     "\(label): best score \(result.trace.counters["best-score"] ?? .nan) vs \(score)")
+            if decoder is PAIDecoder {
+                // The cut-off trace counts steps (beam 0's row), not 1 + B·(steps − 1) beam rows.
+                #expect(result.trace.counters["steps"] == Double(recorder.count), "\(label): traced steps vs observed steps")
+            }
             let mine = try #require(recorder[0], "\(label): no first-step scores")
             PostOperaDecoderParityTests.expectSummary(mine, c["first_step"] as! [String: Any], "\(label) first step")
             try made.extra?(context)

@@ -22,6 +22,8 @@ import Testing
         private var steps: [Int: [Float]] = [:]
         func record(_ step: Int, _ scores: [Float]) { lock.lock(); steps[step] = scores; lock.unlock() }
         subscript(step: Int) -> [Float]? { lock.lock(); defer { lock.unlock() }; return steps[step] }
+        /// How many steps were recorded.
+        var count: Int { lock.lock(); defer { lock.unlock() }; return steps.count }
     }
 
     @Test func paiMatchesPublishedCode() throws {
