@@ -21,7 +21,7 @@ struct ModelRunOptions: ParsableArguments {
     var quantize: String?
 
     @Option(name: .long, help: ArgumentHelp(
-        "exact (default): every weight widened to f32, f32 accumulation (matches transformers' float32 for f32, f16 and bf16 checkpoints). fast: bf16 dot products (vdpbf16ps) for bf16 checkpoints and for f16 checkpoints converted to bf16 at load, activations rounded to bf16 in prompts, on CPUs where they beat f32 FMAs (elsewhere f16 and bf16 compute as exact); with --quantize q8 (or a pre-quantized folder) int8 dot products (vpdpbusd), activations quantized to int8 per 32 inputs (docs/engine.md, \"Precision\").",
+        "exact (default): every weight widened to f32, f32 accumulation (matches transformers' float32 for f32, f16 and bf16 checkpoints). fast: for f16 checkpoints on prompts over 128 rows, f16 FMAs (AVX512-FP16, activations scaled per row, f16 sums of 64 products flushed into f32) where they beat f32 FMAs; bf16 dot products (vdpbf16ps) for bf16 checkpoints and for f16 checkpoints converted to bf16 at load, activations rounded to bf16 in prompts, on CPUs where they beat f32 FMAs (elsewhere f16 and bf16 compute as exact); with --quantize q8 (or a pre-quantized folder) int8 dot products (vpdpbusd), activations quantized to int8 per 32 inputs (docs/engine.md, \"Precision\").",
         valueName: "exact|fast"))
     var precision: Precision = .exact
 

@@ -117,7 +117,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Quantize projections and LM head at load (q8).", valueName: "q8"))
     var quantize: String?
 
-    @Option(name: .long, help: ArgumentHelp("exact (default): weights widened to f32, f32 accumulation; fast: bf16 dot products for bf16 and f16 checkpoints where this CPU's beat f32 FMAs, int8 dot products for q8 with AVX512-VNNI (docs/engine.md, \"Precision\"). Part of each run's identity; for fast so is that route, so a worker on a CPU with another route forms its own run instead of resuming one (`mirage runs show` prints it).", valueName: "exact|fast"))
+    @Option(name: .long, help: ArgumentHelp("exact (default): weights widened to f32, f32 accumulation; fast: on prompts over 128 rows, f16 FMAs (AVX512-FP16, f16 sums of 64 products flushed into f32) for f16 checkpoints and bf16 dot products for bf16 ones, each where this CPU's beat f32 FMAs, int8 dot products for q8 with AVX512-VNNI (docs/engine.md, \"Precision\"). Part of each run's identity; for fast so is that route, so a worker on a CPU with another route forms its own run instead of resuming one (`mirage runs show` prints it).", valueName: "exact|fast"))
     var precision: Precision?
 
     @Option(name: .long, help: "Worker threads (default and maximum: the machine's CPUs).")
